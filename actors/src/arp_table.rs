@@ -1,0 +1,19 @@
+//! The ARP table actor: [`TableActor`] over [`ArpEntry`], keyed by MAC address.
+
+use rtm_proto::types::MacAddr;
+use rtm_proto::wire::{Key, Table};
+use rtm_proto::ArpEntry;
+
+use crate::health::ActorKind;
+use crate::table::{TableActor, TableRecord};
+
+pub type ArpTable = TableActor<ArpEntry>;
+
+impl TableRecord for ArpEntry {
+    const TABLE: Table = Table::Arp;
+    const ACTOR: ActorKind = ActorKind::Arp;
+
+    fn wire_key(key: MacAddr) -> Key {
+        Key::Arp(key)
+    }
+}

@@ -1,0 +1,238 @@
+//! The daemon's settings: where the instance lives, table capacities and limits.
+//!
+//! Every setting has a built-in default, so `rtmd` runs without a config file. A TOML file
+//! (`rtmd --config FILE`) may set any of them; flags override the file. SIGHUP re-reads the
+//! file and applies the settings marked *reloadable* to running and future sessions.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const DEFAULT_ROUTE_CAPACITY: usize = 1 << 20;
+pub const DEFAULT_ARP_CAPACITY: usize = 1 << 18;
+pub const DEFAULT_CLIENT_QUEUE: usize = 65_536;
+pub const DEFAULT_MAX_CLIENTS: u32 = 1024;
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings fixed for the daemon's lifetime.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub shm_dir: PathBuf,
+    pub instance: String,
+    pub route_capacity: usize,
+    pub arp_capacity: usize,
+    /// Mode of the socket file.
+    pub socket_mode: u32,
+    /// Mode of the shared-memory files (0644 or tighter).
+    pub shm_mode: u32,
+    /// The config file SIGHUP re-reads, if any.
+    pub config_file: Option<PathBuf>,
+    pub limits: LimitValues,
+}
+
+impl Config {
+    pub fn route_shm_path(&self) -> PathBuf {
+        self.shm_dir.join(format!("{}.route", self.instance))
+    }
+
+    pub fn arp_shm_path(&self) -> PathBuf {
+        self.shm_dir.join(format!("{}.arp", self.instance))
+    }
+
+    /// The lock that keeps two daemons off the same shared-memory instance.
+    pub fn shm_lock_path(&self) -> PathBuf {
+        self.shm_dir.join(format!("{}.lock", self.instance))
+    }
+
+    /// The lock that keeps two daemons off the same socket.
+    pub fn socket_lock_path(&self) -> PathBuf {
+        let mut p = self.socket.clone().into_os_string();
+        p.push(".lock");
+        PathBuf::from(p)
+    }
+}
+
+/// The reloadable limits, as plain values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitValues {
+    /// Registered subscribers allowed at once (one-shot requests are never refused by it).
+    pub max_clients: u32,
+    /// Notifications queued per subscriber before they collapse into one `resync`.
+    pub client_queue: usize,
+    /// A connection that has not said Hello by then is closed.
+    pub handshake_timeout: Duration,
+    /// Largest frame accepted from a client.
+    pub max_frame: usize,
+}
+
+impl Default for LimitValues {
+    fn default() -> Self {
+        LimitValues {
+            max_clients: DEFAULT_MAX_CLIENTS,
+            client_queue: DEFAULT_CLIENT_QUEUE,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_frame: rtm_proto::wire::DEFAULT_MAX_REQUEST_FRAME,
+        }
+    }
+}
+
+/// The limits in force, shared by every actor; SIGHUP stores new values.
+#[derive(Debug)]
+pub struct Limits {
+    max_clients: AtomicU32,
+    client_queue: AtomicUsize,
+    handshake_ms: AtomicU64,
+    max_frame: AtomicUsize,
+}
+
+impl Limits {
+    pub fn new(v: LimitValues) -> Limits {
+        let l = Limits {
+            max_clients: AtomicU32::new(0),
+            client_queue: AtomicUsize::new(0),
+            handshake_ms: AtomicU64::new(0),
+            max_frame: AtomicUsize::new(0),
+        };
+        l.store(v);
+        l
+    }
+
+    pub fn store(&self, v: LimitValues) {
+        self.max_clients.store(v.max_clients, Relaxed);
+        self.client_queue.store(v.client_queue, Relaxed);
+        self.handshake_ms
+            .store(v.handshake_timeout.as_millis() as u64, Relaxed);
+        self.max_frame.store(v.max_frame, Relaxed);
+    }
+
+    pub fn load(&self) -> LimitValues {
+        LimitValues {
+            max_clients: self.max_clients.load(Relaxed),
+            client_queue: self.client_queue.load(Relaxed),
+            handshake_timeout: Duration::from_millis(self.handshake_ms.load(Relaxed)),
+            max_frame: self.max_frame.load(Relaxed),
+        }
+    }
+}
+
+/// The config file's shape. Every key is optional; unknown keys are an error so that a typo
+/// does not silently leave a default in force.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub socket: Option<PathBuf>,
+    pub shm_dir: Option<PathBuf>,
+    pub instance: Option<String>,
+    pub route_capacity: Option<usize>,
+    pub arp_capacity: Option<usize>,
+    pub socket_mode: Option<String>,
+    pub shm_mode: Option<String>,
+    pub max_clients: Option<u32>,
+    pub client_queue: Option<usize>,
+    /// e.g. "10s", "500ms"
+    pub handshake_timeout: Option<String>,
+    pub max_frame: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key} = \"{value}\": {why}")]
+    Value {
+        key: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// The reloadable limits this file sets on top of `base`.
+    pub fn limits(&self, base: LimitValues) -> Result<LimitValues, ConfigError> {
+        let mut v = base;
+        if let Some(n) = self.max_clients {
+            v.max_clients = n;
+        }
+        if let Some(n) = self.client_queue {
+            v.client_queue = check_positive("client-queue", n)?;
+        }
+        if let Some(t) = &self.handshake_timeout {
+            v.handshake_timeout = parse_duration("handshake-timeout", t)?;
+        }
+        if let Some(n) = self.max_frame {
+            v.max_frame = check_positive("max-frame", n)?;
+        }
+        Ok(v)
+    }
+}
+
+fn check_positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
+    if n == 0 {
+        return Err(ConfigError::Value {
+            key,
+            value: n.to_string(),
+            why: "must be at least 1".into(),
+        });
+    }
+    Ok(n)
+}
+
+/// Parses a duration such as `10s` or `250ms`.
+pub fn parse_duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s).map_err(|e| ConfigError::Value {
+        key,
+        value: s.to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// Parses an octal file mode such as `0660`.
+pub fn parse_mode(key: &'static str, s: &str) -> Result<u32, ConfigError> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(ConfigError::Value {
+            key,
+            value: s.to_string(),
+            why: "expected an octal mode such as 0660".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_limits_and_bad_values() {
+        let f: FileConfig = toml::from_str("max-clients = 3\nhandshake-timeout = \"2s\"").unwrap();
+        let v = f.limits(LimitValues::default()).unwrap();
+        assert_eq!(v.max_clients, 3);
+        assert_eq!(v.handshake_timeout, Duration::from_secs(2));
+        assert!(toml::from_str::<FileConfig>("max-client = 3").is_err());
+        let bad: FileConfig = toml::from_str("client-queue = 0").unwrap();
+        let e = bad.limits(LimitValues::default()).unwrap_err().to_string();
+        assert!(e.contains("client-queue") && e.contains('0'), "{e}");
+        assert_eq!(parse_mode("m", "0640").unwrap(), 0o640);
+        assert!(parse_mode("m", "999").is_err());
+    }
+}

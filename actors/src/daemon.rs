@@ -1,0 +1,123 @@
+//! Start-up and the main loop of `rtmd`: claim the socket and the shared-memory instance, create
+//! the table files, then run the actor system until a clean stop.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use actix::prelude::*;
+use rtm_proto::shm::{ArpWriter, RouteWriter, ShmError};
+use rustix::fs::{flock, FlockOperation};
+
+use crate::config::Config;
+use crate::supervisor::{Boot, Supervisor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("another rtmd is already serving {0}")]
+    SocketBusy(PathBuf),
+    #[error("shared-memory instance {instance:?} in {dir} is in use by another rtmd")]
+    InstanceBusy { instance: String, dir: PathBuf },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Shm(#[from] ShmError),
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
+    move |source| StartError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Takes an exclusive lock held for the daemon's lifetime; `Ok(None)` if someone holds it.
+fn try_lock(path: &Path) -> Result<Option<File>, StartError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(io("cannot open lock file", path))?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(io("cannot lock", path)(e.into())),
+    }
+}
+
+/// Binds the socket, refusing to take over a live daemon's and replacing a stale one.
+fn bind_socket(config: &Config) -> Result<(UnixListener, File), StartError> {
+    let path = &config.socket;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io("cannot create socket directory", dir))?;
+    }
+    let lock_path = config.socket_lock_path();
+    let lock = try_lock(&lock_path)?.ok_or_else(|| StartError::SocketBusy(path.clone()))?;
+    match fs::symlink_metadata(path) {
+        Ok(meta) => {
+            // A daemon that predates the lock file, or one in another mount namespace, still
+            // answers: do not steal its socket.
+            if meta.file_type().is_socket() && UnixStream::connect(path).is_ok() {
+                return Err(StartError::SocketBusy(path.clone()));
+            }
+            fs::remove_file(path).map_err(io("cannot remove stale socket", path))?;
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io("cannot inspect socket path", path)(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(io("cannot bind socket", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(config.socket_mode))
+        .map_err(io("cannot set socket mode", path))?;
+    Ok((listener, lock))
+}
+
+/// Runs the daemon until it stops; returns the process exit code.
+pub fn run(config: Config) -> Result<i32, StartError> {
+    let (socket, socket_lock) = bind_socket(&config)?;
+    fs::create_dir_all(&config.shm_dir)
+        .map_err(io("cannot create shm directory", &config.shm_dir))?;
+    let shm_lock_path = config.shm_lock_path();
+    let shm_lock = try_lock(&shm_lock_path)?.ok_or_else(|| StartError::InstanceBusy {
+        instance: config.instance.clone(),
+        dir: config.shm_dir.clone(),
+    })?;
+    let route = RouteWriter::create(
+        &config.route_shm_path(),
+        config.route_capacity,
+        config.shm_mode,
+    )?;
+    let arp = ArpWriter::create(&config.arp_shm_path(), config.arp_capacity, config.shm_mode)?;
+    let cleanup = vec![
+        config.socket.clone(),
+        config.socket_lock_path(),
+        shm_lock_path,
+    ];
+    let boot = Boot {
+        config,
+        socket,
+        route,
+        arp,
+        cleanup,
+    };
+    let system = System::new();
+    system.block_on(async move {
+        Supervisor::new(boot).start();
+    });
+    let code = system
+        .run_with_code()
+        .map_err(io("actor system failed", Path::new("-")))?;
+    // The locks are released only now, after the files they guard are gone.
+    drop((socket_lock, shm_lock));
+    Ok(code)
+}

@@ -1,0 +1,34 @@
+//! # rtm-actors — the inside of `rtmd`
+//!
+//! An actix actor system under one [`Supervisor`](supervisor::Supervisor):
+//!
+//! - [`listener`]: accepts connections and starts one [`session`] per client, with the peer's
+//!   pid/uid and a pidfd taken from the socket.
+//! - [`session`]: reads frames, runs the handshake, turns requests into messages for the tables,
+//!   the registry and the broker, and queues replies and notifications in its bounded
+//!   [`outbox`], which a writer task drains to the socket.
+//! - [`route_table`] / [`arp_table`]: each owns one table ([`table`] is their common core):
+//!   the authoritative copy, the shared-memory writer, the sequence counter, the subscribers.
+//! - [`registry`]: the registered subscribers, for `rtmctl clients`, `--max-clients` and flushes.
+//! - [`signal_broker`]: SIGTERM/SIGINT/SIGHUP in, SIGUSR1 out through pidfds.
+//!
+//! A route added with `rtmctl route add` travels: socket → `Session` → `RouteTable` (validated,
+//! written to shared memory, sequence number assigned) → `Notify` to every subscribed
+//! `Session` → its outbox → the client's socket; the client then reads the entry from its
+//! read-only mapping of the shared-memory file.
+
+pub mod arp_table;
+pub mod config;
+pub mod daemon;
+pub mod health;
+pub mod listener;
+pub mod outbox;
+pub mod registry;
+pub mod route_table;
+pub mod session;
+pub mod signal_broker;
+pub mod supervisor;
+pub mod table;
+
+pub use config::Config;
+pub use daemon::{run, StartError};

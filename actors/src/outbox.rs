@@ -1,0 +1,274 @@
+//! A session's outgoing queue and the task that writes it to the socket.
+//!
+//! actix's own framed writer has no real back-pressure (FACTS.md), so each session bounds its
+//! queue itself: replies are kept (they are bounded by the one request in flight), while
+//! notifications beyond `client_queue` collapse, per table, into one `Resync` whose sequence
+//! number keeps advancing until it is written. A slow client therefore costs a bounded amount of
+//! memory and never slows the table writers. The writer task drains everything queued at once
+//! into one buffer, many frames per `write` call.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rtm_proto::wire::{self, Event, ServerMsg, Table};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::Notify;
+use tracing::debug;
+
+/// Per-session figures, read by the registry for `rtmctl clients`.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    pub queued: AtomicU64,
+    pub sent: AtomicU64,
+    pub resyncs: AtomicU64,
+}
+
+enum Item {
+    /// An encoded reply body.
+    Reply(Bytes),
+    Event(Event),
+    /// A pending resync; its sequence number is read from `Outbox::resync_seq` when written.
+    Resync(Table),
+}
+
+/// Most events per `Events` frame; keeps frames far below the client's frame limit.
+const EVENTS_PER_FRAME: usize = 4096;
+/// Most bytes gathered for one write.
+const WRITE_CHUNK: usize = 256 * 1024;
+/// How long a closing session may take to hand its last frames to a client.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+pub struct Outbox {
+    items: VecDeque<Item>,
+    events: usize,
+    limit: usize,
+    resync_seq: [Option<u64>; 2],
+    closing: bool,
+    /// The socket failed: nothing more can be written, so nothing more is kept.
+    dead: bool,
+    stats: Arc<SessionStats>,
+    health: Arc<crate::health::Health>,
+}
+
+fn slot(t: Table) -> usize {
+    match t {
+        Table::Route => 0,
+        Table::Arp => 1,
+    }
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+    }
+
+    /// Queues a reply body.
+    pub fn push_reply(&mut self, body: Bytes) {
+        if self.dead {
+            return;
+        }
+        self.items.push_back(Item::Reply(body));
+    }
+
+    /// Queues a notification, collapsing this table's backlog into a resync when over the bound.
+    pub fn push_event(&mut self, ev: Event) {
+        if self.dead {
+            return;
+        }
+        let Some(table) = ev.table() else {
+            self.items.push_back(Item::Event(ev));
+            return;
+        };
+        let seq = match ev {
+            Event::Start { seq, .. }
+            | Event::Change { seq, .. }
+            | Event::Flush { seq, .. }
+            | Event::Resync { seq, .. } => seq,
+            Event::Bye => unreachable!("Bye has no table"),
+        };
+        let s = slot(table);
+        if let Some(pending) = &mut self.resync_seq[s] {
+            // Already collapsed: the resync covers this change too.
+            *pending = seq;
+            return;
+        }
+        if self.events >= self.limit {
+            let before = self.items.len();
+            self.items
+                .retain(|it| !matches!(it, Item::Event(e) if e.table() == Some(table)));
+            self.events -= before - self.items.len();
+            self.items.push_back(Item::Resync(table));
+            self.resync_seq[s] = Some(seq);
+            self.stats.resyncs.fetch_add(1, Relaxed);
+            crate::health::Counters::bump(&self.health.counters.resyncs);
+        } else {
+            self.items.push_back(Item::Event(ev));
+            self.events += 1;
+        }
+        self.stats.queued.store(self.events as u64, Relaxed);
+    }
+
+    /// Encodes queued items into `buf` as frames, up to about [`WRITE_CHUNK`] bytes.
+    fn drain_into(&mut self, buf: &mut BytesMut) {
+        let mut batch: Vec<Event> = Vec::new();
+        let mut sent = 0u64;
+        while buf.len() + batch.len() * 16 < WRITE_CHUNK {
+            let Some(item) = self.items.pop_front() else {
+                break;
+            };
+            let ev = match item {
+                Item::Reply(body) => {
+                    flush_events(&mut batch, buf);
+                    put_frame(buf, &body);
+                    continue;
+                }
+                Item::Event(ev) => {
+                    self.events -= 1;
+                    ev
+                }
+                Item::Resync(t) => Event::Resync {
+                    table: t,
+                    seq: self.resync_seq[slot(t)].take().unwrap_or_default(),
+                },
+            };
+            batch.push(ev);
+            sent += 1;
+            if batch.len() == EVENTS_PER_FRAME {
+                flush_events(&mut batch, buf);
+            }
+        }
+        flush_events(&mut batch, buf);
+        self.stats.queued.store(self.events as u64, Relaxed);
+        self.stats.sent.fetch_add(sent, Relaxed);
+        crate::health::Counters::bump_by(&self.health.counters.events_sent, sent);
+    }
+}
+
+fn put_frame(buf: &mut BytesMut, body: &[u8]) {
+    buf.reserve(4 + body.len());
+    buf.put_u32(body.len() as u32);
+    buf.put_slice(body);
+}
+
+fn flush_events(batch: &mut Vec<Event>, buf: &mut BytesMut) {
+    if batch.is_empty() {
+        return;
+    }
+    let msg = ServerMsg::Events(std::mem::take(batch));
+    let body = wire::encode(&msg).expect("events always encode");
+    put_frame(buf, &body);
+}
+
+/// The session's handle on its outbox; cloning shares it with the writer task.
+#[derive(Clone)]
+pub struct OutboxHandle {
+    inner: Rc<RefCell<Outbox>>,
+    wake: Rc<Notify>,
+}
+
+impl OutboxHandle {
+    /// Creates the outbox and spawns its writer task on the current arbiter.
+    pub fn spawn(
+        sink: OwnedWriteHalf,
+        limit: usize,
+        stats: Arc<SessionStats>,
+        health: Arc<crate::health::Health>,
+    ) -> OutboxHandle {
+        let h = OutboxHandle {
+            inner: Rc::new(RefCell::new(Outbox {
+                items: VecDeque::new(),
+                events: 0,
+                limit: limit.max(1),
+                resync_seq: [None, None],
+                closing: false,
+                dead: false,
+                stats,
+                health,
+            })),
+            wake: Rc::new(Notify::new()),
+        };
+        actix_rt::spawn(h.clone().run(sink));
+        h
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Outbox) -> T) -> T {
+        let r = f(&mut self.inner.borrow_mut());
+        self.wake.notify_one();
+        r
+    }
+
+    /// Writes what is queued, then closes the write side. Idempotent.
+    pub fn close(&self) {
+        self.with(|o| {
+            if !o.closing {
+                o.closing = true;
+                // A clean stop waits for closing writers to hand over their last frames
+                // (a dead writer has nothing left to hand over).
+                if !o.dead {
+                    o.health.closing_writers.fetch_add(1, Relaxed);
+                }
+            }
+        });
+    }
+
+    async fn run(self, sink: OwnedWriteHalf) {
+        self.write_all(sink).await;
+        let mut o = self.inner.borrow_mut();
+        // From here on `close` must not count this writer again.
+        o.dead = true;
+        if o.closing {
+            o.health.closing_writers.fetch_sub(1, Relaxed);
+        }
+    }
+
+    async fn write_all(&self, mut sink: OwnedWriteHalf) {
+        let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+        loop {
+            let closing = {
+                let mut o = self.inner.borrow_mut();
+                if o.is_empty() {
+                    if o.closing {
+                        break;
+                    }
+                    None
+                } else {
+                    o.drain_into(&mut buf);
+                    Some(o.closing)
+                }
+            };
+            let Some(closing) = closing else {
+                self.wake.notified().await;
+                continue;
+            };
+            let write = sink.write_all(&buf);
+            let res = if closing {
+                tokio::time::timeout(CLOSE_GRACE, write)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            } else {
+                write.await
+            };
+            buf.clear();
+            if let Err(e) = res {
+                debug!("session write failed: {e}");
+                // The read side sees the hang-up too and ends the session; drop what is queued.
+                let mut o = self.inner.borrow_mut();
+                o.items.clear();
+                o.events = 0;
+                o.dead = true;
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.shutdown()).await;
+    }
+}

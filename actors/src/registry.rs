@@ -1,0 +1,150 @@
+//! The registry of subscribed clients: who is registered, since when, with which pidfd.
+//!
+//! Only subscribers register (one-shot request connections never do), so `--max-clients`
+//! counts exactly what `rtmctl clients` lists. A session deregisters itself when it stops,
+//! whether the client said goodbye or vanished.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use rtm_proto::wire::{ClientInfo, Failure};
+use tracing::info;
+
+use crate::config::Limits;
+use crate::outbox::SessionStats;
+use crate::session::{Session, ShutdownSession};
+
+/// A client as it registered; `stats` are live figures kept by its session.
+pub struct Registration {
+    pub id: u64,
+    pub pid: i32,
+    pub uid: u32,
+    pub name: String,
+    pub connected_at_ms: u64,
+    pub sigusr1: bool,
+    /// Taken from the socket at accept time; `None` if the kernel could not give one.
+    pub pidfd: Option<Arc<OwnedFd>>,
+    pub stats: Arc<SessionStats>,
+    pub session: Addr<Session>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Failure>")]
+pub struct Register(pub Registration);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deregister {
+    pub id: u64,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<ClientInfo>")]
+pub struct ListClients;
+
+/// The pidfds of registered clients that announced a SIGUSR1 handler.
+#[derive(Message)]
+#[rtype(result = "Vec<(u64, Arc<OwnedFd>)>")]
+pub struct SignalTargets;
+
+/// Clean stop: tell every registered client goodbye.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SayBye;
+
+pub struct Registry {
+    clients: BTreeMap<u64, Registration>,
+    limits: Arc<Limits>,
+}
+
+impl Registry {
+    pub fn new(limits: Arc<Limits>) -> Self {
+        Registry {
+            clients: BTreeMap::new(),
+            limits,
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+impl Handler<Register> for Registry {
+    type Result = Result<(), Failure>;
+
+    fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) -> Self::Result {
+        let max = self.limits.load().max_clients;
+        if self.clients.len() >= max as usize {
+            return Err(Failure::TooManyClients { max });
+        }
+        let r = msg.0;
+        info!(id = r.id, pid = r.pid, uid = r.uid, name = %r.name, "client registered");
+        self.clients.insert(r.id, r);
+        Ok(())
+    }
+}
+
+impl Handler<Deregister> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deregister, _ctx: &mut Context<Self>) {
+        if let Some(r) = self.clients.remove(&msg.id) {
+            info!(id = r.id, pid = r.pid, name = %r.name, "client deregistered");
+        }
+    }
+}
+
+impl Handler<ListClients> for Registry {
+    type Result = MessageResult<ListClients>;
+
+    fn handle(&mut self, _: ListClients, _ctx: &mut Context<Self>) -> Self::Result {
+        // A session that died without deregistering (it cannot: Drop deregisters too) would
+        // show here as disconnected; drop it rather than list a ghost.
+        self.clients.retain(|_, r| r.session.connected());
+        MessageResult(
+            self.clients
+                .values()
+                .map(|r| ClientInfo {
+                    id: r.id,
+                    pid: r.pid,
+                    uid: r.uid,
+                    name: r.name.clone(),
+                    connected_at_ms: r.connected_at_ms,
+                    queued: r.stats.queued.load(Relaxed),
+                    sent: r.stats.sent.load(Relaxed),
+                    resyncs: r.stats.resyncs.load(Relaxed),
+                    sigusr1: r.sigusr1,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Handler<SignalTargets> for Registry {
+    type Result = MessageResult<SignalTargets>;
+
+    fn handle(&mut self, _: SignalTargets, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.clients
+                .values()
+                .filter(|r| r.sigusr1)
+                .filter_map(|r| r.pidfd.clone().map(|fd| (r.id, fd)))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<SayBye> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: SayBye, _ctx: &mut Context<Self>) -> usize {
+        for r in self.clients.values() {
+            r.session.do_send(ShutdownSession);
+        }
+        self.clients.len()
+    }
+}

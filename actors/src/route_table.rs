@@ -1,0 +1,41 @@
+//! The routing table actor: [`TableActor`] over [`Route`], plus longest-prefix match.
+
+use std::net::Ipv4Addr;
+
+use actix::prelude::*;
+use rtm_proto::types::Prefix;
+use rtm_proto::wire::{Failure, Key, Table};
+use rtm_proto::Route;
+
+use crate::health::ActorKind;
+use crate::table::{TableActor, TableRecord};
+
+pub type RouteTable = TableActor<Route>;
+
+impl TableRecord for Route {
+    const TABLE: Table = Table::Route;
+    const ACTOR: ActorKind = ActorKind::Route;
+
+    fn wire_key(key: Prefix) -> Key {
+        Key::Route(key)
+    }
+
+    fn validate(&self) -> Result<(), Failure> {
+        Route::validate(self).map_err(|e| Failure::Invalid(e.to_string()))
+    }
+}
+
+/// Longest-prefix match for an address, answered from the authoritative table.
+#[derive(Message)]
+#[rtype(result = "Option<Route>")]
+pub struct Lookup(pub Ipv4Addr);
+
+impl Handler<Lookup> for RouteTable {
+    type Result = Option<Route>;
+
+    fn handle(&mut self, msg: Lookup, _ctx: &mut Context<Self>) -> Option<Route> {
+        (0..=32u8)
+            .rev()
+            .find_map(|len| self.get(&Prefix::truncating(msg.0, len)).cloned())
+    }
+}

@@ -1,0 +1,614 @@
+//! One `Session` actor per client connection.
+//!
+//! The session reads frames from its socket, checks the handshake, turns each request into
+//! messages for the table actors, the registry or the signal broker, and queues the answers and
+//! the table notifications in its [`Outbox`](crate::outbox). It handles one request at a time
+//! (in arrival order), which keeps a pipelined client's operations in order across tables.
+//! Anything malformed ends this session only.
+
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use rtm_proto::wire::{
+    self, BatchFailure, ClientMsg, Failure, Hello, Op, Reply, Request, ServerMsg, Status, Table,
+    Tables, Welcome,
+};
+use rtm_proto::{ArpEntry, Route};
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use crate::arp_table::ArpTable;
+use crate::config::Limits;
+use crate::health::{Counters, Health};
+use crate::outbox::{OutboxHandle, SessionStats};
+use crate::registry::{self, Registration, Registry};
+use crate::route_table::{Lookup, RouteTable};
+use crate::signal_broker::{SignalBroker, SignalClients};
+use crate::table::{Apply, ApplyOutcome, Notify, Show, Size, Subscribe, TableOp, Unsubscribe};
+
+/// The actors and shared state every session talks to.
+#[derive(Clone)]
+pub struct Services {
+    pub route: Addr<RouteTable>,
+    pub arp: Addr<ArpTable>,
+    pub registry: Addr<Registry>,
+    pub broker: Addr<SignalBroker>,
+    pub health: Arc<Health>,
+    pub limits: Arc<Limits>,
+    pub route_shm: String,
+    pub arp_shm: String,
+    /// The daemon's own uid: allowed to mutate, like root.
+    pub daemon_uid: u32,
+}
+
+/// Who is on the other end, from the kernel (`SO_PEERCRED`, `SO_PEERPIDFD`).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub pidfd: Option<Arc<OwnedFd>>,
+}
+
+/// Clean stop: send `Bye`, flush, close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutdownSession;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct Session {
+    id: u64,
+    peer: Peer,
+    svc: Services,
+    out: OutboxHandle,
+    stats: Arc<SessionStats>,
+    hello: Option<Hello>,
+    subscribed: Option<Tables>,
+}
+
+type Frame = Result<BytesMut, std::io::Error>;
+
+/// The answer to one request: usually one reply, several for chunked `show`s.
+type Answer = Vec<Result<Reply, Failure>>;
+
+// ===== impl Session =====
+
+impl Session {
+    /// Starts a session actor for an accepted connection.
+    pub fn start(stream: tokio::net::UnixStream, peer: Peer, svc: Services) -> Addr<Session> {
+        Session::create(move |ctx| {
+            let limits = svc.limits.load();
+            let (read, write) = stream.into_split();
+            let stats = Arc::new(SessionStats::default());
+            let out = OutboxHandle::spawn(
+                write,
+                limits.client_queue,
+                stats.clone(),
+                svc.health.clone(),
+            );
+            ctx.add_stream(FramedRead::new(read, wire::codec(limits.max_frame)));
+            Counters::bump(&svc.health.counters.sessions_opened);
+            Session {
+                id: NEXT_ID.fetch_add(1, Relaxed),
+                peer,
+                svc,
+                out,
+                stats,
+                hello: None,
+                subscribed: None,
+            }
+        })
+    }
+
+    fn send(&self, msg: &ServerMsg) {
+        match wire::encode(msg) {
+            Ok(body) => self.out.with(|o| o.push_reply(body)),
+            Err(e) => warn!(session = self.id, "cannot encode a reply: {e}"),
+        }
+    }
+
+    fn reply(&self, id: u32, answer: Answer) {
+        for result in answer {
+            if result.is_err() {
+                Counters::bump(&self.svc.health.counters.failed_requests);
+            }
+            self.send(&ServerMsg::Reply { id, result });
+        }
+    }
+
+    fn may_mutate(&self) -> bool {
+        self.peer.uid == 0 || self.peer.uid == self.svc.daemon_uid
+    }
+
+    fn on_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
+        if !(wire::MIN_PROTOCOL_VERSION..=wire::PROTOCOL_VERSION).contains(&hello.version) {
+            self.send(&ServerMsg::Refused(Failure::Version {
+                client: hello.version,
+                min: wire::MIN_PROTOCOL_VERSION,
+                max: wire::PROTOCOL_VERSION,
+            }));
+            self.out.close();
+            ctx.stop();
+            return;
+        }
+        debug!(session = self.id, name = %hello.name, pid = self.peer.pid, "hello");
+        self.send(&ServerMsg::Welcome(Welcome {
+            version: hello.version.min(wire::PROTOCOL_VERSION),
+            daemon: env!("CARGO_PKG_VERSION").to_string(),
+            session: self.id,
+            route_shm: self.svc.route_shm.clone(),
+            arp_shm: self.svc.arp_shm.clone(),
+        }));
+        self.hello = Some(hello);
+    }
+
+    fn on_request(&mut self, id: u32, req: Request, ctx: &mut Context<Self>) {
+        Counters::bump(&self.svc.health.counters.requests);
+        if req.is_mutation() && !self.may_mutate() {
+            Counters::bump(&self.svc.health.counters.denied);
+            warn!(
+                session = self.id,
+                uid = self.peer.uid,
+                pid = self.peer.pid,
+                "mutation denied"
+            );
+            self.reply(
+                id,
+                vec![Err(Failure::PermissionDenied { uid: self.peer.uid })],
+            );
+            return;
+        }
+        let svc = self.svc.clone();
+        let fut: LocalBoxFuture<Answer> = match req {
+            Request::Apply(op) => Box::pin(async move {
+                let (_, failures, seq) = run_ops(&svc, vec![op], false).await;
+                vec![match failures.into_iter().next() {
+                    Some(f) => Err(f.failure),
+                    None => Ok(Reply::Done { seq }),
+                }]
+            }),
+            Request::Batch { ops, force } => Box::pin(async move {
+                let (applied, failures, _) = run_ops(&svc, ops, force).await;
+                vec![Ok(Reply::Batch { applied, failures })]
+            }),
+            Request::RouteShow(key) => Box::pin(async move {
+                match svc.route.send(Show::<Route> { key }).await {
+                    Ok(all) => chunks(all, |routes, more| Reply::Routes { routes, more }),
+                    Err(e) => vec![Err(unavailable(Table::Route, e))],
+                }
+            }),
+            Request::ArpShow(key) => Box::pin(async move {
+                match svc.arp.send(Show::<ArpEntry> { key }).await {
+                    Ok(all) => chunks(all, |entries, more| Reply::Arps { entries, more }),
+                    Err(e) => vec![Err(unavailable(Table::Arp, e))],
+                }
+            }),
+            Request::RouteGet(addr) => Box::pin(async move { vec![route_get(&svc, addr).await] }),
+            Request::ArpGet(mac) => Box::pin(async move {
+                vec![
+                    match svc.arp.send(Show::<ArpEntry> { key: Some(mac) }).await {
+                        Ok(mut v) if !v.is_empty() => Ok(Reply::Arp(v.remove(0))),
+                        Ok(_) => Err(Failure::NotFound {
+                            table: Table::Arp,
+                            key: mac.to_string(),
+                        }),
+                        Err(e) => Err(unavailable(Table::Arp, e)),
+                    },
+                ]
+            }),
+            Request::Clients => Box::pin(async move {
+                vec![match svc.registry.send(registry::ListClients).await {
+                    Ok(list) => Ok(Reply::Clients(list)),
+                    Err(e) => Err(Failure::Internal(format!("registry unavailable: {e}"))),
+                }]
+            }),
+            Request::Status => Box::pin(async move { vec![status(&svc).await] }),
+            Request::Subscribe { tables } => {
+                self.subscribe(id, tables, ctx);
+                return;
+            }
+            Request::Deregister => {
+                self.leave();
+                self.reply(id, vec![Ok(Reply::Deregistered)]);
+                self.out.close();
+                ctx.stop();
+                return;
+            }
+            Request::Debug(action) => Box::pin(async move { vec![debug_action(&svc, action)] }),
+        };
+        // `wait` holds back the next frame until this one is answered: requests stay in order.
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |answer, act, _ctx| act.reply(id, answer)),
+        );
+    }
+
+    fn subscribe(&mut self, id: u32, tables: Tables, ctx: &mut Context<Self>) {
+        if self.subscribed.is_some() {
+            self.reply(
+                id,
+                vec![Err(Failure::Invalid("already subscribed".to_string()))],
+            );
+            return;
+        }
+        let hello = self.hello.clone().unwrap_or_else(|| Hello {
+            version: wire::PROTOCOL_VERSION,
+            name: String::new(),
+            caps: Default::default(),
+        });
+        let registration = Registration {
+            id: self.id,
+            pid: self.peer.pid,
+            uid: self.peer.uid,
+            name: hello.name,
+            connected_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default(),
+            sigusr1: hello.caps.sigusr1,
+            pidfd: self.peer.pidfd.clone(),
+            stats: self.stats.clone(),
+            session: ctx.address(),
+        };
+        let svc = self.svc.clone();
+        let me: Recipient<Notify> = ctx.address().recipient();
+        let session = self.id;
+        let fut = async move {
+            svc.registry
+                .send(registry::Register(registration))
+                .await
+                .map_err(|e| Failure::Internal(format!("registry unavailable: {e}")))??;
+            for t in tables.iter() {
+                let sub = Subscribe {
+                    session,
+                    to: me.clone(),
+                };
+                let r = match t {
+                    Table::Route => svc.route.send(sub).await,
+                    Table::Arp => svc.arp.send(sub).await,
+                };
+                r.map_err(|e| unavailable(t, e))?;
+            }
+            Ok(())
+        };
+        ctx.wait(fut.into_actor(self).map(move |r, act, _ctx| match r {
+            Ok(()) => {
+                act.subscribed = Some(tables);
+                act.reply(id, vec![Ok(Reply::Subscribed)]);
+            }
+            Err(f) => {
+                act.leave();
+                act.reply(id, vec![Err(f)]);
+            }
+        }));
+    }
+
+    /// Leaves the registry and every table; safe to call more than once.
+    fn leave(&mut self) {
+        if let Some(tables) = self.subscribed.take() {
+            for t in tables.iter() {
+                let msg = Unsubscribe { session: self.id };
+                match t {
+                    Table::Route => self.svc.route.do_send(msg),
+                    Table::Arp => self.svc.arp.do_send(msg),
+                }
+            }
+        }
+        // Also when not (yet) registered: a registration may have succeeded while the
+        // subscription failed half way. Deregistering an unknown id does nothing.
+        self.svc
+            .registry
+            .do_send(registry::Deregister { id: self.id });
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let deadline = self.svc.limits.load().handshake_timeout;
+        ctx.run_later(deadline, |act, ctx| {
+            if act.hello.is_none() {
+                Counters::bump(&act.svc.health.counters.handshake_timeouts);
+                info!(
+                    session = act.id,
+                    pid = act.peer.pid,
+                    "no hello before the deadline; closing"
+                );
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        self.leave();
+        self.out.close();
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        Counters::bump(&self.svc.health.counters.sessions_closed);
+        debug!(session = self.id, "session closed");
+    }
+}
+
+impl StreamHandler<Frame> for Session {
+    fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let msg = match frame
+            .map_err(|e| e.to_string())
+            .and_then(|b| wire::decode::<ClientMsg>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(m) => m,
+            Err(why) => {
+                Counters::bump(&self.svc.health.counters.bad_frames);
+                warn!(
+                    session = self.id,
+                    pid = self.peer.pid,
+                    "closing session: {why}"
+                );
+                ctx.stop();
+                return;
+            }
+        };
+        match (msg, self.hello.is_some()) {
+            (ClientMsg::Hello(h), false) => self.on_hello(h, ctx),
+            (ClientMsg::Request { id, req }, true) => self.on_request(id, req, ctx),
+            (_, said_hello) => {
+                Counters::bump(&self.svc.health.counters.bad_frames);
+                warn!(
+                    session = self.id,
+                    said_hello, "closing session: message out of protocol order"
+                );
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Notify> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _ctx: &mut Context<Self>) {
+        self.out.with(|o| {
+            for ev in msg.0.iter() {
+                o.push_event(*ev);
+            }
+        });
+    }
+}
+
+impl Handler<ShutdownSession> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: ShutdownSession, ctx: &mut Context<Self>) {
+        self.out.with(|o| o.push_event(wire::Event::Bye));
+        self.leave();
+        ctx.stop();
+    }
+}
+
+// ===== request bodies =====
+
+type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+
+fn unavailable(t: Table, e: MailboxError) -> Failure {
+    Failure::Internal(format!("{t} table unavailable: {e}"))
+}
+
+/// Splits a `show` answer into frames of at most [`wire::SHOW_CHUNK`] entries.
+fn chunks<T>(all: Vec<T>, make: impl Fn(Vec<T>, bool) -> Reply) -> Answer {
+    if all.is_empty() {
+        return vec![Ok(make(Vec::new(), false))];
+    }
+    let n = all.len().div_ceil(wire::SHOW_CHUNK);
+    let mut it = all.into_iter();
+    (0..n)
+        .map(|i| {
+            Ok(make(
+                it.by_ref().take(wire::SHOW_CHUNK).collect(),
+                i + 1 < n,
+            ))
+        })
+        .collect()
+}
+
+async fn route_get(svc: &Services, addr: Ipv4Addr) -> Result<Reply, Failure> {
+    match svc.route.send(Lookup(addr)).await {
+        Ok(Some(r)) => Ok(Reply::Route(r)),
+        Ok(None) => Err(Failure::NotFound {
+            table: Table::Route,
+            key: format!("route to {addr}"),
+        }),
+        Err(e) => Err(unavailable(Table::Route, e)),
+    }
+}
+
+async fn status(svc: &Services) -> Result<Reply, Failure> {
+    let routes = svc
+        .route
+        .send(Size)
+        .await
+        .map_err(|e| unavailable(Table::Route, e))?;
+    let arps = svc
+        .arp
+        .send(Size)
+        .await
+        .map_err(|e| unavailable(Table::Arp, e))?;
+    let clients = svc
+        .registry
+        .send(registry::ListClients)
+        .await
+        .map_err(|e| Failure::Internal(format!("registry unavailable: {e}")))?
+        .len() as u64;
+    Ok(Reply::Status(Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: svc.health.started.elapsed().as_secs(),
+        routes: routes.len,
+        arps: arps.len,
+        route_capacity: routes.capacity,
+        arp_capacity: arps.capacity,
+        clients,
+        restarts: svc.health.restarts(),
+        counters: svc.health.counters.snapshot(),
+    }))
+}
+
+/// Test hooks are not built into this daemon.
+fn debug_action(_svc: &Services, action: wire::DebugAction) -> Result<Reply, Failure> {
+    Err(Failure::Unsupported(format!(
+        "debug request {action:?}: this rtmd has no fault-injection hooks"
+    )))
+}
+
+/// A run of operations for one table, or a flush, with each op's index in the request.
+enum Step {
+    Route(Vec<(u32, TableOp<Route>)>),
+    Arp(Vec<(u32, TableOp<ArpEntry>)>),
+    Flush(u32, Tables),
+}
+
+/// Groups consecutive operations on the same table so each group is one message.
+fn plan(ops: Vec<Op>) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        let i = i as u32;
+        match op {
+            Op::Flush(t) => steps.push(Step::Flush(i, t)),
+            Op::RouteAdd(r) => push_route(&mut steps, i, TableOp::Add(r)),
+            Op::RouteChange(r) => push_route(&mut steps, i, TableOp::Change(r)),
+            Op::RouteReplace(r) => push_route(&mut steps, i, TableOp::Replace(r)),
+            Op::RouteDel(p) => push_route(&mut steps, i, TableOp::Del(p)),
+            Op::ArpAdd(a) => push_arp(&mut steps, i, TableOp::Add(a)),
+            Op::ArpChange(a) => push_arp(&mut steps, i, TableOp::Change(a)),
+            Op::ArpReplace(a) => push_arp(&mut steps, i, TableOp::Replace(a)),
+            Op::ArpDel(m) => push_arp(&mut steps, i, TableOp::Del(m)),
+        }
+    }
+    steps
+}
+
+fn push_route(steps: &mut Vec<Step>, i: u32, op: TableOp<Route>) {
+    match steps.last_mut() {
+        Some(Step::Route(v)) => v.push((i, op)),
+        _ => steps.push(Step::Route(vec![(i, op)])),
+    }
+}
+
+fn push_arp(steps: &mut Vec<Step>, i: u32, op: TableOp<ArpEntry>) {
+    match steps.last_mut() {
+        Some(Step::Arp(v)) => v.push((i, op)),
+        _ => steps.push(Step::Arp(vec![(i, op)])),
+    }
+}
+
+/// Maps a table's answer for a group back to the request's op indices.
+fn absorb(
+    indices: &[u32],
+    outcome: Result<ApplyOutcome, Failure>,
+    applied: &mut u32,
+    failures: &mut Vec<BatchFailure>,
+    last_seq: &mut u64,
+) {
+    match outcome {
+        Ok(o) => {
+            *applied += o.applied;
+            if o.last_seq != 0 {
+                *last_seq = o.last_seq;
+            }
+            failures.extend(o.failures.into_iter().map(|(k, failure)| BatchFailure {
+                index: indices[k as usize],
+                failure,
+            }));
+        }
+        Err(failure) => failures.push(BatchFailure {
+            index: indices[0],
+            failure,
+        }),
+    }
+}
+
+/// Applies operations in order; without `force` stops at the first failure.
+/// Returns (applied, failures, sequence number of the last applied change).
+async fn run_ops(svc: &Services, ops: Vec<Op>, force: bool) -> (u32, Vec<BatchFailure>, u64) {
+    let (mut applied, mut failures, mut last_seq) = (0u32, Vec::new(), 0u64);
+    for step in plan(ops) {
+        match step {
+            Step::Route(group) => {
+                let (idx, ops): (Vec<u32>, Vec<_>) = group.into_iter().unzip();
+                let r = svc.route.send(Apply { ops, force }).await;
+                let r = r.map_err(|e| unavailable(Table::Route, e));
+                absorb(&idx, r, &mut applied, &mut failures, &mut last_seq);
+            }
+            Step::Arp(group) => {
+                let (idx, ops): (Vec<u32>, Vec<_>) = group.into_iter().unzip();
+                let r = svc.arp.send(Apply { ops, force }).await;
+                let r = r.map_err(|e| unavailable(Table::Arp, e));
+                absorb(&idx, r, &mut applied, &mut failures, &mut last_seq);
+            }
+            Step::Flush(i, tables) => match flush(svc, tables).await {
+                Ok(seq) => {
+                    applied += 1;
+                    last_seq = seq;
+                }
+                Err(failure) => failures.push(BatchFailure { index: i, failure }),
+            },
+        }
+        if !force && !failures.is_empty() {
+            break;
+        }
+    }
+    (applied, failures, last_seq)
+}
+
+/// Empties the tables, then — once all of them are empty in shared memory — signals every
+/// client that handles SIGUSR1. Returns the first flushed table's sequence number.
+async fn flush(svc: &Services, tables: Tables) -> Result<u64, Failure> {
+    let mut first_seq = None;
+    for t in tables.iter() {
+        let outcome = match t {
+            Table::Route => svc
+                .route
+                .send(Apply::<Route> {
+                    ops: vec![TableOp::Flush],
+                    force: false,
+                })
+                .await
+                .map_err(|e| unavailable(t, e))?,
+            Table::Arp => svc
+                .arp
+                .send(Apply::<ArpEntry> {
+                    ops: vec![TableOp::Flush],
+                    force: false,
+                })
+                .await
+                .map_err(|e| unavailable(t, e))?,
+        };
+        if let Some((_, f)) = outcome.failures.into_iter().next() {
+            return Err(f);
+        }
+        first_seq.get_or_insert(outcome.last_seq);
+    }
+    Counters::bump(&svc.health.counters.flushes);
+    let targets = svc
+        .registry
+        .send(registry::SignalTargets)
+        .await
+        .map_err(|e| Failure::Internal(format!("registry unavailable: {e}")))?;
+    if !targets.is_empty() {
+        svc.broker
+            .send(SignalClients(targets))
+            .await
+            .map_err(|e| Failure::Internal(format!("signal broker unavailable: {e}")))?;
+    }
+    Ok(first_seq.unwrap_or_default())
+}

@@ -1,0 +1,165 @@
+//! The supervisor: starts every long-lived actor, restarts the ones that fail, and runs the
+//! daemon's clean stop and config reload.
+//!
+//! The table actors, the signal broker and the listener run under `actix::Supervisor`: when one
+//! stops (each turns a panic in its handlers into a stop), it is restarted with the same
+//! address and mailbox and its state intact, and repairs what it publishes (`restarting`).
+
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rtm_proto::shm::{ArpWriter, RouteWriter};
+use tracing::{error, info, warn};
+
+use crate::arp_table::ArpTable;
+use crate::config::{Config, FileConfig, Limits};
+use crate::health::Health;
+use crate::listener::Listener;
+use crate::registry::{Registry, SayBye};
+use crate::route_table::RouteTable;
+use crate::session::Services;
+use crate::signal_broker::{Reload, Shutdown, SignalBroker};
+use crate::table::Retire;
+
+/// How long a clean stop waits for sessions to hand `bye` to their clients.
+const BYE_GRACE: Duration = Duration::from_secs(2);
+
+/// What the daemon set up before the actors start: the bound socket and the shm writers.
+pub struct Boot {
+    pub config: Config,
+    pub socket: StdUnixListener,
+    pub route: RouteWriter,
+    pub arp: ArpWriter,
+    /// Files removed at a clean stop besides the shm files (socket, lock files).
+    pub cleanup: Vec<PathBuf>,
+}
+
+pub struct Supervisor {
+    boot: Option<Boot>,
+    config: Option<Config>,
+    health: Arc<Health>,
+    limits: Arc<Limits>,
+    services: Option<Services>,
+    cleanup: Vec<PathBuf>,
+    stopping: bool,
+}
+
+impl Supervisor {
+    pub fn new(boot: Boot) -> Self {
+        let limits = Arc::new(Limits::new(boot.config.limits));
+        Supervisor {
+            config: Some(boot.config.clone()),
+            cleanup: boot.cleanup.clone(),
+            boot: Some(boot),
+            health: Arc::new(Health::default()),
+            limits,
+            services: None,
+            stopping: false,
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(boot) = self.boot.take() else {
+            return;
+        };
+        let health = self.health.clone();
+        let (rw, aw) = (boot.route, boot.arp);
+        let h = health.clone();
+        let route = actix::Supervisor::start(move |_| RouteTable::new(rw, h));
+        let h = health.clone();
+        let arp = actix::Supervisor::start(move |_| ArpTable::new(aw, h));
+        let registry = Registry::new(self.limits.clone()).start();
+        let (shutdown, reload) = (
+            ctx.address().recipient::<Shutdown>(),
+            ctx.address().recipient::<Reload>(),
+        );
+        let h = health.clone();
+        let broker = actix::Supervisor::start(move |_| SignalBroker::new(shutdown, reload, h));
+        let svc = Services {
+            route,
+            arp,
+            registry,
+            broker,
+            health,
+            limits: self.limits.clone(),
+            route_shm: boot.config.route_shm_path().display().to_string(),
+            arp_shm: boot.config.arp_shm_path().display().to_string(),
+            daemon_uid: rustix::process::geteuid().as_raw(),
+        };
+        let socket = Arc::new(boot.socket);
+        let s = svc.clone();
+        actix::Supervisor::start(move |_| Listener::new(socket, s));
+        self.services = Some(svc);
+        info!(
+            socket = %boot.config.socket.display(),
+            route_shm = %boot.config.route_shm_path().display(),
+            arp_shm = %boot.config.arp_shm_path().display(),
+            "rtmd ready"
+        );
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        if std::mem::replace(&mut self.stopping, true) {
+            return;
+        }
+        let Some(svc) = self.services.clone() else {
+            System::current().stop_with_code(0);
+            return;
+        };
+        info!("stopping: saying bye to clients");
+        svc.health.shutting_down.store(true, Relaxed);
+        let cleanup = self.cleanup.clone();
+        let fut = async move {
+            let n = svc.registry.send(SayBye).await.unwrap_or(0);
+            // Wait (bounded) until every session's writer has flushed its last frames.
+            let deadline = Instant::now() + BYE_GRACE;
+            while svc.health.closing_writers.load(Relaxed) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = svc.route.send(Retire { keep_shm: false }).await;
+            let _ = svc.arp.send(Retire { keep_shm: false }).await;
+            for p in &cleanup {
+                if let Err(e) = std::fs::remove_file(p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        warn!(path = %p.display(), "cannot remove: {e}");
+                    }
+                }
+            }
+            info!(clients = n, "rtmd stopped cleanly");
+            System::current().stop_with_code(0);
+        };
+        ctx.spawn(fut.into_actor(self));
+    }
+}
+
+impl Handler<Reload> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
+        let Some(config) = &self.config else { return };
+        let Some(path) = &config.config_file else {
+            info!("SIGHUP: no config file to reload");
+            return;
+        };
+        // Only limits are reloadable; a key the file sets wins over the value in force.
+        match FileConfig::load(path).and_then(|f| f.limits(config.limits)) {
+            Ok(v) => {
+                self.limits.store(v);
+                info!(?v, "config reloaded");
+            }
+            Err(e) => error!("config reload failed, keeping the current settings: {e}"),
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The table actor: sole owner and writer of one table.
+//!
+//! A `TableActor<R>` holds the authoritative copy of its table (a sorted map), the shared-memory
+//! writer that publishes it, the table's sequence counter and the sessions subscribed to it.
+//! Every mutation runs in this order: validate, write shared memory, update the authoritative
+//! copy, then notify subscribers — so a change is in shared memory before anyone hears of it,
+//! and a refused change touches nothing.
+//!
+//! [`crate::route_table`] and [`crate::arp_table`] instantiate it for routes and neighbours.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use rtm_proto::shm::{Record, ShmWriter, Versioned};
+use rtm_proto::wire::{ChangeOp, Event, Failure, Key, Table};
+use tracing::{error, info, warn};
+
+use crate::health::{catch_panic, ActorKind, Counters, Health};
+
+/// What a table needs beyond its shared-memory record format.
+pub trait TableRecord: Record + Send + Unpin + 'static
+where
+    Self::Key: Send + Unpin,
+{
+    const TABLE: Table;
+    const ACTOR: ActorKind;
+    fn wire_key(key: Self::Key) -> Key;
+    /// Checks what the wire format cannot express.
+    fn validate(&self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+/// One mutation of a table.
+#[derive(Debug, Clone)]
+pub enum TableOp<R: Record> {
+    /// Create; fails if the key exists.
+    Add(R),
+    /// Update; fails if the key is absent.
+    Change(R),
+    /// Create or update.
+    Replace(R),
+    /// Delete; fails if the key is absent.
+    Del(R::Key),
+    /// Empty the table.
+    Flush,
+}
+
+/// Notifications for a subscriber, shared by all subscribers of one batch.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Notify(pub Arc<[Event]>);
+
+/// Apply operations in order. Without `force`, stop at the first failure.
+#[derive(Message)]
+#[rtype(result = "ApplyOutcome")]
+pub struct Apply<R: Record + Send>
+where
+    R::Key: Send,
+{
+    pub ops: Vec<TableOp<R>>,
+    pub force: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    pub applied: u32,
+    /// (index in `ops`, why)
+    pub failures: Vec<(u32, Failure)>,
+    /// Sequence number of the last applied change (0 if none).
+    pub last_seq: u64,
+    /// Whether the table was flushed.
+    pub flushed: bool,
+}
+
+/// Entries in key order, all of them or the one with `key`.
+pub struct Show<R: Record + Send + 'static>
+where
+    R::Key: Send,
+{
+    pub key: Option<R::Key>,
+}
+
+impl<R: Record + Send + 'static> Message for Show<R>
+where
+    R::Key: Send,
+{
+    type Result = Vec<R>;
+}
+
+/// Subscribe `to` to this table. The subscriber first receives `Event::Start` with the current
+/// sequence number, then every later change.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub session: u64,
+    pub to: Recipient<Notify>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub session: u64,
+}
+
+/// Size and capacity.
+#[derive(Message)]
+#[rtype(result = "TableSize")]
+pub struct Size;
+
+#[derive(Debug, Clone, Copy, MessageResponse)]
+pub struct TableSize {
+    pub len: u64,
+    pub capacity: u64,
+}
+
+/// Clean stop: remove the shared-memory file (or keep it, for a warm restart).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire {
+    pub keep_shm: bool,
+}
+
+pub struct TableActor<R: TableRecord>
+where
+    R::Key: Send + Unpin,
+{
+    entries: BTreeMap<R::Key, Versioned<R>>,
+    shm: Option<ShmWriter<R>>,
+    capacity: usize,
+    seq: u64,
+    subscribers: HashMap<u64, Recipient<Notify>>,
+    health: Arc<Health>,
+}
+
+// ===== impl TableActor =====
+
+impl<R: TableRecord> TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
+        TableActor {
+            capacity: shm.capacity(),
+            entries: BTreeMap::new(),
+            shm: Some(shm),
+            seq: 0,
+            subscribers: HashMap::new(),
+            health,
+        }
+    }
+
+    fn shm(&mut self) -> Result<&mut ShmWriter<R>, Failure> {
+        self.shm
+            .as_mut()
+            .ok_or_else(|| Failure::Internal(format!("{} table is retired", R::TABLE)))
+    }
+
+    fn key_text(key: R::Key) -> String {
+        key.to_string()
+    }
+
+    /// Applies one operation; on success returns the event it caused.
+    fn apply_one(&mut self, op: TableOp<R>) -> Result<Event, Failure> {
+        let table = R::TABLE;
+        let (rec, must_exist) = match op {
+            TableOp::Flush => {
+                let seq = self.seq + 1;
+                self.shm()?.clear(seq);
+                self.entries.clear();
+                self.seq = seq;
+                return Ok(Event::Flush { table, seq });
+            }
+            TableOp::Del(key) => {
+                if !self.entries.contains_key(&key) {
+                    return Err(Failure::NotFound {
+                        table,
+                        key: Self::key_text(key),
+                    });
+                }
+                let seq = self.seq + 1;
+                self.shm()?.remove(&key, seq);
+                self.entries.remove(&key);
+                self.seq = seq;
+                return Ok(Event::Change {
+                    table,
+                    op: ChangeOp::Delete,
+                    key: R::wire_key(key),
+                    seq,
+                });
+            }
+            TableOp::Add(r) => (r, Some(false)),
+            TableOp::Change(r) => (r, Some(true)),
+            TableOp::Replace(r) => (r, None),
+        };
+        rec.validate()?;
+        let key = rec.key();
+        let exists = self.entries.contains_key(&key);
+        match (must_exist, exists) {
+            (Some(false), true) => {
+                return Err(Failure::Exists {
+                    table,
+                    key: Self::key_text(key),
+                })
+            }
+            (Some(true), false) => {
+                return Err(Failure::NotFound {
+                    table,
+                    key: Self::key_text(key),
+                })
+            }
+            _ => {}
+        }
+        if !exists && self.entries.len() >= self.capacity {
+            return Err(self.full(key));
+        }
+        let seq = self.seq + 1;
+        let capacity = self.capacity;
+        self.shm()?.upsert(&rec, seq).map_err(|e| match e {
+            rtm_proto::shm::ShmError::Full { .. } => Failure::Full {
+                table,
+                capacity: capacity as u64,
+                key: Self::key_text(key),
+            },
+            other => Failure::Internal(other.to_string()),
+        })?;
+        self.entries.insert(key, Versioned { entry: rec, seq });
+        self.seq = seq;
+        Ok(Event::Change {
+            table,
+            op: if exists {
+                ChangeOp::Update
+            } else {
+                ChangeOp::Create
+            },
+            key: R::wire_key(key),
+            seq,
+        })
+    }
+
+    fn full(&self, key: R::Key) -> Failure {
+        Failure::Full {
+            table: R::TABLE,
+            capacity: self.capacity as u64,
+            key: Self::key_text(key),
+        }
+    }
+
+    fn apply(&mut self, msg: Apply<R>) -> ApplyOutcome {
+        let mut out = ApplyOutcome::default();
+        let mut events = Vec::with_capacity(msg.ops.len());
+        for (i, op) in msg.ops.into_iter().enumerate() {
+            match self.apply_one(op) {
+                Ok(ev) => {
+                    out.applied += 1;
+                    if let Event::Flush { .. } = ev {
+                        out.flushed = true;
+                    }
+                    events.push(ev);
+                }
+                Err(f) => {
+                    out.failures.push((i as u32, f));
+                    if !msg.force {
+                        break;
+                    }
+                }
+            }
+        }
+        if !events.is_empty() {
+            out.last_seq = self.seq;
+            if let Some(shm) = &self.shm {
+                shm.set_table_seq(self.seq);
+            }
+            Counters::bump_by(&self.health.counters.changes, events.len() as u64);
+            self.publish(events.into());
+        }
+        out
+    }
+
+    /// Sends one batch of events to every live subscriber, forgetting the gone ones.
+    fn publish(&mut self, events: Arc<[Event]>) {
+        self.subscribers.retain(|_, to| {
+            if !to.connected() {
+                return false;
+            }
+            to.do_send(Notify(events.clone()));
+            true
+        });
+    }
+
+    /// Rewrites shared memory from the authoritative copy under a new generation, so that no
+    /// slot is left half-written by whatever failed.
+    fn repair(&mut self) {
+        let entries: Vec<Versioned<R>> = self.entries.values().cloned().collect();
+        let seq = self.seq;
+        match self.shm.as_mut() {
+            Some(shm) => match shm.republish(entries) {
+                Ok(()) => {
+                    shm.set_table_seq(seq);
+                    info!(table = %R::TABLE, generation = shm.generation(), "shared memory republished");
+                }
+                Err(e) => error!(table = %R::TABLE, "cannot republish shared memory: {e}"),
+            },
+            None => warn!(table = %R::TABLE, "restarted after retirement; nothing to repair"),
+        }
+    }
+
+    /// Runs a handler body; a panic stops the actor so that the supervisor restarts it.
+    fn guarded<T>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> Result<T, String> {
+        let r = catch_panic(|| f(self));
+        if let Err(why) = &r {
+            error!(table = %R::TABLE, "table actor failed: {why}; restarting it");
+            self.health.record_restart(R::ACTOR, why);
+            ctx.stop();
+        }
+        r
+    }
+}
+
+impl<R: TableRecord> Actor for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Requests wait in the mailbox rather than being refused while the table is busy.
+        ctx.set_mailbox_capacity(usize::MAX / 2);
+    }
+}
+
+impl<R: TableRecord> Supervised for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.repair();
+    }
+}
+
+impl<R: TableRecord> Handler<Apply<R>> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = MessageResult<Apply<R>>;
+
+    fn handle(&mut self, msg: Apply<R>, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.guarded(ctx, |t| t.apply(msg))
+                .unwrap_or_else(|why| ApplyOutcome {
+                    failures: vec![(0, Failure::Internal(format!("table actor failed: {why}")))],
+                    ..ApplyOutcome::default()
+                }),
+        )
+    }
+}
+
+impl<R: TableRecord> Handler<Show<R>> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = MessageResult<Show<R>>;
+
+    fn handle(&mut self, msg: Show<R>, _ctx: &mut Context<Self>) -> Self::Result {
+        let out = match msg.key {
+            Some(k) => self
+                .entries
+                .range((Bound::Included(k), Bound::Included(k)))
+                .map(|(_, v)| v.entry.clone())
+                .collect(),
+            None => self.entries.values().map(|v| v.entry.clone()).collect(),
+        };
+        MessageResult(out)
+    }
+}
+
+impl<R: TableRecord> Handler<Subscribe> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) {
+        // Start goes through the same mailbox as the changes that follow it, so the subscriber
+        // sees it first and nothing between.
+        msg.to.do_send(Notify(Arc::from([Event::Start {
+            table: R::TABLE,
+            seq: self.seq,
+        }])));
+        self.subscribers.insert(msg.session, msg.to);
+    }
+}
+
+impl<R: TableRecord> Handler<Unsubscribe> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
+        self.subscribers.remove(&msg.session);
+    }
+}
+
+impl<R: TableRecord> Handler<Size> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = TableSize;
+
+    fn handle(&mut self, _: Size, _ctx: &mut Context<Self>) -> TableSize {
+        TableSize {
+            len: self.entries.len() as u64,
+            capacity: self.capacity as u64,
+        }
+    }
+}
+
+impl<R: TableRecord> Handler<Retire> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: Retire, _ctx: &mut Context<Self>) {
+        if let Some(shm) = self.shm.take() {
+            let path = shm.path().to_path_buf();
+            if msg.keep_shm {
+                info!(table = %R::TABLE, path = %path.display(), "shared memory kept");
+            } else if let Err(e) = shm.remove_file() {
+                warn!(table = %R::TABLE, path = %path.display(), "cannot remove shared memory: {e}");
+            }
+        }
+    }
+}
+
+impl<R: TableRecord> TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    pub fn get(&self, key: &R::Key) -> Option<&R> {
+        self.entries.get(key).map(|v| &v.entry)
+    }
+}

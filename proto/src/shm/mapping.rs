@@ -1,0 +1,132 @@
+//! The only module with `unsafe`: mapping table files and viewing the mapped bytes as a
+//! [`Header`] and a slice of [`Slot`]s.
+//!
+//! Invariants every view relies on:
+//! - the mapping is page aligned (mmap guarantees it; checked anyway) and at least as long as the
+//!   header plus `slot_count` slots (checked in [`Mapping::new`] / [`Mapping::with_slots`]);
+//! - the mapped bytes are only ever accessed through the atomics in `Header` and `Slot`, never as
+//!   `&[u8]` (we never deref the memmap2 objects), so other processes writing the file concurrently
+//!   is not a data race in the Rust sense;
+//! - a read-only mapping is only loaded from (readers use `Relaxed` loads and fences; no code path
+//!   of `ShmReader` stores). A stray store would fault, not corrupt.
+//!
+//! What cannot be checked: another process shrinking the file while it is mapped makes accesses
+//! past the new end raise SIGBUS. rtm writers never shrink a published file; they replace it.
+
+use std::fs::File;
+use std::io;
+
+use memmap2::{Mmap, MmapMut};
+
+use super::layout::{file_len, Header, Slot, HEADER_SIZE};
+
+/// Maps a whole file read-only (`PROT_READ`, `MAP_SHARED`).
+pub(crate) fn map_read_only(file: &File) -> io::Result<Mmap> {
+    // SAFETY: memmap2 marks mapping unsafe because the file may change underneath the mapping
+    // while safe code holds `&[u8]` to it. We never create `&[u8]`/`&mut [u8]` over the mapping:
+    // it is only accessed through atomics via `Mapping::header`/`Mapping::slots`, for which
+    // concurrent modification by other processes is expected and well-defined.
+    unsafe { Mmap::map(file) }
+}
+
+/// Maps a whole file read-write (`PROT_READ | PROT_WRITE`, `MAP_SHARED`).
+pub(crate) fn map_read_write(file: &File) -> io::Result<MmapMut> {
+    // SAFETY: as in `map_read_only`: the mapping is only accessed through atomics, never as a
+    // byte slice, so concurrent access by readers in other processes is not a data race.
+    unsafe { MmapMut::map_mut(file) }
+}
+
+enum Backing {
+    ReadOnly(Mmap),
+    ReadWrite(MmapMut),
+}
+
+/// A mapped table file with its validated slot count.
+pub(crate) struct Mapping {
+    backing: Backing,
+    slot_count: usize,
+}
+
+impl Mapping {
+    /// A read-only mapping; only the header is viewable until [`Mapping::with_slots`].
+    pub(crate) fn read_only(map: Mmap) -> Result<Mapping, String> {
+        Mapping::checked(Backing::ReadOnly(map))
+    }
+
+    /// A read-write mapping; only the header is viewable until [`Mapping::with_slots`].
+    pub(crate) fn read_write(map: MmapMut) -> Result<Mapping, String> {
+        Mapping::checked(Backing::ReadWrite(map))
+    }
+
+    fn checked(backing: Backing) -> Result<Mapping, String> {
+        let m = Mapping {
+            backing,
+            slot_count: 0,
+        };
+        if m.len() < HEADER_SIZE {
+            return Err(format!(
+                "file is {} bytes, shorter than the {HEADER_SIZE}-byte header",
+                m.len()
+            ));
+        }
+        if m.base() as usize % HEADER_SIZE != 0 {
+            return Err("mapping is not page aligned".to_string());
+        }
+        Ok(m)
+    }
+
+    /// Makes `slot_count` slots viewable; the mapping must be exactly that long.
+    pub(crate) fn with_slots(mut self, slot_count: usize) -> Result<Mapping, String> {
+        match file_len(slot_count) {
+            Some(want) if want == self.len() => {
+                self.slot_count = slot_count;
+                Ok(self)
+            }
+            Some(want) => Err(format!(
+                "file is {} bytes but {slot_count} slots need {want}",
+                self.len()
+            )),
+            None => Err(format!("slot count {slot_count} overflows")),
+        }
+    }
+
+    fn base(&self) -> *const u8 {
+        match &self.backing {
+            Backing::ReadOnly(m) => m.as_ptr(),
+            Backing::ReadWrite(m) => m.as_ptr(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.backing {
+            Backing::ReadOnly(m) => m.len(),
+            Backing::ReadWrite(m) => m.len(),
+        }
+    }
+
+    /// Whether stores through this mapping are allowed.
+    pub(crate) fn is_writable(&self) -> bool {
+        matches!(self.backing, Backing::ReadWrite(_))
+    }
+
+    /// The header at offset 0.
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: `checked` verified the mapping is at least HEADER_SIZE (= size_of::<Header>())
+        // bytes and page aligned (>= align_of::<Header>()). Header is repr(C) and made only of
+        // atomics, for which every bit pattern is valid and shared mutation is allowed. The
+        // reference borrows `self`, which owns the mapping, so it cannot outlive it.
+        unsafe { &*(self.base() as *const Header) }
+    }
+
+    /// The `slot_count` slots after the header.
+    pub(crate) fn slots(&self) -> &[Slot] {
+        // SAFETY: `with_slots` verified the mapping is exactly HEADER_SIZE + slot_count *
+        // size_of::<Slot>() bytes (slot_count is 0 before that, giving an empty slice). The
+        // slots start at offset HEADER_SIZE from a page-aligned base, so they are 64-byte
+        // aligned as Slot requires. Slot is repr(C) of atomics (any bit pattern valid, shared
+        // mutation allowed), and the slice borrows `self`, which owns the mapping.
+        unsafe {
+            std::slice::from_raw_parts(self.base().add(HEADER_SIZE) as *const Slot, self.slot_count)
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Read-only access to a table file (clients).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::marker::PhantomData;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, Mode, OFlags};
+
+use super::layout::{
+    check_header, hash, meta_seq, meta_state, Slot, HEADER_SIZE, META_WORD, PAYLOAD_WORDS,
+    SLOT_EMPTY, SLOT_LIVE, SLOT_WORDS, STATE_RETIRED,
+};
+use super::mapping::{map_read_only, Mapping};
+use super::seqlock::read_slot;
+use super::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
+use super::{file_id, Record, ShmError, Versioned};
+use crate::types::{Prefix, Route};
+
+/// A read-only view of a table file another process writes.
+///
+/// The mapping is `PROT_READ` of a file opened `O_RDONLY | O_NOFOLLOW`; the reader never needs
+/// write access. Reads are lock-free: each slot is read under its seqlock, retried a bounded
+/// time, and skipped if it stays unreadable (a writer that died mid-update).
+pub struct ShmReader<R: Record> {
+    path: PathBuf,
+    map: Mapping,
+    capacity: usize,
+    generation: u64,
+    /// (st_dev, st_ino) of the mapped file, to notice the path being replaced.
+    id: (u64, u64),
+    _record: PhantomData<fn() -> R>,
+}
+
+fn payload(w: &[u64; SLOT_WORDS]) -> [u64; PAYLOAD_WORDS] {
+    w[..PAYLOAD_WORDS].try_into().expect("6 words")
+}
+
+impl<R: Record> ShmReader<R> {
+    /// Opens and validates the table file at `path` (magic, layout version, kind, header and
+    /// slot sizes, slot count vs file length). Refuses a symlink at `path` (not followed), a
+    /// file that is not regular, and a world-writable file.
+    pub fn open(path: &Path) -> Result<Self, ShmError> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP => ShmError::bad(path, "is a symbolic link (not followed)"),
+            e => ShmError::io(path, e),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| ShmError::io(path, e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ShmError::bad(path, "not a regular file"));
+        }
+        if st.st_mode & 0o002 != 0 {
+            return Err(ShmError::bad(path, "world-writable"));
+        }
+        if (st.st_size as u64) < HEADER_SIZE as u64 {
+            return Err(ShmError::bad(
+                path,
+                format!("{} bytes, shorter than the header", st.st_size),
+            ));
+        }
+        let file = File::from(fd);
+        let map = map_read_only(&file).map_err(|e| ShmError::io(path, e))?;
+        let map = Mapping::read_only(map).map_err(|why| ShmError::bad(path, why))?;
+        let (slot_count, capacity) =
+            check_header(map.header(), R::KIND).map_err(|why| ShmError::bad(path, why))?;
+        let map = map
+            .with_slots(slot_count)
+            .map_err(|why| ShmError::bad(path, why))?;
+        let generation = map.header().generation.load(Relaxed);
+        Ok(ShmReader {
+            path: path.to_path_buf(),
+            map,
+            capacity,
+            generation,
+            id: file_id(&st),
+            _record: PhantomData,
+        })
+    }
+
+    fn slots(&self) -> &[Slot] {
+        self.map.slots()
+    }
+
+    /// The entry with `key`, if present.
+    pub fn get(&self, key: &R::Key) -> Option<Versioned<R>> {
+        let kw = R::key_word(key);
+        let slots = self.slots();
+        let m = slots.len() - 1;
+        let mut i = hash(kw) as usize & m;
+        for _ in 0..slots.len() {
+            // An unreadable slot (None) is skipped: it may hide an entry, but we never wait
+            // forever on a dead writer.
+            if let Some(w) = read_slot(&slots[i]) {
+                match meta_state(w[META_WORD]) {
+                    SLOT_EMPTY => return None,
+                    SLOT_LIVE if w[0] == kw => {
+                        if let Some(entry) = R::decode(&payload(&w)).filter(|e| e.key() == *key) {
+                            return Some(Versioned {
+                                entry,
+                                seq: meta_seq(w[META_WORD]),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            i = (i + 1) & m;
+        }
+        None
+    }
+
+    /// Every live entry, each read torn-free; order unspecified. While the writer is changing
+    /// the table a key can be seen twice (removed and re-added during the scan); then only the
+    /// copy with the higher sequence number is returned.
+    pub fn entries(&self) -> Vec<Versioned<R>> {
+        let mut out: Vec<Versioned<R>> = Vec::with_capacity(self.len());
+        let mut seen: HashMap<R::Key, usize> = HashMap::with_capacity(self.len());
+        for slot in self.slots() {
+            // Never written since the file was created: EMPTY, no need to take the seqlock.
+            if slot.seq.load(Relaxed) == 0 {
+                continue;
+            }
+            let Some(w) = read_slot(slot) else { continue };
+            if meta_state(w[META_WORD]) != SLOT_LIVE {
+                continue;
+            }
+            let Some(entry) = R::decode(&payload(&w)) else {
+                continue;
+            };
+            let v = Versioned {
+                entry,
+                seq: meta_seq(w[META_WORD]),
+            };
+            match seen.get(&v.entry.key()) {
+                Some(&p) => {
+                    if v.seq > out[p].seq {
+                        out[p] = v;
+                    }
+                }
+                None => {
+                    seen.insert(v.entry.key(), out.len());
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Live entries according to the header (advisory while the writer is busy).
+    pub fn len(&self) -> usize {
+        (self.map.header().live.load(Relaxed) as usize).min(self.capacity)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The last committed per-table sequence number the writer published (acquire semantics:
+    /// slot writes made before the writer set it are visible after reading it).
+    pub fn table_seq(&self) -> u64 {
+        let s = self.map.header().table_seq.load(Relaxed);
+        fence(Acquire);
+        s
+    }
+
+    /// Whether the writer has replaced this file with a newer generation.
+    pub fn is_retired(&self) -> bool {
+        let retired = self.map.header().state.load(Relaxed) == STATE_RETIRED;
+        fence(Acquire);
+        retired
+    }
+
+    /// If this mapping is retired or the file at the path was replaced, reopens the path.
+    /// `Ok(true)` if it remapped. If the path is gone and this mapping is not retired, keeps the
+    /// current mapping (`Ok(false)`). On error the current mapping is kept.
+    pub fn refresh(&mut self) -> Result<bool, ShmError> {
+        let retired = self.is_retired();
+        let replaced = match rustix::fs::lstat(&self.path) {
+            Ok(st) => file_id(&st) != self.id,
+            Err(rustix::io::Errno::NOENT) if !retired => return Ok(false),
+            Err(e) => return Err(ShmError::io(&self.path, e)),
+        };
+        if !retired && !replaced {
+            return Ok(false);
+        }
+        *self = ShmReader::open(&self.path)?;
+        Ok(true)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl ShmReader<Route> {
+    /// Longest-prefix match: the most specific route containing `addr` (probes /32 down to /0).
+    pub fn lookup(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
+        (0..=32u8)
+            .rev()
+            .find_map(|len| self.get(&Prefix::truncating(addr, len)))
+    }
+}
+
+impl<R: Record> std::fmt::Debug for ShmReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmReader")
+            .field("path", &self.path)
+            .field("generation", &self.generation)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}

@@ -1,0 +1,132 @@
+//! The per-slot seqlock (the recipe in FACTS.md, model-checked in `tests/loom_seqlock.rs`).
+//!
+//! There is exactly one writer per table (the process that owns the mapping read-write); readers
+//! are other processes with a read-only mapping, so they may only do `Relaxed` loads and fences.
+//!
+//! - writer: `seq = s+1 (Relaxed); fence(Release); payload stores (Relaxed); seq = s+2 (Release)`
+//! - reader: `s1 = seq (Relaxed); fence(Acquire); if s1 odd: retry; payload loads (Relaxed);
+//!   fence(Acquire); s2 = seq (Relaxed); accept iff s1 == s2`
+//!
+//! If the payload loads saw any store of a write that began after `s1` was read, the second
+//! acquire fence makes that write's `seq = s+1` store visible to the `s2` load, so `s1 != s2`.
+
+use super::layout::{Slot, SLOT_WORDS};
+use super::sync::{fence, AtomicU64, Ordering};
+
+/// Writes all slot words under the seqlock. Only the single writer of the table may call this.
+pub fn write_slot(slot: &Slot, words: &[u64; SLOT_WORDS]) {
+    write_words(&slot.seq, &slot.words, words);
+}
+
+/// The writer side for any number of words guarded by `seq` ([`write_slot`] is this with the
+/// slot's 7 words; the loom model checks it with fewer words to stay small).
+pub fn write_words<const N: usize>(seq: &AtomicU64, dst: &[AtomicU64; N], words: &[u64; N]) {
+    // We are the only writer, so our own last store is what we read.
+    let s = seq.load(Ordering::Relaxed);
+    // An odd word here can only come from a crashed writer of the same file; writers never reuse
+    // such files, but stay on the even/odd convention regardless.
+    let s = s & !1;
+    seq.store(s.wrapping_add(1), Ordering::Relaxed);
+    fence(Ordering::Release);
+    for (w, v) in dst.iter().zip(words) {
+        w.store(*v, Ordering::Relaxed);
+    }
+    seq.store(s.wrapping_add(2), Ordering::Release);
+}
+
+/// Why a single read attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// The slot was being written (odd sequence word) or changed during the read.
+    Busy,
+}
+
+/// One read attempt: the slot words if they were read torn-free.
+pub fn try_read_slot(slot: &Slot) -> Result<[u64; SLOT_WORDS], ReadError> {
+    try_read_words(&slot.seq, &slot.words)
+}
+
+/// The reader side for any number of words guarded by `seq` (see [`write_words`]).
+pub fn try_read_words<const N: usize>(
+    seq: &AtomicU64,
+    src: &[AtomicU64; N],
+) -> Result<[u64; N], ReadError> {
+    let s1 = seq.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    if s1 & 1 == 1 {
+        return Err(ReadError::Busy);
+    }
+    let mut out = [0u64; N];
+    for (o, w) in out.iter_mut().zip(src) {
+        *o = w.load(Ordering::Relaxed);
+    }
+    fence(Ordering::Acquire);
+    let s2 = seq.load(Ordering::Relaxed);
+    if s1 == s2 {
+        Ok(out)
+    } else {
+        Err(ReadError::Busy)
+    }
+}
+
+/// Attempts spent spinning before a reader starts yielding its CPU to a (possibly descheduled)
+/// writer.
+#[cfg(not(loom))]
+pub const SPIN_ATTEMPTS: u32 = 128;
+
+/// How long a reader keeps retrying one slot before giving up on it. A writer that died mid-update
+/// leaves the slot odd forever; a live writer finishes a slot in nanoseconds unless it is
+/// descheduled, which is why this is a time, not a count.
+#[cfg(not(loom))]
+pub const READ_PATIENCE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Reads a slot, retrying a bounded time. `None` means the slot stayed unreadable (its writer is
+/// probably dead mid-update); callers skip such a slot.
+#[cfg(not(loom))]
+pub fn read_slot(slot: &Slot) -> Option<[u64; SLOT_WORDS]> {
+    for _ in 0..SPIN_ATTEMPTS {
+        match try_read_slot(slot) {
+            Ok(w) => return Some(w),
+            Err(ReadError::Busy) => std::hint::spin_loop(),
+        }
+    }
+    let start = std::time::Instant::now();
+    loop {
+        std::thread::yield_now();
+        if let Ok(w) = try_read_slot(slot) {
+            return Some(w);
+        }
+        if start.elapsed() > READ_PATIENCE {
+            return None;
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn write_then_read() {
+        let slot = Slot::new();
+        assert_eq!(try_read_slot(&slot), Ok([0; SLOT_WORDS]));
+        write_slot(&slot, &[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(slot.seq.load(Ordering::Relaxed), 2);
+        assert_eq!(read_slot(&slot), Some([1, 2, 3, 4, 5, 6, 7]));
+    }
+
+    #[test]
+    fn odd_slot_is_given_up_on() {
+        let slot = Slot::new();
+        slot.seq.store(5, Ordering::Relaxed);
+        assert_eq!(try_read_slot(&slot), Err(ReadError::Busy));
+        let t = std::time::Instant::now();
+        assert_eq!(read_slot(&slot), None);
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // A writer repairs it.
+        write_slot(&slot, &[9; SLOT_WORDS]);
+        assert_eq!(slot.seq.load(Ordering::Relaxed) & 1, 0);
+        assert_eq!(read_slot(&slot), Some([9; SLOT_WORDS]));
+    }
+}

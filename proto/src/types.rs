@@ -1,0 +1,464 @@
+//! The table types every rtm process agrees on: [`Prefix`], [`MacAddr`], [`IfName`],
+//! [`Route`] and [`ArpEntry`].
+//!
+//! Parsing is strict and canonical (SPEC §2): a prefix with host bits set is rejected with an
+//! error naming the canonical form, MAC addresses are accepted in the three usual spellings and
+//! always shown lower-case with colons. Every error names the value that was wrong.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a value was rejected. Each variant carries the offending text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid prefix \"{0}\": expected a.b.c.d/len with len 0..=32")]
+    Prefix(String),
+    #[error("invalid prefix \"{given}\": host bits are set (did you mean {canonical}?)")]
+    HostBits { given: String, canonical: String },
+    #[error("invalid IPv4 address \"{0}\"")]
+    Addr(String),
+    #[error(
+        "invalid MAC address \"{0}\": expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff"
+    )]
+    Mac(String),
+    #[error("invalid interface name \"{0}\": {1}")]
+    IfName(String, &'static str),
+    #[error("invalid metric \"{0}\": expected an integer 0..=4294967295")]
+    Metric(String),
+    #[error("route {0} needs a gateway (via) or a device (dev)")]
+    NoNextHop(Prefix),
+}
+
+/// Parses a dotted-quad IPv4 address, naming the value on failure.
+pub fn parse_addr(s: &str) -> Result<Ipv4Addr, ParseError> {
+    // std's parser already refuses leading zeros, so "010.0.0.1" is not read as octal.
+    s.parse().map_err(|_| ParseError::Addr(s.to_string()))
+}
+
+// ===== Prefix =====
+
+/// An IPv4 prefix with its host bits zero, e.g. `10.1.0.0/16`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    // Field order gives the iproute2-like sort: by address, then shorter prefix first.
+    addr: u32,
+    len: u8,
+}
+
+/// The netmask of a prefix length as a host-order word.
+pub const fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len as u32)
+    }
+}
+
+impl Prefix {
+    /// A prefix from an address and length; `None` when `len > 32` or host bits are set.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
+        let a = u32::from(addr);
+        (len <= 32 && a & !mask(len) == 0).then_some(Prefix { addr: a, len })
+    }
+
+    /// The prefix containing `addr` with the given length (host bits cleared).
+    pub fn truncating(addr: Ipv4Addr, len: u8) -> Prefix {
+        let len = len.min(32);
+        Prefix {
+            addr: u32::from(addr) & mask(len),
+            len,
+        }
+    }
+
+    pub fn addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.addr)
+    }
+
+    pub fn addr_u32(&self) -> u32 {
+        self.addr
+    }
+
+    /// The prefix length, 0..=32.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+
+    /// Whether `addr` falls inside this prefix.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & mask(self.len) == self.addr
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => {
+                let len: u8 = l
+                    .parse()
+                    .ok()
+                    .filter(|&n| n <= 32 && !l.starts_with('+'))
+                    .ok_or_else(|| ParseError::Prefix(s.to_string()))?;
+                (a, len)
+            }
+            // A bare address is a host route, as in iproute2.
+            None => (s, 32),
+        };
+        let addr: Ipv4Addr = a.parse().map_err(|_| {
+            if s.contains('/') {
+                ParseError::Prefix(s.to_string())
+            } else {
+                ParseError::Addr(s.to_string())
+            }
+        })?;
+        Prefix::new(addr, len).ok_or_else(|| ParseError::HostBits {
+            given: s.to_string(),
+            canonical: Prefix::truncating(addr, len).to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr(), self.len)
+    }
+}
+
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+// Compact on the wire (postcard), a string in human-readable formats (JSON).
+impl Serialize for Prefix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            (self.addr, self.len).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(D::Error::custom)
+        } else {
+            let (addr, len) = <(u32, u8)>::deserialize(d)?;
+            Prefix::new(Ipv4Addr::from(addr), len)
+                .ok_or_else(|| D::Error::custom("prefix with host bits set or len > 32"))
+        }
+    }
+}
+
+// ===== MacAddr =====
+
+/// A 48-bit Ethernet address, shown as `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// The address as the low 48 bits of a word (first octet most significant).
+    pub fn to_u64(self) -> u64 {
+        self.0.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64)
+    }
+
+    /// Inverse of [`MacAddr::to_u64`]; the top 16 bits are ignored.
+    pub fn from_u64(v: u64) -> MacAddr {
+        let b = v.to_be_bytes();
+        MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseError::Mac(s.to_string());
+        // Each spelling is a fixed pattern of hex groups and one separator.
+        let (sep, group) = match s.len() {
+            17 if s.as_bytes()[2] == b':' => (':', 2),
+            17 if s.as_bytes()[2] == b'-' => ('-', 2),
+            14 => ('.', 4),
+            _ => return Err(bad()),
+        };
+        let mut hex = String::with_capacity(12);
+        for part in s.split(sep) {
+            if part.len() != group || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            hex.push_str(part);
+        }
+        if hex.len() != 12 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 6];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(D::Error::custom)
+        } else {
+            Ok(MacAddr(<[u8; 6]>::deserialize(d)?))
+        }
+    }
+}
+
+// ===== IfName =====
+
+/// A Linux interface name: 1–15 bytes, no `/`, whitespace or control characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IfName(String);
+
+/// Longest interface name Linux accepts (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+
+impl IfName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl FromStr for IfName {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let why = if s.is_empty() {
+            Some("empty")
+        } else if s.len() > IFNAME_MAX {
+            Some("longer than 15 bytes")
+        } else if s.contains('/') {
+            Some("contains '/'")
+        } else if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Some("contains whitespace or a control character")
+        } else if s == "." || s == ".." {
+            Some("reserved name")
+        } else {
+            None
+        };
+        match why {
+            Some(w) => Err(ParseError::IfName(s.to_string(), w)),
+            None => Ok(IfName(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for IfName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for IfName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let s = String::deserialize(d)?;
+        s.parse().map_err(D::Error::custom)
+    }
+}
+
+// ===== Route =====
+
+/// One route: the key `dst` and its next hop.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Route {
+    pub dst: Prefix,
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<IfName>,
+    pub metric: u32,
+}
+
+impl Route {
+    /// Checks the invariant the wire cannot express: a route needs `via` or `dev`.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        if self.via.is_none() && self.dev.is_none() {
+            return Err(ParseError::NoNextHop(self.dst));
+        }
+        Ok(())
+    }
+}
+
+/// iproute2 style: `10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10` (`metric 0` omitted).
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.dst)?;
+        if let Some(v) = self.via {
+            write!(f, " via {v}")?;
+        }
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if self.metric != 0 {
+            write!(f, " metric {}", self.metric)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Route({self})")
+    }
+}
+
+// ===== ArpEntry =====
+
+/// One neighbour: the key `mac`, its IPv4 address and optionally the device.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ArpEntry {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub dev: Option<IfName>,
+}
+
+/// iproute2 style: `192.168.1.10 lladdr 00:11:22:33:44:55 dev eth0`.
+impl fmt::Display for ArpEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} lladdr {}", self.ip, self.mac)?;
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ArpEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArpEntry({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_parsing() {
+        assert_eq!(
+            "10.1.0.0/16".parse::<Prefix>().unwrap().to_string(),
+            "10.1.0.0/16"
+        );
+        assert_eq!(
+            "10.0.0.1".parse::<Prefix>().unwrap().to_string(),
+            "10.0.0.1/32"
+        );
+        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap().len(), 0);
+        let e = "10.0.0.1/8".parse::<Prefix>().unwrap_err().to_string();
+        assert!(e.contains("10.0.0.1/8") && e.contains("10.0.0.0/8"), "{e}");
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "x/8",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "",
+        ] {
+            let e = bad.parse::<Prefix>().unwrap_err().to_string();
+            assert!(e.contains(&format!("\"{bad}\"")), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn mac_spellings_are_one_key() {
+        let a: MacAddr = "aa:bb:cc:dd:ee:0f".parse().unwrap();
+        let b: MacAddr = "AA-BB-CC-DD-EE-0F".parse().unwrap();
+        let c: MacAddr = "aabb.ccdd.ee0f".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(c.to_string(), "aa:bb:cc:dd:ee:0f");
+        assert_eq!(MacAddr::from_u64(a.to_u64()), a);
+        for bad in [
+            "aa:bb:cc:dd:ee",
+            "aa:bb-cc:dd:ee:ff",
+            "gg:bb:cc:dd:ee:ff",
+            "aabbccddeeff",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ifname_rules() {
+        assert!("eth0".parse::<IfName>().is_ok());
+        assert!("a23456789012345".parse::<IfName>().is_ok());
+        for bad in ["", "a234567890123456", "a/b", "a b", "."] {
+            assert!(bad.parse::<IfName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_display() {
+        let r = Route {
+            dst: "10.1.0.0/16".parse().unwrap(),
+            via: Some("192.168.1.1".parse().unwrap()),
+            dev: Some("eth0".parse().unwrap()),
+            metric: 10,
+        };
+        assert_eq!(
+            r.to_string(),
+            "10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10"
+        );
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        assert_eq!(postcard::from_bytes::<Route>(&bytes).unwrap(), r);
+    }
+}

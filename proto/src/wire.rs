@@ -1,0 +1,442 @@
+//! The socket protocol between `rtmd` and its clients.
+//!
+//! ## Framing
+//! Every message is one frame: a 4-byte big-endian length followed by a postcard body
+//! ([`codec`]). The daemon refuses frames over its configured maximum and closes only that
+//! session; garbage that does not decode does the same.
+//!
+//! ## Exchange
+//! 1. The client sends [`ClientMsg::Hello`] (protocol version, its name, what it can handle).
+//!    The daemon answers [`ServerMsg::Welcome`] with the negotiated version and the paths of the
+//!    shared-memory files, or [`ServerMsg::Refused`]. `Hello` stays the first variant in every
+//!    protocol version so that any daemon can read it: postcard cannot skip unknown variants.
+//! 2. Then the client sends [`ClientMsg::Request`]s, each with an id; each gets exactly one
+//!    [`ServerMsg::Reply`] with that id, except `show` requests, whose answer may come in several
+//!    chunks (`more: true` on all but the last).
+//! 3. After [`Request::Subscribe`], the daemon also sends [`ServerMsg::Events`]: per table a
+//!    [`Event::Start`] carrying the sequence number the subscription starts after, then every
+//!    change with a higher sequence number, in order. A notification names the change (op, table,
+//!    key, seq); the entry itself is read from shared memory.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio_util::codec::LengthDelimitedCodec;
+
+use crate::types::{ArpEntry, MacAddr, Prefix, Route};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The oldest protocol version this build still accepts.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+/// Default bound on a frame the daemon accepts from a client.
+pub const DEFAULT_MAX_REQUEST_FRAME: usize = 1 << 20;
+/// Bound on a frame a client accepts from the daemon (show chunks, event batches).
+pub const MAX_SERVER_FRAME: usize = 16 << 20;
+/// Entries per `show` chunk: keeps each reply frame far below [`MAX_SERVER_FRAME`].
+pub const SHOW_CHUNK: usize = 8192;
+/// Operations per batch frame a client should send (the daemon enforces its frame size).
+pub const BATCH_CHUNK: usize = 4096;
+
+/// The framing codec both sides use.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// Why a frame body could not be decoded or encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed message: {0}")]
+pub struct WireError(#[from] postcard::Error);
+
+/// Serializes a message body (without the length prefix).
+pub fn encode<T: Serialize>(msg: &T) -> Result<Bytes, WireError> {
+    Ok(Bytes::from(postcard::to_allocvec(msg)?))
+}
+
+/// Deserializes a message body. Trailing bytes are an error: a frame holds one message.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    let (msg, rest) = postcard::take_from_bytes(body)?;
+    if rest.is_empty() {
+        Ok(msg)
+    } else {
+        Err(WireError(postcard::Error::DeserializeBadEncoding))
+    }
+}
+
+// ===== client -> daemon =====
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    Hello(Hello),
+    Request { id: u32, req: Request },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u16,
+    /// The client's own name, shown by `rtmctl clients`.
+    pub name: String,
+    pub caps: Caps,
+}
+
+/// What a client can handle. New capabilities are appended as fields (old readers ignore
+/// trailing data they never read only when it is a new frame, so keep this in Hello's tail).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caps {
+    /// The client installed a SIGUSR1 handler before registering: it may be signalled.
+    pub sigusr1: bool,
+}
+
+/// Which table(s) a request or subscription is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Table {
+    Route,
+    Arp,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Route => "route",
+            Table::Arp => "arp",
+        }
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tables {
+    Route,
+    Arp,
+    All,
+}
+
+impl Tables {
+    pub fn contains(self, t: Table) -> bool {
+        matches!(
+            (self, t),
+            (Tables::All, _) | (Tables::Route, Table::Route) | (Tables::Arp, Table::Arp)
+        )
+    }
+
+    /// The tables in the set, routes first.
+    pub fn iter(self) -> impl Iterator<Item = Table> {
+        [Table::Route, Table::Arp]
+            .into_iter()
+            .filter(move |t| self.contains(*t))
+    }
+}
+
+/// One table mutation. Each is applied atomically and gets its own sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    RouteAdd(Route),
+    RouteChange(Route),
+    RouteReplace(Route),
+    RouteDel(Prefix),
+    ArpAdd(ArpEntry),
+    ArpChange(ArpEntry),
+    ArpReplace(ArpEntry),
+    ArpDel(MacAddr),
+    Flush(Tables),
+}
+
+impl Op {
+    /// The table this operation writes, `None` for flushes (which may span both).
+    pub fn table(&self) -> Option<Table> {
+        match self {
+            Op::RouteAdd(_) | Op::RouteChange(_) | Op::RouteReplace(_) | Op::RouteDel(_) => {
+                Some(Table::Route)
+            }
+            Op::ArpAdd(_) | Op::ArpChange(_) | Op::ArpReplace(_) | Op::ArpDel(_) => {
+                Some(Table::Arp)
+            }
+            Op::Flush(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// One mutation.
+    Apply(Op),
+    /// Many mutations in order. Without `force` the daemon stops at the first failure.
+    Batch {
+        ops: Vec<Op>,
+        force: bool,
+    },
+    RouteShow(Option<Prefix>),
+    /// Longest-prefix match.
+    RouteGet(Ipv4Addr),
+    ArpShow(Option<MacAddr>),
+    ArpGet(MacAddr),
+    Clients,
+    Status,
+    /// Register as a subscriber and receive events for `tables`.
+    Subscribe {
+        tables: Tables,
+    },
+    /// Leave cleanly; the daemon answers, then closes the session.
+    Deregister,
+    /// Test hooks, only honoured by daemons built with the `fault-injection` feature.
+    Debug(DebugAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DebugAction {
+    Panic(String),
+}
+
+impl Request {
+    /// Whether this request changes state (subject to access control).
+    pub fn is_mutation(&self) -> bool {
+        matches!(
+            self,
+            Request::Apply(_) | Request::Batch { .. } | Request::Debug(_)
+        )
+    }
+}
+
+// ===== daemon -> client =====
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    Welcome(Welcome),
+    Refused(Failure),
+    Reply {
+        id: u32,
+        result: Result<Reply, Failure>,
+    },
+    /// Notifications, coalesced: many per frame, in order.
+    Events(Vec<Event>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub version: u16,
+    /// The daemon's package version.
+    pub daemon: String,
+    pub session: u64,
+    pub route_shm: String,
+    pub arp_shm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// A mutation was applied; `seq` is the sequence number it got (a flush of both tables
+    /// reports the route table's).
+    Done {
+        seq: u64,
+    },
+    Routes {
+        routes: Vec<Route>,
+        more: bool,
+    },
+    Route(Route),
+    Arps {
+        entries: Vec<ArpEntry>,
+        more: bool,
+    },
+    Arp(ArpEntry),
+    /// `applied` operations succeeded. Without `force`, `failures` holds at most one entry and
+    /// nothing after it was attempted.
+    Batch {
+        applied: u32,
+        failures: Vec<BatchFailure>,
+    },
+    Clients(Vec<ClientInfo>),
+    Status(Status),
+    Subscribed,
+    Deregistered,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchFailure {
+    /// Index of the failing operation in the request's `ops`.
+    pub index: u32,
+    pub failure: Failure,
+}
+
+/// Why the daemon refused a request. Every message names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Failure {
+    #[error("{table} entry {key} already exists")]
+    Exists { table: Table, key: String },
+    #[error("{table} entry {key} not found")]
+    NotFound { table: Table, key: String },
+    #[error("{table} table full (capacity {capacity}): {key} not added")]
+    Full {
+        table: Table,
+        capacity: u64,
+        key: String,
+    },
+    #[error("permission denied: uid {uid} may not change tables")]
+    PermissionDenied { uid: u32 },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("too many clients: the daemon allows {max} registered subscribers")]
+    TooManyClients { max: u32 },
+    #[error("protocol version {client} not supported (daemon speaks {min}..={max})")]
+    Version { client: u16, min: u16, max: u16 },
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a change did to its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeOp {
+    Create,
+    Update,
+    Delete,
+}
+
+impl ChangeOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeOp::Create => "create",
+            ChangeOp::Update => "update",
+            ChangeOp::Delete => "delete",
+        }
+    }
+}
+
+/// A table key, as carried by notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Key {
+    Route(Prefix),
+    Arp(MacAddr),
+}
+
+impl Key {
+    pub fn table(self) -> Table {
+        match self {
+            Key::Route(_) => Table::Route,
+            Key::Arp(_) => Table::Arp,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Route(p) => p.fmt(f),
+            Key::Arp(m) => m.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// The subscription to `table` starts: shared memory holds every change up to `seq`
+    /// (possibly newer ones too), and every change after `seq` follows.
+    Start { table: Table, seq: u64 },
+    /// One change; read the entry from shared memory.
+    Change {
+        table: Table,
+        op: ChangeOp,
+        key: Key,
+        seq: u64,
+    },
+    /// The table was emptied; `seq` is the flush's own sequence number.
+    Flush { table: Table, seq: u64 },
+    /// This client fell behind and notifications were dropped: re-read the table from shared
+    /// memory, which holds every change up to `seq`; changes after `seq` follow.
+    Resync { table: Table, seq: u64 },
+    /// The daemon is stopping cleanly.
+    Bye,
+}
+
+impl Event {
+    pub fn table(&self) -> Option<Table> {
+        match *self {
+            Event::Start { table, .. }
+            | Event::Change { table, .. }
+            | Event::Flush { table, .. }
+            | Event::Resync { table, .. } => Some(table),
+            Event::Bye => None,
+        }
+    }
+}
+
+/// One registered subscriber, as `rtmctl clients` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub pid: i32,
+    pub uid: u32,
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub connected_at_ms: u64,
+    pub queued: u64,
+    pub sent: u64,
+    pub resyncs: u64,
+    pub sigusr1: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub uptime_s: u64,
+    pub routes: u64,
+    pub arps: u64,
+    pub route_capacity: u64,
+    pub arp_capacity: u64,
+    pub clients: u64,
+    pub restarts: Restarts,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// How often the supervisor restarted each actor since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restarts {
+    pub route: u64,
+    pub arp: u64,
+    pub broker: u64,
+    pub listener: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_trailing_garbage() {
+        let msg = ClientMsg::Request {
+            id: 7,
+            req: Request::Apply(Op::RouteDel("10.0.0.0/8".parse().unwrap())),
+        };
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(decode::<ClientMsg>(&bytes).unwrap(), msg);
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(decode::<ClientMsg>(&longer).is_err());
+        assert!(decode::<ClientMsg>(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn hello_is_variant_zero() {
+        // Any daemon version must be able to read a Hello: it must stay the first variant.
+        let hello = ClientMsg::Hello(Hello {
+            version: 1,
+            name: "x".into(),
+            caps: Caps::default(),
+        });
+        assert_eq!(encode(&hello).unwrap()[0], 0);
+    }
+}

@@ -1,0 +1,155 @@
+//! `rtmd` — the rtm daemon. Runs in the foreground, logs to stderr (`RUST_LOG`, default info).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rtm::paths;
+use rtm_actors::config::{self, Config, ConfigError, FileConfig, LimitValues};
+
+/// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
+/// notifies every registered client of each change.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock for root,
+    /// $XDG_RUNTIME_DIR/rtm/rtm.sock, or /tmp/rtm-$UID/rtm.sock]
+    #[arg(long, env = "RTM_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Directory of the shared-memory files [default: /dev/shm]
+    #[arg(long)]
+    shm_dir: Option<PathBuf>,
+    /// Instance name: the files are DIR/NAME.route and DIR/NAME.arp [default: rtm]
+    #[arg(long)]
+    instance: Option<String>,
+    /// Most routes the table holds [default: 1048576]
+    #[arg(long)]
+    route_capacity: Option<usize>,
+    /// Most ARP entries the table holds [default: 262144]
+    #[arg(long)]
+    arp_capacity: Option<usize>,
+    /// Most registered subscribers at once [default: 1024]
+    #[arg(long)]
+    max_clients: Option<u32>,
+    /// Notifications queued per subscriber before it gets a resync [default: 65536]
+    #[arg(long)]
+    client_queue: Option<usize>,
+    /// Close connections that have not said hello within this time [default: 10s]
+    #[arg(long)]
+    handshake_timeout: Option<String>,
+    /// Largest request frame in bytes [default: 1048576]
+    #[arg(long)]
+    max_frame: Option<usize>,
+    /// Socket file mode, octal [default: 0666]
+    #[arg(long)]
+    socket_mode: Option<String>,
+    /// Shared-memory file mode, octal, 0644 or tighter [default: 0644]
+    #[arg(long)]
+    shm_mode: Option<String>,
+    /// TOML config file (keys as the long flags); SIGHUP re-reads its limits
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn build(args: Args) -> Result<Config, ConfigError> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    // Flags override the file, which overrides the built-in defaults.
+    let mut limits: LimitValues = file.limits(LimitValues::default())?;
+    if let Some(n) = args.max_clients {
+        limits.max_clients = n;
+    }
+    let over = FileConfig {
+        client_queue: args.client_queue,
+        handshake_timeout: args.handshake_timeout.clone(),
+        max_frame: args.max_frame,
+        ..FileConfig::default()
+    };
+    limits = over.limits(limits)?;
+    let socket_mode = args.socket_mode.or(file.socket_mode);
+    let shm_mode = args.shm_mode.or(file.shm_mode);
+    let shm_mode = match shm_mode {
+        Some(m) => config::parse_mode("shm-mode", &m)?,
+        None => 0o644,
+    };
+    if shm_mode & 0o022 != 0 {
+        return Err(ConfigError::Value {
+            key: "shm-mode",
+            value: format!("{shm_mode:04o}"),
+            why: "shared memory must not be writable by group or others (0644 or tighter)".into(),
+        });
+    }
+    let capacity = |key: &'static str, v: Option<usize>, d: usize| match v.unwrap_or(d) {
+        0 => Err(ConfigError::Value {
+            key,
+            value: "0".into(),
+            why: "must be at least 1".into(),
+        }),
+        n => Ok(n),
+    };
+    let instance = args
+        .instance
+        .or(file.instance)
+        .unwrap_or_else(|| paths::DEFAULT_INSTANCE.to_string());
+    if instance.is_empty() || instance.contains('/') || instance.starts_with('.') {
+        return Err(ConfigError::Value {
+            key: "instance",
+            value: instance,
+            why: "must be a plain file name".into(),
+        });
+    }
+    // Clients get these paths from the daemon and may run in another directory.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    Ok(Config {
+        socket: absolute(paths::socket_path(args.socket.or(file.socket))),
+        shm_dir: absolute(
+            args.shm_dir
+                .or(file.shm_dir)
+                .unwrap_or_else(|| PathBuf::from(paths::DEFAULT_SHM_DIR)),
+        ),
+        instance,
+        route_capacity: capacity(
+            "route-capacity",
+            args.route_capacity.or(file.route_capacity),
+            config::DEFAULT_ROUTE_CAPACITY,
+        )?,
+        arp_capacity: capacity(
+            "arp-capacity",
+            args.arp_capacity.or(file.arp_capacity),
+            config::DEFAULT_ARP_CAPACITY,
+        )?,
+        socket_mode: match socket_mode {
+            Some(m) => config::parse_mode("socket-mode", &m)?,
+            None => 0o666,
+        },
+        shm_mode,
+        config_file: args.config,
+        limits,
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = match build(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rtmd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rtm_actors::run(config) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("rtmd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

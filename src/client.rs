@@ -1,0 +1,282 @@
+//! The connection to `rtmd`: handshake, requests, and the event stream of a subscriber.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rtm::ClientError> {
+//! use rtm::wire::{Caps, Event, Tables};
+//! let mut client = rtm::Client::connect("/run/rtm/rtm.sock".as_ref(), "fib-agent", Caps::default()).await?;
+//! let routes = client.show_routes(None).await?;
+//! println!("{} routes", routes.len());
+//! client.subscribe(Tables::All).await?;
+//! while let Some(ev) = client.next_event().await? {
+//!     if let Event::Bye = ev { break }
+//!     println!("{ev:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtm_proto::wire::{
+    self, BatchFailure, Caps, ClientMsg, Event, Failure, Hello, Op, Reply, Request, ServerMsg,
+    Tables, Welcome,
+};
+use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
+use tokio::net::UnixStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// What can go wrong talking to the daemon. [`ClientError::exit_code`] maps each to the
+/// CLI exit codes of SPEC §3.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach rtmd at {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("connection to rtmd failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("rtmd closed the connection")]
+    Closed,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Refused(#[from] Failure),
+    #[error("rtmd did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl ClientError {
+    /// 2 when the daemon refused, 3 when it cannot be reached or the connection broke.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Refused(_) => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// How long a connect and handshake may take before the daemon counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Client {
+    framed: Framed<UnixStream, LengthDelimitedCodec>,
+    welcome: Welcome,
+    next_id: u32,
+    /// Events that arrived while waiting for a reply.
+    events: VecDeque<Event>,
+}
+
+impl Client {
+    /// Connects and says hello. `caps.sigusr1` must only be set once a SIGUSR1 handler is
+    /// installed: the daemon will signal this process after flushes.
+    pub async fn connect(socket: &Path, name: &str, caps: Caps) -> Result<Client, ClientError> {
+        let handshake = async {
+            let stream =
+                UnixStream::connect(socket)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        path: socket.to_path_buf(),
+                        source,
+                    })?;
+            let mut framed = Framed::new(stream, wire::codec(wire::MAX_SERVER_FRAME));
+            let hello = ClientMsg::Hello(Hello {
+                version: wire::PROTOCOL_VERSION,
+                name: name.to_string(),
+                caps,
+            });
+            framed.send(encode(&hello)?).await?;
+            match read_msg(&mut framed).await? {
+                ServerMsg::Welcome(welcome) => Ok(Client {
+                    framed,
+                    welcome,
+                    next_id: 1,
+                    events: VecDeque::new(),
+                }),
+                ServerMsg::Refused(f) => Err(ClientError::Refused(f)),
+                other => Err(ClientError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                ))),
+            }
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(|_| ClientError::Timeout(CONNECT_TIMEOUT))?
+    }
+
+    /// The daemon's answer to our hello: versions and shared-memory paths.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// Sends a request without waiting for its reply; returns its id.
+    pub async fn send(&mut self, req: Request) -> Result<u32, ClientError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.framed
+            .send(encode(&ClientMsg::Request { id, req })?)
+            .await?;
+        Ok(id)
+    }
+
+    /// Waits for the next reply frame, keeping events for [`Client::next_event`].
+    pub async fn recv_reply(&mut self) -> Result<(u32, Result<Reply, Failure>), ClientError> {
+        loop {
+            match read_msg(&mut self.framed).await? {
+                ServerMsg::Reply { id, result } => return Ok((id, result)),
+                ServerMsg::Events(evs) => self.events.extend(evs),
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected message {other:?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Sends a request and returns its (single) reply.
+    pub async fn request(&mut self, req: Request) -> Result<Reply, ClientError> {
+        let id = self.send(req).await?;
+        let (got, result) = self.recv_reply().await?;
+        if got != id {
+            return Err(ClientError::Protocol(format!(
+                "reply {got} for request {id}"
+            )));
+        }
+        Ok(result?)
+    }
+
+    /// Applies one change; returns its sequence number.
+    pub async fn apply(&mut self, op: Op) -> Result<u64, ClientError> {
+        match self.request(Request::Apply(op)).await? {
+            Reply::Done { seq } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Applies changes in order in one frame; without `force` the daemon stops at the first
+    /// failure. Returns how many were applied and the failures.
+    pub async fn batch(
+        &mut self,
+        ops: Vec<Op>,
+        force: bool,
+    ) -> Result<(u32, Vec<BatchFailure>), ClientError> {
+        match self.request(Request::Batch { ops, force }).await? {
+            Reply::Batch { applied, failures } => Ok((applied, failures)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every route (or the one with `key`), sorted by prefix.
+    pub async fn show_routes(&mut self, key: Option<Prefix>) -> Result<Vec<Route>, ClientError> {
+        let id = self.send(Request::RouteShow(key)).await?;
+        let mut all = Vec::new();
+        loop {
+            match self.reply_for(id).await? {
+                Reply::Routes { routes, more } => {
+                    all.extend(routes);
+                    if !more {
+                        return Ok(all);
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+
+    /// Every neighbour (or the one with `key`), sorted by MAC.
+    pub async fn show_arps(&mut self, key: Option<MacAddr>) -> Result<Vec<ArpEntry>, ClientError> {
+        let id = self.send(Request::ArpShow(key)).await?;
+        let mut all = Vec::new();
+        loop {
+            match self.reply_for(id).await? {
+                Reply::Arps { entries, more } => {
+                    all.extend(entries);
+                    if !more {
+                        return Ok(all);
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+
+    async fn reply_for(&mut self, id: u32) -> Result<Reply, ClientError> {
+        let (got, result) = self.recv_reply().await?;
+        if got != id {
+            return Err(ClientError::Protocol(format!(
+                "reply {got} for request {id}"
+            )));
+        }
+        Ok(result?)
+    }
+
+    /// Registers as a subscriber of `tables`. Events follow through [`Client::next_event`],
+    /// starting with one [`Event::Start`] per table.
+    pub async fn subscribe(&mut self, tables: Tables) -> Result<(), ClientError> {
+        match self.request(Request::Subscribe { tables }).await? {
+            Reply::Subscribed => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The next event; `Ok(None)` when the daemon closed the connection. Cancel-safe.
+    pub async fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Ok(Some(ev));
+            }
+            let Some(frame) = self.framed.next().await else {
+                return Ok(None);
+            };
+            match decode(&frame?)? {
+                ServerMsg::Events(evs) => self.events.extend(evs),
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected message {other:?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Leaves cleanly and waits (up to `wait`) for the daemon's acknowledgement.
+    pub async fn deregister(mut self, wait: Duration) -> Result<(), ClientError> {
+        let id = self.send(Request::Deregister).await?;
+        let ack = async {
+            loop {
+                let (got, result) = self.recv_reply().await?;
+                if got == id {
+                    result?;
+                    return Ok(());
+                }
+            }
+        };
+        tokio::time::timeout(wait, ack)
+            .await
+            .map_err(|_| ClientError::Timeout(wait))?
+    }
+}
+
+fn unexpected(r: Reply) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {r:?}"))
+}
+
+fn encode(msg: &ClientMsg) -> Result<bytes::Bytes, ClientError> {
+    wire::encode(msg).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+fn decode(frame: &[u8]) -> Result<ServerMsg, ClientError> {
+    wire::decode(frame).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+async fn read_msg(
+    framed: &mut Framed<UnixStream, LengthDelimitedCodec>,
+) -> Result<ServerMsg, ClientError> {
+    match framed.next().await {
+        Some(frame) => decode(&frame?),
+        None => Err(ClientError::Closed),
+    }
+}

@@ -1,0 +1,324 @@
+//! The `rtmctl` command grammar (SPEC §3), shared by the command line and `batch` files.
+//!
+//! ```text
+//! route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]
+//! route del PREFIX | route show [PREFIX] | route get ADDRESS | route flush
+//! arp add|change|replace MAC IP [dev IFNAME]
+//! arp del MAC | arp show [MAC] | arp get MAC | arp flush
+//! flush | clients | watch | status | batch FILE|- [--force]
+//! ```
+//! Every error names the offending word.
+
+use std::net::Ipv4Addr;
+
+use rtm_proto::types::{parse_addr, ParseError};
+use rtm_proto::wire::{Op, Tables};
+use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UsageError {
+    #[error("{0}")]
+    Value(#[from] ParseError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError::Usage(msg.into())
+}
+
+/// A parsed `rtmctl` command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A change (also what a batch line must be).
+    Change(Op),
+    RouteShow(Option<Prefix>),
+    RouteGet(Ipv4Addr),
+    ArpShow(Option<MacAddr>),
+    ArpGet(MacAddr),
+    Clients,
+    Watch,
+    Status,
+    Batch {
+        file: String,
+        force: bool,
+    },
+}
+
+const HELP: &str = "expected: route|arp|flush|clients|watch|status|batch";
+
+/// Parses `OBJECT COMMAND [ARGS]`.
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
+    let words: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+    let Some((&object, rest)) = words.split_first() else {
+        return Err(usage(format!("missing command; {HELP}")));
+    };
+    match object {
+        "route" => parse_route(rest),
+        "arp" | "neigh" => parse_arp(rest),
+        "flush" => no_more("flush", rest).map(|_| Command::Change(Op::Flush(Tables::All))),
+        "clients" => no_more("clients", rest).map(|_| Command::Clients),
+        "watch" => no_more("watch", rest).map(|_| Command::Watch),
+        "status" => no_more("status", rest).map(|_| Command::Status),
+        "batch" => parse_batch(rest),
+        other => Err(usage(format!("unknown command \"{other}\"; {HELP}"))),
+    }
+}
+
+/// Parses one batch line: only changes are allowed. `Ok(None)` for blank lines and comments.
+pub fn parse_batch_line(line: &str) -> Result<Option<Op>, UsageError> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match parse(&words)? {
+        Command::Change(op) => Ok(Some(op)),
+        _ => Err(usage(format!(
+            "\"{line}\" is not a change; a batch holds add, change, replace, del and flush lines"
+        ))),
+    }
+}
+
+fn no_more(cmd: &str, rest: &[&str]) -> Result<(), UsageError> {
+    match rest.first() {
+        None => Ok(()),
+        Some(w) => Err(usage(format!("unexpected argument \"{w}\" after {cmd}"))),
+    }
+}
+
+fn parse_batch(rest: &[&str]) -> Result<Command, UsageError> {
+    let mut file = None;
+    let mut force = false;
+    for &w in rest {
+        match w {
+            "--force" | "-f" => force = true,
+            _ if file.is_none() => file = Some(w.to_string()),
+            _ => return Err(usage(format!("unexpected argument \"{w}\" for batch"))),
+        }
+    }
+    let file = file.ok_or_else(|| usage("batch needs a FILE (or - for standard input)"))?;
+    Ok(Command::Batch { file, force })
+}
+
+fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {
+    let Some((&cmd, args)) = rest.split_first() else {
+        return Err(usage(
+            "route needs a command: add, change, replace, del, show, get, flush",
+        ));
+    };
+    match cmd {
+        "add" | "change" | "replace" => {
+            let route = parse_route_spec(cmd, args)?;
+            Ok(Command::Change(match cmd {
+                "add" => Op::RouteAdd(route),
+                "change" => Op::RouteChange(route),
+                _ => Op::RouteReplace(route),
+            }))
+        }
+        "del" | "delete" => Ok(Command::Change(Op::RouteDel(one_arg(
+            "route del", "PREFIX", args,
+        )?
+        .parse()?))),
+        "show" | "list" => Ok(Command::RouteShow(
+            optional_arg("route show", args)?
+                .map(str::parse)
+                .transpose()?,
+        )),
+        "get" => Ok(Command::RouteGet(parse_addr(one_arg(
+            "route get",
+            "ADDRESS",
+            args,
+        )?)?)),
+        "flush" => no_more("route flush", args).map(|_| Command::Change(Op::Flush(Tables::Route))),
+        other => Err(usage(format!(
+            "unknown route command \"{other}\"; expected add, change, replace, del, show, get, flush"
+        ))),
+    }
+}
+
+fn parse_arp(rest: &[&str]) -> Result<Command, UsageError> {
+    let Some((&cmd, args)) = rest.split_first() else {
+        return Err(usage(
+            "arp needs a command: add, change, replace, del, show, get, flush",
+        ));
+    };
+    match cmd {
+        "add" | "change" | "replace" => {
+            let entry = parse_arp_spec(cmd, args)?;
+            Ok(Command::Change(match cmd {
+                "add" => Op::ArpAdd(entry),
+                "change" => Op::ArpChange(entry),
+                _ => Op::ArpReplace(entry),
+            }))
+        }
+        "del" | "delete" => Ok(Command::Change(Op::ArpDel(
+            one_arg("arp del", "MAC", args)?.parse()?,
+        ))),
+        "show" | "list" => Ok(Command::ArpShow(
+            optional_arg("arp show", args)?
+                .map(str::parse)
+                .transpose()?,
+        )),
+        "get" => Ok(Command::ArpGet(one_arg("arp get", "MAC", args)?.parse()?)),
+        "flush" => no_more("arp flush", args).map(|_| Command::Change(Op::Flush(Tables::Arp))),
+        other => Err(usage(format!(
+            "unknown arp command \"{other}\"; expected add, change, replace, del, show, get, flush"
+        ))),
+    }
+}
+
+fn one_arg<'a>(cmd: &str, what: &str, args: &[&'a str]) -> Result<&'a str, UsageError> {
+    match args {
+        [a] => Ok(a),
+        [] => Err(usage(format!("{cmd} needs a {what}"))),
+        [_, extra, ..] => Err(usage(format!(
+            "unexpected argument \"{extra}\" after {cmd}"
+        ))),
+    }
+}
+
+fn optional_arg<'a>(cmd: &str, args: &[&'a str]) -> Result<Option<&'a str>, UsageError> {
+    match args {
+        [] => Ok(None),
+        [a] => Ok(Some(a)),
+        [_, extra, ..] => Err(usage(format!(
+            "unexpected argument \"{extra}\" after {cmd}"
+        ))),
+    }
+}
+
+/// `PREFIX [via GW] [dev IFNAME] [metric N]`, each keyword at most once.
+fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
+    let Some((&dst, mut rest)) = args.split_first() else {
+        return Err(usage(format!("route {cmd} needs a PREFIX")));
+    };
+    let dst: Prefix = dst.parse()?;
+    let (mut via, mut dev, mut metric) = (None, None, None);
+    while let Some((&kw, tail)) = rest.split_first() {
+        let Some((&value, tail)) = tail.split_first() else {
+            return Err(usage(format!("\"{kw}\" needs a value")));
+        };
+        match kw {
+            "via" => set_once(&mut via, kw, parse_addr(value)?)?,
+            "dev" => set_once(&mut dev, kw, value.parse::<IfName>()?)?,
+            "metric" => set_once(
+                &mut metric,
+                kw,
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| ParseError::Metric(value.to_string()))?,
+            )?,
+            other => {
+                return Err(usage(format!(
+                    "unknown argument \"{other}\" for route {cmd}; expected via, dev or metric"
+                )))
+            }
+        }
+        rest = tail;
+    }
+    let route = Route {
+        dst,
+        via,
+        dev,
+        metric: metric.unwrap_or(0),
+    };
+    route.validate()?;
+    Ok(route)
+}
+
+/// `MAC IP [dev IFNAME]`.
+fn parse_arp_spec(cmd: &str, args: &[&str]) -> Result<ArpEntry, UsageError> {
+    let (mac, ip, mut rest) = match args {
+        [mac, ip, rest @ ..] => (mac.parse::<MacAddr>()?, parse_addr(ip)?, rest),
+        [mac] => {
+            mac.parse::<MacAddr>()?;
+            return Err(usage(format!("arp {cmd} needs an IP after the MAC")));
+        }
+        [] => return Err(usage(format!("arp {cmd} needs a MAC and an IP"))),
+    };
+    let mut dev = None;
+    while let Some((&kw, tail)) = rest.split_first() {
+        let Some((&value, tail)) = tail.split_first() else {
+            return Err(usage(format!("\"{kw}\" needs a value")));
+        };
+        match kw {
+            "dev" => set_once(&mut dev, kw, value.parse::<IfName>()?)?,
+            other => {
+                return Err(usage(format!(
+                    "unknown argument \"{other}\" for arp {cmd}; expected dev"
+                )))
+            }
+        }
+        rest = tail;
+    }
+    Ok(ArpEntry { mac, ip, dev })
+}
+
+fn set_once<T>(slot: &mut Option<T>, kw: &str, v: T) -> Result<(), UsageError> {
+    if slot.is_some() {
+        return Err(usage(format!("\"{kw}\" given twice")));
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, UsageError> {
+        parse(&s.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn routes() {
+        let Command::Change(Op::RouteAdd(r)) =
+            p("route add 10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            r.to_string(),
+            "10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10"
+        );
+        assert_eq!(p("route show").unwrap(), Command::RouteShow(None));
+        assert!(matches!(
+            p("route get 10.1.2.3").unwrap(),
+            Command::RouteGet(_)
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_value() {
+        for (line, needle) in [
+            ("route add 10.0.0.1/8 dev eth0", "10.0.0.0/8"),
+            ("route add 10.0.0.0/8 via 1.2.3", "1.2.3"),
+            ("route add 10.0.0.0/8 dev eth0 metric -1", "-1"),
+            (
+                "route add 10.0.0.0/8 dev eth0 metric 4294967296",
+                "4294967296",
+            ),
+            ("route add 10.0.0.0/8 dev a/b", "a/b"),
+            ("route add 10.0.0.0/8", "10.0.0.0/8"),
+            ("route add 10.0.0.0/8 dev eth0 bogus 1", "bogus"),
+            ("route add 10.0.0.0/8 dev eth0 dev eth1", "dev"),
+            ("arp add zz:bb:cc:dd:ee:ff 10.0.0.1", "zz:bb:cc:dd:ee:ff"),
+            ("arp add aa:bb:cc:dd:ee:ff 10.0.0.300", "10.0.0.300"),
+            ("frobnicate", "frobnicate"),
+        ] {
+            let e = p(line).unwrap_err().to_string();
+            assert!(e.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn batch_lines() {
+        assert_eq!(parse_batch_line("  # c").unwrap(), None);
+        assert_eq!(parse_batch_line("").unwrap(), None);
+        assert!(parse_batch_line("route show").is_err());
+        assert!(parse_batch_line("route del 10.0.0.0/8").unwrap().is_some());
+    }
+}

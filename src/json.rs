@@ -1,0 +1,119 @@
+//! The JSON shapes of SPEC §3/§4, shared by `rtmctl -j` and `rtm-client --json`.
+
+use std::net::Ipv4Addr;
+
+use rtm_proto::wire::{ClientInfo, Status};
+use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
+use serde::Serialize;
+
+/// `{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}`
+#[derive(Serialize)]
+pub struct RouteJson<'a> {
+    pub dst: Prefix,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<&'a IfName>,
+    pub metric: u32,
+}
+
+impl<'a> From<&'a Route> for RouteJson<'a> {
+    fn from(r: &'a Route) -> Self {
+        RouteJson {
+            dst: r.dst,
+            via: r.via,
+            dev: r.dev.as_ref(),
+            metric: r.metric,
+        }
+    }
+}
+
+/// `{"mac":"00:11:22:33:44:55","ip":"192.168.1.10","dev":"eth0"}`
+#[derive(Serialize)]
+pub struct ArpJson<'a> {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<&'a IfName>,
+}
+
+impl<'a> From<&'a ArpEntry> for ArpJson<'a> {
+    fn from(a: &'a ArpEntry) -> Self {
+        ArpJson {
+            mac: a.mac,
+            ip: a.ip,
+            dev: a.dev.as_ref(),
+        }
+    }
+}
+
+/// A table entry of either kind, serialized as its own shape.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum EntryJson<'a> {
+    Route(RouteJson<'a>),
+    Arp(ArpJson<'a>),
+}
+
+/// `{"id":3,"pid":1234,"uid":0,"name":"fib-agent","connected_at":"RFC 3339","queued":0,"sent":120,"resyncs":0}`
+#[derive(Serialize)]
+pub struct ClientJson<'a> {
+    pub id: u64,
+    pub pid: i32,
+    pub uid: u32,
+    pub name: &'a str,
+    pub connected_at: String,
+    pub queued: u64,
+    pub sent: u64,
+    pub resyncs: u64,
+    pub sigusr1: bool,
+}
+
+impl<'a> From<&'a ClientInfo> for ClientJson<'a> {
+    fn from(c: &'a ClientInfo) -> Self {
+        ClientJson {
+            id: c.id,
+            pid: c.pid,
+            uid: c.uid,
+            name: &c.name,
+            connected_at: rfc3339_ms(c.connected_at_ms),
+            queued: c.queued,
+            sent: c.sent,
+            resyncs: c.resyncs,
+            sigusr1: c.sigusr1,
+        }
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC, e.g. `2026-11-26T14:56:07.123Z`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// `rtmctl -j status`: the wire status as is.
+pub fn status(s: &Status) -> serde_json::Value {
+    serde_json::to_value(s).expect("status serializes")
+}
+
+/// One line of `rtm-client --json` / `rtmctl -j watch`. Absent fields are omitted.
+#[derive(Serialize, Default)]
+pub struct EventJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub op: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arps: Option<u64>,
+}

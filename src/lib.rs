@@ -1,0 +1,28 @@
+//! # rtm — routing-table manager, client side
+//!
+//! `rtmd` owns an IPv4 routing table and an ARP table, publishes both into shared-memory files
+//! that clients map read-only, and notifies every registered client of each change over a Unix
+//! socket. This crate is what clients build on:
+//!
+//! - [`Client`]: connect, request (CRUD, show, get, flush, clients, status), subscribe and
+//!   read the event stream.
+//! - [`shm`]: read the tables straight from shared memory — exact match by MAC, longest-prefix
+//!   match by address — without asking the daemon.
+//! - [`Mirror`]: keep a copy of the tables in step with the notifications, as `rtm-client` does.
+//! - [`command`]: the `rtmctl` grammar; [`output`]/[`json`]: the text and JSON shapes.
+//!
+//! The way of a route: `rtmctl route add` → socket frame → `rtmd`'s session actor → route-table
+//! actor (shared memory written, sequence number assigned) → a notification to each subscribed
+//! session → the client's socket → the client reads the entry from its mapping.
+//! See `proto/` for the contract between processes and `actors/` for the daemon.
+
+pub mod client;
+pub mod command;
+pub mod json;
+pub mod mirror;
+pub mod output;
+pub mod paths;
+
+pub use client::{Client, ClientError};
+pub use mirror::Mirror;
+pub use rtm_proto::{shm, types, wire, ArpEntry, IfName, MacAddr, ParseError, Prefix, Route};

@@ -1,0 +1,285 @@
+//! A client's mirror of the tables, kept from shared memory and driven by notifications.
+//!
+//! Notifications carry only op + key + seq; the entry is read from the daemon's shared memory
+//! when the notification is handled, so the mirror always holds what shared memory holds (if
+//! shared memory is already newer than the event, the newer entry is taken).
+
+use std::collections::BTreeMap;
+
+use rtm_proto::shm::{Record, ShmError, ShmReader};
+use rtm_proto::wire::{ChangeOp, Event, Key, Table, Tables, Welcome};
+use rtm_proto::{ArpEntry, Route};
+
+use crate::output::{Entry, Line};
+
+/// A record kind the mirror can hold.
+pub trait Mirrored: Record {
+    const TABLE: Table;
+    fn entry(&self) -> Entry;
+    fn key_of(key: Key) -> Option<Self::Key>;
+    fn wire_key(key: Self::Key) -> Key;
+}
+
+impl Mirrored for Route {
+    const TABLE: Table = Table::Route;
+    fn entry(&self) -> Entry {
+        Entry::Route(self.clone())
+    }
+    fn key_of(key: Key) -> Option<Self::Key> {
+        match key {
+            Key::Route(p) => Some(p),
+            Key::Arp(_) => None,
+        }
+    }
+    fn wire_key(key: Self::Key) -> Key {
+        Key::Route(key)
+    }
+}
+
+impl Mirrored for ArpEntry {
+    const TABLE: Table = Table::Arp;
+    fn entry(&self) -> Entry {
+        Entry::Arp(self.clone())
+    }
+    fn key_of(key: Key) -> Option<Self::Key> {
+        match key {
+            Key::Arp(m) => Some(m),
+            Key::Route(_) => None,
+        }
+    }
+    fn wire_key(key: Self::Key) -> Key {
+        Key::Arp(key)
+    }
+}
+
+/// One table's reader and mirrored contents.
+pub struct TableMirror<R: Mirrored> {
+    reader: ShmReader<R>,
+    map: BTreeMap<R::Key, R>,
+}
+
+impl<R: Mirrored> TableMirror<R> {
+    pub fn open(path: &std::path::Path) -> Result<Self, ShmError> {
+        Ok(TableMirror {
+            reader: ShmReader::open(path)?,
+            map: BTreeMap::new(),
+        })
+    }
+
+    pub fn reader(&self) -> &ShmReader<R> {
+        &self.reader
+    }
+
+    fn refresh(&mut self) {
+        // A failed remap keeps the old mapping: it still answers, only staler.
+        let _ = self.reader.refresh();
+    }
+
+    /// Re-reads the whole table from shared memory into the mirror.
+    pub fn reload(&mut self) {
+        self.refresh();
+        self.map = self
+            .reader
+            .entries()
+            .into_iter()
+            .map(|v| (v.entry.key(), v.entry))
+            .collect();
+    }
+
+    /// The entry for `key` as shared memory holds it now.
+    pub fn read(&mut self, key: &R::Key) -> Option<R> {
+        self.refresh();
+        self.reader.get(key).map(|v| v.entry)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    fn lines(&self, make: impl Fn(Key, Entry) -> Line, out: &mut Vec<Line>) {
+        out.extend(
+            self.map
+                .iter()
+                .map(|(k, r)| make(R::wire_key(*k), r.entry())),
+        );
+    }
+
+    fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Line>) {
+        let Some(k) = R::key_of(key) else { return };
+        let entry = match op {
+            ChangeOp::Delete => None,
+            ChangeOp::Create | ChangeOp::Update => self.read(&k),
+        };
+        if keep {
+            match &entry {
+                Some(r) => {
+                    self.map.insert(k, r.clone());
+                }
+                None => {
+                    self.map.remove(&k);
+                }
+            }
+        }
+        out.push(Line::Change {
+            seq,
+            op,
+            table: R::TABLE,
+            key,
+            entry: entry.map(|r| r.entry()),
+        });
+    }
+
+    fn sync(&mut self, seq: u64, out: &mut Vec<Line>) {
+        self.reload();
+        self.lines(
+            |key, entry| Line::Sync {
+                table: R::TABLE,
+                key,
+                entry,
+            },
+            out,
+        );
+        out.push(Line::SyncDone {
+            table: R::TABLE,
+            count: self.map.len() as u64,
+            seq,
+        });
+    }
+}
+
+/// The mirrors of the subscribed tables.
+pub struct Mirror {
+    pub route: Option<TableMirror<Route>>,
+    pub arp: Option<TableMirror<ArpEntry>>,
+    /// `false` for `rtmctl watch`: no sync, no mirror, live events only.
+    keep: bool,
+}
+
+impl Mirror {
+    /// Opens the shared-memory files the daemon named, for the tables in `tables`.
+    pub fn open(welcome: &Welcome, tables: Tables, keep: bool) -> Result<Mirror, ShmError> {
+        Ok(Mirror {
+            route: tables
+                .contains(Table::Route)
+                .then(|| TableMirror::open(welcome.route_shm.as_ref()))
+                .transpose()?,
+            arp: tables
+                .contains(Table::Arp)
+                .then(|| TableMirror::open(welcome.arp_shm.as_ref()))
+                .transpose()?,
+            keep,
+        })
+    }
+
+    /// Handles one event, appending what to print.
+    pub fn on_event(&mut self, ev: Event, out: &mut Vec<Line>) {
+        let keep = self.keep;
+        match ev {
+            Event::Start { table, seq } => {
+                if keep {
+                    self.with(table, out, |m, o| m.sync(seq, o), |m, o| m.sync(seq, o));
+                }
+            }
+            Event::Resync { table, seq } => {
+                out.push(Line::Resync { table });
+                if keep {
+                    self.with(table, out, |m, o| m.sync(seq, o), |m, o| m.sync(seq, o));
+                }
+            }
+            Event::Change {
+                op,
+                key,
+                seq,
+                table,
+                ..
+            } => self.with(
+                table,
+                out,
+                |m, o| m.on_change(op, key, seq, keep, o),
+                |m, o| m.on_change(op, key, seq, keep, o),
+            ),
+            Event::Flush { table, seq } => {
+                self.with(table, out, |m, _| m.clear(), |m, _| m.clear());
+                out.push(Line::Flush { table, seq });
+            }
+            Event::Bye => out.push(Line::Bye),
+        }
+    }
+
+    /// Runs the closure for `table`'s mirror, if this client follows that table.
+    fn with(
+        &mut self,
+        table: Table,
+        out: &mut Vec<Line>,
+        route: impl FnOnce(&mut TableMirror<Route>, &mut Vec<Line>),
+        arp: impl FnOnce(&mut TableMirror<ArpEntry>, &mut Vec<Line>),
+    ) {
+        match table {
+            Table::Route => {
+                if let Some(m) = &mut self.route {
+                    route(m, out)
+                }
+            }
+            Table::Arp => {
+                if let Some(m) = &mut self.arp {
+                    arp(m, out)
+                }
+            }
+        }
+    }
+
+    /// SIGUSR1: a flush happened somewhere; drop the mirror and re-read shared memory.
+    pub fn reload_all(&mut self) {
+        if let Some(m) = &mut self.route {
+            m.reload();
+        }
+        if let Some(m) = &mut self.arp {
+            m.reload();
+        }
+    }
+
+    /// SIGUSR2: the whole mirror as `mirror` lines, then `mirror-done`.
+    pub fn dump(&self, out: &mut Vec<Line>) {
+        if let Some(m) = &self.route {
+            m.lines(
+                |key, entry| Line::Mirror {
+                    table: Table::Route,
+                    key,
+                    entry,
+                },
+                out,
+            );
+        }
+        if let Some(m) = &self.arp {
+            m.lines(
+                |key, entry| Line::Mirror {
+                    table: Table::Arp,
+                    key,
+                    entry,
+                },
+                out,
+            );
+        }
+        out.push(Line::MirrorDone {
+            routes: self.route.as_ref().map_or(0, |m| m.len() as u64),
+            arps: self.arp.as_ref().map_or(0, |m| m.len() as u64),
+        });
+    }
+
+    pub fn clear(&mut self) {
+        if let Some(m) = &mut self.route {
+            m.clear();
+        }
+        if let Some(m) = &mut self.arp {
+            m.clear();
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! How clients print: iproute2-style text or the JSON shapes of SPEC §3/§4.
+
+use std::fmt::Write as _;
+
+use rtm_proto::wire::{ChangeOp, ClientInfo, Key, Status, Table};
+use rtm_proto::{ArpEntry, Route};
+
+use crate::json::{self, ArpJson, EntryJson, EventJson, RouteJson};
+
+/// A table entry of either kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Route(Route),
+    Arp(ArpEntry),
+}
+
+impl Entry {
+    pub fn json(&self) -> EntryJson<'_> {
+        match self {
+            Entry::Route(r) => EntryJson::Route(r.into()),
+            Entry::Arp(a) => EntryJson::Arp(a.into()),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            Entry::Route(r) => r.to_string(),
+            Entry::Arp(a) => a.to_string(),
+        }
+    }
+}
+
+/// One line of `rtm-client` / `rtmctl watch` output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    Sync {
+        table: Table,
+        key: Key,
+        entry: Entry,
+    },
+    SyncDone {
+        table: Table,
+        count: u64,
+        seq: u64,
+    },
+    Change {
+        seq: u64,
+        op: ChangeOp,
+        table: Table,
+        key: Key,
+        entry: Option<Entry>,
+    },
+    Flush {
+        table: Table,
+        seq: u64,
+    },
+    Signal(&'static str),
+    Resync {
+        table: Table,
+    },
+    Mirror {
+        table: Table,
+        key: Key,
+        entry: Entry,
+    },
+    MirrorDone {
+        routes: u64,
+        arps: u64,
+    },
+    Bye,
+}
+
+impl Line {
+    pub fn json(&self) -> String {
+        let mut j = EventJson::default();
+        match self {
+            Line::Sync { table, key, entry } | Line::Mirror { table, key, entry } => {
+                j.op = if matches!(self, Line::Sync { .. }) {
+                    "sync"
+                } else {
+                    "mirror"
+                };
+                j.table = Some(table.name());
+                j.key = Some(key.to_string());
+                j.entry = Some(entry.json());
+            }
+            Line::SyncDone { table, count, seq } => {
+                j.op = "sync-done";
+                j.table = Some(table.name());
+                j.count = Some(*count);
+                j.seq = Some(*seq);
+            }
+            Line::Change {
+                seq,
+                op,
+                table,
+                key,
+                entry,
+            } => {
+                j.seq = Some(*seq);
+                j.op = op.name();
+                j.table = Some(table.name());
+                j.key = Some(key.to_string());
+                j.entry = entry.as_ref().map(Entry::json);
+            }
+            Line::Flush { table, seq } => {
+                j.op = "flush";
+                j.table = Some(table.name());
+                j.seq = Some(*seq);
+            }
+            Line::Signal(s) => {
+                j.op = "signal";
+                j.signal = Some(s);
+            }
+            Line::Resync { table } => {
+                j.op = "resync";
+                j.table = Some(table.name());
+            }
+            Line::MirrorDone { routes, arps } => {
+                j.op = "mirror-done";
+                j.routes = Some(*routes);
+                j.arps = Some(*arps);
+            }
+            Line::Bye => j.op = "bye",
+        }
+        serde_json::to_string(&j).expect("event line serializes")
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            Line::Sync { table, entry, .. } => format!("sync {table} {}", entry.text()),
+            Line::Mirror { table, entry, .. } => format!("mirror {table} {}", entry.text()),
+            Line::SyncDone { table, count, seq } => {
+                format!("sync-done {table} count {count} seq {seq}")
+            }
+            Line::Change {
+                seq,
+                op,
+                table,
+                key,
+                entry,
+            } => match entry {
+                Some(e) => format!("{} {table} {} seq {seq}", op.name(), e.text()),
+                None => format!("{} {table} {key} seq {seq}", op.name()),
+            },
+            Line::Flush { table, seq } => format!("flush {table} seq {seq}"),
+            Line::Signal(s) => format!("signal {s}"),
+            Line::Resync { table } => format!("resync {table}"),
+            Line::MirrorDone { routes, arps } => {
+                format!("mirror-done routes {routes} arps {arps}")
+            }
+            Line::Bye => "bye".to_string(),
+        }
+    }
+
+    pub fn render(&self, as_json: bool) -> String {
+        if as_json {
+            self.json()
+        } else {
+            self.text()
+        }
+    }
+}
+
+/// `show` output: one iproute2 line per entry, or a JSON array.
+pub fn routes(routes: &[Route], as_json: bool) -> String {
+    if as_json {
+        let v: Vec<RouteJson> = routes.iter().map(Into::into).collect();
+        return serde_json::to_string(&v).expect("routes serialize") + "\n";
+    }
+    lines(routes.iter())
+}
+
+pub fn arps(entries: &[ArpEntry], as_json: bool) -> String {
+    if as_json {
+        let v: Vec<ArpJson> = entries.iter().map(Into::into).collect();
+        return serde_json::to_string(&v).expect("arps serialize") + "\n";
+    }
+    lines(entries.iter())
+}
+
+fn lines<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let mut s = String::new();
+    for it in items {
+        let _ = writeln!(s, "{it}");
+    }
+    s
+}
+
+/// `get` output: one line or one object.
+pub fn entry(e: &Entry, as_json: bool) -> String {
+    if as_json {
+        serde_json::to_string(&e.json()).expect("entry serializes") + "\n"
+    } else {
+        e.text() + "\n"
+    }
+}
+
+pub fn clients(list: &[ClientInfo], as_json: bool) -> String {
+    if as_json {
+        let v: Vec<json::ClientJson> = list.iter().map(Into::into).collect();
+        return serde_json::to_string(&v).expect("clients serialize") + "\n";
+    }
+    let mut s = String::new();
+    for c in list {
+        let _ = writeln!(
+            s,
+            "{} pid {} uid {} name {:?} connected {} queued {} sent {} resyncs {}{}",
+            c.id,
+            c.pid,
+            c.uid,
+            c.name,
+            json::rfc3339_ms(c.connected_at_ms),
+            c.queued,
+            c.sent,
+            c.resyncs,
+            if c.sigusr1 { " sigusr1" } else { "" }
+        );
+    }
+    s
+}
+
+pub fn status(st: &Status, as_json: bool) -> String {
+    if as_json {
+        return json::status(st).to_string() + "\n";
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "version {}", st.version);
+    let _ = writeln!(s, "uptime {}s", st.uptime_s);
+    let _ = writeln!(s, "routes {} of {}", st.routes, st.route_capacity);
+    let _ = writeln!(s, "arps {} of {}", st.arps, st.arp_capacity);
+    let _ = writeln!(s, "clients {}", st.clients);
+    let r = &st.restarts;
+    let _ = writeln!(
+        s,
+        "restarts route {} arp {} broker {} listener {}",
+        r.route, r.arp, r.broker, r.listener
+    );
+    for (k, v) in &st.counters {
+        let _ = writeln!(s, "{k} {v}");
+    }
+    s
+}

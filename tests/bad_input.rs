@@ -1,0 +1,75 @@
+//! SPEC §5.10: garbage, absurd frames and silent connections close only their own session.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Reads until EOF (the daemon closed us) within the deadline; panics otherwise.
+fn assert_closed(mut s: UnixStream, what: &str) {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let end = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(_) => {}
+        }
+        assert!(
+            Instant::now() < end,
+            "{what}: the daemon kept the connection open"
+        );
+    }
+}
+
+#[test]
+fn garbage_absurd_frames_and_silence_close_only_that_session() {
+    let inst = Instance::start_with(&["--handshake-timeout", "300ms"]);
+    let mut good = inst.client("good", &[]);
+
+    // Garbage that frames as a message but does not decode.
+    let mut s = UnixStream::connect(&inst.socket).unwrap();
+    s.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0xff])
+        .unwrap();
+    assert_closed(s, "garbage");
+
+    // A length far over the frame limit.
+    let mut s = UnixStream::connect(&inst.socket).unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xf0, 1, 2, 3]).unwrap();
+    assert_closed(s, "absurd length");
+
+    // Random bytes, no framing at all.
+    let mut s = UnixStream::connect(&inst.socket).unwrap();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&noise);
+    assert_closed(s, "noise");
+
+    // A connection that never says hello is closed by the handshake deadline.
+    let s = UnixStream::connect(&inst.socket).unwrap();
+    assert_closed(s, "silent");
+
+    // A half-written frame followed by a hang-up.
+    let mut s = UnixStream::connect(&inst.socket).unwrap();
+    s.write_all(&[0, 0, 0, 100, 1, 2]).unwrap();
+    drop(s);
+
+    // The daemon and the registered client are unaffected.
+    inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    let v = good.next();
+    assert_eq!(v["key"], "10.1.0.0/16");
+    let st = inst.ctl_json(&["status"]);
+    assert!(st["counters"]["bad_frames"].as_u64().unwrap() >= 3, "{st}");
+    assert!(
+        st["counters"]["handshake_timeouts"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    assert_eq!(inst.client_names(), ["good"]);
+}

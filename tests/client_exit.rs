@@ -1,0 +1,67 @@
+//! SPEC §5.4: clients that leave, cleanly or killed, are removed; nobody else notices.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+#[test]
+fn terminated_and_killed_clients_disappear() {
+    let inst = Instance::start();
+    let mut gone_clean = inst.client("clean", &[]);
+    let gone_killed = inst.client("killed", &[]);
+    let mut stays = inst.client("stays", &[]);
+    let mut names = inst.client_names();
+    names.sort();
+    assert_eq!(names, ["clean", "killed", "stays"]);
+
+    gone_clean.signal(Signal::SIGTERM);
+    assert_eq!(gone_clean.next()["op"], "bye");
+    let (st, err) = gone_clean.wait();
+    assert!(st.success(), "{st}: {err}");
+    // Deregistration is acknowledged before the client exits: it is gone at once.
+    assert!(!inst.client_names().contains(&"clean".to_string()));
+
+    gone_killed.signal(Signal::SIGKILL);
+    inst.eventually("killed client removed", || inst.client_names() == ["stays"]);
+
+    inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    let v = stays.next();
+    assert_eq!(v["op"], "create");
+    assert_eq!(v["key"], "10.1.0.0/16");
+}
+
+#[test]
+fn many_connect_disconnect_cycles_leave_no_stale_record() {
+    let inst = Instance::start();
+    let mut stays = inst.client("stays", &[]);
+    for i in 0..30 {
+        let c = inst.client(&format!("cycle{i}"), &["--table", "route"]);
+        c.signal(if i % 2 == 0 {
+            Signal::SIGKILL
+        } else {
+            Signal::SIGTERM
+        });
+        drop(c);
+    }
+    inst.eventually("only the steady client is left", || {
+        inst.client_names() == ["stays"]
+    });
+    let status = inst.ctl_json(&["status"]);
+    assert_eq!(status["clients"], 1);
+    assert!(status["counters"]["sessions_closed"].as_u64().unwrap() >= 30);
+    inst.ctl_ok(&["arp", "add", "00:11:22:33:44:55", "192.168.1.10"]);
+    assert_eq!(stays.next()["key"], "00:11:22:33:44:55");
+}
+
+#[test]
+fn max_clients_refuses_with_a_reason_but_not_one_shot_requests() {
+    let inst = Instance::start_with(&["--max-clients", "1"]);
+    let _one = inst.client("one", &[]);
+    let mut two = inst.client_unsynced("two", &[]);
+    let (st, err) = two.wait();
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("too many clients"), "{err}");
+    // One-shot requests still work.
+    assert_eq!(inst.client_names(), ["one"]);
+}

@@ -1,0 +1,431 @@
+//! Test harness: real `rtmd`, `rtmctl` and `rtm-client` processes, each instance in its own
+//! temporary directory (socket + shm), every child under a deadline and killed by its handle.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub const RTMD: &str = env!("CARGO_BIN_EXE_rtmd");
+pub const RTMCTL: &str = env!("CARGO_BIN_EXE_rtmctl");
+pub const RTM_CLIENT: &str = env!("CARGO_BIN_EXE_rtm-client");
+
+/// Default deadline for one CLI call or one expected line.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Waits for a child with a deadline; kills it (by its own handle) when the deadline passes.
+pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + deadline;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Runs a command to completion with a deadline, capturing its output.
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>, deadline: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        thread::spawn(move || {
+            let _ = w.write_all(&input);
+        });
+    }
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_deadline(&mut child, deadline)
+        .unwrap_or_else(|| panic!("{cmd:?} did not finish within {deadline:?}"));
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One daemon instance in a temporary directory.
+pub struct Instance {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub shm_dir: PathBuf,
+    pub daemon: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Instance {
+    /// Starts `rtmd` with small tables and waits until it answers.
+    pub fn start() -> Instance {
+        Instance::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Instance {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("rtm.sock");
+        let shm_dir = dir.path().join("shm");
+        std::fs::create_dir(&shm_dir).unwrap();
+        let log = dir.path().join("rtmd.log");
+        let mut inst = Instance {
+            dir,
+            socket,
+            shm_dir,
+            daemon: None,
+            log,
+        };
+        inst.spawn_daemon(extra);
+        inst
+    }
+
+    /// Spawns `rtmd` on this instance's paths and waits until the socket answers.
+    pub fn spawn_daemon(&mut self, extra: &[&str]) {
+        let mut cmd = self.daemon_cmd(extra);
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        cmd.stdout(Stdio::null()).stderr(logf);
+        self.daemon = Some(cmd.spawn().expect("spawn rtmd"));
+        let end = Instant::now() + DEADLINE;
+        while UnixStream::connect(&self.socket).is_err() {
+            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("rtmd exited early ({st}): {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < end,
+                "rtmd did not come up: {}",
+                self.log_text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The daemon command line for this instance.
+    pub fn daemon_cmd(&self, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(RTMD);
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .arg("--shm-dir")
+            .arg(&self.shm_dir)
+            .args([
+                "--instance",
+                "t",
+                "--route-capacity",
+                "8192",
+                "--arp-capacity",
+                "1024",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info");
+        cmd
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn daemon_pid(&self) -> Pid {
+        Pid::from_raw(self.daemon.as_ref().expect("daemon").id() as i32)
+    }
+
+    pub fn route_shm(&self) -> PathBuf {
+        self.shm_dir.join("t.route")
+    }
+
+    pub fn arp_shm(&self) -> PathBuf {
+        self.shm_dir.join("t.arp")
+    }
+
+    /// `rtmctl` with this instance's socket.
+    pub fn ctl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(RTMCTL);
+        cmd.arg("--socket").arg(&self.socket).args(args);
+        cmd
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        run(self.ctl_cmd(args), None, DEADLINE)
+    }
+
+    /// `rtmctl` that must succeed; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert_eq!(code(&o), 0, "rtmctl {args:?}: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// `rtmctl -j ...` parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["-j"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ctl_ok(&a)).expect("rtmctl -j prints JSON")
+    }
+
+    /// `rtmctl batch -` fed with `text`.
+    pub fn batch(&self, text: &str, force: bool) -> Output {
+        let mut args = vec!["batch", "-"];
+        if force {
+            args.push("--force");
+        }
+        run(self.ctl_cmd(&args), Some(text.as_bytes()), DEADLINE)
+    }
+
+    /// Starts a registered `rtm-client --json` and waits until its tables are synced.
+    pub fn client(&self, name: &str, extra: &[&str]) -> ClientProc {
+        let mut c = self.client_unsynced(name, extra);
+        let tables = if extra.contains(&"route") || extra.contains(&"arp") {
+            1
+        } else {
+            2
+        };
+        for _ in 0..tables {
+            c.expect(|v| v["op"] == "sync-done");
+        }
+        c
+    }
+
+    /// Starts `rtm-client --json` without waiting for anything.
+    pub fn client_unsynced(&self, name: &str, extra: &[&str]) -> ClientProc {
+        let mut cmd = Command::new(RTM_CLIENT);
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .args(["--json", "--name", name])
+            .args(extra);
+        ClientProc::spawn(cmd)
+    }
+
+    /// `rtmctl -j watch`.
+    pub fn watch(&self) -> ClientProc {
+        ClientProc::spawn(self.ctl_cmd(&["-j", "watch"]))
+    }
+
+    /// Names of the registered clients.
+    pub fn client_names(&self) -> Vec<String> {
+        self.ctl_json(&["clients"])
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Polls `cond` until it holds (bounded).
+    pub fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + DEADLINE;
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting for: {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal_daemon(&self, sig: Signal) {
+        kill(self.daemon_pid(), sig).expect("signal rtmd");
+    }
+
+    /// Waits for the daemon to exit; returns its status.
+    pub fn wait_daemon(&mut self) -> ExitStatus {
+        let mut d = self.daemon.take().expect("daemon");
+        wait_deadline(&mut d, DEADLINE).expect("rtmd did not exit")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+/// A long-running client process whose stdout lines arrive on a channel.
+pub struct ClientProc {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+    err: Option<thread::JoinHandle<String>>,
+}
+
+impl ClientProc {
+    pub fn spawn(mut cmd: Command) -> ClientProc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn client");
+        let out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        ClientProc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            err: Some(err),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// The next output line as JSON, or `None` at EOF / deadline.
+    pub fn next_within(&mut self, d: Duration) -> Option<Value> {
+        match self.lines.recv_timeout(d) {
+            Ok(l) => {
+                self.seen.push(l.clone());
+                Some(
+                    serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")),
+                )
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    pub fn next(&mut self) -> Value {
+        self.next_within(DEADLINE)
+            .unwrap_or_else(|| panic!("no line within {DEADLINE:?}; seen so far: {:#?}", self.seen))
+    }
+
+    /// Reads lines until one matches; returns it.
+    pub fn expect(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        loop {
+            let v = self.next();
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Collects lines until (and including) the first that matches.
+    pub fn collect_until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let v = self.next();
+            let done = pred(&v);
+            out.push(v);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Asserts that no line arrives within `d`.
+    pub fn expect_silence(&mut self, d: Duration) {
+        if let Some(v) = self.next_within(d) {
+            panic!("unexpected line {v}");
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).expect("signal client");
+    }
+
+    /// Waits for exit (bounded); returns the exit status and stderr.
+    pub fn wait(&mut self) -> (ExitStatus, String) {
+        let st = wait_deadline(&mut self.child, DEADLINE).expect("client did not exit");
+        let err = self
+            .err
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        (st, err)
+    }
+}
+
+impl Drop for ClientProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `count` distinct routes with varied fields, as batch lines and as `rtmctl -j route show`
+/// prints them. Prefixes are 10.a.b.0/len with len 24..=32, so none collide.
+pub fn varied_routes(count: usize) -> Vec<(String, Value)> {
+    assert!(count <= 65_536);
+    (0..count)
+        .map(|i| {
+            let len = [24u8, 25, 26, 28, 30, 32][i % 6];
+            let dst = format!("10.{}.{}.0/{len}", i >> 8, i & 0xff);
+            let metric = (i % 7) as u32 * 10;
+            let mut line = format!("route add {dst}");
+            let mut json = serde_json::json!({ "dst": dst, "metric": metric });
+            if i % 3 != 0 {
+                let via = format!("192.168.{}.{}", i % 200, 1 + i % 250);
+                line += &format!(" via {via}");
+                json["via"] = via.into();
+            }
+            if i % 3 != 1 {
+                let dev = format!("eth{}", i % 5);
+                line += &format!(" dev {dev}");
+                json["dev"] = dev.into();
+            }
+            if metric != 0 {
+                line += &format!(" metric {metric}");
+            }
+            (line, json)
+        })
+        .collect()
+}
+
+/// Whether anything (even a dangling symlink) is at `p`.
+pub fn path_exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}

@@ -1,0 +1,96 @@
+//! SPEC §5.1: a client that registers after many changes sees exactly the current tables,
+//! then every later change once, in order.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn late_joiner_gets_exact_tables_then_live_changes() {
+    let inst = Instance::start();
+    let routes = varied_routes(1200);
+    let mut text: Vec<String> = routes.iter().map(|(l, _)| l.clone()).collect();
+    // History before the join: updates and deletes, not just creates.
+    text.push("route replace 10.0.1.0/25 via 10.9.9.9 metric 77".into());
+    text.push("route del 10.0.2.0/26".into());
+    text.push("route add 0.0.0.0/0 via 192.168.0.1".into());
+    for i in 0..40 {
+        let dev = if i % 2 == 0 { " dev eth0" } else { "" };
+        text.push(format!(
+            "arp add 02:00:00:00:00:{i:02x} 192.168.7.{}{dev}",
+            i + 1
+        ));
+    }
+    text.push("arp del 02:00:00:00:00:05".into());
+    let o = inst.batch(&text.join("\n"), false);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    let mut c = inst.client_unsynced("late", &[]);
+    let mut sync = |table: &str| -> (Vec<Value>, Value) {
+        let lines = c.collect_until(|v| v["op"] == "sync-done");
+        let done = lines.last().unwrap().clone();
+        assert_eq!(done["table"], table);
+        let entries = lines[..lines.len() - 1]
+            .iter()
+            .map(|v| {
+                assert_eq!(v["op"], "sync", "{v}");
+                assert_eq!(v["table"], table);
+                v["entry"].clone()
+            })
+            .collect();
+        (entries, done)
+    };
+    let (synced_routes, route_done) = sync("route");
+    let (synced_arps, arp_done) = sync("arp");
+
+    let shown_routes = inst.ctl_json(&["route", "show"]);
+    let shown_arps = inst.ctl_json(&["arp", "show"]);
+    assert_eq!(Value::Array(synced_routes.clone()), shown_routes);
+    assert_eq!(Value::Array(synced_arps.clone()), shown_arps);
+    assert_eq!(synced_routes.len(), 1200);
+    assert_eq!(synced_arps.len(), 39);
+    assert_eq!(route_done["count"], 1200);
+    assert_eq!(arp_done["count"], 39);
+    // 1200 adds + replace + del + default route; 40 adds + 1 del.
+    assert_eq!(route_done["seq"], 1203);
+    assert_eq!(arp_done["seq"], 41);
+
+    // What was written is what is read, field by field.
+    let by_dst = |dst: &str| {
+        synced_routes
+            .iter()
+            .find(|r| r["dst"] == dst)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    for (line, want) in routes.iter().skip(3).take(50) {
+        assert_eq!(by_dst(want["dst"].as_str().unwrap()), *want, "{line}");
+    }
+    assert_eq!(
+        by_dst("10.0.1.0/25"),
+        serde_json::json!({"dst":"10.0.1.0/25","via":"10.9.9.9","metric":77})
+    );
+    assert_eq!(by_dst("10.0.2.0/26"), Value::Null);
+
+    // Then live changes, once each, continuing the sequence.
+    inst.ctl_ok(&["route", "add", "11.0.0.0/8", "dev", "eth9"]);
+    inst.ctl_ok(&["arp", "replace", "02-00-00-00-00-01", "192.168.7.200"]);
+    let a = c.next();
+    assert_eq!(a["op"], "create");
+    assert_eq!(a["seq"], 1204);
+    assert_eq!(
+        a["entry"],
+        serde_json::json!({"dst":"11.0.0.0/8","dev":"eth9","metric":0})
+    );
+    let b = c.next();
+    assert_eq!(b["op"], "update");
+    assert_eq!(b["table"], "arp");
+    assert_eq!(b["seq"], 42);
+    assert_eq!(b["key"], "02:00:00:00:00:01");
+    assert_eq!(
+        b["entry"],
+        serde_json::json!({"mac":"02:00:00:00:00:01","ip":"192.168.7.200"})
+    );
+    c.expect_silence(std::time::Duration::from_millis(300));
+}
