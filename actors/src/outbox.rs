@@ -86,7 +86,9 @@ impl Outbox {
             return;
         }
         let Some(table) = ev.table() else {
+            // Bye: never dropped, never collapsed.
             self.items.push_back(Item::Event(ev));
+            self.events += 1;
             return;
         };
         let seq = match ev {

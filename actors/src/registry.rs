@@ -139,12 +139,22 @@ impl Handler<SignalTargets> for Registry {
 }
 
 impl Handler<SayBye> for Registry {
-    type Result = usize;
+    type Result = ResponseFuture<usize>;
 
-    fn handle(&mut self, _: SayBye, _ctx: &mut Context<Self>) -> usize {
-        for r in self.clients.values() {
-            r.session.do_send(ShutdownSession);
-        }
-        self.clients.len()
+    fn handle(&mut self, _: SayBye, _ctx: &mut Context<Self>) -> Self::Result {
+        // Answer only once every session has queued its bye and started closing, so that the
+        // supervisor's wait for closing writers covers all of them.
+        let sends: Vec<_> = self
+            .clients
+            .values()
+            .map(|r| r.session.send(ShutdownSession))
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(sends)
+                .await
+                .into_iter()
+                .filter(Result::is_ok)
+                .count()
+        })
     }
 }

@@ -328,11 +328,6 @@ where
     R::Key: Send + Unpin,
 {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // Requests wait in the mailbox rather than being refused while the table is busy.
-        ctx.set_mailbox_capacity(usize::MAX / 2);
-    }
 }
 
 impl<R: TableRecord> Supervised for TableActor<R>

@@ -10,7 +10,7 @@ use rtm_actors::config::{self, Config, ConfigError, FileConfig, LimitValues};
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_override_self = true)]
 struct Args {
     /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock for root,
     /// $XDG_RUNTIME_DIR/rtm/rtm.sock, or /tmp/rtm-$UID/rtm.sock]
