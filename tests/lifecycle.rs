@@ -126,3 +126,26 @@ fn reconnecting_client_resyncs_with_a_new_daemon() {
     assert_eq!(m[0]["entry"]["dst"], "10.2.0.0/16");
     assert_eq!(m.last().unwrap()["routes"], 1);
 }
+
+#[test]
+fn sighup_reloads_limits_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("rtmd.toml");
+    std::fs::write(&conf, "max-clients = 5\n").unwrap();
+    let inst = Instance::start_with(&["--config", conf.to_str().unwrap()]);
+    let _a = inst.client("a", &[]);
+    let _b = inst.client("b", &[]);
+    std::fs::write(&conf, "max-clients = 2\n").unwrap();
+    inst.signal_daemon(Signal::SIGHUP);
+    let log = || inst.log_text();
+    inst.eventually("config reloaded", || log().contains("config reloaded"));
+    let mut c = inst.client_unsynced("c", &[]);
+    let (st, err) = c.wait();
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("allows 2"), "{err}");
+    // A broken file keeps the settings in force.
+    std::fs::write(&conf, "max-clients = \"many\"\n").unwrap();
+    inst.signal_daemon(Signal::SIGHUP);
+    inst.eventually("reload refused", || log().contains("config reload failed"));
+    assert_eq!(inst.client_names().len(), 2);
+}

@@ -143,8 +143,11 @@ impl Outbox {
                     seq: self.resync_seq[slot(t)].take().unwrap_or_default(),
                 },
             };
+            // `sent` counts notifications; the subscription's Start marker is not one.
+            if !matches!(ev, Event::Start { .. }) {
+                sent += 1;
+            }
             batch.push(ev);
-            sent += 1;
             if batch.len() == EVENTS_PER_FRAME {
                 flush_events(&mut batch, buf);
             }
