@@ -171,34 +171,37 @@ impl Client {
 
     /// Every route (or the one with `key`), sorted by prefix.
     pub async fn show_routes(&mut self, key: Option<Prefix>) -> Result<Vec<Route>, ClientError> {
-        let id = self.send(Request::RouteShow(key)).await?;
-        let mut all = Vec::new();
-        loop {
-            match self.reply_for(id).await? {
-                Reply::Routes { routes, more } => {
-                    all.extend(routes);
-                    if !more {
-                        return Ok(all);
-                    }
-                }
-                other => return Err(unexpected(other)),
-            }
-        }
+        self.show(Request::RouteShow(key), |r| match r {
+            Reply::Routes { routes, more } => Some((routes, more)),
+            _ => None,
+        })
+        .await
     }
 
     /// Every neighbour (or the one with `key`), sorted by MAC.
     pub async fn show_arps(&mut self, key: Option<MacAddr>) -> Result<Vec<ArpEntry>, ClientError> {
-        let id = self.send(Request::ArpShow(key)).await?;
+        self.show(Request::ArpShow(key), |r| match r {
+            Reply::Arps { entries, more } => Some((entries, more)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends a `show` and gathers its chunks (`more` is false on the last).
+    async fn show<T>(
+        &mut self,
+        req: Request,
+        chunk: impl Fn(Reply) -> Option<(Vec<T>, bool)>,
+    ) -> Result<Vec<T>, ClientError> {
+        let what = format!("{req:?}");
+        let id = self.send(req).await?;
         let mut all = Vec::new();
         loop {
-            match self.reply_for(id).await? {
-                Reply::Arps { entries, more } => {
-                    all.extend(entries);
-                    if !more {
-                        return Ok(all);
-                    }
-                }
-                other => return Err(unexpected(other)),
+            let (part, more) = chunk(self.reply_for(id).await?)
+                .ok_or_else(|| ClientError::Protocol(format!("unexpected reply to {what}")))?;
+            all.extend(part);
+            if !more {
+                return Ok(all);
             }
         }
     }

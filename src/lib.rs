@@ -16,6 +16,7 @@
 //! session → the client's socket → the client reads the entry from its mapping.
 //! See `proto/` for the contract between processes and `actors/` for the daemon.
 
+pub mod cli;
 pub mod client;
 pub mod command;
 pub mod json;

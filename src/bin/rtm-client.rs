@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rtm::output::{self, Entry, Line};
-use rtm::shm::{ArpReader, RouteReader};
+use rtm::shm::{ArpReader, Record, RouteReader, ShmReader};
 use rtm::types::parse_addr;
 use rtm::wire::{Caps, Table, Tables};
-use rtm::{paths, Client, ClientError, MacAddr, Mirror};
+use rtm::{paths, ArpEntry, Client, ClientError, MacAddr, Mirror, Route};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// A ready rtm client: mirrors the tables from shared memory and prints every event.
@@ -74,21 +74,11 @@ impl From<Which> for Tables {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match rtm::cli::parse_args() {
         Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match rtm::cli::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rtm-client: cannot start: {e}");
@@ -194,30 +184,31 @@ async fn one_shot(args: &Args, cmd: &Cmd) -> u8 {
     0
 }
 
+/// Every entry of a table file, sorted by key.
+fn sorted_entries<R: Record>(path: &Path) -> Result<Vec<R>, u8> {
+    let reader = ShmReader::<R>::open(path).map_err(|e| open_fail(path, e))?;
+    let mut v: Vec<R> = reader.entries().into_iter().map(|v| v.entry).collect();
+    v.sort_by_key(|r| r.key());
+    Ok(v)
+}
+
 fn dump(args: &Args, route_path: &Path, arp_path: &Path) -> u8 {
     let tables: Tables = args.table.into();
-    let mut routes = None;
-    let mut arps = None;
-    if tables.contains(Table::Route) {
-        match RouteReader::open(route_path) {
-            Ok(r) => {
-                let mut v: Vec<_> = r.entries().into_iter().map(|v| v.entry).collect();
-                v.sort_by_key(|r| r.dst);
-                routes = Some(v);
-            }
-            Err(e) => return open_fail(route_path, e),
-        }
-    }
-    if tables.contains(Table::Arp) {
-        match ArpReader::open(arp_path) {
-            Ok(r) => {
-                let mut v: Vec<_> = r.entries().into_iter().map(|v| v.entry).collect();
-                v.sort_by_key(|a| a.mac);
-                arps = Some(v);
-            }
-            Err(e) => return open_fail(arp_path, e),
-        }
-    }
+    let read = || -> Result<_, u8> {
+        let routes = tables
+            .contains(Table::Route)
+            .then(|| sorted_entries::<Route>(route_path))
+            .transpose()?;
+        let arps = tables
+            .contains(Table::Arp)
+            .then(|| sorted_entries::<ArpEntry>(arp_path))
+            .transpose()?;
+        Ok((routes, arps))
+    };
+    let (routes, arps) = match read() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     if args.json {
         let mut obj = serde_json::Map::new();
         if let Some(r) = &routes {

@@ -55,24 +55,14 @@ impl From<UsageError> for Fail {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match rtm::cli::parse_args() {
         Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = command::parse(&args.words)
         .map_err(Fail::from)
         .and_then(|cmd| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Fail::Client(ClientError::Io(e)))?;
+            let rt = rtm::cli::runtime().map_err(|e| Fail::Client(ClientError::Io(e)))?;
             rt.block_on(run(cmd, paths::socket_path(args.socket), args.json))
         });
     match result {
