@@ -52,10 +52,23 @@ impl Mirrored for ArpEntry {
     }
 }
 
+/// What the client has shown for a key: the entry (`None` when a notification found the key
+/// already gone from shared memory; its delete is still to come) and the sequence number of the
+/// change it reflects.
+struct Shown<R> {
+    entry: Option<R>,
+    seq: u64,
+}
+
 /// One table's reader and mirrored contents.
+///
+/// The mirror also keeps a sync and the notifications after it from showing a change twice:
+/// the sync reads shared memory after the subscription started, so it may already hold changes
+/// whose notifications are still queued. Each key remembers the sequence number of the state
+/// shown for it, and a notification that is not newer than that is already shown.
 pub struct TableMirror<R: Mirrored> {
     reader: ShmReader<R>,
-    map: BTreeMap<R::Key, R>,
+    map: BTreeMap<R::Key, Shown<R>>,
 }
 
 impl<R: Mirrored> TableMirror<R> {
@@ -82,7 +95,14 @@ impl<R: Mirrored> TableMirror<R> {
             .reader
             .entries()
             .into_iter()
-            .map(|v| (v.entry.key(), v.entry))
+            .map(|v| {
+                let key = v.entry.key();
+                let shown = Shown {
+                    seq: v.seq,
+                    entry: Some(v.entry),
+                };
+                (key, shown)
+            })
             .collect();
     }
 
@@ -92,12 +112,13 @@ impl<R: Mirrored> TableMirror<R> {
         self.reader.get(key).map(|v| v.entry)
     }
 
+    /// Entries in the mirror.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.values().filter(|s| s.entry.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     pub fn clear(&mut self) {
@@ -108,24 +129,34 @@ impl<R: Mirrored> TableMirror<R> {
         out.extend(
             self.map
                 .iter()
-                .map(|(k, r)| make(R::wire_key(*k), r.entry())),
+                .filter_map(|(k, s)| s.entry.as_ref().map(|r| make(R::wire_key(*k), r.entry()))),
         );
     }
 
     fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Line>) {
         let Some(k) = R::key_of(key) else { return };
+        if keep {
+            match self.map.get(&k) {
+                // The sync (or an earlier notification) already showed this state or a newer one.
+                Some(shown) if shown.seq >= seq => return,
+                // A delete of a key this client never showed: nothing to take back.
+                None if op == ChangeOp::Delete => return,
+                _ => {}
+            }
+        }
         let entry = match op {
             ChangeOp::Delete => None,
             ChangeOp::Create | ChangeOp::Update => self.read(&k),
         };
         if keep {
-            match &entry {
-                Some(r) => {
-                    self.map.insert(k, r.clone());
-                }
-                None => {
-                    self.map.remove(&k);
-                }
+            if op == ChangeOp::Delete {
+                self.map.remove(&k);
+            } else {
+                let shown = Shown {
+                    entry: entry.clone(),
+                    seq,
+                };
+                self.map.insert(k, shown);
             }
         }
         out.push(Line::Change {
@@ -137,6 +168,8 @@ impl<R: Mirrored> TableMirror<R> {
         });
     }
 
+    /// Prints the table as `sync` lines; `seq` is where the subscription (re)started: every
+    /// change up to it is in the sync, later ones follow unless the sync already holds them.
     fn sync(&mut self, seq: u64, out: &mut Vec<Line>) {
         self.reload();
         self.lines(
@@ -149,7 +182,7 @@ impl<R: Mirrored> TableMirror<R> {
         );
         out.push(Line::SyncDone {
             table: R::TABLE,
-            count: self.map.len() as u64,
+            count: self.len() as u64,
             seq,
         });
     }

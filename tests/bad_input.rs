@@ -73,3 +73,71 @@ fn garbage_absurd_frames_and_silence_close_only_that_session() {
     );
     assert_eq!(inst.client_names(), ["good"]);
 }
+
+/// The daemon's resident memory in KiB.
+fn rss_kib(pid: nix::unistd::Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A client that sends requests and never reads the replies stalls itself, not the daemon's
+/// memory: the session stops reading once its unwritten replies pass a bound.
+#[test]
+fn unread_replies_do_not_grow_the_daemon() {
+    use rtm::wire::{self, Caps, ClientMsg, Hello, Request};
+
+    let inst = Instance::start();
+    let text: String = varied_routes(8000)
+        .iter()
+        .map(|(l, _)| l.clone() + "\n")
+        .collect();
+    assert_eq!(code(&inst.batch(&text, false)), 0);
+    let mut good = inst.client("good", &["--table", "arp"]);
+    let before = rss_kib(inst.daemon_pid());
+
+    let frame = |m: &ClientMsg| {
+        let body = wire::encode(m).unwrap();
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&body);
+        f
+    };
+    let mut s = UnixStream::connect(&inst.socket).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let hello = ClientMsg::Hello(Hello {
+        version: wire::PROTOCOL_VERSION,
+        name: "greedy".into(),
+        caps: Caps::default(),
+    });
+    s.write_all(&frame(&hello)).unwrap();
+    // Each show answers ~300 KB; 1500 unread answers would be ~450 MB.
+    let show = |id| {
+        frame(&ClientMsg::Request {
+            id,
+            req: Request::RouteShow(None),
+        })
+    };
+    let mut written = 0;
+    for id in 0..1500 {
+        if s.write_all(&show(id)).is_err() {
+            break; // the daemon stopped reading us: back-pressure reached the client
+        }
+        written += 1;
+    }
+    assert!(
+        written < 1500,
+        "the daemon kept reading requests whose replies nobody read"
+    );
+    let after = rss_kib(inst.daemon_pid());
+    assert!(
+        after < before + 64 * 1024,
+        "daemon grew from {before} KiB to {after} KiB"
+    );
+    // Everyone else is served as usual.
+    inst.ctl_ok(&["arp", "add", "00:11:22:33:44:55", "192.168.1.10"]);
+    assert_eq!(good.next()["key"], "00:11:22:33:44:55");
+    drop(s);
+}

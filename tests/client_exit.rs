@@ -36,13 +36,16 @@ fn many_connect_disconnect_cycles_leave_no_stale_record() {
     let inst = Instance::start();
     let mut stays = inst.client("stays", &[]);
     for i in 0..30 {
-        let c = inst.client(&format!("cycle{i}"), &["--table", "route"]);
-        c.signal(if i % 2 == 0 {
-            Signal::SIGKILL
+        let mut c = inst.client(&format!("cycle{i}"), &["--table", "route"]);
+        if i % 2 == 0 {
+            c.signal(Signal::SIGKILL);
         } else {
-            Signal::SIGTERM
-        });
-        drop(c);
+            // The clean way: deregister, wait for the daemon's ack, say bye, exit 0.
+            c.signal(Signal::SIGTERM);
+            assert_eq!(c.next()["op"], "bye");
+            let (st, err) = c.wait();
+            assert!(st.success(), "{st}: {err}");
+        }
     }
     inst.eventually("only the steady client is left", || {
         inst.client_names() == ["stays"]

@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::process::Stdio;
+
 use common::*;
 use serde_json::Value;
 
@@ -92,5 +95,53 @@ fn late_joiner_gets_exact_tables_then_live_changes() {
         b["entry"],
         serde_json::json!({"mac":"02:00:00:00:00:01","ip":"192.168.7.200"})
     );
+    c.expect_silence(std::time::Duration::from_millis(300));
+}
+
+/// A client that joins while a large batch is being applied: every key appears exactly once,
+/// either in the sync or as a later create, and the creates come in sequence order.
+#[test]
+fn joining_during_writes_gives_no_gap_and_no_duplicate() {
+    const N: usize = 60_000;
+    let inst = Instance::start_with(&["--route-capacity", "65536"]);
+    let routes = varied_routes(N);
+    let text: String = routes.iter().map(|(l, _)| l.clone() + "\n").collect();
+    let path = inst.dir.path().join("batch.txt");
+    std::fs::write(&path, text).unwrap();
+    let mut batch = inst.ctl_cmd(&["batch", path.to_str().unwrap()]);
+    batch.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut writer = batch.spawn().unwrap();
+    // Join once the batch is being applied, so the sync reads a table that is changing.
+    inst.eventually("the batch has started", || {
+        inst.ctl_json(&["status"])["routes"].as_u64().unwrap() > 0
+    });
+    let mut c = inst.client_unsynced("joiner", &["--table", "route"]);
+    let lines = c.collect_until(|v| v["op"] == "sync-done");
+    let done = lines.last().unwrap().clone();
+    let mut seen: HashMap<String, Value> = lines[..lines.len() - 1]
+        .iter()
+        .map(|v| (v["key"].as_str().unwrap().to_string(), v["entry"].clone()))
+        .collect();
+    assert_eq!(seen.len() as u64, done["count"].as_u64().unwrap());
+    let st = wait_deadline(&mut writer, DEADLINE).expect("batch finished");
+    assert!(st.success());
+    let mut last_seq = done["seq"].as_u64().unwrap();
+    while seen.len() < N {
+        let v = c.next();
+        assert_eq!(v["op"], "create", "{v}");
+        let seq = v["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "out of order: {seq} after {last_seq}");
+        last_seq = seq;
+        let key = v["key"].as_str().unwrap().to_string();
+        let again = seen.insert(key.clone(), v["entry"].clone());
+        assert!(
+            again.is_none(),
+            "{key} shown twice (sync had {})",
+            done["count"]
+        );
+    }
+    for (_, want) in &routes {
+        assert_eq!(seen[want["dst"].as_str().unwrap()], *want);
+    }
     c.expect_silence(std::time::Duration::from_millis(300));
 }

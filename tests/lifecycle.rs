@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::Signal;
@@ -67,11 +66,10 @@ fn daemon_killed_clients_fail_fast_and_shm_stays_readable() {
     let mut c = inst.client("c", &[]);
     inst.signal_daemon(Signal::SIGKILL);
     inst.wait_daemon();
-    let t = Instant::now();
+    // `wait` has a deadline: a client that spins or hangs instead of exiting fails here.
     let (st, err) = c.wait();
     assert!(!st.success(), "client must fail when the daemon vanishes");
     assert!(err.contains("without saying bye"), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(5));
 
     // Data planes keep reading: the one-shot readers work without the daemon.
     let shm = |args: &[&str]| {

@@ -2,7 +2,9 @@
 //!
 //! Every setting has a built-in default, so `rtmd` runs without a config file. A TOML file
 //! (`rtmd --config FILE`) may set any of them; flags override the file. SIGHUP re-reads the
-//! file and applies the settings marked *reloadable* to running and future sessions.
+//! file and applies the reloadable limits ([`LimitValues`]); flags still win over the file.
+//! `max-clients` applies to the next registration, `client-queue` at once to every session,
+//! `handshake-timeout` and `max-frame` to new connections.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -30,6 +32,8 @@ pub struct Config {
     pub shm_mode: u32,
     /// The config file SIGHUP re-reads, if any.
     pub config_file: Option<PathBuf>,
+    /// The limits given as flags: they keep precedence over the file across reloads.
+    pub limit_flags: FileConfig,
     pub limits: LimitValues,
 }
 
@@ -108,6 +112,10 @@ impl Limits {
         self.max_frame.store(v.max_frame, Relaxed);
     }
 
+    pub fn client_queue(&self) -> usize {
+        self.client_queue.load(Relaxed)
+    }
+
     pub fn load(&self) -> LimitValues {
         LimitValues {
             max_clients: self.max_clients.load(Relaxed),
@@ -183,6 +191,11 @@ impl FileConfig {
         }
         Ok(v)
     }
+}
+
+/// The limits in force: the file's over the defaults, the flags over the file.
+pub fn effective_limits(file: &FileConfig, flags: &FileConfig) -> Result<LimitValues, ConfigError> {
+    flags.limits(file.limits(LimitValues::default())?)
 }
 
 fn check_positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {

@@ -1,9 +1,10 @@
 //! A session's outgoing queue and the task that writes it to the socket.
 //!
 //! actix's own framed writer has no real back-pressure (FACTS.md), so each session bounds its
-//! queue itself: replies are kept (they are bounded by the one request in flight), while
-//! notifications beyond `client_queue` collapse, per table, into one `Resync` whose sequence
-//! number keeps advancing until it is written. A slow client therefore costs a bounded amount of
+//! queue itself: notifications beyond `client_queue` collapse, per table, into one `Resync`
+//! whose sequence number keeps advancing until it is written; replies are all kept, but a
+//! session whose unwritten replies pass [`REPLY_BACKLOG_HIGH`] stops reading requests until the
+//! client has taken them down to [`REPLY_BACKLOG_LOW`]. A slow client therefore costs a bounded amount of
 //! memory and never slows the table writers. The writer task drains everything queued at once
 //! into one buffer, many frames per `write` call.
 
@@ -20,6 +21,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tracing::debug;
+
+use crate::config::Limits;
 
 /// Per-session figures, read by the registry for `rtmctl clients`.
 #[derive(Debug, Default)]
@@ -43,11 +46,17 @@ const EVENTS_PER_FRAME: usize = 4096;
 const WRITE_CHUNK: usize = 256 * 1024;
 /// How long a closing session may take to hand its last frames to a client.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Unwritten reply bytes past which a session stops reading requests...
+pub const REPLY_BACKLOG_HIGH: usize = 4 << 20;
+/// ...until the client has read them down to this.
+pub const REPLY_BACKLOG_LOW: usize = 1 << 20;
 
 pub struct Outbox {
     items: VecDeque<Item>,
     events: usize,
-    limit: usize,
+    reply_bytes: usize,
+    /// `client_queue` is read at every push, so a reload applies to running sessions too.
+    limits: Arc<Limits>,
     resync_seq: [Option<u64>; 2],
     closing: bool,
     /// The socket failed: nothing more can be written, so nothing more is kept.
@@ -68,15 +77,12 @@ impl Outbox {
         self.items.is_empty()
     }
 
-    pub fn set_limit(&mut self, limit: usize) {
-        self.limit = limit.max(1);
-    }
-
     /// Queues a reply body.
     pub fn push_reply(&mut self, body: Bytes) {
         if self.dead {
             return;
         }
+        self.reply_bytes += body.len();
         self.items.push_back(Item::Reply(body));
     }
 
@@ -104,7 +110,7 @@ impl Outbox {
             *pending = seq;
             return;
         }
-        if self.events >= self.limit {
+        if self.events >= self.limits.client_queue().max(1) {
             let before = self.items.len();
             self.items
                 .retain(|it| !matches!(it, Item::Event(e) if e.table() == Some(table)));
@@ -130,6 +136,7 @@ impl Outbox {
             };
             let ev = match item {
                 Item::Reply(body) => {
+                    self.reply_bytes -= body.len();
                     flush_events(&mut batch, buf);
                     put_frame(buf, &body);
                     continue;
@@ -178,14 +185,17 @@ fn flush_events(batch: &mut Vec<Event>, buf: &mut BytesMut) {
 #[derive(Clone)]
 pub struct OutboxHandle {
     inner: Rc<RefCell<Outbox>>,
+    /// Tells the writer there is something to write.
     wake: Rc<Notify>,
+    /// Tells the session the writer has written something.
+    drained: Rc<Notify>,
 }
 
 impl OutboxHandle {
     /// Creates the outbox and spawns its writer task on the current arbiter.
     pub fn spawn(
         sink: OwnedWriteHalf,
-        limit: usize,
+        limits: Arc<Limits>,
         stats: Arc<SessionStats>,
         health: Arc<crate::health::Health>,
     ) -> OutboxHandle {
@@ -193,7 +203,8 @@ impl OutboxHandle {
             inner: Rc::new(RefCell::new(Outbox {
                 items: VecDeque::new(),
                 events: 0,
-                limit: limit.max(1),
+                reply_bytes: 0,
+                limits,
                 resync_seq: [None, None],
                 closing: false,
                 dead: false,
@@ -201,6 +212,7 @@ impl OutboxHandle {
                 health,
             })),
             wake: Rc::new(Notify::new()),
+            drained: Rc::new(Notify::new()),
         };
         actix_rt::spawn(h.clone().run(sink));
         h
@@ -210,6 +222,23 @@ impl OutboxHandle {
         let r = f(&mut self.inner.borrow_mut());
         self.wake.notify_one();
         r
+    }
+
+    /// Unwritten reply bytes (0 once the socket is dead: they will never be written).
+    pub fn reply_backlog(&self) -> usize {
+        let o = self.inner.borrow();
+        if o.dead {
+            0
+        } else {
+            o.reply_bytes
+        }
+    }
+
+    /// Resolves once the reply backlog is at most `low` (or the socket is dead).
+    pub async fn drained_to(self, low: usize) {
+        while self.reply_backlog() > low {
+            self.drained.notified().await;
+        }
     }
 
     /// Writes what is queued, then closes the write side. Idempotent.
@@ -264,12 +293,14 @@ impl OutboxHandle {
                 write.await
             };
             buf.clear();
+            self.drained.notify_one();
             if let Err(e) = res {
                 debug!("session write failed: {e}");
                 // The read side sees the hang-up too and ends the session; drop what is queued.
                 let mut o = self.inner.borrow_mut();
                 o.items.clear();
                 o.events = 0;
+                o.reply_bytes = 0;
                 o.dead = true;
                 return;
             }

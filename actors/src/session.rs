@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use crate::arp_table::ArpTable;
 use crate::config::Limits;
 use crate::health::{Counters, Health};
-use crate::outbox::{OutboxHandle, SessionStats};
+use crate::outbox::{OutboxHandle, SessionStats, REPLY_BACKLOG_HIGH, REPLY_BACKLOG_LOW};
 use crate::registry::{self, Registration, Registry};
 use crate::route_table::{Lookup, RouteTable};
 use crate::signal_broker::{SignalBroker, SignalClients};
@@ -86,12 +86,8 @@ impl Session {
             let limits = svc.limits.load();
             let (read, write) = stream.into_split();
             let stats = Arc::new(SessionStats::default());
-            let out = OutboxHandle::spawn(
-                write,
-                limits.client_queue,
-                stats.clone(),
-                svc.health.clone(),
-            );
+            let out =
+                OutboxHandle::spawn(write, svc.limits.clone(), stats.clone(), svc.health.clone());
             ctx.add_stream(FramedRead::new(read, wire::codec(limits.max_frame)));
             Counters::bump(&svc.health.counters.sessions_opened);
             Session {
@@ -119,6 +115,20 @@ impl Session {
                 Counters::bump(&self.svc.health.counters.failed_requests);
             }
             self.send(&ServerMsg::Reply { id, result });
+        }
+    }
+
+    /// A client that sends requests without reading the replies would make its queue grow
+    /// without bound: stop reading its requests until it has read most of them.
+    fn hold_if_backlogged(&self, ctx: &mut Context<Self>) {
+        if self.out.reply_backlog() > REPLY_BACKLOG_HIGH {
+            debug!(session = self.id, "reply backlog high; pausing requests");
+            ctx.wait(
+                self.out
+                    .clone()
+                    .drained_to(REPLY_BACKLOG_LOW)
+                    .into_actor(self),
+            );
         }
     }
 
@@ -223,10 +233,10 @@ impl Session {
             Request::Debug(action) => Box::pin(async move { vec![debug_action(&svc, action)] }),
         };
         // `wait` holds back the next frame until this one is answered: requests stay in order.
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |answer, act, _ctx| act.reply(id, answer)),
-        );
+        ctx.wait(fut.into_actor(self).map(move |answer, act, ctx| {
+            act.reply(id, answer);
+            act.hold_if_backlogged(ctx);
+        }));
     }
 
     fn subscribe(&mut self, id: u32, tables: Tables, ctx: &mut Context<Self>) {
@@ -335,6 +345,15 @@ impl Actor for Session {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         Counters::bump(&self.svc.health.counters.sessions_closed);
         debug!(session = self.id, "session closed");
+    }
+}
+
+/// A session that dies without stopping (a panic in one of its handlers) still leaves the
+/// registry and the tables, and lets its writer finish, so its client sees the socket close.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave();
+        self.out.close();
     }
 }
 
@@ -571,9 +590,11 @@ async fn run_ops(svc: &Services, ops: Vec<Op>, force: bool) -> (u32, Vec<BatchFa
 }
 
 /// Empties the tables, then — once all of them are empty in shared memory — signals every
-/// client that handles SIGUSR1. Returns the first flushed table's sequence number.
+/// client that handles SIGUSR1. Returns the first flushed table's sequence number. If a table
+/// cannot be flushed, the clients are still signalled for the ones that were.
 async fn flush(svc: &Services, tables: Tables) -> Result<u64, Failure> {
     let mut first_seq = None;
+    let mut failure = None;
     for t in tables.iter() {
         let outcome = match t {
             Table::Route => svc
@@ -583,7 +604,7 @@ async fn flush(svc: &Services, tables: Tables) -> Result<u64, Failure> {
                     force: false,
                 })
                 .await
-                .map_err(|e| unavailable(t, e))?,
+                .map_err(|e| unavailable(t, e)),
             Table::Arp => svc
                 .arp
                 .send(Apply::<ArpEntry> {
@@ -591,14 +612,30 @@ async fn flush(svc: &Services, tables: Tables) -> Result<u64, Failure> {
                     force: false,
                 })
                 .await
-                .map_err(|e| unavailable(t, e))?,
+                .map_err(|e| unavailable(t, e)),
         };
-        if let Some((_, f)) = outcome.failures.into_iter().next() {
-            return Err(f);
+        match outcome.map(|o| (o.last_seq, o.failures.into_iter().next())) {
+            Ok((seq, None)) => {
+                first_seq.get_or_insert(seq);
+            }
+            Ok((_, Some((_, f)))) | Err(f) => {
+                failure = Some(f);
+                break;
+            }
         }
-        first_seq.get_or_insert(outcome.last_seq);
     }
-    Counters::bump(&svc.health.counters.flushes);
+    if first_seq.is_some() {
+        Counters::bump(&svc.health.counters.flushes);
+        signal_flush(svc).await?;
+    }
+    match (failure, first_seq) {
+        (Some(f), _) => Err(f),
+        (None, seq) => Ok(seq.unwrap_or_default()),
+    }
+}
+
+/// SIGUSR1 to every registered client that announced a handler.
+async fn signal_flush(svc: &Services) -> Result<(), Failure> {
     let targets = svc
         .registry
         .send(registry::SignalTargets)
@@ -610,5 +647,5 @@ async fn flush(svc: &Services, tables: Tables) -> Result<u64, Failure> {
             .await
             .map_err(|e| Failure::Internal(format!("signal broker unavailable: {e}")))?;
     }
-    Ok(first_seq.unwrap_or_default())
+    Ok(())
 }

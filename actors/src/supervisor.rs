@@ -153,8 +153,9 @@ impl Handler<Reload> for Supervisor {
             info!("SIGHUP: no config file to reload");
             return;
         };
-        // Only limits are reloadable; a key the file sets wins over the value in force.
-        match FileConfig::load(path).and_then(|f| f.limits(config.limits)) {
+        let reloaded = FileConfig::load(path)
+            .and_then(|file| crate::config::effective_limits(&file, &config.limit_flags));
+        match reloaded {
             Ok(v) => {
                 self.limits.store(v);
                 info!(?v, "config reloaded");

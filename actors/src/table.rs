@@ -248,23 +248,33 @@ where
         }
     }
 
-    fn apply(&mut self, msg: Apply<R>) -> ApplyOutcome {
+    /// Applies the operations in order. Each one is guarded on its own: if one panics, the
+    /// ones before it stay applied *and announced*, the reply says exactly that, and the
+    /// failure is returned so that the caller stops the actor for a restart.
+    fn apply(&mut self, msg: Apply<R>) -> (ApplyOutcome, Option<String>) {
         let mut out = ApplyOutcome::default();
         let mut events = Vec::with_capacity(msg.ops.len());
+        let mut crashed = None;
         for (i, op) in msg.ops.into_iter().enumerate() {
-            match self.apply_one(op) {
-                Ok(ev) => {
+            match catch_panic(|| self.apply_one(op)) {
+                Ok(Ok(ev)) => {
                     out.applied += 1;
                     if let Event::Flush { .. } = ev {
                         out.flushed = true;
                     }
                     events.push(ev);
                 }
-                Err(f) => {
+                Ok(Err(f)) => {
                     out.failures.push((i as u32, f));
                     if !msg.force {
                         break;
                     }
+                }
+                Err(why) => {
+                    let f = Failure::Internal(format!("{} table actor failed: {why}", R::TABLE));
+                    out.failures.push((i as u32, f));
+                    crashed = Some(why);
+                    break;
                 }
             }
         }
@@ -276,7 +286,7 @@ where
             Counters::bump_by(&self.health.counters.changes, events.len() as u64);
             self.publish(events.into());
         }
-        out
+        (out, crashed)
     }
 
     /// Sends one batch of events to every live subscriber, forgetting the gone ones.
@@ -307,19 +317,12 @@ where
         }
     }
 
-    /// Runs a handler body; a panic stops the actor so that the supervisor restarts it.
-    fn guarded<T>(
-        &mut self,
-        ctx: &mut Context<Self>,
-        f: impl FnOnce(&mut Self) -> T,
-    ) -> Result<T, String> {
-        let r = catch_panic(|| f(self));
-        if let Err(why) = &r {
-            error!(table = %R::TABLE, "table actor failed: {why}; restarting it");
-            self.health.record_restart(R::ACTOR, why);
-            ctx.stop();
-        }
-        r
+    /// After a panic: stop, so that the supervisor restarts the actor (and `restarting`
+    /// repairs shared memory from the authoritative copy).
+    fn failed(&mut self, ctx: &mut Context<Self>, why: &str) {
+        error!(table = %R::TABLE, "table actor failed: {why}; restarting it");
+        self.health.record_restart(R::ACTOR, why);
+        ctx.stop();
     }
 }
 
@@ -346,13 +349,11 @@ where
     type Result = MessageResult<Apply<R>>;
 
     fn handle(&mut self, msg: Apply<R>, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            self.guarded(ctx, |t| t.apply(msg))
-                .unwrap_or_else(|why| ApplyOutcome {
-                    failures: vec![(0, Failure::Internal(format!("table actor failed: {why}")))],
-                    ..ApplyOutcome::default()
-                }),
-        )
+        let (outcome, crashed) = self.apply(msg);
+        if let Some(why) = crashed {
+            self.failed(ctx, &why);
+        }
+        MessageResult(outcome)
     }
 }
 

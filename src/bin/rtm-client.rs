@@ -292,22 +292,37 @@ async fn follow(args: &Args) -> u8 {
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = sig.term.recv() => { print("bye\n"); return 0; }
-            _ = sig.int.recv() => { print("bye\n"); return 0; }
+            _ = sig.term.recv() => { said_bye(args.json); return 0; }
+            _ = sig.int.recv() => { said_bye(args.json); return 0; }
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// Stopped by SIGTERM/SIGINT while not registered: nothing to deregister, just say bye.
+fn said_bye(json: bool) -> Ended {
+    emit(&mut vec![Line::Bye], json);
+    Ended::Done
 }
 
 /// One registration: connect, subscribe, print events until the end.
 async fn session(args: &Args, socket: &Path, sig: &mut Signals) -> Result<Ended, ClientError> {
     let json = args.json;
     let tables: Tables = args.table.into();
-    let mut client = Client::connect(socket, &args.name, Caps { sigusr1: true }).await?;
-    let mut mirror = Mirror::open(client.welcome(), tables, true)
-        .map_err(|e| ClientError::Protocol(format!("cannot map shared memory: {e}")))?;
-    client.subscribe(tables).await?;
     let mut lines = Vec::new();
+    let setup = async {
+        let mut client = Client::connect(socket, &args.name, Caps { sigusr1: true }).await?;
+        let mirror = Mirror::open(client.welcome(), tables, true)
+            .map_err(|e| ClientError::Protocol(format!("cannot map shared memory: {e}")))?;
+        client.subscribe(tables).await?;
+        Ok::<_, ClientError>((client, mirror))
+    };
+    // Stay stoppable while the daemon is slow to answer.
+    let (mut client, mut mirror) = tokio::select! {
+        r = setup => r?,
+        _ = sig.term.recv() => return Ok(said_bye(json)),
+        _ = sig.int.recv() => return Ok(said_bye(json)),
+    };
     loop {
         tokio::select! {
             ev = client.next_event() => match ev {

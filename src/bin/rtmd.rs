@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rtm::paths;
-use rtm_actors::config::{self, Config, ConfigError, FileConfig, LimitValues};
+use rtm_actors::config::{self, Config, ConfigError, FileConfig};
 
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
@@ -57,17 +57,14 @@ fn build(args: Args) -> Result<Config, ConfigError> {
         None => FileConfig::default(),
     };
     // Flags override the file, which overrides the built-in defaults.
-    let mut limits: LimitValues = file.limits(LimitValues::default())?;
-    if let Some(n) = args.max_clients {
-        limits.max_clients = n;
-    }
-    let over = FileConfig {
+    let limit_flags = FileConfig {
+        max_clients: args.max_clients,
         client_queue: args.client_queue,
         handshake_timeout: args.handshake_timeout.clone(),
         max_frame: args.max_frame,
         ..FileConfig::default()
     };
-    limits = over.limits(limits)?;
+    let limits = config::effective_limits(&file, &limit_flags)?;
     let socket_mode = args.socket_mode.or(file.socket_mode);
     let shm_mode = args.shm_mode.or(file.shm_mode);
     let shm_mode = match shm_mode {
@@ -126,6 +123,7 @@ fn build(args: Args) -> Result<Config, ConfigError> {
         },
         shm_mode,
         config_file: args.config,
+        limit_flags,
         limits,
     })
 }

@@ -119,8 +119,11 @@ impl<R: Record> ShmReader<R> {
     /// the table a key can be seen twice (removed and re-added during the scan); then only the
     /// copy with the higher sequence number is returned.
     pub fn entries(&self) -> Vec<Versioned<R>> {
-        let mut out: Vec<Versioned<R>> = Vec::with_capacity(self.len());
-        let mut seen: HashMap<R::Key, usize> = HashMap::with_capacity(self.len());
+        // The header's count is a hint from another process: never size an allocation by it
+        // unchecked (a corrupt file must not abort the reader).
+        let hint = self.len().min(self.slots().len()).min(1 << 16);
+        let mut out: Vec<Versioned<R>> = Vec::with_capacity(hint);
+        let mut seen: HashMap<R::Key, usize> = HashMap::with_capacity(hint);
         for slot in self.slots() {
             // Never written since the file was created: EMPTY, no need to take the seqlock.
             if slot.seq.load(Relaxed) == 0 {
