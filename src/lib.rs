@@ -7,7 +7,11 @@
 //! - [`Client`]: connect, request (CRUD, show, get, flush, clients, status), subscribe and
 //!   read the event stream.
 //! - [`shm`]: read the tables straight from shared memory — exact match by MAC, longest-prefix
-//!   match by address — without asking the daemon.
+//!   match by address — without asking the daemon. A reader keeps answering from its mapping;
+//!   when the daemon publishes a new generation (after a restart or a compaction) the old
+//!   mapping is marked retired, so a long-lived reader calls
+//!   [`ShmReader::refresh`](shm::ShmReader::refresh) now and then (on each notification, on
+//!   SIGUSR1, or on a timer), as [`Mirror`] does on every event.
 //! - [`Mirror`]: keep a copy of the tables in step with the notifications, as `rtm-client` does.
 //! - [`command`]: the `rtmctl` grammar; [`output`]/[`json`]: the text and JSON shapes.
 //!

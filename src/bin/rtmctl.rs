@@ -30,7 +30,7 @@ struct Args {
     /// Print JSON
     #[arg(short = 'j', long)]
     json: bool,
-    /// OBJECT COMMAND [ARGS]
+    /// OBJECT COMMAND and its arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     words: Vec<String>,
 }
