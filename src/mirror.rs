@@ -69,6 +69,13 @@ struct Shown<R> {
 pub struct TableMirror<R: Mirrored> {
     reader: ShmReader<R>,
     map: BTreeMap<R::Key, Shown<R>>,
+    /// Sequence number of the last notification (or sync start) handled for this table.
+    handled: u64,
+}
+
+/// Sequence numbers as shared memory stores them (62 bits), so both sides compare alike.
+fn seq62(seq: u64) -> u64 {
+    seq & rtm_proto::shm::layout::SEQ_MASK
 }
 
 impl<R: Mirrored> TableMirror<R> {
@@ -76,6 +83,7 @@ impl<R: Mirrored> TableMirror<R> {
         Ok(TableMirror {
             reader: ShmReader::open(path)?,
             map: BTreeMap::new(),
+            handled: 0,
         })
     }
 
@@ -88,8 +96,9 @@ impl<R: Mirrored> TableMirror<R> {
         let _ = self.reader.refresh();
     }
 
-    /// Re-reads the whole table from shared memory into the mirror.
-    pub fn reload(&mut self) {
+    /// Re-reads the whole table from shared memory into the mirror, as a sync: each entry
+    /// counts as shown at the sequence number shared memory gives it.
+    fn reload(&mut self) {
         self.refresh();
         self.map = self
             .reader
@@ -98,12 +107,31 @@ impl<R: Mirrored> TableMirror<R> {
             .map(|v| {
                 let key = v.entry.key();
                 let shown = Shown {
-                    seq: v.seq,
+                    seq: seq62(v.seq),
                     entry: Some(v.entry),
                 };
                 (key, shown)
             })
             .collect();
+    }
+
+    /// Re-reads shared memory without printing it (SIGUSR1). Nothing of it has been shown, so
+    /// entries count as shown only up to the last notification handled — the notifications
+    /// still on their way are printed as usual — and a key that vanished stays as a
+    /// placeholder until its delete (or the flush) arrives.
+    pub fn reread(&mut self) {
+        let before = std::mem::take(&mut self.map);
+        self.reload();
+        let handled = seq62(self.handled);
+        for shown in self.map.values_mut() {
+            shown.seq = shown.seq.min(handled);
+        }
+        for (key, _) in before {
+            self.map.entry(key).or_insert(Shown {
+                entry: None,
+                seq: handled,
+            });
+        }
     }
 
     /// The entry for `key` as shared memory holds it now.
@@ -125,6 +153,12 @@ impl<R: Mirrored> TableMirror<R> {
         self.map.clear();
     }
 
+    /// The flush with sequence number `seq` emptied the table.
+    fn flushed(&mut self, seq: u64) {
+        self.handled = seq;
+        self.map.clear();
+    }
+
     fn lines(&self, make: impl Fn(Key, Entry) -> Line, out: &mut Vec<Line>) {
         out.extend(
             self.map
@@ -135,10 +169,11 @@ impl<R: Mirrored> TableMirror<R> {
 
     fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Line>) {
         let Some(k) = R::key_of(key) else { return };
+        self.handled = seq;
         if keep {
             match self.map.get(&k) {
                 // The sync (or an earlier notification) already showed this state or a newer one.
-                Some(shown) if shown.seq >= seq => return,
+                Some(shown) if shown.seq >= seq62(seq) => return,
                 // A delete of a key this client never showed: nothing to take back.
                 None if op == ChangeOp::Delete => return,
                 _ => {}
@@ -154,7 +189,7 @@ impl<R: Mirrored> TableMirror<R> {
             } else {
                 let shown = Shown {
                     entry: entry.clone(),
-                    seq,
+                    seq: seq62(seq),
                 };
                 self.map.insert(k, shown);
             }
@@ -171,6 +206,7 @@ impl<R: Mirrored> TableMirror<R> {
     /// Prints the table as `sync` lines; `seq` is where the subscription (re)started: every
     /// change up to it is in the sync, later ones follow unless the sync already holds them.
     fn sync(&mut self, seq: u64, out: &mut Vec<Line>) {
+        self.handled = seq;
         self.reload();
         self.lines(
             |key, entry| Line::Sync {
@@ -240,7 +276,7 @@ impl Mirror {
                 |m, o| m.on_change(op, key, seq, keep, o),
             ),
             Event::Flush { table, seq } => {
-                self.with(table, out, |m, _| m.clear(), |m, _| m.clear());
+                self.with(table, out, |m, _| m.flushed(seq), |m, _| m.flushed(seq));
                 out.push(Line::Flush { table, seq });
             }
             Event::Bye => out.push(Line::Bye),
@@ -272,10 +308,10 @@ impl Mirror {
     /// SIGUSR1: a flush happened somewhere; drop the mirror and re-read shared memory.
     pub fn reload_all(&mut self) {
         if let Some(m) = &mut self.route {
-            m.reload();
+            m.reread();
         }
         if let Some(m) = &mut self.arp {
-            m.reload();
+            m.reread();
         }
     }
 

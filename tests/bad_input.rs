@@ -85,13 +85,14 @@ fn rss_kib(pid: nix::unistd::Pid) -> u64 {
 }
 
 /// A client that sends requests and never reads the replies stalls itself, not the daemon's
-/// memory: the session stops reading once its unwritten replies pass a bound.
+/// memory: the session stops reading once its unwritten replies pass a bound. Its
+/// notifications stay bounded too: they still reach its queue and collapse into a resync.
 #[test]
 fn unread_replies_do_not_grow_the_daemon() {
-    use rtm::wire::{self, Caps, ClientMsg, Hello, Request};
+    use rtm::wire::{self, Caps, ClientMsg, Hello, Request, Tables};
 
-    let inst = Instance::start();
-    let text: String = varied_routes(8000)
+    let inst = Instance::start_with(&["--client-queue", "64"]);
+    let text: String = varied_routes(6000)
         .iter()
         .map(|(l, _)| l.clone() + "\n")
         .collect();
@@ -113,7 +114,17 @@ fn unread_replies_do_not_grow_the_daemon() {
         caps: Caps::default(),
     });
     s.write_all(&frame(&hello)).unwrap();
-    // Each show answers ~300 KB; 1500 unread answers would be ~450 MB.
+    let subscribe = ClientMsg::Request {
+        id: 0,
+        req: Request::Subscribe {
+            tables: Tables::Route,
+        },
+    };
+    s.write_all(&frame(&subscribe)).unwrap();
+    inst.eventually("greedy registered", || {
+        inst.client_names().contains(&"greedy".to_string())
+    });
+    // Each show answers ~230 KB; 1500 unread answers would be ~340 MB.
     let show = |id| {
         frame(&ClientMsg::Request {
             id,
@@ -121,7 +132,7 @@ fn unread_replies_do_not_grow_the_daemon() {
         })
     };
     let mut written = 0;
-    for id in 0..1500 {
+    for id in 1..=1500 {
         if s.write_all(&show(id)).is_err() {
             break; // the daemon stopped reading us: back-pressure reached the client
         }
@@ -131,6 +142,22 @@ fn unread_replies_do_not_grow_the_daemon() {
         written < 1500,
         "the daemon kept reading requests whose replies nobody read"
     );
+    // Changes while it is paused: its notifications must collapse, not pile up.
+    let text: String = (0..300)
+        .map(|i| format!("route replace 10.{}.{}.0/24 dev eth1\n", i >> 8, i & 0xff))
+        .collect();
+    assert_eq!(code(&inst.batch(&text, false)), 0);
+    inst.eventually("greedy resynced", || {
+        let clients = inst.ctl_json(&["clients"]);
+        let greedy = clients
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "greedy")
+            .cloned()
+            .unwrap();
+        greedy["resyncs"].as_u64().unwrap() >= 1 && greedy["queued"].as_u64().unwrap() <= 64
+    });
     let after = rss_kib(inst.daemon_pid());
     assert!(
         after < before + 64 * 1024,

@@ -102,3 +102,46 @@ fn route_flush_leaves_arp_alone() {
     assert_eq!(done["routes"], 0);
     assert_eq!(done["arps"], 1);
 }
+
+/// SIGUSR1 is a doorbell that can overtake queued notifications: the re-read it triggers must
+/// not swallow the creates and deletes still on their way.
+#[test]
+fn sigusr1_reread_keeps_in_flight_changes() {
+    let inst = Instance::start();
+    inst.ctl_ok(&["arp", "add", "00:11:22:33:44:55", "192.168.1.10"]);
+    let mut c = inst.client("a", &[]);
+    let keys: Vec<String> = (0..16).map(|i| format!("10.{i}.0.0/16")).collect();
+    for (op, seq0) in [("add", 0), ("del", 16)] {
+        // Hold the client so that the notifications queue up behind the signal.
+        c.signal(Signal::SIGSTOP);
+        for k in &keys {
+            let mut args = vec!["route", op, k.as_str()];
+            if op == "add" {
+                args.extend(["dev", "eth0"]);
+            }
+            inst.ctl_ok(&args);
+        }
+        inst.ctl_ok(&["arp", "flush"]);
+        c.signal(Signal::SIGCONT);
+        let want = if op == "add" { "create" } else { "delete" };
+        let mut got = Vec::new();
+        let mut signalled = false;
+        while got.len() < keys.len() || !signalled {
+            let v = c.next();
+            match v["op"].as_str().unwrap() {
+                "signal" => signalled = true,
+                "flush" => assert_eq!(v["table"], "arp"),
+                o => {
+                    assert_eq!(o, want, "{v}");
+                    assert_eq!(v["seq"], seq0 + got.len() as u64 + 1, "{v}");
+                    got.push(v["key"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        assert_eq!(got, keys);
+        c.signal(Signal::SIGUSR2);
+        let done = c.expect(|v| v["op"] == "mirror-done");
+        assert_eq!(done["routes"], if op == "add" { 16 } else { 0 });
+        assert_eq!(done["arps"], 0);
+    }
+}

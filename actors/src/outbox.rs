@@ -189,6 +189,8 @@ pub struct OutboxHandle {
     wake: Rc<Notify>,
     /// Tells the session the writer has written something.
     drained: Rc<Notify>,
+    /// Tells the writer the session is closing (its writes get a deadline from then on).
+    closed: Rc<Notify>,
 }
 
 impl OutboxHandle {
@@ -213,6 +215,7 @@ impl OutboxHandle {
             })),
             wake: Rc::new(Notify::new()),
             drained: Rc::new(Notify::new()),
+            closed: Rc::new(Notify::new()),
         };
         actix_rt::spawn(h.clone().run(sink));
         h
@@ -253,6 +256,16 @@ impl OutboxHandle {
                 }
             }
         });
+        self.closed.notify_one();
+    }
+
+    /// Resolves [`CLOSE_GRACE`] after the session started closing: a client that does not
+    /// read cannot hold a closing session's writer (and a clean stop) forever.
+    async fn close_deadline(&self) {
+        while !self.inner.borrow().closing {
+            self.closed.notified().await;
+        }
+        tokio::time::sleep(CLOSE_GRACE).await;
     }
 
     async fn run(self, sink: OwnedWriteHalf) {
@@ -268,29 +281,25 @@ impl OutboxHandle {
     async fn write_all(&self, mut sink: OwnedWriteHalf) {
         let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
         loop {
-            let closing = {
+            let gathered = {
                 let mut o = self.inner.borrow_mut();
                 if o.is_empty() {
                     if o.closing {
                         break;
                     }
-                    None
+                    false
                 } else {
                     o.drain_into(&mut buf);
-                    Some(o.closing)
+                    true
                 }
             };
-            let Some(closing) = closing else {
+            if !gathered {
                 self.wake.notified().await;
                 continue;
-            };
-            let write = sink.write_all(&buf);
-            let res = if closing {
-                tokio::time::timeout(CLOSE_GRACE, write)
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            } else {
-                write.await
+            }
+            let res = tokio::select! {
+                r = sink.write_all(&buf) => r,
+                () = self.close_deadline() => Err(std::io::ErrorKind::TimedOut.into()),
             };
             buf.clear();
             self.drained.notify_one();

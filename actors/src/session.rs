@@ -30,6 +30,8 @@ use crate::registry::{self, Registration, Registry};
 use crate::route_table::{Lookup, RouteTable};
 use crate::signal_broker::{SignalBroker, SignalClients};
 use crate::table::{Apply, ApplyOutcome, Notify, Show, Size, Subscribe, TableOp, Unsubscribe};
+use futures_util::{Stream, StreamExt};
+use std::time::Duration;
 
 /// The actors and shared state every session talks to.
 #[derive(Clone)]
@@ -88,7 +90,8 @@ impl Session {
             let stats = Arc::new(SessionStats::default());
             let out =
                 OutboxHandle::spawn(write, svc.limits.clone(), stats.clone(), svc.health.clone());
-            ctx.add_stream(FramedRead::new(read, wire::codec(limits.max_frame)));
+            let frames = FramedRead::new(read, wire::codec(limits.max_frame));
+            ctx.add_stream(paced(frames, out.clone()));
             Counters::bump(&svc.health.counters.sessions_opened);
             Session {
                 id: NEXT_ID.fetch_add(1, Relaxed),
@@ -115,20 +118,6 @@ impl Session {
                 Counters::bump(&self.svc.health.counters.failed_requests);
             }
             self.send(&ServerMsg::Reply { id, result });
-        }
-    }
-
-    /// A client that sends requests without reading the replies would make its queue grow
-    /// without bound: stop reading its requests until it has read most of them.
-    fn hold_if_backlogged(&self, ctx: &mut Context<Self>) {
-        if self.out.reply_backlog() > REPLY_BACKLOG_HIGH {
-            debug!(session = self.id, "reply backlog high; pausing requests");
-            ctx.wait(
-                self.out
-                    .clone()
-                    .drained_to(REPLY_BACKLOG_LOW)
-                    .into_actor(self),
-            );
         }
     }
 
@@ -233,10 +222,10 @@ impl Session {
             Request::Debug(action) => Box::pin(async move { vec![debug_action(&svc, action)] }),
         };
         // `wait` holds back the next frame until this one is answered: requests stay in order.
-        ctx.wait(fut.into_actor(self).map(move |answer, act, ctx| {
-            act.reply(id, answer);
-            act.hold_if_backlogged(ctx);
-        }));
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |answer, act, _ctx| act.reply(id, answer)),
+        );
     }
 
     fn subscribe(&mut self, id: u32, tables: Tables, ctx: &mut Context<Self>) {
@@ -414,6 +403,36 @@ impl Handler<ShutdownSession> for Session {
         self.leave();
         ctx.stop();
     }
+}
+
+/// How long a client may leave its replies unread before the session gives up on it.
+const REPLY_STALL: Duration = Duration::from_secs(30);
+
+/// The request stream, paused while the client leaves too many replies unread.
+///
+/// A client that sends requests and never reads the answers would otherwise make its reply
+/// queue grow without bound. Only reading stops: notifications keep flowing into the outbox,
+/// where they stay bounded (they collapse into a resync). A client that stays stalled past
+/// [`REPLY_STALL`] gets its session closed.
+fn paced<S>(frames: S, out: OutboxHandle) -> impl Stream<Item = Frame>
+where
+    S: Stream<Item = Frame> + Unpin + 'static,
+{
+    futures_util::stream::unfold(Some((frames, out)), |state| async move {
+        let (mut frames, out) = state?;
+        if out.reply_backlog() > REPLY_BACKLOG_HIGH {
+            let drained = out.clone().drained_to(REPLY_BACKLOG_LOW);
+            if tokio::time::timeout(REPLY_STALL, drained).await.is_err() {
+                let why = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("client left its replies unread for {REPLY_STALL:?}"),
+                );
+                return Some((Err(why), None));
+            }
+        }
+        let frame = frames.next().await?;
+        Some((frame, Some((frames, out))))
+    })
 }
 
 // ===== request bodies =====

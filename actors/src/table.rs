@@ -271,6 +271,9 @@ where
                     }
                 }
                 Err(why) => {
+                    // The failed op may have written shared memory with the next number before
+                    // it panicked: never hand that number out again.
+                    self.seq += 1;
                     let f = Failure::Internal(format!("{} table actor failed: {why}", R::TABLE));
                     out.failures.push((i as u32, f));
                     crashed = Some(why);
@@ -339,6 +342,13 @@ where
 {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.repair();
+        // A reader may have seen what the failure left in shared memory: have every
+        // subscriber re-read the repaired table.
+        let resync = Event::Resync {
+            table: R::TABLE,
+            seq: self.seq,
+        };
+        self.publish(Arc::from([resync]));
     }
 }
 
