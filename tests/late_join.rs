@@ -123,6 +123,10 @@ fn joining_during_writes_gives_no_gap_and_no_duplicate() {
         .map(|v| (v["key"].as_str().unwrap().to_string(), v["entry"].clone()))
         .collect();
     assert_eq!(seen.len() as u64, done["count"].as_u64().unwrap());
+    assert!(
+        seen.len() < N,
+        "the client joined after the batch: this run did not test a join during writes"
+    );
     let st = wait_deadline(&mut writer, DEADLINE).expect("batch finished");
     assert!(st.success());
     let mut last_seq = done["seq"].as_u64().unwrap();

@@ -147,3 +147,19 @@ fn sighup_reloads_limits_from_the_config_file() {
     inst.eventually("reload refused", || log().contains("config reload failed"));
     assert_eq!(inst.client_names().len(), 2);
 }
+
+#[test]
+fn flags_keep_precedence_over_the_file_across_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("rtmd.toml");
+    std::fs::write(&conf, "max-clients = 1\n").unwrap();
+    let inst = Instance::start_with(&["--config", conf.to_str().unwrap(), "--max-clients", "3"]);
+    let log = || inst.log_text();
+    inst.signal_daemon(Signal::SIGHUP);
+    inst.eventually("config reloaded", || log().contains("config reloaded"));
+    let _a = inst.client("a", &[]);
+    let _b = inst.client("b", &[]);
+    let mut names = inst.client_names();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+}

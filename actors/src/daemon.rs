@@ -12,6 +12,7 @@ use rtm_proto::shm::{ArpWriter, RouteWriter, ShmError};
 use rustix::fs::{flock, FlockOperation};
 
 use crate::config::Config;
+use crate::signal_broker::OsSignals;
 use crate::supervisor::{Boot, Supervisor};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,11 @@ fn bind_socket(config: &Config) -> Result<(UnixListener, File), StartError> {
 
 /// Runs the daemon until it stops; returns the process exit code.
 pub fn run(config: Config) -> Result<i32, StartError> {
+    let system = System::new();
+    // Before the socket exists: a SIGTERM or SIGHUP from now on is handled, never fatal.
+    let signals = system
+        .block_on(async { OsSignals::install() })
+        .map_err(io("cannot install signal handlers", Path::new("-")))?;
     let (socket, socket_lock) = bind_socket(&config)?;
     fs::create_dir_all(&config.shm_dir)
         .map_err(io("cannot create shm directory", &config.shm_dir))?;
@@ -109,8 +115,8 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         route,
         arp,
         cleanup,
+        signals,
     };
-    let system = System::new();
     system.block_on(async move {
         Supervisor::new(boot).start();
     });

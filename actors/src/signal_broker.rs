@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use futures_util::StreamExt;
-use rustix::process::{pidfd_send_signal, Signal};
-use tokio::signal::unix::{signal, SignalKind};
+use rustix::process::{pidfd_send_signal, Signal as PosixSignal};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
 use crate::health::{catch_panic, ActorKind, Counters, Health};
@@ -32,16 +32,37 @@ pub struct Reload;
 pub struct SignalClients(pub Vec<(u64, Arc<OwnedFd>)>);
 
 #[derive(Clone, Copy, Debug)]
-enum OsSignal {
+pub enum OsSignal {
     Term,
     Int,
     Hup,
+}
+
+/// The daemon's signal handlers, installed before anything else: from then on a signal is
+/// neither fatal (the default action of SIGTERM/SIGHUP) nor lost, even if it arrives before the
+/// broker runs. Must be called inside the actor system's runtime.
+pub struct OsSignals(Vec<(Signal, OsSignal)>);
+
+impl OsSignals {
+    pub fn install() -> std::io::Result<OsSignals> {
+        [
+            (SignalKind::terminate(), OsSignal::Term),
+            (SignalKind::interrupt(), OsSignal::Int),
+            (SignalKind::hangup(), OsSignal::Hup),
+        ]
+        .into_iter()
+        .map(|(kind, which)| Ok((signal(kind)?, which)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map(OsSignals)
+    }
 }
 
 pub struct SignalBroker {
     shutdown: Recipient<Shutdown>,
     reload: Recipient<Reload>,
     health: Arc<Health>,
+    /// Taken by the first start; a restarted broker installs fresh streams.
+    early: Option<OsSignals>,
 }
 
 impl SignalBroker {
@@ -49,11 +70,13 @@ impl SignalBroker {
         shutdown: Recipient<Shutdown>,
         reload: Recipient<Reload>,
         health: Arc<Health>,
+        early: OsSignals,
     ) -> Self {
         SignalBroker {
             shutdown,
             reload,
             health,
+            early: Some(early),
         }
     }
 }
@@ -62,20 +85,20 @@ impl Actor for SignalBroker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        for (kind, which) in [
-            (SignalKind::terminate(), OsSignal::Term),
-            (SignalKind::interrupt(), OsSignal::Int),
-            (SignalKind::hangup(), OsSignal::Hup),
-        ] {
-            match signal(kind) {
-                Ok(s) => {
-                    let stream = futures_util::stream::unfold(s, |mut s| async move {
-                        s.recv().await.map(|()| ((), s))
-                    });
-                    ctx.add_stream(stream.map(move |()| which));
-                }
-                Err(e) => error!("cannot install the {which:?} handler: {e}"),
+        let signals = match self.early.take().map(Ok).unwrap_or_else(OsSignals::install) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot install signal handlers: {e}");
+                return;
             }
+        };
+        for (s, which) in signals.0 {
+            let stream =
+                futures_util::stream::unfold(
+                    s,
+                    |mut s| async move { s.recv().await.map(|()| ((), s)) },
+                );
+            ctx.add_stream(stream.map(move |()| which));
         }
     }
 }
@@ -107,7 +130,7 @@ impl Handler<SignalClients> for SignalBroker {
         let r = catch_panic(|| {
             let mut sent = 0;
             for (id, fd) in &msg.0 {
-                match pidfd_send_signal(&**fd, Signal::USR1) {
+                match pidfd_send_signal(&**fd, PosixSignal::USR1) {
                     Ok(()) => {
                         sent += 1;
                         Counters::bump(&health.counters.signals_sent);

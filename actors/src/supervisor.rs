@@ -22,7 +22,7 @@ use crate::listener::Listener;
 use crate::registry::{Registry, SayBye};
 use crate::route_table::RouteTable;
 use crate::session::Services;
-use crate::signal_broker::{Reload, Shutdown, SignalBroker};
+use crate::signal_broker::{OsSignals, Reload, Shutdown, SignalBroker};
 use crate::table::Retire;
 
 /// How long a clean stop waits for sessions to hand `bye` to their clients.
@@ -36,6 +36,8 @@ pub struct Boot {
     pub arp: ArpWriter,
     /// Files removed at a clean stop besides the shm files (socket, lock files).
     pub cleanup: Vec<PathBuf>,
+    /// Installed before the socket was bound.
+    pub signals: OsSignals,
 }
 
 pub struct Supervisor {
@@ -82,7 +84,9 @@ impl Actor for Supervisor {
             ctx.address().recipient::<Reload>(),
         );
         let h = health.clone();
-        let broker = actix::Supervisor::start(move |_| SignalBroker::new(shutdown, reload, h));
+        let signals = boot.signals;
+        let broker =
+            actix::Supervisor::start(move |_| SignalBroker::new(shutdown, reload, h, signals));
         let svc = Services {
             route,
             arp,
