@@ -11,41 +11,16 @@ fn two_clients_see_the_same_changes_in_order() {
     let inst = Instance::start();
     let mut a = inst.client("a", &[]);
     let mut b = inst.client("b", &[]);
-    let steps: &[&[&str]] = &[
-        &[
-            "route",
-            "add",
-            "10.1.0.0/16",
-            "via",
-            "192.168.1.1",
-            "dev",
-            "eth0",
-            "metric",
-            "10",
-        ],
-        &["route", "add", "10.2.0.0/16", "dev", "eth1"],
-        &["route", "change", "10.1.0.0/16", "via", "192.168.1.2"],
-        &[
-            "arp",
-            "add",
-            "AA-BB-CC-DD-EE-01",
-            "192.168.1.10",
-            "dev",
-            "eth0",
-        ],
-        &[
-            "route",
-            "replace",
-            "10.2.0.0/16",
-            "via",
-            "192.168.2.1",
-            "metric",
-            "5",
-        ],
-        &["route", "replace", "10.3.0.0/16", "dev", "eth3"],
-        &["arp", "change", "aabb.ccdd.ee01", "192.168.1.11"],
-        &["route", "del", "10.1.0.0/16"],
-        &["arp", "del", "aa:bb:cc:dd:ee:01"],
+    let steps = [
+        "route add 10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10",
+        "route add 10.2.0.0/16 dev eth1",
+        "route change 10.1.0.0/16 via 192.168.1.2",
+        "arp add AA-BB-CC-DD-EE-01 192.168.1.10 dev eth0",
+        "route replace 10.2.0.0/16 via 192.168.2.1 metric 5",
+        "route replace 10.3.0.0/16 dev eth3",
+        "arp change aabb.ccdd.ee01 192.168.1.11",
+        "route del 10.1.0.0/16",
+        "arp del aa:bb:cc:dd:ee:01",
     ];
     let expected = [
         json!({"seq":1,"op":"create","table":"route","key":"10.1.0.0/16","entry":{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}}),
@@ -61,7 +36,7 @@ fn two_clients_see_the_same_changes_in_order() {
     // One step at a time: a client reads the entry from shared memory when it handles the
     // event, so waiting for each event pins down which entry it must print.
     for (step, want) in steps.iter().zip(&expected) {
-        inst.ctl_ok(step);
+        inst.ctl_line(step);
         for c in [&mut a, &mut b] {
             assert_eq!(&c.next(), want, "after {step:?}");
         }

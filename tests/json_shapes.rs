@@ -12,17 +12,7 @@ fn show_get_clients_status_and_watch_shapes() {
     inst.eventually("watch registered", || {
         inst.client_names() == ["rtmctl-watch"]
     });
-    inst.ctl_ok(&[
-        "route",
-        "add",
-        "10.1.0.0/16",
-        "via",
-        "192.168.1.1",
-        "dev",
-        "eth0",
-        "metric",
-        "10",
-    ]);
+    inst.ctl_line("route add 10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10");
     inst.ctl_ok(&["route", "add", "10.0.0.0/8", "via", "192.168.1.254"]);
     inst.ctl_ok(&[
         "arp",

@@ -199,6 +199,11 @@ impl Instance {
         stdout(&o)
     }
 
+    /// `rtmctl` with the arguments of one command line, which must succeed; returns stdout.
+    pub fn ctl_line(&self, line: &str) -> String {
+        self.ctl_ok(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// `rtmctl -j ...` parsed.
     pub fn ctl_json(&self, args: &[&str]) -> Value {
         let mut a = vec!["-j"];
