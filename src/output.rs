@@ -236,6 +236,9 @@ pub fn status(st: &Status, as_json: bool) -> String {
         "restarts route {} arp {} broker {} listener {}",
         r.route, r.arp, r.broker, r.listener
     );
+    if let Some(f) = &st.last_failure {
+        let _ = writeln!(s, "last failure {f}");
+    }
     for (k, v) in &st.counters {
         let _ = writeln!(s, "{k} {v}");
     }

@@ -92,6 +92,8 @@ fn show_get_clients_status_and_watch_shapes() {
         st["restarts"],
         json!({"route":0,"arp":0,"broker":0,"listener":0})
     );
+    assert_eq!(st["last_failure"], serde_json::Value::Null);
+    assert!(st["counters"]["requests"].as_u64().unwrap() >= 4, "{st}");
 
     // watch prints live events only (no sync), with the entry read from shared memory.
     assert_eq!(

@@ -498,6 +498,7 @@ async fn status(svc: &Services) -> Result<Reply, Failure> {
         clients,
         restarts: svc.health.restarts(),
         counters: svc.health.counters.snapshot(),
+        last_failure: svc.health.last_failure(),
     }))
 }
 

@@ -400,6 +400,8 @@ pub struct Status {
     pub clients: u64,
     pub restarts: Restarts,
     pub counters: BTreeMap<String, u64>,
+    /// The last actor failure the supervisor recovered from, as "actor: reason".
+    pub last_failure: Option<String>,
 }
 
 /// How often the supervisor restarted each actor since the daemon started.
