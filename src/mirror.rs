@@ -87,10 +87,6 @@ impl<R: Mirrored> TableMirror<R> {
         })
     }
 
-    pub fn reader(&self) -> &ShmReader<R> {
-        &self.reader
-    }
-
     fn refresh(&mut self) {
         // A failed remap keeps the old mapping: it still answers, only staler.
         let _ = self.reader.refresh();
@@ -134,9 +130,14 @@ impl<R: Mirrored> TableMirror<R> {
         }
     }
 
-    /// The entry for `key` as shared memory holds it now.
+    /// The entry for `key` as shared memory holds it now. Per notification only the cheap
+    /// retired flag is checked; the full check (which also stats the path) runs on every
+    /// whole-table read. A file replaced without being retired means the daemon restarted, and
+    /// then the client reconnects and maps the new file anyway.
     pub fn read(&mut self, key: &R::Key) -> Option<R> {
-        self.refresh();
+        if self.reader.is_retired() {
+            self.refresh();
+        }
         self.reader.get(key).map(|v| v.entry)
     }
 

@@ -42,8 +42,9 @@ pub struct Services {
     pub broker: Addr<SignalBroker>,
     pub health: Arc<Health>,
     pub limits: Arc<Limits>,
-    pub route_shm: String,
-    pub arp_shm: String,
+    /// Shared, not copied: `Services` is cloned for every request.
+    pub route_shm: Arc<str>,
+    pub arp_shm: Arc<str>,
     /// The daemon's own uid: allowed to mutate, like root.
     pub daemon_uid: u32,
 }
@@ -141,8 +142,8 @@ impl Session {
             version: hello.version.min(wire::PROTOCOL_VERSION),
             daemon: env!("CARGO_PKG_VERSION").to_string(),
             session: self.id,
-            route_shm: self.svc.route_shm.clone(),
-            arp_shm: self.svc.arp_shm.clone(),
+            route_shm: self.svc.route_shm.to_string(),
+            arp_shm: self.svc.arp_shm.to_string(),
         }));
         self.hello = Some(hello);
     }

@@ -94,8 +94,8 @@ impl Actor for Supervisor {
             broker,
             health,
             limits: self.limits.clone(),
-            route_shm: boot.config.route_shm_path().display().to_string(),
-            arp_shm: boot.config.arp_shm_path().display().to_string(),
+            route_shm: boot.config.route_shm_path().display().to_string().into(),
+            arp_shm: boot.config.arp_shm_path().display().to_string().into(),
             daemon_uid: rustix::process::geteuid().as_raw(),
         };
         let socket = Arc::new(boot.socket);
