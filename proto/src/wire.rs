@@ -194,9 +194,66 @@ pub enum Request {
     Debug(DebugAction),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Fault injection: make a daemon actor fail on purpose (`rtmctl debug ...`). Daemons built
+/// without the `fault-injection` feature refuse every one of these with `Unsupported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DebugAction {
-    Panic(String),
+    /// Panic inside `target`, at `point`.
+    Panic {
+        target: DebugTarget,
+        point: PanicPoint,
+    },
+    /// Block `target`'s thread for `ms` milliseconds inside a handler (a stuck actor).
+    Stall { target: DebugTarget, ms: u32 },
+}
+
+/// The actor a debug action hits. `Session` is the session that sent the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DebugTarget {
+    Route,
+    Arp,
+    Broker,
+    Listener,
+    Session,
+}
+
+impl DebugTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            DebugTarget::Route => "route",
+            DebugTarget::Arp => "arp",
+            DebugTarget::Broker => "broker",
+            DebugTarget::Listener => "listener",
+            DebugTarget::Session => "session",
+        }
+    }
+}
+
+/// Where inside the actor the panic happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PanicPoint {
+    /// In a message handler, now.
+    Handler,
+    /// In the future returned by an async handler.
+    Async,
+    /// In the actor's next interval tick.
+    Interval,
+    /// In the actor's stream handler, on its next item (listener: next accepted connection).
+    Stream,
+    /// In the next `restarting` hook (combine with another panic to trigger it).
+    Restart,
+}
+
+impl PanicPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            PanicPoint::Handler => "handler",
+            PanicPoint::Async => "async",
+            PanicPoint::Interval => "interval",
+            PanicPoint::Stream => "stream",
+            PanicPoint::Restart => "restart",
+        }
+    }
 }
 
 impl Request {
@@ -296,6 +353,9 @@ pub enum Failure {
     ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A configured limit refuses the request (batch ops per frame, requests in flight, ...).
+    #[error("limit exceeded: {what} (limit {limit})")]
+    Limit { what: String, limit: u64 },
 }
 
 /// What a change did to its key.
