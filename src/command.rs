@@ -6,6 +6,8 @@
 //! arp add|change|replace MAC IP [dev IFNAME]
 //! arp del MAC | arp show [MAC] | arp get MAC | arp flush
 //! flush | clients | watch | status | batch FILE|- [--force]
+//! debug panic route|arp|broker|listener|session [in handler|async|interval|stream|restart]
+//! debug stall route|arp|broker|listener|session MS        (fault-injection builds only)
 //! ```
 //! Every error names the offending word.
 
@@ -43,6 +45,9 @@ pub enum Command {
         file: String,
         force: bool,
     },
+    /// Fault injection (only in builds with the `fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
+    Debug(rtm_proto::wire::DebugAction),
 }
 
 const HELP: &str = "expected: route|arp|flush|clients|watch|status|batch";
@@ -61,6 +66,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         "watch" => no_more("watch", rest).map(|_| Command::Watch),
         "status" => no_more("status", rest).map(|_| Command::Status),
         "batch" => parse_batch(rest),
+        #[cfg(feature = "fault-injection")]
+        "debug" => parse_debug(rest),
         other => Err(usage(format!("unknown command \"{other}\"; {HELP}"))),
     }
 }
@@ -99,6 +106,50 @@ fn parse_batch(rest: &[&str]) -> Result<Command, UsageError> {
     }
     let file = file.ok_or_else(|| usage("batch needs a FILE (or - for standard input)"))?;
     Ok(Command::Batch { file, force })
+}
+
+#[cfg(feature = "fault-injection")]
+fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
+    use rtm_proto::wire::{DebugAction, DebugTarget, PanicPoint};
+    const USE: &str = "debug panic TARGET [in handler|async|interval|stream|restart] | \
+                       debug stall TARGET MS, TARGET = route|arp|broker|listener|session";
+    let target = |w: Option<&&str>| match w.copied() {
+        Some("route") => Ok(DebugTarget::Route),
+        Some("arp") => Ok(DebugTarget::Arp),
+        Some("broker") => Ok(DebugTarget::Broker),
+        Some("listener") => Ok(DebugTarget::Listener),
+        Some("session") => Ok(DebugTarget::Session),
+        Some(w) => Err(usage(format!("unknown debug target \"{w}\"; {USE}"))),
+        None => Err(usage(format!("missing debug target; {USE}"))),
+    };
+    match rest {
+        ["panic", t, more @ ..] => {
+            let target = target(Some(t))?;
+            let point = match more {
+                [] => PanicPoint::Handler,
+                ["in", p] => match *p {
+                    "handler" => PanicPoint::Handler,
+                    "async" => PanicPoint::Async,
+                    "interval" => PanicPoint::Interval,
+                    "stream" => PanicPoint::Stream,
+                    "restart" => PanicPoint::Restart,
+                    other => return Err(usage(format!("unknown panic point \"{other}\"; {USE}"))),
+                },
+                [w, ..] => return Err(usage(format!("unexpected argument \"{w}\"; {USE}"))),
+            };
+            Ok(Command::Debug(DebugAction::Panic { target, point }))
+        }
+        ["stall", t, ms] => {
+            let target = target(Some(t))?;
+            let ms = ms
+                .parse()
+                .map_err(|_| usage(format!("invalid milliseconds \"{ms}\"; {USE}")))?;
+            Ok(Command::Debug(DebugAction::Stall { target, ms }))
+        }
+        ["panic"] | ["stall"] => Err(usage(format!("missing debug target; {USE}"))),
+        [w, ..] => Err(usage(format!("unknown debug command \"{w}\"; {USE}"))),
+        [] => Err(usage(format!("debug needs a command; {USE}"))),
+    }
 }
 
 fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {

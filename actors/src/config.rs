@@ -17,6 +17,8 @@ pub const DEFAULT_ARP_CAPACITY: usize = 1 << 18;
 pub const DEFAULT_CLIENT_QUEUE: usize = 65_536;
 pub const DEFAULT_MAX_CLIENTS: u32 = 1024;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_INFLIGHT: usize = 64;
+pub const DEFAULT_MAX_BATCH: usize = 16_384;
 
 /// Settings fixed for the daemon's lifetime.
 #[derive(Debug, Clone)]
@@ -30,6 +32,20 @@ pub struct Config {
     pub socket_mode: u32,
     /// Mode of the shared-memory files (0644 or tighter).
     pub shm_mode: u32,
+    /// Group of the socket file (`--socket-group`).
+    pub socket_gid: Option<u32>,
+    /// Group of the shared-memory files (`--shm-group`).
+    pub shm_gid: Option<u32>,
+    /// Members may change the tables (`--admin-group`).
+    pub admin_gid: Option<u32>,
+    /// Snapshot + journal directory (`--state-dir`); none: the tables live in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// Whether each acknowledged change is fsynced (`--fsync always|never`).
+    pub fsync: Fsync,
+    /// Leave the shared-memory files in place at a clean stop (`--keep-shm`).
+    pub keep_shm: bool,
+    /// Restarts allowed within a window before the daemon exits non-zero.
+    pub restart_budget: crate::health::RestartBudget,
     /// The config file SIGHUP re-reads, if any.
     pub config_file: Option<PathBuf>,
     /// The limits given as flags: they keep precedence over the file across reloads.
@@ -59,6 +75,50 @@ impl Config {
     }
 }
 
+/// When the journal is flushed to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// Before each reply: an acknowledged change survives a crash of the machine.
+    #[default]
+    Always,
+    /// Never explicitly: an acknowledged change survives a crash of rtmd, not of the machine.
+    Never,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Result<Fsync, ConfigError> {
+        match s {
+            "always" => Ok(Fsync::Always),
+            "never" => Ok(Fsync::Never),
+            _ => Err(ConfigError::Value {
+                key: "fsync",
+                value: s.to_string(),
+                why: "expected always or never".into(),
+            }),
+        }
+    }
+}
+
+/// Resolves a group given by name or number.
+pub fn parse_group(key: &'static str, s: &str) -> Result<u32, ConfigError> {
+    if let Ok(gid) = s.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(ConfigError::Value {
+            key,
+            value: s.to_string(),
+            why: "no such group".into(),
+        }),
+        Err(e) => Err(ConfigError::Value {
+            key,
+            value: s.to_string(),
+            why: format!("cannot look the group up: {e}"),
+        }),
+    }
+}
+
 /// The reloadable limits, as plain values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitValues {
@@ -70,6 +130,10 @@ pub struct LimitValues {
     pub handshake_timeout: Duration,
     /// Largest frame accepted from a client.
     pub max_frame: usize,
+    /// Requests a session reads ahead of their answers; reading pauses beyond it.
+    pub max_inflight: usize,
+    /// Operations allowed in one batch request.
+    pub max_batch: usize,
 }
 
 impl Default for LimitValues {
@@ -79,6 +143,8 @@ impl Default for LimitValues {
             client_queue: DEFAULT_CLIENT_QUEUE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_frame: rtm_proto::wire::DEFAULT_MAX_REQUEST_FRAME,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            max_batch: DEFAULT_MAX_BATCH,
         }
     }
 }
@@ -90,6 +156,8 @@ pub struct Limits {
     client_queue: AtomicUsize,
     handshake_ms: AtomicU64,
     max_frame: AtomicUsize,
+    max_inflight: AtomicUsize,
+    max_batch: AtomicUsize,
 }
 
 impl Limits {
@@ -99,6 +167,8 @@ impl Limits {
             client_queue: AtomicUsize::new(0),
             handshake_ms: AtomicU64::new(0),
             max_frame: AtomicUsize::new(0),
+            max_inflight: AtomicUsize::new(0),
+            max_batch: AtomicUsize::new(0),
         };
         l.store(v);
         l
@@ -110,6 +180,8 @@ impl Limits {
         self.handshake_ms
             .store(v.handshake_timeout.as_millis() as u64, Relaxed);
         self.max_frame.store(v.max_frame, Relaxed);
+        self.max_inflight.store(v.max_inflight, Relaxed);
+        self.max_batch.store(v.max_batch, Relaxed);
     }
 
     pub fn client_queue(&self) -> usize {
@@ -122,6 +194,8 @@ impl Limits {
             client_queue: self.client_queue.load(Relaxed),
             handshake_timeout: Duration::from_millis(self.handshake_ms.load(Relaxed)),
             max_frame: self.max_frame.load(Relaxed),
+            max_inflight: self.max_inflight.load(Relaxed),
+            max_batch: self.max_batch.load(Relaxed),
         }
     }
 }
@@ -143,6 +217,19 @@ pub struct FileConfig {
     /// e.g. "10s", "500ms"
     pub handshake_timeout: Option<String>,
     pub max_frame: Option<usize>,
+    pub max_inflight: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub socket_group: Option<String>,
+    pub admin_group: Option<String>,
+    pub shm_group: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    /// "always" (default) or "never"
+    pub fsync: Option<String>,
+    /// Keep the shm files at a clean stop (warm restart); needs state-dir.
+    pub keep_shm: Option<bool>,
+    pub max_restarts: Option<u32>,
+    /// e.g. "10s"
+    pub restart_window: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +275,12 @@ impl FileConfig {
         }
         if let Some(n) = self.max_frame {
             v.max_frame = check_positive("max-frame", n)?;
+        }
+        if let Some(n) = self.max_inflight {
+            v.max_inflight = check_positive("max-inflight", n)?;
+        }
+        if let Some(n) = self.max_batch {
+            v.max_batch = check_positive("max-batch", n)?;
         }
         Ok(v)
     }

@@ -78,6 +78,10 @@ fn bind_socket(config: &Config) -> Result<(UnixListener, File), StartError> {
         Err(e) => return Err(io("cannot inspect socket path", path)(e)),
     }
     let listener = UnixListener::bind(path).map_err(io("cannot bind socket", path))?;
+    if let Some(gid) = config.socket_gid {
+        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| io("cannot set socket group", path)(e.into()))?;
+    }
     fs::set_permissions(path, fs::Permissions::from_mode(config.socket_mode))
         .map_err(io("cannot set socket mode", path))?;
     Ok((listener, lock))

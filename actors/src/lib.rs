@@ -20,6 +20,7 @@
 pub mod arp_table;
 pub mod config;
 pub mod daemon;
+pub mod faults;
 pub mod health;
 pub mod listener;
 pub mod outbox;
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod route_table;
 pub mod session;
 pub mod signal_broker;
+pub mod supervision;
 pub mod supervisor;
 pub mod table;
 

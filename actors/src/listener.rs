@@ -8,29 +8,56 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use nix::sys::socket::{getsockopt, sockopt::PeerPidfd};
+use rtm_proto::wire::PanicPoint;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use tokio::net::UnixStream;
 use tracing::{debug, error, info, warn};
 
+use crate::faults::Faults;
+use crate::health::{ActorKind, Health};
 use crate::session::{Peer, Services, Session};
+use crate::supervision::{guarded, Restartable};
 
 type Accepted = std::io::Result<UnixStream>;
 
 pub struct Listener {
     socket: Arc<StdUnixListener>,
     svc: Services,
+    faults: Faults,
 }
 
 impl Listener {
     pub fn new(socket: Arc<StdUnixListener>, svc: Services) -> Self {
-        Listener { socket, svc }
+        Listener {
+            socket,
+            svc,
+            faults: Faults::default(),
+        }
     }
-}
 
-impl Actor for Listener {
-    type Context = Context<Self>;
+    fn accept(&mut self, accepted: Accepted) {
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                return;
+            }
+        };
+        // A panic armed here drops this one connection (its client sees EOF).
+        self.faults.trip(PanicPoint::Stream);
+        if self.svc.health.shutting_down.load(Relaxed) {
+            return;
+        }
+        match peer_of(&stream) {
+            Ok(peer) => {
+                debug!(pid = peer.pid, uid = peer.uid, "connection");
+                Session::start(stream, peer, self.svc.clone());
+            }
+            Err(e) => warn!("cannot read the peer's credentials, closing: {e}"),
+        }
+    }
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
+    fn listen(&mut self, ctx: &mut Context<Self>) {
         // The bound socket outlives any restart of this actor: each start accepts on a clone.
         let listener = self.socket.try_clone().and_then(|l| {
             l.set_nonblocking(true)?;
@@ -56,39 +83,53 @@ impl Actor for Listener {
     }
 }
 
+impl Actor for Listener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| act.listen(ctx));
+    }
+}
+
+impl Restartable for Listener {
+    const KIND: ActorKind = ActorKind::Listener;
+
+    fn health(&self) -> &Health {
+        &self.svc.health
+    }
+}
+
 impl Supervised for Listener {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        info!("listener restarting");
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.faults.trip(PanicPoint::Restart);
+            info!("listener restarting");
+        });
     }
 }
 
 impl StreamHandler<Accepted> for Listener {
-    fn handle(&mut self, accepted: Accepted, _ctx: &mut Context<Self>) {
-        let stream = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("accept failed: {e}");
-                return;
-            }
-        };
-        if self.svc.health.shutting_down.load(Relaxed) {
-            return;
-        }
-        match peer_of(&stream) {
-            Ok(peer) => {
-                debug!(pid = peer.pid, uid = peer.uid, "connection");
-                Session::start(stream, peer, self.svc.clone());
-            }
-            Err(e) => warn!("cannot read the peer's credentials, closing: {e}"),
-        }
+    fn handle(&mut self, accepted: Accepted, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| act.accept(accepted));
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::faults::Inject> for Listener {
+    type Result = ResponseActFuture<Self, Result<(), rtm_proto::wire::Failure>>;
+
+    fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
+        crate::faults::inject(self, msg.0, ctx, true, |act| &mut act.faults)
+    }
+}
+
 /// The peer's pid/uid/gid from `SO_PEERCRED` and a pidfd from `SO_PEERPIDFD` (kernel ≥ 6.5).
 /// On older kernels the pidfd comes from `pidfd_open(pid)` right after accept; that fallback
 /// can race with the peer exiting and its PID being reused, which the socket option cannot.
+/// The supplementary groups come from `/proc/PID/status`, and count only if the pidfd shows
+/// the same process still alive after they were read (so they cannot be a reused PID's).
 fn peer_of(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = stream.peer_cred()?;
     let pid = cred.pid().unwrap_or(0);
@@ -99,10 +140,39 @@ fn peer_of(stream: &UnixStream) -> std::io::Result<Peer> {
             Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
         }
     };
+    let groups = match &pidfd {
+        Some(fd) => supplementary_groups(pid, fd),
+        None => Vec::new(),
+    };
     Ok(Peer {
         pid,
         uid: cred.uid(),
         gid: cred.gid(),
+        groups,
         pidfd: pidfd.map(Arc::new),
     })
+}
+
+/// The `Groups:` of a live process, or nothing if it exited meanwhile.
+fn supplementary_groups(pid: i32, pidfd: &std::os::fd::OwnedFd) -> Vec<u32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    // A pidfd polls readable once its process has exited.
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => {}
+        _ => return Vec::new(),
+    }
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -8,6 +8,7 @@ use rtm_proto::wire::{Failure, Key, Table};
 use rtm_proto::Route;
 
 use crate::health::ActorKind;
+use crate::supervision::guarded;
 use crate::table::{TableActor, TableRecord};
 
 pub type RouteTable = TableActor<Route>;
@@ -27,15 +28,18 @@ impl TableRecord for Route {
 
 /// Longest-prefix match for an address, answered from the authoritative table.
 #[derive(Message)]
-#[rtype(result = "Option<Route>")]
+#[rtype(result = "Result<Option<Route>, Failure>")]
 pub struct Lookup(pub Ipv4Addr);
 
 impl Handler<Lookup> for RouteTable {
-    type Result = Option<Route>;
+    type Result = Result<Option<Route>, Failure>;
 
-    fn handle(&mut self, msg: Lookup, _ctx: &mut Context<Self>) -> Option<Route> {
-        (0..=32u8)
-            .rev()
-            .find_map(|len| self.get(&Prefix::truncating(msg.0, len)).cloned())
+    fn handle(&mut self, msg: Lookup, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, |act, _| {
+            (0..=32u8)
+                .rev()
+                .find_map(|len| act.get(&Prefix::truncating(msg.0, len)).cloned())
+        })
+        .ok_or_else(RouteTable::crashed)
     }
 }

@@ -3,12 +3,15 @@
 //! The session reads frames from its socket, checks the handshake, turns each request into
 //! messages for the table actors, the registry or the signal broker, and queues the answers and
 //! the table notifications in its [`Outbox`](crate::outbox). It handles one request at a time
-//! (in arrival order), which keeps a pipelined client's operations in order across tables.
-//! Anything malformed ends this session only.
+//! (in arrival order), which keeps a pipelined client's operations in order across tables;
+//! requests read ahead wait in a queue of at most `max-inflight`, and reading pauses while it
+//! is full. Notifications never wait for requests. Anything malformed, and any panic in the
+//! session's own code, ends this session only.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::arp_table::ArpTable;
 use crate::config::Limits;
-use crate::health::{Counters, Health};
+use crate::health::{catch_panic, Counters, Health};
 use crate::outbox::{OutboxHandle, SessionStats, REPLY_BACKLOG_HIGH, REPLY_BACKLOG_LOW};
 use crate::registry::{self, Registration, Registry};
 use crate::route_table::{Lookup, RouteTable};
@@ -47,6 +50,10 @@ pub struct Services {
     pub arp_shm: Arc<str>,
     /// The daemon's own uid: allowed to mutate, like root.
     pub daemon_uid: u32,
+    /// Members of this group (primary or supplementary) may mutate too (`--admin-group`).
+    pub admin_gid: Option<u32>,
+    /// The listener, for fault injection (set once it has started).
+    pub listener: Arc<std::sync::OnceLock<Addr<crate::listener::Listener>>>,
 }
 
 /// Who is on the other end, from the kernel (`SO_PEERCRED`, `SO_PEERPIDFD`).
@@ -55,7 +62,39 @@ pub struct Peer {
     pub pid: i32,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups of the peer process when it connected (from `/proc`, confirmed
+    /// through its pidfd); empty if they could not be read.
+    pub groups: Vec<u32>,
     pub pidfd: Option<Arc<OwnedFd>>,
+}
+
+/// Requests read but not yet answered, shared with the read loop so it can pause.
+#[derive(Debug, Default)]
+pub struct Inflight {
+    n: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl Inflight {
+    fn add(&self) {
+        self.n.fetch_add(1, Relaxed);
+    }
+
+    fn finish(&self) {
+        self.n.fetch_sub(1, Relaxed);
+        self.done.notify_one();
+    }
+
+    /// Waits until fewer than `cap` requests are in flight.
+    async fn below(&self, cap: usize) {
+        loop {
+            let wake = self.done.notified();
+            if self.n.load(Relaxed) < cap {
+                return;
+            }
+            wake.await;
+        }
+    }
 }
 
 /// Clean stop: send `Bye`, flush, close.
@@ -73,6 +112,11 @@ pub struct Session {
     stats: Arc<SessionStats>,
     hello: Option<Hello>,
     subscribed: Option<Tables>,
+    /// Requests waiting for their turn, in arrival order.
+    pending: VecDeque<(u32, Request)>,
+    /// A request is being answered.
+    busy: bool,
+    inflight: Arc<Inflight>,
 }
 
 type Frame = Result<BytesMut, std::io::Error>;
@@ -92,7 +136,13 @@ impl Session {
             let out =
                 OutboxHandle::spawn(write, svc.limits.clone(), stats.clone(), svc.health.clone());
             let frames = FramedRead::new(read, wire::codec(limits.max_frame));
-            ctx.add_stream(paced(frames, out.clone()));
+            let inflight = Arc::new(Inflight::default());
+            ctx.add_stream(paced(
+                frames,
+                out.clone(),
+                inflight.clone(),
+                svc.limits.clone(),
+            ));
             Counters::bump(&svc.health.counters.sessions_opened);
             Session {
                 id: NEXT_ID.fetch_add(1, Relaxed),
@@ -102,6 +152,9 @@ impl Session {
                 stats,
                 hello: None,
                 subscribed: None,
+                pending: VecDeque::new(),
+                busy: false,
+                inflight,
             }
         })
     }
@@ -122,8 +175,53 @@ impl Session {
         }
     }
 
+    /// Decided only by what the kernel says about the peer, never by what it claims.
     fn may_mutate(&self) -> bool {
-        self.peer.uid == 0 || self.peer.uid == self.svc.daemon_uid
+        self.peer.uid == 0
+            || self.peer.uid == self.svc.daemon_uid
+            || self
+                .svc
+                .admin_gid
+                .is_some_and(|g| self.peer.gid == g || self.peer.groups.contains(&g))
+    }
+
+    /// Queues a request read from the socket and starts it if none is running.
+    fn enqueue(&mut self, id: u32, req: Request, ctx: &mut Context<Self>) {
+        self.inflight.add();
+        self.pending.push_back((id, req));
+        self.pump(ctx);
+    }
+
+    /// Starts the next queued request unless one is running.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while !self.busy {
+            let Some((id, req)) = self.pending.pop_front() else {
+                return;
+            };
+            self.on_request(id, req, ctx);
+        }
+    }
+
+    /// The running request (if any) is answered: start the next one.
+    fn finished_request(&mut self, ctx: &mut Context<Self>) {
+        self.busy = false;
+        self.inflight.finish();
+        self.pump(ctx);
+    }
+
+    /// Runs `fut` as the session's current request and replies with its answer.
+    fn run(&mut self, id: u32, fut: LocalBoxFuture<Answer>, ctx: &mut Context<Self>) {
+        self.busy = true;
+        ctx.spawn(fut.into_actor(self).map(move |answer, act, ctx| {
+            act.reply(id, answer);
+            act.finished_request(ctx);
+        }));
+    }
+
+    /// Answers at once.
+    fn answer_now(&mut self, id: u32, answer: Answer) {
+        self.reply(id, answer);
+        self.inflight.finish();
     }
 
     fn on_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
@@ -156,13 +254,27 @@ impl Session {
                 session = self.id,
                 uid = self.peer.uid,
                 pid = self.peer.pid,
+                request = req.name(),
                 "mutation denied"
             );
-            self.reply(
+            self.answer_now(
                 id,
                 vec![Err(Failure::PermissionDenied { uid: self.peer.uid })],
             );
             return;
+        }
+        if let Request::Batch { ops, .. } = &req {
+            let max = self.svc.limits.load().max_batch;
+            if ops.len() > max {
+                self.answer_now(
+                    id,
+                    vec![Err(Failure::Limit {
+                        what: format!("batch of {} operations in one request", ops.len()),
+                        limit: max as u64,
+                    })],
+                );
+                return;
+            }
         }
         let svc = self.svc.clone();
         let fut: LocalBoxFuture<Answer> = match req {
@@ -179,13 +291,15 @@ impl Session {
             }),
             Request::RouteShow(key) => Box::pin(async move {
                 match svc.route.send(Show::<Route> { key }).await {
-                    Ok(all) => chunks(all, |routes, more| Reply::Routes { routes, more }),
+                    Ok(Ok(all)) => chunks(all, |routes, more| Reply::Routes { routes, more }),
+                    Ok(Err(f)) => vec![Err(f)],
                     Err(e) => vec![Err(unavailable(Table::Route, e))],
                 }
             }),
             Request::ArpShow(key) => Box::pin(async move {
                 match svc.arp.send(Show::<ArpEntry> { key }).await {
-                    Ok(all) => chunks(all, |entries, more| Reply::Arps { entries, more }),
+                    Ok(Ok(all)) => chunks(all, |entries, more| Reply::Arps { entries, more }),
+                    Ok(Err(f)) => vec![Err(f)],
                     Err(e) => vec![Err(unavailable(Table::Arp, e))],
                 }
             }),
@@ -193,8 +307,9 @@ impl Session {
             Request::ArpGet(mac) => Box::pin(async move {
                 vec![
                     match svc.arp.send(Show::<ArpEntry> { key: Some(mac) }).await {
-                        Ok(mut v) if !v.is_empty() => Ok(Reply::Arp(v.remove(0))),
-                        Ok(_) => Err(Failure::NotFound {
+                        Ok(Ok(mut v)) if !v.is_empty() => Ok(Reply::Arp(v.remove(0))),
+                        Ok(Err(f)) => Err(f),
+                        Ok(Ok(_)) => Err(Failure::NotFound {
                             table: Table::Arp,
                             key: mac.to_string(),
                         }),
@@ -215,23 +330,26 @@ impl Session {
             }
             Request::Deregister => {
                 self.leave();
-                self.reply(id, vec![Ok(Reply::Deregistered)]);
+                self.answer_now(id, vec![Ok(Reply::Deregistered)]);
                 self.out.close();
                 ctx.stop();
                 return;
             }
-            Request::Debug(action) => Box::pin(async move { vec![debug_action(&svc, action)] }),
+            Request::Debug(action) => {
+                if action_targets_session(&action) {
+                    let r = self.debug_here(action);
+                    self.answer_now(id, vec![r]);
+                    return;
+                }
+                Box::pin(async move { vec![debug_action(&svc, action).await] })
+            }
         };
-        // `wait` holds back the next frame until this one is answered: requests stay in order.
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |answer, act, _ctx| act.reply(id, answer)),
-        );
+        self.run(id, fut, ctx);
     }
 
     fn subscribe(&mut self, id: u32, tables: Tables, ctx: &mut Context<Self>) {
         if self.subscribed.is_some() {
-            self.reply(
+            self.answer_now(
                 id,
                 vec![Err(Failure::Invalid("already subscribed".to_string()))],
             );
@@ -273,20 +391,55 @@ impl Session {
                     Table::Route => svc.route.send(sub).await,
                     Table::Arp => svc.arp.send(sub).await,
                 };
-                r.map_err(|e| unavailable(t, e))?;
+                r.map_err(|e| unavailable(t, e))??;
             }
             Ok(())
         };
-        ctx.wait(fut.into_actor(self).map(move |r, act, _ctx| match r {
-            Ok(()) => {
-                act.subscribed = Some(tables);
-                act.reply(id, vec![Ok(Reply::Subscribed)]);
+        self.busy = true;
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
+            match r {
+                Ok(()) => {
+                    act.subscribed = Some(tables);
+                    act.reply(id, vec![Ok(Reply::Subscribed)]);
+                }
+                Err(f) => {
+                    act.leave();
+                    act.reply(id, vec![Err(f)]);
+                }
             }
-            Err(f) => {
-                act.leave();
-                act.reply(id, vec![Err(f)]);
-            }
+            act.finished_request(ctx);
         }));
+    }
+
+    /// A debug request aimed at this session itself.
+    #[cfg(feature = "fault-injection")]
+    fn debug_here(&mut self, action: wire::DebugAction) -> Result<Reply, Failure> {
+        match action {
+            wire::DebugAction::Stall { ms, .. } => {
+                crate::faults::stall(ms);
+                Ok(Reply::Done { seq: 0 })
+            }
+            wire::DebugAction::Panic { .. } => {
+                panic!("injected panic in session {} (handler)", self.id)
+            }
+        }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn debug_here(&mut self, action: wire::DebugAction) -> Result<Reply, Failure> {
+        Err(no_hooks(action))
+    }
+
+    /// A panic in this session's own code: it ends this session, and nothing else.
+    fn failed(&mut self, why: &str, ctx: &mut Context<Self>) {
+        Counters::bump(&self.svc.health.counters.session_failures);
+        tracing::error!(
+            session = self.id,
+            pid = self.peer.pid,
+            "session failed: {why}; closing it"
+        );
+        self.out.close();
+        ctx.stop();
     }
 
     /// Leaves the registry and every table; safe to call more than once.
@@ -349,6 +502,18 @@ impl Drop for Session {
 
 impl StreamHandler<Frame> for Session {
     fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        if let Err(why) = catch_panic(|| self.on_frame(frame, ctx)) {
+            self.failed(&why, ctx);
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Session {
+    fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         let msg = match frame
             .map_err(|e| e.to_string())
             .and_then(|b| wire::decode::<ClientMsg>(&b).map_err(|e| e.to_string()))
@@ -367,7 +532,7 @@ impl StreamHandler<Frame> for Session {
         };
         match (msg, self.hello.is_some()) {
             (ClientMsg::Hello(h), false) => self.on_hello(h, ctx),
-            (ClientMsg::Request { id, req }, true) => self.on_request(id, req, ctx),
+            (ClientMsg::Request { id, req }, true) => self.enqueue(id, req, ctx),
             (_, said_hello) => {
                 Counters::bump(&self.svc.health.counters.bad_frames);
                 warn!(
@@ -378,21 +543,22 @@ impl StreamHandler<Frame> for Session {
             }
         }
     }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
 }
 
 impl Handler<Notify> for Session {
     type Result = ();
 
-    fn handle(&mut self, msg: Notify, _ctx: &mut Context<Self>) {
-        self.out.with(|o| {
-            for ev in msg.0.iter() {
-                o.push_event(*ev);
-            }
+    fn handle(&mut self, msg: Notify, ctx: &mut Context<Self>) {
+        let r = catch_panic(|| {
+            self.out.with(|o| {
+                for ev in msg.0.iter() {
+                    o.push_event(*ev);
+                }
+            })
         });
+        if let Err(why) = r {
+            self.failed(&why, ctx);
+        }
     }
 }
 
@@ -400,7 +566,7 @@ impl Handler<ShutdownSession> for Session {
     type Result = ();
 
     fn handle(&mut self, _: ShutdownSession, ctx: &mut Context<Self>) {
-        self.out.with(|o| o.push_event(wire::Event::Bye));
+        let _ = catch_panic(|| self.out.with(|o| o.push_event(wire::Event::Bye)));
         self.leave();
         ctx.stop();
     }
@@ -415,12 +581,20 @@ const REPLY_STALL: Duration = Duration::from_secs(30);
 /// queue grow without bound. Only reading stops: notifications keep flowing into the outbox,
 /// where they stay bounded (they collapse into a resync). A client that stays stalled past
 /// [`REPLY_STALL`] gets its session closed.
-fn paced<S>(frames: S, out: OutboxHandle) -> impl Stream<Item = Frame>
+fn paced<S>(
+    frames: S,
+    out: OutboxHandle,
+    inflight: Arc<Inflight>,
+    limits: Arc<Limits>,
+) -> impl Stream<Item = Frame>
 where
     S: Stream<Item = Frame> + Unpin + 'static,
 {
-    futures_util::stream::unfold(Some((frames, out)), |state| async move {
-        let (mut frames, out) = state?;
+    let state = Some((frames, out, inflight, limits));
+    futures_util::stream::unfold(state, |state| async move {
+        let (mut frames, out, inflight, limits) = state?;
+        // At most `max-inflight` requests read ahead of their answers.
+        inflight.below(limits.load().max_inflight).await;
         if out.reply_backlog() > REPLY_BACKLOG_HIGH {
             let drained = out.clone().drained_to(REPLY_BACKLOG_LOW);
             if tokio::time::timeout(REPLY_STALL, drained).await.is_err() {
@@ -432,7 +606,7 @@ where
             }
         }
         let frame = frames.next().await?;
-        Some((frame, Some((frames, out))))
+        Some((frame, Some((frames, out, inflight, limits))))
     })
 }
 
@@ -463,11 +637,12 @@ fn chunks<T>(all: Vec<T>, make: impl Fn(Vec<T>, bool) -> Reply) -> Answer {
 
 async fn route_get(svc: &Services, addr: Ipv4Addr) -> Result<Reply, Failure> {
     match svc.route.send(Lookup(addr)).await {
-        Ok(Some(r)) => Ok(Reply::Route(r)),
-        Ok(None) => Err(Failure::NotFound {
+        Ok(Ok(Some(r))) => Ok(Reply::Route(r)),
+        Ok(Ok(None)) => Err(Failure::NotFound {
             table: Table::Route,
             key: format!("route to {addr}"),
         }),
+        Ok(Err(f)) => Err(f),
         Err(e) => Err(unavailable(Table::Route, e)),
     }
 }
@@ -477,12 +652,12 @@ async fn status(svc: &Services) -> Result<Reply, Failure> {
         .route
         .send(Size)
         .await
-        .map_err(|e| unavailable(Table::Route, e))?;
+        .map_err(|e| unavailable(Table::Route, e))??;
     let arps = svc
         .arp
         .send(Size)
         .await
-        .map_err(|e| unavailable(Table::Arp, e))?;
+        .map_err(|e| unavailable(Table::Arp, e))??;
     let clients = svc
         .registry
         .send(registry::ListClients)
@@ -503,11 +678,44 @@ async fn status(svc: &Services) -> Result<Reply, Failure> {
     }))
 }
 
-/// Test hooks are not built into this daemon.
-fn debug_action(_svc: &Services, action: wire::DebugAction) -> Result<Reply, Failure> {
-    Err(Failure::Unsupported(format!(
-        "debug request {action:?}: this rtmd has no fault-injection hooks"
-    )))
+fn action_targets_session(action: &wire::DebugAction) -> bool {
+    let (wire::DebugAction::Panic { target, .. } | wire::DebugAction::Stall { target, .. }) =
+        action;
+    *target == wire::DebugTarget::Session
+}
+
+/// The answer of a daemon built without the fault-injection hooks.
+#[cfg_attr(feature = "fault-injection", allow(dead_code))]
+fn no_hooks(action: wire::DebugAction) -> Failure {
+    Failure::Unsupported(format!(
+        "debug request {action:?}: this rtmd was built without the fault-injection feature"
+    ))
+}
+
+/// Hands a debug request to the actor it targets.
+#[cfg(feature = "fault-injection")]
+async fn debug_action(svc: &Services, action: wire::DebugAction) -> Result<Reply, Failure> {
+    use crate::faults::Inject;
+    use wire::DebugTarget as T;
+    let (wire::DebugAction::Panic { target, .. } | wire::DebugAction::Stall { target, .. }) =
+        action;
+    let lost = |e: MailboxError| Failure::Internal(format!("{} actor: {e}", target.name()));
+    let r = match target {
+        T::Route => svc.route.send(Inject(action)).await.map_err(lost)?,
+        T::Arp => svc.arp.send(Inject(action)).await.map_err(lost)?,
+        T::Broker => svc.broker.send(Inject(action)).await.map_err(lost)?,
+        T::Listener => match svc.listener.get() {
+            Some(l) => l.send(Inject(action)).await.map_err(lost)?,
+            None => Err(Failure::Internal("the listener has not started".into())),
+        },
+        T::Session => unreachable!("handled by the session itself"),
+    };
+    r.map(|()| Reply::Done { seq: 0 })
+}
+
+#[cfg(not(feature = "fault-injection"))]
+async fn debug_action(_svc: &Services, action: wire::DebugAction) -> Result<Reply, Failure> {
+    Err(no_hooks(action))
 }
 
 /// A run of operations for one table, or a flush, with each op's index in the request.

@@ -14,7 +14,11 @@ use rustix::process::{pidfd_send_signal, Signal as PosixSignal};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
-use crate::health::{catch_panic, ActorKind, Counters, Health};
+use rtm_proto::wire::PanicPoint;
+
+use crate::faults::Faults;
+use crate::health::{ActorKind, Counters, Health};
+use crate::supervision::{guarded, Restartable};
 
 /// Asks the supervisor to stop the daemon cleanly.
 #[derive(Message, Clone, Copy)]
@@ -63,6 +67,7 @@ pub struct SignalBroker {
     health: Arc<Health>,
     /// Taken by the first start; a restarted broker installs fresh streams.
     early: Option<OsSignals>,
+    faults: Faults,
 }
 
 impl SignalBroker {
@@ -77,14 +82,11 @@ impl SignalBroker {
             reload,
             health,
             early: Some(early),
+            faults: Faults::default(),
         }
     }
-}
 
-impl Actor for SignalBroker {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
+    fn listen(&mut self, ctx: &mut Context<Self>) {
         let signals = match self.early.take().map(Ok).unwrap_or_else(OsSignals::install) {
             Ok(s) => s,
             Err(e) => {
@@ -101,21 +103,46 @@ impl Actor for SignalBroker {
             ctx.add_stream(stream.map(move |()| which));
         }
     }
-}
 
-impl Supervised for SignalBroker {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        info!("signal broker restarting");
-    }
-}
-
-impl StreamHandler<OsSignal> for SignalBroker {
-    fn handle(&mut self, sig: OsSignal, _ctx: &mut Context<Self>) {
+    fn on_signal(&mut self, sig: OsSignal) {
         info!("received {sig:?}");
         match sig {
             OsSignal::Term | OsSignal::Int => self.shutdown.do_send(Shutdown),
             OsSignal::Hup => self.reload.do_send(Reload),
         }
+        // An armed panic fails the broker after it passed the signal on.
+        self.faults.trip(PanicPoint::Stream);
+    }
+}
+
+impl Actor for SignalBroker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| act.listen(ctx));
+    }
+}
+
+impl Restartable for SignalBroker {
+    const KIND: ActorKind = ActorKind::Broker;
+
+    fn health(&self) -> &Health {
+        &self.health
+    }
+}
+
+impl Supervised for SignalBroker {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.faults.trip(PanicPoint::Restart);
+            info!("signal broker restarting");
+        });
+    }
+}
+
+impl StreamHandler<OsSignal> for SignalBroker {
+    fn handle(&mut self, sig: OsSignal, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| act.on_signal(sig));
     }
 
     // A signal stream never ends; keep the broker alive if one somehow does.
@@ -126,14 +153,13 @@ impl Handler<SignalClients> for SignalBroker {
     type Result = usize;
 
     fn handle(&mut self, msg: SignalClients, ctx: &mut Context<Self>) -> usize {
-        let health = self.health.clone();
-        let r = catch_panic(|| {
+        guarded(self, ctx, |act, _| {
             let mut sent = 0;
             for (id, fd) in &msg.0 {
                 match pidfd_send_signal(&**fd, PosixSignal::USR1) {
                     Ok(()) => {
                         sent += 1;
-                        Counters::bump(&health.counters.signals_sent);
+                        Counters::bump(&act.health.counters.signals_sent);
                     }
                     // The client exited; its session is going away too.
                     Err(rustix::io::Errno::SRCH) => debug!(id, "client gone before SIGUSR1"),
@@ -141,12 +167,16 @@ impl Handler<SignalClients> for SignalBroker {
                 }
             }
             sent
-        });
-        r.unwrap_or_else(|why| {
-            error!("signal broker failed: {why}; restarting it");
-            self.health.record_restart(ActorKind::Broker, &why);
-            ctx.stop();
-            0
         })
+        .unwrap_or(0)
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::faults::Inject> for SignalBroker {
+    type Result = ResponseActFuture<Self, Result<(), rtm_proto::wire::Failure>>;
+
+    fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
+        crate::faults::inject(self, msg.0, ctx, true, |act| &mut act.faults)
     }
 }

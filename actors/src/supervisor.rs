@@ -56,8 +56,8 @@ impl Supervisor {
         Supervisor {
             config: Some(boot.config.clone()),
             cleanup: boot.cleanup.clone(),
+            health: Arc::new(Health::new(boot.config.restart_budget)),
             boot: Some(boot),
-            health: Arc::new(Health::default()),
             limits,
             services: None,
             stopping: false,
@@ -97,10 +97,13 @@ impl Actor for Supervisor {
             route_shm: boot.config.route_shm_path().display().to_string().into(),
             arp_shm: boot.config.arp_shm_path().display().to_string().into(),
             daemon_uid: rustix::process::geteuid().as_raw(),
+            admin_gid: boot.config.admin_gid,
+            listener: Default::default(),
         };
         let socket = Arc::new(boot.socket);
         let s = svc.clone();
-        actix::Supervisor::start(move |_| Listener::new(socket, s));
+        let listener = actix::Supervisor::start(move |_| Listener::new(socket, s));
+        let _ = svc.listener.set(listener);
         self.services = Some(svc);
         info!(
             socket = %boot.config.socket.display(),
@@ -125,6 +128,7 @@ impl Handler<Shutdown> for Supervisor {
         info!("stopping: saying bye to clients");
         svc.health.shutting_down.store(true, Relaxed);
         let cleanup = self.cleanup.clone();
+        let keep_shm = self.config.as_ref().is_some_and(|c| c.keep_shm);
         let fut = async move {
             let n = svc.registry.send(SayBye).await.unwrap_or(0);
             // Wait (bounded) until every session's writer has flushed its last frames.
@@ -132,8 +136,8 @@ impl Handler<Shutdown> for Supervisor {
             while svc.health.closing_writers.load(Relaxed) > 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            let _ = svc.route.send(Retire { keep_shm: false }).await;
-            let _ = svc.arp.send(Retire { keep_shm: false }).await;
+            let _ = svc.route.send(Retire { keep_shm }).await;
+            let _ = svc.arp.send(Retire { keep_shm }).await;
             for p in &cleanup {
                 if let Err(e) = std::fs::remove_file(p) {
                     if e.kind() != std::io::ErrorKind::NotFound {

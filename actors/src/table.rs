@@ -11,13 +11,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use rtm_proto::shm::{Record, ShmWriter, Versioned};
-use rtm_proto::wire::{ChangeOp, Event, Failure, Key, Table};
+use rtm_proto::wire::{ChangeOp, Event, Failure, Key, PanicPoint, Table};
 use tracing::{error, info, warn};
 
+use crate::faults::Faults;
 use crate::health::{catch_panic, ActorKind, Counters, Health};
+use crate::supervision::{self, guarded, Restartable};
+
+/// How often a table does its housekeeping.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// What a table needs beyond its shared-memory record format.
 pub trait TableRecord: Record + Send + Unpin + 'static
@@ -87,13 +93,13 @@ impl<R: Record + Send + 'static> Message for Show<R>
 where
     R::Key: Send,
 {
-    type Result = Vec<R>;
+    type Result = Result<Vec<R>, Failure>;
 }
 
 /// Subscribe `to` to this table. The subscriber first receives `Event::Start` with the current
 /// sequence number, then every later change.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), Failure>")]
 pub struct Subscribe {
     pub session: u64,
     pub to: Recipient<Notify>,
@@ -107,10 +113,10 @@ pub struct Unsubscribe {
 
 /// Size and capacity.
 #[derive(Message)]
-#[rtype(result = "TableSize")]
+#[rtype(result = "Result<TableSize, Failure>")]
 pub struct Size;
 
-#[derive(Debug, Clone, Copy, MessageResponse)]
+#[derive(Debug, Clone, Copy)]
 pub struct TableSize {
     pub len: u64,
     pub capacity: u64,
@@ -133,6 +139,7 @@ where
     seq: u64,
     subscribers: HashMap<u64, Recipient<Notify>>,
     health: Arc<Health>,
+    faults: Faults,
 }
 
 // ===== impl TableActor =====
@@ -149,7 +156,21 @@ where
             seq: 0,
             subscribers: HashMap::new(),
             health,
+            faults: Faults::default(),
         }
+    }
+
+    /// The answer a caller gets when this actor failed while handling its message.
+    pub fn crashed() -> Failure {
+        Failure::Internal(format!(
+            "the {} table actor failed and is being restarted; retry",
+            R::TABLE
+        ))
+    }
+
+    /// Periodic work (and a point where tests can inject a panic).
+    fn housekeeping(&mut self) {
+        self.faults.trip(PanicPoint::Interval);
     }
 
     fn shm(&mut self) -> Result<&mut ShmWriter<R>, Failure> {
@@ -319,14 +340,6 @@ where
             None => warn!(table = %R::TABLE, "restarted after retirement; nothing to repair"),
         }
     }
-
-    /// After a panic: stop, so that the supervisor restarts the actor (and `restarting`
-    /// repairs shared memory from the authoritative copy).
-    fn failed(&mut self, ctx: &mut Context<Self>, why: &str) {
-        error!(table = %R::TABLE, "table actor failed: {why}; restarting it");
-        self.health.record_restart(R::ACTOR, why);
-        ctx.stop();
-    }
 }
 
 impl<R: TableRecord> Actor for TableActor<R>
@@ -334,21 +347,43 @@ where
     R::Key: Send + Unpin,
 {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Runs again after every restart: the old interval went with the stopped context.
+        ctx.run_interval(HOUSEKEEPING, |act, ctx| {
+            guarded(act, ctx, |act, _| act.housekeeping());
+        });
+    }
+}
+
+impl<R: TableRecord> Restartable for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    const KIND: ActorKind = R::ACTOR;
+
+    fn health(&self) -> &Health {
+        &self.health
+    }
 }
 
 impl<R: TableRecord> Supervised for TableActor<R>
 where
     R::Key: Send + Unpin,
 {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.repair();
-        // A reader may have seen what the failure left in shared memory: have every
-        // subscriber re-read the repaired table.
-        let resync = Event::Resync {
-            table: R::TABLE,
-            seq: self.seq,
-        };
-        self.publish(Arc::from([resync]));
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // A panic here stops the actor again (another restart, counted against the budget).
+        guarded(self, ctx, |act, _| {
+            act.faults.trip(PanicPoint::Restart);
+            act.repair();
+            // A reader may have seen what the failure left in shared memory: have every
+            // subscriber re-read the repaired table.
+            let resync = Event::Resync {
+                table: R::TABLE,
+                seq: act.seq,
+            };
+            act.publish(Arc::from([resync]));
+        });
     }
 }
 
@@ -361,7 +396,7 @@ where
     fn handle(&mut self, msg: Apply<R>, ctx: &mut Context<Self>) -> Self::Result {
         let (outcome, crashed) = self.apply(msg);
         if let Some(why) = crashed {
-            self.failed(ctx, &why);
+            supervision::failed(self, ctx, &why);
         }
         MessageResult(outcome)
     }
@@ -373,16 +408,16 @@ where
 {
     type Result = MessageResult<Show<R>>;
 
-    fn handle(&mut self, msg: Show<R>, _ctx: &mut Context<Self>) -> Self::Result {
-        let out = match msg.key {
-            Some(k) => self
+    fn handle(&mut self, msg: Show<R>, ctx: &mut Context<Self>) -> Self::Result {
+        let out = guarded(self, ctx, |act, _| match msg.key {
+            Some(k) => act
                 .entries
                 .range((Bound::Included(k), Bound::Included(k)))
                 .map(|(_, v)| v.entry.clone())
                 .collect(),
-            None => self.entries.values().map(|v| v.entry.clone()).collect(),
-        };
-        MessageResult(out)
+            None => act.entries.values().map(|v| v.entry.clone()).collect(),
+        });
+        MessageResult(out.ok_or_else(Self::crashed))
     }
 }
 
@@ -390,16 +425,19 @@ impl<R: TableRecord> Handler<Subscribe> for TableActor<R>
 where
     R::Key: Send + Unpin,
 {
-    type Result = ();
+    type Result = Result<(), Failure>;
 
-    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) {
-        // Start goes through the same mailbox as the changes that follow it, so the subscriber
-        // sees it first and nothing between.
-        msg.to.do_send(Notify(Arc::from([Event::Start {
-            table: R::TABLE,
-            seq: self.seq,
-        }])));
-        self.subscribers.insert(msg.session, msg.to);
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, |act, _| {
+            // Start goes through the same mailbox as the changes that follow it, so the
+            // subscriber sees it first and nothing between.
+            msg.to.do_send(Notify(Arc::from([Event::Start {
+                table: R::TABLE,
+                seq: act.seq,
+            }])));
+            act.subscribers.insert(msg.session, msg.to);
+        })
+        .ok_or_else(Self::crashed)
     }
 }
 
@@ -409,8 +447,8 @@ where
 {
     type Result = ();
 
-    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
-        self.subscribers.remove(&msg.session);
+    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| act.subscribers.remove(&msg.session));
     }
 }
 
@@ -418,13 +456,14 @@ impl<R: TableRecord> Handler<Size> for TableActor<R>
 where
     R::Key: Send + Unpin,
 {
-    type Result = TableSize;
+    type Result = Result<TableSize, Failure>;
 
-    fn handle(&mut self, _: Size, _ctx: &mut Context<Self>) -> TableSize {
-        TableSize {
-            len: self.entries.len() as u64,
-            capacity: self.capacity as u64,
-        }
+    fn handle(&mut self, _: Size, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, |act, _| TableSize {
+            len: act.entries.len() as u64,
+            capacity: act.capacity as u64,
+        })
+        .ok_or_else(Self::crashed)
     }
 }
 
@@ -434,15 +473,17 @@ where
 {
     type Result = ();
 
-    fn handle(&mut self, msg: Retire, _ctx: &mut Context<Self>) {
-        if let Some(shm) = self.shm.take() {
-            let path = shm.path().to_path_buf();
-            if msg.keep_shm {
-                info!(table = %R::TABLE, path = %path.display(), "shared memory kept");
-            } else if let Err(e) = shm.remove_file() {
-                warn!(table = %R::TABLE, path = %path.display(), "cannot remove shared memory: {e}");
+    fn handle(&mut self, msg: Retire, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            if let Some(shm) = act.shm.take() {
+                let path = shm.path().to_path_buf();
+                if msg.keep_shm {
+                    info!(table = %R::TABLE, path = %path.display(), "shared memory kept");
+                } else if let Err(e) = shm.remove_file() {
+                    warn!(table = %R::TABLE, path = %path.display(), "cannot remove shared memory: {e}");
+                }
             }
-        }
+        });
     }
 }
 
@@ -452,5 +493,17 @@ where
 {
     pub fn get(&self, key: &R::Key) -> Option<&R> {
         self.entries.get(key).map(|v| &v.entry)
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl<R: TableRecord> Handler<crate::faults::Inject> for TableActor<R>
+where
+    R::Key: Send + Unpin,
+{
+    type Result = ResponseActFuture<Self, Result<(), Failure>>;
+
+    fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
+        crate::faults::inject(self, msg.0, ctx, false, |act| &mut act.faults)
     }
 }

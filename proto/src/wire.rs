@@ -257,6 +257,23 @@ impl PanicPoint {
 }
 
 impl Request {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Apply(_) => "apply",
+            Request::Batch { .. } => "batch",
+            Request::RouteShow(_) => "route-show",
+            Request::RouteGet(_) => "route-get",
+            Request::ArpShow(_) => "arp-show",
+            Request::ArpGet(_) => "arp-get",
+            Request::Clients => "clients",
+            Request::Status => "status",
+            Request::Subscribe { .. } => "subscribe",
+            Request::Deregister => "deregister",
+            Request::Debug(_) => "debug",
+        }
+    }
+
     /// Whether this request changes state (subject to access control).
     pub fn is_mutation(&self) -> bool {
         matches!(

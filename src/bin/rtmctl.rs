@@ -123,6 +123,11 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
         Command::Batch { force, .. } => {
             run_batch(&mut client, batch.unwrap_or_default(), force).await?
         }
+        #[cfg(feature = "fault-injection")]
+        Command::Debug(action) => match client.request(Request::Debug(action)).await? {
+            Reply::Done { .. } => {}
+            other => return Err(unexpected(other)),
+        },
     }
     Ok(())
 }

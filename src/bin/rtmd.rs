@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rtm::paths;
-use rtm_actors::config::{self, Config, ConfigError, FileConfig};
+use rtm_actors::config::{self, Config, ConfigError, FileConfig, Fsync};
+use rtm_actors::health::RestartBudget;
 
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
@@ -40,12 +41,43 @@ struct Args {
     /// Largest request frame in bytes [default: 1048576]
     #[arg(long)]
     max_frame: Option<usize>,
-    /// Socket file mode, octal [default: 0666]
+    /// Requests a client may have read ahead of their answers; reading pauses beyond [default: 64]
+    #[arg(long)]
+    max_inflight: Option<usize>,
+    /// Most operations in one batch request [default: 16384]
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Socket file mode, octal; 0666 lets every local user read and subscribe [default: 0660]
     #[arg(long)]
     socket_mode: Option<String>,
+    /// Group (name or gid) of the socket file, so its members can connect
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Members of this group (name or gid) may change the tables, besides root and rtmd's user
+    #[arg(long)]
+    admin_group: Option<String>,
     /// Shared-memory file mode, octal, 0644 or tighter [default: 0644]
     #[arg(long)]
     shm_mode: Option<String>,
+    /// Group (name or gid) of the shared-memory files (with --shm-mode 0640: only they read)
+    #[arg(long)]
+    shm_group: Option<String>,
+    /// Keep the tables in DIR (snapshot + journal): every acknowledged change survives a crash
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// With --state-dir: fsync the journal before each reply (always) or leave it to the
+    /// kernel (never: survives an rtmd crash, not a power loss) [default: always]
+    #[arg(long, value_name = "always|never")]
+    fsync: Option<String>,
+    /// Leave the shared-memory files in place at a clean stop (for a warm restart)
+    #[arg(long)]
+    keep_shm: bool,
+    /// Actor restarts allowed within --restart-window before rtmd exits with code 70 [default: 5]
+    #[arg(long)]
+    max_restarts: Option<u32>,
+    /// The window of --max-restarts [default: 10s]
+    #[arg(long)]
+    restart_window: Option<String>,
     /// TOML config file (keys as the long flags); SIGHUP re-reads its limits
     #[arg(long)]
     config: Option<PathBuf>,
@@ -62,6 +94,8 @@ fn build(args: Args) -> Result<Config, ConfigError> {
         client_queue: args.client_queue,
         handshake_timeout: args.handshake_timeout.clone(),
         max_frame: args.max_frame,
+        max_inflight: args.max_inflight,
+        max_batch: args.max_batch,
         ..FileConfig::default()
     };
     let limits = config::effective_limits(&file, &limit_flags)?;
@@ -97,6 +131,23 @@ fn build(args: Args) -> Result<Config, ConfigError> {
             why: "must be a plain file name".into(),
         });
     }
+    let group = |key, v: Option<String>| v.map(|g| config::parse_group(key, &g)).transpose();
+    let mut budget = RestartBudget::default();
+    if let Some(n) = args.max_restarts.or(file.max_restarts) {
+        budget.max = n;
+    }
+    if let Some(w) = args.restart_window.or(file.restart_window) {
+        budget.window = config::parse_duration("restart-window", &w)?;
+    }
+    let state_dir = args.state_dir.or(file.state_dir);
+    let keep_shm = args.keep_shm || file.keep_shm.unwrap_or(false);
+    if keep_shm && state_dir.is_none() {
+        return Err(ConfigError::Value {
+            key: "keep-shm",
+            value: "true".into(),
+            why: "needs --state-dir (without it a restarted rtmd starts empty anyway)".into(),
+        });
+    }
     // Clients get these paths from the daemon and may run in another directory.
     let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     Ok(Config {
@@ -119,9 +170,19 @@ fn build(args: Args) -> Result<Config, ConfigError> {
         )?,
         socket_mode: match socket_mode {
             Some(m) => config::parse_mode("socket-mode", &m)?,
-            None => 0o666,
+            None => 0o660,
         },
         shm_mode,
+        socket_gid: group("socket-group", args.socket_group.or(file.socket_group))?,
+        shm_gid: group("shm-group", args.shm_group.or(file.shm_group))?,
+        admin_gid: group("admin-group", args.admin_group.or(file.admin_group))?,
+        fsync: match args.fsync.or(file.fsync) {
+            Some(f) => Fsync::parse(&f)?,
+            None => Fsync::Always,
+        },
+        state_dir: state_dir.map(absolute),
+        keep_shm,
+        restart_budget: budget,
         config_file: args.config,
         limit_flags,
         limits,

@@ -1,0 +1,100 @@
+//! Fault injection for tests (`rtmctl debug ...`), compiled in only with the `fault-injection`
+//! feature.
+//!
+//! Each supervised actor keeps a [`Faults`] and calls [`Faults::trip`] at the points where a
+//! panic can be armed (its interval tick, its stream handler, its `restarting` hook). Without
+//! the feature `Faults` is an empty type and `trip` does nothing, so a default build contains
+//! no hook at all; the daemon then answers every debug request with `Unsupported`.
+
+use rtm_proto::wire::PanicPoint;
+
+/// Panics armed for later points in one actor.
+#[derive(Debug, Default)]
+pub struct Faults {
+    #[cfg(feature = "fault-injection")]
+    armed: Vec<PanicPoint>,
+}
+
+impl Faults {
+    /// Arms a panic at the next `point`.
+    #[cfg(feature = "fault-injection")]
+    pub fn arm(&mut self, point: PanicPoint) {
+        self.armed.push(point);
+    }
+
+    /// Panics if a panic was armed at `point` (once per arming).
+    #[inline]
+    pub fn trip(&mut self, point: PanicPoint) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(i) = self.armed.iter().position(|p| *p == point) {
+            self.armed.swap_remove(i);
+            panic!("injected panic ({})", point.name());
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        let _ = point;
+    }
+}
+
+/// Whether this daemon was built with the fault-injection hooks.
+pub const ENABLED: bool = cfg!(feature = "fault-injection");
+
+/// A debug request delivered to one actor (fault-injection builds only).
+#[cfg(feature = "fault-injection")]
+#[derive(actix::Message)]
+#[rtype(result = "Result<(), rtm_proto::wire::Failure>")]
+pub struct Inject(pub rtm_proto::wire::DebugAction);
+
+/// Blocks the calling actor's thread (a stuck actor).
+#[cfg(feature = "fault-injection")]
+pub fn stall(ms: u32) {
+    std::thread::sleep(std::time::Duration::from_millis(ms.into()));
+}
+
+/// A panic raised right now, in a handler.
+#[cfg(feature = "fault-injection")]
+pub fn panic_now(target: rtm_proto::wire::DebugTarget) -> ! {
+    panic!("injected panic in the {} actor (handler)", target.name());
+}
+
+/// Carries out a debug request on a supervised actor: panics now (in this handler or in the
+/// future it returns), stalls, or arms a panic for a later point. `faults` picks the actor's
+/// [`Faults`]; `has_stream` says whether it has a stream handler to arm.
+#[cfg(feature = "fault-injection")]
+pub fn inject<A: crate::supervision::Restartable>(
+    act: &mut A,
+    action: rtm_proto::wire::DebugAction,
+    ctx: &mut actix::Context<A>,
+    has_stream: bool,
+    faults: impl FnOnce(&mut A) -> &mut Faults,
+) -> actix::ResponseActFuture<A, Result<(), rtm_proto::wire::Failure>> {
+    use actix::ActorFutureExt;
+    use rtm_proto::wire::{DebugAction, Failure};
+    let done = |r| Box::pin(actix::fut::ready(r));
+    match action {
+        DebugAction::Stall { ms, .. } => {
+            stall(ms);
+            done(Ok(()))
+        }
+        DebugAction::Panic { target, point } => match point {
+            PanicPoint::Handler => {
+                crate::supervision::guarded(act, ctx, |_, _| panic_now(target));
+                done(Ok(()))
+            }
+            PanicPoint::Async => Box::pin(
+                crate::supervision::guarded_future(async move {
+                    tokio::task::yield_now().await;
+                    panic!("injected panic in the {} actor (async)", target.name())
+                })
+                .map(|_, _, _| Ok(())),
+            ),
+            PanicPoint::Stream if !has_stream => done(Err(Failure::Unsupported(format!(
+                "the {} actor has no stream",
+                target.name()
+            )))),
+            PanicPoint::Interval | PanicPoint::Restart | PanicPoint::Stream => {
+                faults(act).arm(point);
+                done(Ok(()))
+            }
+        },
+    }
+}
