@@ -21,6 +21,7 @@ pub mod arp_table;
 pub mod config;
 pub mod daemon;
 pub mod health;
+pub mod journal;
 pub mod listener;
 pub mod outbox;
 pub mod registry;
