@@ -563,6 +563,8 @@ pub struct Journal<R: Record> {
     buf: Vec<u8>,
     staged: usize,
     staged_seq: u64,
+    /// Highest seq of a batch whose commit failed (it may still reach the disk).
+    burned_seq: u64,
     opts: JournalOptions,
     poisoned: Option<String>,
     _lock: File,
@@ -697,6 +699,7 @@ where
             buf: vec![0; FRAME_HEADER],
             staged: 0,
             staged_seq: seq,
+            burned_seq: 0,
             opts,
             poisoned: None,
             _lock: lock,
@@ -786,12 +789,12 @@ where
         }
     }
 
-    /// Drops the staged records.
+    /// Drops the staged records; their sequence numbers may be staged again.
     pub fn discard(&mut self) {
         self.buf.clear();
         self.buf.resize(FRAME_HEADER, 0);
         self.staged = 0;
-        self.staged_seq = self.last_seq;
+        self.staged_seq = self.last_seq.max(self.burned_seq);
     }
 
     /// Number of staged records.
@@ -831,6 +834,8 @@ where
                 // Best effort: a later reopen sees at most a torn tail.
                 let _ = rustix::fs::ftruncate(&self.file, self.len);
                 self.poisoned = Some(e.to_string());
+                // The batch may still reach the disk: its numbers stay used.
+                self.burned_seq = self.staged_seq;
                 self.discard();
                 Err(io_err("cannot write journal", &self.journal_path, e))
             }
@@ -867,11 +872,12 @@ where
     where
         R: 'a,
     {
-        if seq < self.last_seq {
+        let floor = self.last_seq.max(self.burned_seq);
+        if seq < floor {
             return Err(JournalError::SeqOrder {
                 path: self.snap_path.clone(),
                 seq,
-                last: self.last_seq,
+                last: floor,
             });
         }
         self.discard();
@@ -1691,6 +1697,33 @@ mod tests {
         drop(j);
         let (_, rec) = open(dir.path()).unwrap();
         assert_eq!(rec.seq, 1);
+    }
+
+    #[test]
+    fn a_failed_commit_poisons_until_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = open(dir.path()).unwrap();
+        j.append(&puts(1..=2)).unwrap();
+        let mut want = Map::new();
+        model(&mut want, &puts(1..=2));
+        // Make the next write fail: swap in a read-only handle of the same file.
+        let read_only = File::open(j.journal_path()).unwrap();
+        let good = std::mem::replace(&mut j.file, read_only);
+        let err = j.append(&puts(3..=4)).unwrap_err();
+        assert!(matches!(err, JournalError::Io { .. }), "{err}");
+        j.file = good;
+        let err = j.append(&puts(5..=5)).unwrap_err();
+        assert!(matches!(err, JournalError::Poisoned { .. }), "{err}");
+        // The failed batch's numbers are not handed out again...
+        assert!(j.compact(want.values(), 3).is_err());
+        // ...and a compaction with the acknowledged state makes the journal usable again.
+        j.compact(want.values(), 4).unwrap();
+        j.append(&puts(5..=5)).unwrap();
+        model(&mut want, &puts(5..=5));
+        drop(j);
+        let (_, rec) = open(dir.path()).unwrap();
+        assert_eq!(rec.entries, want);
+        assert_eq!(rec.seq, 5);
     }
 
     /// The cost of compacting and reopening a full Internet-sized table. Run by hand like
