@@ -104,17 +104,29 @@
 //!
 //! | records per commit | `always`, ext4: µs per commit | µs per record | `never`: µs per record | `always` on tmpfs: µs per record |
 //! |---:|---:|---:|---:|---:|
-//! | 1    | 3,770–3,890 | 3,770–3,890 | 1.2–1.4 | 1.8  |
-//! | 16   | 3,920–5,000 | 245–312     | 0.2–0.4 | 0.24 |
-//! | 256  | 3,570–4,880 | 14–19       | 0.3–0.5 | 0.31 |
-//! | 4096 | 5,220–6,730 | 1.3–1.6     | 0.3–0.4 | 0.38 |
+//! | 1    | 3,770–6,530  | 3,770–6,530 | 1.2–1.4 | 1.8  |
+//! | 16   | 3,920–5,880  | 245–367     | 0.2–0.4 | 0.24 |
+//! | 256  | 3,570–6,090  | 14–24       | 0.3–0.5 | 0.31 |
+//! | 4096 | 5,220–13,870 | 1.3–3.4     | 0.3–0.4 | 0.38 |
 //!
-//! So on that disk one table acknowledges at most ~260 separate single-change requests per
-//! second with `always`, while a pipelined `rtmctl batch` of thousands of lines costs ~1.5 µs a
-//! change. `never` costs only the encoding, checksum and `pwrite` (~0.3 µs a change).
+//! (ext4 ranges: two runs each in `target/tmp` and `/tmp`, load average 5–10 from other
+//! builds; the other columns: one or two runs.) So on that disk one table
+//! acknowledges only ~150–260 separate single-change requests per second with `always`, while a
+//! pipelined `rtmctl batch` of thousands of lines costs a few µs a change. `never` costs only
+//! the encoding, checksum and `pwrite` (~0.3 µs a change).
+//!
 //! Compacting 1,048,576 routes writes a 24 MB snapshot (23 bytes a route) in 0.4–0.6 s;
 //! opening it again takes ~1.5 s. The table actor is busy for that long (see
 //! `journal::tests::compaction_cost`).
+//!
+//! # Use from a table actor
+//!
+//! 1. At start: `let (journal, recovered) = Journal::open(dir, "route", policy)?` and seed the
+//!    table and its sequence counter from `recovered` (then republish shared memory from it).
+//! 2. Per request: apply the ops to the in-memory table, calling `stage_put` / `stage_del` /
+//!    `stage_flush` with each change's seq (by reference, nothing is cloned); then `commit()`
+//!    once; only on `Ok` write shared memory, reply and notify.
+//! 3. After a commit: `if journal.needs_compaction() { journal.compact(entries.values(), seq) }`.
 //!
 //! # Errors
 //!
