@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod faults;
 pub mod health;
+pub mod journal;
 pub mod listener;
 pub mod outbox;
 pub mod registry;
