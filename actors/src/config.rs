@@ -41,7 +41,7 @@ pub struct Config {
     /// Snapshot + journal directory (`--state-dir`); none: the tables live in memory only.
     pub state_dir: Option<PathBuf>,
     /// Whether each acknowledged change is fsynced (`--fsync always|never`).
-    pub fsync: Fsync,
+    pub fsync: crate::journal::FsyncPolicy,
     /// Leave the shared-memory files in place at a clean stop (`--keep-shm`).
     pub keep_shm: bool,
     /// Restarts allowed within a window before the daemon exits non-zero.
@@ -72,30 +72,6 @@ impl Config {
         let mut p = self.socket.clone().into_os_string();
         p.push(".lock");
         PathBuf::from(p)
-    }
-}
-
-/// When the journal is flushed to stable storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fsync {
-    /// Before each reply: an acknowledged change survives a crash of the machine.
-    #[default]
-    Always,
-    /// Never explicitly: an acknowledged change survives a crash of rtmd, not of the machine.
-    Never,
-}
-
-impl Fsync {
-    pub fn parse(s: &str) -> Result<Fsync, ConfigError> {
-        match s {
-            "always" => Ok(Fsync::Always),
-            "never" => Ok(Fsync::Never),
-            _ => Err(ConfigError::Value {
-                key: "fsync",
-                value: s.to_string(),
-                why: "expected always or never".into(),
-            }),
-        }
     }
 }
 

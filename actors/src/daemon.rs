@@ -7,13 +7,19 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use actix::prelude::*;
-use rtm_proto::shm::{ArpWriter, RouteWriter, ShmError};
+use rtm_proto::shm::{ArpWriter, RouteWriter, ShmError, ShmWriter};
 use rustix::fs::{flock, FlockOperation};
+use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::health::Health;
+use crate::journal::{Journal, JournalError};
 use crate::signal_broker::OsSignals;
 use crate::supervisor::{Boot, Supervisor};
+use crate::table::{TableActor, TableRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -29,6 +35,58 @@ pub enum StartError {
     },
     #[error(transparent)]
     Shm(#[from] ShmError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the {table} table in the state directory holds {len} entries, more than its capacity {capacity}; raise --{table}-capacity")]
+    OverCapacity {
+        table: &'static str,
+        len: usize,
+        capacity: usize,
+    },
+}
+
+/// Creates a table's shared memory and, with a state directory, restores the table from its
+/// snapshot and journal.
+fn open_table<R: TableRecord>(
+    config: &Config,
+    shm: ShmWriter<R>,
+    name: &'static str,
+    health: &Arc<Health>,
+) -> Result<TableActor<R>, StartError>
+where
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let Some(dir) = &config.state_dir else {
+        return Ok(TableActor::new(shm, health.clone()));
+    };
+    let (journal, recovered) = Journal::<R>::open(dir, name, config.fsync)?;
+    if recovered.entries.len() > shm.capacity() {
+        return Err(StartError::OverCapacity {
+            table: name,
+            len: recovered.entries.len(),
+            capacity: shm.capacity(),
+        });
+    }
+    if let Some(at) = recovered.truncated_tail {
+        warn!(
+            table = name,
+            offset = at,
+            "dropped a torn last journal write (never acknowledged)"
+        );
+    }
+    info!(
+        table = name,
+        entries = recovered.entries.len(),
+        seq = recovered.seq,
+        replayed = recovered.replayed,
+        "table restored from the state directory"
+    );
+    Ok(TableActor::durable(
+        shm,
+        health.clone(),
+        journal,
+        recovered,
+    )?)
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
@@ -102,12 +160,15 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         instance: config.instance.clone(),
         dir: config.shm_dir.clone(),
     })?;
+    let health = Arc::new(Health::new(config.restart_budget));
     let route = RouteWriter::create(
         &config.route_shm_path(),
         config.route_capacity,
         config.shm_mode,
     )?;
+    let route = open_table(&config, route, "route", &health)?;
     let arp = ArpWriter::create(&config.arp_shm_path(), config.arp_capacity, config.shm_mode)?;
+    let arp = open_table(&config, arp, "arp", &health)?;
     let cleanup = vec![
         config.socket.clone(),
         config.socket_lock_path(),
@@ -115,6 +176,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     ];
     let boot = Boot {
         config,
+        health,
         socket,
         route,
         arp,

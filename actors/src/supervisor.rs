@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rtm_proto::shm::{ArpWriter, RouteWriter};
 use tracing::{error, info, warn};
 
 use crate::arp_table::ArpTable;
@@ -28,12 +27,14 @@ use crate::table::Retire;
 /// How long a clean stop waits for sessions to hand `bye` to their clients.
 const BYE_GRACE: Duration = Duration::from_secs(2);
 
-/// What the daemon set up before the actors start: the bound socket and the shm writers.
+/// What the daemon set up before the actors start: the bound socket and the tables (with their
+/// shared memory and journals, restored from the state directory if there is one).
 pub struct Boot {
     pub config: Config,
+    pub health: Arc<Health>,
     pub socket: StdUnixListener,
-    pub route: RouteWriter,
-    pub arp: ArpWriter,
+    pub route: RouteTable,
+    pub arp: ArpTable,
     /// Files removed at a clean stop besides the shm files (socket, lock files).
     pub cleanup: Vec<PathBuf>,
     /// Installed before the socket was bound.
@@ -56,7 +57,7 @@ impl Supervisor {
         Supervisor {
             config: Some(boot.config.clone()),
             cleanup: boot.cleanup.clone(),
-            health: Arc::new(Health::new(boot.config.restart_budget)),
+            health: boot.health.clone(),
             boot: Some(boot),
             limits,
             services: None,
@@ -73,11 +74,9 @@ impl Actor for Supervisor {
             return;
         };
         let health = self.health.clone();
-        let (rw, aw) = (boot.route, boot.arp);
-        let h = health.clone();
-        let route = actix::Supervisor::start(move |_| RouteTable::new(rw, h));
-        let h = health.clone();
-        let arp = actix::Supervisor::start(move |_| ArpTable::new(aw, h));
+        let (rt, at) = (boot.route, boot.arp);
+        let route = actix::Supervisor::start(move |_| rt);
+        let arp = actix::Supervisor::start(move |_| at);
         let registry = Registry::new(self.limits.clone()).start();
         let (shutdown, reload) = (
             ctx.address().recipient::<Shutdown>(),

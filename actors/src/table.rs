@@ -20,15 +20,31 @@ use tracing::{error, info, warn};
 
 use crate::faults::Faults;
 use crate::health::{catch_panic, ActorKind, Counters, Health};
+use crate::journal::{Journal, JournalError, Recovered};
 use crate::supervision::{self, guarded, Restartable};
+
+/// What one staged operation does, in the order of the request.
+enum Effect<R: Record> {
+    /// The key now holds the entry in the authoritative copy; `bool`: it existed before.
+    Put(R::Key, u64, bool),
+    Del(R::Key, u64),
+    Flush(u64),
+}
+
+/// How to take one staged operation back (with the table's seq before it).
+enum Undo<R: Record> {
+    Key(R::Key, Option<Versioned<R>>, u64),
+    Flush(BTreeMap<R::Key, Versioned<R>>, u64),
+}
 
 /// How often a table does its housekeeping.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// What a table needs beyond its shared-memory record format.
-pub trait TableRecord: Record + Send + Unpin + 'static
+pub trait TableRecord:
+    Record + Send + Unpin + serde::Serialize + serde::de::DeserializeOwned + 'static
 where
-    Self::Key: Send + Unpin,
+    Self::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     const TABLE: Table;
     const ACTOR: ActorKind;
@@ -131,7 +147,7 @@ pub struct Retire {
 
 pub struct TableActor<R: TableRecord>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     entries: BTreeMap<R::Key, Versioned<R>>,
     shm: Option<ShmWriter<R>>,
@@ -140,13 +156,17 @@ where
     subscribers: HashMap<u64, Recipient<Notify>>,
     health: Arc<Health>,
     faults: Faults,
+    /// The durable copy (`--state-dir`), if any.
+    journal: Option<Journal<R>>,
+    /// A journal commit failed: the journal refuses commits until it is compacted again.
+    journal_broken: bool,
 }
 
 // ===== impl TableActor =====
 
 impl<R: TableRecord> TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
         TableActor {
@@ -157,7 +177,28 @@ where
             subscribers: HashMap::new(),
             health,
             faults: Faults::default(),
+            journal: None,
+            journal_broken: false,
         }
+    }
+
+    /// A table restored from its journal: the recovered entries are published to shared
+    /// memory, and every later change goes through the journal first.
+    pub fn durable(
+        mut shm: ShmWriter<R>,
+        health: Arc<Health>,
+        journal: Journal<R>,
+        recovered: Recovered<R>,
+    ) -> Result<Self, rtm_proto::shm::ShmError> {
+        for v in recovered.entries.values() {
+            shm.upsert(&v.entry, v.seq)?;
+        }
+        shm.set_table_seq(recovered.seq);
+        let mut t = TableActor::new(shm, health);
+        t.entries = recovered.entries;
+        t.seq = recovered.seq;
+        t.journal = Some(journal);
+        Ok(t)
     }
 
     /// The answer a caller gets when this actor failed while handling its message.
@@ -168,49 +209,53 @@ where
         ))
     }
 
-    /// Periodic work (and a point where tests can inject a panic).
+    /// Periodic work (and a point where tests can inject a panic): compacts a grown journal.
     fn housekeeping(&mut self) {
         self.faults.trip(PanicPoint::Interval);
+        if self.journal.as_ref().is_some_and(|j| j.needs_compaction()) {
+            self.compact_journal();
+        }
     }
 
-    fn shm(&mut self) -> Result<&mut ShmWriter<R>, Failure> {
-        self.shm
-            .as_mut()
-            .ok_or_else(|| Failure::Internal(format!("{} table is retired", R::TABLE)))
+    /// Rewrites the snapshot from the authoritative copy and starts an empty journal.
+    fn compact_journal(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        match journal.compact(self.entries.values(), self.seq) {
+            Ok(()) => {
+                self.journal_broken = false;
+                info!(table = %R::TABLE, entries = self.entries.len(), "journal compacted");
+            }
+            Err(e) => error!(table = %R::TABLE, "journal compaction failed: {e}"),
+        }
     }
 
     fn key_text(key: R::Key) -> String {
         key.to_string()
     }
 
-    /// Applies one operation; on success returns the event it caused.
-    fn apply_one(&mut self, op: TableOp<R>) -> Result<Event, Failure> {
+    /// Validates one operation against the authoritative copy and applies it there, noting how
+    /// to undo it. Shared memory is not touched yet.
+    fn stage_one(&mut self, op: TableOp<R>, undo: &mut Vec<Undo<R>>) -> Result<Effect<R>, Failure> {
         let table = R::TABLE;
+        let seq = self.seq + 1;
         let (rec, must_exist) = match op {
             TableOp::Flush => {
-                let seq = self.seq + 1;
-                self.shm()?.clear(seq);
-                self.entries.clear();
+                undo.push(Undo::Flush(std::mem::take(&mut self.entries), self.seq));
                 self.seq = seq;
-                return Ok(Event::Flush { table, seq });
+                return Ok(Effect::Flush(seq));
             }
             TableOp::Del(key) => {
-                if !self.entries.contains_key(&key) {
+                let Some(old) = self.entries.remove(&key) else {
                     return Err(Failure::NotFound {
                         table,
                         key: Self::key_text(key),
                     });
-                }
-                let seq = self.seq + 1;
-                self.shm()?.remove(&key, seq);
-                self.entries.remove(&key);
+                };
+                undo.push(Undo::Key(key, Some(old), self.seq));
                 self.seq = seq;
-                return Ok(Event::Change {
-                    table,
-                    op: ChangeOp::Delete,
-                    key: R::wire_key(key),
-                    seq,
-                });
+                return Ok(Effect::Del(key, seq));
             }
             TableOp::Add(r) => (r, Some(false)),
             TableOp::Change(r) => (r, Some(true)),
@@ -237,28 +282,10 @@ where
         if !exists && self.entries.len() >= self.capacity {
             return Err(self.full(key));
         }
-        let seq = self.seq + 1;
-        let capacity = self.capacity;
-        self.shm()?.upsert(&rec, seq).map_err(|e| match e {
-            rtm_proto::shm::ShmError::Full { .. } => Failure::Full {
-                table,
-                capacity: capacity as u64,
-                key: Self::key_text(key),
-            },
-            other => Failure::Internal(other.to_string()),
-        })?;
-        self.entries.insert(key, Versioned { entry: rec, seq });
+        let old = self.entries.insert(key, Versioned { entry: rec, seq });
+        undo.push(Undo::Key(key, old, self.seq));
         self.seq = seq;
-        Ok(Event::Change {
-            table,
-            op: if exists {
-                ChangeOp::Update
-            } else {
-                ChangeOp::Create
-            },
-            key: R::wire_key(key),
-            seq,
-        })
+        Ok(Effect::Put(key, seq, exists))
     }
 
     fn full(&self, key: R::Key) -> Failure {
@@ -269,21 +296,119 @@ where
         }
     }
 
-    /// Applies the operations in order. Each one is guarded on its own: if one panics, the
-    /// ones before it stay applied *and announced*, the reply says exactly that, and the
-    /// failure is returned so that the caller stops the actor for a restart.
+    /// Puts the authoritative copy back as it was before the staged operations.
+    fn undo(&mut self, undo: Vec<Undo<R>>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Flush(entries, seq) => {
+                    self.entries = entries;
+                    self.seq = seq;
+                }
+                Undo::Key(key, old, seq) => {
+                    match old {
+                        Some(v) => self.entries.insert(key, v),
+                        None => self.entries.remove(&key),
+                    };
+                    self.seq = seq;
+                }
+            }
+        }
+    }
+
+    /// Makes the staged effects durable (one journal commit for all of them).
+    fn commit(&mut self, effects: &[Effect<R>]) -> Result<(), String> {
+        let Some(journal) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        let staged: Result<(), JournalError> = effects.iter().try_for_each(|e| match *e {
+            Effect::Put(key, seq, _) => match self.entries.get(&key) {
+                Some(v) => journal.stage_put(seq, &v.entry),
+                None => Ok(()),
+            },
+            Effect::Del(key, seq) => journal.stage_del(seq, &key),
+            Effect::Flush(seq) => journal.stage_flush(seq),
+        });
+        match staged.and_then(|()| journal.commit()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                journal.discard();
+                self.journal_broken = true;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Writes committed effects to shared memory; turns them into events.
+    fn publish_effects(&mut self, effects: Vec<Effect<R>>) -> Result<Vec<Event>, String> {
+        let table = R::TABLE;
+        let mut events = Vec::with_capacity(effects.len());
+        let shm = self
+            .shm
+            .as_mut()
+            .ok_or_else(|| format!("{table} table is retired"))?;
+        for e in effects {
+            events.push(match e {
+                Effect::Flush(seq) => {
+                    shm.clear(seq);
+                    Event::Flush { table, seq }
+                }
+                Effect::Del(key, seq) => {
+                    shm.remove(&key, seq);
+                    Event::Change {
+                        table,
+                        op: ChangeOp::Delete,
+                        key: R::wire_key(key),
+                        seq,
+                    }
+                }
+                Effect::Put(key, seq, existed) => {
+                    // A later op of the same batch may have deleted or rewritten the key: shared
+                    // memory then gets the entry as it is now (the later op's effect follows).
+                    if let Some(v) = self.entries.get(&key) {
+                        let v = Versioned {
+                            entry: v.entry.clone(),
+                            seq,
+                        };
+                        shm.upsert(&v.entry, v.seq).map_err(|e| e.to_string())?;
+                    }
+                    Event::Change {
+                        table,
+                        op: if existed {
+                            ChangeOp::Update
+                        } else {
+                            ChangeOp::Create
+                        },
+                        key: R::wire_key(key),
+                        seq,
+                    }
+                }
+            });
+        }
+        shm.set_table_seq(self.seq);
+        Ok(events)
+    }
+
+    /// Applies the operations in order: each is validated against the authoritative copy, then
+    /// all of them are made durable together (one journal commit), then written to shared
+    /// memory and announced. A change is thus visible nowhere before it is durable, and a
+    /// refused change touches nothing.
+    ///
+    /// Each op is guarded on its own: if one panics, the ones before it stay applied *and
+    /// announced*, the reply says exactly that, and the failure is returned so that the caller
+    /// stops the actor for a restart. If the journal cannot take the batch, none of it is
+    /// applied.
     fn apply(&mut self, msg: Apply<R>) -> (ApplyOutcome, Option<String>) {
         let mut out = ApplyOutcome::default();
-        let mut events = Vec::with_capacity(msg.ops.len());
+        let mut effects = Vec::with_capacity(msg.ops.len());
+        let mut undo = Vec::with_capacity(msg.ops.len());
         let mut crashed = None;
         for (i, op) in msg.ops.into_iter().enumerate() {
-            match catch_panic(|| self.apply_one(op)) {
-                Ok(Ok(ev)) => {
-                    out.applied += 1;
-                    if let Event::Flush { .. } = ev {
+            match catch_panic(|| self.stage_one(op, &mut undo)) {
+                Ok(Ok(effect)) => {
+                    if let Effect::Flush(_) = effect {
                         out.flushed = true;
                     }
-                    events.push(ev);
+                    effects.push(effect);
                 }
                 Ok(Err(f)) => {
                     out.failures.push((i as u32, f));
@@ -292,9 +417,6 @@ where
                     }
                 }
                 Err(why) => {
-                    // The failed op may have written shared memory with the next number before
-                    // it panicked: never hand that number out again.
-                    self.seq += 1;
                     let f = Failure::Internal(format!("{} table actor failed: {why}", R::TABLE));
                     out.failures.push((i as u32, f));
                     crashed = Some(why);
@@ -302,13 +424,32 @@ where
                 }
             }
         }
-        if !events.is_empty() {
-            out.last_seq = self.seq;
-            if let Some(shm) = &self.shm {
-                shm.set_table_seq(self.seq);
+        if effects.is_empty() {
+            return (out, crashed);
+        }
+        if let Err(why) = self.commit(&effects) {
+            error!(table = %R::TABLE, "journal commit failed, {} changes not applied: {why}", effects.len());
+            self.undo(undo);
+            out.flushed = false;
+            // The journal refuses further commits until the actor recompacts it on restart.
+            let f = Failure::Internal(format!("cannot make the change durable: {why}"));
+            out.failures.clear();
+            out.failures.push((0, f));
+            return (out, Some(format!("journal commit failed: {why}")));
+        }
+        out.applied = effects.len() as u32;
+        match self.publish_effects(effects) {
+            Ok(events) => {
+                out.last_seq = self.seq;
+                Counters::bump_by(&self.health.counters.changes, events.len() as u64);
+                self.publish(events.into());
             }
-            Counters::bump_by(&self.health.counters.changes, events.len() as u64);
-            self.publish(events.into());
+            Err(why) => {
+                // Durable and in the authoritative copy, but shared memory is behind: the
+                // restart republishes it and resyncs every subscriber.
+                out.last_seq = self.seq;
+                crashed.get_or_insert(format!("shared memory write failed: {why}"));
+            }
         }
         (out, crashed)
     }
@@ -344,7 +485,7 @@ where
 
 impl<R: TableRecord> Actor for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Context = Context<Self>;
 
@@ -358,7 +499,7 @@ where
 
 impl<R: TableRecord> Restartable for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     const KIND: ActorKind = R::ACTOR;
 
@@ -369,12 +510,15 @@ where
 
 impl<R: TableRecord> Supervised for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
         // A panic here stops the actor again (another restart, counted against the budget).
         guarded(self, ctx, |act, _| {
             act.faults.trip(PanicPoint::Restart);
+            if act.journal_broken {
+                act.compact_journal();
+            }
             act.repair();
             // A reader may have seen what the failure left in shared memory: have every
             // subscriber re-read the repaired table.
@@ -389,7 +533,7 @@ where
 
 impl<R: TableRecord> Handler<Apply<R>> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = MessageResult<Apply<R>>;
 
@@ -404,7 +548,7 @@ where
 
 impl<R: TableRecord> Handler<Show<R>> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = MessageResult<Show<R>>;
 
@@ -423,7 +567,7 @@ where
 
 impl<R: TableRecord> Handler<Subscribe> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = Result<(), Failure>;
 
@@ -443,7 +587,7 @@ where
 
 impl<R: TableRecord> Handler<Unsubscribe> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = ();
 
@@ -454,7 +598,7 @@ where
 
 impl<R: TableRecord> Handler<Size> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = Result<TableSize, Failure>;
 
@@ -469,7 +613,7 @@ where
 
 impl<R: TableRecord> Handler<Retire> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = ();
 
@@ -489,7 +633,7 @@ where
 
 impl<R: TableRecord> TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     pub fn get(&self, key: &R::Key) -> Option<&R> {
         self.entries.get(key).map(|v| &v.entry)
@@ -499,7 +643,7 @@ where
 #[cfg(feature = "fault-injection")]
 impl<R: TableRecord> Handler<crate::faults::Inject> for TableActor<R>
 where
-    R::Key: Send + Unpin,
+    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
     type Result = ResponseActFuture<Self, Result<(), Failure>>;
 

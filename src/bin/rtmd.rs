@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rtm::paths;
-use rtm_actors::config::{self, Config, ConfigError, FileConfig, Fsync};
+use rtm_actors::config::{self, Config, ConfigError, FileConfig};
 use rtm_actors::health::RestartBudget;
+use rtm_actors::journal::FsyncPolicy;
 
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
@@ -177,8 +178,12 @@ fn build(args: Args) -> Result<Config, ConfigError> {
         shm_gid: group("shm-group", args.shm_group.or(file.shm_group))?,
         admin_gid: group("admin-group", args.admin_group.or(file.admin_group))?,
         fsync: match args.fsync.or(file.fsync) {
-            Some(f) => Fsync::parse(&f)?,
-            None => Fsync::Always,
+            Some(f) => f.parse().map_err(|why| ConfigError::Value {
+                key: "fsync",
+                value: f.clone(),
+                why,
+            })?,
+            None => FsyncPolicy::Always,
         },
         state_dir: state_dir.map(absolute),
         keep_shm,
