@@ -169,6 +169,12 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     let route = open_table(&config, route, "route", &health)?;
     let arp = ArpWriter::create(&config.arp_shm_path(), config.arp_capacity, config.shm_mode)?;
     let arp = open_table(&config, arp, "arp", &health)?;
+    if let Some(gid) = config.shm_gid {
+        for p in [config.route_shm_path(), config.arp_shm_path()] {
+            rustix::fs::chown(&p, None, Some(rustix::fs::Gid::from_raw(gid)))
+                .map_err(|e| io("cannot set shared-memory group", &p)(e.into()))?;
+        }
+    }
     let cleanup = vec![
         config.socket.clone(),
         config.socket_lock_path(),
