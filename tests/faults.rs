@@ -556,3 +556,20 @@ fn a_failing_session_ends_only_itself() {
     );
     assert_eq!(inst.client_names().len(), 3);
 }
+
+/// A restarted table actor sets up its housekeeping tick again (it went with the old context):
+/// a panic armed for the next tick trips after every restart.
+#[test]
+fn housekeeping_ticks_again_after_each_restart() {
+    let mut inst = Instance::start();
+    inst.ctl_line("route add 10.1.0.0/16 dev eth0");
+    for n in 1..=3u64 {
+        let o = inst.debug("panic arp in interval");
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        inst.eventually("the tick tripped", || {
+            inst.status()["restarts"]["arp"].as_u64() == Some(n)
+        });
+    }
+    assert!(inst.daemon_alive());
+    assert_eq!(inst.ctl_ok(&["route", "show"]), "10.1.0.0/16 dev eth0\n");
+}
