@@ -434,3 +434,173 @@ pub fn varied_routes(count: usize) -> Vec<(String, Value)> {
 pub fn path_exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
+
+// ===== Helpers for the fault and slow-client tests =====
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `RssAnon`, ...).
+pub fn proc_status_kib(pid: Pid, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Open descriptors of a process.
+pub fn fd_count(pid: Pid) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc fd")
+        .count()
+}
+
+impl Instance {
+    /// `rtmctl debug WORDS...` (fault-injection builds).
+    pub fn debug(&self, words: &str) -> Output {
+        let mut args = vec!["debug"];
+        args.extend(words.split_whitespace());
+        self.ctl(&args)
+    }
+
+    /// `rtmctl -j status`.
+    pub fn status(&self) -> Value {
+        self.ctl_json(&["status"])
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn daemon_alive(&mut self) -> bool {
+        self.daemon
+            .as_mut()
+            .is_some_and(|d| d.try_wait().expect("try_wait").is_none())
+    }
+
+    /// `rtmctl -j route show` as a map from `dst` to entry.
+    pub fn routes(&self) -> std::collections::BTreeMap<String, Value> {
+        keyed(self.ctl_json(&["route", "show"]), "dst")
+    }
+
+    /// `rtmctl -j arp show` as a map from `mac` to entry.
+    pub fn arps(&self) -> std::collections::BTreeMap<String, Value> {
+        keyed(self.ctl_json(&["arp", "show"]), "mac")
+    }
+}
+
+/// A JSON array of entries as a map from the `key` field.
+pub fn keyed(v: Value, key: &str) -> std::collections::BTreeMap<String, Value> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|e| (e[key].as_str().expect("key").to_string(), e.clone()))
+        .collect()
+}
+
+/// What a client printed, replayed: both tables as the client showed them, plus checks on the
+/// order of what it printed.
+#[derive(Debug, Default)]
+pub struct EventModel {
+    pub routes: std::collections::BTreeMap<String, Value>,
+    pub arps: std::collections::BTreeMap<String, Value>,
+    /// Last sequence number per table (from `sync-done`, changes and flushes).
+    pub last_seq: [u64; 2],
+    /// Changes whose seq was not the previous one + 1 (legitimate only right after a resync).
+    pub gaps: u64,
+    /// Tables named by `resync` lines, in order.
+    pub resyncs: Vec<String>,
+    pub creates: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub signals: u64,
+    pub flushes: u64,
+    pub sync_dones: u64,
+}
+
+impl EventModel {
+    fn slot(table: &str) -> usize {
+        match table {
+            "route" => 0,
+            "arp" => 1,
+            t => panic!("unknown table {t}"),
+        }
+    }
+
+    fn table(&mut self, table: &str) -> &mut std::collections::BTreeMap<String, Value> {
+        match table {
+            "route" => &mut self.routes,
+            _ => &mut self.arps,
+        }
+    }
+
+    /// Applies one printed line; panics on a change out of sequence order.
+    pub fn feed(&mut self, v: &Value) {
+        let op = v["op"].as_str().unwrap_or_else(|| panic!("no op: {v}"));
+        let table = v["table"].as_str().unwrap_or("");
+        match op {
+            "sync" => {
+                let key = v["key"].as_str().unwrap().to_string();
+                self.table(table).insert(key, v["entry"].clone());
+            }
+            "sync-done" => {
+                self.sync_dones += 1;
+                let n = v["count"].as_u64().unwrap() as usize;
+                assert_eq!(self.table(table).len(), n, "sync-done count: {v}");
+                self.last_seq[Self::slot(table)] = v["seq"].as_u64().unwrap_or(0);
+            }
+            "resync" => {
+                self.resyncs.push(table.to_string());
+                self.table(table).clear();
+            }
+            "create" | "update" | "delete" => {
+                let seq = v["seq"].as_u64().unwrap();
+                let last = &mut self.last_seq[Self::slot(table)];
+                assert!(seq > *last, "out of order: {v} after seq {last}");
+                if seq != *last + 1 {
+                    self.gaps += 1;
+                }
+                *last = seq;
+                let key = v["key"].as_str().unwrap().to_string();
+                match op {
+                    "create" => self.creates += 1,
+                    "update" => self.updates += 1,
+                    _ => self.deletes += 1,
+                }
+                match (op, v.get("entry")) {
+                    ("delete", _) | (_, None) => {
+                        self.table(table).remove(&key);
+                    }
+                    (_, Some(e)) => {
+                        self.table(table).insert(key, e.clone());
+                    }
+                }
+            }
+            "flush" => {
+                self.flushes += 1;
+                let seq = v["seq"].as_u64().unwrap();
+                let last = &mut self.last_seq[Self::slot(table)];
+                assert!(seq > *last, "out of order: {v} after seq {last}");
+                *last = seq;
+                self.table(table).clear();
+            }
+            "signal" => self.signals += 1,
+            _ => {}
+        }
+    }
+
+    /// Replays every line a client printed so far (e.g. its sync, read by [`Instance::client`]).
+    pub fn from_seen(c: &ClientProc) -> EventModel {
+        let mut m = EventModel::default();
+        for l in &c.seen {
+            m.feed(&serde_json::from_str(l).unwrap());
+        }
+        m
+    }
+
+    /// Reads `c`'s lines into the model until `pred` holds for one; returns that line.
+    pub fn follow(&mut self, c: &mut ClientProc, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        loop {
+            let v = c.next();
+            self.feed(&v);
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+}
