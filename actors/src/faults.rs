@@ -56,9 +56,12 @@ pub fn panic_now(target: rtm_proto::wire::DebugTarget) -> ! {
     panic!("injected panic in the {} actor (handler)", target.name());
 }
 
-/// Carries out a debug request on a supervised actor: panics now (in this handler or in the
-/// future it returns), stalls, or arms a panic for a later point. `faults` picks the actor's
-/// [`Faults`]; `has_stream` says whether it has a stream handler to arm.
+/// Carries out a debug request on a supervised actor: panics now (in this handler, or in a
+/// future it spawns on the actor), stalls, or arms a panic for a later point. `faults` picks
+/// the actor's [`Faults`]; `has_stream` says whether it has a stream handler to arm.
+///
+/// The answer is always given synchronously: a restart drops every future still pending on the
+/// actor's context, so a reply carried by one would be lost.
 #[cfg(feature = "fault-injection")]
 pub fn inject<A: crate::supervision::Restartable>(
     act: &mut A,
@@ -66,35 +69,34 @@ pub fn inject<A: crate::supervision::Restartable>(
     ctx: &mut actix::Context<A>,
     has_stream: bool,
     faults: impl FnOnce(&mut A) -> &mut Faults,
-) -> actix::ResponseActFuture<A, Result<(), rtm_proto::wire::Failure>> {
-    use actix::ActorFutureExt;
+) -> Result<(), rtm_proto::wire::Failure> {
+    use actix::{ActorFutureExt, AsyncContext};
     use rtm_proto::wire::{DebugAction, Failure};
-    let done = |r| Box::pin(actix::fut::ready(r));
     match action {
-        DebugAction::Stall { ms, .. } => {
-            stall(ms);
-            done(Ok(()))
-        }
+        DebugAction::Stall { ms, .. } => stall(ms),
         DebugAction::Panic { target, point } => match point {
             PanicPoint::Handler => {
                 crate::supervision::guarded(act, ctx, |_, _| panic_now(target));
-                done(Ok(()))
             }
-            PanicPoint::Async => Box::pin(
-                crate::supervision::guarded_future(async move {
-                    tokio::task::yield_now().await;
-                    panic!("injected panic in the {} actor (async)", target.name())
-                })
-                .map(|_, _, _| Ok(())),
-            ),
-            PanicPoint::Stream if !has_stream => done(Err(Failure::Unsupported(format!(
-                "the {} actor has no stream",
-                target.name()
-            )))),
+            PanicPoint::Async => {
+                ctx.spawn(
+                    crate::supervision::guarded_future(async move {
+                        tokio::task::yield_now().await;
+                        panic!("injected panic in the {} actor (async)", target.name())
+                    })
+                    .map(|_, _, _| ()),
+                );
+            }
+            PanicPoint::Stream if !has_stream => {
+                return Err(Failure::Unsupported(format!(
+                    "the {} actor has no stream",
+                    target.name()
+                )))
+            }
             PanicPoint::Interval | PanicPoint::Restart | PanicPoint::Stream => {
                 faults(act).arm(point);
-                done(Ok(()))
             }
         },
     }
+    Ok(())
 }

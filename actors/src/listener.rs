@@ -118,7 +118,7 @@ impl StreamHandler<Accepted> for Listener {
 
 #[cfg(feature = "fault-injection")]
 impl Handler<crate::faults::Inject> for Listener {
-    type Result = ResponseActFuture<Self, Result<(), rtm_proto::wire::Failure>>;
+    type Result = Result<(), rtm_proto::wire::Failure>;
 
     fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
         crate::faults::inject(self, msg.0, ctx, true, |act| &mut act.faults)

@@ -174,7 +174,7 @@ impl Handler<SignalClients> for SignalBroker {
 
 #[cfg(feature = "fault-injection")]
 impl Handler<crate::faults::Inject> for SignalBroker {
-    type Result = ResponseActFuture<Self, Result<(), rtm_proto::wire::Failure>>;
+    type Result = Result<(), rtm_proto::wire::Failure>;
 
     fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
         crate::faults::inject(self, msg.0, ctx, true, |act| &mut act.faults)

@@ -645,7 +645,7 @@ impl<R: TableRecord> Handler<crate::faults::Inject> for TableActor<R>
 where
     R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
-    type Result = ResponseActFuture<Self, Result<(), Failure>>;
+    type Result = Result<(), Failure>;
 
     fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
         crate::faults::inject(self, msg.0, ctx, false, |act| &mut act.faults)
