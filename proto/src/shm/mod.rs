@@ -129,4 +129,6 @@ pub type RouteReader = ShmReader<Route>;
 pub type ArpReader = ShmReader<ArpEntry>;
 
 #[cfg(all(test, not(loom)))]
+mod model_tests;
+#[cfg(all(test, not(loom)))]
 mod tests;
