@@ -120,8 +120,8 @@ impl Lpm {
         let e = route_entry(slot, len);
         if len <= 24 {
             let (first, count) = range24(addr, len);
-            for i in first..first + count {
-                let w = t24[i].load(Relaxed);
+            for w24 in &t24[first..first + count] {
+                let w = w24.load(Relaxed);
                 if entry_is_group(w) {
                     let base = entry_index(w) * GROUP_ENTRIES;
                     for x in &t8[base..base + GROUP_ENTRIES] {
@@ -130,7 +130,7 @@ impl Lpm {
                         }
                     }
                 } else if covered(w, len) {
-                    t24[i].store(e, Release);
+                    w24.store(e, Release);
                 }
             }
             if count >= PAGE_WORDS {

@@ -81,6 +81,12 @@ fn check_lookups(r: &RouteReader, model: &Model, rng: &mut StdRng, n: usize, ctx
         let a = model.probe_addr(rng);
         let want = model.lpm(a);
         assert_eq!(r.lookup(a).as_ref(), want, "{ctx}: lookup({a})");
+        // Without a concurrent writer the fast path alone must answer, first time.
+        assert_eq!(
+            r.lookup_lpm_once(a).as_ref().map(Option::as_ref),
+            Some(want),
+            "{ctx}: DIR-24-8 lookup({a})"
+        );
         assert_eq!(r.lookup_by_probing(a).as_ref(), want, "{ctx}: probe({a})");
     }
     for a in [0u32, u32::MAX, 0x0a00_0000, 0x0aff_ffff] {

@@ -280,6 +280,17 @@ impl ShmReader<Route> {
         })
     }
 
+    /// One DIR-24-8 attempt without retries or fallback (tests check the fast path alone):
+    /// `Some(answer)` unless the attempt had to retry.
+    #[cfg(test)]
+    pub(super) fn lookup_lpm_once(&self, addr: Ipv4Addr) -> Option<Option<Versioned<Route>>> {
+        match self.lpm_attempt(u32::from(addr)) {
+            Attempt::Found(v) => Some(Some(v)),
+            Attempt::NoRoute => Some(None),
+            Attempt::Retry => None,
+        }
+    }
+
     /// Longest-prefix match by exact-match probes of `addr/32` down to `addr/0` (the fallback,
     /// and an independent answer for tests).
     pub fn lookup_by_probing(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
