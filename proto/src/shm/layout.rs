@@ -1,25 +1,34 @@
-//! The byte layout of an rtm shared-memory table file (layout version 1).
+//! The byte layout of an rtm shared-memory table file (layout version 2).
 //!
 //! All integers are in the host's native byte order (the file never leaves the machine). The file
 //! holds offsets and sizes only, never pointers, so every process may map it anywhere.
 //!
 //! ```text
-//! offset            size  contents
-//! 0                 4096  Header (one page)
-//! 4096 + 64 * i       64  Slot i, for i in 0..slot_count
-//! file length = 4096 + 64 * slot_count (exactly; readers refuse any other length)
+//! offset            size               contents
+//! 0                 4096               Header (one page)
+//! 4096 + 64 * i     64                 Slot i, for i in 0..slot_count
+//! route tables only:
+//! tbl24_offset      4 * 2^24 (64 MiB)  tbl24: one LPM entry word per /24 block
+//! tbl8_offset       1024 * tbl8_groups tbl8: groups of 256 LPM entry words
+//! file length = 4096 + 64 * slot_count                          for ARP tables
+//!             = tbl8_offset + 1024 * tbl8_groups                for route tables
+//! (exactly; readers refuse any other length)
 //! ```
+//!
+//! `tbl24_offset` is `4096 + 64 * slot_count` rounded up to a multiple of 4096, `tbl8_offset` is
+//! `tbl24_offset + 4 * 2^24`. Both LPM regions start all-zero (no route) and the writer touches
+//! only the pages it needs, so on tmpfs untouched pages of the big regions use no memory.
 //!
 //! # Header (4096 bytes)
 //!
 //! ```text
 //! offset size type  field           changes after creation?
 //!   0     8   u64   magic           no   b"RTMSHM\0\0" read as a little-endian u64 (MAGIC)
-//!   8     4   u32   layout_version  no   LAYOUT_VERSION (= 1)
+//!   8     4   u32   layout_version  no   LAYOUT_VERSION (= 2)
 //!  12     4   u32   kind            no   TableKind: 1 = route, 2 = arp
 //!  16     4   u32   header_size     no   HEADER_SIZE (= 4096)
 //!  20     4   u32   slot_size       no   SLOT_SIZE (= 64)
-//!  24     8   u64   slot_count      no   power of two, >= MIN_SLOTS
+//!  24     8   u64   slot_count      no   >= MIN_SLOTS (any value; not a power of two in general)
 //!  32     8   u64   capacity        no   most live entries the writer will hold (< slot_count)
 //!  40     8   u64   generation      no   1 for a fresh table; +1 each time the file is replaced
 //!  48     4   u32   state           yes  STATE_ACTIVE (1) or STATE_RETIRED (2)
@@ -27,7 +36,10 @@
 //!  56     8   u64   live            yes  number of LIVE slots (advisory; readers don't rely on it)
 //!  64     8   u64   tombstones      yes  number of TOMBSTONE slots (advisory)
 //!  72     8   u64   table_seq       yes  last committed per-table change sequence (Release store)
-//!  80  4016   -     reserved        no   zero
+//!  80     8   u64   tbl24_offset    no   route: as above; arp: 0
+//!  88     8   u64   tbl8_offset     no   route: as above; arp: 0
+//!  96     8   u64   tbl8_groups     no   route: number of tbl8 groups (<= 2^24); arp: 0
+//! 104  3992   -     reserved        no   zero
 //! ```
 //!
 //! Fields that "change after creation" are only ever written with atomic stores by the single
@@ -48,25 +60,68 @@
 //!
 //! # Hash table
 //!
-//! Open addressing over `slot_count` slots: the home slot of a key is
-//! `hash(key_word) & (slot_count - 1)` with [`hash`] (the splitmix64 finalizer), then linear
-//! probing upward, wrapping around. A reader looking for a key stops at an EMPTY slot, skips
-//! TOMBSTONE slots and LIVE slots holding other keys, and never probes more than `slot_count`
-//! slots. Entries never move while the file is live; deletes leave tombstones. When LIVE +
-//! TOMBSTONE slots exceed 7/8 of the slots the writer compacts by publishing a new generation.
+//! Open addressing over `slot_count` slots: the home slot of a key is [`home_slot`]`(hash(kw),
+//! slot_count)` (the high 64 bits of `hash(kw) * slot_count`, with [`hash`] the splitmix64
+//! finalizer), then linear probing upward, wrapping from `slot_count - 1` to 0. A reader looking
+//! for a key stops at an EMPTY slot, skips TOMBSTONE slots and LIVE slots holding other keys,
+//! and never probes more than `slot_count` slots. Entries never move while the file is live;
+//! deletes leave tombstones (or EMPTY slots when the next slot is EMPTY). When LIVE + TOMBSTONE
+//! slots exceed 7/8 of the slots the writer compacts by publishing a new generation.
+//!
+//! # LPM (route tables): DIR-24-8
+//!
+//! Longest-prefix match uses the DIR-24-8 scheme. An *entry word* (u32) is
+//!
+//! ```text
+//! 0                                   no route
+//! bit 31 VALID | bit 30 GROUP=0 | bits 29..24 depth (0..=32) | bits 23..0 slot index
+//!                                     the route in that hash slot, a prefix of that length
+//! bit 31 VALID | bit 30 GROUP=1 | bits 23..0 group index (tbl24 only)
+//!                                     look at tbl8[group * 256 + (addr & 0xff)] instead
+//! ```
+//!
+//! `tbl24[addr >> 8]` is the entry for every address of that /24 unless it points at a group,
+//! whose 256 entries hold the answer per last octet. Entries point at the route's own hash slot
+//! (no copy of the route). For each address the entry names the longest prefix present that
+//! contains it. There is at most one prefix of a given length containing an address, so an entry
+//! with depth `d` in a prefix's range is that prefix.
+//!
+//! ## Writer rules (single writer)
+//! - Insert: the slot is written (LIVE) first, then entries are stored with `Release`.
+//! - Delete: entries are switched to the next covering prefix (or 0) first, then the slot
+//!   becomes a TOMBSTONE. A slot freed this way may later be reused for another key.
+//! - A new group is completely filled before the tbl24 word pointing at it is stored (`Release`).
+//!   A group whose /24 holds no prefix longer than /24 any more is folded back into its tbl24 word
+//!   and *quarantined*: it is reused only after a grace period (or when no other group is left),
+//!   and before refilling a reused group the writer issues `fence(Release)`.
+//!
+//! ## Reader rules (lock-free, read-only mapping)
+//! 1. `w = tbl24[addr >> 8]` (Relaxed load, `fence(Acquire)`); if it is a group, `e =
+//!    tbl8[..]` (Relaxed, `fence(Acquire)`), else `e = w`. Indices are bounds-checked.
+//! 2. `e == 0`: re-check `w` if a group was followed; answer "no route".
+//! 3. Otherwise read slot `e.slot` under its seqlock and accept it only if it is LIVE, decodes to
+//!    a route whose prefix has exactly length `e.depth` and contains `addr`.
+//! 4. Re-load the group entry and `w`; accept only if both are unchanged.
+//! 5. On any failure retry (bounded), then fall back to probing the hash table for
+//!    `addr/32 .. addr/0` (slow but independent of the LPM arrays).
+//!
+//! A stale entry (pointing at a slot or group that was freed and reused) fails step 3 (another
+//! key has another length or does not contain `addr`; the same key is the same prefix) or step 4
+//! (the writer changed the word before reusing what it pointed at, and the fences order those
+//! stores before the reuse). So a lookup returns a route that was the longest match at some
+//! moment during the lookup, never garbage.
 //!
 //! # Versioning
 //!
-//! `layout_version` covers this whole description. A different layout (e.g. a DIR-24-8 route
-//! table for faster longest-prefix match) gets a new `layout_version` (or a new `kind`), and
-//! readers refuse versions they don't know, so it can replace this one without silent misreads.
+//! `layout_version` covers this whole description, and readers refuse versions they don't know.
+//! Version 1 had no LPM arrays and power-of-two slot counts.
 
 use super::sync::{AtomicU32, AtomicU64};
 
 /// `b"RTMSHM\0\0"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTMSHM\0\0");
 /// Version of the layout described in this module.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of the header; slots start at this offset.
 pub const HEADER_SIZE: usize = 4096;
 /// Size of one slot.
@@ -121,19 +176,135 @@ pub const fn hash(key_word: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Slot count for a capacity: a power of two, at least ceil(capacity * 5 / 4) and
-/// [`MIN_SLOTS`]. `None` if the capacity is over [`MAX_CAPACITY`].
+/// The home slot of a key whose hash is `h` in a table of `slot_count` slots: the high word of
+/// `h * slot_count` (uniform for any slot count, no division).
+#[inline]
+pub const fn home_slot(h: u64, slot_count: usize) -> usize {
+    ((h as u128 * slot_count as u128) >> 64) as usize
+}
+
+/// The slot after `i` in probe order.
+#[inline]
+pub const fn next_slot(i: usize, slot_count: usize) -> usize {
+    if i + 1 == slot_count {
+        0
+    } else {
+        i + 1
+    }
+}
+
+/// The slot before `i` in probe order.
+#[inline]
+pub const fn prev_slot(i: usize, slot_count: usize) -> usize {
+    if i == 0 {
+        slot_count - 1
+    } else {
+        i - 1
+    }
+}
+
+/// Slot count for a capacity: capacity + ceil(capacity / 4), at least [`MIN_SLOTS`] (live
+/// entries fill at most 80 % of the slots). `None` if the capacity is over [`MAX_CAPACITY`].
 pub fn slot_count_for(capacity: usize) -> Option<usize> {
     if capacity > MAX_CAPACITY {
         return None;
     }
-    let want = (capacity + capacity.div_ceil(4)).max(MIN_SLOTS);
-    Some(want.next_power_of_two())
+    Some((capacity + capacity.div_ceil(4)).max(MIN_SLOTS))
 }
 
-/// Total file length for a slot count.
-pub fn file_len(slot_count: usize) -> Option<usize> {
-    slot_count.checked_mul(SLOT_SIZE)?.checked_add(HEADER_SIZE)
+/// Entries in tbl24.
+pub const TBL24_ENTRIES: usize = 1 << 24;
+/// Entries in one tbl8 group.
+pub const GROUP_ENTRIES: usize = 256;
+/// Largest slot count of a route table (slot indices are 24 bits in an entry word).
+pub const MAX_LPM_SLOTS: usize = 1 << 24;
+/// Most tbl8 groups a route table has (group indices are 24 bits).
+pub const MAX_GROUPS: usize = 1 << 24;
+
+/// Entry word flag: the entry holds a route (or a group).
+pub const ENTRY_VALID: u32 = 1 << 31;
+/// Entry word flag (tbl24 only): bits 23..0 are a tbl8 group index.
+pub const ENTRY_GROUP: u32 = 1 << 30;
+const ENTRY_DEPTH_SHIFT: u32 = 24;
+const ENTRY_INDEX_MASK: u32 = (1 << 24) - 1;
+
+/// The entry word for the route in slot `slot`, a prefix of length `depth`.
+#[inline]
+pub const fn route_entry(slot: usize, depth: u8) -> u32 {
+    ENTRY_VALID | ((depth as u32) << ENTRY_DEPTH_SHIFT) | (slot as u32 & ENTRY_INDEX_MASK)
+}
+
+/// The tbl24 word pointing at group `group`.
+#[inline]
+pub const fn group_entry(group: usize) -> u32 {
+    ENTRY_VALID | ENTRY_GROUP | (group as u32 & ENTRY_INDEX_MASK)
+}
+
+/// Whether an entry word points at a group.
+#[inline]
+pub const fn entry_is_group(e: u32) -> bool {
+    e & (ENTRY_VALID | ENTRY_GROUP) == ENTRY_VALID | ENTRY_GROUP
+}
+
+/// The slot or group index of an entry word.
+#[inline]
+pub const fn entry_index(e: u32) -> usize {
+    (e & ENTRY_INDEX_MASK) as usize
+}
+
+/// The prefix length of a route entry word.
+#[inline]
+pub const fn entry_depth(e: u32) -> u8 {
+    ((e >> ENTRY_DEPTH_SHIFT) & 0x3f) as u8
+}
+
+/// Number of tbl8 groups of a route table with this capacity: a group is only in use while its
+/// /24 holds a prefix longer than /24, so live groups never exceed live routes; the extra 256
+/// leave room for quarantined groups. Untouched groups cost no memory on tmpfs.
+pub fn tbl8_groups_for(capacity: usize) -> usize {
+    (capacity + 256).min(MAX_GROUPS)
+}
+
+/// Where the regions of a file are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub slot_count: usize,
+    pub capacity: usize,
+    /// Route tables: (tbl24 offset, tbl8 offset, tbl8 groups).
+    pub lpm: Option<(usize, usize, usize)>,
+}
+
+impl Geometry {
+    /// The geometry of a file with `slot_count` slots and, for route tables, `groups` groups.
+    pub fn new(slot_count: usize, capacity: usize, groups: Option<usize>) -> Option<Geometry> {
+        let slots_end = slot_count
+            .checked_mul(SLOT_SIZE)?
+            .checked_add(HEADER_SIZE)?;
+        let lpm = match groups {
+            None => None,
+            Some(g) => {
+                let t24 = slots_end.checked_next_multiple_of(HEADER_SIZE)?;
+                let t8 = t24.checked_add(TBL24_ENTRIES * 4)?;
+                Some((t24, t8, g))
+            }
+        };
+        Some(Geometry {
+            slot_count,
+            capacity,
+            lpm,
+        })
+    }
+
+    /// Total file length.
+    pub fn file_len(&self) -> Option<usize> {
+        match self.lpm {
+            None => self
+                .slot_count
+                .checked_mul(SLOT_SIZE)?
+                .checked_add(HEADER_SIZE),
+            Some((_, t8, g)) => g.checked_mul(GROUP_ENTRIES * 4)?.checked_add(t8),
+        }
+    }
 }
 
 /// Which table a file holds.
@@ -184,7 +355,10 @@ pub struct Header {
     pub live: AtomicU64,
     pub tombstones: AtomicU64,
     pub table_seq: AtomicU64,
-    pub reserved: [AtomicU64; (HEADER_SIZE - 80) / 8],
+    pub tbl24_offset: AtomicU64,
+    pub tbl8_offset: AtomicU64,
+    pub tbl8_groups: AtomicU64,
+    pub reserved: [AtomicU64; (HEADER_SIZE - 104) / 8],
 }
 
 /// One slot: the seqlock word and [`SLOT_WORDS`] words guarded by it.
@@ -210,10 +384,10 @@ impl Default for Slot {
     }
 }
 
-/// Checks a mapped header against this layout and the expected kind; returns
-/// `(slot_count, capacity)`. The caller must still check the file length against the slot count.
+/// Checks a mapped header against this layout and the expected kind; returns the file's
+/// geometry. The caller must still check the file length against it.
 #[cfg(not(loom))]
-pub(crate) fn check_header(h: &Header, kind: TableKind) -> Result<(usize, usize), String> {
+pub(crate) fn check_header(h: &Header, kind: TableKind) -> Result<Geometry, String> {
     use super::sync::Ordering::Relaxed;
     let magic = h.magic.load(Relaxed);
     if magic != MAGIC {
@@ -240,13 +414,38 @@ pub(crate) fn check_header(h: &Header, kind: TableKind) -> Result<(usize, usize)
     }
     let n = h.slot_count.load(Relaxed);
     let cap = h.capacity.load(Relaxed);
-    if !n.is_power_of_two() || n < MIN_SLOTS as u64 || n > (MAX_CAPACITY as u64) * 2 {
+    if n < MIN_SLOTS as u64 || n > (MAX_CAPACITY as u64) * 2 {
         return Err(format!("bad slot count {n}"));
     }
     if cap >= n {
         return Err(format!("capacity {cap} not below slot count {n}"));
     }
-    Ok((n as usize, cap as usize))
+    let (n, cap) = (n as usize, cap as usize);
+    let t24 = h.tbl24_offset.load(Relaxed);
+    let t8 = h.tbl8_offset.load(Relaxed);
+    let groups = h.tbl8_groups.load(Relaxed);
+    let geo = match kind {
+        TableKind::Arp => {
+            if (t24, t8, groups) != (0, 0, 0) {
+                return Err("LPM fields set in an arp table".to_string());
+            }
+            Geometry::new(n, cap, None)
+        }
+        TableKind::Route => {
+            if n > MAX_LPM_SLOTS {
+                return Err(format!("slot count {n} over {MAX_LPM_SLOTS}"));
+            }
+            if groups == 0 || groups > MAX_GROUPS as u64 {
+                return Err(format!("bad tbl8 group count {groups}"));
+            }
+            let g = Geometry::new(n, cap, Some(groups as usize));
+            if g.and_then(|g| g.lpm).map(|(a, b, _)| (a as u64, b as u64)) != Some((t24, t8)) {
+                return Err(format!("bad LPM offsets {t24}/{t8}"));
+            }
+            g
+        }
+    };
+    geo.ok_or_else(|| format!("slot count {n} overflows"))
 }
 
 // The layout above is a contract between processes: fail the build if the structs drift from it.
@@ -266,7 +465,10 @@ const _: () = {
     assert!(offset_of!(Header, live) == 56);
     assert!(offset_of!(Header, tombstones) == 64);
     assert!(offset_of!(Header, table_seq) == 72);
-    assert!(offset_of!(Header, reserved) == 80);
+    assert!(offset_of!(Header, tbl24_offset) == 80);
+    assert!(offset_of!(Header, tbl8_offset) == 88);
+    assert!(offset_of!(Header, tbl8_groups) == 96);
+    assert!(offset_of!(Header, reserved) == 104);
     assert!(size_of::<Slot>() == SLOT_SIZE);
     assert!(align_of::<Slot>() == SLOT_SIZE);
     assert!(offset_of!(Slot, words) == 8);
@@ -287,15 +489,40 @@ mod tests {
     fn slot_counts() {
         assert_eq!(slot_count_for(0), Some(8));
         assert_eq!(slot_count_for(6), Some(8));
-        assert_eq!(slot_count_for(7), Some(16));
-        assert_eq!(slot_count_for(100), Some(128));
-        assert_eq!(slot_count_for(1000), Some(2048));
-        assert_eq!(slot_count_for(1024), Some(2048));
+        assert_eq!(slot_count_for(7), Some(9));
+        assert_eq!(slot_count_for(100), Some(125));
+        assert_eq!(slot_count_for(1 << 20), Some(1_310_720));
         assert_eq!(slot_count_for(MAX_CAPACITY + 1), None);
         for c in 0..5000 {
             let n = slot_count_for(c).unwrap();
-            assert!(n.is_power_of_two() && n * 4 >= c * 5 && n > c);
+            assert!(n * 4 >= c * 5 && n > c);
         }
+        for n in [8usize, 9, 125, 1_310_720] {
+            for h in [0u64, 1, u64::MAX, hash(5), hash(77)] {
+                assert!(home_slot(h, n) < n);
+            }
+            assert_eq!(next_slot(n - 1, n), 0);
+            assert_eq!(prev_slot(0, n), n - 1);
+        }
+    }
+
+    #[test]
+    fn entry_words() {
+        let e = route_entry(MAX_LPM_SLOTS - 1, 32);
+        assert!(!entry_is_group(e));
+        assert_eq!((entry_index(e), entry_depth(e)), (MAX_LPM_SLOTS - 1, 32));
+        let e = route_entry(0, 0);
+        assert_ne!(e, 0);
+        assert_eq!((entry_index(e), entry_depth(e)), (0, 0));
+        let g = group_entry(12345);
+        assert!(entry_is_group(g));
+        assert_eq!(entry_index(g), 12345);
+        assert!(!entry_is_group(0));
+        let geo = Geometry::new(125, 100, Some(356)).unwrap();
+        let (t24, t8, _) = geo.lpm.unwrap();
+        assert_eq!(t24, 3 * 4096);
+        assert_eq!(t8, t24 + 64 * 1024 * 1024);
+        assert_eq!(geo.file_len(), Some(t8 + 356 * 1024));
     }
 
     #[test]

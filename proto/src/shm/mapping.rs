@@ -1,9 +1,11 @@
 //! The only module with `unsafe`: mapping table files and viewing the mapped bytes as a
-//! [`Header`] and a slice of [`Slot`]s.
+//! [`Header`], a slice of [`Slot`]s and, for route tables, the LPM arrays (`tbl24`, `tbl8`) as
+//! slices of `AtomicU32`.
 //!
 //! Invariants every view relies on:
 //! - the mapping is page aligned (mmap guarantees it; checked anyway) and at least as long as the
-//!   header plus `slot_count` slots (checked in [`Mapping::new`] / [`Mapping::with_slots`]);
+//!   header plus `slot_count` slots and the LPM arrays (checked in [`Mapping::read_only`] /
+//!   [`Mapping::with_geometry`]);
 //! - the mapped bytes are only ever accessed through the atomics in `Header` and `Slot`, never as
 //!   `&[u8]` (we never deref the memmap2 objects), so other processes writing the file concurrently
 //!   is not a data race in the Rust sense;
@@ -15,10 +17,12 @@
 
 use std::fs::File;
 use std::io;
+use std::mem::size_of;
 
 use memmap2::{Mmap, MmapMut};
 
-use super::layout::{file_len, Header, Slot, HEADER_SIZE};
+use super::layout::{Geometry, Header, Slot, GROUP_ENTRIES, HEADER_SIZE, TBL24_ENTRIES};
+use super::sync::AtomicU32;
 
 /// Maps a whole file read-only (`PROT_READ`, `MAP_SHARED`).
 pub(crate) fn map_read_only(file: &File) -> io::Result<Mmap> {
@@ -41,10 +45,12 @@ enum Backing {
     ReadWrite(MmapMut),
 }
 
-/// A mapped table file with its validated slot count.
+/// A mapped table file with its validated geometry.
 pub(crate) struct Mapping {
     backing: Backing,
     slot_count: usize,
+    /// (tbl24 offset, tbl8 offset, tbl8 entries), all zero without LPM arrays.
+    lpm: (usize, usize, usize),
 }
 
 impl Mapping {
@@ -62,6 +68,7 @@ impl Mapping {
         let m = Mapping {
             backing,
             slot_count: 0,
+            lpm: (0, 0, 0),
         };
         if m.len() < HEADER_SIZE {
             return Err(format!(
@@ -75,18 +82,36 @@ impl Mapping {
         Ok(m)
     }
 
-    /// Makes `slot_count` slots viewable; the mapping must be exactly that long.
-    pub(crate) fn with_slots(mut self, slot_count: usize) -> Result<Mapping, String> {
-        match file_len(slot_count) {
+    /// Makes the slots (and LPM arrays) of `geo` viewable; the mapping must be exactly as long
+    /// as `geo` says.
+    pub(crate) fn with_geometry(mut self, geo: &Geometry) -> Result<Mapping, String> {
+        let n = geo.slot_count;
+        match geo.file_len() {
             Some(want) if want == self.len() => {
-                self.slot_count = slot_count;
+                if let Some((t24, t8, groups)) = geo.lpm {
+                    // Geometry::new guarantees these; re-check what the views rely on.
+                    if t24 % HEADER_SIZE != 0
+                        || t24 < HEADER_SIZE + n * size_of::<Slot>()
+                        || t8 != t24 + TBL24_ENTRIES * 4
+                        || t8 + groups * GROUP_ENTRIES * 4 != want
+                    {
+                        return Err("inconsistent LPM geometry".to_string());
+                    }
+                    self.lpm = (t24, t8, groups * GROUP_ENTRIES);
+                }
+                self.slot_count = n;
                 Ok(self)
             }
             Some(want) => Err(format!(
-                "file is {} bytes but {slot_count} slots need {want}",
-                self.len()
+                "file is {} bytes but {n} slots{} need {want}",
+                self.len(),
+                if geo.lpm.is_some() {
+                    " and the LPM arrays"
+                } else {
+                    ""
+                }
             )),
-            None => Err(format!("slot count {slot_count} overflows")),
+            None => Err(format!("slot count {n} overflows")),
         }
     }
 
@@ -128,5 +153,26 @@ impl Mapping {
         unsafe {
             std::slice::from_raw_parts(self.base().add(HEADER_SIZE) as *const Slot, self.slot_count)
         }
+    }
+
+    /// tbl24 (2^24 entry words) of a route table; empty for other tables.
+    pub(crate) fn tbl24(&self) -> &[AtomicU32] {
+        let (off, _, _) = self.lpm;
+        let len = if off == 0 { 0 } else { TBL24_ENTRIES };
+        // SAFETY: `with_geometry` set `lpm` only after checking that the mapping holds
+        // TBL24_ENTRIES * 4 bytes at the page-aligned offset `off` (so 4-byte aligned) before
+        // the tbl8 region; with `off == 0` the slice is empty and the pointer is only the
+        // (aligned, non-null) base. AtomicU32 accepts every bit pattern and shared mutation, and
+        // the slice borrows `self`, which owns the mapping.
+        unsafe { std::slice::from_raw_parts(self.base().add(off) as *const AtomicU32, len) }
+    }
+
+    /// The tbl8 groups of a route table (256 entry words each); empty for other tables.
+    pub(crate) fn tbl8(&self) -> &[AtomicU32] {
+        let (_, off, len) = self.lpm;
+        // SAFETY: `with_geometry` checked that `len` entry words at offset `off` (page aligned,
+        // so 4-byte aligned) end exactly at the end of the mapping; `len == 0` (with `off == 0`)
+        // gives an empty slice at the aligned base. Same atomics argument as `tbl24`.
+        unsafe { std::slice::from_raw_parts(self.base().add(off) as *const AtomicU32, len) }
     }
 }

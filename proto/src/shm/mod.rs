@@ -1,8 +1,9 @@
 //! Shared-memory tables: `rtmd` publishes its route and ARP tables as files that clients map
 //! read-only and read directly, without asking the daemon.
 //!
-//! - One file per table: a 4096-byte header and a power-of-two number of 64-byte slots, laid out
-//!   as documented in [`layout`]. Slots form an open-addressing hash table keyed by a 64-bit key
+//! - One file per table: a 4096-byte header and a number of 64-byte slots, laid out as documented
+//!   in [`layout`]; route files also carry DIR-24-8 arrays for longest-prefix match whose entries
+//!   point at the route slots. Slots form an open-addressing hash table keyed by a 64-bit key
 //!   word ([`Record::key_word`]) with linear probing and tombstones; entries never move while a
 //!   file is live.
 //! - Every slot is guarded by its own seqlock ([`seqlock`]): the single writer ([`ShmWriter`])
@@ -19,6 +20,8 @@
 //! which is all a read-only mapping allows); the only `unsafe` code is in `mapping`.
 
 pub mod layout;
+#[cfg(not(loom))]
+mod lpm;
 pub mod seqlock;
 mod sync;
 
@@ -56,6 +59,16 @@ pub trait Record: Clone + Sized {
     fn encode(&self) -> [u64; PAYLOAD_WORDS];
     /// The record back from its words; `None` if the words are not a valid record.
     fn decode(words: &[u64; PAYLOAD_WORDS]) -> Option<Self>;
+    /// Whether files of this table carry the DIR-24-8 LPM arrays (route tables).
+    const LPM: bool = false;
+    /// For LPM tables: the key as (address bits, prefix length); `None` otherwise.
+    fn lpm_prefix(_key: &Self::Key) -> Option<(u32, u8)> {
+        None
+    }
+    /// For LPM tables: the key word of the prefix `addr/len` (`addr` has no host bits).
+    fn prefix_key_word(_addr: u32, _len: u8) -> Option<u64> {
+        None
+    }
 }
 
 /// An entry with the sequence number of the change that last wrote it.
@@ -115,5 +128,7 @@ pub type RouteReader = ShmReader<Route>;
 #[cfg(not(loom))]
 pub type ArpReader = ShmReader<ArpEntry>;
 
+#[cfg(all(test, not(loom)))]
+mod model_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;

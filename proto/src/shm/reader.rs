@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::layout::{
-    check_header, hash, meta_seq, meta_state, Slot, HEADER_SIZE, META_WORD, PAYLOAD_WORDS,
-    SLOT_EMPTY, SLOT_LIVE, SLOT_WORDS, STATE_RETIRED,
+    check_header, entry_depth, entry_index, hash, home_slot, meta_seq, meta_state, next_slot, Slot,
+    HEADER_SIZE, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE, SLOT_WORDS, STATE_RETIRED,
 };
+use super::lpm::{read_entry, still};
 use super::mapping::{map_read_only, Mapping};
-use super::seqlock::read_slot;
+use super::seqlock::{read_slot, try_read_slot};
 use super::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
 use super::{file_id, Record, ShmError, Versioned};
 use crate::types::{Prefix, Route};
@@ -67,10 +68,10 @@ impl<R: Record> ShmReader<R> {
         let file = File::from(fd);
         let map = map_read_only(&file).map_err(|e| ShmError::io(path, e))?;
         let map = Mapping::read_only(map).map_err(|why| ShmError::bad(path, why))?;
-        let (slot_count, capacity) =
-            check_header(map.header(), R::KIND).map_err(|why| ShmError::bad(path, why))?;
+        let geo = check_header(map.header(), R::KIND).map_err(|why| ShmError::bad(path, why))?;
+        let capacity = geo.capacity;
         let map = map
-            .with_slots(slot_count)
+            .with_geometry(&geo)
             .map_err(|why| ShmError::bad(path, why))?;
         let generation = map.header().generation.load(Relaxed);
         Ok(ShmReader {
@@ -91,9 +92,9 @@ impl<R: Record> ShmReader<R> {
     pub fn get(&self, key: &R::Key) -> Option<Versioned<R>> {
         let kw = R::key_word(key);
         let slots = self.slots();
-        let m = slots.len() - 1;
-        let mut i = hash(kw) as usize & m;
-        for _ in 0..slots.len() {
+        let n = slots.len();
+        let mut i = home_slot(hash(kw), n);
+        for _ in 0..n {
             // An unreadable slot (None) is skipped: it may hide an entry, but we never wait
             // forever on a dead writer.
             if let Some(w) = read_slot(&slots[i]) {
@@ -110,7 +111,7 @@ impl<R: Record> ShmReader<R> {
                     _ => {}
                 }
             }
-            i = (i + 1) & m;
+            i = next_slot(i, n);
         }
         None
     }
@@ -209,9 +210,90 @@ impl<R: Record> ShmReader<R> {
     }
 }
 
+/// Attempts of the DIR-24-8 path before [`ShmReader::lookup`] falls back to hash probes.
+const LPM_ATTEMPTS: u32 = 64;
+
+/// One DIR-24-8 attempt.
+enum Attempt {
+    Found(Versioned<Route>),
+    NoRoute,
+    /// Something changed under us (or the slot is being written): try again.
+    Retry,
+}
+
 impl ShmReader<Route> {
-    /// Longest-prefix match: the most specific route containing `addr` (probes /32 down to /0).
+    /// Longest-prefix match: the most specific route containing `addr`.
+    ///
+    /// Answered from the DIR-24-8 arrays (two dependent loads plus the route's slot); see
+    /// [`super::layout`] for why a concurrent update can only make an attempt retry, never
+    /// return a wrong route. After a bounded number of retries (a writer that died mid-update)
+    /// it probes the hash table for `addr/32` down to `addr/0` instead.
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
+        let a = u32::from(addr);
+        for k in 0..LPM_ATTEMPTS {
+            match self.lpm_attempt(a) {
+                Attempt::Found(v) => return Some(v),
+                Attempt::NoRoute => return None,
+                Attempt::Retry if k < LPM_ATTEMPTS / 2 => std::hint::spin_loop(),
+                Attempt::Retry => std::thread::yield_now(),
+            }
+        }
+        self.lookup_by_probing(addr)
+    }
+
+    fn lpm_attempt(&self, a: u32) -> Attempt {
+        let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
+        let Some((w, e)) = read_entry(t24, t8, a) else {
+            return Attempt::Retry;
+        };
+        if e == 0 {
+            // Read directly from tbl24 the word is the answer; through a group, the group must
+            // still belong to this /24.
+            return if w == e || still(t24, t8, a, w, e) {
+                Attempt::NoRoute
+            } else {
+                Attempt::Retry
+            };
+        }
+        let depth = entry_depth(e);
+        let Some(slot) = self.slots().get(entry_index(e)) else {
+            return Attempt::Retry;
+        };
+        let Ok(words) = try_read_slot(slot) else {
+            return Attempt::Retry;
+        };
+        if meta_state(words[META_WORD]) != SLOT_LIVE {
+            return Attempt::Retry;
+        }
+        let Some(route) = Route::decode(&payload(&words)) else {
+            return Attempt::Retry;
+        };
+        if route.dst.len() != depth || !route.dst.contains(Ipv4Addr::from(a)) {
+            return Attempt::Retry;
+        }
+        if !still(t24, t8, a, w, e) {
+            return Attempt::Retry;
+        }
+        Attempt::Found(Versioned {
+            entry: route,
+            seq: meta_seq(words[META_WORD]),
+        })
+    }
+
+    /// One DIR-24-8 attempt without retries or fallback (tests check the fast path alone):
+    /// `Some(answer)` unless the attempt had to retry.
+    #[cfg(test)]
+    pub(super) fn lookup_lpm_once(&self, addr: Ipv4Addr) -> Option<Option<Versioned<Route>>> {
+        match self.lpm_attempt(u32::from(addr)) {
+            Attempt::Found(v) => Some(Some(v)),
+            Attempt::NoRoute => Some(None),
+            Attempt::Retry => None,
+        }
+    }
+
+    /// Longest-prefix match by exact-match probes of `addr/32` down to `addr/0` (the fallback,
+    /// and an independent answer for tests).
+    pub fn lookup_by_probing(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
         (0..=32u8)
             .rev()
             .find_map(|len| self.get(&Prefix::truncating(addr, len)))

@@ -70,6 +70,16 @@ impl Record for Route {
         (u64::from(key.addr_u32()) << 8) | u64::from(key.len())
     }
 
+    const LPM: bool = true;
+
+    fn lpm_prefix(key: &Prefix) -> Option<(u32, u8)> {
+        Some((key.addr_u32(), key.len()))
+    }
+
+    fn prefix_key_word(addr: u32, len: u8) -> Option<u64> {
+        Some((u64::from(addr) << 8) | u64::from(len))
+    }
+
     fn encode(&self) -> [u64; PAYLOAD_WORDS] {
         let via = self
             .via

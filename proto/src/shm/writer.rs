@@ -4,15 +4,18 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::layout::{
-    self, check_header, file_len, hash, meta, meta_seq, meta_state, slot_count_for, Header, Slot,
-    HEADER_SIZE, LAYOUT_VERSION, MAGIC, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE, SLOT_SIZE,
-    SLOT_TOMBSTONE, SLOT_WORDS, STATE_ACTIVE, STATE_RETIRED,
+    self, check_header, hash, home_slot, meta, meta_seq, meta_state, next_slot, prev_slot,
+    route_entry, slot_count_for, tbl8_groups_for, Geometry, Header, Slot, HEADER_SIZE,
+    LAYOUT_VERSION, MAGIC, MAX_LPM_SLOTS, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE,
+    SLOT_SIZE, SLOT_TOMBSTONE, SLOT_WORDS, STATE_ACTIVE, STATE_RETIRED,
 };
+use super::lpm::Lpm;
 use super::mapping::{map_read_write, Mapping};
 use super::seqlock::write_slot;
 use super::sync::Ordering::{Relaxed, Release};
@@ -20,33 +23,34 @@ use super::{file_id, Record, ShmError, Versioned};
 
 /// Owns a table file read-write and keeps it in sync with the caller's table.
 ///
-/// There must be only one writer per path. It keeps a process-local index from key to slot, so
-/// it never probes shared memory for its own keys.
+/// There must be only one writer per path. The shared hash table is also the writer's index: it
+/// probes its own mapping for its keys (no process-local copy of the keys), which keeps the
+/// daemon's memory per entry small. For route tables it also maintains the DIR-24-8 arrays
+/// (see [`layout`]), asking the hash table for the next covering prefix when one is deleted.
 pub struct ShmWriter<R: Record> {
     path: PathBuf,
     mode: u32,
-    map: Mapping,
     capacity: usize,
     slot_count: usize,
     generation: u64,
-    /// Slot of every live key.
-    index: HashMap<R::Key, usize>,
+    t: Table,
+    _record: PhantomData<fn() -> R>,
+}
+
+/// The writer's state of one file.
+struct Table {
+    map: Mapping,
+    /// Number of LIVE slots.
+    live: usize,
     /// Number of TOMBSTONE slots.
     tombstones: usize,
     /// Every slot that may be non-EMPTY (each once), so `clear` is O(slots used).
-    dirty: Vec<usize>,
-    in_dirty: Vec<bool>,
+    dirty: Vec<u32>,
+    in_dirty: Vec<u64>,
+    /// LIVE route prefixes per length (LPM tables), so deletes probe only lengths in use.
+    len_counts: [u32; 33],
+    lpm: Option<Lpm>,
     /// Identity of our file, so `remove_file` never unlinks someone else's.
-    dev_ino: (u64, u64),
-}
-
-/// A freshly built, not yet published table file.
-struct Built<K> {
-    tmp: TmpFile,
-    map: Mapping,
-    index: HashMap<K, usize>,
-    dirty: Vec<usize>,
-    in_dirty: Vec<bool>,
     dev_ino: (u64, u64),
 }
 
@@ -80,18 +84,38 @@ fn slot_words<R: Record>(rec: &R, state: u64, seq: u64) -> [u64; SLOT_WORDS] {
     w
 }
 
+fn state_of(slot: &Slot) -> u64 {
+    meta_state(slot.words[META_WORD].load(Relaxed))
+}
+
 /// First slot in `key_word`'s probe sequence that is not LIVE. The caller guarantees one exists
 /// (live entries never fill the table: capacity < slot_count).
 fn free_slot(slots: &[Slot], key_word: u64) -> usize {
-    let m = slots.len() - 1;
-    let mut i = hash(key_word) as usize & m;
-    for _ in 0..slots.len() {
-        if meta_state(slots[i].words[META_WORD].load(Relaxed)) != SLOT_LIVE {
+    let n = slots.len();
+    let mut i = home_slot(hash(key_word), n);
+    for _ in 0..n {
+        if state_of(&slots[i]) != SLOT_LIVE {
             return i;
         }
-        i = (i + 1) & m;
+        i = next_slot(i, n);
     }
     unreachable!("no free slot although live entries < slot count")
+}
+
+/// The LIVE slot holding `key_word`, probing our own mapping like a reader does.
+fn find_slot(slots: &[Slot], key_word: u64) -> Option<usize> {
+    let n = slots.len();
+    let mut i = home_slot(hash(key_word), n);
+    for _ in 0..n {
+        let s = &slots[i];
+        match state_of(s) {
+            SLOT_EMPTY => return None,
+            SLOT_LIVE if s.words[0].load(Relaxed) == key_word => return Some(i),
+            _ => {}
+        }
+        i = next_slot(i, n);
+    }
+    None
 }
 
 /// Maps an existing valid table file of kind `R::KIND` owned by our euid, read-write.
@@ -110,8 +134,69 @@ fn open_existing<R: Record>(path: &Path) -> Option<Mapping> {
     }
     let file = File::from(fd);
     let map = Mapping::read_write(map_read_write(&file).ok()?).ok()?;
-    let (slots, _) = check_header(map.header(), R::KIND).ok()?;
-    map.with_slots(slots).ok()
+    let geo = check_header(map.header(), R::KIND).ok()?;
+    map.with_geometry(&geo).ok()
+}
+
+impl Table {
+    fn mark_dirty(&mut self, i: usize) {
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        if self.in_dirty[w] & b == 0 {
+            self.in_dirty[w] |= b;
+            self.dirty.push(i as u32);
+        }
+    }
+
+    fn sync_counts(&self) {
+        let h = self.map.header();
+        h.live.store(self.live as u64, Relaxed);
+        h.tombstones.store(self.tombstones as u64, Relaxed);
+    }
+
+    /// Writes a new LIVE entry into a free slot and, for LPM tables, makes it the answer for the
+    /// addresses it covers. The caller checked capacity and [`Table::can_insert`].
+    fn insert_new<R: Record>(&mut self, rec: &R, seq: u64) {
+        let key = rec.key();
+        let slots = self.map.slots();
+        let i = free_slot(slots, R::key_word(&key));
+        if state_of(&slots[i]) == SLOT_TOMBSTONE {
+            self.tombstones -= 1;
+        }
+        // The slot first (LIVE), then the LPM words that point at it.
+        write_slot(&slots[i], &slot_words(rec, SLOT_LIVE, seq));
+        self.mark_dirty(i);
+        self.live += 1;
+        if let (Some(lpm), Some((addr, len))) = (self.lpm.as_mut(), R::lpm_prefix(&key)) {
+            let ok = lpm.insert(self.map.tbl24(), self.map.tbl8(), addr, len, i);
+            debug_assert!(ok, "can_insert was checked");
+            self.len_counts[usize::from(len)] += 1;
+        }
+    }
+
+    fn can_insert<R: Record>(&self, key: &R::Key) -> bool {
+        match (self.lpm.as_ref(), R::lpm_prefix(key)) {
+            (Some(lpm), Some((addr, len))) => lpm.can_insert(self.map.tbl24(), addr, len),
+            _ => true,
+        }
+    }
+
+    /// The entry word of the longest LIVE prefix strictly shorter than `len` that contains
+    /// `addr`, or 0.
+    fn covering<R: Record>(&self, addr: u32, len: u8) -> u32 {
+        let slots = self.map.slots();
+        for l in (0..len).rev() {
+            if self.len_counts[usize::from(l)] == 0 {
+                continue;
+            }
+            let a = addr & crate::types::mask(l);
+            if let Some(kw) = R::prefix_key_word(a, l) {
+                if let Some(i) = find_slot(slots, kw) {
+                    return route_entry(i, l);
+                }
+            }
+        }
+        0
+    }
 }
 
 /// Writes a complete table file holding `entries` (unique keys, at most `capacity`) at a
@@ -119,12 +204,11 @@ fn open_existing<R: Record>(path: &Path) -> Option<Mapping> {
 fn build<R: Record>(
     path: &Path,
     mode: u32,
-    capacity: usize,
-    slot_count: usize,
+    geo: &Geometry,
     generation: u64,
     table_seq: u64,
     entries: &[Versioned<R>],
-) -> Result<Built<R::Key>, ShmError> {
+) -> Result<(Table, TmpFile), ShmError> {
     let tmp = tmp_path(path);
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = match rustix::fs::open(&tmp, flags, Mode::from_raw_mode(mode)) {
@@ -146,10 +230,11 @@ fn build<R: Record>(
     let st = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
     let dev_ino = file_id(&st);
     let file = File::from(fd);
-    let len = file_len(slot_count).expect("slot count checked");
+    let len = geo.file_len().expect("geometry checked");
+    // A sparse file: pages nobody writes stay unallocated.
     file.set_len(len as u64).map_err(io_err)?;
     let map = Mapping::read_write(map_read_write(&file).map_err(io_err)?)
-        .and_then(|m| m.with_slots(slot_count))
+        .and_then(|m| m.with_geometry(geo))
         .map_err(|why| ShmError::bad(&tmp.path, why))?;
     debug_assert!(map.is_writable());
 
@@ -159,8 +244,8 @@ fn build<R: Record>(
     h.kind.store(R::KIND.as_u32(), Relaxed);
     h.header_size.store(HEADER_SIZE as u32, Relaxed);
     h.slot_size.store(SLOT_SIZE as u32, Relaxed);
-    h.slot_count.store(slot_count as u64, Relaxed);
-    h.capacity.store(capacity as u64, Relaxed);
+    h.slot_count.store(geo.slot_count as u64, Relaxed);
+    h.capacity.store(geo.capacity as u64, Relaxed);
     h.generation.store(generation, Relaxed);
     h.state.store(STATE_ACTIVE, Relaxed);
     h.writer_pid.store(
@@ -168,28 +253,37 @@ fn build<R: Record>(
         Relaxed,
     );
     h.table_seq.store(table_seq, Relaxed);
-
-    let slots = map.slots();
-    let mut index = HashMap::with_capacity(entries.len());
-    let mut dirty = Vec::with_capacity(entries.len());
-    let mut in_dirty = vec![false; slot_count];
-    for v in entries {
-        let i = free_slot(slots, R::key_word(&v.entry.key()));
-        write_slot(&slots[i], &slot_words(&v.entry, SLOT_LIVE, v.seq));
-        index.insert(v.entry.key(), i);
-        dirty.push(i);
-        in_dirty[i] = true;
+    if let Some((t24, t8, groups)) = geo.lpm {
+        h.tbl24_offset.store(t24 as u64, Relaxed);
+        h.tbl8_offset.store(t8 as u64, Relaxed);
+        h.tbl8_groups.store(groups as u64, Relaxed);
     }
-    h.live.store(index.len() as u64, Relaxed);
-    h.tombstones.store(0, Relaxed);
-    Ok(Built {
-        tmp,
+
+    let mut t = Table {
         map,
-        index,
-        dirty,
-        in_dirty,
+        live: 0,
+        tombstones: 0,
+        dirty: Vec::with_capacity(entries.len()),
+        in_dirty: vec![0; geo.slot_count.div_ceil(64)],
+        len_counts: [0; 33],
+        lpm: geo.lpm.map(|(_, _, groups)| Lpm::new(groups)),
         dev_ino,
-    })
+    };
+    // Shorter prefixes first: each LPM insert then only overwrites what it wins.
+    let mut order: Vec<&Versioned<R>> = entries.iter().collect();
+    if R::LPM {
+        order.sort_by_key(|v| R::lpm_prefix(&v.entry.key()).map(|(_, l)| l));
+    }
+    for v in order {
+        if !t.can_insert::<R>(&v.entry.key()) {
+            return Err(ShmError::Full {
+                capacity: geo.capacity,
+            });
+        }
+        t.insert_new(&v.entry, v.seq);
+    }
+    t.sync_counts();
+    Ok((t, tmp))
 }
 
 impl<R: Record> ShmWriter<R> {
@@ -201,155 +295,165 @@ impl<R: Record> ShmWriter<R> {
     /// marked RETIRED; otherwise the generation is 1. A symlink at `path` is replaced, never
     /// followed.
     pub fn create(path: &Path, capacity: usize, mode: u32) -> Result<Self, ShmError> {
-        let slot_count = slot_count_for(capacity).ok_or_else(|| {
+        let too_big = |limit: String| {
             ShmError::io(
                 path,
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("capacity {capacity} over {}", layout::MAX_CAPACITY),
+                    format!("capacity {capacity} over {limit}"),
                 ),
             )
-        })?;
+        };
+        let slot_count =
+            slot_count_for(capacity).ok_or_else(|| too_big(layout::MAX_CAPACITY.to_string()))?;
+        if R::LPM && slot_count > MAX_LPM_SLOTS {
+            return Err(too_big(format!(
+                "{} for route tables",
+                MAX_LPM_SLOTS * 4 / 5
+            )));
+        }
+        let geo = Geometry::new(
+            slot_count,
+            capacity,
+            R::LPM.then(|| tbl8_groups_for(capacity)),
+        )
+        .ok_or_else(|| too_big("the address space".to_string()))?;
         let old = open_existing::<R>(path);
         let generation = old
             .as_ref()
             .map_or(1, |m| m.header().generation.load(Relaxed).wrapping_add(1));
-        let built = build::<R>(path, mode, capacity, slot_count, generation, 0, &[])?;
-        let mut w = ShmWriter {
-            path: path.to_path_buf(),
-            mode,
-            map: built.map,
-            capacity,
-            slot_count,
-            generation,
-            index: built.index,
-            tombstones: 0,
-            dirty: built.dirty,
-            in_dirty: built.in_dirty,
-            dev_ino: built.dev_ino,
-        };
-        let mut tmp = built.tmp;
+        let (t, mut tmp) = build::<R>(path, mode, &geo, generation, 0, &[])?;
         rustix::fs::rename(&tmp.path, path).map_err(|e| ShmError::io(path, e))?;
         tmp.armed = false;
         if let Some(old) = old {
             old.header().state.store(STATE_RETIRED, Release);
         }
-        w.sync_counts();
-        Ok(w)
+        Ok(ShmWriter {
+            path: path.to_path_buf(),
+            mode,
+            capacity,
+            slot_count,
+            generation,
+            t,
+            _record: PhantomData,
+        })
     }
 
     fn slots(&self) -> &[Slot] {
-        self.map.slots()
+        self.t.map.slots()
     }
 
     fn header(&self) -> &Header {
-        self.map.header()
-    }
-
-    fn sync_counts(&mut self) {
-        let h = self.map.header();
-        h.live.store(self.index.len() as u64, Relaxed);
-        h.tombstones.store(self.tombstones as u64, Relaxed);
-    }
-
-    fn mark_dirty(&mut self, i: usize) {
-        if !self.in_dirty[i] {
-            self.in_dirty[i] = true;
-            self.dirty.push(i);
-        }
+        self.t.map.header()
     }
 
     /// Inserts or replaces the entry with `rec`'s key; `seq` is the change's sequence number.
     /// `Full` (and no change) if the key is new and the table holds `capacity` entries.
     pub fn upsert(&mut self, rec: &R, seq: u64) -> Result<(), ShmError> {
         let key = rec.key();
-        let words = slot_words(rec, SLOT_LIVE, seq);
-        if let Some(&i) = self.index.get(&key) {
-            write_slot(&self.slots()[i], &words);
+        if let Some(i) = find_slot(self.slots(), R::key_word(&key)) {
+            // Same key, same slot: LPM words already point here.
+            write_slot(&self.slots()[i], &slot_words(rec, SLOT_LIVE, seq));
             return Ok(());
         }
-        if self.index.len() >= self.capacity {
+        if self.t.live >= self.capacity || !self.t.can_insert::<R>(&key) {
             return Err(ShmError::Full {
                 capacity: self.capacity,
             });
         }
-        let i = free_slot(self.slots(), R::key_word(&key));
-        let was = meta_state(self.slots()[i].words[META_WORD].load(Relaxed));
-        write_slot(&self.slots()[i], &words);
-        if was == SLOT_TOMBSTONE {
-            self.tombstones -= 1;
-        }
-        self.mark_dirty(i);
-        self.index.insert(key, i);
-        self.sync_counts();
+        self.t.insert_new(rec, seq);
+        self.t.sync_counts();
         self.maybe_compact();
         Ok(())
     }
 
     /// Removes the entry with `key`; false if there was none.
     pub fn remove(&mut self, key: &R::Key, seq: u64) -> bool {
-        let Some(i) = self.index.remove(key) else {
+        let Some(i) = find_slot(self.slots(), R::key_word(key)) else {
             return false;
         };
-        let m = self.slot_count - 1;
-        let slots = self.map.slots();
-        let state = |j: usize| meta_state(slots[j].words[META_WORD].load(Relaxed));
-        if state((i + 1) & m) == SLOT_EMPTY {
+        if let Some((addr, len)) = R::lpm_prefix(key) {
+            self.t.len_counts[usize::from(len)] -= 1;
+            let repl = self.t.covering::<R>(addr, len);
+            let t = &mut self.t;
+            if let Some(lpm) = t.lpm.as_mut() {
+                // Every address this prefix answered gets the covering prefix before the slot
+                // is freed.
+                lpm.remove(t.map.tbl24(), t.map.tbl8(), addr, len, i, repl);
+            }
+        }
+        self.t.live -= 1;
+        let n = self.slot_count;
+        let slots = self.t.map.slots();
+        if state_of(&slots[next_slot(i, n)]) == SLOT_EMPTY {
             // No probe sequence goes through slot i to reach a slot after it (the next slot is
             // EMPTY), so it can become EMPTY itself, and so can the run of tombstones before it.
             // No live entry moves, so concurrent readers find exactly what they would otherwise.
             let mut empty = [0u64; SLOT_WORDS];
             empty[META_WORD] = meta(SLOT_EMPTY, seq);
             write_slot(&slots[i], &empty);
-            let mut j = i.wrapping_sub(1) & m;
-            while j != i && state(j) == SLOT_TOMBSTONE {
+            let mut j = prev_slot(i, n);
+            while j != i && state_of(&slots[j]) == SLOT_TOMBSTONE {
                 write_slot(&slots[j], &empty);
-                self.tombstones -= 1;
-                j = j.wrapping_sub(1) & m;
+                self.t.tombstones -= 1;
+                j = prev_slot(j, n);
             }
         } else {
             let mut tomb = [0u64; SLOT_WORDS];
             tomb[META_WORD] = meta(SLOT_TOMBSTONE, seq);
             write_slot(&slots[i], &tomb);
-            self.tombstones += 1;
+            self.t.tombstones += 1;
         }
-        self.sync_counts();
+        self.t.sync_counts();
         self.maybe_compact();
         true
     }
 
     /// Empties the table in place, in O(slots used): after it returns no reader finds any entry.
     pub fn clear(&mut self, seq: u64) {
-        let slots = self.map.slots();
-        // First every live entry becomes a tombstone (readers keep probing past them), then every
+        let t = &mut self.t;
+        // The LPM words first, so no reader follows them to a slot that is going away.
+        if let Some(lpm) = t.lpm.as_mut() {
+            lpm.clear(t.map.tbl24());
+        }
+        t.len_counts = [0; 33];
+        let slots = t.map.slots();
+        // Then every live entry becomes a tombstone (readers keep probing past them), then every
         // used slot becomes EMPTY: a reader racing with this sees each entry either present or
         // removed, never a hole that hides a still-live entry.
         let mut tomb = [0u64; SLOT_WORDS];
         tomb[META_WORD] = meta(SLOT_TOMBSTONE, seq);
-        for &i in self.index.values() {
-            write_slot(&slots[i], &tomb);
-        }
-        self.index.clear();
-        self.map.header().live.store(0, Relaxed);
-        let empty = [0u64; SLOT_WORDS];
-        for &i in &self.dirty {
-            if slots[i].words[META_WORD].load(Relaxed) != 0 {
-                write_slot(&slots[i], &empty);
+        for &i in &t.dirty {
+            if state_of(&slots[i as usize]) == SLOT_LIVE {
+                write_slot(&slots[i as usize], &tomb);
             }
-            self.in_dirty[i] = false;
         }
-        self.dirty.clear();
-        self.tombstones = 0;
-        self.sync_counts();
+        t.live = 0;
+        t.map.header().live.store(0, Relaxed);
+        let empty = [0u64; SLOT_WORDS];
+        for &i in &t.dirty {
+            if slots[i as usize].words[META_WORD].load(Relaxed) != 0 {
+                write_slot(&slots[i as usize], &empty);
+            }
+        }
+        t.in_dirty.fill(0);
+        t.dirty.clear();
+        t.tombstones = 0;
+        t.sync_counts();
     }
 
     /// Every live entry, read back from our own mapping.
     fn current_entries(&self) -> Vec<Versioned<R>> {
         let slots = self.slots();
-        self.index
-            .values()
+        self.t
+            .dirty
+            .iter()
             .filter_map(|&i| {
-                let w: [u64; SLOT_WORDS] = std::array::from_fn(|k| slots[i].words[k].load(Relaxed));
+                let s = &slots[i as usize];
+                let w: [u64; SLOT_WORDS] = std::array::from_fn(|k| s.words[k].load(Relaxed));
+                if meta_state(w[META_WORD]) != SLOT_LIVE {
+                    return None;
+                }
                 let p: [u64; PAYLOAD_WORDS] = w[..PAYLOAD_WORDS].try_into().expect("6 words");
                 Some(Versioned {
                     entry: R::decode(&p)?,
@@ -360,7 +464,7 @@ impl<R: Record> ShmWriter<R> {
     }
 
     fn maybe_compact(&mut self) {
-        if (self.index.len() + self.tombstones) * 8 > self.slot_count * 7 {
+        if (self.t.live + self.t.tombstones) * 8 > self.slot_count * 7 {
             let entries = self.current_entries();
             // Best effort: if it fails the table stays correct, only probes get longer; the next
             // change tries again.
@@ -391,33 +495,27 @@ impl<R: Record> ShmWriter<R> {
                 }
             }
         }
+        drop(pos);
         self.publish(list)
     }
 
     fn publish(&mut self, entries: Vec<Versioned<R>>) -> Result<(), ShmError> {
         let generation = self.generation.wrapping_add(1);
         let table_seq = self.header().table_seq.load(Relaxed);
-        let built = build::<R>(
-            &self.path,
-            self.mode,
-            self.capacity,
+        let geo = Geometry::new(
             self.slot_count,
-            generation,
-            table_seq,
-            &entries,
-        )?;
-        let mut tmp = built.tmp;
+            self.capacity,
+            R::LPM.then(|| tbl8_groups_for(self.capacity)),
+        )
+        .expect("checked at create");
+        let (t, mut tmp) =
+            build::<R>(&self.path, self.mode, &geo, generation, table_seq, &entries)?;
+        drop(entries);
         rustix::fs::rename(&tmp.path, &self.path).map_err(|e| ShmError::io(&self.path, e))?;
         tmp.armed = false;
-        let old = std::mem::replace(&mut self.map, built.map);
-        old.header().state.store(STATE_RETIRED, Release);
+        let old = std::mem::replace(&mut self.t, t);
+        old.map.header().state.store(STATE_RETIRED, Release);
         self.generation = generation;
-        self.index = built.index;
-        self.dirty = built.dirty;
-        self.in_dirty = built.in_dirty;
-        self.dev_ino = built.dev_ino;
-        self.tombstones = 0;
-        self.sync_counts();
         Ok(())
     }
 
@@ -427,11 +525,11 @@ impl<R: Record> ShmWriter<R> {
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.t.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.t.live == 0
     }
 
     pub fn capacity(&self) -> usize {
@@ -449,16 +547,21 @@ impl<R: Record> ShmWriter<R> {
     /// The slot holding `key` (tests simulate a writer dying mid-update with it).
     #[cfg(test)]
     pub(super) fn slot_of(&self, key: &R::Key) -> Option<&Slot> {
-        self.index.get(key).map(|&i| &self.slots()[i])
+        find_slot(self.slots(), R::key_word(key)).map(|i| &self.slots()[i])
+    }
+
+    /// The LPM bookkeeping (tests).
+    #[cfg(test)]
+    pub(super) fn lpm(&self) -> Option<&Lpm> {
+        self.t.lpm.as_ref()
     }
 
     /// Clean stop: drops the mapping and unlinks the file. If the path no longer holds our file
     /// (another writer replaced it, or it is gone) nothing is unlinked.
     pub fn remove_file(self) -> io::Result<()> {
-        let ShmWriter {
-            path, map, dev_ino, ..
-        } = self;
-        drop(map);
+        let ShmWriter { path, t, .. } = self;
+        let dev_ino = t.dev_ino;
+        drop(t);
         match rustix::fs::lstat(&path) {
             Ok(st) if file_id(&st) == dev_ino => std::fs::remove_file(&path),
             Ok(_) => Ok(()),
@@ -473,9 +576,9 @@ impl<R: Record> std::fmt::Debug for ShmWriter<R> {
         f.debug_struct("ShmWriter")
             .field("path", &self.path)
             .field("generation", &self.generation)
-            .field("len", &self.index.len())
+            .field("len", &self.t.live)
             .field("capacity", &self.capacity)
-            .field("tombstones", &self.tombstones)
+            .field("tombstones", &self.t.tombstones)
             .finish()
     }
 }

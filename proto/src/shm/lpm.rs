@@ -1,0 +1,283 @@
+//! DIR-24-8 longest-prefix match over a route table's hash slots (layout in [`super::layout`],
+//! "LPM"): the writer's maintenance of `tbl24`/`tbl8`, and the reader's first step.
+//!
+//! The writer keeps no copy of the routes here: entries point at the routes' hash slots, and the
+//! hash table itself answers "which prefixes are present" when a delete needs the next covering
+//! prefix.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::layout::{
+    entry_depth, entry_index, entry_is_group, group_entry, route_entry, GROUP_ENTRIES,
+    TBL24_ENTRIES,
+};
+use super::sync::{
+    fence, AtomicU32,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+/// How long a freed group stays unused (unless no other group is left). Readers validate what
+/// they find anyway; the grace period makes a reader that was descheduled inside a group very
+/// unlikely to see it reused at all.
+const GRACE: Duration = Duration::from_millis(100);
+
+/// tbl24 words per 4 KiB page.
+const PAGE_WORDS: usize = 1024;
+
+/// The writer's bookkeeping for the LPM arrays of one file.
+#[derive(Debug)]
+pub(crate) struct Lpm {
+    groups: usize,
+    /// Groups `next_fresh..groups` have never been used in this file.
+    next_fresh: usize,
+    /// Freed groups, oldest first, with the time they were freed.
+    quarantine: VecDeque<(u32, Instant)>,
+    /// Groups currently referenced from tbl24.
+    live_groups: usize,
+    /// One bit per tbl24 page that may hold a non-zero word, so `clear` touches only those.
+    dirty_pages: Vec<u64>,
+}
+
+/// The `(first index, count)` of the tbl24 words a prefix of length `len <= 24` covers.
+fn range24(addr: u32, len: u8) -> (usize, usize) {
+    ((addr >> 8) as usize, 1usize << (24 - len))
+}
+
+/// The `(first index, count)` inside a group of a prefix of length `len > 24`.
+fn range8(addr: u32, len: u8) -> (usize, usize) {
+    ((addr & 0xff) as usize, 1usize << (32 - len))
+}
+
+/// Whether an entry should be overwritten by a new prefix of length `len` covering it: it is
+/// empty, or it names a prefix that is not longer.
+fn covered(x: u32, len: u8) -> bool {
+    x == 0 || entry_depth(x) <= len
+}
+
+impl Lpm {
+    pub(crate) fn new(groups: usize) -> Lpm {
+        Lpm {
+            groups,
+            next_fresh: 0,
+            quarantine: VecDeque::new(),
+            live_groups: 0,
+            dirty_pages: vec![0; TBL24_ENTRIES / PAGE_WORDS / 64],
+        }
+    }
+
+    /// Groups in use (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn live_groups(&self) -> usize {
+        self.live_groups
+    }
+
+    fn mark(&mut self, i: usize) {
+        let page = i / PAGE_WORDS;
+        self.dirty_pages[page / 64] |= 1 << (page % 64);
+    }
+
+    /// Whether inserting a prefix of length `len` at `addr` can get the group it may need.
+    pub(crate) fn can_insert(&self, t24: &[AtomicU32], addr: u32, len: u8) -> bool {
+        len <= 24
+            || entry_is_group(t24[(addr >> 8) as usize].load(Relaxed))
+            || self.next_fresh < self.groups
+            || !self.quarantine.is_empty()
+    }
+
+    /// A group to fill: an old enough quarantined one, else a fresh one, else the oldest
+    /// quarantined one. The bool says whether it was used before.
+    fn alloc_group(&mut self) -> Option<(usize, bool)> {
+        if let Some(&(g, t)) = self.quarantine.front() {
+            if t.elapsed() >= GRACE || self.next_fresh == self.groups {
+                self.quarantine.pop_front();
+                return Some((g as usize, true));
+            }
+        }
+        if self.next_fresh < self.groups {
+            self.next_fresh += 1;
+            return Some((self.next_fresh - 1, false));
+        }
+        None
+    }
+
+    fn free_group(&mut self, g: usize) {
+        self.live_groups -= 1;
+        self.quarantine.push_back((g as u32, Instant::now()));
+    }
+
+    /// Makes the prefix `addr/len` in hash slot `slot` the answer for every address it covers
+    /// that no longer prefix covers. The slot must already hold the route (LIVE). Returns false
+    /// (and changes nothing) only if a group was needed and none is left (see [`Lpm::can_insert`]).
+    pub(crate) fn insert(
+        &mut self,
+        t24: &[AtomicU32],
+        t8: &[AtomicU32],
+        addr: u32,
+        len: u8,
+        slot: usize,
+    ) -> bool {
+        let e = route_entry(slot, len);
+        if len <= 24 {
+            let (first, count) = range24(addr, len);
+            for w24 in &t24[first..first + count] {
+                let w = w24.load(Relaxed);
+                if entry_is_group(w) {
+                    let base = entry_index(w) * GROUP_ENTRIES;
+                    for x in &t8[base..base + GROUP_ENTRIES] {
+                        if covered(x.load(Relaxed), len) {
+                            x.store(e, Release);
+                        }
+                    }
+                } else if covered(w, len) {
+                    w24.store(e, Release);
+                }
+            }
+            if count >= PAGE_WORDS {
+                for page in first / PAGE_WORDS..(first + count) / PAGE_WORDS {
+                    self.dirty_pages[page / 64] |= 1 << (page % 64);
+                }
+            } else {
+                self.mark(first);
+            }
+            return true;
+        }
+        let i = (addr >> 8) as usize;
+        let w = t24[i].load(Relaxed);
+        let (lo, count) = range8(addr, len);
+        if entry_is_group(w) {
+            let base = entry_index(w) * GROUP_ENTRIES;
+            for x in &t8[base + lo..base + lo + count] {
+                if covered(x.load(Relaxed), len) {
+                    x.store(e, Release);
+                }
+            }
+            return true;
+        }
+        let Some((g, reused)) = self.alloc_group() else {
+            return false;
+        };
+        if reused {
+            // Orders the stores that unlinked this group (made before it was freed) before the
+            // refill, for readers that still hold the old link (they re-check it).
+            fence(Release);
+        }
+        let group = &t8[g * GROUP_ENTRIES..(g + 1) * GROUP_ENTRIES];
+        for (j, x) in group.iter().enumerate() {
+            x.store(if (lo..lo + count).contains(&j) { e } else { w }, Relaxed);
+        }
+        // Publish the filled group.
+        t24[i].store(group_entry(g), Release);
+        self.live_groups += 1;
+        self.mark(i);
+        true
+    }
+
+    /// Removes the prefix `addr/len` in hash slot `slot`: every address that it answered is
+    /// answered by `repl` instead (the entry word of the longest remaining prefix covering
+    /// `addr/len`, or 0). Call before the slot is freed.
+    pub(crate) fn remove(
+        &mut self,
+        t24: &[AtomicU32],
+        t8: &[AtomicU32],
+        addr: u32,
+        len: u8,
+        slot: usize,
+        repl: u32,
+    ) {
+        let e = route_entry(slot, len);
+        if len <= 24 {
+            let (first, count) = range24(addr, len);
+            for w24 in &t24[first..first + count] {
+                let w = w24.load(Relaxed);
+                if entry_is_group(w) {
+                    let base = entry_index(w) * GROUP_ENTRIES;
+                    for x in &t8[base..base + GROUP_ENTRIES] {
+                        if x.load(Relaxed) == e {
+                            x.store(repl, Release);
+                        }
+                    }
+                } else if w == e {
+                    w24.store(repl, Release);
+                }
+            }
+            return;
+        }
+        let i = (addr >> 8) as usize;
+        let w = t24[i].load(Relaxed);
+        if !entry_is_group(w) {
+            debug_assert!(false, "prefix longer than /24 without a group");
+            return;
+        }
+        let g = entry_index(w);
+        let group = &t8[g * GROUP_ENTRIES..(g + 1) * GROUP_ENTRIES];
+        let (lo, count) = range8(addr, len);
+        for x in &group[lo..lo + count] {
+            if x.load(Relaxed) == e {
+                x.store(repl, Release);
+            }
+        }
+        // Without prefixes longer than /24 left, all 256 entries hold the same word (the covering
+        // prefix of the whole /24, or 0): fold the group back into tbl24 and quarantine it.
+        if group.iter().all(|x| covered(x.load(Relaxed), 24)) {
+            let v = group[0].load(Relaxed);
+            debug_assert!(group.iter().all(|x| x.load(Relaxed) == v));
+            t24[i].store(v, Release);
+            self.free_group(g);
+        }
+    }
+
+    /// Empties both arrays (every address answers "no route"), touching only pages that were
+    /// written. All groups are quarantined.
+    pub(crate) fn clear(&mut self, t24: &[AtomicU32]) {
+        for (k, bits) in self.dirty_pages.iter_mut().enumerate() {
+            let mut b = *bits;
+            while b != 0 {
+                let page = k * 64 + b.trailing_zeros() as usize;
+                b &= b - 1;
+                for w24 in &t24[page * PAGE_WORDS..(page + 1) * PAGE_WORDS] {
+                    let w = w24.load(Relaxed);
+                    if w != 0 {
+                        w24.store(0, Release);
+                        if entry_is_group(w) {
+                            self.live_groups -= 1;
+                            self.quarantine
+                                .push_back((entry_index(w) as u32, Instant::now()));
+                        }
+                    }
+                }
+            }
+            *bits = 0;
+        }
+    }
+}
+
+/// A reader's first step for `addr`: `(tbl24 word, entry word)` where the entry word comes from
+/// the group if the tbl24 word points at one. `None` if the words are out of range (a file being
+/// rewritten under us is never trusted).
+#[inline]
+pub(crate) fn read_entry(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32) -> Option<(u32, u32)> {
+    let w = t24.get((addr >> 8) as usize)?.load(Relaxed);
+    fence(Acquire);
+    if !entry_is_group(w) {
+        return Some((w, w));
+    }
+    let e = t8
+        .get(entry_index(w) * GROUP_ENTRIES + (addr & 0xff) as usize)?
+        .load(Relaxed);
+    fence(Acquire);
+    Some((w, e))
+}
+
+/// Whether the words [`read_entry`] returned are still in place (the reader's last step).
+#[inline]
+pub(crate) fn still(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32, w: u32, e: u32) -> bool {
+    if entry_is_group(w) {
+        let now = t8[entry_index(w) * GROUP_ENTRIES + (addr & 0xff) as usize].load(Relaxed);
+        fence(Acquire);
+        if now != e {
+            return false;
+        }
+    }
+    t24[(addr >> 8) as usize].load(Relaxed) == w
+}

@@ -1,0 +1,304 @@
+//! Multi-process stress test of the DIR-24-8 lookup path.
+//!
+//! The test re-executes its own binary as two reader processes (selected by an environment
+//! variable) that map the route table read-only and do longest-prefix lookups, while this process
+//! changes routes as fast as it can for about two seconds: it toggles prefixes of a fixed family
+//! per address range in and out (which allocates, folds and reuses tbl8 groups and reuses route
+//! slots), rewrites their contents, and republishes generations.
+//!
+//! Every address has a known finite set of prefixes that can ever contain it, some of them
+//! always present, and every route's fields derive from its prefix and its version. A reader
+//! fails on any answer outside that set, any answer shorter than an always-present prefix, a
+//! missing answer, or a route whose fields disagree (a torn or reused slot).
+#![cfg(not(loom))]
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rtm_proto::shm::{RouteReader, RouteWriter, Versioned};
+use rtm_proto::{Prefix, Route};
+
+const TEST_NAME: &str = "lpm_stress";
+const ROLE_ENV: &str = "RTM_LPM_STRESS_READER";
+/// /16 blocks 10.B.0.0/16 for B in 0..BLOCKS.
+const BLOCKS: u32 = 64;
+/// /24s per block that have a family of longer prefixes (third octet 0..FAMILIES); third octets
+/// FAMILIES..FAMILIES+2 have none.
+const FAMILIES: u32 = 4;
+const WRITE_FOR: Duration = Duration::from_secs(2);
+const READ_AT_MOST: Duration = Duration::from_secs(5);
+const CHILD_TIMEOUT: Duration = Duration::from_secs(6);
+const STOP: u64 = u64::MAX;
+
+fn pfx(a: u32, len: u8) -> Prefix {
+    Prefix::new(Ipv4Addr::from(a), len).unwrap()
+}
+
+/// Prefixes that are always present: 10.0.0.0/8 and every block's /16.
+fn fixed() -> Vec<Prefix> {
+    let mut v = vec![pfx(0x0a00_0000, 8)];
+    v.extend((0..BLOCKS).map(|b| pfx(0x0a00_0000 | b << 16, 16)));
+    v
+}
+
+/// Prefixes the writer toggles: per family a /24, a /28 (x.x.x.16) and a /32 (x.x.x.17), plus a
+/// /20 per block that covers the families.
+fn toggled() -> Vec<Prefix> {
+    let mut v = Vec::new();
+    for b in 0..BLOCKS {
+        let base = 0x0a00_0000 | b << 16;
+        v.push(pfx(base, 20));
+        for f in 0..FAMILIES {
+            let a = base | f << 8;
+            v.push(pfx(a, 24));
+            v.push(pfx(a | 16, 28));
+            v.push(pfx(a | 17, 32));
+        }
+    }
+    v
+}
+
+/// Every field of the route written as version `n` of `dst` derives from (dst, n).
+fn route_for(dst: Prefix, n: u64) -> Route {
+    let m = n as u32;
+    let h = dst.addr_u32().wrapping_mul(0x9e37_79b9) ^ u32::from(dst.len()) ^ m;
+    Route {
+        dst,
+        via: (m % 3 != 0).then(|| Ipv4Addr::from(h)),
+        dev: (m % 5 != 0).then(|| format!("e{}", h % 10_000).parse().unwrap()),
+        metric: m,
+    }
+}
+
+/// The prefixes that may answer a lookup of `a` (longest first), and the shortest length an
+/// answer may have (the longest always-present prefix containing `a`).
+fn candidates(a: u32) -> (Vec<Prefix>, u8) {
+    let mut c = Vec::new();
+    let block = (a >> 16) & 0xff;
+    if a >> 24 != 10 {
+        return (c, 33);
+    }
+    let third = (a >> 8) & 0xff;
+    let last = a & 0xff;
+    if block < BLOCKS {
+        if third < FAMILIES {
+            if last == 17 {
+                c.push(pfx(a, 32));
+            }
+            if (16..32).contains(&last) {
+                c.push(pfx(a & !0xf, 28));
+            }
+            c.push(pfx(a & !0xff, 24));
+        }
+        if third < 16 {
+            c.push(pfx(a & !0xfff, 20));
+        }
+        c.push(pfx(a & !0xffff, 16));
+        c.push(pfx(0x0a00_0000, 8));
+        (c, 16)
+    } else {
+        c.push(pfx(0x0a00_0000, 8));
+        (c, 8)
+    }
+}
+
+fn check(a: u32, got: Option<Versioned<Route>>) -> Result<(), String> {
+    let (cands, min_len) = candidates(a);
+    let addr = Ipv4Addr::from(a);
+    let Some(v) = got else {
+        return if cands.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("lookup({addr}) found nothing"))
+        };
+    };
+    if !cands.contains(&v.entry.dst) || v.entry.dst.len() < min_len {
+        return Err(format!(
+            "lookup({addr}) returned {}, possible: {cands:?} (at least /{min_len})",
+            v.entry.dst
+        ));
+    }
+    let want = route_for(v.entry.dst, v.seq);
+    if v.entry != want {
+        return Err(format!(
+            "lookup({addr}) returned a torn route {:?} seq {}, want {want:?}",
+            v.entry, v.seq
+        ));
+    }
+    Ok(())
+}
+
+fn reader_main(path: &Path) -> Result<u64, String> {
+    let start = Instant::now();
+    let mut r = RouteReader::open(path).map_err(|e| e.to_string())?;
+    let mut lookups = 0u64;
+    let mut x = std::process::id().wrapping_mul(0x2545_f491) | 1;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    loop {
+        if r.is_retired() {
+            r.refresh().map_err(|e| e.to_string())?;
+        }
+        if r.table_seq() == STOP || start.elapsed() > READ_AT_MOST {
+            break;
+        }
+        for _ in 0..1000 {
+            let x = rand();
+            // Mostly addresses in the families, some elsewhere in the blocks and outside them.
+            let a = match x % 8 {
+                0 => 0x0a00_0000 | (x >> 8) & 0x00ff_ffff,
+                1 => x,
+                _ => {
+                    let block = (x >> 3) % (BLOCKS + 2);
+                    let third = (x >> 10) % (FAMILIES + 2);
+                    let last = [0, 15, 16, 17, 18, 31, 32, 255][((x >> 16) % 8) as usize];
+                    0x0a00_0000 | block << 16 | third << 8 | last
+                }
+            };
+            check(a, r.lookup(Ipv4Addr::from(a)))?;
+            lookups += 1;
+        }
+    }
+    Ok(lookups)
+}
+
+#[test]
+fn lpm_stress() {
+    if let Ok(path) = std::env::var(ROLE_ENV) {
+        match reader_main(Path::new(&path)) {
+            Ok(n) => {
+                println!("LOOKUPS {n}");
+                assert!(n > 0, "no lookups");
+            }
+            Err(e) => {
+                eprintln!("reader {}: {e}", std::process::id());
+                std::process::exit(3);
+            }
+        }
+        return;
+    }
+
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let path = dir.path().join("routes");
+    let fixed = fixed();
+    let toggled = toggled();
+    // Little spare capacity: slots and groups get reused quickly.
+    let cap = fixed.len() + toggled.len() + 8;
+    let mut w = RouteWriter::create(&path, cap, 0o644).unwrap();
+    let mut n = 1u64;
+    for &p in &fixed {
+        w.upsert(&route_for(p, n), n).unwrap();
+        n += 1;
+    }
+    let mut present = vec![false; toggled.len()];
+
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+                .env(ROLE_ENV, &path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let start = Instant::now();
+    let mut republished = 0;
+    let mut next_republish = Duration::from_millis(300);
+    while start.elapsed() < WRITE_FOR {
+        for _ in 0..1000 {
+            let r = rand();
+            if r % 16 == 0 {
+                // Rewrite an always-present prefix in place.
+                let p = fixed[(r >> 8) as usize % fixed.len()];
+                w.upsert(&route_for(p, n), n).unwrap();
+            } else {
+                let i = (r >> 8) as usize % toggled.len();
+                if present[i] && r % 3 != 0 {
+                    assert!(w.remove(&toggled[i], n));
+                    present[i] = false;
+                } else {
+                    w.upsert(&route_for(toggled[i], n), n).unwrap();
+                    present[i] = true;
+                }
+            }
+            n += 1;
+        }
+        if start.elapsed() > next_republish {
+            next_republish += Duration::from_millis(300);
+            let r = RouteReader::open(&path).unwrap();
+            let entries = r.entries();
+            assert_eq!(entries.len(), w.len());
+            w.republish(entries).unwrap();
+            republished += 1;
+        }
+    }
+    w.set_table_seq(STOP);
+    let writes = n;
+
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    for (k, child) in children.iter_mut().enumerate() {
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("reader {k} (pid {}) timed out and was killed", child.id());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        let mut err = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(
+            status.success(),
+            "reader {k} failed: {status}\n{out}\n{err}"
+        );
+        let lookups: u64 = out
+            .lines()
+            .find_map(|l| l.split("LOOKUPS ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("reader {k} printed no count:\n{out}\n{err}"))
+            .parse()
+            .unwrap();
+        assert!(lookups > 0, "reader {k} did no lookups");
+        println!("reader {k}: {lookups} checked lookups");
+    }
+    println!(
+        "writer: {writes} changes, {republished} republishes, final generation {}",
+        w.generation()
+    );
+    assert!(republished > 0);
+}
