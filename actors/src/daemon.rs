@@ -115,14 +115,20 @@ fn try_lock(path: &Path) -> Result<Option<File>, StartError> {
     }
 }
 
-/// Binds the socket, refusing to take over a live daemon's and replacing a stale one.
-fn bind_socket(config: &Config) -> Result<(UnixListener, File), StartError> {
+/// Claims the socket path: takes its lock, refusing to take over a live daemon's socket.
+fn claim_socket(config: &Config) -> Result<File, StartError> {
     let path = &config.socket;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io("cannot create socket directory", dir))?;
     }
     let lock_path = config.socket_lock_path();
-    let lock = try_lock(&lock_path)?.ok_or_else(|| StartError::SocketBusy(path.clone()))?;
+    try_lock(&lock_path)?.ok_or_else(|| StartError::SocketBusy(path.clone()))
+}
+
+/// Binds the claimed socket, replacing a stale one. Done last, once the tables are ready: a
+/// client that can connect finds them in shared memory.
+fn bind_socket(config: &Config) -> Result<UnixListener, StartError> {
+    let path = &config.socket;
     match fs::symlink_metadata(path) {
         Ok(meta) => {
             // A daemon that predates the lock file, or one in another mount namespace, still
@@ -142,7 +148,7 @@ fn bind_socket(config: &Config) -> Result<(UnixListener, File), StartError> {
     }
     fs::set_permissions(path, fs::Permissions::from_mode(config.socket_mode))
         .map_err(io("cannot set socket mode", path))?;
-    Ok((listener, lock))
+    Ok(listener)
 }
 
 /// Runs the daemon until it stops; returns the process exit code.
@@ -152,7 +158,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     let signals = system
         .block_on(async { OsSignals::install() })
         .map_err(io("cannot install signal handlers", Path::new("-")))?;
-    let (socket, socket_lock) = bind_socket(&config)?;
+    let socket_lock = claim_socket(&config)?;
     fs::create_dir_all(&config.shm_dir)
         .map_err(io("cannot create shm directory", &config.shm_dir))?;
     let shm_lock_path = config.shm_lock_path();
@@ -175,6 +181,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
                 .map_err(|e| io("cannot set shared-memory group", &p)(e.into()))?;
         }
     }
+    let socket = bind_socket(&config)?;
     let cleanup = vec![
         config.socket.clone(),
         config.socket_lock_path(),

@@ -251,19 +251,39 @@ impl<'de> Deserialize<'de> for MacAddr {
 // ===== IfName =====
 
 /// A Linux interface name: 1–15 bytes, no `/`, whitespace or control characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IfName(String);
+///
+/// Stored inline (no allocation), so routes are cheap to copy out of shared memory and small in
+/// the daemon's tables.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IfName {
+    len: u8,
+    buf: [u8; IFNAME_MAX],
+}
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 
 impl IfName {
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ever built from a `&str` (`from_str`), so the bytes are UTF-8.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl PartialOrd for IfName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Ordered like the names as strings.
+impl Ord for IfName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -286,34 +306,50 @@ impl FromStr for IfName {
         };
         match why {
             Some(w) => Err(ParseError::IfName(s.to_string(), w)),
-            None => Ok(IfName(s.to_string())),
+            None => {
+                let mut buf = [0u8; IFNAME_MAX];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                Ok(IfName {
+                    len: s.len() as u8,
+                    buf,
+                })
+            }
         }
     }
 }
 
 impl fmt::Display for IfName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for IfName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl Serialize for IfName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for IfName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let s = String::deserialize(d)?;
-        s.parse().map_err(D::Error::custom)
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IfName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an interface name")
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<IfName, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
