@@ -134,6 +134,8 @@ struct Metric {
 struct Report {
     metrics: Vec<Metric>,
     notes: Vec<String>,
+    /// `name: skipped (why)` lines for parts that could not run.
+    skipped: Vec<(String, String)>,
 }
 
 impl Report {
@@ -145,6 +147,11 @@ impl Report {
         };
         eprintln!("  {}: {} {}", m.name, fmt_value(m.value), m.unit);
         self.metrics.push(m);
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        eprintln!("  {name}: skipped ({why})");
+        self.skipped.push((name.to_string(), why.to_string()));
     }
 
     fn note(&mut self, s: impl Into<String>) {
@@ -621,7 +628,7 @@ fn run(args: &Args) -> Result<()> {
             phase("kernel FIB comparison (ip -batch in a fresh network namespace)");
             kernel::compare(&routes, scratch.path(), &dl, &mut rep)?;
         } else {
-            rep.note("kernel_compare: skipped (needs root to create a network namespace)");
+            rep.skip("kernel_compare", "needs root to create a network namespace");
         }
     }
 
@@ -1000,6 +1007,7 @@ fn print_report(args: &Args, s: &Sizes, rep: &Report, elapsed_s: f64) {
             "metrics": metrics,
             "units": units,
             "notes": rep.notes,
+            "skipped": rep.skipped.iter().map(|(n, w)| (n.clone(), Value::from(w.clone()))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{out}");
     } else {
@@ -1009,6 +1017,9 @@ fn print_report(args: &Args, s: &Sizes, rep: &Report, elapsed_s: f64) {
         }
         for m in &rep.metrics {
             out += &format!("{}: {} {}\n", m.name, fmt_value(m.value), m.unit);
+        }
+        for (name, why) in &rep.skipped {
+            out += &format!("{name}: skipped ({why})\n");
         }
         out += &format!("# elapsed {elapsed_s:.1} s\n");
         print!("{out}");
