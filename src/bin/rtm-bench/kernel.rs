@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use rtm::Route;
 
 use crate::table::{DEV, LOCAL_ADDR};
-use crate::util::{count_lines, run_ok, Guarded};
+use crate::util::{count_lines, proc_cpu_s, reaped_children_cpu_s, run_ok, Guarded};
 use crate::{Deadline, Report};
 
 /// A network namespace that lives as long as this value (and never longer than rtm-bench):
@@ -97,6 +97,14 @@ pub fn compare(routes: &[Route], dir: &Path, dl: &Deadline, rep: &mut Report) ->
         }
         f.flush()?;
     }
+    let del = dir.join("kernel-routes-del.batch");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&del)?);
+        for r in routes {
+            writeln!(f, "route del {}", r.dst)?;
+        }
+        f.flush()?;
+    }
     let n = routes.len() as u64;
     for listeners in [0usize, 1, 8] {
         let ns = NetNs::new()?;
@@ -113,15 +121,25 @@ pub fn compare(routes: &[Route], dir: &Path, dl: &Deadline, rep: &mut Report) ->
         }
         // Let the listeners join the multicast group before the inserts start.
         thread::sleep(Duration::from_millis(300));
+        let mons_cpu0: f64 = mons.iter().map(|m| proc_cpu_s(m.id())).sum();
+        let cpu0 = reaped_children_cpu_s();
         let t0 = Instant::now();
         let mut cmd = ns.ip(&["-batch"]);
         cmd.arg(&batch);
         run_ok(cmd, dl.cap(Duration::from_secs(900))?)?;
         let secs = t0.elapsed().as_secs_f64();
+        // `nsenter` execs `ip` in place, so the reaped child's CPU is that of `ip -batch`
+        // (user time plus the kernel's work in its syscalls).
+        let cpu = reaped_children_cpu_s() - cpu0;
         rep.add(
             format!("kernel_inserts_per_s_listeners_{listeners}"),
             n as f64 / secs,
             "ops/s",
+        );
+        rep.add(
+            format!("kernel_ip_cpu_us_per_insert_listeners_{listeners}"),
+            cpu * 1e6 / n as f64,
+            "us",
         );
         if listeners > 0 {
             // Wait until the listeners have printed everything they are going to get: all of
@@ -142,6 +160,12 @@ pub fn compare(routes: &[Route], dir: &Path, dl: &Deadline, rep: &mut Report) ->
                 }
                 thread::sleep(Duration::from_millis(20));
             }
+            let mons_cpu: f64 = mons.iter().map(|m| proc_cpu_s(m.id())).sum::<f64>() - mons_cpu0;
+            rep.add(
+                format!("kernel_listeners_cpu_us_per_insert_listeners_{listeners}"),
+                mons_cpu * 1e6 / n as f64,
+                "us",
+            );
             let got: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
             let received: u64 = got.iter().map(|&g| g.min(n)).sum();
             let expected = n * listeners as u64;
@@ -161,16 +185,15 @@ pub fn compare(routes: &[Route], dir: &Path, dl: &Deadline, rep: &mut Report) ->
                 "%",
             );
         } else {
-            // Flush of the whole FIB, beside our flush_ms (no listeners).
+            // Deletes of the same routes (no listeners), one `ip -batch` as for the inserts.
             let t0 = Instant::now();
-            run_ok(
-                ns.ip(&["route", "flush", "table", "main"]),
-                dl.cap(Duration::from_secs(300))?,
-            )?;
+            let mut cmd = ns.ip(&["-batch"]);
+            cmd.arg(&del);
+            run_ok(cmd, dl.cap(Duration::from_secs(900))?)?;
             rep.add(
-                "kernel_flush_ms_listeners_0",
-                t0.elapsed().as_secs_f64() * 1e3,
-                "ms",
+                "kernel_deletes_per_s_listeners_0",
+                n as f64 / t0.elapsed().as_secs_f64(),
+                "ops/s",
             );
         }
         drop(mons);

@@ -162,9 +162,7 @@ impl Report {
 }
 
 fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1000.0 {
+    if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 1000.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
@@ -260,16 +258,7 @@ impl Daemon {
 
     /// Daemon CPU time so far (user + system), in seconds.
     fn cpu_s(&self) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) else {
-            return f64::NAN;
-        };
-        // Fields after the command name (which may hold spaces) start at state (field 3).
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state field.
-        let hz = 100.0; // USER_HZ on Linux
-        (ticks(11) + ticks(12)) / hz
+        util::proc_cpu_s(self.pid())
     }
 
     /// SIGTERM, then wait (bounded); killed by its handle if it does not stop.
@@ -509,19 +498,21 @@ impl Perf {
 
 // ===== lookups in process =====
 
-/// Runs `f` over `keys` in passes until `min` has passed; lookups per second and a checksum.
+/// Runs `f` over `keys` in passes until this thread has used `min` of CPU time; lookups per
+/// CPU-second and a checksum. (Per CPU-second, not wall-clock second: on a shared machine the
+/// time other processes run must not count against the code measured.)
 fn rate<K>(keys: &[K], min: Duration, mut f: impl FnMut(&K) -> u64) -> (f64, u64) {
     let mut n = 0u64;
     let mut sum = 0u64;
-    let t0 = Instant::now();
+    let t0 = util::thread_cpu_ns();
     loop {
         for k in keys {
             sum = sum.wrapping_add(f(std::hint::black_box(k)));
         }
         n += keys.len() as u64;
-        let el = t0.elapsed();
-        if el >= min {
-            return (n as f64 / el.as_secs_f64(), std::hint::black_box(sum));
+        let el = util::thread_cpu_ns() - t0;
+        if el as u128 >= min.as_nanos() {
+            return (n as f64 * 1e9 / el as f64, std::hint::black_box(sum));
         }
     }
 }
@@ -742,8 +733,10 @@ fn measure(
     }));
     let perf = Perf::start(perf_for("clients_1"), daemon.pid())?;
     let cpu0 = daemon.cpu_s();
+    let ccpu0 = clients_cpu_s(&one);
     let secs = pump(&rt, &mut w, ops, &one, dl)?;
     let cpu = daemon.cpu_s() - cpu0;
+    let ccpu = clients_cpu_s(&one) - ccpu0;
     perf.stop();
     let r = one
         .pop()
@@ -753,6 +746,11 @@ fn measure(
     rep.add(
         "daemon_cpu_us_per_update_clients_1",
         cpu * 1e6 / n as f64,
+        "us",
+    );
+    rep.add(
+        "clients_cpu_us_per_update_clients_1",
+        ccpu * 1e6 / n as f64,
         "us",
     );
     rep.add(
@@ -782,8 +780,10 @@ fn measure(
     }));
     let perf = Perf::start(perf_for("clients_8"), daemon.pid())?;
     let cpu0 = daemon.cpu_s();
+    let ccpu0 = clients_cpu_s(&many);
     let secs = pump(&rt, &mut w, ops, &many, dl)?;
     let cpu = daemon.cpu_s() - cpu0;
+    let ccpu = clients_cpu_s(&many) - ccpu0;
     perf.stop();
     rep.add(
         format!("updates_per_s_clients_{k}"),
@@ -793,6 +793,11 @@ fn measure(
     rep.add(
         format!("daemon_cpu_us_per_update_clients_{k}"),
         cpu * 1e6 / n as f64,
+        "us",
+    );
+    rep.add(
+        format!("clients_cpu_us_per_update_clients_{k}"),
+        ccpu * 1e6 / n as f64,
         "us",
     );
 
@@ -888,6 +893,11 @@ fn measure(
     );
     rep.add("flush_reply_ms", flush_reply, "ms");
     Ok(())
+}
+
+/// CPU seconds used so far by all the client processes together.
+fn clients_cpu_s(cs: &[ClientProc]) -> f64 {
+    cs.iter().map(|c| util::proc_cpu_s(c.child.id())).sum()
 }
 
 /// Notifications a follower lost: expected − received, plus one per resync.

@@ -21,6 +21,51 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CPU time this thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID). In-process lookup
+/// rates are taken per second of it, so time the scheduler gives to other processes on a busy
+/// machine does not count against the code measured.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
+    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/PID/stat`
+/// (10 ms resolution); NaN if it cannot be read.
+pub fn proc_cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0 // USER_HZ
+}
+
+/// CPU time (user + system) of every child this process has reaped, in seconds.
+pub fn reaped_children_cpu_s() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage only writes into it.
+    let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    let rc = unsafe { nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, &mut ru) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: nix::libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Waits for a child until `deadline`; on expiry kills it by its own handle and reaps it.
 pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
     let end = Instant::now() + deadline;
