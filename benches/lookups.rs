@@ -1,1 +1,160 @@
-fn main() {}
+//! Lookups from a shared-memory table file vs in-process baselines, on the same generated
+//! Internet-like table and the same keys as `rtm-bench`.
+//!
+//! `cargo bench --bench lookups` (table size: `RTM_BENCH_ROUTES`, default 1,048,576 routes;
+//! `RTM_BENCH_ARPS`, default 65,536 entries). The shm file is written with `ShmWriter` in a
+//! temporary directory and read through `ShmReader`, exactly as clients read rtmd's file.
+
+#[path = "../src/bin/rtm-bench/table.rs"]
+mod table;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::LazyLock;
+
+use divan::{black_box, Bencher};
+use ipnet::Ipv4Net;
+use prefix_trie::PrefixMap;
+use rtm_proto::shm::{ShmReader, ShmWriter};
+use rtm_proto::{ArpEntry, MacAddr, Route};
+
+const KEYS: usize = 1 << 20;
+
+fn env_size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Data {
+    _dir: tempfile::TempDir,
+    _route_writer: ShmWriter<Route>,
+    _arp_writer: ShmWriter<ArpEntry>,
+    routes: ShmReader<Route>,
+    arps: ShmReader<ArpEntry>,
+    trie: PrefixMap<Ipv4Net, u32>,
+    map: HashMap<MacAddr, ArpEntry>,
+    addrs: Vec<Ipv4Addr>,
+    uniform: Vec<Ipv4Addr>,
+    macs: Vec<MacAddr>,
+}
+
+static DATA: LazyLock<Data> = LazyLock::new(|| {
+    let n = env_size("RTM_BENCH_ROUTES", 1 << 20);
+    let m = env_size("RTM_BENCH_ARPS", 65_536);
+    let seed = table::DEFAULT_SEED;
+    let routes = table::internet_routes(n, seed);
+    let arps = table::arp_entries(m, seed);
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("tempdir");
+    let rpath = dir.path().join("bench.route");
+    let apath = dir.path().join("bench.arp");
+    let mut rw = ShmWriter::<Route>::create(&rpath, n, 0o644).expect("route shm");
+    for (i, r) in routes.iter().enumerate() {
+        rw.upsert(r, i as u64 + 1).expect("upsert route");
+    }
+    let mut aw = ShmWriter::<ArpEntry>::create(&apath, m, 0o644).expect("arp shm");
+    for (i, a) in arps.iter().enumerate() {
+        aw.upsert(a, i as u64 + 1).expect("upsert arp");
+    }
+    let mut trie = PrefixMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        trie.insert(
+            Ipv4Net::new(r.dst.addr(), r.dst.len()).expect("prefix"),
+            i as u32,
+        );
+    }
+    Data {
+        routes: ShmReader::open(&rpath).expect("open route shm"),
+        arps: ShmReader::open(&apath).expect("open arp shm"),
+        _route_writer: rw,
+        _arp_writer: aw,
+        _dir: dir,
+        trie,
+        map: arps.iter().map(|a| (a.mac, a.clone())).collect(),
+        addrs: table::routed_addrs(&routes, KEYS, seed),
+        uniform: table::uniform_addrs(KEYS, seed),
+        macs: table::random_macs(&arps, KEYS, seed),
+    }
+});
+
+/// Runs `f` on the next key of `keys` (cycling) in each iteration.
+fn cycle<K: Copy, T>(b: Bencher, keys: &[K], f: impl Fn(K) -> T) {
+    let mut i = 0usize;
+    b.bench_local(|| {
+        i = (i + 1) & (keys.len() - 1);
+        f(black_box(keys[i]))
+    });
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn lpm_shm(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.addrs, |a| d.routes.lookup(a).map(|v| v.entry.metric));
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn lpm_prefix_trie(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.addrs, |a| {
+        d.trie
+            .get_lpm(&Ipv4Net::new(a, 32).expect("/32"))
+            .map(|(_, v)| *v)
+    });
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn lpm_shm_uniform(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.uniform, |a| {
+        d.routes.lookup(a).map(|v| v.entry.metric)
+    });
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn lpm_prefix_trie_uniform(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.uniform, |a| {
+        d.trie
+            .get_lpm(&Ipv4Net::new(a, 32).expect("/32"))
+            .map(|(_, v)| *v)
+    });
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn arp_shm(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.macs, |m| d.arps.get(&m).map(|v| v.entry.ip));
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn arp_hashmap(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.macs, |m| d.map.get(&m).map(|e| e.ip));
+}
+
+/// One pass over every key of every structure, so the page tables of the (128 MB) shm mapping
+/// and the caches are warm before divan takes its samples; otherwise the first samples measure
+/// page faults.
+fn warm(d: &Data) {
+    let mut sum = 0u64;
+    for &a in d.addrs.iter().chain(&d.uniform) {
+        sum += d.routes.lookup(a).map_or(0, |v| v.entry.metric as u64);
+        sum += d
+            .trie
+            .get_lpm(&Ipv4Net::new(a, 32).expect("/32"))
+            .map_or(0, |(_, v)| *v as u64);
+    }
+    for m in &d.macs {
+        sum += d.arps.get(m).map_or(0, |v| u32::from(v.entry.ip) as u64);
+        sum += d.map.get(m).map_or(0, |e| u32::from(e.ip) as u64);
+    }
+    black_box(sum);
+}
+
+fn main() {
+    warm(&DATA);
+    divan::main();
+}

@@ -1,4 +1,0 @@
-fn main() {
-    eprintln!("rtm-bench: not built yet");
-    std::process::exit(1);
-}

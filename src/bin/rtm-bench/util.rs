@@ -1,0 +1,239 @@
+//! Clocks, child processes under deadlines, percentiles, memory figures.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// CLOCK_MONOTONIC in nanoseconds. The clock is system-wide, so timestamps taken in different
+/// processes compare directly.
+pub fn now_ns() -> u64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time this thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID). In-process lookup
+/// rates are taken per second of it, so time the scheduler gives to other processes on a busy
+/// machine does not count against the code measured.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
+    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/PID/stat`
+/// (10 ms resolution); NaN if it cannot be read.
+pub fn proc_cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0 // USER_HZ
+}
+
+/// CPU time (user + system) of every child this process has reaped, in seconds.
+pub fn reaped_children_cpu_s() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage only writes into it.
+    let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    let rc = unsafe { nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, &mut ru) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: nix::libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Waits for a child until `deadline`; on expiry kills it by its own handle and reaps it.
+pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + deadline;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Runs a command to completion under a deadline (killed by its handle on expiry), capturing
+/// stdout and stderr on threads so a chatty child never blocks.
+pub fn run(mut cmd: Command, deadline: Duration) -> Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().with_context(|| format!("spawn {what}"))?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_deadline(&mut child, deadline)
+        .ok_or_else(|| anyhow!("{what} did not finish within {deadline:?} (killed)"))?;
+    Ok(Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    })
+}
+
+/// Like [`run`], but a non-zero exit is an error that quotes stderr.
+pub fn run_ok(cmd: Command, deadline: Duration) -> Result<Output> {
+    let what = format!("{cmd:?}");
+    let o = run(cmd, deadline)?;
+    if !o.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    Ok(o)
+}
+
+/// A child that is killed (by its own handle) and reaped when dropped.
+pub struct Guarded(pub Child);
+
+impl Guarded {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits up to `d` for a clean exit, then kills.
+    pub fn finish(mut self, d: Duration) -> Option<ExitStatus> {
+        wait_deadline(&mut self.0, d)
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Counts the lines a reader yields, on a thread; the count is shared.
+pub fn count_lines<R: Read + Send + 'static>(r: R) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let n = std::sync::Arc::new(AtomicU64::new(0));
+    let n2 = n.clone();
+    thread::spawn(move || {
+        let mut r = BufReader::with_capacity(1 << 16, r);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    n2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    n
+}
+
+/// The `q` quantile (0..=1) of sorted values (nearest rank).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// A field of `/proc/PID/status` in bytes (the file gives kB).
+pub fn proc_status_bytes(pid: u32, field: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
+            let kb: u64 = rest
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .with_context(|| format!("parse {field} in /proc/{pid}/status"))?;
+            return Ok(kb * 1024);
+        }
+    }
+    bail!("no {field} in /proc/{pid}/status")
+}
+
+/// Bytes actually allocated to a file (st_blocks × 512): what a sparse tmpfs file costs.
+pub fn allocated_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    Ok(m.blocks() * 512)
+}
+
+/// Apparent size of a file.
+pub fn file_len(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .len())
+}
+
+/// A scratch directory removed (recursively) when dropped.
+pub struct ScratchDir(pub std::path::PathBuf);
+
+impl ScratchDir {
+    /// A fresh directory under `/dev/shm` (tmpfs, where production shm lives), else under the
+    /// temp dir.
+    pub fn new(tag: &str) -> Result<ScratchDir> {
+        let pid = std::process::id();
+        let nanos = now_ns();
+        for base in [Path::new("/dev/shm"), &std::env::temp_dir()] {
+            let p = base.join(format!("rtm-bench-{tag}-{pid}-{nanos}"));
+            if std::fs::create_dir(&p).is_ok() {
+                return Ok(ScratchDir(p));
+            }
+        }
+        bail!("cannot create a scratch directory in /dev/shm or the temp dir")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
