@@ -28,7 +28,11 @@ fn frames(data: &[u8], chunk: usize, max: usize) -> (Vec<Vec<u8>>, End) {
         loop {
             match codec.decode(&mut buf) {
                 Ok(Some(f)) => {
-                    assert!(f.len() <= max, "a {}-byte frame passed a {max} limit", f.len());
+                    assert!(
+                        f.len() <= max,
+                        "a {}-byte frame passed a {max} limit",
+                        f.len()
+                    );
                     out.push(f.to_vec());
                 }
                 Ok(None) => break,

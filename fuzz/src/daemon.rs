@@ -88,7 +88,10 @@ fn start() -> Daemon {
         .name("rtmd".into())
         .spawn(move || {
             let r = rtm_actors::run(config);
-            panic!("the in-process rtmd stopped: {:?}", r.map_err(|e| e.to_string()));
+            panic!(
+                "the in-process rtmd stopped: {:?}",
+                r.map_err(|e| e.to_string())
+            );
         })
         .expect("spawn rtmd thread");
     let end = Instant::now() + DEADLINE;
@@ -133,7 +136,10 @@ fn read_exact(s: &mut UnixStream, buf: &mut [u8], end: Instant, what: &str) -> b
     let mut got = 0;
     while got < buf.len() {
         let left = end.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "{what}: the daemon stalled (no answer, no EOF)");
+        assert!(
+            !left.is_zero(),
+            "{what}: the daemon stalled (no answer, no EOF)"
+        );
         s.set_read_timeout(Some(left)).unwrap();
         match s.read(&mut buf[got..]) {
             Ok(0) => return false,
@@ -187,8 +193,11 @@ impl Daemon {
 
     /// Sends one request and collects its answer (all chunks of a `show`).
     fn request(&self, s: &mut UnixStream, id: u32, req: Request) -> Vec<Reply> {
-        s.write_all(&frame(&ClientMsg::Request { id, req: req.clone() }))
-            .unwrap_or_else(|e| panic!("health check {req:?}: write: {e}"));
+        s.write_all(&frame(&ClientMsg::Request {
+            id,
+            req: req.clone(),
+        }))
+        .unwrap_or_else(|e| panic!("health check {req:?}: write: {e}"));
         let end = Instant::now() + DEADLINE;
         let mut out = Vec::new();
         loop {

@@ -17,8 +17,14 @@ use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
 #[derive(Debug, Arbitrary)]
 pub enum FPrefix {
     /// 10.p.0.0 with a length 8..=32 (truncated to a valid prefix).
-    Pool { p: u8, len: u8 },
-    Wild { addr: u32, len: u8 },
+    Pool {
+        p: u8,
+        len: u8,
+    },
+    Wild {
+        addr: u32,
+        len: u8,
+    },
 }
 
 impl FPrefix {
@@ -167,7 +173,10 @@ impl FOp {
 #[derive(Debug, Arbitrary)]
 pub enum FRequest {
     Apply(FOp),
-    Batch { ops: Vec<FOp>, force: bool },
+    Batch {
+        ops: Vec<FOp>,
+        force: bool,
+    },
     RouteShow(Option<FPrefix>),
     RouteGet(FAddr),
     ArpShow(Option<FMac>),
@@ -177,7 +186,11 @@ pub enum FRequest {
     Subscribe(FTables),
     Deregister,
     /// Refused by daemons built without fault injection (the fuzz build has none).
-    Debug { target: u8, point: u8, stall: bool },
+    Debug {
+        target: u8,
+        point: u8,
+        stall: bool,
+    },
 }
 
 impl FRequest {
@@ -324,13 +337,13 @@ impl FSession {
     pub fn wire_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match &self.handshake {
-            FHandshake::Valid { name, sigusr1 } => out.extend(framed(&encode(&ClientMsg::Hello(
-                Hello {
+            FHandshake::Valid { name, sigusr1 } => {
+                out.extend(framed(&encode(&ClientMsg::Hello(Hello {
                     version: PROTOCOL_VERSION,
                     name: name.clone(),
                     caps: Caps { sigusr1: *sigusr1 },
-                },
-            )))),
+                }))))
+            }
             FHandshake::Msg(m) => out.extend(framed(&encode(&m.get()))),
             FHandshake::None => {}
         }
