@@ -54,6 +54,31 @@ pub struct Config {
 }
 
 impl Config {
+    /// The built-in defaults for an instance on `socket` with its tables in `shm_dir`. Callers
+    /// that embed the daemon set what they need with struct update syntax, so new settings
+    /// never break them.
+    pub fn with_defaults(socket: PathBuf, shm_dir: PathBuf) -> Config {
+        Config {
+            socket,
+            shm_dir,
+            instance: "rtm".into(),
+            route_capacity: DEFAULT_ROUTE_CAPACITY,
+            arp_capacity: DEFAULT_ARP_CAPACITY,
+            socket_mode: 0o660,
+            shm_mode: 0o644,
+            socket_gid: None,
+            shm_gid: None,
+            admin_gid: None,
+            state_dir: None,
+            fsync: crate::journal::FsyncPolicy::Always,
+            keep_shm: false,
+            restart_budget: crate::health::RestartBudget::default(),
+            config_file: None,
+            limit_flags: FileConfig::default(),
+            limits: LimitValues::default(),
+        }
+    }
+
     pub fn route_shm_path(&self) -> PathBuf {
         self.shm_dir.join(format!("{}.route", self.instance))
     }

@@ -102,7 +102,9 @@ impl FromStr for Prefix {
                 let len: u8 = l
                     .parse()
                     .ok()
-                    .filter(|&n| n <= 32 && !l.starts_with('+'))
+                    .filter(|&n| {
+                        n <= 32 && !l.starts_with('+') && (l == "0" || !l.starts_with('0'))
+                    })
                     .ok_or_else(|| ParseError::Prefix(s.to_string()))?;
                 (a, len)
             }
@@ -447,6 +449,8 @@ mod tests {
             "x/8",
             "10.0.0.0/",
             "10.0.0.0/+8",
+            "10.0.0.0/08",
+            "0.0.0.0/00",
             "",
         ] {
             let e = bad.parse::<Prefix>().unwrap_err().to_string();
