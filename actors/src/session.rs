@@ -117,6 +117,9 @@ pub struct Session {
     /// A request is being answered.
     busy: bool,
     inflight: Arc<Inflight>,
+    /// The client finished sending (EOF) or sent something malformed: answer what was read
+    /// before it, then close.
+    closing: bool,
 }
 
 type Frame = Result<BytesMut, std::io::Error>;
@@ -155,6 +158,7 @@ impl Session {
                 pending: VecDeque::new(),
                 busy: false,
                 inflight,
+                closing: false,
             }
         })
     }
@@ -207,6 +211,19 @@ impl Session {
         self.busy = false;
         self.inflight.finish();
         self.pump(ctx);
+        self.close_when_answered(ctx);
+    }
+
+    /// Closes the session once every request read so far is answered.
+    fn close_after_pending(&mut self, ctx: &mut Context<Self>) {
+        self.closing = true;
+        self.close_when_answered(ctx);
+    }
+
+    fn close_when_answered(&mut self, ctx: &mut Context<Self>) {
+        if self.closing && !self.busy && self.pending.is_empty() {
+            ctx.stop();
+        }
     }
 
     /// Runs `fut` as the session's current request and replies with its answer.
@@ -508,12 +525,16 @@ impl StreamHandler<Frame> for Session {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        // The client half-closed: it still gets the answers to what it sent.
+        self.close_after_pending(ctx);
     }
 }
 
 impl Session {
     fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
         let msg = match frame
             .map_err(|e| e.to_string())
             .and_then(|b| wire::decode::<ClientMsg>(&b).map_err(|e| e.to_string()))
@@ -526,7 +547,7 @@ impl Session {
                     pid = self.peer.pid,
                     "closing session: {why}"
                 );
-                ctx.stop();
+                self.close_after_pending(ctx);
                 return;
             }
         };
@@ -539,7 +560,7 @@ impl Session {
                     session = self.id,
                     said_hello, "closing session: message out of protocol order"
                 );
-                ctx.stop();
+                self.close_after_pending(ctx);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The table actor: sole owner and writer of one table.
 //!
-//! A `TableActor<R>` holds the authoritative copy of its table (a sorted map), the shared-memory
+//! A `TableActor<R>` holds the authoritative copy of its table (a hash map; `show` sorts), the shared-memory
 //! writer that publishes it, the table's sequence counter and the sessions subscribed to it.
 //! Every mutation runs in this order: validate, write shared memory, update the authoritative
 //! copy, then notify subscribers — so a change is in shared memory before anyone hears of it,
@@ -8,8 +8,7 @@
 //!
 //! [`crate::route_table`] and [`crate::arp_table`] instantiate it for routes and neighbours.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,10 +22,14 @@ use crate::health::{catch_panic, ActorKind, Counters, Health};
 use crate::journal::{Journal, JournalError, Recovered};
 use crate::supervision::{self, guarded, Restartable};
 
+/// The authoritative copy of a table. A hash map: every change is one probe (a B-tree walk was
+/// the largest cost per change at 1M routes); `show` sorts what it returns.
+pub type Entries<R> = HashMap<<R as Record>::Key, Versioned<R>, foldhash::fast::RandomState>;
+
 /// What one staged operation does, in the order of the request.
 enum Effect<R: Record> {
-    /// The key now holds the entry in the authoritative copy; `bool`: it existed before.
-    Put(R::Key, u64, bool),
+    /// The entry as written; `bool`: the key existed before.
+    Put(R, u64, bool),
     Del(R::Key, u64),
     Flush(u64),
 }
@@ -34,7 +37,7 @@ enum Effect<R: Record> {
 /// How to take one staged operation back (with the table's seq before it).
 enum Undo<R: Record> {
     Key(R::Key, Option<Versioned<R>>, u64),
-    Flush(BTreeMap<R::Key, Versioned<R>>, u64),
+    Flush(Entries<R>, u64),
 }
 
 /// How often a table does its housekeeping.
@@ -149,7 +152,7 @@ pub struct TableActor<R: TableRecord>
 where
     R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
-    entries: BTreeMap<R::Key, Versioned<R>>,
+    entries: Entries<R>,
     shm: Option<ShmWriter<R>>,
     capacity: usize,
     seq: u64,
@@ -171,7 +174,7 @@ where
     pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
         TableActor {
             capacity: shm.capacity(),
-            entries: BTreeMap::new(),
+            entries: Entries::<R>::default(),
             shm: Some(shm),
             seq: 0,
             subscribers: HashMap::new(),
@@ -195,7 +198,7 @@ where
         }
         shm.set_table_seq(recovered.seq);
         let mut t = TableActor::new(shm, health);
-        t.entries = recovered.entries;
+        t.entries = recovered.entries.into_iter().collect();
         t.seq = recovered.seq;
         t.journal = Some(journal);
         Ok(t)
@@ -263,7 +266,10 @@ where
         };
         rec.validate()?;
         let key = rec.key();
-        let exists = self.entries.contains_key(&key);
+        let full = self.entries.len() >= self.capacity;
+        let capacity = self.capacity;
+        let slot = self.entries.entry(key);
+        let exists = matches!(slot, std::collections::hash_map::Entry::Occupied(_));
         match (must_exist, exists) {
             (Some(false), true) => {
                 return Err(Failure::Exists {
@@ -279,21 +285,27 @@ where
             }
             _ => {}
         }
-        if !exists && self.entries.len() >= self.capacity {
-            return Err(self.full(key));
+        if !exists && full {
+            return Err(Failure::Full {
+                table,
+                capacity: capacity as u64,
+                key: Self::key_text(key),
+            });
         }
-        let old = self.entries.insert(key, Versioned { entry: rec, seq });
+        let new = Versioned {
+            entry: rec.clone(),
+            seq,
+        };
+        let old = match slot {
+            std::collections::hash_map::Entry::Occupied(mut o) => Some(o.insert(new)),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(new);
+                None
+            }
+        };
         undo.push(Undo::Key(key, old, self.seq));
         self.seq = seq;
-        Ok(Effect::Put(key, seq, exists))
-    }
-
-    fn full(&self, key: R::Key) -> Failure {
-        Failure::Full {
-            table: R::TABLE,
-            capacity: self.capacity as u64,
-            key: Self::key_text(key),
-        }
+        Ok(Effect::Put(rec, seq, exists))
     }
 
     /// Puts the authoritative copy back as it was before the staged operations.
@@ -321,10 +333,7 @@ where
             return Ok(());
         };
         let staged: Result<(), JournalError> = effects.iter().try_for_each(|e| match *e {
-            Effect::Put(key, seq, _) => match self.entries.get(&key) {
-                Some(v) => journal.stage_put(seq, &v.entry),
-                None => Ok(()),
-            },
+            Effect::Put(ref rec, seq, _) => journal.stage_put(seq, rec),
             Effect::Del(key, seq) => journal.stage_del(seq, &key),
             Effect::Flush(seq) => journal.stage_flush(seq),
         });
@@ -361,16 +370,9 @@ where
                         seq,
                     }
                 }
-                Effect::Put(key, seq, existed) => {
-                    // A later op of the same batch may have deleted or rewritten the key: shared
-                    // memory then gets the entry as it is now (the later op's effect follows).
-                    if let Some(v) = self.entries.get(&key) {
-                        let v = Versioned {
-                            entry: v.entry.clone(),
-                            seq,
-                        };
-                        shm.upsert(&v.entry, v.seq).map_err(|e| e.to_string())?;
-                    }
+                Effect::Put(rec, seq, existed) => {
+                    shm.upsert(&rec, seq).map_err(|e| e.to_string())?;
+                    let key = rec.key();
                     Event::Change {
                         table,
                         op: if existed {
@@ -556,10 +558,15 @@ where
         let out = guarded(self, ctx, |act, _| match msg.key {
             Some(k) => act
                 .entries
-                .range((Bound::Included(k), Bound::Included(k)))
-                .map(|(_, v)| v.entry.clone())
+                .get(&k)
+                .map(|v| v.entry.clone())
+                .into_iter()
                 .collect(),
-            None => act.entries.values().map(|v| v.entry.clone()).collect(),
+            None => {
+                let mut all: Vec<R> = act.entries.values().map(|v| v.entry.clone()).collect();
+                all.sort_unstable_by_key(|r| r.key());
+                all
+            }
         });
         MessageResult(out.ok_or_else(Self::crashed))
     }
