@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rtm::wire::{
-    self, Caps, ClientMsg, DebugAction, DebugTarget, Failure, Hello, Op, PanicPoint, Reply,
-    Request, ServerMsg, Tables,
+    self, Caps, ClientMsg, DebugAction, DebugTarget, Failure, Hello, Op, Reply, Request, ServerMsg,
+    Tables,
 };
 use rtm::{IfName, MacAddr, Prefix, Route};
 
