@@ -100,7 +100,7 @@ pub fn internet_routes(n: usize, seed: u64) -> Vec<Route> {
         out.push(Route {
             dst: Prefix::new(Ipv4Addr::from(addr), len).expect("host bits cleared"),
             via: Some(gw),
-            dev: Some(dev.clone()),
+            dev: Some(dev),
             metric: 0,
         });
     }
@@ -145,7 +145,7 @@ pub fn arp_entries(n: usize, seed: u64) -> Vec<ArpEntry> {
         out.push(ArpEntry {
             mac,
             ip: Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff)),
-            dev: Some(dev.clone()),
+            dev: Some(dev),
         });
     }
     out
