@@ -95,6 +95,35 @@ fn lpm_shm(b: Bencher) {
     cycle(b, &d.addrs, |a| d.routes.lookup(a).map(|v| v.entry.metric));
 }
 
+/// Addresses per `lookup_batch` call (a burst of packets).
+const BURST: usize = 256;
+
+/// `lookup_batch` on the next `BURST` keys per iteration; divan reports it per address.
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn lpm_shm_batched(b: Bencher) {
+    let d = &*DATA;
+    batches(b, &d.addrs);
+}
+
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn lpm_shm_batched_uniform(b: Bencher) {
+    let d = &*DATA;
+    batches(b, &d.uniform);
+}
+
+fn batches(b: Bencher, keys: &[Ipv4Addr]) {
+    let d = &*DATA;
+    let mut out = vec![None; BURST];
+    let mut i = 0usize;
+    b.counter(divan::counter::ItemsCount::new(BURST))
+        .bench_local(|| {
+            i = (i + BURST) & (keys.len() - 1);
+            d.routes
+                .lookup_batch(black_box(&keys[i..i + BURST]), &mut out);
+            out.iter().flatten().map(|v| v.entry.metric).sum::<u32>()
+        });
+}
+
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn lpm_prefix_trie(b: Bencher) {
     let d = &*DATA;

@@ -274,6 +274,25 @@ impl IfName {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..usize::from(self.len)]
     }
+
+    /// The name of length `len` whose bytes start `buf`, the rest of `buf` zero (how table slots
+    /// store it), accepted exactly when [`IfName::from_str`] would accept those bytes and the
+    /// padding is zero. Decoding a slot is on the lookup path, so the usual names (printable
+    /// ASCII) are checked without building a `&str` or allocating.
+    #[inline(always)]
+    pub(crate) fn from_padded(len: u8, buf: [u8; IFNAME_MAX]) -> Option<IfName> {
+        let n = usize::from(len);
+        if n == 0 || n > IFNAME_MAX || buf[n..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        let name = &buf[..n];
+        // Printable ASCII except '/' is neither whitespace nor a control character, so such a
+        // name passes every check of `from_str` except the reserved names.
+        if name.iter().all(|&b| (0x21..0x7f).contains(&b) && b != b'/') {
+            return (name != b"." && name != b"..").then_some(IfName { len, buf });
+        }
+        std::str::from_utf8(name).ok()?.parse().ok()
+    }
 }
 
 impl PartialOrd for IfName {
@@ -429,6 +448,62 @@ impl fmt::Debug for ArpEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `from_padded` (the slot decoder's fast check) accepts exactly what parsing accepts.
+    #[test]
+    fn if_name_from_padded_agrees_with_parsing() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        // Bytes that matter: controls, space, '/', '.', printable ASCII, DEL, UTF-8 pieces.
+        let pool: Vec<u8> = [
+            0u8, 1, 9, 0x0b, 0x1f, b' ', b'/', b'.', b'a', b'Z', b'0', b'-', 0x7e,
+        ]
+        .into_iter()
+        .chain([0x7f, 0x80, 0x85, 0xa0, 0xc2, 0xc3, 0xe2, 0x80, 0xa9, 0xff])
+        .collect();
+        let mut cases: Vec<(u8, [u8; IFNAME_MAX])> = vec![
+            (1, *b".\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+            (2, *b"..\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+            (3, *b"...\0\0\0\0\0\0\0\0\0\0\0\0"),
+            (15, *b"a23456789012345"),
+            (0, [0; IFNAME_MAX]),
+            (16, *b"a23456789012345"),
+            (4, *b"eth0\0\0\0\0\0\0\0\0\0\0x"),
+        ];
+        // U+0085 (NEL, whitespace and control) and U+00A0 (no-break space, whitespace) in UTF-8.
+        cases.push((3, *b"a\xc2\x85\0\0\0\0\0\0\0\0\0\0\0\0"));
+        cases.push((3, *b"a\xc2\xa0\0\0\0\0\0\0\0\0\0\0\0\0"));
+        cases.push((3, *b"\xc3\xa9a\0\0\0\0\0\0\0\0\0\0\0\0"));
+        for _ in 0..200_000 {
+            let len = rng.random_range(0..=16u8);
+            let mut buf = [0u8; IFNAME_MAX];
+            for b in buf.iter_mut().take(usize::from(len)) {
+                *b = if rng.random_range(0..4) == 0 {
+                    pool[rng.random_range(0..pool.len())]
+                } else {
+                    rng.random_range(0x21..0x7f)
+                };
+            }
+            if rng.random_range(0..50) == 0 {
+                buf[rng.random_range(0..IFNAME_MAX)] = rng.random();
+            }
+            cases.push((len, buf));
+        }
+        let mut accepted = 0;
+        for (len, buf) in cases {
+            let n = usize::from(len);
+            let want = (n <= IFNAME_MAX && buf[n.min(IFNAME_MAX)..].iter().all(|&b| b == 0))
+                .then(|| std::str::from_utf8(&buf[..n]).ok()?.parse::<IfName>().ok())
+                .flatten();
+            let got = IfName::from_padded(len, buf);
+            assert_eq!(got, want, "len {len} bytes {buf:?}");
+            if let Some(g) = got {
+                assert_eq!(g.as_bytes(), &buf[..n]);
+                accepted += 1;
+            }
+        }
+        assert!(accepted > 1000);
+    }
 
     #[test]
     fn prefix_parsing() {

@@ -1,4 +1,4 @@
-//! Multi-process stress test of the DIR-24-8 lookup path.
+//! Multi-process stress test of the DIR-24-8 lookup path (single and batched lookups).
 //!
 //! The test re-executes its own binary as two reader processes (selected by an environment
 //! variable) that map the route table read-only and do longest-prefix lookups, while this process
@@ -135,6 +135,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
     let start = Instant::now();
     let mut r = RouteReader::open(path).map_err(|e| e.to_string())?;
     let mut lookups = 0u64;
+    let mut batched = 0u64;
     let mut x = std::process::id().wrapping_mul(0x2545_f491) | 1;
     let mut rand = move || {
         x ^= x << 13;
@@ -142,6 +143,9 @@ fn reader_main(path: &Path) -> Result<u64, String> {
         x ^= x << 5;
         x
     };
+    let mut round = 0u64;
+    let mut addrs = Vec::with_capacity(1000);
+    let mut out = Vec::with_capacity(1000);
     loop {
         if r.is_retired() {
             r.refresh().map_err(|e| e.to_string())?;
@@ -149,6 +153,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
         if r.table_seq() == STOP || start.elapsed() > READ_AT_MOST {
             break;
         }
+        addrs.clear();
         for _ in 0..1000 {
             let x = rand();
             // Mostly addresses in the families, some elsewhere in the blocks and outside them.
@@ -162,9 +167,30 @@ fn reader_main(path: &Path) -> Result<u64, String> {
                     0x0a00_0000 | block << 16 | third << 8 | last
                 }
             };
-            check(a, r.lookup(Ipv4Addr::from(a)))?;
-            lookups += 1;
+            addrs.push(Ipv4Addr::from(a));
         }
+        // Rounds alternate between single lookups and batches of varying length.
+        round += 1;
+        if round % 2 == 0 {
+            for &a in &addrs {
+                check(a.into(), r.lookup(a))?;
+            }
+        } else {
+            let len = 1 + (round / 2 % 100) as usize;
+            for chunk in addrs.chunks(len) {
+                out.clear();
+                out.resize(chunk.len(), None);
+                r.lookup_batch(chunk, &mut out);
+                for (&a, got) in chunk.iter().zip(out.drain(..)) {
+                    check(a.into(), got)?;
+                }
+            }
+            batched += addrs.len() as u64;
+        }
+        lookups += addrs.len() as u64;
+    }
+    if batched == 0 {
+        return Err("no batched lookups".to_string());
     }
     Ok(lookups)
 }

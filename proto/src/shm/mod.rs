@@ -37,7 +37,7 @@ use std::path::PathBuf;
 
 pub use layout::{TableKind, PAYLOAD_WORDS};
 #[cfg(not(loom))]
-pub use reader::ShmReader;
+pub use reader::{ShmReader, BATCH_GROUP};
 #[cfg(not(loom))]
 pub use writer::ShmWriter;
 

@@ -93,6 +93,35 @@ fn check_lookups(r: &RouteReader, model: &Model, rng: &mut StdRng, n: usize, ctx
         let a = Ipv4Addr::from(a);
         assert_eq!(r.lookup(a).as_ref(), model.lpm(a), "{ctx}: lookup({a})");
     }
+    check_batches(r, model, rng, n, ctx);
+}
+
+/// `lookup_batch` against the model and against `lookup`, on batches of lengths around the
+/// group size (and empty ones), about `n` addresses in all.
+fn check_batches(r: &RouteReader, model: &Model, rng: &mut StdRng, n: usize, ctx: &str) {
+    let g = crate::shm::BATCH_GROUP;
+    let mut lens = vec![0, 1, g - 1, g, g + 1, 2 * g + 3];
+    while lens.iter().sum::<usize>() < n {
+        lens.push(rng.random_range(0..4 * g));
+    }
+    for len in lens {
+        let addrs: Vec<Ipv4Addr> = (0..len)
+            .map(|k| match k % 7 {
+                // Repeats within a batch, and the extremes.
+                0 if k > 0 => Ipv4Addr::from(rng.random_range(0..2u32) * u32::MAX),
+                1 if k > 1 => Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + k as u32),
+                _ => model.probe_addr(rng),
+            })
+            .collect();
+        // Stale answers in `out` must be overwritten.
+        let stale = model.trie.iter().next().map(|(_, v)| v.clone());
+        let mut out = vec![stale; len];
+        r.lookup_batch(&addrs, &mut out);
+        for (a, got) in addrs.iter().zip(&out) {
+            assert_eq!(got.as_ref(), model.lpm(*a), "{ctx}: batch of {len}: {a}");
+            assert_eq!(*got, r.lookup(*a), "{ctx}: batch of {len} vs lookup: {a}");
+        }
+    }
 }
 
 #[test]
@@ -241,6 +270,23 @@ fn lpm_nested_edges() {
         r.lookup(Ipv4Addr::new(200, 1, 2, 3)).unwrap().entry.dst,
         at(0)
     );
+    // The same answers batched: /32, /31, /28, /24 and /0 (many times over, in several groups).
+    let addrs: Vec<Ipv4Addr> = (0..3 * crate::shm::BATCH_GROUP as u32 + 5)
+        .map(|k| match k % 5 {
+            0 => a,
+            1 => Ipv4Addr::new(10, 1, 2, 2),
+            2 => Ipv4Addr::new(10, 1, 2, 0),
+            3 => Ipv4Addr::new(10, 1, 2, 200),
+            _ => Ipv4Addr::from(0xc801_0203 + k),
+        })
+        .collect();
+    let mut out = vec![None; addrs.len()];
+    r.lookup_batch(&addrs, &mut out);
+    let want = [at(32), at(31), at(28), at(24), at(0)];
+    for (k, got) in out.iter().enumerate() {
+        assert_eq!(got.as_ref().unwrap().entry.dst, want[k % 5], "{}", addrs[k]);
+    }
+    r.lookup_batch(&[], &mut []);
     for len in [32, 31, 28, 24] {
         assert!(w.remove(&at(len), 2));
     }
@@ -257,6 +303,16 @@ fn lpm_nested_edges() {
     w.upsert(&route(at(32), 7), 6).unwrap();
     assert_eq!(r.lookup(a).unwrap().seq, 6);
     assert_eq!(r.lookup(Ipv4Addr::new(10, 1, 2, 4)), None);
+}
+
+#[test]
+#[should_panic(expected = "lookup_batch")]
+fn lookup_batch_wants_as_many_answers_as_addresses() {
+    let d = super::tests::dir();
+    let path = d.path().join("routes");
+    let _w = RouteWriter::create(&path, 10, 0o644).unwrap();
+    let r = RouteReader::open(&path).unwrap();
+    r.lookup_batch(&[Ipv4Addr::LOCALHOST; 3], &mut [None, None]);
 }
 
 #[test]

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::layout::{
-    check_header, entry_depth, entry_index, hash, home_slot, meta_seq, meta_state, next_slot, Slot,
-    HEADER_SIZE, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE, SLOT_WORDS, STATE_RETIRED,
+    check_header, entry_depth, entry_index, entry_is_group, hash, home_slot, meta_seq, meta_state,
+    next_slot, Slot, GROUP_ENTRIES, HEADER_SIZE, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE,
+    SLOT_WORDS, STATE_RETIRED, TBL24_ENTRIES,
 };
 use super::lpm::{read_entry, still};
 use super::mapping::{map_read_only, Mapping};
 use super::seqlock::{read_slot, try_read_slot};
-use super::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
+use super::sync::{fence, AtomicU32, Ordering::Acquire, Ordering::Relaxed};
 use super::{file_id, Record, ShmError, Versioned};
 use crate::types::{Prefix, Route};
 
@@ -34,6 +35,7 @@ pub struct ShmReader<R: Record> {
     _record: PhantomData<fn() -> R>,
 }
 
+#[inline]
 fn payload(w: &[u64; SLOT_WORDS]) -> [u64; PAYLOAD_WORDS] {
     w[..PAYLOAD_WORDS].try_into().expect("6 words")
 }
@@ -213,10 +215,19 @@ impl<R: Record> ShmReader<R> {
 /// Attempts of the DIR-24-8 path before [`ShmReader::lookup`] falls back to hash probes.
 const LPM_ATTEMPTS: u32 = 64;
 
-/// One DIR-24-8 attempt.
+/// Addresses [`ShmReader::lookup_batch`] works on together: their memory loads are issued
+/// back to back so that the misses overlap. Measured on a 300k-route table (random addresses):
+/// groups of 8 / 16 / 32 gave about 7.5 / 9 / 11 M lookups/s; prefetching the next group's tbl24
+/// words on top did not help.
+pub const BATCH_GROUP: usize = 32;
+
+/// How one DIR-24-8 attempt ended. The answer itself (a route or none) is written to the
+/// caller's place directly: a `Route` is built byte by byte, and copying it again right after
+/// (as returning it inside an enum did) stalls on store forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attempt {
-    Found(Versioned<Route>),
-    NoRoute,
+    /// The answer was written.
+    Done,
     /// Something changed under us (or the slot is being written): try again.
     Retry,
 }
@@ -230,10 +241,10 @@ impl ShmReader<Route> {
     /// it probes the hash table for `addr/32` down to `addr/0` instead.
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
         let a = u32::from(addr);
+        let mut answer = None;
         for k in 0..LPM_ATTEMPTS {
-            match self.lpm_attempt(a) {
-                Attempt::Found(v) => return Some(v),
-                Attempt::NoRoute => return None,
+            match self.lpm_attempt(a, &mut answer) {
+                Attempt::Done => return answer,
                 Attempt::Retry if k < LPM_ATTEMPTS / 2 => std::hint::spin_loop(),
                 Attempt::Retry => std::thread::yield_now(),
             }
@@ -241,19 +252,122 @@ impl ShmReader<Route> {
         self.lookup_by_probing(addr)
     }
 
-    fn lpm_attempt(&self, a: u32) -> Attempt {
+    /// [`ShmReader::lookup`] for many addresses: `out[i]` becomes the longest match of
+    /// `addrs[i]`, with the same guarantees as `lookup` (each answer was the longest match at
+    /// some moment during the call).
+    ///
+    /// Faster than one `lookup` after another on tables that don't fit in the caches: a lookup
+    /// is a chain of two dependent memory loads (the tbl24/tbl8 word, then the route's slot),
+    /// each usually a cache and TLB miss. This does the addresses [`BATCH_GROUP`] at a time,
+    /// one step at a time (all tbl24 words, then the tbl8 words, then touching the slots), so the
+    /// misses of a group are in flight together instead of one after another; then it
+    /// validates each answer exactly as `lookup` does. An address whose answer doesn't
+    /// validate (the writer changed something under it) is looked up again with `lookup`.
+    ///
+    /// # Panics
+    /// If `addrs` and `out` differ in length.
+    pub fn lookup_batch(&self, addrs: &[Ipv4Addr], out: &mut [Option<Versioned<Route>>]) {
+        assert_eq!(
+            addrs.len(),
+            out.len(),
+            "lookup_batch: {} addresses but {} answer places",
+            addrs.len(),
+            out.len()
+        );
+        for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
+            self.lookup_group(a, o);
+        }
+    }
+
+    /// [`ShmReader::lookup_batch`] for at most [`BATCH_GROUP`] addresses (and as many answers).
+    #[inline]
+    fn lookup_group(&self, addrs: &[Ipv4Addr], out: &mut [Option<Versioned<Route>>]) {
+        let n = addrs.len().min(out.len()).min(BATCH_GROUP);
+        let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
+        // A route reader's mapping always has the whole tbl24 (checked when it was opened); as an
+        // array, every `addr >> 8` indexes it without a bounds check.
+        let Ok(t24) = <&[AtomicU32; TBL24_ENTRIES]>::try_from(t24) else {
+            for (o, &a) in out.iter_mut().zip(addrs) {
+                *o = self.lookup(a);
+            }
+            return;
+        };
+        // Step 1 of the reader rules (what `read_entry` does for one address), for the whole
+        // group: first every tbl24 word (independent loads whose misses overlap), one acquire
+        // fence, then the tbl8 words of those that point at a group, one acquire fence. Per
+        // address the loads and fences are in the same order as in `read_entry`.
+        let mut a = [0u32; BATCH_GROUP];
+        let mut w = [0u32; BATCH_GROUP];
+        for i in 0..n {
+            a[i] = u32::from(addrs[i]);
+            w[i] = t24[(a[i] >> 8) as usize].load(Relaxed);
+        }
+        fence(Acquire);
+        // The entry words; `None` where a group index is out of range (`lookup` retries those).
+        let mut e = [None::<u32>; BATCH_GROUP];
+        for i in 0..n {
+            e[i] = if entry_is_group(w[i]) {
+                t8.get(entry_index(w[i]) * GROUP_ENTRIES + (a[i] & 0xff) as usize)
+                    .map(|x| x.load(Relaxed))
+            } else {
+                Some(w[i])
+            };
+        }
+        fence(Acquire);
+        // Start loading the route slots' cache lines: a plain load of each seqlock word, whose
+        // value is not used. The real read of each slot, under its seqlock, follows in
+        // `finish_attempt` and then hits the cache.
+        let slots = self.slots();
+        let mut touched = 0u64;
+        for &x in e.iter().take(n).flatten() {
+            if x != 0 {
+                if let Some(slot) = slots.get(entry_index(x)) {
+                    touched ^= slot.seq.load(Relaxed);
+                }
+            }
+        }
+        // Keeps the touching loads from being optimized away.
+        std::hint::black_box(touched);
+        // Steps 2-4, exactly as for a single lookup; whatever doesn't validate goes through
+        // `lookup` (retries, then the hash-probe fallback).
+        for i in 0..n {
+            let done = e[i].map(|x| self.finish_attempt(a[i], w[i], x, &mut out[i]));
+            if done != Some(Attempt::Done) {
+                out[i] = self.lookup(addrs[i]);
+            }
+        }
+    }
+
+    /// One DIR-24-8 attempt for `a`; on `Done` the answer is in `answer`.
+    fn lpm_attempt(&self, a: u32, answer: &mut Option<Versioned<Route>>) -> Attempt {
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         let Some((w, e)) = read_entry(t24, t8, a) else {
             return Attempt::Retry;
         };
+        self.finish_attempt(a, w, e, answer)
+    }
+
+    /// Steps 2–4 of the reader rules (see [`super::layout`]) for the tbl24 word `w` and the entry
+    /// word `e` that step 1 ([`read_entry`], or the batched equivalent) read for `a`: read the
+    /// slot `e` names, check it is the prefix `e` promises and contains `a`, re-check `w`/`e`.
+    /// On `Done` the answer is in `answer` (which is left alone on `Retry`).
+    #[inline]
+    fn finish_attempt(
+        &self,
+        a: u32,
+        w: u32,
+        e: u32,
+        answer: &mut Option<Versioned<Route>>,
+    ) -> Attempt {
+        let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         if e == 0 {
             // Read directly from tbl24 the word is the answer; through a group, the group must
             // still belong to this /24.
-            return if w == e || still(t24, t8, a, w, e) {
-                Attempt::NoRoute
-            } else {
-                Attempt::Retry
-            };
+            if w == e || still(t24, t8, a, w, e) {
+                *answer = None;
+                return Attempt::Done;
+            }
+            return Attempt::Retry;
         }
         let depth = entry_depth(e);
         let Some(slot) = self.slots().get(entry_index(e)) else {
@@ -274,19 +388,20 @@ impl ShmReader<Route> {
         if !still(t24, t8, a, w, e) {
             return Attempt::Retry;
         }
-        Attempt::Found(Versioned {
+        *answer = Some(Versioned {
             entry: route,
             seq: meta_seq(words[META_WORD]),
-        })
+        });
+        Attempt::Done
     }
 
     /// One DIR-24-8 attempt without retries or fallback (tests check the fast path alone):
     /// `Some(answer)` unless the attempt had to retry.
     #[cfg(test)]
     pub(super) fn lookup_lpm_once(&self, addr: Ipv4Addr) -> Option<Option<Versioned<Route>>> {
-        match self.lpm_attempt(u32::from(addr)) {
-            Attempt::Found(v) => Some(Some(v)),
-            Attempt::NoRoute => Some(None),
+        let mut answer = None;
+        match self.lpm_attempt(u32::from(addr), &mut answer) {
+            Attempt::Done => Some(answer),
             Attempt::Retry => None,
         }
     }

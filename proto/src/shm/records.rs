@@ -43,19 +43,15 @@ fn encode_dev(dev: Option<&IfName>) -> [u64; 2] {
 }
 
 /// `Some(None)` for no device, `Some(Some(name))` for a valid one, `None` if the words are invalid.
+#[inline(always)]
 fn decode_dev(w: [u64; 2]) -> Option<Option<IfName>> {
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&w[0].to_le_bytes());
-    b[8..].copy_from_slice(&w[1].to_le_bytes());
-    let n = b[0] as usize;
-    if n > IFNAME_MAX || b[1 + n..].iter().any(|&x| x != 0) {
-        return None;
-    }
-    if n == 0 {
+    if w == [0, 0] {
         return Some(None);
     }
-    let s = std::str::from_utf8(&b[1..=n]).ok()?;
-    Some(Some(s.parse().ok()?))
+    let b = ((u128::from(w[1]) << 64) | u128::from(w[0])).to_le_bytes();
+    let (len, name) = b.split_first().expect("16 bytes");
+    // Length 0 with a non-zero byte after it is refused here too.
+    IfName::from_padded(*len, name.try_into().expect("15 bytes")).map(Some)
 }
 
 impl Record for Route {
@@ -95,6 +91,7 @@ impl Record for Route {
         ]
     }
 
+    #[inline]
     fn decode(w: &[u64; PAYLOAD_WORDS]) -> Option<Route> {
         if w[0] >> 40 != 0 || w[1] >> 33 != 0 || w[2] >> 32 != 0 || w[3] != 0 {
             return None;

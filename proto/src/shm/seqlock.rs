@@ -42,11 +42,13 @@ pub enum ReadError {
 }
 
 /// One read attempt: the slot words if they were read torn-free.
+#[inline]
 pub fn try_read_slot(slot: &Slot) -> Result<[u64; SLOT_WORDS], ReadError> {
     try_read_words(&slot.seq, &slot.words)
 }
 
 /// The reader side for any number of words guarded by `seq` (see [`write_words`]).
+#[inline]
 pub fn try_read_words<const N: usize>(
     seq: &AtomicU64,
     src: &[AtomicU64; N],

@@ -517,6 +517,24 @@ fn rate<K>(keys: &[K], min: Duration, mut f: impl FnMut(&K) -> u64) -> (f64, u64
     }
 }
 
+/// Addresses per `lookup_batch` call in the batched LPM figure (a burst of packets).
+const LOOKUP_BURST: usize = 256;
+
+/// Lookups per second of thread CPU time through `lookup_batch`, `LOOKUP_BURST` addresses a
+/// call, over `addrs` (cycled) for at least `min`.
+fn batched_rate(reader: &ShmReader<Route>, addrs: &[Ipv4Addr], min: Duration) -> f64 {
+    let bursts: Vec<&[Ipv4Addr]> = addrs.chunks(LOOKUP_BURST).collect();
+    let mut out = vec![None; LOOKUP_BURST];
+    let (calls_per_s, _) = rate(&bursts, min, |b| {
+        let out = &mut out[..b.len()];
+        reader.lookup_batch(b, out);
+        out.iter()
+            .map(|v| v.as_ref().map_or(0, |v| v.entry.metric as u64 + 1))
+            .sum()
+    });
+    calls_per_s * addrs.len() as f64 / bursts.len().max(1) as f64
+}
+
 fn trie_of(routes: &[Route]) -> PrefixMap<Ipv4Net, u32> {
     let mut t = PrefixMap::new();
     for (i, r) in routes.iter().enumerate() {
@@ -946,6 +964,33 @@ fn lookups(
     rep.add("lpm_lookups_per_s", shm_rate, "lookups/s");
     rep.add("lpm_baseline_prefix_trie_per_s", trie_rate, "lookups/s");
     rep.add("lpm_speedup_vs_prefix_trie", shm_rate / trie_rate, "x");
+    // The same addresses through `lookup_batch`, in bursts as a data plane would have them.
+    let mut out = vec![None; LOOKUP_BURST];
+    let batched_mismatches: usize = addrs[..check]
+        .chunks(LOOKUP_BURST)
+        .map(|b| {
+            reader.lookup_batch(b, &mut out[..b.len()]);
+            b.iter()
+                .zip(&out)
+                .filter(|(&a, v)| {
+                    v.as_ref().map(|v| v.entry.dst.to_string())
+                        != trie_lpm(&trie, a).map(|(p, _)| p.to_string())
+                })
+                .count()
+        })
+        .sum();
+    rep.add(
+        "lpm_batched_mismatches",
+        batched_mismatches as f64,
+        "lookups",
+    );
+    let batch_rate = batched_rate(&reader, &addrs, s.lookup_time);
+    rep.add("lpm_lookups_batched_per_s", batch_rate, "lookups/s");
+    rep.add(
+        "lpm_batched_speedup_vs_prefix_trie",
+        batch_rate / trie_rate,
+        "x",
+    );
     let uni = table::uniform_addrs(s.lookup_keys, seed);
     let hits = uni
         .iter()
@@ -958,6 +1003,11 @@ fn lookups(
         trie_lpm(&trie, a).map_or(0, |(_, v)| v as u64 + 1)
     });
     rep.add("lpm_uniform_lookups_per_s", shm_u, "lookups/s");
+    rep.add(
+        "lpm_uniform_lookups_batched_per_s",
+        batched_rate(&reader, &uni, s.lookup_time),
+        "lookups/s",
+    );
     rep.add(
         "lpm_uniform_baseline_prefix_trie_per_s",
         trie_u,
