@@ -163,3 +163,24 @@ fn flags_keep_precedence_over_the_file_across_reloads() {
     names.sort();
     assert_eq!(names, ["a", "b"]);
 }
+
+#[test]
+fn a_daemon_whose_stderr_is_gone_still_serves_and_stops_cleanly() {
+    // Logs to a pipe whose reader is gone (a closed terminal, a restarted log collector).
+    let mut inst = Instance::start();
+    inst.signal_daemon(Signal::SIGTERM);
+    inst.wait_daemon();
+    let mut cmd = inst.daemon_cmd(&[]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stderr.take());
+    inst.daemon = Some(child);
+    inst.eventually("rtmd answers", || code(&inst.ctl(&["status"])) == 0);
+    inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    assert_eq!(inst.ctl_ok(&["route", "show"]), "10.1.0.0/16 dev eth0\n");
+    inst.signal_daemon(Signal::SIGTERM);
+    let st = inst.wait_daemon();
+    assert!(st.success(), "rtmd: {st}");
+    assert!(!path_exists(&inst.socket), "socket left behind");
+}

@@ -105,11 +105,12 @@ impl SignalBroker {
     }
 
     fn on_signal(&mut self, sig: OsSignal) {
-        info!("received {sig:?}");
+        // Pass it on before anything that could fail (even logging).
         match sig {
             OsSignal::Term | OsSignal::Int => self.shutdown.do_send(Shutdown),
             OsSignal::Hup => self.reload.do_send(Reload),
         }
+        info!("received {sig:?}");
         // An armed panic fails the broker after it passed the signal on.
         self.faults.trip(PanicPoint::Stream);
     }

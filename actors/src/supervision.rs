@@ -68,19 +68,22 @@ where
 pub fn failed<A: Restartable>(act: &mut A, ctx: &mut Context<A>, why: &str) {
     let kind = A::KIND.name();
     let health = act.health();
+    // Logging comes last and may not fail the recovery itself.
     if health.record_restart(A::KIND, why) {
-        error!(actor = kind, "actor failed: {why}; restarting it");
         ctx.stop();
+        let _ = catch_panic(|| error!(actor = kind, "actor failed: {why}; restarting it"));
     } else {
         let b = health.budget();
-        error!(
-            actor = kind,
-            "actor failed: {why}; restart budget spent ({} restarts within {:?}): \
-             stopping rtmd with exit code {EXIT_RESTART_BUDGET} so that it is restarted as a \
-             whole",
-            b.max,
-            b.window
-        );
         System::current().stop_with_code(EXIT_RESTART_BUDGET);
+        let _ = catch_panic(|| {
+            error!(
+                actor = kind,
+                "actor failed: {why}; restart budget spent ({} restarts within {:?}): \
+                 stopping rtmd with exit code {EXIT_RESTART_BUDGET} so that it is restarted \
+                 as a whole",
+                b.max,
+                b.window
+            )
+        });
     }
 }

@@ -199,6 +199,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal, never in a log file or the journal.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log write that fails (stderr closed) must not panic in whatever actor logged.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
