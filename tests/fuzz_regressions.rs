@@ -295,7 +295,15 @@ fn hostile_sessions_are_answered_or_closed_and_leave_the_daemon_healthy() {
                 }),
             ),
             req(7, Request::Deregister),
-            req(8, Request::Status),
+            // Answered on the spot (no table involved) if the session still took it.
+            req(
+                8,
+                Request::Debug(DebugAction::Stall {
+                    target: DebugTarget::Session,
+                    ms: 0,
+                }),
+            ),
+            req(9, Request::Status),
         ]
         .concat(),
         "subscribe twice, debug, deregister",

@@ -348,6 +348,9 @@ impl Session {
             Request::Deregister => {
                 self.leave();
                 self.answer_now(id, vec![Ok(Reply::Deregistered)]);
+                // Nothing read after it is answered.
+                self.pending.clear();
+                self.closing = true;
                 self.out.close();
                 ctx.stop();
                 return;
