@@ -11,9 +11,13 @@
 //!   the authoritative copy, the shared-memory writer, the sequence counter, the subscribers.
 //! - [`registry`]: the registered subscribers, for `rtmctl clients`, `--max-clients` and flushes.
 //! - [`signal_broker`]: SIGTERM/SIGINT/SIGHUP in, SIGUSR1 out through pidfds.
+//! - [`supervision`]: the guards that turn a panic anywhere in a supervised actor into a
+//!   restart (and the restart budget); [`faults`]: the test hooks behind `fault-injection`.
+//! - [`journal`]: each table's snapshot + journal under `--state-dir`.
 //!
-//! A route added with `rtmctl route add` travels: socket → `Session` → `RouteTable` (validated,
-//! written to shared memory, sequence number assigned) → `Notify` to every subscribed
+//! A route added with `rtmctl route add` travels: socket → `Session` → `RouteTable` (validated
+//! against the authoritative copy, sequence number assigned, made durable in the [`journal`]
+//! if there is one, then written to shared memory) → `Notify` to every subscribed
 //! `Session` → its outbox → the client's socket; the client then reads the entry from its
 //! read-only mapping of the shared-memory file.
 
