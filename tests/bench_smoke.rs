@@ -1,12 +1,13 @@
 //! `rtm-bench --quick` runs end to end and prints every required figure. No thresholds: the
 //! benchmark measures, tests only check that it works (SPEC §6).
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
-const DEADLINE: Duration = Duration::from_secs(55);
+use std::process::Command;
+use std::time::Duration;
+
+/// The whole quick run, killed by its handle past this.
+const BENCH_DEADLINE: Duration = Duration::from_secs(55);
 
 const REQUIRED: &[&str] = &[
     "updates_per_s_clients_1",
@@ -25,42 +26,10 @@ const REQUIRED: &[&str] = &[
 
 #[test]
 fn quick_run_prints_every_figure() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtm-bench"))
-        .arg("--quick")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rtm-bench");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let end = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = t_out.join().unwrap();
-    let stderr = t_err.join().unwrap();
-    let status = status.unwrap_or_else(|| {
-        panic!("rtm-bench --quick did not finish within {DEADLINE:?}\n{stdout}\n{stderr}")
-    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtm-bench"));
+    cmd.arg("--quick");
+    let o = common::run(cmd, None, BENCH_DEADLINE);
+    let (status, stdout, stderr) = (o.status, common::stdout(&o), common::stderr(&o));
     assert!(
         status.success(),
         "rtm-bench --quick: {status}\n{stdout}\n{stderr}"

@@ -359,12 +359,7 @@ fn a_watcher_without_a_sigusr1_handler_survives_flushes() {
         let mut got = BTreeSet::new();
         while got.len() < want.len() {
             let v = watch.next();
-            got.insert(format!(
-                "{} {} {}",
-                v["op"].as_str().unwrap(),
-                v["table"].as_str().unwrap(),
-                v["seq"]
-            ));
+            got.insert(op_table_seq(&v));
         }
         assert_eq!(got, want, "after {flush}");
         // rtm-client prints the same and one signal.
@@ -376,12 +371,7 @@ fn a_watcher_without_a_sigusr1_handler_survives_flushes() {
                 assert_eq!(v["signal"], "SIGUSR1");
                 signals += 1;
             } else {
-                got.insert(format!(
-                    "{} {} {}",
-                    v["op"].as_str().unwrap(),
-                    v["table"].as_str().unwrap(),
-                    v["seq"]
-                ));
+                got.insert(op_table_seq(&v));
             }
         }
         assert_eq!(got, want, "after {flush}");
@@ -407,4 +397,14 @@ fn a_watcher_without_a_sigusr1_handler_survives_flushes() {
         (v["op"].as_str(), v["key"].as_str()),
         (Some("create"), Some("10.9.0.0/16"))
     );
+}
+
+/// `"op table seq"` of an event line, to compare sets of events.
+fn op_table_seq(v: &Value) -> String {
+    format!(
+        "{} {} {}",
+        v["op"].as_str().unwrap(),
+        v["table"].as_str().unwrap(),
+        v["seq"]
+    )
 }

@@ -12,7 +12,8 @@
 //! missing answer, or a route whose fields disagree (a torn or reused slot).
 #![cfg(not(loom))]
 
-use std::io::Read;
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -283,43 +284,7 @@ fn lpm_stress() {
 
     let deadline = Instant::now() + CHILD_TIMEOUT;
     for (k, child) in children.iter_mut().enumerate() {
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("reader {k} (pid {}) timed out and was killed", child.id());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        let mut err = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        assert!(
-            status.success(),
-            "reader {k} failed: {status}\n{out}\n{err}"
-        );
-        let lookups: u64 = out
-            .lines()
-            .find_map(|l| l.split("LOOKUPS ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("reader {k} printed no count:\n{out}\n{err}"))
-            .parse()
-            .unwrap();
-        assert!(lookups > 0, "reader {k} did no lookups");
+        let lookups = common::reap_reader(k, child, deadline, "LOOKUPS ");
         println!("reader {k}: {lookups} checked lookups");
     }
     println!(

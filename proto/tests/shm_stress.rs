@@ -7,7 +7,8 @@
 //! whose fields disagree. Readers exit non-zero on the first inconsistent entry.
 #![cfg(not(loom))]
 
-use std::io::Read;
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -212,43 +213,7 @@ fn torn_read_stress() {
 
     let deadline = Instant::now() + CHILD_TIMEOUT;
     for (k, child) in children.iter_mut().enumerate() {
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("reader {k} (pid {}) timed out and was killed", child.id());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        let mut err = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        assert!(
-            status.success(),
-            "reader {k} failed: {status}\n{out}\n{err}"
-        );
-        let reads: u64 = out
-            .lines()
-            .find_map(|l| l.split("READS ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("reader {k} printed no count:\n{out}\n{err}"))
-            .parse()
-            .unwrap();
-        assert!(reads > 0, "reader {k} did no reads");
+        let reads = common::reap_reader(k, child, deadline, "READS ");
         println!("reader {k}: {reads} consistent reads");
     }
     println!(

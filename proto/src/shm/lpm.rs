@@ -39,6 +39,31 @@ pub(crate) struct Lpm {
     dirty_pages: Vec<u64>,
 }
 
+/// Stores `new` in every entry of tbl24 words `first..first + count` for which `hit` holds:
+/// the word itself, or each of the 256 entries of the group it links to.
+fn rewrite24(
+    t24: &[AtomicU32],
+    t8: &[AtomicU32],
+    first: usize,
+    count: usize,
+    hit: impl Fn(u32) -> bool,
+    new: u32,
+) {
+    for w24 in &t24[first..first + count] {
+        let w = w24.load(Relaxed);
+        if entry_is_group(w) {
+            let base = entry_index(w) * GROUP_ENTRIES;
+            for x in &t8[base..base + GROUP_ENTRIES] {
+                if hit(x.load(Relaxed)) {
+                    x.store(new, Release);
+                }
+            }
+        } else if hit(w) {
+            w24.store(new, Release);
+        }
+    }
+}
+
 /// The `(first index, count)` of the tbl24 words a prefix of length `len <= 24` covers.
 fn range24(addr: u32, len: u8) -> (usize, usize) {
     ((addr >> 8) as usize, 1usize << (24 - len))
@@ -120,19 +145,7 @@ impl Lpm {
         let e = route_entry(slot, len);
         if len <= 24 {
             let (first, count) = range24(addr, len);
-            for w24 in &t24[first..first + count] {
-                let w = w24.load(Relaxed);
-                if entry_is_group(w) {
-                    let base = entry_index(w) * GROUP_ENTRIES;
-                    for x in &t8[base..base + GROUP_ENTRIES] {
-                        if covered(x.load(Relaxed), len) {
-                            x.store(e, Release);
-                        }
-                    }
-                } else if covered(w, len) {
-                    w24.store(e, Release);
-                }
-            }
+            rewrite24(t24, t8, first, count, |w| covered(w, len), e);
             if count >= PAGE_WORDS {
                 for page in first / PAGE_WORDS..(first + count) / PAGE_WORDS {
                     self.dirty_pages[page / 64] |= 1 << (page % 64);
@@ -188,19 +201,7 @@ impl Lpm {
         let e = route_entry(slot, len);
         if len <= 24 {
             let (first, count) = range24(addr, len);
-            for w24 in &t24[first..first + count] {
-                let w = w24.load(Relaxed);
-                if entry_is_group(w) {
-                    let base = entry_index(w) * GROUP_ENTRIES;
-                    for x in &t8[base..base + GROUP_ENTRIES] {
-                        if x.load(Relaxed) == e {
-                            x.store(repl, Release);
-                        }
-                    }
-                } else if w == e {
-                    w24.store(repl, Release);
-                }
-            }
+            rewrite24(t24, t8, first, count, |w| w == e, repl);
             return;
         }
         let i = (addr >> 8) as usize;

@@ -11,14 +11,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use super::*;
 use crate::types::{mask, MacAddr, Prefix};
 
-fn route(dst: Prefix, n: u32) -> Route {
-    Route {
-        dst,
-        via: (n % 3 != 0).then(|| Ipv4Addr::from(n.wrapping_mul(2_654_435_761))),
-        dev: (n % 5 != 0).then(|| format!("eth{}", n % 1000).parse().unwrap()),
-        metric: n,
-    }
-}
+use super::tests::route;
 
 fn net(p: &Prefix) -> Ipv4Net {
     Ipv4Net::new(p.addr(), p.len()).unwrap()

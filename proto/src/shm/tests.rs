@@ -23,7 +23,8 @@ fn p(s: &str) -> Prefix {
     s.parse().unwrap()
 }
 
-fn route(dst: Prefix, n: u32) -> Route {
+/// A route for `dst` whose fields vary with `n` (also used by the model tests).
+pub(super) fn route(dst: Prefix, n: u32) -> Route {
     Route {
         dst,
         via: (n % 3 != 0).then(|| Ipv4Addr::from(n.wrapping_mul(2_654_435_761))),

@@ -8,7 +8,6 @@
 //! touched.
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -31,19 +30,25 @@ struct NetNs {
 
 impl NetNs {
     fn new() -> Result<NetNs> {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--net", "--", "sleep", "3600"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe; nothing else runs in pre_exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let holder = Guarded(cmd.spawn().context("spawn unshare --net")?);
+        // setpriv sets PR_SET_PDEATHSIG, which survives the execs of unshare and sleep: the
+        // holder dies with rtm-bench.
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--pdeathsig",
+            "KILL",
+            "unshare",
+            "--net",
+            "--",
+            "sleep",
+            "3600",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let holder = Guarded(
+            cmd.spawn()
+                .context("spawn setpriv --pdeathsig KILL unshare --net")?,
+        );
         let ns = PathBuf::from(format!("/proc/{}/ns/net", holder.id()));
         // Wait until the holder has entered its own namespace.
         let own = std::fs::read_link("/proc/self/ns/net")?;

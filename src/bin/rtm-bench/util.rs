@@ -11,27 +11,21 @@ use anyhow::{anyhow, bail, Context, Result};
 /// CLOCK_MONOTONIC in nanoseconds. The clock is system-wide, so timestamps taken in different
 /// processes compare directly.
 pub fn now_ns() -> u64 {
-    let mut ts = nix::libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    ns(rustix::time::clock_gettime(
+        rustix::time::ClockId::Monotonic,
+    ))
 }
 
 /// CPU time this thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID). In-process lookup
 /// rates are taken per second of it, so time the scheduler gives to other processes on a busy
 /// machine does not count against the code measured.
 pub fn thread_cpu_ns() -> u64 {
-    let mut ts = nix::libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
-    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ns(rustix::time::clock_gettime(
+        rustix::time::ClockId::ThreadCPUTime,
+    ))
+}
+
+fn ns(ts: rustix::time::Timespec) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -55,15 +49,14 @@ pub fn proc_cpu_s(pid: u32) -> f64 {
 
 /// CPU time (user + system) of every child this process has reaped, in seconds.
 pub fn reaped_children_cpu_s() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value, and getrusage only writes into it.
-    let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    let rc = unsafe { nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, &mut ru) };
-    if rc != 0 {
-        return f64::NAN;
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(ru) => {
+            let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+            tv(ru.user_time()) + tv(ru.system_time())
+        }
+        Err(_) => f64::NAN,
     }
-    let tv = |t: nix::libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Waits for a child until `deadline`; on expiry kills it by its own handle and reaps it.
