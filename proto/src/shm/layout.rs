@@ -102,14 +102,28 @@
 //! 3. Otherwise read slot `e.slot` under its seqlock and accept it only if it is LIVE, decodes to
 //!    a route whose prefix has exactly length `e.depth` and contains `addr`.
 //! 4. Re-load the group entry and `w`; accept only if both are unchanged.
-//! 5. On any failure retry (bounded), then fall back to probing the hash table for
-//!    `addr/32 .. addr/0` (slow but independent of the LPM arrays).
+//! 5. On any failure retry. While the writer is alive (see "Writer liveness") a failure is
+//!    transient (a slot being written, words being changed), so the reader keeps retrying. Once
+//!    the writer is gone, the file no longer changes: the reader falls back to probing the hash
+//!    table for `addr/32 .. addr/0`, skipping a slot the dead writer left odd.
 //!
 //! A stale entry (pointing at a slot or group that was freed and reused) fails step 3 (another
 //! key has another length or does not contain `addr`; the same key is the same prefix) or step 4
 //! (the writer changed the word before reusing what it pointed at, and the fences order those
 //! stores before the reuse). So a lookup returns a route that was the longest match at some
 //! moment during the lookup, never garbage.
+//!
+//! # Writer liveness
+//!
+//! The writer holds an exclusive `flock(2)` on the file from before it is renamed into place
+//! until the writer lets go of the file (a clean stop, a newer generation replacing it, or the
+//! writer's death: the kernel releases the lock of a dead process). A slot whose seqlock word
+//! stays odd is therefore only abandoned when a non-blocking shared `flock` on the reader's own
+//! descriptor succeeds: with the lock held, the writer is merely descheduled in the middle of the
+//! slot and will finish it, so readers wait for it instead of skipping a live entry (skipping it
+//! would make an exact match miss a present key, or a longest-prefix match return a shorter
+//! prefix). Readers release the shared lock at once; `writer_pid` is informational only (a pid
+//! can be recycled).
 //!
 //! # Versioning
 //!

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{flock, FileType, FlockOperation, Mode, OFlags};
 
 use super::layout::{
     check_header, entry_depth, entry_index, entry_is_group, hash, home_slot, meta_seq, meta_state,
@@ -15,7 +15,7 @@ use super::layout::{
 };
 use super::lpm::{read_entry, still};
 use super::mapping::{map_read_only, Mapping};
-use super::seqlock::{read_slot, try_read_slot};
+use super::seqlock::{read_slot, try_read_slot, READ_PATIENCE};
 use super::sync::{fence, AtomicU32, Ordering::Acquire, Ordering::Relaxed};
 use super::{file_id, Record, ShmError, Versioned};
 use crate::types::{Prefix, Route};
@@ -23,11 +23,14 @@ use crate::types::{Prefix, Route};
 /// A read-only view of a table file another process writes.
 ///
 /// The mapping is `PROT_READ` of a file opened `O_RDONLY | O_NOFOLLOW`; the reader never needs
-/// write access. Reads are lock-free: each slot is read under its seqlock, retried a bounded
-/// time, and skipped if it stays unreadable (a writer that died mid-update).
+/// write access. Reads are lock-free: each slot is read under its seqlock and retried while the
+/// writer is alive; a slot that stays unreadable after the writer is gone (it died mid-update) is
+/// skipped.
 pub struct ShmReader<R: Record> {
     path: PathBuf,
     map: Mapping,
+    /// The mapped file, kept open to ask whether its writer still holds the liveness lock.
+    file: File,
     capacity: usize,
     generation: u64,
     /// (st_dev, st_ino) of the mapped file, to notice the path being replaced.
@@ -79,6 +82,7 @@ impl<R: Record> ShmReader<R> {
         Ok(ShmReader {
             path: path.to_path_buf(),
             map,
+            file,
             capacity,
             generation,
             id: file_id(&st),
@@ -90,6 +94,20 @@ impl<R: Record> ShmReader<R> {
         self.map.slots()
     }
 
+    /// Whether the file's writer still holds its exclusive `flock` (layout: "Writer liveness"):
+    /// only then is a slot left odd worth waiting for. If `flock` itself fails (a file system
+    /// without it), the writer counts as gone and odd slots are skipped after the patience.
+    fn writer_alive(&self) -> bool {
+        match flock(&self.file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = flock(&self.file, FlockOperation::Unlock);
+                false
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => true,
+            Err(_) => false,
+        }
+    }
+
     /// The entry with `key`, if present.
     pub fn get(&self, key: &R::Key) -> Option<Versioned<R>> {
         let kw = R::key_word(key);
@@ -97,9 +115,9 @@ impl<R: Record> ShmReader<R> {
         let n = slots.len();
         let mut i = home_slot(hash(kw), n);
         for _ in 0..n {
-            // An unreadable slot (None) is skipped: it may hide an entry, but we never wait
-            // forever on a dead writer.
-            if let Some(w) = read_slot(&slots[i]) {
+            // An unreadable slot (None: its writer died in the middle of it) is skipped: it may
+            // hide an entry, but we never wait forever on a dead writer.
+            if let Some(w) = read_slot(&slots[i], || self.writer_alive()) {
                 match meta_state(w[META_WORD]) {
                     SLOT_EMPTY => return None,
                     SLOT_LIVE if w[0] == kw => {
@@ -132,7 +150,9 @@ impl<R: Record> ShmReader<R> {
             if slot.seq.load(Relaxed) == 0 {
                 continue;
             }
-            let Some(w) = read_slot(slot) else { continue };
+            let Some(w) = read_slot(slot, || self.writer_alive()) else {
+                continue;
+            };
             if meta_state(w[META_WORD]) != SLOT_LIVE {
                 continue;
             }
@@ -212,8 +232,9 @@ impl<R: Record> ShmReader<R> {
     }
 }
 
-/// Attempts of the DIR-24-8 path before [`ShmReader::lookup`] falls back to hash probes.
-const LPM_ATTEMPTS: u32 = 64;
+/// Attempts of the DIR-24-8 path spent spinning; after them a reader yields its CPU between
+/// attempts (the writer may be descheduled in the middle of a change).
+const LPM_SPINS: u32 = 32;
 
 /// Addresses [`ShmReader::lookup_batch`] works on together: their memory loads are issued
 /// back to back so that the misses overlap. Measured on a 300k-route table (random addresses):
@@ -237,19 +258,32 @@ impl ShmReader<Route> {
     ///
     /// Answered from the DIR-24-8 arrays (two dependent loads plus the route's slot); see
     /// [`super::layout`] for why a concurrent update can only make an attempt retry, never
-    /// return a wrong route. After a bounded number of retries (a writer that died mid-update)
-    /// it probes the hash table for `addr/32` down to `addr/0` instead.
+    /// return a wrong route. Attempts are retried while the writer is alive (a retry means a
+    /// change is in progress); if the writer is gone and attempts still fail (it died in the
+    /// middle of a change), the table no longer changes and the answer comes from probing the
+    /// hash table for `addr/32` down to `addr/0` instead.
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
         let a = u32::from(addr);
         let mut answer = None;
-        for k in 0..LPM_ATTEMPTS {
-            match self.lpm_attempt(a, &mut answer) {
-                Attempt::Done => return answer,
-                Attempt::Retry if k < LPM_ATTEMPTS / 2 => std::hint::spin_loop(),
-                Attempt::Retry => std::thread::yield_now(),
+        for _ in 0..LPM_SPINS {
+            if self.lpm_attempt(a, &mut answer) == Attempt::Done {
+                return answer;
+            }
+            std::hint::spin_loop();
+        }
+        let mut since = std::time::Instant::now();
+        loop {
+            std::thread::yield_now();
+            if self.lpm_attempt(a, &mut answer) == Attempt::Done {
+                return answer;
+            }
+            if since.elapsed() > READ_PATIENCE {
+                if !self.writer_alive() {
+                    return self.lookup_by_probing(addr);
+                }
+                since = std::time::Instant::now();
             }
         }
-        self.lookup_by_probing(addr)
     }
 
     /// [`ShmReader::lookup`] for many addresses: `out[i]` becomes the longest match of

@@ -76,30 +76,35 @@ pub fn try_read_words<const N: usize>(
 #[cfg(not(loom))]
 pub const SPIN_ATTEMPTS: u32 = 128;
 
-/// How long a reader keeps retrying one slot before giving up on it. A writer that died mid-update
-/// leaves the slot odd forever; a live writer finishes a slot in nanoseconds unless it is
-/// descheduled, which is why this is a time, not a count.
+/// How long a reader retries one slot between checks of whether its writer is still there.
+/// A live writer finishes a slot in nanoseconds unless it is descheduled; a writer that died
+/// mid-update leaves the slot odd forever (layout: "Writer liveness").
 #[cfg(not(loom))]
 pub const READ_PATIENCE: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Reads a slot, retrying a bounded time. `None` means the slot stayed unreadable (its writer is
-/// probably dead mid-update); callers skip such a slot.
+/// Reads a slot, waiting for the writer to finish it while `writer_alive()` says the writer is
+/// there (asked after spinning, then every [`READ_PATIENCE`]). `None` means the slot stayed
+/// unreadable and its writer is gone (died mid-update); callers skip such a slot.
 #[cfg(not(loom))]
-pub fn read_slot(slot: &Slot) -> Option<[u64; SLOT_WORDS]> {
+pub fn read_slot(slot: &Slot, writer_alive: impl Fn() -> bool) -> Option<[u64; SLOT_WORDS]> {
     for _ in 0..SPIN_ATTEMPTS {
         match try_read_slot(slot) {
             Ok(w) => return Some(w),
             Err(ReadError::Busy) => std::hint::spin_loop(),
         }
     }
-    let start = std::time::Instant::now();
+    let mut since = std::time::Instant::now();
     loop {
         std::thread::yield_now();
         if let Ok(w) = try_read_slot(slot) {
             return Some(w);
         }
-        if start.elapsed() > READ_PATIENCE {
-            return None;
+        if since.elapsed() > READ_PATIENCE {
+            if !writer_alive() {
+                // One last look: the writer may have finished the slot just before it went.
+                return try_read_slot(slot).ok();
+            }
+            since = std::time::Instant::now();
         }
     }
 }
@@ -115,20 +120,44 @@ mod tests {
         assert_eq!(try_read_slot(&slot), Ok([0; SLOT_WORDS]));
         write_slot(&slot, &[1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(slot.seq.load(Ordering::Relaxed), 2);
-        assert_eq!(read_slot(&slot), Some([1, 2, 3, 4, 5, 6, 7]));
+        assert_eq!(read_slot(&slot, || false), Some([1, 2, 3, 4, 5, 6, 7]));
     }
 
     #[test]
-    fn odd_slot_is_given_up_on() {
+    fn odd_slot_is_given_up_on_once_the_writer_is_gone() {
         let slot = Slot::new();
         slot.seq.store(5, Ordering::Relaxed);
         assert_eq!(try_read_slot(&slot), Err(ReadError::Busy));
         let t = std::time::Instant::now();
-        assert_eq!(read_slot(&slot), None);
+        assert_eq!(read_slot(&slot, || false), None);
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         // A writer repairs it.
         write_slot(&slot, &[9; SLOT_WORDS]);
         assert_eq!(slot.seq.load(Ordering::Relaxed) & 1, 0);
-        assert_eq!(read_slot(&slot), Some([9; SLOT_WORDS]));
+        assert_eq!(read_slot(&slot, || false), Some([9; SLOT_WORDS]));
+    }
+
+    /// A writer descheduled in the middle of a slot for longer than the patience is waited for
+    /// while it is alive: the reader gets the finished slot, not `None`.
+    #[test]
+    fn a_live_writer_is_waited_for() {
+        use std::sync::atomic::AtomicBool;
+        let slot = Slot::new();
+        write_slot(&slot, &[1; SLOT_WORDS]);
+        slot.seq.store(3, Ordering::Relaxed);
+        let asked = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(READ_PATIENCE * 20);
+                slot.words[0].store(7, Ordering::Relaxed);
+                slot.seq.store(4, Ordering::Release);
+            });
+            let got = read_slot(&slot, || {
+                asked.store(true, Ordering::Relaxed);
+                true
+            });
+            assert_eq!(got.map(|w| w[0]), Some(7));
+        });
+        assert!(asked.load(Ordering::Relaxed), "liveness was never asked");
     }
 }

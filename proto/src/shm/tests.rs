@@ -552,10 +552,10 @@ fn writer_never_follows_a_symlink() {
     drop(w);
 }
 
-/// A writer that died mid-update leaves a slot odd: readers give up on that slot after a bounded
-/// time and still find everything else.
+/// A writer that died mid-update leaves a slot odd and its liveness lock released: readers give
+/// up on that slot and still find everything else.
 #[test]
-fn odd_slot_is_skipped() {
+fn odd_slot_of_a_dead_writer_is_skipped() {
     use super::sync::Ordering::Relaxed;
     let d = dir();
     let path = d.path().join("arp");
@@ -568,6 +568,7 @@ fn odd_slot_is_skipped() {
     let victim = es[2].mac;
     let slot = w.slot_of(&victim).unwrap();
     slot.seq.store(slot.seq.load(Relaxed) + 1, Relaxed);
+    w.release_liveness_lock();
     let t = std::time::Instant::now();
     assert_eq!(r.get(&victim), None);
     assert_eq!(r.entries().len(), 4);
@@ -585,6 +586,65 @@ fn odd_slot_is_skipped() {
     .unwrap();
     let r = ArpReader::open(&path).unwrap();
     assert_eq!(r.entries().len(), 5);
+}
+
+/// Makes `slot` odd (a write in progress), runs `read` while another thread finishes the write
+/// after many times the readers' patience, or instead releases the writer's lock (its death)
+/// when `dies`; returns what `read` returned.
+fn with_slot_stuck<T: Send>(
+    w: &RouteWriter,
+    slot: &super::layout::Slot,
+    dies: bool,
+    read: impl FnOnce() -> T + Send,
+) -> T {
+    use super::sync::Ordering::{Relaxed, Release};
+    let s = slot.seq.load(Relaxed);
+    slot.seq.store(s + 1, Relaxed);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            std::thread::sleep(super::seqlock::READ_PATIENCE * 25);
+            if dies {
+                w.release_liveness_lock();
+            } else {
+                slot.seq.store(s + 2, Release);
+            }
+        });
+        read()
+    })
+}
+
+/// While the writer holds its liveness lock, a slot it leaves odd for much longer than the
+/// readers' patience (a descheduled writer) is waited for: exact and longest-prefix matches get
+/// the entry, never a miss or a shorter prefix. Once the lock is gone (a writer that died
+/// mid-update) the slot is given up on.
+#[test]
+fn a_descheduled_writer_is_waited_for() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = RouteWriter::create(&path, 100, 0o644).unwrap();
+    let (wide, narrow) = (route(p("10.0.0.0/8"), 1), route(p("10.5.0.0/16"), 2));
+    w.upsert(&wide, 1).unwrap();
+    w.upsert(&narrow, 2).unwrap();
+    let r = RouteReader::open(&path).unwrap();
+    let a: Ipv4Addr = "10.5.3.17".parse().unwrap();
+    let slot = w.slot_of(&narrow.dst).unwrap();
+
+    let got = with_slot_stuck(&w, slot, false, || r.lookup(a));
+    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    let got = with_slot_stuck(&w, slot, false, || {
+        let mut out = [None];
+        r.lookup_batch(&[a], &mut out);
+        out[0].take()
+    });
+    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    let got = with_slot_stuck(&w, slot, false, || r.get(&narrow.dst));
+    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    let got = with_slot_stuck(&w, slot, false, || r.entries());
+    assert_eq!(got.len(), 2);
+
+    // The writer "dies" with the slot odd: the lookup falls back to probing, which skips it.
+    let got = with_slot_stuck(&w, slot, true, || r.lookup(a));
+    assert_eq!(got.map(|v| v.entry), Some(wide));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{flock, FileType, FlockOperation, Mode, OFlags};
 
 use super::layout::{
     self, check_header, hash, home_slot, meta, meta_seq, meta_state, next_slot, prev_slot,
@@ -52,6 +52,10 @@ struct Table {
     lpm: Option<Lpm>,
     /// Identity of our file, so `remove_file` never unlinks someone else's.
     dev_ino: (u64, u64),
+    /// The file, kept open for its exclusive `flock`: readers wait for a slot left odd only
+    /// while it is held (layout: "Writer liveness"). Closing it (dropping the table, or the
+    /// process dying) releases the lock.
+    _liveness: File,
 }
 
 /// Unlinks the temporary file unless it was renamed into place.
@@ -227,6 +231,8 @@ fn build<R: Record>(
     let io_err = |e: io::Error| ShmError::io(&tmp.path, e);
     // Exactly `mode`, whatever the umask.
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777)).map_err(|e| io_err(e.into()))?;
+    // Nobody else can have this brand-new file open, so the lock is ours at once.
+    flock(&fd, FlockOperation::NonBlockingLockExclusive).map_err(|e| io_err(e.into()))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
     let dev_ino = file_id(&st);
     let file = File::from(fd);
@@ -268,6 +274,7 @@ fn build<R: Record>(
         len_counts: [0; 33],
         lpm: geo.lpm.map(|(_, _, groups)| Lpm::new(groups)),
         dev_ino,
+        _liveness: file,
     };
     // Shorter prefixes first: each LPM insert then only overwrites what it wins.
     let mut order: Vec<&Versioned<R>> = entries.iter().collect();
@@ -548,6 +555,13 @@ impl<R: Record> ShmWriter<R> {
     #[cfg(test)]
     pub(super) fn slot_of(&self, key: &R::Key) -> Option<&Slot> {
         find_slot(self.slots(), R::key_word(key)).map(|i| &self.slots()[i])
+    }
+
+    /// Releases the liveness lock as the death of the writer would (tests simulate a writer
+    /// that died in the middle of a slot with it).
+    #[cfg(test)]
+    pub(super) fn release_liveness_lock(&self) {
+        flock(&self.t._liveness, FlockOperation::Unlock).expect("unlock");
     }
 
     /// The LPM bookkeeping (tests).
