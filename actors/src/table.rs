@@ -40,6 +40,9 @@ enum Undo<R: Record> {
     Flush(Entries<R>, u64),
 }
 
+/// Operations whose memory [`TableActor::warm`] loads together before staging them.
+const WARM_AHEAD: usize = 16;
+
 /// How often a table does its housekeeping.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
@@ -240,10 +243,14 @@ where
 
     /// Validates one operation against the authoritative copy and applies it there, noting how
     /// to undo it. Shared memory is not touched yet.
-    fn stage_one(&mut self, op: TableOp<R>, undo: &mut Vec<Undo<R>>) -> Result<Effect<R>, Failure> {
+    fn stage_one(
+        &mut self,
+        op: &TableOp<R>,
+        undo: &mut Vec<Undo<R>>,
+    ) -> Result<Effect<R>, Failure> {
         let table = R::TABLE;
         let seq = self.seq + 1;
-        let (rec, must_exist) = match op {
+        let (rec, must_exist) = match *op {
             TableOp::Flush => {
                 undo.push(Undo::Flush(std::mem::take(&mut self.entries), self.seq));
                 self.seq = seq;
@@ -260,9 +267,9 @@ where
                 self.seq = seq;
                 return Ok(Effect::Del(key, seq));
             }
-            TableOp::Add(r) => (r, Some(false)),
-            TableOp::Change(r) => (r, Some(true)),
-            TableOp::Replace(r) => (r, None),
+            TableOp::Add(ref r) => (r, Some(false)),
+            TableOp::Change(ref r) => (r, Some(true)),
+            TableOp::Replace(ref r) => (r, None),
         };
         rec.validate()?;
         let key = rec.key();
@@ -305,7 +312,29 @@ where
         };
         undo.push(Undo::Key(key, old, self.seq));
         self.seq = seq;
-        Ok(Effect::Put(rec, seq, exists))
+        Ok(Effect::Put(rec.clone(), seq, exists))
+    }
+
+    /// Loads what the next operations will touch (their entries in the authoritative copy and
+    /// their home slots in shared memory) back to back, before they are staged one by one. In a
+    /// table of a million entries each of those is a cache and TLB miss; issued together, the
+    /// misses of a group overlap instead of following one another.
+    fn warm(&self, ops: &[TableOp<R>]) {
+        let mut found = 0usize;
+        for op in ops {
+            let key = match op {
+                TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => r.key(),
+                TableOp::Del(key) => *key,
+                TableOp::Flush => continue,
+            };
+            let present = self.entries.contains_key(&key);
+            found += usize::from(present);
+            if let Some(shm) = &self.shm {
+                shm.prefetch(&key, !present);
+            }
+        }
+        // Keeps the loads from being optimized away.
+        std::hint::black_box(found);
     }
 
     /// Puts the authoritative copy back as it was before the staged operations.
@@ -404,7 +433,10 @@ where
         let mut effects = Vec::with_capacity(msg.ops.len());
         let mut undo = Vec::with_capacity(msg.ops.len());
         let mut crashed = None;
-        for (i, op) in msg.ops.into_iter().enumerate() {
+        for (i, op) in msg.ops.iter().enumerate() {
+            if i % WARM_AHEAD == 0 {
+                self.warm(&msg.ops[i..msg.ops.len().min(i + WARM_AHEAD)]);
+            }
             match catch_panic(|| self.stage_one(op, &mut undo)) {
                 Ok(Ok(effect)) => {
                     if let Effect::Flush(_) = effect {

@@ -374,6 +374,23 @@ impl<R: Record> ShmWriter<R> {
         Ok(())
     }
 
+    /// Loads the cache lines a change of `key` will touch first (its home slot and, for a new
+    /// route, its tbl24 word) without using them, so that callers can start the memory misses
+    /// of many changes together before making them one by one.
+    #[inline]
+    pub fn prefetch(&self, key: &R::Key, new: bool) {
+        let slots = self.slots();
+        let mut x = slots[home_slot(hash(R::key_word(key)), slots.len())]
+            .seq
+            .load(Relaxed);
+        if let (true, Some((addr, _))) = (new && self.t.lpm.is_some(), R::lpm_prefix(key)) {
+            if let Some(w) = self.t.map.tbl24().get((addr >> 8) as usize) {
+                x ^= u64::from(w.load(Relaxed));
+            }
+        }
+        std::hint::black_box(x);
+    }
+
     /// Removes the entry with `key`; false if there was none.
     pub fn remove(&mut self, key: &R::Key, seq: u64) -> bool {
         let Some(i) = find_slot(self.slots(), R::key_word(key)) else {

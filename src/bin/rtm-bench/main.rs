@@ -80,6 +80,10 @@ struct Args {
     /// Overall deadline in seconds; every child is killed when it passes
     #[arg(long)]
     timeout: Option<u64>,
+    /// Where the scratch directory (socket, shm files, logs) is made [default: /dev/shm, else
+    /// the temp dir]. E.g. a tmpfs mounted with `huge=within_size` to measure huge pages
+    #[arg(long)]
+    scratch_dir: Option<PathBuf>,
     #[arg(long, hide = true)]
     as_client: Option<String>,
     #[arg(long, hide = true)]
@@ -617,7 +621,7 @@ fn run(args: &Args) -> Result<()> {
         pct(25..=32)
     ));
 
-    let scratch = ScratchDir::new("run")?;
+    let scratch = ScratchDir::new("run", args.scratch_dir.as_deref())?;
     let clog = scratch.path().join("clients.log");
     let daemon = Daemon::start(&rtmd, scratch.path(), s.routes, s.arps, &dl)?;
     let result = measure(args, &s, &dl, &daemon, &routes, &arps, &clog, &mut rep);

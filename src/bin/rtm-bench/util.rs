@@ -206,18 +206,23 @@ pub fn file_len(path: &Path) -> Result<u64> {
 pub struct ScratchDir(pub std::path::PathBuf);
 
 impl ScratchDir {
-    /// A fresh directory under `/dev/shm` (tmpfs, where production shm lives), else under the
-    /// temp dir.
-    pub fn new(tag: &str) -> Result<ScratchDir> {
+    /// A fresh directory under `base` if given, else under `/dev/shm` (tmpfs, where production
+    /// shm lives), else under the temp dir.
+    pub fn new(tag: &str, base: Option<&Path>) -> Result<ScratchDir> {
         let pid = std::process::id();
         let nanos = now_ns();
-        for base in [Path::new("/dev/shm"), &std::env::temp_dir()] {
+        let tmp = std::env::temp_dir();
+        let bases: Vec<&Path> = match base {
+            Some(b) => vec![b],
+            None => vec![Path::new("/dev/shm"), &tmp],
+        };
+        for base in &bases {
             let p = base.join(format!("rtm-bench-{tag}-{pid}-{nanos}"));
             if std::fs::create_dir(&p).is_ok() {
                 return Ok(ScratchDir(p));
             }
         }
-        bail!("cannot create a scratch directory in /dev/shm or the temp dir")
+        bail!("cannot create a scratch directory in any of {bases:?}")
     }
 
     pub fn path(&self) -> &Path {
