@@ -65,8 +65,10 @@ pub struct Client {
     framed: Framed<UnixStream, LengthDelimitedCodec>,
     welcome: Welcome,
     next_id: u32,
-    /// Events that arrived while waiting for a reply.
+    /// Events received and decoded but not yet returned by `next_event`.
     events: VecDeque<Event>,
+    /// How many of the first `events` [`Client::warm_ahead`] has already shown its caller.
+    warmed: usize,
 }
 
 impl Client {
@@ -94,6 +96,7 @@ impl Client {
                     welcome,
                     next_id: 1,
                     events: VecDeque::new(),
+                    warmed: 0,
                 }),
                 ServerMsg::Refused(f) => Err(ClientError::Refused(f)),
                 other => Err(ClientError::Protocol(format!(
@@ -229,6 +232,7 @@ impl Client {
     pub async fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
         loop {
             if let Some(ev) = self.events.pop_front() {
+                self.warmed = self.warmed.saturating_sub(1);
                 return Ok(Some(ev));
             }
             let Some(frame) = self.framed.next().await else {
@@ -243,6 +247,22 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Shows `f` the next `ahead` events that have already arrived (the ones
+    /// [`Client::next_event`] will return next without waiting), once all of the group it showed
+    /// last have been returned. A client calls it before each event it handles to start loading
+    /// what a whole group of events will make it read — e.g. [`crate::shm::ShmReader::prefetch`]
+    /// of their keys — so that the memory misses of a group overlap instead of following one
+    /// another. Never waits and never consumes an event.
+    pub fn warm_ahead(&mut self, ahead: usize, mut f: impl FnMut(&Event)) {
+        if self.warmed > 0 {
+            return;
+        }
+        for ev in self.events.iter().take(ahead) {
+            f(ev);
+        }
+        self.warmed = self.events.len().min(ahead);
     }
 
     /// Leaves cleanly and waits (up to `wait`) for the daemon's acknowledgement.

@@ -249,6 +249,32 @@ impl Mirror {
         })
     }
 
+    /// Starts loading the shared-memory slot a change event will make [`Mirror::on_event`]
+    /// read (see [`crate::Client::warm_ahead`]).
+    pub fn warm(&self, ev: &Event) {
+        match ev {
+            Event::Change {
+                op: ChangeOp::Create | ChangeOp::Update,
+                key: Key::Route(p),
+                ..
+            } => {
+                if let Some(m) = &self.route {
+                    m.reader.prefetch(p);
+                }
+            }
+            Event::Change {
+                op: ChangeOp::Create | ChangeOp::Update,
+                key: Key::Arp(mac),
+                ..
+            } => {
+                if let Some(m) = &self.arp {
+                    m.reader.prefetch(mac);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Handles one event, appending what to print.
     pub fn on_event(&mut self, ev: Event, out: &mut Vec<Line>) {
         let keep = self.keep;

@@ -305,6 +305,9 @@ fn said_bye(json: bool) -> Ended {
     Ended::Done
 }
 
+/// Events whose shared-memory slots are loaded together before they are handled.
+const WARM_AHEAD: usize = 16;
+
 /// One registration: connect, subscribe, print events until the end.
 async fn session(args: &Args, socket: &Path, sig: &mut Signals) -> Result<Ended, ClientError> {
     let json = args.json;
@@ -324,6 +327,7 @@ async fn session(args: &Args, socket: &Path, sig: &mut Signals) -> Result<Ended,
         _ = sig.int.recv() => return Ok(said_bye(json)),
     };
     loop {
+        client.warm_ahead(WARM_AHEAD, |ev| mirror.warm(ev));
         tokio::select! {
             ev = client.next_event() => match ev {
                 Ok(Some(ev)) => {

@@ -136,6 +136,17 @@ impl<R: Record> ShmReader<R> {
         None
     }
 
+    /// Loads the first cache line a [`ShmReader::get`] of `key` reads (its home slot) without
+    /// using it. Calling it for a group of keys before getting them one by one lets the memory
+    /// misses of the group overlap.
+    #[inline]
+    pub fn prefetch(&self, key: &R::Key) {
+        let slots = self.slots();
+        if let Some(slot) = slots.get(home_slot(hash(R::key_word(key)), slots.len())) {
+            std::hint::black_box(slot.seq.load(Relaxed));
+        }
+    }
+
     /// Every live entry, each read torn-free; order unspecified. While the writer is changing
     /// the table a key can be seen twice (removed and re-added during the scan); then only the
     /// copy with the higher sequence number is returned.

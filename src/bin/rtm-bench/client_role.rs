@@ -111,6 +111,17 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut bye = false;
     loop {
+        // As rtm-client does: start the shm misses of the next 16 events together.
+        c.warm_ahead(16, |ev| {
+            if let Event::Change {
+                op: ChangeOp::Create | ChangeOp::Update,
+                key: Key::Route(p),
+                ..
+            } = ev
+            {
+                reader.prefetch(p);
+            }
+        });
         tokio::select! {
             biased;
             _ = &mut stop_rx => break,
