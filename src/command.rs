@@ -6,7 +6,7 @@
 //! arp add|change|replace MAC IP [dev IFNAME]
 //! arp del MAC | arp show [MAC] | arp get MAC | arp flush
 //! flush | clients | watch | status | batch FILE|- [--force]
-//! debug panic route|arp|broker|listener|session [in handler|async|interval|stream|restart]
+//! debug panic route|arp|broker|listener|session [in handler|async|interval|stream|restart|publish]
 //! debug stall route|arp|broker|listener|session MS        (fault-injection builds only)
 //! ```
 //! Every error names the offending word.
@@ -111,7 +111,7 @@ fn parse_batch(rest: &[&str]) -> Result<Command, UsageError> {
 #[cfg(feature = "fault-injection")]
 fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
     use rtm_proto::wire::{DebugAction, DebugTarget, PanicPoint};
-    const USE: &str = "debug panic TARGET [in handler|async|interval|stream|restart] | \
+    const USE: &str = "debug panic TARGET [in handler|async|interval|stream|restart|publish] | \
                        debug stall TARGET MS, TARGET = route|arp|broker|listener|session";
     let target = |w: Option<&&str>| match w.copied() {
         Some("route") => Ok(DebugTarget::Route),
@@ -133,6 +133,7 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
                     "interval" => PanicPoint::Interval,
                     "stream" => PanicPoint::Stream,
                     "restart" => PanicPoint::Restart,
+                    "publish" => PanicPoint::Publish,
                     other => return Err(usage(format!("unknown panic point \"{other}\"; {USE}"))),
                 },
                 [w, ..] => return Err(usage(format!("unexpected argument \"{w}\"; {USE}"))),

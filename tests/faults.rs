@@ -171,6 +171,8 @@ enum Trigger {
     BrokerSignal,
     /// Arm `debug panic listener in stream`, then connect once (dropped) and again (served).
     ListenerAccept,
+    /// Nothing more: the panic armed with `arm` goes off in the writer's next batch.
+    NextWrite,
 }
 
 /// Panics `actor` while a writer changes both tables, then checks that everything survived:
@@ -235,6 +237,7 @@ fn survive_armed(actor: &str, arm: &str, trigger: Trigger, restarts: u64) {
             assert_eq!(code(&o), 0, "{}", stderr(&o));
             bg.pause.store(false, SeqCst);
         }
+        Trigger::NextWrite => {}
     }
     if table_actor {
         // The client is told to re-read the restarted table, and prints it again.
@@ -356,6 +359,34 @@ fn route_panic_again_while_restarting() {
         Trigger::Debug("panic route in async"),
         2,
     );
+}
+
+/// A table that fails in the middle of writing a request to shared memory (the request is
+/// durable and acknowledged) writes the rest when it restarts: the tables equal what was
+/// acknowledged, the client resyncs to them.
+#[test]
+fn route_panic_in_the_middle_of_a_shm_write() {
+    survive_armed("route", "panic route in publish", Trigger::NextWrite, 1);
+}
+
+#[test]
+fn arp_panic_in_the_middle_of_a_shm_write() {
+    survive_armed("arp", "panic arp in publish", Trigger::NextWrite, 1);
+}
+
+#[test]
+fn only_table_actors_have_a_publish_point() {
+    let inst = Instance::start();
+    for actor in ["broker", "listener"] {
+        let o = inst.debug(&format!("panic {actor} in publish"));
+        assert_ne!(code(&o), 0, "{actor}");
+        assert!(
+            stderr(&o).contains("writes no shared memory"),
+            "{actor}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(inst.status()["restarts"]["route"], 0);
 }
 
 #[test]

@@ -87,6 +87,12 @@ pub fn inject<A: crate::supervision::Restartable>(
                     .map(|_, _, _| ()),
                 );
             }
+            PanicPoint::Publish => {
+                return Err(Failure::Unsupported(format!(
+                    "the {} actor writes no shared memory",
+                    target.name()
+                )))
+            }
             PanicPoint::Stream if !has_stream => {
                 return Err(Failure::Unsupported(format!(
                     "the {} actor has no stream",

@@ -26,7 +26,8 @@ impl TableRecord for Route {
     }
 }
 
-/// Longest-prefix match for an address, answered from the authoritative table.
+/// Longest-prefix match for an address, answered from the table (exact-match probes of each
+/// prefix length).
 #[derive(Message)]
 #[rtype(result = "Result<Option<Route>, Failure>")]
 pub struct Lookup(pub Ipv4Addr);
@@ -38,7 +39,7 @@ impl Handler<Lookup> for RouteTable {
         guarded(self, ctx, |act, _| {
             (0..=32u8)
                 .rev()
-                .find_map(|len| act.get(&Prefix::truncating(msg.0, len)).cloned())
+                .find_map(|len| act.get(&Prefix::truncating(msg.0, len)))
         })
         .ok_or_else(RouteTable::crashed)
     }

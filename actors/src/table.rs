@@ -1,14 +1,17 @@
 //! The table actor: sole owner and writer of one table.
 //!
-//! A `TableActor<R>` holds the authoritative copy of its table (a hash map; `show` sorts), the shared-memory
-//! writer that publishes it, the table's sequence counter and the sessions subscribed to it.
-//! Every mutation runs in this order: validate, write shared memory, update the authoritative
-//! copy, then notify subscribers — so a change is in shared memory before anyone hears of it,
-//! and a refused change touches nothing.
+//! A `TableActor<R>` holds the shared-memory writer of its table, the table's sequence counter,
+//! the journal (with `--state-dir`) and the sessions subscribed to it. The table file the actor
+//! writes is the authoritative copy: only this actor writes it, clients map it read-only, and
+//! the daemon keeps no second copy in its heap (a million routes would cost ~120 MB more).
+//! Every mutation runs in this order: validate against the table (plus the request's own
+//! earlier operations), make durable (one journal commit), write shared memory, then notify
+//! subscribers — so a change is durable before it is visible and in shared memory before anyone
+//! hears of it, and a refused change touches nothing.
 //!
 //! [`crate::route_table`] and [`crate::arp_table`] instantiate it for routes and neighbours.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +25,6 @@ use crate::health::{catch_panic, ActorKind, Counters, Health};
 use crate::journal::{Journal, JournalError, Recovered};
 use crate::supervision::{self, guarded, Restartable};
 
-/// The authoritative copy of a table. A hash map: every change is one probe (a B-tree walk was
-/// the largest cost per change at 1M routes); `show` sorts what it returns.
-pub type Entries<R> = HashMap<<R as Record>::Key, Versioned<R>, foldhash::fast::RandomState>;
-
 /// What one staged operation does, in the order of the request.
 enum Effect<R: Record> {
     /// The entry as written; `bool`: the key existed before.
@@ -34,10 +33,46 @@ enum Effect<R: Record> {
     Flush(u64),
 }
 
-/// How to take one staged operation back (with the table's seq before it).
-enum Undo<R: Record> {
-    Key(R::Key, Option<Versioned<R>>, u64),
-    Flush(Entries<R>, u64),
+/// What the operations staged so far in one request did to the table, which shared memory does
+/// not show yet: validation of the next operation looks here first.
+struct Staged<R: Record> {
+    /// Keys the staged operations created (true) or deleted (false).
+    keys: HashMap<R::Key, bool, foldhash::fast::RandomState>,
+    /// A staged flush emptied the table: keys not in `keys` are absent.
+    flushed: bool,
+    /// Live entries after the staged operations.
+    live: usize,
+}
+
+/// `entries` with `effects` applied on top, in order (unique keys, order unspecified).
+fn with_effects<'a, R: Record + 'a>(
+    entries: Vec<Versioned<R>>,
+    effects: impl IntoIterator<Item = impl std::borrow::Borrow<Effect<R>>>,
+) -> Vec<Versioned<R>> {
+    let mut effects = effects.into_iter().peekable();
+    if effects.peek().is_none() {
+        return entries;
+    }
+    let mut map: HashMap<R::Key, Versioned<R>> =
+        entries.into_iter().map(|v| (v.entry.key(), v)).collect();
+    for e in effects {
+        match *e.borrow() {
+            Effect::Put(ref rec, seq, _) => {
+                map.insert(
+                    rec.key(),
+                    Versioned {
+                        entry: rec.clone(),
+                        seq,
+                    },
+                );
+            }
+            Effect::Del(key, _) => {
+                map.remove(&key);
+            }
+            Effect::Flush(_) => map.clear(),
+        }
+    }
+    map.into_values().collect()
 }
 
 /// Operations whose memory [`TableActor::warm`] loads together before staging them.
@@ -155,8 +190,11 @@ pub struct TableActor<R: TableRecord>
 where
     R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
-    entries: Entries<R>,
+    /// The table: the authoritative copy (None once retired at a clean stop).
     shm: Option<ShmWriter<R>>,
+    /// Committed (durable) effects not yet written to shared memory. Empty between requests
+    /// unless writing failed or panicked; then the restart writes them before republishing.
+    unpublished: VecDeque<Effect<R>>,
     capacity: usize,
     seq: u64,
     subscribers: HashMap<u64, Recipient<Notify>>,
@@ -177,8 +215,8 @@ where
     pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
         TableActor {
             capacity: shm.capacity(),
-            entries: Entries::<R>::default(),
             shm: Some(shm),
+            unpublished: VecDeque::new(),
             seq: 0,
             subscribers: HashMap::new(),
             health,
@@ -201,7 +239,6 @@ where
         }
         shm.set_table_seq(recovered.seq);
         let mut t = TableActor::new(shm, health);
-        t.entries = recovered.entries.into_iter().collect();
         t.seq = recovered.seq;
         t.journal = Some(journal);
         Ok(t)
@@ -228,10 +265,15 @@ where
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        match journal.compact(self.entries.values(), self.seq) {
+        let Some(shm) = self.shm.as_ref() else {
+            return;
+        };
+        // Committed changes still on their way to shared memory must be in the snapshot.
+        let entries = with_effects(shm.entries(), self.unpublished.iter());
+        match journal.compact(entries.iter(), self.seq) {
             Ok(()) => {
                 self.journal_broken = false;
-                info!(table = %R::TABLE, entries = self.entries.len(), "journal compacted");
+                info!(table = %R::TABLE, entries = entries.len(), "journal compacted");
             }
             Err(e) => error!(table = %R::TABLE, "journal compaction failed: {e}"),
         }
@@ -241,29 +283,36 @@ where
         key.to_string()
     }
 
-    /// Validates one operation against the authoritative copy and applies it there, noting how
-    /// to undo it. Shared memory is not touched yet.
-    fn stage_one(
-        &mut self,
-        op: &TableOp<R>,
-        undo: &mut Vec<Undo<R>>,
-    ) -> Result<Effect<R>, Failure> {
+    /// Validates one operation against the table as the request's earlier operations left it,
+    /// and notes what it does. Nothing is written.
+    fn stage_one(&mut self, op: &TableOp<R>, st: &mut Staged<R>) -> Result<Effect<R>, Failure> {
         let table = R::TABLE;
         let seq = self.seq + 1;
+        let shm = self
+            .shm
+            .as_ref()
+            .ok_or_else(|| Failure::Internal(format!("the {table} table is shutting down")))?;
+        let exists = |key: &R::Key| match st.keys.get(key) {
+            Some(&present) => present,
+            None => !st.flushed && shm.contains(key),
+        };
         let (rec, must_exist) = match *op {
             TableOp::Flush => {
-                undo.push(Undo::Flush(std::mem::take(&mut self.entries), self.seq));
+                st.keys.clear();
+                st.flushed = true;
+                st.live = 0;
                 self.seq = seq;
                 return Ok(Effect::Flush(seq));
             }
             TableOp::Del(key) => {
-                let Some(old) = self.entries.remove(&key) else {
+                if !exists(&key) {
                     return Err(Failure::NotFound {
                         table,
                         key: Self::key_text(key),
                     });
-                };
-                undo.push(Undo::Key(key, Some(old), self.seq));
+                }
+                st.keys.insert(key, false);
+                st.live -= 1;
                 self.seq = seq;
                 return Ok(Effect::Del(key, seq));
             }
@@ -273,11 +322,8 @@ where
         };
         rec.validate()?;
         let key = rec.key();
-        let full = self.entries.len() >= self.capacity;
-        let capacity = self.capacity;
-        let slot = self.entries.entry(key);
-        let exists = matches!(slot, std::collections::hash_map::Entry::Occupied(_));
-        match (must_exist, exists) {
+        let existed = exists(&key);
+        match (must_exist, existed) {
             (Some(false), true) => {
                 return Err(Failure::Exists {
                     table,
@@ -292,66 +338,33 @@ where
             }
             _ => {}
         }
-        if !exists && full {
-            return Err(Failure::Full {
-                table,
-                capacity: capacity as u64,
-                key: Self::key_text(key),
-            });
-        }
-        let new = Versioned {
-            entry: rec.clone(),
-            seq,
-        };
-        let old = match slot {
-            std::collections::hash_map::Entry::Occupied(mut o) => Some(o.insert(new)),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(new);
-                None
+        if !existed {
+            if st.live >= self.capacity {
+                return Err(Failure::Full {
+                    table,
+                    capacity: self.capacity as u64,
+                    key: Self::key_text(key),
+                });
             }
-        };
-        undo.push(Undo::Key(key, old, self.seq));
+            st.live += 1;
+        }
+        st.keys.insert(key, true);
         self.seq = seq;
-        Ok(Effect::Put(rec.clone(), seq, exists))
+        Ok(Effect::Put(rec.clone(), seq, existed))
     }
 
-    /// Loads what the next operations will touch (their entries in the authoritative copy and
-    /// their home slots in shared memory) back to back, before they are staged one by one. In a
-    /// table of a million entries each of those is a cache and TLB miss; issued together, the
-    /// misses of a group overlap instead of following one another.
+    /// Loads what the next operations will touch in shared memory (each key's home slot, and
+    /// the LPM word where the operation likely changes it) back to back, before they are staged
+    /// one by one. In a table of a million entries each of those is a cache and TLB miss; issued
+    /// together, the misses of a group overlap instead of following one another.
     fn warm(&self, ops: &[TableOp<R>]) {
-        let mut found = 0usize;
+        let Some(shm) = &self.shm else { return };
         for op in ops {
-            let key = match op {
-                TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => r.key(),
-                TableOp::Del(key) => *key,
-                TableOp::Flush => continue,
-            };
-            let present = self.entries.contains_key(&key);
-            found += usize::from(present);
-            if let Some(shm) = &self.shm {
-                shm.prefetch(&key, !present);
-            }
-        }
-        // Keeps the loads from being optimized away.
-        std::hint::black_box(found);
-    }
-
-    /// Puts the authoritative copy back as it was before the staged operations.
-    fn undo(&mut self, undo: Vec<Undo<R>>) {
-        for u in undo.into_iter().rev() {
-            match u {
-                Undo::Flush(entries, seq) => {
-                    self.entries = entries;
-                    self.seq = seq;
-                }
-                Undo::Key(key, old, seq) => {
-                    match old {
-                        Some(v) => self.entries.insert(key, v),
-                        None => self.entries.remove(&key),
-                    };
-                    self.seq = seq;
-                }
+            match op {
+                TableOp::Add(r) => shm.prefetch(&r.key(), true),
+                TableOp::Change(r) | TableOp::Replace(r) => shm.prefetch(&r.key(), false),
+                TableOp::Del(key) => shm.prefetch(key, true),
+                TableOp::Flush => {}
             }
         }
     }
@@ -376,16 +389,18 @@ where
         }
     }
 
-    /// Writes committed effects to shared memory; turns them into events.
-    fn publish_effects(&mut self, effects: Vec<Effect<R>>) -> Result<Vec<Event>, String> {
+    /// Writes the committed effects in `unpublished` to shared memory, in order, turning each
+    /// into its event. An effect leaves `unpublished` only once it is written, so after a
+    /// failure (returned, or a panic) the restart writes the rest.
+    fn publish_effects(&mut self) -> Result<Vec<Event>, String> {
         let table = R::TABLE;
-        let mut events = Vec::with_capacity(effects.len());
+        let mut events = Vec::with_capacity(self.unpublished.len());
         let shm = self
             .shm
             .as_mut()
             .ok_or_else(|| format!("{table} table is retired"))?;
-        for e in effects {
-            events.push(match e {
+        while let Some(e) = self.unpublished.front() {
+            events.push(match *e {
                 Effect::Flush(seq) => {
                     shm.clear(seq);
                     Event::Flush { table, seq }
@@ -399,9 +414,8 @@ where
                         seq,
                     }
                 }
-                Effect::Put(rec, seq, existed) => {
-                    shm.upsert(&rec, seq).map_err(|e| e.to_string())?;
-                    let key = rec.key();
+                Effect::Put(ref rec, seq, existed) => {
+                    shm.upsert(rec, seq).map_err(|e| e.to_string())?;
                     Event::Change {
                         table,
                         op: if existed {
@@ -409,20 +423,24 @@ where
                         } else {
                             ChangeOp::Create
                         },
-                        key: R::wire_key(key),
+                        key: R::wire_key(rec.key()),
                         seq,
                     }
                 }
             });
+            self.unpublished.pop_front();
+            if events.len() == 1 && !self.unpublished.is_empty() {
+                self.faults.trip(PanicPoint::Publish);
+            }
         }
         shm.set_table_seq(self.seq);
         Ok(events)
     }
 
-    /// Applies the operations in order: each is validated against the authoritative copy, then
-    /// all of them are made durable together (one journal commit), then written to shared
-    /// memory and announced. A change is thus visible nowhere before it is durable, and a
-    /// refused change touches nothing.
+    /// Applies the operations in order: each is validated against the table (as the earlier
+    /// ones leave it), then all of them are made durable together (one journal commit), then
+    /// written to shared memory and announced. A change is thus visible nowhere before it is
+    /// durable, and a refused change touches nothing.
     ///
     /// Each op is guarded on its own: if one panics, the ones before it stay applied *and
     /// announced*, the reply says exactly that, and the failure is returned so that the caller
@@ -431,13 +449,18 @@ where
     fn apply(&mut self, msg: Apply<R>) -> (ApplyOutcome, Option<String>) {
         let mut out = ApplyOutcome::default();
         let mut effects = Vec::with_capacity(msg.ops.len());
-        let mut undo = Vec::with_capacity(msg.ops.len());
+        let mut staged = Staged {
+            keys: HashMap::with_capacity_and_hasher(msg.ops.len(), Default::default()),
+            flushed: false,
+            live: self.shm.as_ref().map_or(0, |shm| shm.len()),
+        };
+        let seq_before = self.seq;
         let mut crashed = None;
         for (i, op) in msg.ops.iter().enumerate() {
             if i % WARM_AHEAD == 0 {
                 self.warm(&msg.ops[i..msg.ops.len().min(i + WARM_AHEAD)]);
             }
-            match catch_panic(|| self.stage_one(op, &mut undo)) {
+            match catch_panic(|| self.stage_one(op, &mut staged)) {
                 Ok(Ok(effect)) => {
                     if let Effect::Flush(_) = effect {
                         out.flushed = true;
@@ -463,7 +486,8 @@ where
         }
         if let Err(why) = self.commit(&effects) {
             error!(table = %R::TABLE, "journal commit failed, {} changes not applied: {why}", effects.len());
-            self.undo(undo);
+            // Nothing was written anywhere: only the sequence numbers go back.
+            self.seq = seq_before;
             out.flushed = false;
             // The journal refuses further commits until the actor recompacts it on restart.
             let f = Failure::Internal(format!("cannot make the change durable: {why}"));
@@ -472,15 +496,18 @@ where
             return (out, Some(format!("journal commit failed: {why}")));
         }
         out.applied = effects.len() as u32;
-        match self.publish_effects(effects) {
+        self.unpublished.extend(effects);
+        // A panic here leaves the rest of the (durable) request in `unpublished` for the
+        // restart; the reply still says what was applied.
+        match catch_panic(|| self.publish_effects()).unwrap_or_else(Err) {
             Ok(events) => {
                 out.last_seq = self.seq;
                 Counters::bump_by(&self.health.counters.changes, events.len() as u64);
                 self.publish(events.into());
             }
             Err(why) => {
-                // Durable and in the authoritative copy, but shared memory is behind: the
-                // restart republishes it and resyncs every subscriber.
+                // Durable, but shared memory is behind: the restart writes what is left,
+                // republishes and resyncs every subscriber.
                 out.last_seq = self.seq;
                 crashed.get_or_insert(format!("shared memory write failed: {why}"));
             }
@@ -499,19 +526,21 @@ where
         });
     }
 
-    /// Rewrites shared memory from the authoritative copy under a new generation, so that no
-    /// slot is left half-written by whatever failed.
+    /// Rewrites shared memory under a new generation from its own slots plus the committed
+    /// effects that were not written yet, so that whatever the failure left half-done (an LPM
+    /// word, a request's tail) is whole again.
     fn repair(&mut self) {
-        let entries: Vec<Versioned<R>> = self.entries.values().cloned().collect();
         let seq = self.seq;
         match self.shm.as_mut() {
-            Some(shm) => match shm.republish(entries) {
-                Ok(()) => {
-                    shm.set_table_seq(seq);
-                    info!(table = %R::TABLE, generation = shm.generation(), "shared memory republished");
+            Some(shm) => {
+                match shm.republish(with_effects(shm.entries(), self.unpublished.drain(..))) {
+                    Ok(()) => {
+                        shm.set_table_seq(seq);
+                        info!(table = %R::TABLE, generation = shm.generation(), "shared memory republished");
+                    }
+                    Err(e) => error!(table = %R::TABLE, "cannot republish shared memory: {e}"),
                 }
-                Err(e) => error!(table = %R::TABLE, "cannot republish shared memory: {e}"),
-            },
+            }
             None => warn!(table = %R::TABLE, "restarted after retirement; nothing to repair"),
         }
     }
@@ -587,20 +616,20 @@ where
     type Result = MessageResult<Show<R>>;
 
     fn handle(&mut self, msg: Show<R>, ctx: &mut Context<Self>) -> Self::Result {
-        let out = guarded(self, ctx, |act, _| match msg.key {
-            Some(k) => act
-                .entries
-                .get(&k)
-                .map(|v| v.entry.clone())
-                .into_iter()
-                .collect(),
-            None => {
-                let mut all: Vec<R> = act.entries.values().map(|v| v.entry.clone()).collect();
-                all.sort_unstable_by_key(|r| r.key());
-                all
-            }
+        let out = guarded(self, ctx, |act, _| {
+            let Some(shm) = act.shm.as_ref() else {
+                return Err(Failure::ShuttingDown);
+            };
+            Ok(match msg.key {
+                Some(k) => shm.get(&k).map(|v| v.entry).into_iter().collect(),
+                None => {
+                    let mut all: Vec<R> = shm.entries().into_iter().map(|v| v.entry).collect();
+                    all.sort_unstable_by_key(|r| r.key());
+                    all
+                }
+            })
         });
-        MessageResult(out.ok_or_else(Self::crashed))
+        MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
     }
 }
 
@@ -643,7 +672,7 @@ where
 
     fn handle(&mut self, _: Size, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, |act, _| TableSize {
-            len: act.entries.len() as u64,
+            len: act.shm.as_ref().map_or(0, |shm| shm.len()) as u64,
             capacity: act.capacity as u64,
         })
         .ok_or_else(Self::crashed)
@@ -674,8 +703,9 @@ impl<R: TableRecord> TableActor<R>
 where
     R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
 {
-    pub fn get(&self, key: &R::Key) -> Option<&R> {
-        self.entries.get(key).map(|v| &v.entry)
+    /// The entry with `key` (None also once the table is retired).
+    pub fn get(&self, key: &R::Key) -> Option<R> {
+        self.shm.as_ref()?.get(key).map(|v| v.entry)
     }
 }
 
@@ -687,6 +717,15 @@ where
     type Result = Result<(), Failure>;
 
     fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
+        use rtm_proto::wire::DebugAction;
+        if let DebugAction::Panic {
+            point: PanicPoint::Publish,
+            ..
+        } = msg.0
+        {
+            self.faults.arm(PanicPoint::Publish);
+            return Ok(());
+        }
         crate::faults::inject(self, msg.0, ctx, false, |act| &mut act.faults)
     }
 }

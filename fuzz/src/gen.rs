@@ -235,7 +235,8 @@ impl FRequest {
                             PanicPoint::Interval,
                             PanicPoint::Stream,
                             PanicPoint::Restart,
-                        ][*point as usize % 5],
+                            PanicPoint::Publish,
+                        ][*point as usize % 6],
                     }
                 })
             }

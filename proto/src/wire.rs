@@ -242,6 +242,10 @@ pub enum PanicPoint {
     Stream,
     /// In the next `restarting` hook (combine with another panic to trigger it).
     Restart,
+    /// Table actors only: in the middle of the next write to shared memory of a request with
+    /// more than one change, after its first change is written (the request is already
+    /// durable).
+    Publish,
 }
 
 impl PanicPoint {
@@ -252,6 +256,7 @@ impl PanicPoint {
             PanicPoint::Interval => "interval",
             PanicPoint::Stream => "stream",
             PanicPoint::Restart => "restart",
+            PanicPoint::Publish => "publish",
         }
     }
 }

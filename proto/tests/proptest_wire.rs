@@ -94,6 +94,7 @@ fn panic_point() -> impl Strategy<Value = PanicPoint> {
         Just(PanicPoint::Interval),
         Just(PanicPoint::Stream),
         Just(PanicPoint::Restart),
+        Just(PanicPoint::Publish),
     ]
 }
 

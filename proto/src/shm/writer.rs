@@ -122,6 +122,19 @@ fn find_slot(slots: &[Slot], key_word: u64) -> Option<usize> {
     None
 }
 
+/// The entry in a slot of our own mapping, if it is LIVE.
+fn read_own<R: Record>(s: &Slot) -> Option<Versioned<R>> {
+    let w: [u64; SLOT_WORDS] = std::array::from_fn(|k| s.words[k].load(Relaxed));
+    if meta_state(w[META_WORD]) != SLOT_LIVE {
+        return None;
+    }
+    let p: [u64; PAYLOAD_WORDS] = w[..PAYLOAD_WORDS].try_into().expect("6 words");
+    Some(Versioned {
+        entry: R::decode(&p)?,
+        seq: meta_seq(w[META_WORD]),
+    })
+}
+
 /// Maps an existing valid table file of kind `R::KIND` owned by our euid, read-write.
 fn open_existing<R: Record>(path: &Path) -> Option<Mapping> {
     let fd = rustix::fs::open(
@@ -466,30 +479,33 @@ impl<R: Record> ShmWriter<R> {
         t.sync_counts();
     }
 
-    /// Every live entry, read back from our own mapping.
-    fn current_entries(&self) -> Vec<Versioned<R>> {
+    /// Every live entry, read back from our own mapping (no seqlock needed: only we write it);
+    /// order unspecified.
+    pub fn entries(&self) -> Vec<Versioned<R>> {
         let slots = self.slots();
         self.t
             .dirty
             .iter()
-            .filter_map(|&i| {
-                let s = &slots[i as usize];
-                let w: [u64; SLOT_WORDS] = std::array::from_fn(|k| s.words[k].load(Relaxed));
-                if meta_state(w[META_WORD]) != SLOT_LIVE {
-                    return None;
-                }
-                let p: [u64; PAYLOAD_WORDS] = w[..PAYLOAD_WORDS].try_into().expect("6 words");
-                Some(Versioned {
-                    entry: R::decode(&p)?,
-                    seq: meta_seq(w[META_WORD]),
-                })
-            })
+            .filter_map(|&i| read_own(&slots[i as usize]))
             .collect()
+    }
+
+    /// The entry with `key`, read back from our own mapping.
+    pub fn get(&self, key: &R::Key) -> Option<Versioned<R>> {
+        let slots = self.slots();
+        find_slot(slots, R::key_word(key))
+            .and_then(|i| read_own::<R>(&slots[i]))
+            .filter(|v| v.entry.key() == *key)
+    }
+
+    /// Whether an entry with `key` is present.
+    pub fn contains(&self, key: &R::Key) -> bool {
+        find_slot(self.slots(), R::key_word(key)).is_some()
     }
 
     fn maybe_compact(&mut self) {
         if (self.t.live + self.t.tombstones) * 8 > self.slot_count * 7 {
-            let entries = self.current_entries();
+            let entries = self.entries();
             // Best effort: if it fails the table stays correct, only probes get longer; the next
             // change tries again.
             let _ = self.publish(entries);
