@@ -161,6 +161,7 @@ impl<R: Mirrored> TableMirror<R> {
     }
 
     fn lines(&self, make: impl Fn(Key, Entry) -> Line, out: &mut Vec<Line>) {
+        out.reserve(self.map.len());
         out.extend(
             self.map
                 .iter()

@@ -1,6 +1,5 @@
 //! Read-only access to a table file (clients).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::net::Ipv4Addr;
@@ -147,15 +146,14 @@ impl<R: Record> ShmReader<R> {
         }
     }
 
-    /// Every live entry, each read torn-free; order unspecified. While the writer is changing
-    /// the table a key can be seen twice (removed and re-added during the scan); then only the
-    /// copy with the higher sequence number is returned.
+    /// Every live entry, each read torn-free, in key order. While the writer is changing the
+    /// table a key can be seen twice (removed and re-added during the scan); then only the copy
+    /// with the higher sequence number is returned.
     pub fn entries(&self) -> Vec<Versioned<R>> {
         // The header's count is a hint from another process: never size an allocation by it
         // unchecked (a corrupt file must not abort the reader).
-        let hint = self.len().min(self.slots().len()).min(1 << 16);
+        let hint = self.len().min(self.slots().len());
         let mut out: Vec<Versioned<R>> = Vec::with_capacity(hint);
-        let mut seen: HashMap<R::Key, usize> = HashMap::with_capacity(hint);
         for slot in self.slots() {
             // Never written since the file was created: EMPTY, no need to take the seqlock.
             if slot.seq.load(Relaxed) == 0 {
@@ -170,22 +168,15 @@ impl<R: Record> ShmReader<R> {
             let Some(entry) = R::decode(&payload(&w)) else {
                 continue;
             };
-            let v = Versioned {
+            out.push(Versioned {
                 entry,
                 seq: meta_seq(w[META_WORD]),
-            };
-            match seen.get(&v.entry.key()) {
-                Some(&p) => {
-                    if v.seq > out[p].seq {
-                        out[p] = v;
-                    }
-                }
-                None => {
-                    seen.insert(v.entry.key(), out.len());
-                    out.push(v);
-                }
-            }
+            });
         }
+        // Sorting (which callers mostly want anyway) also puts the copies of a key side by
+        // side: keep the newest. Cheaper than a hash set of a million keys.
+        out.sort_unstable_by(|a, b| a.entry.key().cmp(&b.entry.key()).then(b.seq.cmp(&a.seq)));
+        out.dedup_by(|later, first| later.entry.key() == first.entry.key());
         out
     }
 
