@@ -13,7 +13,7 @@
 
 use std::net::Ipv4Addr;
 
-use rtm_proto::types::{parse_addr, ParseError};
+use rtm_proto::types::{parse_addr, shown, ParseError};
 use rtm_proto::wire::{Op, Tables};
 use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
@@ -68,7 +68,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         "batch" => parse_batch(rest),
         #[cfg(feature = "fault-injection")]
         "debug" => parse_debug(rest),
-        other => Err(usage(format!("unknown command \"{other}\"; {HELP}"))),
+        other => Err(usage(format!(
+            "unknown command \"{}\"; {HELP}",
+            shown(other)
+        ))),
     }
 }
 
@@ -90,7 +93,10 @@ pub fn parse_batch_line(line: &str) -> Result<Option<Op>, UsageError> {
 fn no_more(cmd: &str, rest: &[&str]) -> Result<(), UsageError> {
     match rest.first() {
         None => Ok(()),
-        Some(w) => Err(usage(format!("unexpected argument \"{w}\" after {cmd}"))),
+        Some(w) => Err(usage(format!(
+            "unexpected argument \"{}\" after {cmd}",
+            shown(w)
+        ))),
     }
 }
 
@@ -101,7 +107,12 @@ fn parse_batch(rest: &[&str]) -> Result<Command, UsageError> {
         match w {
             "--force" | "-f" => force = true,
             _ if file.is_none() => file = Some(w.to_string()),
-            _ => return Err(usage(format!("unexpected argument \"{w}\" for batch"))),
+            _ => {
+                return Err(usage(format!(
+                    "unexpected argument \"{}\" for batch",
+                    shown(w)
+                )))
+            }
         }
     }
     let file = file.ok_or_else(|| usage("batch needs a FILE (or - for standard input)"))?;
@@ -119,7 +130,10 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
         Some("broker") => Ok(DebugTarget::Broker),
         Some("listener") => Ok(DebugTarget::Listener),
         Some("session") => Ok(DebugTarget::Session),
-        Some(w) => Err(usage(format!("unknown debug target \"{w}\"; {USE}"))),
+        Some(w) => Err(usage(format!(
+            "unknown debug target \"{}\"; {USE}",
+            shown(w)
+        ))),
         None => Err(usage(format!("missing debug target; {USE}"))),
     };
     match rest {
@@ -134,9 +148,19 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
                     "stream" => PanicPoint::Stream,
                     "restart" => PanicPoint::Restart,
                     "publish" => PanicPoint::Publish,
-                    other => return Err(usage(format!("unknown panic point \"{other}\"; {USE}"))),
+                    other => {
+                        return Err(usage(format!(
+                            "unknown panic point \"{}\"; {USE}",
+                            shown(other)
+                        )))
+                    }
                 },
-                [w, ..] => return Err(usage(format!("unexpected argument \"{w}\"; {USE}"))),
+                [w, ..] => {
+                    return Err(usage(format!(
+                        "unexpected argument \"{}\"; {USE}",
+                        shown(w)
+                    )))
+                }
             };
             Ok(Command::Debug(DebugAction::Panic { target, point }))
         }
@@ -148,7 +172,10 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
             Ok(Command::Debug(DebugAction::Stall { target, ms }))
         }
         ["panic"] | ["stall"] => Err(usage(format!("missing debug target; {USE}"))),
-        [w, ..] => Err(usage(format!("unknown debug command \"{w}\"; {USE}"))),
+        [w, ..] => Err(usage(format!(
+            "unknown debug command \"{}\"; {USE}",
+            shown(w)
+        ))),
         [] => Err(usage(format!("debug needs a command; {USE}"))),
     }
 }
@@ -168,10 +195,9 @@ fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {
                 _ => Op::RouteReplace(route),
             }))
         }
-        "del" | "delete" => Ok(Command::Change(Op::RouteDel(one_arg(
-            "route del", "PREFIX", args,
-        )?
-        .parse()?))),
+        "del" | "delete" => Ok(Command::Change(Op::RouteDel(
+            one_arg("route del", "PREFIX", args)?.parse()?,
+        ))),
         "show" | "list" => Ok(Command::RouteShow(
             optional_arg("route show", args)?
                 .map(str::parse)
@@ -184,7 +210,8 @@ fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {
         )?)?)),
         "flush" => no_more("route flush", args).map(|_| Command::Change(Op::Flush(Tables::Route))),
         other => Err(usage(format!(
-            "unknown route command \"{other}\"; expected add, change, replace, del, show, get, flush"
+            "unknown route command \"{}\"; expected add, change, replace, del, show, get, flush",
+            shown(other)
         ))),
     }
 }
@@ -215,7 +242,8 @@ fn parse_arp(rest: &[&str]) -> Result<Command, UsageError> {
         "get" => Ok(Command::ArpGet(one_arg("arp get", "MAC", args)?.parse()?)),
         "flush" => no_more("arp flush", args).map(|_| Command::Change(Op::Flush(Tables::Arp))),
         other => Err(usage(format!(
-            "unknown arp command \"{other}\"; expected add, change, replace, del, show, get, flush"
+            "unknown arp command \"{}\"; expected add, change, replace, del, show, get, flush",
+            shown(other)
         ))),
     }
 }
@@ -223,10 +251,19 @@ fn parse_arp(rest: &[&str]) -> Result<Command, UsageError> {
 fn one_arg<'a>(cmd: &str, what: &str, args: &[&'a str]) -> Result<&'a str, UsageError> {
     match args {
         [a] => Ok(a),
-        [] => Err(usage(format!("{cmd} needs a {what}"))),
+        [] => Err(usage(format!("{cmd} needs {} {what}", article(what)))),
         [_, extra, ..] => Err(usage(format!(
-            "unexpected argument \"{extra}\" after {cmd}"
+            "unexpected argument \"{}\" after {cmd}",
+            shown(extra)
         ))),
+    }
+}
+
+/// "an" before a word that starts with a vowel letter (ADDRESS, IP), else "a".
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('A' | 'E' | 'I' | 'O' | 'U' | 'a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
     }
 }
 
@@ -235,7 +272,8 @@ fn optional_arg<'a>(cmd: &str, args: &[&'a str]) -> Result<Option<&'a str>, Usag
         [] => Ok(None),
         [a] => Ok(Some(a)),
         [_, extra, ..] => Err(usage(format!(
-            "unexpected argument \"{extra}\" after {cmd}"
+            "unexpected argument \"{}\" after {cmd}",
+            shown(extra)
         ))),
     }
 }
@@ -248,6 +286,12 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
     let dst: Prefix = dst.parse()?;
     let (mut via, mut dev, mut metric) = (None, None, None);
     while let Some((&kw, tail)) = rest.split_first() {
+        if !matches!(kw, "via" | "dev" | "metric") {
+            return Err(usage(format!(
+                "unknown argument \"{}\" for route {cmd}; expected via, dev or metric",
+                shown(kw)
+            )));
+        }
         let Some((&value, tail)) = tail.split_first() else {
             return Err(usage(format!("\"{kw}\" needs a value")));
         };
@@ -261,13 +305,10 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
                     .parse::<u32>()
                     .ok()
                     .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|_| value == "0" || !value.starts_with('0'))
                     .ok_or_else(|| ParseError::Metric(value.to_string()))?,
             )?,
-            other => {
-                return Err(usage(format!(
-                    "unknown argument \"{other}\" for route {cmd}; expected via, dev or metric"
-                )))
-            }
+            _ => unreachable!("keyword checked above"),
         }
         rest = tail;
     }
@@ -293,17 +334,16 @@ fn parse_arp_spec(cmd: &str, args: &[&str]) -> Result<ArpEntry, UsageError> {
     };
     let mut dev = None;
     while let Some((&kw, tail)) = rest.split_first() {
+        if kw != "dev" {
+            return Err(usage(format!(
+                "unknown argument \"{}\" for arp {cmd}; expected dev",
+                shown(kw)
+            )));
+        }
         let Some((&value, tail)) = tail.split_first() else {
             return Err(usage(format!("\"{kw}\" needs a value")));
         };
-        match kw {
-            "dev" => set_once(&mut dev, kw, value.parse::<IfName>()?)?,
-            other => {
-                return Err(usage(format!(
-                    "unknown argument \"{other}\" for arp {cmd}; expected dev"
-                )))
-            }
-        }
+        set_once(&mut dev, kw, value.parse::<IfName>()?)?;
         rest = tail;
     }
     Ok(ArpEntry { mac, ip, dev })

@@ -71,7 +71,15 @@ fn non_utf8(prefix: &str, bytes: &[u8], suffix: &str) -> Case {
 
 const MAC_HINT: &str = "expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff";
 const PREFIX_HINT: &str = "expected a.b.c.d/len with len 0..=32";
-const METRIC_HINT: &str = "expected an integer 0..=4294967295";
+const METRIC_HINT: &str = "expected an integer 0..=4294967295 without leading zeros";
+
+/// How messages show an overlong ASCII value: its first 64 characters, then its length.
+fn cut(v: &str) -> String {
+    if v.len() <= 64 {
+        return v.to_string();
+    }
+    format!("{}… ({} bytes)", &v[..64], v.len())
+}
 
 fn bad_prefix(p: &str) -> String {
     format!("invalid prefix \"{p}\": {PREFIX_HINT}")
@@ -180,16 +188,17 @@ fn catalogue() -> Vec<Case> {
         ),
         line("route add 010.0.0.0/8 dev eth0", bad_prefix("010.0.0.0/8")),
         line("route add /8 dev eth0", bad_prefix("/8")),
-        line("route add 10.0.0.256 dev eth0", bad_addr("10.0.0.256")),
-        line("route add eth0 dev eth0", bad_addr("eth0")),
-        argv(&["route", "add", "", "dev", "eth0"], bad_addr("")),
+        // In a PREFIX position anything that is not an address is called a bad prefix.
+        line("route add 10.0.0.256 dev eth0", bad_prefix("10.0.0.256")),
+        line("route add eth0 dev eth0", bad_prefix("eth0")),
+        argv(&["route", "add", "", "dev", "eth0"], bad_prefix("")),
         argv(
             &["route", "add", "10.0.0.0 /8", "dev", "eth0"],
             bad_prefix("10.0.0.0 /8"),
         ),
         line(
             &format!("route add {long_prefix} dev eth0"),
-            bad_prefix(&long_prefix),
+            bad_prefix(&cut(&long_prefix)),
         ),
         non_utf8("route add", b"10.0.0.0/\xff", "dev eth0"),
         // ----- route: next hop -----
@@ -214,7 +223,7 @@ fn catalogue() -> Vec<Case> {
         argv(&["route", "add", "10.0.0.0/8", "via", ""], bad_addr("")),
         line(
             &format!("route add 10.0.0.0/8 via {long_addr}"),
-            bad_addr(&long_addr),
+            bad_addr(&cut(&long_addr)),
         ),
         line(
             "route add 10.0.0.0/8 via 1.2.3.4 via 1.2.3.5",
@@ -233,7 +242,10 @@ fn catalogue() -> Vec<Case> {
         ),
         line(
             &format!("route add 10.0.0.0/8 dev {huge_dev}"),
-            format!("invalid interface name \"{huge_dev}\": longer than 15 bytes"),
+            format!(
+                "invalid interface name \"{}\": longer than 15 bytes",
+                cut(&huge_dev)
+            ),
         ),
         line(
             "route add 10.0.0.0/8 dev .",
@@ -253,7 +265,8 @@ fn catalogue() -> Vec<Case> {
         ),
         argv(
             &["route", "add", "10.0.0.0/8", "dev", "eth\t0"],
-            "invalid interface name \"eth\t0\": contains whitespace or a control character",
+            // Control characters are shown escaped: the message stays one harmless line.
+            "invalid interface name \"eth\\t0\": contains whitespace or a control character",
         ),
         line(
             "route add 10.0.0.0/8 dev eth0 dev eth1",
@@ -293,7 +306,11 @@ fn catalogue() -> Vec<Case> {
         ),
         line(
             &format!("route add 10.0.0.0/8 dev eth0 metric {long_metric}"),
-            bad_metric(&long_metric),
+            bad_metric(&cut(&long_metric)),
+        ),
+        line(
+            "route add 10.0.0.0/8 dev eth0 metric 00010",
+            bad_metric("00010"),
         ),
         line(
             "route add 10.0.0.0/8 dev eth0 metric 1 metric 2",
@@ -313,14 +330,26 @@ fn catalogue() -> Vec<Case> {
             "route add 10.0.0.0/8 DEV eth0",
             "unknown argument \"DEV\" for route add; expected via, dev or metric",
         ),
-        // A trailing unknown word is reported as a keyword without a value.
+        // A trailing unknown word is an unknown keyword, a known one needs its value.
         line(
             "route add 10.0.0.0/8 dev eth0 proto",
-            "\"proto\" needs a value",
+            "unknown argument \"proto\" for route add; expected via, dev or metric",
         ),
         line(
             "route add 10.0.0.0/8 dev eth0 --json",
-            "\"--json\" needs a value",
+            "unknown argument \"--json\" for route add; expected via, dev or metric",
+        ),
+        line(
+            "route add 10.0.0.0/8 dev eth0 metric",
+            "\"metric\" needs a value",
+        ),
+        line(
+            "arp add aa:bb:cc:dd:ee:ff 10.0.0.1 proto",
+            "unknown argument \"proto\" for arp add; expected dev",
+        ),
+        line(
+            "route add 10.0.0.0/8 dev eth0 \x1b[31m",
+            "unknown argument \"\\u{1b}[31m\" for route add; expected via, dev or metric",
         ),
         // ----- route del / show / get -----
         line("route del", "route del needs a PREFIX"),
@@ -337,7 +366,7 @@ fn catalogue() -> Vec<Case> {
             "route del 10.0.0.0/8 dev eth0",
             "unexpected argument \"dev\" after route del",
         ),
-        line("route show banana", bad_addr("banana")),
+        line("route show banana", bad_prefix("banana")),
         line(
             "route show 10.0.0.1/8",
             "invalid prefix \"10.0.0.1/8\": host bits are set (did you mean 10.0.0.0/8?)",
@@ -346,8 +375,8 @@ fn catalogue() -> Vec<Case> {
             "route show 10.0.0.0/8 extra",
             "unexpected argument \"extra\" after route show",
         ),
-        line("route show -j", bad_addr("-j")),
-        line("route get", "route get needs a ADDRESS"),
+        line("route show -j", bad_prefix("-j")),
+        line("route get", "route get needs an ADDRESS"),
         line("route get 10.0.0.0/8", bad_addr("10.0.0.0/8")),
         line("route get 10.0.0.256", bad_addr("10.0.0.256")),
         line(
@@ -384,7 +413,10 @@ fn catalogue() -> Vec<Case> {
         ),
         line("arp add 10.0.0.1 aa:bb:cc:dd:ee:ff", bad_mac("10.0.0.1")),
         argv(&["arp", "add", "", "10.0.0.1"], bad_mac("")),
-        line(&format!("arp add {long_mac} 10.0.0.1"), bad_mac(&long_mac)),
+        line(
+            &format!("arp add {long_mac} 10.0.0.1"),
+            bad_mac(&cut(&long_mac)),
+        ),
         non_utf8("arp add", b"aa:bb:cc:dd:ee:\xff\xff", "10.0.0.1"),
         line(
             "arp add aa:bb:cc:dd:ee:ff 10.0.0.300",
@@ -422,7 +454,7 @@ fn catalogue() -> Vec<Case> {
         ),
         line(
             "arp add aa:bb:cc:dd:ee:ff 10.0.0.1 lladdr",
-            "\"lladdr\" needs a value",
+            "unknown argument \"lladdr\" for arp add; expected dev",
         ),
         // ----- arp del / show / get -----
         line("arp del", "arp del needs a MAC"),

@@ -14,22 +14,42 @@ use serde::{Deserialize, Serialize};
 /// Why a value was rejected. Each variant carries the offending text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("invalid prefix \"{0}\": expected a.b.c.d/len with len 0..=32")]
+    #[error("invalid prefix \"{}\": expected a.b.c.d/len with len 0..=32", shown(.0))]
     Prefix(String),
-    #[error("invalid prefix \"{given}\": host bits are set (did you mean {canonical}?)")]
+    #[error(
+        "invalid prefix \"{}\": host bits are set (did you mean {canonical}?)",
+        shown(given)
+    )]
     HostBits { given: String, canonical: String },
-    #[error("invalid IPv4 address \"{0}\"")]
+    #[error("invalid IPv4 address \"{}\"", shown(.0))]
     Addr(String),
     #[error(
-        "invalid MAC address \"{0}\": expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff"
+        "invalid MAC address \"{}\": expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff",
+        shown(.0)
     )]
     Mac(String),
-    #[error("invalid interface name \"{0}\": {1}")]
+    #[error("invalid interface name \"{}\": {}", shown(.0), .1)]
     IfName(String, &'static str),
-    #[error("invalid metric \"{0}\": expected an integer 0..=4294967295")]
+    #[error("invalid metric \"{}\": expected an integer 0..=4294967295 without leading zeros", shown(.0))]
     Metric(String),
     #[error("route {0} needs a gateway (via) or a device (dev)")]
     NoNextHop(Prefix),
+}
+
+/// Most characters of a bad value an error message repeats.
+const SHOWN_CHARS: usize = 64;
+
+/// A value as error messages show it: control characters, quotes and backslashes escaped (so
+/// a message stays one line and cannot drive a terminal), and at most [`SHOWN_CHARS`]
+/// characters, with the total length after a cut.
+pub fn shown(s: &str) -> String {
+    let n = s.chars().count();
+    let head: String = s.chars().take(SHOWN_CHARS).collect();
+    let mut out: String = head.escape_debug().collect();
+    if n > SHOWN_CHARS {
+        out += &format!("… ({} bytes)", s.len());
+    }
+    out
 }
 
 /// Parses a dotted-quad IPv4 address, naming the value on failure.
@@ -111,13 +131,7 @@ impl FromStr for Prefix {
             // A bare address is a host route, as in iproute2.
             None => (s, 32),
         };
-        let addr: Ipv4Addr = a.parse().map_err(|_| {
-            if s.contains('/') {
-                ParseError::Prefix(s.to_string())
-            } else {
-                ParseError::Addr(s.to_string())
-            }
-        })?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| ParseError::Prefix(s.to_string()))?;
         Prefix::new(addr, len).ok_or_else(|| ParseError::HostBits {
             given: s.to_string(),
             canonical: Prefix::truncating(addr, len).to_string(),

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use rtm_proto::types::{parse_addr, ParseError};
+use rtm_proto::types::{parse_addr, shown, ParseError};
 use rtm_proto::{IfName, MacAddr, Prefix};
 
 // ===== reference parsers =====
@@ -24,13 +24,20 @@ fn ref_mask(len: u8) -> u32 {
     }
 }
 
+/// Whether an error message names the bad value (as [`shown`] spells it: escaped, cut after 64
+/// characters) and stays one line without control characters.
+fn names(e: &ParseError, s: &str) -> bool {
+    let msg = e.to_string();
+    msg.contains(&format!("\"{}\"", shown(s))) && !msg.chars().any(char::is_control)
+}
+
 /// Prefixes: `ADDR` (a /32) or `ADDR/LEN`, LEN plain decimal 0..=32 without sign or leading
 /// zeros, host bits zero. Errors as `rtm_proto` spells them.
 fn ref_prefix(s: &str) -> Result<(Ipv4Addr, u8), ParseError> {
     let Some(slash) = s.find('/') else {
         return ref_addr(s)
             .map(|a| (a, 32))
-            .ok_or_else(|| ParseError::Addr(s.to_string()));
+            .ok_or_else(|| ParseError::Prefix(s.to_string()));
     };
     let (a, l) = (&s[..slash], &s[slash + 1..]);
     let malformed = || ParseError::Prefix(s.to_string());
@@ -181,7 +188,7 @@ proptest! {
             (Ok(a), Some(b)) => prop_assert_eq!(a, b),
             (Err(e), None) => {
                 prop_assert_eq!(&e, &ParseError::Addr(s.clone()));
-                prop_assert!(e.to_string().contains(&format!("\"{}\"", s)), "{}", e);
+                prop_assert!(names(&e, &s), "{}", e);
             }
             (got, want) => prop_assert!(false, "{:?}: rtm {:?}, reference {:?}", s, got, want),
         }
@@ -217,7 +224,7 @@ proptest! {
             (Ok(p), Ok((addr, len))) => prop_assert_eq!((p.addr(), p.len()), (addr, len)),
             (Err(e), Err(want)) => {
                 prop_assert_eq!(e, &want);
-                prop_assert!(e.to_string().contains(&format!("\"{s}\"")), "{}", e);
+                prop_assert!(names(&e, &s), "{}", e);
             }
             (got, want) => prop_assert!(false, "{:?}: rtm {:?}, reference {:?}", s, got, want),
         }
@@ -240,7 +247,7 @@ proptest! {
             (Ok(m), Some(want)) => prop_assert_eq!(m.0, want),
             (Err(e), None) => {
                 prop_assert_eq!(&e, &ParseError::Mac(s.clone()));
-                prop_assert!(e.to_string().contains(&format!("\"{}\"", s)), "{}", e);
+                prop_assert!(names(&e, &s), "{}", e);
             }
             (got, want) => prop_assert!(false, "{:?}: rtm {:?}, reference {:?}", s, got, want),
         }
@@ -255,7 +262,7 @@ proptest! {
             }
             Err(e) => {
                 prop_assert!(!ref_ifname(&s), "{:?} refused: {}", s, e);
-                prop_assert!(e.to_string().contains(&format!("\"{s}\"")), "{}", e);
+                prop_assert!(names(&e, &s), "{}", e);
             }
         }
     }
