@@ -8,7 +8,8 @@
 //!   the registry and the broker, and queues replies and notifications in its bounded
 //!   [`outbox`], which a writer task drains to the socket.
 //! - [`route_table`] / [`arp_table`]: each owns one table ([`table`] is their common core):
-//!   the authoritative copy, the shared-memory writer, the sequence counter, the subscribers.
+//!   the shared-memory writer (whose file is the authoritative copy), the sequence counter, the
+//!   journal, the subscribers.
 //! - [`registry`]: the registered subscribers, for `rtmctl clients`, `--max-clients` and flushes.
 //! - [`signal_broker`]: SIGTERM/SIGINT/SIGHUP in, SIGUSR1 out through pidfds.
 //! - [`supervision`]: the guards that turn a panic anywhere in a supervised actor into a
@@ -16,7 +17,7 @@
 //! - [`journal`]: each table's snapshot + journal under `--state-dir`.
 //!
 //! A route added with `rtmctl route add` travels: socket → `Session` → `RouteTable` (validated
-//! against the authoritative copy, sequence number assigned, made durable in the [`journal`]
+//! against the table file, sequence number assigned, made durable in the [`journal`]
 //! if there is one, then written to shared memory) → `Notify` to every subscribed
 //! `Session` → its outbox → the client's socket; the client then reads the entry from its
 //! read-only mapping of the shared-memory file.

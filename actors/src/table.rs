@@ -45,7 +45,7 @@ struct Staged<R: Record> {
 }
 
 /// `entries` with `effects` applied on top, in order (unique keys, order unspecified).
-fn with_effects<'a, R: Record + 'a>(
+fn with_effects<R: Record>(
     entries: Vec<Versioned<R>>,
     effects: impl IntoIterator<Item = impl std::borrow::Borrow<Effect<R>>>,
 ) -> Vec<Versioned<R>> {

@@ -187,9 +187,8 @@ async fn one_shot(args: &Args, cmd: &Cmd) -> u8 {
 /// Every entry of a table file, sorted by key.
 fn sorted_entries<R: Record>(path: &Path) -> Result<Vec<R>, u8> {
     let reader = ShmReader::<R>::open(path).map_err(|e| open_fail(path, e))?;
-    let mut v: Vec<R> = reader.entries().into_iter().map(|v| v.entry).collect();
-    v.sort_by_key(|r| r.key());
-    Ok(v)
+    // `entries` comes in key order.
+    Ok(reader.entries().into_iter().map(|v| v.entry).collect())
 }
 
 fn dump(args: &Args, route_path: &Path, arp_path: &Path) -> u8 {
