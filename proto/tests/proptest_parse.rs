@@ -224,7 +224,7 @@ proptest! {
             (Ok(p), Ok((addr, len))) => prop_assert_eq!((p.addr(), p.len()), (addr, len)),
             (Err(e), Err(want)) => {
                 prop_assert_eq!(e, &want);
-                prop_assert!(names(&e, &s), "{}", e);
+                prop_assert!(names(e, &s), "{}", e);
             }
             (got, want) => prop_assert!(false, "{:?}: rtm {:?}, reference {:?}", s, got, want),
         }
