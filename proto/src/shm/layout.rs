@@ -103,9 +103,11 @@
 //!    a route whose prefix has exactly length `e.depth` and contains `addr`.
 //! 4. Re-load the group entry and `w`; accept only if both are unchanged.
 //! 5. On any failure retry. While the writer is alive (see "Writer liveness") a failure is
-//!    transient (a slot being written, words being changed), so the reader keeps retrying. Once
-//!    the writer is gone, the file no longer changes: the reader falls back to probing the hash
-//!    table for `addr/32 .. addr/0`, skipping a slot the dead writer left odd.
+//!    transient (a slot being written, words being changed), so the reader keeps retrying, for a
+//!    bounded time. After it, or at once when the writer is gone, the reader probes the hash
+//!    table for `addr/32 .. addr/0` instead. The probes wait for a slot a live writer is
+//!    writing, and skip one only if the writer is gone (it died mid-update; the file no longer
+//!    changes then).
 //!
 //! A stale entry (pointing at a slot or group that was freed and reused) fails step 3 (another
 //! key has another length or does not contain `addr`; the same key is the same prefix) or step 4

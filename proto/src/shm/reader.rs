@@ -238,6 +238,11 @@ impl<R: Record> ShmReader<R> {
 /// attempts (the writer may be descheduled in the middle of a change).
 const LPM_SPINS: u32 = 32;
 
+/// How long [`ShmReader::lookup`] keeps retrying the DIR-24-8 path before it answers by probing
+/// the hash table instead (at once if the writer is gone). Only a writer descheduled in the
+/// middle of a change for this long gets here; the probes then wait for its slot too.
+const LPM_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Addresses [`ShmReader::lookup_batch`] works on together: their memory loads are issued
 /// back to back so that the misses overlap. Measured on a 300k-route table (random addresses):
 /// groups of 8 / 16 / 32 gave about 7.5 / 9 / 11 M lookups/s; prefetching the next group's tbl24
@@ -260,10 +265,11 @@ impl ShmReader<Route> {
     ///
     /// Answered from the DIR-24-8 arrays (two dependent loads plus the route's slot); see
     /// [`super::layout`] for why a concurrent update can only make an attempt retry, never
-    /// return a wrong route. Attempts are retried while the writer is alive (a retry means a
-    /// change is in progress); if the writer is gone and attempts still fail (it died in the
-    /// middle of a change), the table no longer changes and the answer comes from probing the
-    /// hash table for `addr/32` down to `addr/0` instead.
+    /// return a wrong route. A retry means a change is in progress, so attempts are retried
+    /// while the writer is alive, up to [`LPM_PATIENCE`]. After that, or at once if the writer is
+    /// gone (it died in the middle of a change), the answer comes from probing the hash table
+    /// for `addr/32` down to `addr/0`; those probes wait for a slot a live writer is writing, so
+    /// they never skip a present route.
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
         let a = u32::from(addr);
         let mut answer = None;
@@ -273,11 +279,15 @@ impl ShmReader<Route> {
             }
             std::hint::spin_loop();
         }
-        let mut since = std::time::Instant::now();
+        let start = std::time::Instant::now();
+        let mut since = start;
         loop {
             std::thread::yield_now();
             if self.lpm_attempt(a, &mut answer) == Attempt::Done {
                 return answer;
+            }
+            if start.elapsed() > LPM_PATIENCE {
+                return self.lookup_by_probing(addr);
             }
             if since.elapsed() > READ_PATIENCE {
                 if !self.writer_alive() {
