@@ -253,26 +253,17 @@ impl Mirror {
     /// Starts loading the shared-memory slot a change event will make [`Mirror::on_event`]
     /// read (see [`crate::Client::warm_ahead`]).
     pub fn warm(&self, ev: &Event) {
-        match ev {
-            Event::Change {
-                op: ChangeOp::Create | ChangeOp::Update,
-                key: Key::Route(p),
-                ..
-            } => {
-                if let Some(m) = &self.route {
-                    m.reader.prefetch(p);
-                }
-            }
-            Event::Change {
-                op: ChangeOp::Create | ChangeOp::Update,
-                key: Key::Arp(mac),
-                ..
-            } => {
-                if let Some(m) = &self.arp {
-                    m.reader.prefetch(mac);
-                }
-            }
-            _ => {}
+        let Event::Change {
+            op: ChangeOp::Create | ChangeOp::Update,
+            key,
+            ..
+        } = ev
+        else {
+            return;
+        };
+        match key {
+            Key::Route(p) => self.route.iter().for_each(|m| m.reader.prefetch(p)),
+            Key::Arp(mac) => self.arp.iter().for_each(|m| m.reader.prefetch(mac)),
         }
     }
 

@@ -288,10 +288,7 @@ where
     fn stage_one(&mut self, op: &TableOp<R>, st: &mut Staged<R>) -> Result<Effect<R>, Failure> {
         let table = R::TABLE;
         let seq = self.seq + 1;
-        let shm = self
-            .shm
-            .as_ref()
-            .ok_or_else(|| Failure::Internal(format!("the {table} table is shutting down")))?;
+        let shm = self.shm.as_ref().ok_or(Failure::ShuttingDown)?;
         let exists = |key: &R::Key| match st.keys.get(key) {
             Some(&present) => present,
             None => !st.flushed && shm.contains(key),
