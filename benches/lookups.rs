@@ -92,7 +92,7 @@ fn cycle<K: Copy, T>(b: Bencher, keys: &[K], f: impl Fn(K) -> T) {
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn lpm_shm(b: Bencher) {
     let d = &*DATA;
-    cycle(b, &d.addrs, |a| d.routes.lookup(a).map(|v| v.entry.metric));
+    cycle(b, &d.addrs, |a| d.routes.lookup(a).map(|v| v.metric));
 }
 
 /// Addresses per `lookup_batch` call (a burst of packets).
@@ -120,7 +120,7 @@ fn batches(b: Bencher, keys: &[Ipv4Addr]) {
             i = (i + BURST) & (keys.len() - 1);
             d.routes
                 .lookup_batch(black_box(&keys[i..i + BURST]), &mut out);
-            out.iter().flatten().map(|v| v.entry.metric).sum::<u32>()
+            out.iter().flatten().map(|v| v.metric).sum::<u32>()
         });
 }
 
@@ -137,9 +137,7 @@ fn lpm_prefix_trie(b: Bencher) {
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn lpm_shm_uniform(b: Bencher) {
     let d = &*DATA;
-    cycle(b, &d.uniform, |a| {
-        d.routes.lookup(a).map(|v| v.entry.metric)
-    });
+    cycle(b, &d.uniform, |a| d.routes.lookup(a).map(|v| v.metric));
 }
 
 #[divan::bench(sample_count = 1000, sample_size = 100)]
@@ -170,7 +168,7 @@ fn arp_hashmap(b: Bencher) {
 fn warm(d: &Data) {
     let mut sum = 0u64;
     for &a in d.addrs.iter().chain(&d.uniform) {
-        sum += d.routes.lookup(a).map_or(0, |v| v.entry.metric as u64);
+        sum += d.routes.lookup(a).map_or(0, |v| v.metric as u64);
         sum += d
             .trie
             .get_lpm(&Ipv4Net::new(a, 32).expect("/32"))

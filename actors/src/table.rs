@@ -351,16 +351,17 @@ where
     }
 
     /// Loads what the next operations will touch in shared memory (each key's home slot, and
-    /// the LPM word where the operation likely changes it) back to back, before they are staged
-    /// one by one. In a table of a million entries each of those is a cache and TLB miss; issued
-    /// together, the misses of a group overlap instead of following one another.
+    /// for routes the LPM word) back to back, before they are staged one by one. In a table of a
+    /// million entries each of those is a cache and TLB miss; issued together, the misses of a
+    /// group overlap instead of following one another.
     fn warm(&self, ops: &[TableOp<R>]) {
         let Some(shm) = &self.shm else { return };
         for op in ops {
             match op {
-                TableOp::Add(r) => shm.prefetch(&r.key(), true),
-                TableOp::Change(r) | TableOp::Replace(r) => shm.prefetch(&r.key(), false),
-                TableOp::Del(key) => shm.prefetch(key, true),
+                TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => {
+                    shm.prefetch(&r.key())
+                }
+                TableOp::Del(key) => shm.prefetch(key),
                 TableOp::Flush => {}
             }
         }

@@ -161,7 +161,7 @@ async fn one_shot(args: &Args, cmd: &Cmd) -> u8 {
     match target {
         Some(Ok(addr)) => match RouteReader::open(&route_path) {
             Ok(r) => match r.lookup(addr) {
-                Some(v) => print(&output::entry(&Entry::Route(v.entry), args.json)),
+                Some(v) => print(&output::entry(&Entry::Route(v), args.json)),
                 None => {
                     eprintln!("rtm-client: no route to {addr}");
                     return 2;

@@ -1,4 +1,4 @@
-//! The byte layout of an rtm shared-memory table file (layout version 2).
+//! The byte layout of an rtm shared-memory table file (layout version 3).
 //!
 //! All integers are in the host's native byte order (the file never leaves the machine). The file
 //! holds offsets and sizes only, never pointers, so every process may map it anywhere.
@@ -10,21 +10,23 @@
 //! route tables only:
 //! tbl24_offset      4 * 2^24 (64 MiB)  tbl24: one LPM entry word per /24 block
 //! tbl8_offset       1024 * tbl8_groups tbl8: groups of 256 LPM entry words
+//! nexthop_offset    64 * nexthop_count next-hop slots (see "Next hops")
 //! file length = 4096 + 64 * slot_count                          for ARP tables
-//!             = tbl8_offset + 1024 * tbl8_groups                for route tables
+//!             = nexthop_offset + 64 * nexthop_count             for route tables
 //! (exactly; readers refuse any other length)
 //! ```
 //!
 //! `tbl24_offset` is `4096 + 64 * slot_count` rounded up to a multiple of 4096, `tbl8_offset` is
-//! `tbl24_offset + 4 * 2^24`. Both LPM regions start all-zero (no route) and the writer touches
-//! only the pages it needs, so on tmpfs untouched pages of the big regions use no memory.
+//! `tbl24_offset + 4 * 2^24`, `nexthop_offset` is `tbl8_offset + 1024 * tbl8_groups`. The LPM
+//! regions start all-zero (no route) and the writer touches only the pages it needs, so on tmpfs
+//! untouched pages of the big regions use no memory.
 //!
 //! # Header (4096 bytes)
 //!
 //! ```text
 //! offset size type  field           changes after creation?
 //!   0     8   u64   magic           no   b"RTMSHM\0\0" read as a little-endian u64 (MAGIC)
-//!   8     4   u32   layout_version  no   LAYOUT_VERSION (= 2)
+//!   8     4   u32   layout_version  no   LAYOUT_VERSION (= 3)
 //!  12     4   u32   kind            no   TableKind: 1 = route, 2 = arp
 //!  16     4   u32   header_size     no   HEADER_SIZE (= 4096)
 //!  20     4   u32   slot_size       no   SLOT_SIZE (= 64)
@@ -39,7 +41,9 @@
 //!  80     8   u64   tbl24_offset    no   route: as above; arp: 0
 //!  88     8   u64   tbl8_offset     no   route: as above; arp: 0
 //!  96     8   u64   tbl8_groups     no   route: number of tbl8 groups (<= 2^24); arp: 0
-//! 104  3992   -     reserved        no   zero
+//! 104     8   u64   nexthop_offset  no   route: as above; arp: 0
+//! 112     8   u64   nexthop_count   no   route: number of next-hop slots (<= 2^24); arp: 0
+//! 120  3976   -     reserved        no   zero
 //! ```
 //!
 //! Fields that "change after creation" are only ever written with atomic stores by the single
@@ -74,33 +78,47 @@
 //!
 //! ```text
 //! 0                                   no route
-//! bit 31 VALID | bit 30 GROUP=0 | bits 29..24 depth (0..=32) | bits 23..0 slot index
-//!                                     the route in that hash slot, a prefix of that length
+//! bit 31 VALID | bit 30 GROUP=0 | bits 29..24 depth (0..=32) | bits 23..0 next-hop index
+//!                                     a route of that prefix length, whose next hop (via, dev,
+//!                                     metric) is in that next-hop slot
 //! bit 31 VALID | bit 30 GROUP=1 | bits 23..0 group index (tbl24 only)
 //!                                     look at tbl8[group * 256 + (addr & 0xff)] instead
 //! ```
 //!
 //! `tbl24[addr >> 8]` is the entry for every address of that /24 unless it points at a group,
-//! whose 256 entries hold the answer per last octet. Entries point at the route's own hash slot
-//! (no copy of the route). For each address the entry names the longest prefix present that
-//! contains it. There is at most one prefix of a given length containing an address, so an entry
-//! with depth `d` in a prefix's range is that prefix.
+//! whose 256 entries hold the answer per last octet. For each address the entry names the longest
+//! prefix present that contains it: its length (the prefix itself is the address truncated to
+//! it) and its next hop. There is at most one prefix of a given length containing an address, so
+//! an entry with depth `d` in a prefix's range is that prefix.
+//!
+//! ## Next hops
+//!
+//! The next-hop slots have the layout of hash slots (64 bytes, seqlock word first). A LIVE one
+//! holds a route's record with key word 0 (as if the route were `0.0.0.0/0`): its via, dev and
+//! metric. Every distinct (via, dev, metric) that routes use has exactly one LIVE next-hop slot,
+//! shared by those routes, so a table of a million routes through a few dozen next hops keeps
+//! them in a few cache lines, and a lookup costs one dependent miss (tbl24) instead of two
+//! (tbl24, then the route's hash slot). Slot indices say nothing across generations.
 //!
 //! ## Writer rules (single writer)
-//! - Insert: the slot is written (LIVE) first, then entries are stored with `Release`.
-//! - Delete: entries are switched to the next covering prefix (or 0) first, then the slot
-//!   becomes a TOMBSTONE. A slot freed this way may later be reused for another key.
-//! - A new group is completely filled before the tbl24 word pointing at it is stored (`Release`).
-//!   A group whose /24 holds no prefix longer than /24 any more is folded back into its tbl24 word
-//!   and *quarantined*: it is reused only after a grace period (or when no other group is left),
-//!   and before refilling a reused group the writer issues `fence(Release)`.
+//! - Insert: the route's hash slot is written (LIVE), its next-hop slot exists (a new one is
+//!   written LIVE first), then entries are stored with `Release`.
+//! - Replace with another next hop: the new next-hop slot exists first, then the prefix's
+//!   entries are switched to it (`Release`).
+//! - Delete: entries are switched to the next covering prefix (or 0) first, then the hash slot
+//!   becomes a TOMBSTONE.
+//! - A next-hop slot no route uses any more, and a group whose /24 holds no prefix longer than
+//!   /24 any more (it is folded back into its tbl24 word), are *quarantined*: reused only after a
+//!   grace period (or when none other is left), and before refilling a reused one the writer
+//!   issues `fence(Release)`. A next-hop slot is never written while a route uses it.
 //!
 //! ## Reader rules (lock-free, read-only mapping)
 //! 1. `w = tbl24[addr >> 8]` (Relaxed load, `fence(Acquire)`); if it is a group, `e =
 //!    tbl8[..]` (Relaxed, `fence(Acquire)`), else `e = w`. Indices are bounds-checked.
 //! 2. `e == 0`: re-check `w` if a group was followed; answer "no route".
-//! 3. Otherwise read slot `e.slot` under its seqlock and accept it only if it is LIVE, decodes to
-//!    a route whose prefix has exactly length `e.depth` and contains `addr`.
+//! 3. Otherwise read next-hop slot `e.index` under its seqlock and accept it only if it is LIVE
+//!    and decodes to a route with key word 0. The answer is `addr/e.depth` (truncated) with that
+//!    next hop.
 //! 4. Re-load the group entry and `w`; accept only if both are unchanged.
 //! 5. On any failure retry. While the writer is alive (see "Writer liveness") a failure is
 //!    transient (a slot being written, words being changed), so the reader keeps retrying, for a
@@ -109,11 +127,13 @@
 //!    writing, and skip one only if the writer is gone (it died mid-update; the file no longer
 //!    changes then).
 //!
-//! A stale entry (pointing at a slot or group that was freed and reused) fails step 3 (another
-//! key has another length or does not contain `addr`; the same key is the same prefix) or step 4
-//! (the writer changed the word before reusing what it pointed at, and the fences order those
-//! stores before the reuse). So a lookup returns a route that was the longest match at some
-//! moment during the lookup, never garbage.
+//! A stale entry (pointing at a next-hop slot or group that was freed and reused) fails step 4:
+//! the writer changed the word before reusing what it pointed at, and the fences order those
+//! stores before the reuse; the seqlock of step 3 keeps a torn next hop out. So a lookup returns
+//! a route that was the longest match at some moment during the lookup, never garbage. The one
+//! gap is ABA: a reader stopped between steps 1 and 4 for longer than the grace period, while
+//! the same word is stored again after its next-hop slot or group was reused. Then it may answer
+//! with the reused slot's next hop. The hash table (exact match) has no such gap.
 //!
 //! # Writer liveness
 //!
@@ -130,14 +150,15 @@
 //! # Versioning
 //!
 //! `layout_version` covers this whole description, and readers refuse versions they don't know.
-//! Version 1 had no LPM arrays and power-of-two slot counts.
+//! Version 1 had no LPM arrays and power-of-two slot counts; version 2 had no next-hop slots (its
+//! entries held the route's hash-slot index).
 
 use super::sync::{AtomicU32, AtomicU64};
 
 /// `b"RTMSHM\0\0"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTMSHM\0\0");
 /// Version of the layout described in this module.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Size of the header; slots start at this offset.
 pub const HEADER_SIZE: usize = 4096;
 /// Size of one slot.
@@ -232,8 +253,11 @@ pub fn slot_count_for(capacity: usize) -> Option<usize> {
 pub const TBL24_ENTRIES: usize = 1 << 24;
 /// Entries in one tbl8 group.
 pub const GROUP_ENTRIES: usize = 256;
-/// Largest slot count of a route table (slot indices are 24 bits in an entry word).
+/// Largest slot count of a route table (its next-hop slots are counted from its capacity, and
+/// next-hop indices are 24 bits in an entry word).
 pub const MAX_LPM_SLOTS: usize = 1 << 24;
+/// Most next-hop slots a route table has (next-hop indices are 24 bits).
+pub const MAX_NEXTHOPS: usize = 1 << 24;
 /// Most tbl8 groups a route table has (group indices are 24 bits).
 pub const MAX_GROUPS: usize = 1 << 24;
 
@@ -244,10 +268,10 @@ pub const ENTRY_GROUP: u32 = 1 << 30;
 const ENTRY_DEPTH_SHIFT: u32 = 24;
 const ENTRY_INDEX_MASK: u32 = (1 << 24) - 1;
 
-/// The entry word for the route in slot `slot`, a prefix of length `depth`.
+/// The entry word for a route of prefix length `depth` whose next hop is in next-hop slot `nh`.
 #[inline]
-pub const fn route_entry(slot: usize, depth: u8) -> u32 {
-    ENTRY_VALID | ((depth as u32) << ENTRY_DEPTH_SHIFT) | (slot as u32 & ENTRY_INDEX_MASK)
+pub const fn route_entry(nh: usize, depth: u8) -> u32 {
+    ENTRY_VALID | ((depth as u32) << ENTRY_DEPTH_SHIFT) | (nh as u32 & ENTRY_INDEX_MASK)
 }
 
 /// The tbl24 word pointing at group `group`.
@@ -262,7 +286,7 @@ pub const fn entry_is_group(e: u32) -> bool {
     e & (ENTRY_VALID | ENTRY_GROUP) == ENTRY_VALID | ENTRY_GROUP
 }
 
-/// The slot or group index of an entry word.
+/// The next-hop or group index of an entry word.
 #[inline]
 pub const fn entry_index(e: u32) -> usize {
     (e & ENTRY_INDEX_MASK) as usize
@@ -281,27 +305,55 @@ pub fn tbl8_groups_for(capacity: usize) -> usize {
     (capacity + 256).min(MAX_GROUPS)
 }
 
+/// Number of next-hop slots of a route table with this capacity: each live route uses one, so
+/// live ones never exceed live routes; the extra 256 leave room for quarantined ones.
+pub fn nexthops_for(capacity: usize) -> usize {
+    (capacity + 256).min(MAX_NEXTHOPS)
+}
+
+/// The LPM regions of a route table file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LpmRegions {
+    pub tbl24: usize,
+    pub tbl8: usize,
+    pub groups: usize,
+    pub nexthops: usize,
+    pub nexthop_count: usize,
+}
+
 /// Where the regions of a file are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
     pub slot_count: usize,
     pub capacity: usize,
-    /// Route tables: (tbl24 offset, tbl8 offset, tbl8 groups).
-    pub lpm: Option<(usize, usize, usize)>,
+    /// Route tables only.
+    pub lpm: Option<LpmRegions>,
 }
 
 impl Geometry {
-    /// The geometry of a file with `slot_count` slots and, for route tables, `groups` groups.
-    pub fn new(slot_count: usize, capacity: usize, groups: Option<usize>) -> Option<Geometry> {
+    /// The geometry of a file with `slot_count` slots and, for route tables, `(groups, next-hop
+    /// slots)`.
+    pub fn new(
+        slot_count: usize,
+        capacity: usize,
+        lpm: Option<(usize, usize)>,
+    ) -> Option<Geometry> {
         let slots_end = slot_count
             .checked_mul(SLOT_SIZE)?
             .checked_add(HEADER_SIZE)?;
-        let lpm = match groups {
+        let lpm = match lpm {
             None => None,
-            Some(g) => {
-                let t24 = slots_end.checked_next_multiple_of(HEADER_SIZE)?;
-                let t8 = t24.checked_add(TBL24_ENTRIES * 4)?;
-                Some((t24, t8, g))
+            Some((groups, nexthop_count)) => {
+                let tbl24 = slots_end.checked_next_multiple_of(HEADER_SIZE)?;
+                let tbl8 = tbl24.checked_add(TBL24_ENTRIES * 4)?;
+                let nexthops = groups.checked_mul(GROUP_ENTRIES * 4)?.checked_add(tbl8)?;
+                Some(LpmRegions {
+                    tbl24,
+                    tbl8,
+                    groups,
+                    nexthops,
+                    nexthop_count,
+                })
             }
         };
         Some(Geometry {
@@ -318,7 +370,10 @@ impl Geometry {
                 .slot_count
                 .checked_mul(SLOT_SIZE)?
                 .checked_add(HEADER_SIZE),
-            Some((_, t8, g)) => g.checked_mul(GROUP_ENTRIES * 4)?.checked_add(t8),
+            Some(l) => l
+                .nexthop_count
+                .checked_mul(SLOT_SIZE)?
+                .checked_add(l.nexthops),
         }
     }
 }
@@ -374,7 +429,9 @@ pub struct Header {
     pub tbl24_offset: AtomicU64,
     pub tbl8_offset: AtomicU64,
     pub tbl8_groups: AtomicU64,
-    pub reserved: [AtomicU64; (HEADER_SIZE - 104) / 8],
+    pub nexthop_offset: AtomicU64,
+    pub nexthop_count: AtomicU64,
+    pub reserved: [AtomicU64; (HEADER_SIZE - 120) / 8],
 }
 
 /// One slot: the seqlock word and [`SLOT_WORDS`] words guarded by it.
@@ -440,9 +497,11 @@ pub(crate) fn check_header(h: &Header, kind: TableKind) -> Result<Geometry, Stri
     let t24 = h.tbl24_offset.load(Relaxed);
     let t8 = h.tbl8_offset.load(Relaxed);
     let groups = h.tbl8_groups.load(Relaxed);
+    let nh = h.nexthop_offset.load(Relaxed);
+    let nhs = h.nexthop_count.load(Relaxed);
     let geo = match kind {
         TableKind::Arp => {
-            if (t24, t8, groups) != (0, 0, 0) {
+            if (t24, t8, groups, nh, nhs) != (0, 0, 0, 0, 0) {
                 return Err("LPM fields set in an arp table".to_string());
             }
             Geometry::new(n, cap, None)
@@ -454,9 +513,15 @@ pub(crate) fn check_header(h: &Header, kind: TableKind) -> Result<Geometry, Stri
             if groups == 0 || groups > MAX_GROUPS as u64 {
                 return Err(format!("bad tbl8 group count {groups}"));
             }
-            let g = Geometry::new(n, cap, Some(groups as usize));
-            if g.and_then(|g| g.lpm).map(|(a, b, _)| (a as u64, b as u64)) != Some((t24, t8)) {
-                return Err(format!("bad LPM offsets {t24}/{t8}"));
+            if nhs == 0 || nhs > MAX_NEXTHOPS as u64 {
+                return Err(format!("bad next-hop count {nhs}"));
+            }
+            let g = Geometry::new(n, cap, Some((groups as usize, nhs as usize)));
+            let offsets = g
+                .and_then(|g| g.lpm)
+                .map(|l| (l.tbl24 as u64, l.tbl8 as u64, l.nexthops as u64));
+            if offsets != Some((t24, t8, nh)) {
+                return Err(format!("bad LPM offsets {t24}/{t8}/{nh}"));
             }
             g
         }
@@ -484,7 +549,9 @@ const _: () = {
     assert!(offset_of!(Header, tbl24_offset) == 80);
     assert!(offset_of!(Header, tbl8_offset) == 88);
     assert!(offset_of!(Header, tbl8_groups) == 96);
-    assert!(offset_of!(Header, reserved) == 104);
+    assert!(offset_of!(Header, nexthop_offset) == 104);
+    assert!(offset_of!(Header, nexthop_count) == 112);
+    assert!(offset_of!(Header, reserved) == 120);
     assert!(size_of::<Slot>() == SLOT_SIZE);
     assert!(align_of::<Slot>() == SLOT_SIZE);
     assert!(offset_of!(Slot, words) == 8);
@@ -534,11 +601,12 @@ mod tests {
         assert!(entry_is_group(g));
         assert_eq!(entry_index(g), 12345);
         assert!(!entry_is_group(0));
-        let geo = Geometry::new(125, 100, Some(356)).unwrap();
-        let (t24, t8, _) = geo.lpm.unwrap();
-        assert_eq!(t24, 3 * 4096);
-        assert_eq!(t8, t24 + 64 * 1024 * 1024);
-        assert_eq!(geo.file_len(), Some(t8 + 356 * 1024));
+        let geo = Geometry::new(125, 100, Some((356, 357))).unwrap();
+        let l = geo.lpm.unwrap();
+        assert_eq!(l.tbl24, 3 * 4096);
+        assert_eq!(l.tbl8, l.tbl24 + 64 * 1024 * 1024);
+        assert_eq!(l.nexthops, l.tbl8 + 356 * 1024);
+        assert_eq!(geo.file_len(), Some(l.nexthops + 357 * 64));
     }
 
     #[test]

@@ -1,26 +1,19 @@
-//! DIR-24-8 longest-prefix match over a route table's hash slots (layout in [`super::layout`],
-//! "LPM"): the writer's maintenance of `tbl24`/`tbl8`, and the reader's first step.
+//! DIR-24-8 longest-prefix match of a route table (layout in [`super::layout`], "LPM"): the
+//! writer's maintenance of `tbl24`/`tbl8`, and the reader's first step.
 //!
-//! The writer keeps no copy of the routes here: entries point at the routes' hash slots, and the
-//! hash table itself answers "which prefixes are present" when a delete needs the next covering
-//! prefix.
-
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+//! The writer keeps no copy of the routes here: entries name a prefix length and a next-hop
+//! slot ([`super::nexthop`]), and the hash table itself answers "which prefixes are present" when
+//! a delete needs the next covering prefix.
 
 use super::layout::{
     entry_depth, entry_index, entry_is_group, group_entry, route_entry, GROUP_ENTRIES,
     TBL24_ENTRIES,
 };
+use super::recycle::Recycler;
 use super::sync::{
     fence, AtomicU32,
     Ordering::{Acquire, Relaxed, Release},
 };
-
-/// How long a freed group stays unused (unless no other group is left). Readers validate what
-/// they find anyway; the grace period makes a reader that was descheduled inside a group very
-/// unlikely to see it reused at all.
-const GRACE: Duration = Duration::from_millis(100);
 
 /// tbl24 words per 4 KiB page.
 const PAGE_WORDS: usize = 1024;
@@ -28,11 +21,7 @@ const PAGE_WORDS: usize = 1024;
 /// The writer's bookkeeping for the LPM arrays of one file.
 #[derive(Debug)]
 pub(crate) struct Lpm {
-    groups: usize,
-    /// Groups `next_fresh..groups` have never been used in this file.
-    next_fresh: usize,
-    /// Freed groups, oldest first, with the time they were freed.
-    quarantine: VecDeque<(u32, Instant)>,
+    groups: Recycler,
     /// Groups currently referenced from tbl24.
     live_groups: usize,
     /// One bit per tbl24 page that may hold a non-zero word, so `clear` touches only those.
@@ -83,9 +72,7 @@ fn covered(x: u32, len: u8) -> bool {
 impl Lpm {
     pub(crate) fn new(groups: usize) -> Lpm {
         Lpm {
-            groups,
-            next_fresh: 0,
-            quarantine: VecDeque::new(),
+            groups: Recycler::new(groups),
             live_groups: 0,
             dirty_pages: vec![0; TBL24_ENTRIES / PAGE_WORDS / 64],
         }
@@ -106,43 +93,27 @@ impl Lpm {
     pub(crate) fn can_insert(&self, t24: &[AtomicU32], addr: u32, len: u8) -> bool {
         len <= 24
             || entry_is_group(t24[(addr >> 8) as usize].load(Relaxed))
-            || self.next_fresh < self.groups
-            || !self.quarantine.is_empty()
-    }
-
-    /// A group to fill: an old enough quarantined one, else a fresh one, else the oldest
-    /// quarantined one. The bool says whether it was used before.
-    fn alloc_group(&mut self) -> Option<(usize, bool)> {
-        if let Some(&(g, t)) = self.quarantine.front() {
-            if t.elapsed() >= GRACE || self.next_fresh == self.groups {
-                self.quarantine.pop_front();
-                return Some((g as usize, true));
-            }
-        }
-        if self.next_fresh < self.groups {
-            self.next_fresh += 1;
-            return Some((self.next_fresh - 1, false));
-        }
-        None
+            || self.groups.can_alloc()
     }
 
     fn free_group(&mut self, g: usize) {
         self.live_groups -= 1;
-        self.quarantine.push_back((g as u32, Instant::now()));
+        self.groups.free(g);
     }
 
-    /// Makes the prefix `addr/len` in hash slot `slot` the answer for every address it covers
-    /// that no longer prefix covers. The slot must already hold the route (LIVE). Returns false
-    /// (and changes nothing) only if a group was needed and none is left (see [`Lpm::can_insert`]).
+    /// Makes the prefix `addr/len`, whose next hop is in next-hop slot `nh`, the answer for every
+    /// address it covers that no longer prefix covers. The next-hop slot must already be
+    /// written. Returns false (and changes nothing) only if a group was needed and none is left
+    /// (see [`Lpm::can_insert`]).
     pub(crate) fn insert(
         &mut self,
         t24: &[AtomicU32],
         t8: &[AtomicU32],
         addr: u32,
         len: u8,
-        slot: usize,
+        nh: usize,
     ) -> bool {
-        let e = route_entry(slot, len);
+        let e = route_entry(nh, len);
         if len <= 24 {
             let (first, count) = range24(addr, len);
             rewrite24(t24, t8, first, count, |w| covered(w, len), e);
@@ -167,7 +138,7 @@ impl Lpm {
             }
             return true;
         }
-        let Some((g, reused)) = self.alloc_group() else {
+        let Some((g, reused)) = self.groups.alloc() else {
             return false;
         };
         if reused {
@@ -186,38 +157,65 @@ impl Lpm {
         true
     }
 
-    /// Removes the prefix `addr/len` in hash slot `slot`: every address that it answered is
-    /// answered by `repl` instead (the entry word of the longest remaining prefix covering
-    /// `addr/len`, or 0). Call before the slot is freed.
+    /// Switches the prefix `addr/len` from next-hop slot `old` to `new` (already written).
+    pub(crate) fn repoint(
+        &mut self,
+        t24: &[AtomicU32],
+        t8: &[AtomicU32],
+        addr: u32,
+        len: u8,
+        old: usize,
+        new: usize,
+    ) {
+        let (old, new) = (route_entry(old, len), route_entry(new, len));
+        self.rewrite(t24, t8, addr, len, old, new);
+    }
+
+    /// Stores `new` in every entry of the range of `addr/len` that holds `old`.
+    fn rewrite(&self, t24: &[AtomicU32], t8: &[AtomicU32], addr: u32, len: u8, old: u32, new: u32) {
+        if len <= 24 {
+            let (first, count) = range24(addr, len);
+            rewrite24(t24, t8, first, count, |w| w == old, new);
+            return;
+        }
+        let w = t24[(addr >> 8) as usize].load(Relaxed);
+        if !entry_is_group(w) {
+            debug_assert!(false, "prefix longer than /24 without a group");
+            return;
+        }
+        let base = entry_index(w) * GROUP_ENTRIES;
+        let (lo, count) = range8(addr, len);
+        for x in &t8[base + lo..base + lo + count] {
+            if x.load(Relaxed) == old {
+                x.store(new, Release);
+            }
+        }
+    }
+
+    /// Removes the prefix `addr/len`, whose next hop is in next-hop slot `nh`: every address
+    /// that it answered is answered by `repl` instead (the entry word of the longest remaining
+    /// prefix covering `addr/len`, or 0).
     pub(crate) fn remove(
         &mut self,
         t24: &[AtomicU32],
         t8: &[AtomicU32],
         addr: u32,
         len: u8,
-        slot: usize,
+        nh: usize,
         repl: u32,
     ) {
-        let e = route_entry(slot, len);
+        let e = route_entry(nh, len);
+        self.rewrite(t24, t8, addr, len, e, repl);
         if len <= 24 {
-            let (first, count) = range24(addr, len);
-            rewrite24(t24, t8, first, count, |w| w == e, repl);
             return;
         }
         let i = (addr >> 8) as usize;
         let w = t24[i].load(Relaxed);
         if !entry_is_group(w) {
-            debug_assert!(false, "prefix longer than /24 without a group");
             return;
         }
         let g = entry_index(w);
         let group = &t8[g * GROUP_ENTRIES..(g + 1) * GROUP_ENTRIES];
-        let (lo, count) = range8(addr, len);
-        for x in &group[lo..lo + count] {
-            if x.load(Relaxed) == e {
-                x.store(repl, Release);
-            }
-        }
         // Without prefixes longer than /24 left, all 256 entries hold the same word (the covering
         // prefix of the whole /24, or 0): fold the group back into tbl24 and quarantine it.
         if group.iter().all(|x| covered(x.load(Relaxed), 24)) {
@@ -242,8 +240,7 @@ impl Lpm {
                         w24.store(0, Release);
                         if entry_is_group(w) {
                             self.live_groups -= 1;
-                            self.quarantine
-                                .push_back((entry_index(w) as u32, Instant::now()));
+                            self.groups.free(entry_index(w));
                         }
                     }
                 }

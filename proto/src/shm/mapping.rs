@@ -1,6 +1,6 @@
 //! The only module with `unsafe`: mapping table files and viewing the mapped bytes as a
 //! [`Header`], a slice of [`Slot`]s and, for route tables, the LPM arrays (`tbl24`, `tbl8`) as
-//! slices of `AtomicU32`.
+//! slices of `AtomicU32` plus the next-hop slots.
 //!
 //! Invariants every view relies on:
 //! - the mapping is page aligned (mmap guarantees it; checked anyway) and at least as long as the
@@ -49,8 +49,9 @@ enum Backing {
 pub(crate) struct Mapping {
     backing: Backing,
     slot_count: usize,
-    /// (tbl24 offset, tbl8 offset, tbl8 entries), all zero without LPM arrays.
-    lpm: (usize, usize, usize),
+    /// (tbl24 offset, tbl8 offset, tbl8 entries, next-hop offset, next-hop slots), all zero
+    /// without LPM arrays.
+    lpm: (usize, usize, usize, usize, usize),
 }
 
 impl Mapping {
@@ -68,7 +69,7 @@ impl Mapping {
         let m = Mapping {
             backing,
             slot_count: 0,
-            lpm: (0, 0, 0),
+            lpm: (0, 0, 0, 0, 0),
         };
         if m.len() < HEADER_SIZE {
             return Err(format!(
@@ -88,16 +89,23 @@ impl Mapping {
         let n = geo.slot_count;
         match geo.file_len() {
             Some(want) if want == self.len() => {
-                if let Some((t24, t8, groups)) = geo.lpm {
+                if let Some(l) = geo.lpm {
                     // Geometry::new guarantees these; re-check what the views rely on.
-                    if t24 % HEADER_SIZE != 0
-                        || t24 < HEADER_SIZE + n * size_of::<Slot>()
-                        || t8 != t24 + TBL24_ENTRIES * 4
-                        || t8 + groups * GROUP_ENTRIES * 4 != want
+                    if l.tbl24 % HEADER_SIZE != 0
+                        || l.tbl24 < HEADER_SIZE + n * size_of::<Slot>()
+                        || l.tbl8 != l.tbl24 + TBL24_ENTRIES * 4
+                        || l.nexthops != l.tbl8 + l.groups * GROUP_ENTRIES * 4
+                        || l.nexthops + l.nexthop_count * size_of::<Slot>() != want
                     {
                         return Err("inconsistent LPM geometry".to_string());
                     }
-                    self.lpm = (t24, t8, groups * GROUP_ENTRIES);
+                    self.lpm = (
+                        l.tbl24,
+                        l.tbl8,
+                        l.groups * GROUP_ENTRIES,
+                        l.nexthops,
+                        l.nexthop_count,
+                    );
                 }
                 self.slot_count = n;
                 Ok(self)
@@ -157,7 +165,7 @@ impl Mapping {
 
     /// tbl24 (2^24 entry words) of a route table; empty for other tables.
     pub(crate) fn tbl24(&self) -> &[AtomicU32] {
-        let (off, _, _) = self.lpm;
+        let (off, ..) = self.lpm;
         let len = if off == 0 { 0 } else { TBL24_ENTRIES };
         // SAFETY: `with_geometry` set `lpm` only after checking that the mapping holds
         // TBL24_ENTRIES * 4 bytes at the page-aligned offset `off` (so 4-byte aligned) before
@@ -169,10 +177,22 @@ impl Mapping {
 
     /// The tbl8 groups of a route table (256 entry words each); empty for other tables.
     pub(crate) fn tbl8(&self) -> &[AtomicU32] {
-        let (_, off, len) = self.lpm;
+        let (_, off, len, ..) = self.lpm;
         // SAFETY: `with_geometry` checked that `len` entry words at offset `off` (page aligned,
-        // so 4-byte aligned) end exactly at the end of the mapping; `len == 0` (with `off == 0`)
+        // so 4-byte aligned) end exactly where the next-hop slots begin, inside the mapping;
+        // `len == 0` (with `off == 0`)
         // gives an empty slice at the aligned base. Same atomics argument as `tbl24`.
         unsafe { std::slice::from_raw_parts(self.base().add(off) as *const AtomicU32, len) }
+    }
+
+    /// The next-hop slots of a route table; empty for other tables.
+    pub(crate) fn nexthops(&self) -> &[Slot] {
+        let (.., off, len) = self.lpm;
+        // SAFETY: `with_geometry` checked that `len` slots at offset `off` end exactly at the end
+        // of the mapping; `off` is the tbl8 offset (page aligned) plus a multiple of 1024, so
+        // 64-byte aligned as Slot requires. `len == 0` (with `off == 0`) gives an empty slice at
+        // the aligned base. Slot is repr(C) of atomics (any bit pattern valid, shared mutation
+        // allowed), and the slice borrows `self`, which owns the mapping.
+        unsafe { std::slice::from_raw_parts(self.base().add(off) as *const Slot, len) }
     }
 }

@@ -46,10 +46,22 @@ struct Model {
 }
 
 impl Model {
-    fn lpm(&self, a: Ipv4Addr) -> Option<&Versioned<Route>> {
+    fn lpm(&self, a: Ipv4Addr) -> Option<&Route> {
         self.trie
             .get_lpm(&Ipv4Net::new(a, 32).unwrap())
-            .map(|(_, v)| v)
+            .map(|(_, v)| &v.entry)
+    }
+
+    /// Next-hop slots the routes in the model need: one per distinct next hop (via, dev,
+    /// metric) of the routes longer than /16, plus one per route of /16 or shorter.
+    fn next_hops(&self) -> usize {
+        let (short, long): (Vec<_>, Vec<_>) =
+            self.trie.iter().partition(|(_, v)| v.entry.dst.len() <= 16);
+        let hops: std::collections::HashSet<_> = long
+            .iter()
+            .map(|(_, v)| (v.entry.via, v.entry.dev, v.entry.metric))
+            .collect();
+        hops.len() + short.len()
     }
 
     /// Addresses worth looking up: inside, at the edges of and right outside known prefixes.
@@ -107,7 +119,7 @@ fn check_batches(r: &RouteReader, model: &Model, rng: &mut StdRng, n: usize, ctx
             })
             .collect();
         // Stale answers in `out` must be overwritten.
-        let stale = model.trie.iter().next().map(|(_, v)| v.clone());
+        let stale = model.trie.iter().next().map(|(_, v)| v.entry.clone());
         let mut out = vec![stale; len];
         r.lookup_batch(&addrs, &mut out);
         for (a, got) in addrs.iter().zip(&out) {
@@ -143,8 +155,15 @@ fn lpm_model_add_replace_delete() {
                 let len = random_len(&mut rng);
                 Prefix::truncating(Ipv4Addr::from(random_addr(&mut rng)), len)
             };
+            // Half the routes share a few next hops (so replacing one may keep or change its
+            // next hop, and next-hop slots are shared and released), half have their own.
+            let n = if rng.random_bool(0.5) {
+                rng.random_range(0..6)
+            } else {
+                rng.random()
+            };
             let v = Versioned {
-                entry: route(dst, rng.random()),
+                entry: route(dst, n),
                 seq,
             };
             w.upsert(&v.entry, seq).unwrap();
@@ -176,6 +195,7 @@ fn lpm_model_add_replace_delete() {
             clears += 1;
         }
         assert_eq!(w.len(), model.keys.len());
+        assert_eq!(w.next_hops_in_use(), model.next_hops(), "step {step}");
         if r.is_retired() {
             assert!(r.refresh().unwrap());
         }
@@ -193,6 +213,7 @@ fn lpm_model_add_replace_delete() {
     }
     r.refresh().unwrap();
     assert_eq!(w.lpm().unwrap().live_groups(), 0);
+    assert_eq!(w.next_hops_in_use(), 0);
     check_lookups(&r, &model, &mut rng, 500, "empty");
 }
 
@@ -246,23 +267,11 @@ fn lpm_nested_edges() {
     for len in (0..=32u8).step_by(4).chain([25, 31, 32]) {
         w.upsert(&route(at(len), u32::from(len)), 1).unwrap();
     }
-    assert_eq!(r.lookup(a).unwrap().entry.dst, at(32));
-    assert_eq!(
-        r.lookup(Ipv4Addr::new(10, 1, 2, 2)).unwrap().entry.dst,
-        at(31)
-    );
-    assert_eq!(
-        r.lookup(Ipv4Addr::new(10, 1, 2, 0)).unwrap().entry.dst,
-        at(28)
-    );
-    assert_eq!(
-        r.lookup(Ipv4Addr::new(10, 1, 2, 200)).unwrap().entry.dst,
-        at(24)
-    );
-    assert_eq!(
-        r.lookup(Ipv4Addr::new(200, 1, 2, 3)).unwrap().entry.dst,
-        at(0)
-    );
+    assert_eq!(r.lookup(a).unwrap().dst, at(32));
+    assert_eq!(r.lookup(Ipv4Addr::new(10, 1, 2, 2)).unwrap().dst, at(31));
+    assert_eq!(r.lookup(Ipv4Addr::new(10, 1, 2, 0)).unwrap().dst, at(28));
+    assert_eq!(r.lookup(Ipv4Addr::new(10, 1, 2, 200)).unwrap().dst, at(24));
+    assert_eq!(r.lookup(Ipv4Addr::new(200, 1, 2, 3)).unwrap().dst, at(0));
     // The same answers batched: /32, /31, /28, /24 and /0 (many times over, in several groups).
     let addrs: Vec<Ipv4Addr> = (0..3 * crate::shm::BATCH_GROUP as u32 + 5)
         .map(|k| match k % 5 {
@@ -277,24 +286,24 @@ fn lpm_nested_edges() {
     r.lookup_batch(&addrs, &mut out);
     let want = [at(32), at(31), at(28), at(24), at(0)];
     for (k, got) in out.iter().enumerate() {
-        assert_eq!(got.as_ref().unwrap().entry.dst, want[k % 5], "{}", addrs[k]);
+        assert_eq!(got.as_ref().unwrap().dst, want[k % 5], "{}", addrs[k]);
     }
     r.lookup_batch(&[], &mut []);
     for len in [32, 31, 28, 24] {
         assert!(w.remove(&at(len), 2));
     }
-    assert_eq!(r.lookup(a).unwrap().entry.dst, at(25));
+    assert_eq!(r.lookup(a).unwrap().dst, at(25));
     assert!(w.remove(&at(25), 3));
     // No prefix longer than /24 left: the group is folded back.
     assert_eq!(w.lpm().unwrap().live_groups(), 0);
-    assert_eq!(r.lookup(a).unwrap().entry.dst, at(20));
+    assert_eq!(r.lookup(a).unwrap().dst, at(20));
     assert!(w.remove(&at(0), 4));
     assert_eq!(r.lookup(Ipv4Addr::new(200, 1, 2, 3)), None);
-    assert_eq!(r.lookup(a).unwrap().entry.dst, at(20));
+    assert_eq!(r.lookup(a).unwrap().dst, at(20));
     w.clear(5);
     assert_eq!(r.lookup(a), None);
     w.upsert(&route(at(32), 7), 6).unwrap();
-    assert_eq!(r.lookup(a).unwrap().seq, 6);
+    assert_eq!(r.lookup(a), Some(route(at(32), 7)));
     assert_eq!(r.lookup(Ipv4Addr::new(10, 1, 2, 4)), None);
 }
 

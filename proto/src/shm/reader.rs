@@ -245,8 +245,9 @@ const LPM_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Addresses [`ShmReader::lookup_batch`] works on together: their memory loads are issued
 /// back to back so that the misses overlap. Measured on a 300k-route table (random addresses):
-/// groups of 8 / 16 / 32 gave about 7.5 / 9 / 11 M lookups/s; prefetching the next group's tbl24
-/// words on top did not help.
+/// groups of 8 / 16 / 32 gave about 7.5 / 9 / 11 M lookups/s (layout version 2, whose lookups
+/// also read the route's hash slot); prefetching the next group's tbl24 words on top did not
+/// help.
 pub const BATCH_GROUP: usize = 32;
 
 /// How one DIR-24-8 attempt ended. The answer itself (a route or none) is written to the
@@ -263,14 +264,16 @@ enum Attempt {
 impl ShmReader<Route> {
     /// Longest-prefix match: the most specific route containing `addr`.
     ///
-    /// Answered from the DIR-24-8 arrays (two dependent loads plus the route's slot); see
-    /// [`super::layout`] for why a concurrent update can only make an attempt retry, never
-    /// return a wrong route. A retry means a change is in progress, so attempts are retried
+    /// Answered from the DIR-24-8 arrays: the tbl24 word (and, for the few /24s holding longer
+    /// prefixes, a tbl8 word), then the next-hop slot it names, which tables with few next hops
+    /// keep in the cache. See [`super::layout`] for why a concurrent update can only make an
+    /// attempt retry, never return a wrong route. Unlike [`ShmReader::get`], the answer carries
+    /// no change sequence number: the arrays don't hold one. A retry means a change is in progress, so attempts are retried
     /// while the writer is alive, up to [`LPM_PATIENCE`]. After that, or at once if the writer is
     /// gone (it died in the middle of a change), the answer comes from probing the hash table
     /// for `addr/32` down to `addr/0`; those probes wait for a slot a live writer is writing, so
     /// they never skip a present route.
-    pub fn lookup(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
+    pub fn lookup(&self, addr: Ipv4Addr) -> Option<Route> {
         let a = u32::from(addr);
         let mut answer = None;
         for _ in 0..LPM_SPINS {
@@ -302,17 +305,16 @@ impl ShmReader<Route> {
     /// `addrs[i]`, with the same guarantees as `lookup` (each answer was the longest match at
     /// some moment during the call).
     ///
-    /// Faster than one `lookup` after another on tables that don't fit in the caches: a lookup
-    /// is a chain of two dependent memory loads (the tbl24/tbl8 word, then the route's slot),
-    /// each usually a cache and TLB miss. This does the addresses [`BATCH_GROUP`] at a time,
-    /// one step at a time (all tbl24 words, then the tbl8 words, then touching the slots), so the
-    /// misses of a group are in flight together instead of one after another; then it
-    /// validates each answer exactly as `lookup` does. An address whose answer doesn't
+    /// Faster than one `lookup` after another on tables that don't fit in the caches: the
+    /// tbl24 word of a random address is usually a cache and TLB miss. This does the addresses
+    /// [`BATCH_GROUP`] at a time, one step at a time (all tbl24 words, then the tbl8 words, then
+    /// touching the next-hop slots), so the misses of a group are in flight together instead of
+    /// one after another; then it validates each answer exactly as `lookup` does. An address whose answer doesn't
     /// validate (the writer changed something under it) is looked up again with `lookup`.
     ///
     /// # Panics
     /// If `addrs` and `out` differ in length.
-    pub fn lookup_batch(&self, addrs: &[Ipv4Addr], out: &mut [Option<Versioned<Route>>]) {
+    pub fn lookup_batch(&self, addrs: &[Ipv4Addr], out: &mut [Option<Route>]) {
         assert_eq!(
             addrs.len(),
             out.len(),
@@ -327,7 +329,7 @@ impl ShmReader<Route> {
 
     /// [`ShmReader::lookup_batch`] for at most [`BATCH_GROUP`] addresses (and as many answers).
     #[inline]
-    fn lookup_group(&self, addrs: &[Ipv4Addr], out: &mut [Option<Versioned<Route>>]) {
+    fn lookup_group(&self, addrs: &[Ipv4Addr], out: &mut [Option<Route>]) {
         let n = addrs.len().min(out.len()).min(BATCH_GROUP);
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         // A route reader's mapping always has the whole tbl24 (checked when it was opened); as an
@@ -360,14 +362,14 @@ impl ShmReader<Route> {
             };
         }
         fence(Acquire);
-        // Start loading the route slots' cache lines: a plain load of each seqlock word, whose
-        // value is not used. The real read of each slot, under its seqlock, follows in
-        // `finish_attempt` and then hits the cache.
-        let slots = self.slots();
+        // Start loading the next-hop slots' cache lines (usually already cached): a plain load
+        // of each seqlock word, whose value is not used. The real read of each slot, under its
+        // seqlock, follows in `finish_attempt`.
+        let hops = self.map.nexthops();
         let mut touched = 0u64;
         for &x in e.iter().take(n).flatten() {
             if x != 0 {
-                if let Some(slot) = slots.get(entry_index(x)) {
+                if let Some(slot) = hops.get(entry_index(x)) {
                     touched ^= slot.seq.load(Relaxed);
                 }
             }
@@ -385,7 +387,7 @@ impl ShmReader<Route> {
     }
 
     /// One DIR-24-8 attempt for `a`; on `Done` the answer is in `answer`.
-    fn lpm_attempt(&self, a: u32, answer: &mut Option<Versioned<Route>>) -> Attempt {
+    fn lpm_attempt(&self, a: u32, answer: &mut Option<Route>) -> Attempt {
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         let Some((w, e)) = read_entry(t24, t8, a) else {
             return Attempt::Retry;
@@ -395,16 +397,10 @@ impl ShmReader<Route> {
 
     /// Steps 2–4 of the reader rules (see [`super::layout`]) for the tbl24 word `w` and the entry
     /// word `e` that step 1 ([`read_entry`], or the batched equivalent) read for `a`: read the
-    /// slot `e` names, check it is the prefix `e` promises and contains `a`, re-check `w`/`e`.
-    /// On `Done` the answer is in `answer` (which is left alone on `Retry`).
+    /// next-hop slot `e` names, check it holds a next hop, re-check `w`/`e`. On `Done` the
+    /// answer is in `answer` (which is left alone on `Retry`).
     #[inline]
-    fn finish_attempt(
-        &self,
-        a: u32,
-        w: u32,
-        e: u32,
-        answer: &mut Option<Versioned<Route>>,
-    ) -> Attempt {
+    fn finish_attempt(&self, a: u32, w: u32, e: u32, answer: &mut Option<Route>) -> Attempt {
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         if e == 0 {
             // Read directly from tbl24 the word is the answer; through a group, the group must
@@ -415,28 +411,29 @@ impl ShmReader<Route> {
             }
             return Attempt::Retry;
         }
-        let depth = entry_depth(e);
-        let Some(slot) = self.slots().get(entry_index(e)) else {
+        let Some(slot) = self.map.nexthops().get(entry_index(e)) else {
             return Attempt::Retry;
         };
         let Ok(words) = try_read_slot(slot) else {
             return Attempt::Retry;
         };
-        if meta_state(words[META_WORD]) != SLOT_LIVE {
+        // A next hop is a route record with key word 0 (it decodes as `0.0.0.0/0`).
+        if meta_state(words[META_WORD]) != SLOT_LIVE || words[0] != 0 {
             return Attempt::Retry;
         }
-        let Some(route) = Route::decode(&payload(&words)) else {
+        let Some(hop) = Route::decode(&payload(&words)) else {
             return Attempt::Retry;
         };
-        if route.dst.len() != depth || !route.dst.contains(Ipv4Addr::from(a)) {
-            return Attempt::Retry;
-        }
         if !still(t24, t8, a, w, e) {
             return Attempt::Retry;
         }
-        *answer = Some(Versioned {
-            entry: route,
-            seq: meta_seq(words[META_WORD]),
+        let depth = entry_depth(e);
+        if depth > 32 {
+            return Attempt::Retry;
+        }
+        *answer = Some(Route {
+            dst: Prefix::truncating(Ipv4Addr::from(a), depth),
+            ..hop
         });
         Attempt::Done
     }
@@ -444,7 +441,7 @@ impl ShmReader<Route> {
     /// One DIR-24-8 attempt without retries or fallback (tests check the fast path alone):
     /// `Some(answer)` unless the attempt had to retry.
     #[cfg(test)]
-    pub(super) fn lookup_lpm_once(&self, addr: Ipv4Addr) -> Option<Option<Versioned<Route>>> {
+    pub(super) fn lookup_lpm_once(&self, addr: Ipv4Addr) -> Option<Option<Route>> {
         let mut answer = None;
         match self.lpm_attempt(u32::from(addr), &mut answer) {
             Attempt::Done => Some(answer),
@@ -454,10 +451,11 @@ impl ShmReader<Route> {
 
     /// Longest-prefix match by exact-match probes of `addr/32` down to `addr/0` (the fallback,
     /// and an independent answer for tests).
-    pub fn lookup_by_probing(&self, addr: Ipv4Addr) -> Option<Versioned<Route>> {
+    pub fn lookup_by_probing(&self, addr: Ipv4Addr) -> Option<Route> {
         (0..=32u8)
             .rev()
             .find_map(|len| self.get(&Prefix::truncating(addr, len)))
+            .map(|v| v.entry)
     }
 }
 

@@ -270,7 +270,7 @@ fn tombstones_trigger_compaction() {
     for k in &live {
         assert_eq!(r.get(k).unwrap().entry.dst, *k);
         // The compacted generation has its LPM arrays rebuilt.
-        assert_eq!(r.lookup(k.addr()).unwrap().entry.dst, *k);
+        assert_eq!(r.lookup(k.addr()).unwrap().dst, *k);
     }
 }
 
@@ -328,11 +328,7 @@ fn lpm_matches_brute_force() {
                 let host = rng.random::<u32>() & !mask(k.len());
                 Ipv4Addr::from(k.addr_u32() | host)
             };
-            assert_eq!(
-                r.lookup(addr).map(|v| v.entry),
-                brute_lpm(&routes, addr),
-                "{addr}"
-            );
+            assert_eq!(r.lookup(addr), brute_lpm(&routes, addr), "{addr}");
         }
     }
     // /0 catches everything once present.
@@ -341,9 +337,9 @@ fn lpm_matches_brute_force() {
     assert!(r.lookup(Ipv4Addr::new(255, 255, 255, 255)).is_some());
     let host = route(p("203.0.113.9/32"), 6);
     w.upsert(&host, 4).unwrap();
-    assert_eq!(r.lookup(Ipv4Addr::new(203, 0, 113, 9)).unwrap().entry, host);
+    assert_eq!(r.lookup(Ipv4Addr::new(203, 0, 113, 9)).unwrap(), host);
     assert_eq!(
-        r.lookup(Ipv4Addr::new(203, 0, 113, 8)).unwrap().entry.dst,
+        r.lookup(Ipv4Addr::new(203, 0, 113, 8)).unwrap().dst,
         brute_lpm(&routes, Ipv4Addr::new(203, 0, 113, 8)).map_or(dflt.dst, |x| x.dst)
     );
 }
@@ -614,7 +610,8 @@ fn with_slot_stuck<T: Send>(
 /// While the writer holds its liveness lock, a slot it leaves odd for much longer than the
 /// readers' patience (a descheduled writer) is waited for: exact and longest-prefix matches get
 /// the entry, never a miss or a shorter prefix. Once the lock is gone (a writer that died
-/// mid-update) the slot is given up on.
+/// mid-update) the slot is given up on. Longest-prefix matches read the route's next-hop slot,
+/// exact matches its hash slot.
 #[test]
 fn a_descheduled_writer_is_waited_for() {
     let d = dir();
@@ -626,23 +623,34 @@ fn a_descheduled_writer_is_waited_for() {
     let r = RouteReader::open(&path).unwrap();
     let a: Ipv4Addr = "10.5.3.17".parse().unwrap();
     let slot = w.slot_of(&narrow.dst).unwrap();
+    let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
 
-    let got = with_slot_stuck(&w, slot, false, || r.lookup(a));
-    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
-    let got = with_slot_stuck(&w, slot, false, || {
+    let got = with_slot_stuck(&w, hop, false, || r.lookup(a));
+    assert_eq!(got, Some(narrow.clone()));
+    let got = with_slot_stuck(&w, hop, false, || {
         let mut out = [None];
         r.lookup_batch(&[a], &mut out);
         out[0].take()
     });
-    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    assert_eq!(got, Some(narrow.clone()));
     let got = with_slot_stuck(&w, slot, false, || r.get(&narrow.dst));
     assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
     let got = with_slot_stuck(&w, slot, false, || r.entries());
     assert_eq!(got.len(), 2);
+    // A stuck hash slot does not hold up a longest-prefix match at all.
+    let got = with_slot_stuck(&w, slot, false, || {
+        let t = std::time::Instant::now();
+        (r.lookup(a), t.elapsed())
+    });
+    assert_eq!(got.0, Some(narrow.clone()));
+    assert!(got.1 < super::seqlock::READ_PATIENCE * 20, "{:?}", got.1);
 
-    // The writer "dies" with the slot odd: the lookup falls back to probing, which skips it.
-    let got = with_slot_stuck(&w, slot, true, || r.lookup(a));
-    assert_eq!(got.map(|v| v.entry), Some(wide));
+    // The writer "dies" in the middle of the route's hash slot and its next-hop slot: the
+    // lookup falls back to probing the hash table, which skips the abandoned slot.
+    use super::sync::Ordering::Relaxed;
+    slot.seq.store(slot.seq.load(Relaxed) | 1, Relaxed);
+    let got = with_slot_stuck(&w, hop, true, || r.lookup(a));
+    assert_eq!(got, Some(wide));
 }
 
 #[test]
@@ -661,7 +669,7 @@ fn header_layout_on_disk() {
     let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap());
     assert_eq!(&b[..8], b"RTMSHM\0\0");
-    assert_eq!(u32_at(8), 2);
+    assert_eq!(u32_at(8), 3);
     assert_eq!(u32_at(12), 1);
     assert_eq!(u32_at(16), 4096);
     assert_eq!(u32_at(20), 64);
@@ -671,17 +679,21 @@ fn header_layout_on_disk() {
     assert_eq!(u32_at(48), 1);
     assert_eq!(u32_at(52), std::process::id());
     assert_eq!(u64_at(72), 0x1122);
-    // 125 slots end at 4096 + 8000; tbl24 starts on the next page, tbl8 64 MiB later, 356 groups.
+    // 125 slots end at 4096 + 8000; tbl24 starts on the next page, tbl8 64 MiB later, 356 groups,
+    // then 356 next-hop slots.
     assert_eq!(u64_at(80), 3 * 4096);
     assert_eq!(u64_at(88), 3 * 4096 + (64 << 20));
     assert_eq!(u64_at(96), 356);
-    assert_eq!(len, 3 * 4096 + (64 << 20) + 356 * 1024);
+    let nh = 3 * 4096 + (64 << 20) + 356 * 1024;
+    assert_eq!(u64_at(104), nh as u64);
+    assert_eq!(u64_at(112), 356);
+    assert_eq!(len, nh + 356 * 64);
     // Arp files have no LPM arrays.
     let apath = d.path().join("arp");
     let _a = ArpWriter::create(&apath, 100, 0o644).unwrap();
     let ab = std::fs::read(&apath).unwrap();
     assert_eq!(ab.len(), HEADER_SIZE + 125 * 64);
-    assert_eq!(&ab[80..104], &[0u8; 24]);
+    assert_eq!(&ab[80..120], &[0u8; 40]);
     let _ = STATE_RETIRED;
 }
 

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{flock, FileType, FlockOperation, Mode, OFlags};
 
 use super::layout::{
-    self, check_header, hash, home_slot, meta, meta_seq, meta_state, next_slot, prev_slot,
-    route_entry, slot_count_for, tbl8_groups_for, Geometry, Header, Slot, HEADER_SIZE,
+    self, check_header, hash, home_slot, meta, meta_seq, meta_state, next_slot, nexthops_for,
+    prev_slot, route_entry, slot_count_for, tbl8_groups_for, Geometry, Header, Slot, HEADER_SIZE,
     LAYOUT_VERSION, MAGIC, MAX_LPM_SLOTS, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE,
     SLOT_SIZE, SLOT_TOMBSTONE, SLOT_WORDS, STATE_ACTIVE, STATE_RETIRED,
 };
 use super::lpm::Lpm;
 use super::mapping::{map_read_write, Mapping};
+use super::nexthop::{hop_of, Hop, NextHops};
 use super::seqlock::write_slot;
 use super::sync::Ordering::{Relaxed, Release};
 use super::{file_id, Record, ShmError, Versioned};
@@ -25,8 +26,9 @@ use super::{file_id, Record, ShmError, Versioned};
 ///
 /// There must be only one writer per path. The shared hash table is also the writer's index: it
 /// probes its own mapping for its keys (no process-local copy of the keys), which keeps the
-/// daemon's memory per entry small. For route tables it also maintains the DIR-24-8 arrays
-/// (see [`layout`]), asking the hash table for the next covering prefix when one is deleted.
+/// daemon's memory per entry small. For route tables it also maintains the DIR-24-8 arrays and
+/// the next-hop slots (see [`layout`]), asking the hash table for the next covering prefix when
+/// one is deleted.
 pub struct ShmWriter<R: Record> {
     path: PathBuf,
     mode: u32,
@@ -50,6 +52,8 @@ struct Table {
     /// LIVE route prefixes per length (LPM tables), so deletes probe only lengths in use.
     len_counts: [u32; 33],
     lpm: Option<Lpm>,
+    /// The next-hop slots in use (LPM tables).
+    hops: Option<NextHops>,
     /// Identity of our file, so `remove_file` never unlinks someone else's.
     dev_ino: (u64, u64),
     /// The file, kept open for its exclusive `flock`: readers wait for a slot left odd only
@@ -179,14 +183,39 @@ impl Table {
         if state_of(&slots[i]) == SLOT_TOMBSTONE {
             self.tombstones -= 1;
         }
-        // The slot first (LIVE), then the LPM words that point at it.
+        // The slot first (LIVE), then its next hop, then the LPM words that name both.
         write_slot(&slots[i], &slot_words(rec, SLOT_LIVE, seq));
         self.mark_dirty(i);
         self.live += 1;
-        if let (Some(lpm), Some((addr, len))) = (self.lpm.as_mut(), R::lpm_prefix(&key)) {
-            let ok = lpm.insert(self.map.tbl24(), self.map.tbl8(), addr, len, i);
+        if let (Some(lpm), Some(hops), Some((addr, len))) =
+            (self.lpm.as_mut(), self.hops.as_mut(), R::lpm_prefix(&key))
+        {
+            let nh = hops.acquire(self.map.nexthops(), R::key_word(&key), len, &hop_of(rec));
+            let ok = lpm.insert(self.map.tbl24(), self.map.tbl8(), addr, len, nh);
             debug_assert!(ok, "can_insert was checked");
             self.len_counts[usize::from(len)] += 1;
+        }
+    }
+
+    /// The next-hop slot of the live route with key word `kw`, prefix `addr/len` and next hop
+    /// `hop` (LPM tables; every live route has one).
+    fn hop_index(&self, kw: u64, len: u8, hop: &Hop) -> usize {
+        self.hops
+            .as_ref()
+            .and_then(|h| h.index(kw, len, hop))
+            .expect("a live route's next hop has a slot")
+    }
+
+    /// The live route with key word `kw` at `addr/len` changed its next hop from `old` to
+    /// `new`: its own next-hop slot is rewritten, or its LPM entries now name `new`'s shared
+    /// slot (written first if new).
+    fn change_hop(&mut self, kw: u64, addr: u32, len: u8, old: &Hop, new: &Hop) {
+        let (Some(lpm), Some(hops)) = (self.lpm.as_mut(), self.hops.as_mut()) else {
+            return;
+        };
+        if let Some((from, to)) = hops.change(self.map.nexthops(), kw, len, old, new) {
+            lpm.repoint(self.map.tbl24(), self.map.tbl8(), addr, len, from, to);
+            hops.release(kw, len, old);
         }
     }
 
@@ -207,8 +236,8 @@ impl Table {
             }
             let a = addr & crate::types::mask(l);
             if let Some(kw) = R::prefix_key_word(a, l) {
-                if let Some(i) = find_slot(slots, kw) {
-                    return route_entry(i, l);
+                if let Some(v) = find_slot(slots, kw).and_then(|i| read_own::<R>(&slots[i])) {
+                    return route_entry(self.hop_index(kw, l, &hop_of(&v.entry)), l);
                 }
             }
         }
@@ -272,10 +301,12 @@ fn build<R: Record>(
         Relaxed,
     );
     h.table_seq.store(table_seq, Relaxed);
-    if let Some((t24, t8, groups)) = geo.lpm {
-        h.tbl24_offset.store(t24 as u64, Relaxed);
-        h.tbl8_offset.store(t8 as u64, Relaxed);
-        h.tbl8_groups.store(groups as u64, Relaxed);
+    if let Some(l) = geo.lpm {
+        h.tbl24_offset.store(l.tbl24 as u64, Relaxed);
+        h.tbl8_offset.store(l.tbl8 as u64, Relaxed);
+        h.tbl8_groups.store(l.groups as u64, Relaxed);
+        h.nexthop_offset.store(l.nexthops as u64, Relaxed);
+        h.nexthop_count.store(l.nexthop_count as u64, Relaxed);
     }
 
     let mut t = Table {
@@ -285,7 +316,8 @@ fn build<R: Record>(
         dirty: Vec::with_capacity(entries.len()),
         in_dirty: vec![0; geo.slot_count.div_ceil(64)],
         len_counts: [0; 33],
-        lpm: geo.lpm.map(|(_, _, groups)| Lpm::new(groups)),
+        lpm: geo.lpm.map(|l| Lpm::new(l.groups)),
+        hops: geo.lpm.map(|l| NextHops::new(l.nexthop_count)),
         dev_ino,
         _liveness: file,
     };
@@ -335,7 +367,7 @@ impl<R: Record> ShmWriter<R> {
         let geo = Geometry::new(
             slot_count,
             capacity,
-            R::LPM.then(|| tbl8_groups_for(capacity)),
+            R::LPM.then(|| (tbl8_groups_for(capacity), nexthops_for(capacity))),
         )
         .ok_or_else(|| too_big("the address space".to_string()))?;
         let old = open_existing::<R>(path);
@@ -372,8 +404,18 @@ impl<R: Record> ShmWriter<R> {
     pub fn upsert(&mut self, rec: &R, seq: u64) -> Result<(), ShmError> {
         let key = rec.key();
         if let Some(i) = find_slot(self.slots(), R::key_word(&key)) {
-            // Same key, same slot: LPM words already point here.
+            // Same key, same slot; the LPM words change only if the next hop does.
+            let old = match (&self.t.lpm, R::lpm_prefix(&key)) {
+                (Some(_), Some(p)) => read_own::<R>(&self.slots()[i]).map(|v| (p, v.entry)),
+                _ => None,
+            };
             write_slot(&self.slots()[i], &slot_words(rec, SLOT_LIVE, seq));
+            if let Some(((addr, len), old)) = old {
+                let (old, new) = (hop_of(&old), hop_of(rec));
+                if old != new {
+                    self.t.change_hop(R::key_word(&key), addr, len, &old, &new);
+                }
+            }
             return Ok(());
         }
         if self.t.live >= self.capacity || !self.t.can_insert::<R>(&key) {
@@ -387,16 +429,17 @@ impl<R: Record> ShmWriter<R> {
         Ok(())
     }
 
-    /// Loads the cache lines a change of `key` will touch first (its home slot and, for a new
-    /// route, its tbl24 word) without using them, so that callers can start the memory misses
-    /// of many changes together before making them one by one.
+    /// Loads the cache lines a change of `key` will touch first (its home slot and, for a
+    /// route, its tbl24 word: adding or deleting a route, or changing its next hop, rewrites
+    /// its LPM entries) without using them, so that callers can start the memory misses of many
+    /// changes together before making them one by one.
     #[inline]
-    pub fn prefetch(&self, key: &R::Key, new: bool) {
+    pub fn prefetch(&self, key: &R::Key) {
         let slots = self.slots();
         let mut x = slots[home_slot(hash(R::key_word(key)), slots.len())]
             .seq
             .load(Relaxed);
-        if let (true, Some((addr, _))) = (new && self.t.lpm.is_some(), R::lpm_prefix(key)) {
+        if let (true, Some((addr, _))) = (self.t.lpm.is_some(), R::lpm_prefix(key)) {
             if let Some(w) = self.t.map.tbl24().get((addr >> 8) as usize) {
                 x ^= u64::from(w.load(Relaxed));
             }
@@ -409,14 +452,19 @@ impl<R: Record> ShmWriter<R> {
         let Some(i) = find_slot(self.slots(), R::key_word(key)) else {
             return false;
         };
-        if let Some((addr, len)) = R::lpm_prefix(key) {
+        if let (Some((addr, len)), true) = (R::lpm_prefix(key), self.t.lpm.is_some()) {
             self.t.len_counts[usize::from(len)] -= 1;
             let repl = self.t.covering::<R>(addr, len);
+            let hop = read_own::<R>(&self.slots()[i]).map(|v| hop_of(&v.entry));
+            let hop = hop.expect("find_slot found a live slot");
+            let kw = R::key_word(key);
+            let nh = self.t.hop_index(kw, len, &hop);
             let t = &mut self.t;
-            if let Some(lpm) = t.lpm.as_mut() {
+            if let (Some(lpm), Some(hops)) = (t.lpm.as_mut(), t.hops.as_mut()) {
                 // Every address this prefix answered gets the covering prefix before the slot
-                // is freed.
-                lpm.remove(t.map.tbl24(), t.map.tbl8(), addr, len, i, repl);
+                // is freed, and before its next hop may be.
+                lpm.remove(t.map.tbl24(), t.map.tbl8(), addr, len, nh, repl);
+                hops.release(kw, len, &hop);
             }
         }
         self.t.live -= 1;
@@ -452,6 +500,9 @@ impl<R: Record> ShmWriter<R> {
         // The LPM words first, so no reader follows them to a slot that is going away.
         if let Some(lpm) = t.lpm.as_mut() {
             lpm.clear(t.map.tbl24());
+        }
+        if let Some(hops) = t.hops.as_mut() {
+            hops.clear();
         }
         t.len_counts = [0; 33];
         let slots = t.map.slots();
@@ -545,7 +596,7 @@ impl<R: Record> ShmWriter<R> {
         let geo = Geometry::new(
             self.slot_count,
             self.capacity,
-            R::LPM.then(|| tbl8_groups_for(self.capacity)),
+            R::LPM.then(|| (tbl8_groups_for(self.capacity), nexthops_for(self.capacity))),
         )
         .expect("checked at create");
         let (t, mut tmp) =
@@ -590,6 +641,19 @@ impl<R: Record> ShmWriter<R> {
         find_slot(self.slots(), R::key_word(key)).map(|i| &self.slots()[i])
     }
 
+    /// The next-hop slot the LPM entries of `key`'s route name (tests stall a writer in it).
+    #[cfg(test)]
+    pub(super) fn next_hop_slot_of(&self, key: &R::Key) -> Option<&Slot> {
+        let v = self.get(key)?;
+        let (_, len) = R::lpm_prefix(key)?;
+        let i = self
+            .t
+            .hops
+            .as_ref()?
+            .index(R::key_word(key), len, &hop_of(&v.entry))?;
+        self.t.map.nexthops().get(i)
+    }
+
     /// Releases the liveness lock as the death of the writer would (tests simulate a writer
     /// that died in the middle of a slot with it).
     #[cfg(test)]
@@ -601,6 +665,12 @@ impl<R: Record> ShmWriter<R> {
     #[cfg(test)]
     pub(super) fn lpm(&self) -> Option<&Lpm> {
         self.t.lpm.as_ref()
+    }
+
+    /// Distinct next hops in use (tests).
+    #[cfg(test)]
+    pub(super) fn next_hops_in_use(&self) -> usize {
+        self.t.hops.as_ref().map_or(0, NextHops::len)
     }
 
     /// Clean stop: drops the mapping and unlinks the file. If the path no longer holds our file

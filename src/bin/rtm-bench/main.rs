@@ -533,7 +533,7 @@ fn batched_rate(reader: &ShmReader<Route>, addrs: &[Ipv4Addr], min: Duration) ->
         let out = &mut out[..b.len()];
         reader.lookup_batch(b, out);
         out.iter()
-            .map(|v| v.as_ref().map_or(0, |v| v.entry.metric as u64 + 1))
+            .map(|v| v.as_ref().map_or(0, |v| v.metric as u64 + 1))
             .sum()
     });
     calls_per_s * addrs.len() as f64 / bursts.len().max(1) as f64
@@ -954,13 +954,13 @@ fn lookups(
     let mismatches = addrs[..check]
         .iter()
         .filter(|&&a| {
-            reader.lookup(a).map(|v| v.entry.dst.to_string())
+            reader.lookup(a).map(|v| v.dst.to_string())
                 != trie_lpm(&trie, a).map(|(p, _)| p.to_string())
         })
         .count();
     rep.add("lpm_mismatches", mismatches as f64, "lookups");
     let (shm_rate, _) = rate(&addrs, s.lookup_time, |&a| {
-        reader.lookup(a).map_or(0, |v| v.entry.metric as u64 + 1)
+        reader.lookup(a).map_or(0, |v| v.metric as u64 + 1)
     });
     let (trie_rate, _) = rate(&addrs, s.lookup_time, |&a| {
         trie_lpm(&trie, a).map_or(0, |(_, v)| v as u64 + 1)
@@ -977,7 +977,7 @@ fn lookups(
             b.iter()
                 .zip(&out)
                 .filter(|(&a, v)| {
-                    v.as_ref().map(|v| v.entry.dst.to_string())
+                    v.as_ref().map(|v| v.dst.to_string())
                         != trie_lpm(&trie, a).map(|(p, _)| p.to_string())
                 })
                 .count()
@@ -1001,7 +1001,7 @@ fn lookups(
         .filter(|&&a| trie_lpm(&trie, a).is_some())
         .count();
     let (shm_u, _) = rate(&uni, s.lookup_time, |&a| {
-        reader.lookup(a).map_or(0, |v| v.entry.metric as u64 + 1)
+        reader.lookup(a).map_or(0, |v| v.metric as u64 + 1)
     });
     let (trie_u, _) = rate(&uni, s.lookup_time, |&a| {
         trie_lpm(&trie, a).map_or(0, |(_, v)| v as u64 + 1)
