@@ -398,6 +398,17 @@ where
             .as_mut()
             .ok_or_else(|| format!("{table} table is retired"))?;
         while let Some(e) = self.unpublished.front() {
+            // The staging pass loaded this memory too, but a large request has evicted it
+            // since: load the next operations' slots and LPM words together again.
+            if events.len() % WARM_AHEAD == 0 {
+                for e in self.unpublished.iter().take(WARM_AHEAD) {
+                    match e {
+                        Effect::Put(rec, ..) => shm.prefetch(&rec.key()),
+                        Effect::Del(key, _) => shm.prefetch(key),
+                        Effect::Flush(_) => {}
+                    }
+                }
+            }
             events.push(match *e {
                 Effect::Flush(seq) => {
                     shm.clear(seq);
