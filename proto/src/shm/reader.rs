@@ -14,7 +14,7 @@ use super::layout::{
 };
 use super::lpm::{read_entry, still};
 use super::mapping::{map_read_only, Mapping};
-use super::seqlock::{read_slot, try_read_slot, READ_PATIENCE};
+use super::seqlock::{read_slot, try_read_slot_since, ReadError, Since, READ_PATIENCE};
 use super::sync::{fence, AtomicU32, Ordering::Acquire, Ordering::Relaxed};
 use super::{file_id, Record, ShmError, Versioned};
 use crate::types::{Prefix, Route};
@@ -250,6 +250,17 @@ const LPM_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
 /// help.
 pub const BATCH_GROUP: usize = 32;
 
+/// Ways of a [`HopMemo`].
+const MEMO_WAYS: usize = 8;
+
+/// Next hops already decoded during one call, by next-hop slot (direct mapped): with a few
+/// distinct next hops, a batch reads and decodes each once and afterwards only checks that its
+/// seqlock word has not moved.
+#[derive(Default)]
+struct HopMemo {
+    ways: [Option<(usize, u64, Route)>; MEMO_WAYS],
+}
+
 /// How one DIR-24-8 attempt ended. The answer itself (a route or none) is written to the
 /// caller's place directly: a `Route` is built byte by byte, and copying it again right after
 /// (as returning it inside an enum did) stalls on store forwarding.
@@ -322,14 +333,15 @@ impl ShmReader<Route> {
             addrs.len(),
             out.len()
         );
+        let mut memo = HopMemo::default();
         for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
-            self.lookup_group(a, o);
+            self.lookup_group(a, o, &mut memo);
         }
     }
 
     /// [`ShmReader::lookup_batch`] for at most [`BATCH_GROUP`] addresses (and as many answers).
     #[inline]
-    fn lookup_group(&self, addrs: &[Ipv4Addr], out: &mut [Option<Route>]) {
+    fn lookup_group(&self, addrs: &[Ipv4Addr], out: &mut [Option<Route>], memo: &mut HopMemo) {
         let n = addrs.len().min(out.len()).min(BATCH_GROUP);
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         // A route reader's mapping always has the whole tbl24 (checked when it was opened); as an
@@ -379,7 +391,7 @@ impl ShmReader<Route> {
         // Steps 2-4, exactly as for a single lookup; whatever doesn't validate goes through
         // `lookup` (retries, then the hash-probe fallback).
         for i in 0..n {
-            let done = e[i].map(|x| self.finish_attempt(a[i], w[i], x, &mut out[i]));
+            let done = e[i].map(|x| self.finish_attempt(a[i], w[i], x, &mut out[i], memo));
             if done != Some(Attempt::Done) {
                 out[i] = self.lookup(addrs[i]);
             }
@@ -392,7 +404,7 @@ impl ShmReader<Route> {
         let Some((w, e)) = read_entry(t24, t8, a) else {
             return Attempt::Retry;
         };
-        self.finish_attempt(a, w, e, answer)
+        self.finish_attempt(a, w, e, answer, &mut HopMemo::default())
     }
 
     /// Steps 2–4 of the reader rules (see [`super::layout`]) for the tbl24 word `w` and the entry
@@ -400,7 +412,14 @@ impl ShmReader<Route> {
     /// next-hop slot `e` names, check it holds a next hop, re-check `w`/`e`. On `Done` the
     /// answer is in `answer` (which is left alone on `Retry`).
     #[inline]
-    fn finish_attempt(&self, a: u32, w: u32, e: u32, answer: &mut Option<Route>) -> Attempt {
+    fn finish_attempt(
+        &self,
+        a: u32,
+        w: u32,
+        e: u32,
+        answer: &mut Option<Route>,
+        memo: &mut HopMemo,
+    ) -> Attempt {
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         if e == 0 {
             // Read directly from tbl24 the word is the answer; through a group, the group must
@@ -411,18 +430,29 @@ impl ShmReader<Route> {
             }
             return Attempt::Retry;
         }
-        let Some(slot) = self.map.nexthops().get(entry_index(e)) else {
+        let idx = entry_index(e);
+        let Some(slot) = self.map.nexthops().get(idx) else {
             return Attempt::Retry;
         };
-        let Ok(words) = try_read_slot(slot) else {
-            return Attempt::Retry;
-        };
-        // A next hop is a route record with key word 0 (it decodes as `0.0.0.0/0`).
-        if meta_state(words[META_WORD]) != SLOT_LIVE || words[0] != 0 {
-            return Attempt::Retry;
-        }
-        let Some(hop) = Route::decode(&payload(&words)) else {
-            return Attempt::Retry;
+        let way = &mut memo.ways[idx % MEMO_WAYS];
+        let known = way.as_ref().filter(|k| k.0 == idx).map(|k| k.1);
+        let hop = match try_read_slot_since(slot, known) {
+            Err(ReadError::Busy) => return Attempt::Retry,
+            Ok(Since::Unchanged) => match way {
+                Some((_, _, hop)) => hop.clone(),
+                None => return Attempt::Retry,
+            },
+            Ok(Since::Read(seq, words)) => {
+                // A next hop is a route record with key word 0 (it decodes as `0.0.0.0/0`).
+                if meta_state(words[META_WORD]) != SLOT_LIVE || words[0] != 0 {
+                    return Attempt::Retry;
+                }
+                let Some(hop) = Route::decode(&payload(&words)) else {
+                    return Attempt::Retry;
+                };
+                *way = Some((idx, seq, hop.clone()));
+                hop
+            }
         };
         if !still(t24, t8, a, w, e) {
             return Attempt::Retry;

@@ -71,6 +71,40 @@ pub fn try_read_words<const N: usize>(
     }
 }
 
+/// A read attempt of a slot whose contents the reader may already know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// The sequence word is still the even `known` one: the contents are those read at it.
+    Unchanged,
+    /// Read torn-free at this (even) sequence word.
+    Read(u64, [u64; SLOT_WORDS]),
+}
+
+/// [`try_read_slot`] for a reader that remembers the contents it read at sequence word `known`:
+/// if the word is still `known`, nothing else is loaded. Sound because the writer moves the word
+/// on (by 2) with every write and never back, so an equal even word means no write since.
+#[inline]
+pub fn try_read_slot_since(slot: &Slot, known: Option<u64>) -> Result<Since, ReadError> {
+    let s1 = slot.seq.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    if s1 & 1 == 1 {
+        return Err(ReadError::Busy);
+    }
+    if known == Some(s1) {
+        return Ok(Since::Unchanged);
+    }
+    let mut out = [0u64; SLOT_WORDS];
+    for (o, w) in out.iter_mut().zip(&slot.words) {
+        *o = w.load(Ordering::Relaxed);
+    }
+    fence(Ordering::Acquire);
+    if slot.seq.load(Ordering::Relaxed) == s1 {
+        Ok(Since::Read(s1, out))
+    } else {
+        Err(ReadError::Busy)
+    }
+}
+
 /// Attempts spent spinning before a reader starts yielding its CPU to a (possibly descheduled)
 /// writer.
 #[cfg(not(loom))]
@@ -121,6 +155,24 @@ mod tests {
         write_slot(&slot, &[1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(slot.seq.load(Ordering::Relaxed), 2);
         assert_eq!(read_slot(&slot, || false), Some([1, 2, 3, 4, 5, 6, 7]));
+    }
+
+    #[test]
+    fn a_known_slot_is_not_read_again_until_it_changes() {
+        let slot = Slot::new();
+        write_slot(&slot, &[1; SLOT_WORDS]);
+        let Ok(Since::Read(s, w)) = try_read_slot_since(&slot, None) else {
+            panic!("a stable slot reads");
+        };
+        assert_eq!((s, w), (2, [1; SLOT_WORDS]));
+        assert_eq!(try_read_slot_since(&slot, Some(s)), Ok(Since::Unchanged));
+        write_slot(&slot, &[2; SLOT_WORDS]);
+        assert_eq!(
+            try_read_slot_since(&slot, Some(s)),
+            Ok(Since::Read(4, [2; SLOT_WORDS]))
+        );
+        slot.seq.store(5, Ordering::Relaxed);
+        assert_eq!(try_read_slot_since(&slot, Some(4)), Err(ReadError::Busy));
     }
 
     #[test]
