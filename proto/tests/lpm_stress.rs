@@ -3,13 +3,16 @@
 //! The test re-executes its own binary as two reader processes (selected by an environment
 //! variable) that map the route table read-only and do longest-prefix lookups, while this process
 //! changes routes as fast as it can for about two seconds: it toggles prefixes of a fixed family
-//! per address range in and out (which allocates, folds and reuses tbl8 groups and reuses route
-//! slots), rewrites their contents, and republishes generations.
+//! per address range in and out (which allocates, folds and reuses tbl8 groups and next-hop
+//! slots), rewrites their contents, and republishes generations. A third of the versions use one
+//! of a few shared next hops (shared next-hop slots, repointed entries), the others a next hop of
+//! their own; the /8 and /16s have private next-hop slots, rewritten in place.
 //!
 //! Every address has a known finite set of prefixes that can ever contain it, some of them
-//! always present, and every route's fields derive from its prefix and its version. A reader
-//! fails on any answer outside that set, any answer shorter than an always-present prefix, a
-//! missing answer, or a route whose fields disagree (a torn or reused slot).
+//! always present, and every route's fields derive from its prefix and its version (or are one of
+//! the shared next hops). A reader fails on any answer outside that set, any answer shorter than
+//! an always-present prefix, a missing answer, or a route whose fields disagree (a torn next hop,
+//! or one read from a slot that was reused under the reader).
 #![cfg(not(loom))]
 
 mod common;
@@ -62,9 +65,29 @@ fn toggled() -> Vec<Prefix> {
     v
 }
 
-/// Every field of the route written as version `n` of `dst` derives from (dst, n).
+/// Metrics from here on mark the shared next hops.
+const SHARED_METRIC: u32 = 0xf000_0000;
+/// Number of shared next hops.
+const SHARED: u32 = 4;
+
+/// Shared next hop `k` (for any prefix).
+fn shared_for(dst: Prefix, k: u32) -> Route {
+    Route {
+        dst,
+        via: Some(Ipv4Addr::new(192, 0, 2, k as u8 + 1)),
+        dev: Some(format!("s{k}").parse().unwrap()),
+        metric: SHARED_METRIC + k,
+    }
+}
+
+/// The route written as version `n` of `dst`: every third version one of the shared next hops,
+/// the others with every field derived from (dst, n).
 fn route_for(dst: Prefix, n: u64) -> Route {
+    if n % 3 == 0 {
+        return shared_for(dst, (n / 3 % u64::from(SHARED)) as u32);
+    }
     let m = n as u32;
+    assert!(m < SHARED_METRIC, "version {n} too large for this test");
     let h = dst.addr_u32().wrapping_mul(0x9e37_79b9) ^ u32::from(dst.len()) ^ m;
     Route {
         dst,
@@ -124,7 +147,11 @@ fn check(a: u32, got: Option<Route>) -> Result<(), String> {
     }
     // Every field derives from the prefix and the change that wrote it (the metric): a torn
     // next hop, or another prefix's, does not match.
-    let want = route_for(v.dst, u64::from(v.metric));
+    let want = if v.metric >= SHARED_METRIC {
+        shared_for(v.dst, (v.metric - SHARED_METRIC) % SHARED)
+    } else {
+        route_for(v.dst, u64::from(v.metric))
+    };
     if v != want {
         return Err(format!(
             "lookup({addr}) returned a torn route {v:?}, want {want:?}"

@@ -93,24 +93,35 @@
 //!
 //! ## Next hops
 //!
-//! The next-hop slots have the layout of hash slots (64 bytes, seqlock word first). A LIVE one
+//! The next-hop slots have the layout of hash slots (64 bytes, seqlock word first). One in use
 //! holds a route's record with key word 0 (as if the route were `0.0.0.0/0`): its via, dev and
-//! metric. Every distinct (via, dev, metric) that routes use has exactly one LIVE next-hop slot,
-//! shared by those routes, so a table of a million routes through a few dozen next hops keeps
-//! them in a few cache lines, and a lookup costs one dependent miss (tbl24) instead of two
-//! (tbl24, then the route's hash slot). Slot indices say nothing across generations.
+//! metric, and state LIVE. There are two kinds, told apart only by the writer:
+//!
+//! - *shared*: the routes longer than /16 with the same (via, dev, metric) all name one slot. A
+//!   table of a million routes through a few dozen next hops keeps them in a few cache lines, so
+//!   a lookup costs one dependent miss (the tbl24 word; two for a /24 holding longer prefixes)
+//!   instead of also missing on the route's own hash slot. A shared slot is never written while
+//!   a route names it.
+//! - *private*: each route of /16 or shorter has a slot of its own, rewritten in place (under its
+//!   seqlock) when the route's next hop changes: repointing its entries instead would rewrite up
+//!   to 2^24 words.
+//!
+//! A slot no route uses any more keeps its last contents (still LIVE) until it is reused. Slot
+//! indices say nothing across generations.
 //!
 //! ## Writer rules (single writer)
 //! - Insert: the route's hash slot is written (LIVE), its next-hop slot exists (a new one is
 //!   written LIVE first), then entries are stored with `Release`.
-//! - Replace with another next hop: the new next-hop slot exists first, then the prefix's
-//!   entries are switched to it (`Release`).
+//! - Replace with another next hop: a private slot is rewritten in place. Otherwise the new
+//!   shared slot exists first, then the prefix's entries are switched to it (`Release`), then
+//!   the old one loses a user.
 //! - Delete: entries are switched to the next covering prefix (or 0) first, then the hash slot
 //!   becomes a TOMBSTONE.
 //! - A next-hop slot no route uses any more, and a group whose /24 holds no prefix longer than
 //!   /24 any more (it is folded back into its tbl24 word), are *quarantined*: reused only after a
-//!   grace period (or when none other is left), and before refilling a reused one the writer
-//!   issues `fence(Release)`. A next-hop slot is never written while a route uses it.
+//!   grace period (or, when no fresh one is left, the oldest at once). Before refilling a reused
+//!   group the writer issues `fence(Release)`; a next-hop slot's refill is a seqlock write, whose
+//!   own release fence orders the earlier stores the same way.
 //!
 //! ## Reader rules (lock-free, read-only mapping)
 //! 1. `w = tbl24[addr >> 8]` (Relaxed load, `fence(Acquire)`); if it is a group, `e =
@@ -130,10 +141,12 @@
 //! A stale entry (pointing at a next-hop slot or group that was freed and reused) fails step 4:
 //! the writer changed the word before reusing what it pointed at, and the fences order those
 //! stores before the reuse; the seqlock of step 3 keeps a torn next hop out. So a lookup returns
-//! a route that was the longest match at some moment during the lookup, never garbage. The one
-//! gap is ABA: a reader stopped between steps 1 and 4 for longer than the grace period, while
-//! the same word is stored again after its next-hop slot or group was reused. Then it may answer
-//! with the reused slot's next hop. The hash table (exact match) has no such gap.
+//! a route that was the longest match at some moment during the lookup, never garbage, with one
+//! gap (ABA): between the reader's steps 3 and 4 the slot it read is let go, refilled with
+//! another next hop, and a word equal to `w` (and `e`) is stored again. Then the reader may
+//! answer with a next hop the prefix never had. Refills wait for the grace period unless no
+//! fresh slot or group is left, so this needs a reader descheduled across a whole let-go /
+//! refill / re-store cycle. The hash table (exact match) has no such gap.
 //!
 //! # Writer liveness
 //!

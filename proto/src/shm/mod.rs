@@ -3,7 +3,7 @@
 //!
 //! - One file per table: a 4096-byte header and a number of 64-byte slots, laid out as documented
 //!   in [`layout`]; route files also carry DIR-24-8 arrays for longest-prefix match whose entries
-//!   hold a prefix length and point at a shared next-hop slot. Slots form an open-addressing hash table keyed by a 64-bit key
+//!   hold a prefix length and point at a next-hop slot (shared by routes with the same next hop). Slots form an open-addressing hash table keyed by a 64-bit key
 //!   word ([`Record::key_word`]) with linear probing and tombstones; entries never move while a
 //!   file is live.
 //! - Every slot is guarded by its own seqlock ([`seqlock`]): the single writer ([`ShmWriter`])

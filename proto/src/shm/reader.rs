@@ -278,7 +278,7 @@ impl ShmReader<Route> {
     /// Answered from the DIR-24-8 arrays: the tbl24 word (and, for the few /24s holding longer
     /// prefixes, a tbl8 word), then the next-hop slot it names, which tables with few next hops
     /// keep in the cache. See [`super::layout`] for why a concurrent update can only make an
-    /// attempt retry, never return a wrong route. Unlike [`ShmReader::get`], the answer carries
+    /// attempt retry, never return a wrong route (but for the ABA gap documented there). Unlike [`ShmReader::get`], the answer carries
     /// no change sequence number: the arrays don't hold one. A retry means a change is in progress, so attempts are retried
     /// while the writer is alive, up to [`LPM_PATIENCE`]. After that, or at once if the writer is
     /// gone (it died in the middle of a change), the answer comes from probing the hash table

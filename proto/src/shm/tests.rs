@@ -582,25 +582,30 @@ fn odd_slot_of_a_dead_writer_is_skipped() {
     assert_eq!(r.entries().len(), 5);
 }
 
-/// Makes `slot` odd (a write in progress), runs `read` while another thread finishes the write
-/// after many times the readers' patience, or instead releases the writer's lock (its death)
-/// when `dies`; returns what `read` returned.
-fn with_slot_stuck<T: Send>(
+/// Makes `slots` odd (writes in progress), runs `read` while another thread finishes the writes
+/// after `stuck`, or instead releases the writer's lock (its death) when `dies`; returns what
+/// `read` returned.
+fn with_slots_stuck<T: Send>(
     w: &RouteWriter,
-    slot: &super::layout::Slot,
+    slots: &[&super::layout::Slot],
+    stuck: std::time::Duration,
     dies: bool,
     read: impl FnOnce() -> T + Send,
 ) -> T {
     use super::sync::Ordering::{Relaxed, Release};
-    let s = slot.seq.load(Relaxed);
-    slot.seq.store(s + 1, Relaxed);
+    let seqs: Vec<u64> = slots.iter().map(|s| s.seq.load(Relaxed)).collect();
+    for s in slots {
+        s.seq.store(s.seq.load(Relaxed) + 1, Relaxed);
+    }
     std::thread::scope(|sc| {
         sc.spawn(|| {
-            std::thread::sleep(super::seqlock::READ_PATIENCE * 25);
+            std::thread::sleep(stuck);
             if dies {
                 w.release_liveness_lock();
             } else {
-                slot.seq.store(s + 2, Release);
+                for (s, &q) in slots.iter().zip(&seqs) {
+                    s.seq.store(q + 2, Release);
+                }
             }
         });
         read()
@@ -610,8 +615,9 @@ fn with_slot_stuck<T: Send>(
 /// While the writer holds its liveness lock, a slot it leaves odd for much longer than the
 /// readers' patience (a descheduled writer) is waited for: exact and longest-prefix matches get
 /// the entry, never a miss or a shorter prefix. Once the lock is gone (a writer that died
-/// mid-update) the slot is given up on. Longest-prefix matches read the route's next-hop slot,
-/// exact matches its hash slot.
+/// mid-update) the slot is given up on. Longest-prefix matches read the route's next-hop slot and,
+/// after [`LPM_PATIENCE`](super::reader) of retries, probe the hash table; exact matches read its
+/// hash slot.
 #[test]
 fn a_descheduled_writer_is_waited_for() {
     let d = dir();
@@ -624,32 +630,58 @@ fn a_descheduled_writer_is_waited_for() {
     let a: Ipv4Addr = "10.5.3.17".parse().unwrap();
     let slot = w.slot_of(&narrow.dst).unwrap();
     let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
+    let long = super::seqlock::READ_PATIENCE * 25;
 
-    let got = with_slot_stuck(&w, hop, false, || r.lookup(a));
+    // Both the next-hop slot (the DIR-24-8 path) and the hash slot (the probing fallback, taken
+    // after 10 ms) stay odd for 50 ms: neither path may skip them.
+    let got = with_slots_stuck(&w, &[hop, slot], long, false, || r.lookup(a));
     assert_eq!(got, Some(narrow.clone()));
-    let got = with_slot_stuck(&w, hop, false, || {
+    let got = with_slots_stuck(&w, &[hop, slot], long, false, || {
         let mut out = [None];
         r.lookup_batch(&[a], &mut out);
         out[0].take()
     });
     assert_eq!(got, Some(narrow.clone()));
-    let got = with_slot_stuck(&w, slot, false, || r.get(&narrow.dst));
-    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
-    let got = with_slot_stuck(&w, slot, false, || r.entries());
-    assert_eq!(got.len(), 2);
-    // A stuck hash slot does not hold up a longest-prefix match at all.
-    let got = with_slot_stuck(&w, slot, false, || {
+    // A next-hop slot stuck for less than the lookups' patience is waited for on the DIR-24-8
+    // path itself: probing the (intact) hash table would have answered at once.
+    let short = super::seqlock::READ_PATIENCE * 2;
+    let got = with_slots_stuck(&w, &[hop], short, false, || {
         let t = std::time::Instant::now();
         (r.lookup(a), t.elapsed())
     });
     assert_eq!(got.0, Some(narrow.clone()));
-    assert!(got.1 < super::seqlock::READ_PATIENCE * 20, "{:?}", got.1);
+    assert!(got.1 >= short, "{:?}", got.1);
+}
 
-    // The writer "dies" in the middle of the route's hash slot and its next-hop slot: the
-    // lookup falls back to probing the hash table, which skips the abandoned slot.
-    use super::sync::Ordering::Relaxed;
-    slot.seq.store(slot.seq.load(Relaxed) | 1, Relaxed);
-    let got = with_slot_stuck(&w, hop, true, || r.lookup(a));
+/// The exact-match side of [`a_descheduled_writer_is_waited_for`], and a writer that dies in the
+/// middle of both slots of a route: the lookup then probes, skipping the abandoned hash slot.
+#[test]
+fn a_dead_writers_slots_are_skipped() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = RouteWriter::create(&path, 100, 0o644).unwrap();
+    let (wide, narrow) = (route(p("10.0.0.0/8"), 1), route(p("10.5.0.0/16"), 2));
+    w.upsert(&wide, 1).unwrap();
+    w.upsert(&narrow, 2).unwrap();
+    let r = RouteReader::open(&path).unwrap();
+    let a: Ipv4Addr = "10.5.3.17".parse().unwrap();
+    let slot = w.slot_of(&narrow.dst).unwrap();
+    let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
+    let long = super::seqlock::READ_PATIENCE * 25;
+
+    let got = with_slots_stuck(&w, &[slot], long, false, || r.get(&narrow.dst));
+    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    let got = with_slots_stuck(&w, &[slot], long, false, || r.entries());
+    assert_eq!(got.len(), 2);
+    // A stuck hash slot does not hold up a longest-prefix match at all.
+    let got = with_slots_stuck(&w, &[slot], long, false, || {
+        let t = std::time::Instant::now();
+        (r.lookup(a), t.elapsed())
+    });
+    assert_eq!(got.0, Some(narrow.clone()));
+    assert!(got.1 < long, "{:?}", got.1);
+
+    let got = with_slots_stuck(&w, &[hop, slot], long, true, || r.lookup(a));
     assert_eq!(got, Some(wide));
 }
 
