@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use super::layout::{meta, Slot, META_WORD, PAYLOAD_WORDS, SLOT_LIVE, SLOT_WORDS};
 use super::recycle::Recycler;
 use super::seqlock::write_slot;
@@ -21,7 +23,11 @@ pub(crate) type Hop = [u64; PAYLOAD_WORDS];
 
 /// The next hop of a record.
 pub(crate) fn hop_of<R: Record>(rec: &R) -> Hop {
-    let mut w = rec.encode();
+    hop_of_words(rec.encode())
+}
+
+/// The next hop of a record's words (as `Record::encode` gives them).
+pub(crate) fn hop_of_words(mut w: [u64; PAYLOAD_WORDS]) -> Hop {
     w[0] = 0;
     w
 }
@@ -34,17 +40,17 @@ pub(crate) const PRIVATE_MAX_LEN: u8 = 16;
 pub(crate) struct NextHops {
     slots: Recycler,
     /// Each shared next hop in use: its slot and how many routes use it.
-    shared: HashMap<Hop, (u32, u32)>,
+    shared: HashMap<Hop, (u32, u32), RandomState>,
     /// The slot of each route of [`PRIVATE_MAX_LEN`] or shorter, by key word.
-    private: HashMap<u64, u32>,
+    private: HashMap<u64, u32, RandomState>,
 }
 
 impl NextHops {
     pub(crate) fn new(count: usize) -> NextHops {
         NextHops {
             slots: Recycler::new(count),
-            shared: HashMap::new(),
-            private: HashMap::new(),
+            shared: HashMap::default(),
+            private: HashMap::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use super::layout::{
 };
 use super::lpm::Lpm;
 use super::mapping::{map_read_write, Mapping};
-use super::nexthop::{hop_of, Hop, NextHops};
+use super::nexthop::{hop_of, hop_of_words, Hop, NextHops};
 use super::seqlock::write_slot;
 use super::sync::Ordering::{Relaxed, Release};
 use super::{file_id, Record, ShmError, Versioned};
@@ -139,6 +139,12 @@ fn read_own<R: Record>(s: &Slot) -> Option<Versioned<R>> {
     })
 }
 
+/// The next hop of the record in a LIVE slot of our own mapping: its words as they are (only we
+/// write them), key word zeroed.
+fn own_hop(s: &Slot) -> Hop {
+    hop_of_words(std::array::from_fn(|k| s.words[k].load(Relaxed)))
+}
+
 /// Maps an existing valid table file of kind `R::KIND` owned by our euid, read-write.
 fn open_existing<R: Record>(path: &Path) -> Option<Mapping> {
     let fd = rustix::fs::open(
@@ -236,8 +242,8 @@ impl Table {
             }
             let a = addr & crate::types::mask(l);
             if let Some(kw) = R::prefix_key_word(a, l) {
-                if let Some(v) = find_slot(slots, kw).and_then(|i| read_own::<R>(&slots[i])) {
-                    return route_entry(self.hop_index(kw, l, &hop_of(&v.entry)), l);
+                if let Some(i) = find_slot(slots, kw) {
+                    return route_entry(self.hop_index(kw, l, &own_hop(&slots[i])), l);
                 }
             }
         }
@@ -404,14 +410,18 @@ impl<R: Record> ShmWriter<R> {
     pub fn upsert(&mut self, rec: &R, seq: u64) -> Result<(), ShmError> {
         let key = rec.key();
         if let Some(i) = find_slot(self.slots(), R::key_word(&key)) {
-            // Same key, same slot; the LPM words change only if the next hop does.
+            // Same key, same slot; the LPM words change only if the next hop does. The old next
+            // hop is the slot's words as they are (only we write them), the new one the words
+            // written now: no decoding.
+            let slot = &self.slots()[i];
+            let words = slot_words(rec, SLOT_LIVE, seq);
             let old = match (&self.t.lpm, R::lpm_prefix(&key)) {
-                (Some(_), Some(p)) => read_own::<R>(&self.slots()[i]).map(|v| (p, v.entry)),
+                (Some(_), Some(p)) => Some((p, own_hop(slot))),
                 _ => None,
             };
-            write_slot(&self.slots()[i], &slot_words(rec, SLOT_LIVE, seq));
+            write_slot(slot, &words);
             if let Some(((addr, len), old)) = old {
-                let (old, new) = (hop_of(&old), hop_of(rec));
+                let new = hop_of_words(words[..PAYLOAD_WORDS].try_into().expect("6 words"));
                 if old != new {
                     self.t.change_hop(R::key_word(&key), addr, len, &old, &new);
                 }
@@ -455,8 +465,7 @@ impl<R: Record> ShmWriter<R> {
         if let (Some((addr, len)), true) = (R::lpm_prefix(key), self.t.lpm.is_some()) {
             self.t.len_counts[usize::from(len)] -= 1;
             let repl = self.t.covering::<R>(addr, len);
-            let hop = read_own::<R>(&self.slots()[i]).map(|v| hop_of(&v.entry));
-            let hop = hop.expect("find_slot found a live slot");
+            let hop = own_hop(&self.slots()[i]);
             let kw = R::key_word(key);
             let nh = self.t.hop_index(kw, len, &hop);
             let t = &mut self.t;
