@@ -612,6 +612,34 @@ fn with_slots_stuck<T: Send>(
     })
 }
 
+/// 10.0.0.0/8 and 10.5.0.0/16 in a fresh route file, a reader of it, and an address in both.
+struct Nested {
+    _d: tempfile::TempDir,
+    w: RouteWriter,
+    r: RouteReader,
+    wide: Route,
+    narrow: Route,
+    a: Ipv4Addr,
+}
+
+fn nested() -> Nested {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = RouteWriter::create(&path, 100, 0o644).unwrap();
+    let (wide, narrow) = (route(p("10.0.0.0/8"), 1), route(p("10.5.0.0/16"), 2));
+    w.upsert(&wide, 1).unwrap();
+    w.upsert(&narrow, 2).unwrap();
+    let r = RouteReader::open(&path).unwrap();
+    Nested {
+        _d: d,
+        w,
+        r,
+        wide,
+        narrow,
+        a: "10.5.3.17".parse().unwrap(),
+    }
+}
+
 /// While the writer holds its liveness lock, a slot it leaves odd for much longer than the
 /// readers' patience (a descheduled writer) is waited for: exact and longest-prefix matches get
 /// the entry, never a miss or a shorter prefix. Once the lock is gone (a writer that died
@@ -620,14 +648,14 @@ fn with_slots_stuck<T: Send>(
 /// hash slot.
 #[test]
 fn a_descheduled_writer_is_waited_for() {
-    let d = dir();
-    let path = d.path().join("routes");
-    let mut w = RouteWriter::create(&path, 100, 0o644).unwrap();
-    let (wide, narrow) = (route(p("10.0.0.0/8"), 1), route(p("10.5.0.0/16"), 2));
-    w.upsert(&wide, 1).unwrap();
-    w.upsert(&narrow, 2).unwrap();
-    let r = RouteReader::open(&path).unwrap();
-    let a: Ipv4Addr = "10.5.3.17".parse().unwrap();
+    let Nested {
+        _d,
+        w,
+        r,
+        narrow,
+        a,
+        ..
+    } = nested();
     let slot = w.slot_of(&narrow.dst).unwrap();
     let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
     let long = super::seqlock::READ_PATIENCE * 25;
@@ -653,18 +681,19 @@ fn a_descheduled_writer_is_waited_for() {
     assert!(got.1 >= short, "{:?}", got.1);
 }
 
-/// The exact-match side of [`a_descheduled_writer_is_waited_for`], and a writer that dies in the
+/// The exact-match side of [`a_descheduled_writer_is_waited_for`] (a stuck hash slot is waited
+/// for by `get` and `entries`, not by longest-prefix matches), and a writer that dies in the
 /// middle of both slots of a route: the lookup then probes, skipping the abandoned hash slot.
 #[test]
 fn a_dead_writers_slots_are_skipped() {
-    let d = dir();
-    let path = d.path().join("routes");
-    let mut w = RouteWriter::create(&path, 100, 0o644).unwrap();
-    let (wide, narrow) = (route(p("10.0.0.0/8"), 1), route(p("10.5.0.0/16"), 2));
-    w.upsert(&wide, 1).unwrap();
-    w.upsert(&narrow, 2).unwrap();
-    let r = RouteReader::open(&path).unwrap();
-    let a: Ipv4Addr = "10.5.3.17".parse().unwrap();
+    let Nested {
+        _d,
+        w,
+        r,
+        wide,
+        narrow,
+        a,
+    } = nested();
     let slot = w.slot_of(&narrow.dst).unwrap();
     let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
     let long = super::seqlock::READ_PATIENCE * 25;
