@@ -278,8 +278,9 @@ impl ShmReader<Route> {
     /// Answered from the DIR-24-8 arrays: the tbl24 word (and, for the few /24s holding longer
     /// prefixes, a tbl8 word), then the next-hop slot it names, which tables with few next hops
     /// keep in the cache. See [`super::layout`] for why a concurrent update can only make an
-    /// attempt retry, never return a wrong route (but for the ABA gap documented there). Unlike [`ShmReader::get`], the answer carries
-    /// no change sequence number: the arrays don't hold one. A retry means a change is in progress, so attempts are retried
+    /// attempt retry, never return a wrong route (but for the ABA gap documented there). Unlike
+    /// [`ShmReader::get`], the answer carries no change sequence number: the arrays don't hold
+    /// one. A retry means a change is in progress, so attempts are retried
     /// while the writer is alive, up to [`LPM_PATIENCE`]. After that, or at once if the writer is
     /// gone (it died in the middle of a change), the answer comes from probing the hash table
     /// for `addr/32` down to `addr/0`; those probes wait for a slot a live writer is writing, so
@@ -320,8 +321,9 @@ impl ShmReader<Route> {
     /// tbl24 word of a random address is usually a cache and TLB miss. This does the addresses
     /// [`BATCH_GROUP`] at a time, one step at a time (all tbl24 words, then the tbl8 words, then
     /// touching the next-hop slots), so the misses of a group are in flight together instead of
-    /// one after another; then it validates each answer exactly as `lookup` does. An address whose answer doesn't
-    /// validate (the writer changed something under it) is looked up again with `lookup`.
+    /// one after another; then it validates each answer exactly as `lookup` does. An address
+    /// whose answer doesn't validate (the writer changed something under it) is looked up again
+    /// with `lookup`.
     ///
     /// # Panics
     /// If `addrs` and `out` differ in length.
@@ -391,7 +393,7 @@ impl ShmReader<Route> {
         // Steps 2-4, exactly as for a single lookup; whatever doesn't validate goes through
         // `lookup` (retries, then the hash-probe fallback).
         for i in 0..n {
-            let done = e[i].map(|x| self.finish_attempt(a[i], w[i], x, &mut out[i], memo));
+            let done = e[i].map(|x| self.finish_attempt(a[i], w[i], x, &mut out[i], Some(memo)));
             if done != Some(Attempt::Done) {
                 out[i] = self.lookup(addrs[i]);
             }
@@ -404,7 +406,7 @@ impl ShmReader<Route> {
         let Some((w, e)) = read_entry(t24, t8, a) else {
             return Attempt::Retry;
         };
-        self.finish_attempt(a, w, e, answer, &mut HopMemo::default())
+        self.finish_attempt(a, w, e, answer, None)
     }
 
     /// Steps 2–4 of the reader rules (see [`super::layout`]) for the tbl24 word `w` and the entry
@@ -418,7 +420,7 @@ impl ShmReader<Route> {
         w: u32,
         e: u32,
         answer: &mut Option<Route>,
-        memo: &mut HopMemo,
+        memo: Option<&mut HopMemo>,
     ) -> Attempt {
         let (t24, t8) = (self.map.tbl24(), self.map.tbl8());
         if e == 0 {
@@ -434,13 +436,17 @@ impl ShmReader<Route> {
         let Some(slot) = self.map.nexthops().get(idx) else {
             return Attempt::Retry;
         };
-        let way = &mut memo.ways[idx % MEMO_WAYS];
-        let known = way.as_ref().filter(|k| k.0 == idx).map(|k| k.1);
+        let way = memo.map(|m| &mut m.ways[idx % MEMO_WAYS]);
+        let known = way
+            .as_deref()
+            .and_then(Option::as_ref)
+            .filter(|k| k.0 == idx)
+            .map(|k| k.1);
         let hop = match try_read_slot_since(slot, known) {
             Err(ReadError::Busy) => return Attempt::Retry,
-            Ok(Since::Unchanged) => match way {
-                Some((_, _, hop)) => hop.clone(),
-                None => return Attempt::Retry,
+            Ok(Since::Unchanged) => match way.as_deref() {
+                Some(Some((_, _, hop))) => hop.clone(),
+                _ => return Attempt::Retry,
             },
             Ok(Since::Read(seq, words)) => {
                 // A next hop is a route record with key word 0 (it decodes as `0.0.0.0/0`).
@@ -450,7 +456,9 @@ impl ShmReader<Route> {
                 let Some(hop) = Route::decode(&payload(&words)) else {
                     return Attempt::Retry;
                 };
-                *way = Some((idx, seq, hop.clone()));
+                if let Some(way) = way {
+                    *way = Some((idx, seq, hop.clone()));
+                }
                 hop
             }
         };
