@@ -53,11 +53,28 @@ pub fn try_read_words<const N: usize>(
     seq: &AtomicU64,
     src: &[AtomicU64; N],
 ) -> Result<[u64; N], ReadError> {
+    read_words_from(seq, src, begin_read(seq)?)
+}
+
+/// The reader's first step: the sequence word (then an acquire fence); `Busy` if it is odd.
+#[inline]
+fn begin_read(seq: &AtomicU64) -> Result<u64, ReadError> {
     let s1 = seq.load(Ordering::Relaxed);
     fence(Ordering::Acquire);
     if s1 & 1 == 1 {
         return Err(ReadError::Busy);
     }
+    Ok(s1)
+}
+
+/// The rest of a read begun at the even sequence word `s1`: the words, an acquire fence, and
+/// the check that the sequence word has not moved.
+#[inline]
+fn read_words_from<const N: usize>(
+    seq: &AtomicU64,
+    src: &[AtomicU64; N],
+    s1: u64,
+) -> Result<[u64; N], ReadError> {
     let mut out = [0u64; N];
     for (o, w) in out.iter_mut().zip(src) {
         *o = w.load(Ordering::Relaxed);
@@ -85,24 +102,11 @@ pub enum Since {
 /// on (by 2) with every write and never back, so an equal even word means no write since.
 #[inline]
 pub fn try_read_slot_since(slot: &Slot, known: Option<u64>) -> Result<Since, ReadError> {
-    let s1 = slot.seq.load(Ordering::Relaxed);
-    fence(Ordering::Acquire);
-    if s1 & 1 == 1 {
-        return Err(ReadError::Busy);
-    }
+    let s1 = begin_read(&slot.seq)?;
     if known == Some(s1) {
         return Ok(Since::Unchanged);
     }
-    let mut out = [0u64; SLOT_WORDS];
-    for (o, w) in out.iter_mut().zip(&slot.words) {
-        *o = w.load(Ordering::Relaxed);
-    }
-    fence(Ordering::Acquire);
-    if slot.seq.load(Ordering::Relaxed) == s1 {
-        Ok(Since::Read(s1, out))
-    } else {
-        Err(ReadError::Busy)
-    }
+    read_words_from(&slot.seq, &slot.words, s1).map(|w| Since::Read(s1, w))
 }
 
 /// Attempts spent spinning before a reader starts yielding its CPU to a (possibly descheduled)
