@@ -325,7 +325,7 @@ pub fn nexthops_for(capacity: usize) -> usize {
 }
 
 /// The LPM regions of a route table file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LpmRegions {
     pub tbl24: usize,
     pub tbl8: usize,

@@ -171,25 +171,35 @@ impl Lpm {
         self.rewrite(t24, t8, addr, len, old, new);
     }
 
-    /// Stores `new` in every entry of the range of `addr/len` that holds `old`.
-    fn rewrite(&self, t24: &[AtomicU32], t8: &[AtomicU32], addr: u32, len: u8, old: u32, new: u32) {
+    /// Stores `new` in every entry of the range of `addr/len` that holds `old`. For a prefix
+    /// longer than /24, returns the group its entries are in.
+    fn rewrite(
+        &self,
+        t24: &[AtomicU32],
+        t8: &[AtomicU32],
+        addr: u32,
+        len: u8,
+        old: u32,
+        new: u32,
+    ) -> Option<usize> {
         if len <= 24 {
             let (first, count) = range24(addr, len);
             rewrite24(t24, t8, first, count, |w| w == old, new);
-            return;
+            return None;
         }
         let w = t24[(addr >> 8) as usize].load(Relaxed);
         if !entry_is_group(w) {
             debug_assert!(false, "prefix longer than /24 without a group");
-            return;
+            return None;
         }
-        let base = entry_index(w) * GROUP_ENTRIES;
+        let g = entry_index(w);
         let (lo, count) = range8(addr, len);
-        for x in &t8[base + lo..base + lo + count] {
+        for x in &t8[g * GROUP_ENTRIES + lo..g * GROUP_ENTRIES + lo + count] {
             if x.load(Relaxed) == old {
                 x.store(new, Release);
             }
         }
+        Some(g)
     }
 
     /// Removes the prefix `addr/len`, whose next hop is in next-hop slot `nh`: every address
@@ -204,17 +214,10 @@ impl Lpm {
         nh: usize,
         repl: u32,
     ) {
-        let e = route_entry(nh, len);
-        self.rewrite(t24, t8, addr, len, e, repl);
-        if len <= 24 {
+        let Some(g) = self.rewrite(t24, t8, addr, len, route_entry(nh, len), repl) else {
             return;
-        }
+        };
         let i = (addr >> 8) as usize;
-        let w = t24[i].load(Relaxed);
-        if !entry_is_group(w) {
-            return;
-        }
-        let g = entry_index(w);
         let group = &t8[g * GROUP_ENTRIES..(g + 1) * GROUP_ENTRIES];
         // Without prefixes longer than /24 left, all 256 entries hold the same word (the covering
         // prefix of the whole /24, or 0): fold the group back into tbl24 and quarantine it.

@@ -21,7 +21,9 @@ use std::mem::size_of;
 
 use memmap2::{Mmap, MmapMut};
 
-use super::layout::{Geometry, Header, Slot, GROUP_ENTRIES, HEADER_SIZE, TBL24_ENTRIES};
+use super::layout::{
+    Geometry, Header, LpmRegions, Slot, GROUP_ENTRIES, HEADER_SIZE, TBL24_ENTRIES,
+};
 use super::sync::AtomicU32;
 
 /// Maps a whole file read-only (`PROT_READ`, `MAP_SHARED`).
@@ -49,9 +51,8 @@ enum Backing {
 pub(crate) struct Mapping {
     backing: Backing,
     slot_count: usize,
-    /// (tbl24 offset, tbl8 offset, tbl8 entries, next-hop offset, next-hop slots), all zero
-    /// without LPM arrays.
-    lpm: (usize, usize, usize, usize, usize),
+    /// The LPM regions as checked by `with_geometry`; all zero without LPM arrays.
+    lpm: LpmRegions,
 }
 
 impl Mapping {
@@ -69,7 +70,7 @@ impl Mapping {
         let m = Mapping {
             backing,
             slot_count: 0,
-            lpm: (0, 0, 0, 0, 0),
+            lpm: LpmRegions::default(),
         };
         if m.len() < HEADER_SIZE {
             return Err(format!(
@@ -99,13 +100,7 @@ impl Mapping {
                     {
                         return Err("inconsistent LPM geometry".to_string());
                     }
-                    self.lpm = (
-                        l.tbl24,
-                        l.tbl8,
-                        l.groups * GROUP_ENTRIES,
-                        l.nexthops,
-                        l.nexthop_count,
-                    );
+                    self.lpm = l;
                 }
                 self.slot_count = n;
                 Ok(self)
@@ -165,7 +160,7 @@ impl Mapping {
 
     /// tbl24 (2^24 entry words) of a route table; empty for other tables.
     pub(crate) fn tbl24(&self) -> &[AtomicU32] {
-        let (off, ..) = self.lpm;
+        let off = self.lpm.tbl24;
         let len = if off == 0 { 0 } else { TBL24_ENTRIES };
         // SAFETY: `with_geometry` set `lpm` only after checking that the mapping holds
         // TBL24_ENTRIES * 4 bytes at the page-aligned offset `off` (so 4-byte aligned) before
@@ -177,17 +172,17 @@ impl Mapping {
 
     /// The tbl8 groups of a route table (256 entry words each); empty for other tables.
     pub(crate) fn tbl8(&self) -> &[AtomicU32] {
-        let (_, off, len, ..) = self.lpm;
+        let (off, len) = (self.lpm.tbl8, self.lpm.groups * GROUP_ENTRIES);
         // SAFETY: `with_geometry` checked that `len` entry words at offset `off` (page aligned,
         // so 4-byte aligned) end exactly where the next-hop slots begin, inside the mapping;
-        // `len == 0` (with `off == 0`)
-        // gives an empty slice at the aligned base. Same atomics argument as `tbl24`.
+        // `len == 0` (with `off == 0`) gives an empty slice at the aligned base. Same atomics
+        // argument as `tbl24`.
         unsafe { std::slice::from_raw_parts(self.base().add(off) as *const AtomicU32, len) }
     }
 
     /// The next-hop slots of a route table; empty for other tables.
     pub(crate) fn nexthops(&self) -> &[Slot] {
-        let (.., off, len) = self.lpm;
+        let (off, len) = (self.lpm.nexthops, self.lpm.nexthop_count);
         // SAFETY: `with_geometry` checked that `len` slots at offset `off` end exactly at the end
         // of the mapping; `off` is the tbl8 offset (page aligned) plus a multiple of 1024, so
         // 64-byte aligned as Slot requires. `len == 0` (with `off == 0`) gives an empty slice at

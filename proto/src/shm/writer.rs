@@ -51,9 +51,8 @@ struct Table {
     in_dirty: Vec<u64>,
     /// LIVE route prefixes per length (LPM tables), so deletes probe only lengths in use.
     len_counts: [u32; 33],
-    lpm: Option<Lpm>,
-    /// The next-hop slots in use (LPM tables).
-    hops: Option<NextHops>,
+    /// LPM tables: the DIR-24-8 arrays' bookkeeping and the next-hop slots in use.
+    lpm: Option<(Lpm, NextHops)>,
     /// Identity of our file, so `remove_file` never unlinks someone else's.
     dev_ino: (u64, u64),
     /// The file, kept open for its exclusive `flock`: readers wait for a slot left odd only
@@ -193,9 +192,7 @@ impl Table {
         write_slot(&slots[i], &slot_words(rec, SLOT_LIVE, seq));
         self.mark_dirty(i);
         self.live += 1;
-        if let (Some(lpm), Some(hops), Some((addr, len))) =
-            (self.lpm.as_mut(), self.hops.as_mut(), R::lpm_prefix(&key))
-        {
+        if let (Some((lpm, hops)), Some((addr, len))) = (self.lpm.as_mut(), R::lpm_prefix(&key)) {
             let nh = hops.acquire(self.map.nexthops(), R::key_word(&key), len, &hop_of(rec));
             let ok = lpm.insert(self.map.tbl24(), self.map.tbl8(), addr, len, nh);
             debug_assert!(ok, "can_insert was checked");
@@ -206,9 +203,9 @@ impl Table {
     /// The next-hop slot of the live route with key word `kw`, prefix `addr/len` and next hop
     /// `hop` (LPM tables; every live route has one).
     fn hop_index(&self, kw: u64, len: u8, hop: &Hop) -> usize {
-        self.hops
+        self.lpm
             .as_ref()
-            .and_then(|h| h.index(kw, len, hop))
+            .and_then(|(_, h)| h.index(kw, len, hop))
             .expect("a live route's next hop has a slot")
     }
 
@@ -216,7 +213,7 @@ impl Table {
     /// `new`: its own next-hop slot is rewritten, or its LPM entries now name `new`'s shared
     /// slot (written first if new).
     fn change_hop(&mut self, kw: u64, addr: u32, len: u8, old: &Hop, new: &Hop) {
-        let (Some(lpm), Some(hops)) = (self.lpm.as_mut(), self.hops.as_mut()) else {
+        let Some((lpm, hops)) = self.lpm.as_mut() else {
             return;
         };
         if let Some((from, to)) = hops.change(self.map.nexthops(), kw, len, old, new) {
@@ -227,7 +224,7 @@ impl Table {
 
     fn can_insert<R: Record>(&self, key: &R::Key) -> bool {
         match (self.lpm.as_ref(), R::lpm_prefix(key)) {
-            (Some(lpm), Some((addr, len))) => lpm.can_insert(self.map.tbl24(), addr, len),
+            (Some((lpm, _)), Some((addr, len))) => lpm.can_insert(self.map.tbl24(), addr, len),
             _ => true,
         }
     }
@@ -322,8 +319,9 @@ fn build<R: Record>(
         dirty: Vec::with_capacity(entries.len()),
         in_dirty: vec![0; geo.slot_count.div_ceil(64)],
         len_counts: [0; 33],
-        lpm: geo.lpm.map(|l| Lpm::new(l.groups)),
-        hops: geo.lpm.map(|l| NextHops::new(l.nexthop_count)),
+        lpm: geo
+            .lpm
+            .map(|l| (Lpm::new(l.groups), NextHops::new(l.nexthop_count))),
         dev_ino,
         _liveness: file,
     };
@@ -469,7 +467,7 @@ impl<R: Record> ShmWriter<R> {
             let kw = R::key_word(key);
             let nh = self.t.hop_index(kw, len, &hop);
             let t = &mut self.t;
-            if let (Some(lpm), Some(hops)) = (t.lpm.as_mut(), t.hops.as_mut()) {
+            if let Some((lpm, hops)) = t.lpm.as_mut() {
                 // Every address this prefix answered gets the covering prefix before the slot
                 // is freed, and before its next hop may be.
                 lpm.remove(t.map.tbl24(), t.map.tbl8(), addr, len, nh, repl);
@@ -507,12 +505,11 @@ impl<R: Record> ShmWriter<R> {
     pub fn clear(&mut self, seq: u64) {
         let t = &mut self.t;
         // The LPM words first, so no reader follows them to a slot that is going away.
-        if let Some(lpm) = t.lpm.as_mut() {
+        if let Some((lpm, hops)) = t.lpm.as_mut() {
             lpm.clear(t.map.tbl24());
-        }
-        if let Some(hops) = t.hops.as_mut() {
             hops.clear();
         }
+
         t.len_counts = [0; 33];
         let slots = t.map.slots();
         // Then every live entry becomes a tombstone (readers keep probing past them), then every
@@ -657,8 +654,9 @@ impl<R: Record> ShmWriter<R> {
         let (_, len) = R::lpm_prefix(key)?;
         let i = self
             .t
-            .hops
+            .lpm
             .as_ref()?
+            .1
             .index(R::key_word(key), len, &hop_of(&v.entry))?;
         self.t.map.nexthops().get(i)
     }
@@ -673,13 +671,13 @@ impl<R: Record> ShmWriter<R> {
     /// The LPM bookkeeping (tests).
     #[cfg(test)]
     pub(super) fn lpm(&self) -> Option<&Lpm> {
-        self.t.lpm.as_ref()
+        self.t.lpm.as_ref().map(|(l, _)| l)
     }
 
     /// Distinct next hops in use (tests).
     #[cfg(test)]
     pub(super) fn next_hops_in_use(&self) -> usize {
-        self.t.hops.as_ref().map_or(0, NextHops::len)
+        self.t.lpm.as_ref().map_or(0, |(_, h)| h.len())
     }
 
     /// Clean stop: drops the mapping and unlinks the file. If the path no longer holds our file
