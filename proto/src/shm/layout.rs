@@ -1,4 +1,4 @@
-//! The byte layout of an rtm shared-memory table file (layout version 3).
+//! The byte layout of an rtm shared-memory table file (layout version 4).
 //!
 //! All integers are in the host's native byte order (the file never leaves the machine). The file
 //! holds offsets and sizes only, never pointers, so every process may map it anywhere.
@@ -6,7 +6,8 @@
 //! ```text
 //! offset            size               contents
 //! 0                 4096               Header (one page)
-//! 4096 + 64 * i     64                 Slot i, for i in 0..slot_count
+//! 4096 + S * i      S                  hash slot i, for i in 0..slot_count; S = slot_size:
+//!                                      64 for ARP tables, 32 for route tables
 //! route tables only:
 //! tbl24_offset      4 * 2^24 (64 MiB)  tbl24: one LPM entry word per /24 block
 //! tbl8_offset       1024 * tbl8_groups tbl8: groups of 256 LPM entry words
@@ -16,7 +17,7 @@
 //! (exactly; readers refuse any other length)
 //! ```
 //!
-//! `tbl24_offset` is `4096 + 64 * slot_count` rounded up to a multiple of 4096, `tbl8_offset` is
+//! `tbl24_offset` is `4096 + 32 * slot_count` rounded up to a multiple of 4096, `tbl8_offset` is
 //! `tbl24_offset + 4 * 2^24`, `nexthop_offset` is `tbl8_offset + 1024 * tbl8_groups`. The LPM
 //! regions start all-zero (no route) and the writer touches only the pages it needs, so on tmpfs
 //! untouched pages of the big regions use no memory.
@@ -26,10 +27,11 @@
 //! ```text
 //! offset size type  field           changes after creation?
 //!   0     8   u64   magic           no   b"RTMSHM\0\0" read as a little-endian u64 (MAGIC)
-//!   8     4   u32   layout_version  no   LAYOUT_VERSION (= 3)
+//!   8     4   u32   layout_version  no   LAYOUT_VERSION (= 4)
 //!  12     4   u32   kind            no   TableKind: 1 = route, 2 = arp
 //!  16     4   u32   header_size     no   HEADER_SIZE (= 4096)
-//!  20     4   u32   slot_size       no   SLOT_SIZE (= 64)
+//!  20     4   u32   slot_size       no   hash slot size: SLOT_SIZE (= 64) for ARP tables,
+//!                                        ROUTE_SLOT_SIZE (= 32) for route tables
 //!  24     8   u64   slot_count      no   >= MIN_SLOTS (any value; not a power of two in general)
 //!  32     8   u64   capacity        no   most live entries the writer will hold (< slot_count)
 //!  40     8   u64   generation      no   1 for a fresh table; +1 each time the file is replaced
@@ -50,7 +52,9 @@
 //! writer process. Fields that don't are written before the file is renamed into place, so any
 //! reader that can open the file sees them.
 //!
-//! # Slot (64 bytes, one cache line)
+//! # Hash slots
+//!
+//! ARP tables (64 bytes, one cache line), holding the entry itself:
 //!
 //! ```text
 //! offset size field
@@ -59,6 +63,23 @@
 //!  56     8   meta    bits 63..62: slot state (EMPTY 0, LIVE 1, TOMBSTONE 2);
 //!                     bits 61..0: sequence number of the change that last wrote the slot
 //! ```
+//!
+//! Route tables (32 bytes, two to a cache line), naming the route's next-hop slot:
+//!
+//! ```text
+//! offset size field
+//!   0     8   seq     seqlock word
+//!   8     8   key     the key word (`Record::key_word` of the prefix)
+//!  16     8   hop     bits 23..0: index of the route's next-hop slot; bits 63..24 zero
+//!  24     8   meta    as above
+//! ```
+//!
+//! A route is its key with the via, dev and metric of the next-hop slot its hash slot names.
+//! A reader of a route's hash slot reads the slot (seqlock), then the next-hop slot (seqlock),
+//! then re-checks the hash slot's sequence word: the writer never lets a next-hop slot go while
+//! a hash slot names it, and rewrites a private next-hop slot in place only while the hash slot
+//! naming it is odd (see "Writer rules"), so an unchanged hash slot means the next hop read is
+//! the route's own at that moment. Exact-match reads have no ABA gap.
 //!
 //! An all-zero slot is EMPTY: a freshly sized file is a valid empty table.
 //!
@@ -93,7 +114,7 @@
 //!
 //! ## Next hops
 //!
-//! The next-hop slots have the layout of hash slots (64 bytes, seqlock word first). One in use
+//! The next-hop slots have the layout of ARP hash slots (64 bytes, seqlock word first). One in use
 //! holds a route's record with key word 0 (as if the route were `0.0.0.0/0`): its via, dev and
 //! metric, and state LIVE. There are two kinds, told apart only by the writer:
 //!
@@ -103,20 +124,22 @@
 //!   instead of also missing on the route's own hash slot. A shared slot is never written while
 //!   a route names it.
 //! - *private*: each route of /16 or shorter has a slot of its own, rewritten in place (under its
-//!   seqlock) when the route's next hop changes: repointing its entries instead would rewrite up
-//!   to 2^24 words.
+//!   seqlock, inside a write of the route's hash slot) when the route's next hop changes:
+//!   repointing its entries instead would rewrite up to 2^24 words.
 //!
 //! A slot no route uses any more keeps its last contents (still LIVE) until it is reused. Slot
 //! indices say nothing across generations.
 //!
 //! ## Writer rules (single writer)
-//! - Insert: the route's hash slot is written (LIVE), its next-hop slot exists (a new one is
-//!   written LIVE first), then entries are stored with `Release`.
-//! - Replace with another next hop: a private slot is rewritten in place. Otherwise the new
-//!   shared slot exists first, then the prefix's entries are switched to it (`Release`), then
-//!   the old one loses a user.
+//! - Insert: the route's next-hop slot exists (a new one is written LIVE first), then the
+//!   route's hash slot naming it is written (LIVE), then entries are stored with `Release`.
+//! - Replace with the same next hop: only the hash slot is rewritten (its change sequence).
+//! - Replace with another next hop: a private slot is rewritten in place, between the hash
+//!   slot's odd and even sequence stores. Otherwise the new shared slot exists first, then the
+//!   hash slot is rewritten to name it, then the prefix's entries are switched to it
+//!   (`Release`), then the old one loses a user.
 //! - Delete: entries are switched to the next covering prefix (or 0) first, then the hash slot
-//!   becomes a TOMBSTONE.
+//!   becomes a TOMBSTONE, then the next-hop slot loses a user.
 //! - A next-hop slot no route uses any more, and a group whose /24 holds no prefix longer than
 //!   /24 any more (it is folded back into its tbl24 word), are *quarantined*: reused only after a
 //!   grace period (or, when no fresh one is left, the oldest at once). Before refilling a reused
@@ -164,23 +187,30 @@
 //!
 //! `layout_version` covers this whole description, and readers refuse versions they don't know.
 //! Version 1 had no LPM arrays and power-of-two slot counts; version 2 had no next-hop slots (its
-//! entries held the route's hash-slot index).
+//! entries held the route's hash-slot index); version 3 kept whole routes in 64-byte hash slots.
 
 use super::sync::{AtomicU32, AtomicU64};
 
 /// `b"RTMSHM\0\0"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTMSHM\0\0");
 /// Version of the layout described in this module.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Size of the header; slots start at this offset.
 pub const HEADER_SIZE: usize = 4096;
-/// Size of one slot.
+/// Size of an ARP hash slot and of a next-hop slot.
 pub const SLOT_SIZE: usize = 64;
-/// Words of a slot after the seqlock word: the record plus the meta word.
+/// Words of such a slot after the seqlock word: the record plus the meta word.
 pub const SLOT_WORDS: usize = 7;
+/// Size of a route hash slot.
+pub const ROUTE_SLOT_SIZE: usize = 32;
+/// Words of a route hash slot after the seqlock word: key, next-hop index, meta.
+pub const ROUTE_SLOT_WORDS: usize = 3;
+/// Index of the next-hop word among a route hash slot's words.
+pub const ROUTE_HOP_WORD: usize = 1;
 /// Words a record encodes to (word 0 is the key word).
 pub const PAYLOAD_WORDS: usize = 6;
-/// Index of the meta word (state + change sequence) among the slot words.
+/// Index of the meta word (state + change sequence) among a 64-byte slot's words (in every
+/// slot it is the last word).
 pub const META_WORD: usize = 6;
 /// Smallest slot count a table is created with.
 pub const MIN_SLOTS: usize = 8;
@@ -339,20 +369,27 @@ pub struct LpmRegions {
 pub struct Geometry {
     pub slot_count: usize,
     pub capacity: usize,
+    /// Size of one hash slot: [`ROUTE_SLOT_SIZE`] for route tables, [`SLOT_SIZE`] otherwise.
+    pub slot_size: usize,
     /// Route tables only.
     pub lpm: Option<LpmRegions>,
 }
 
 impl Geometry {
-    /// The geometry of a file with `slot_count` slots and, for route tables, `(groups, next-hop
-    /// slots)`.
+    /// The geometry of a file with `slot_count` hash slots and, for route tables, `(groups,
+    /// next-hop slots)`.
     pub fn new(
         slot_count: usize,
         capacity: usize,
         lpm: Option<(usize, usize)>,
     ) -> Option<Geometry> {
+        let slot_size = if lpm.is_some() {
+            ROUTE_SLOT_SIZE
+        } else {
+            SLOT_SIZE
+        };
         let slots_end = slot_count
-            .checked_mul(SLOT_SIZE)?
+            .checked_mul(slot_size)?
             .checked_add(HEADER_SIZE)?;
         let lpm = match lpm {
             None => None,
@@ -372,6 +409,7 @@ impl Geometry {
         Some(Geometry {
             slot_count,
             capacity,
+            slot_size,
             lpm,
         })
     }
@@ -381,7 +419,7 @@ impl Geometry {
         match self.lpm {
             None => self
                 .slot_count
-                .checked_mul(SLOT_SIZE)?
+                .checked_mul(self.slot_size)?
                 .checked_add(HEADER_SIZE),
             Some(l) => l
                 .nexthop_count
@@ -409,6 +447,16 @@ impl TableKind {
             1 => Some(TableKind::Route),
             2 => Some(TableKind::Arp),
             _ => None,
+        }
+    }
+}
+
+impl TableKind {
+    /// The size of this kind's hash slots.
+    pub fn slot_size(self) -> usize {
+        match self {
+            TableKind::Route => ROUTE_SLOT_SIZE,
+            TableKind::Arp => SLOT_SIZE,
         }
     }
 }
@@ -447,26 +495,107 @@ pub struct Header {
     pub reserved: [AtomicU64; (HEADER_SIZE - 120) / 8],
 }
 
-/// One slot: the seqlock word and [`SLOT_WORDS`] words guarded by it.
-#[repr(C, align(64))]
-pub struct Slot {
+/// A slot: a seqlock word and `N` words guarded by it, the last of which is the meta word.
+/// Slots are placed at multiples of their own size from a page boundary, so a slot never
+/// straddles a cache line.
+#[repr(C, align(32))]
+pub struct SlotN<const N: usize> {
     pub seq: AtomicU64,
-    pub words: [AtomicU64; SLOT_WORDS],
+    pub words: [AtomicU64; N],
 }
 
-impl Slot {
+/// A 64-byte slot: an ARP hash slot or a next-hop slot.
+pub type Slot = SlotN<SLOT_WORDS>;
+/// A 32-byte route hash slot.
+pub type RouteSlot = SlotN<ROUTE_SLOT_WORDS>;
+
+impl<const N: usize> SlotN<N> {
     /// A zeroed (EMPTY) slot, for tests and models; real slots live in a mapping.
-    pub fn new() -> Slot {
-        Slot {
+    pub fn new() -> SlotN<N> {
+        SlotN {
             seq: AtomicU64::new(0),
             words: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
 
-impl Default for Slot {
+impl<const N: usize> Default for SlotN<N> {
     fn default() -> Self {
-        Slot::new()
+        SlotN::new()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<const N: usize> Sealed for super::SlotN<N> {}
+}
+
+/// What the hash table needs of a slot type, whatever its size: [`SlotN`] of any width (the
+/// trait is sealed, so the mapping code can rely on that). Word 0 is the key word, the last
+/// word the meta word.
+pub trait HashSlot: sealed::Sealed + Sync + Sized + 'static {
+    /// The guarded words, as one array.
+    type Words: Copy + AsRef<[u64]> + AsMut<[u64]> + PartialEq + std::fmt::Debug;
+    /// All words zero.
+    fn zero_words() -> Self::Words;
+    /// The seqlock word.
+    fn seq(&self) -> &AtomicU64;
+    /// Guarded word `i`.
+    fn word(&self, i: usize) -> &AtomicU64;
+    /// The meta word (slot state and change sequence).
+    fn meta(&self) -> &AtomicU64;
+    /// [`super::seqlock::write_slot`].
+    fn write(&self, w: &Self::Words);
+    /// [`super::seqlock::write_slot_around`].
+    fn write_around(&self, w: &Self::Words, inside: impl FnOnce());
+    /// [`super::seqlock::read_slot_at`].
+    #[cfg(not(loom))]
+    fn read_at(&self, writer_alive: impl Fn() -> bool) -> Option<(u64, Self::Words)>;
+    /// [`super::seqlock::unchanged`].
+    fn unchanged(&self, s1: u64) -> bool;
+}
+
+impl<const N: usize> HashSlot for SlotN<N> {
+    type Words = [u64; N];
+
+    fn zero_words() -> [u64; N] {
+        [0; N]
+    }
+
+    #[inline]
+    fn seq(&self) -> &AtomicU64 {
+        &self.seq
+    }
+
+    #[inline]
+    fn word(&self, i: usize) -> &AtomicU64 {
+        &self.words[i]
+    }
+
+    #[inline]
+    fn meta(&self) -> &AtomicU64 {
+        &self.words[N - 1]
+    }
+
+    #[inline]
+    fn write(&self, w: &[u64; N]) {
+        super::seqlock::write_slot(self, w);
+    }
+
+    #[inline]
+    fn write_around(&self, w: &[u64; N], inside: impl FnOnce()) {
+        super::seqlock::write_slot_around(self, w, inside);
+    }
+
+    #[cfg(not(loom))]
+    #[inline]
+    fn read_at(&self, writer_alive: impl Fn() -> bool) -> Option<(u64, [u64; N])> {
+        super::seqlock::read_slot_at(self, writer_alive)
+    }
+
+    #[inline]
+    fn unchanged(&self, s1: u64) -> bool {
+        super::seqlock::unchanged(self, s1)
     }
 }
 
@@ -493,9 +622,10 @@ pub(crate) fn check_header(h: &Header, kind: TableKind) -> Result<Geometry, Stri
     }
     let hs = h.header_size.load(Relaxed);
     let ss = h.slot_size.load(Relaxed);
-    if hs as usize != HEADER_SIZE || ss as usize != SLOT_SIZE {
+    let want_ss = kind.slot_size();
+    if hs as usize != HEADER_SIZE || ss as usize != want_ss {
         return Err(format!(
-            "header/slot size {hs}/{ss}, expected {HEADER_SIZE}/{SLOT_SIZE}"
+            "header/slot size {hs}/{ss}, expected {HEADER_SIZE}/{want_ss}"
         ));
     }
     let n = h.slot_count.load(Relaxed);
@@ -566,10 +696,13 @@ const _: () = {
     assert!(offset_of!(Header, nexthop_count) == 112);
     assert!(offset_of!(Header, reserved) == 120);
     assert!(size_of::<Slot>() == SLOT_SIZE);
-    assert!(align_of::<Slot>() == SLOT_SIZE);
-    assert!(offset_of!(Slot, words) == 8);
-    assert!(HEADER_SIZE % SLOT_SIZE == 0);
+    assert!(size_of::<RouteSlot>() == ROUTE_SLOT_SIZE);
+    // Aligned to the smaller size; placed at multiples of their own size in the file.
+    assert!(align_of::<Slot>() == ROUTE_SLOT_SIZE && align_of::<RouteSlot>() == ROUTE_SLOT_SIZE);
+    assert!(offset_of!(Slot, words) == 8 && offset_of!(RouteSlot, words) == 8);
+    assert!(HEADER_SIZE % SLOT_SIZE == 0 && SLOT_SIZE % ROUTE_SLOT_SIZE == 0);
     assert!(PAYLOAD_WORDS + 1 == SLOT_WORDS && META_WORD == PAYLOAD_WORDS);
+    assert!(ROUTE_HOP_WORD + 2 == ROUTE_SLOT_WORDS);
 };
 
 #[cfg(all(test, not(loom)))]
@@ -615,8 +748,10 @@ mod tests {
         assert_eq!(entry_index(g), 12345);
         assert!(!entry_is_group(0));
         let geo = Geometry::new(125, 100, Some((356, 357))).unwrap();
+        assert_eq!(geo.slot_size, ROUTE_SLOT_SIZE);
         let l = geo.lpm.unwrap();
-        assert_eq!(l.tbl24, 3 * 4096);
+        // 4096 + 125 * 32 bytes, rounded up to a page.
+        assert_eq!(l.tbl24, 2 * 4096);
         assert_eq!(l.tbl8, l.tbl24 + 64 * 1024 * 1024);
         assert_eq!(l.nexthops, l.tbl8 + 356 * 1024);
         assert_eq!(geo.file_len(), Some(l.nexthops + 357 * 64));

@@ -1,5 +1,5 @@
 //! The only module with `unsafe`: mapping table files and viewing the mapped bytes as a
-//! [`Header`], a slice of [`Slot`]s and, for route tables, the LPM arrays (`tbl24`, `tbl8`) as
+//! [`Header`], a slice of hash slots and, for route tables, the LPM arrays (`tbl24`, `tbl8`) as
 //! slices of `AtomicU32` plus the next-hop slots.
 //!
 //! Invariants every view relies on:
@@ -22,7 +22,7 @@ use std::mem::size_of;
 use memmap2::{Mmap, MmapMut};
 
 use super::layout::{
-    Geometry, Header, LpmRegions, Slot, GROUP_ENTRIES, HEADER_SIZE, TBL24_ENTRIES,
+    Geometry, HashSlot, Header, LpmRegions, Slot, GROUP_ENTRIES, HEADER_SIZE, TBL24_ENTRIES,
 };
 use super::sync::AtomicU32;
 
@@ -51,6 +51,8 @@ enum Backing {
 pub(crate) struct Mapping {
     backing: Backing,
     slot_count: usize,
+    /// Size of one hash slot (0 until `with_geometry`).
+    slot_size: usize,
     /// The LPM regions as checked by `with_geometry`; all zero without LPM arrays.
     lpm: LpmRegions,
 }
@@ -70,6 +72,7 @@ impl Mapping {
         let m = Mapping {
             backing,
             slot_count: 0,
+            slot_size: 0,
             lpm: LpmRegions::default(),
         };
         if m.len() < HEADER_SIZE {
@@ -93,7 +96,7 @@ impl Mapping {
                 if let Some(l) = geo.lpm {
                     // Geometry::new guarantees these; re-check what the views rely on.
                     if l.tbl24 % HEADER_SIZE != 0
-                        || l.tbl24 < HEADER_SIZE + n * size_of::<Slot>()
+                        || l.tbl24 < HEADER_SIZE + n * geo.slot_size
                         || l.tbl8 != l.tbl24 + TBL24_ENTRIES * 4
                         || l.nexthops != l.tbl8 + l.groups * GROUP_ENTRIES * 4
                         || l.nexthops + l.nexthop_count * size_of::<Slot>() != want
@@ -102,7 +105,11 @@ impl Mapping {
                     }
                     self.lpm = l;
                 }
+                if geo.slot_size == 0 || HEADER_SIZE % geo.slot_size != 0 {
+                    return Err(format!("bad slot size {}", geo.slot_size));
+                }
                 self.slot_count = n;
+                self.slot_size = geo.slot_size;
                 Ok(self)
             }
             Some(want) => Err(format!(
@@ -146,16 +153,25 @@ impl Mapping {
         unsafe { &*(self.base() as *const Header) }
     }
 
-    /// The `slot_count` slots after the header.
-    pub(crate) fn slots(&self) -> &[Slot] {
-        // SAFETY: `with_slots` verified the mapping is exactly HEADER_SIZE + slot_count *
-        // size_of::<Slot>() bytes (slot_count is 0 before that, giving an empty slice). The
-        // slots start at offset HEADER_SIZE from a page-aligned base, so they are 64-byte
-        // aligned as Slot requires. Slot is repr(C) of atomics (any bit pattern valid, shared
-        // mutation allowed), and the slice borrows `self`, which owns the mapping.
-        unsafe {
-            std::slice::from_raw_parts(self.base().add(HEADER_SIZE) as *const Slot, self.slot_count)
-        }
+    /// The `slot_count` hash slots after the header, as slots of type `S`.
+    ///
+    /// # Panics
+    /// If `S` is not the file's slot size (the caller picked the wrong table kind's slots).
+    pub(crate) fn slots<S: HashSlot>(&self) -> &[S] {
+        let n = self.slot_count;
+        assert!(
+            n == 0 || size_of::<S>() == self.slot_size,
+            "{}-byte slots asked of a file of {}-byte slots",
+            size_of::<S>(),
+            self.slot_size
+        );
+        // SAFETY: `with_geometry` verified the mapping holds HEADER_SIZE + slot_count *
+        // slot_size bytes (slot_count is 0 before that, giving an empty slice), and the assert
+        // above that `S` is exactly slot_size bytes. `S` is a `SlotN` (HashSlot is sealed):
+        // repr(C) of atomics, so any bit pattern is valid and shared mutation is allowed; its
+        // alignment (32) divides HEADER_SIZE and the page-aligned base. The slice borrows
+        // `self`, which owns the mapping.
+        unsafe { std::slice::from_raw_parts(self.base().add(HEADER_SIZE) as *const S, n) }
     }
 
     /// tbl24 (2^24 entry words) of a route table; empty for other tables.
@@ -185,7 +201,7 @@ impl Mapping {
         let (off, len) = (self.lpm.nexthops, self.lpm.nexthop_count);
         // SAFETY: `with_geometry` checked that `len` slots at offset `off` end exactly at the end
         // of the mapping; `off` is the tbl8 offset (page aligned) plus a multiple of 1024, so
-        // 64-byte aligned as Slot requires. `len == 0` (with `off == 0`) gives an empty slice at
+        // 64-byte aligned (Slot requires 32). `len == 0` (with `off == 0`) gives an empty slice at
         // the aligned base. Slot is repr(C) of atomics (any bit pattern valid, shared mutation
         // allowed), and the slice borrows `self`, which owns the mapping.
         unsafe { std::slice::from_raw_parts(self.base().add(off) as *const Slot, len) }

@@ -1,11 +1,13 @@
 //! Shared-memory tables: `rtmd` publishes its route and ARP tables as files that clients map
 //! read-only and read directly, without asking the daemon.
 //!
-//! - One file per table: a 4096-byte header and a number of 64-byte slots, laid out as documented
-//!   in [`layout`]; route files also carry DIR-24-8 arrays for longest-prefix match whose entries
-//!   hold a prefix length and point at a next-hop slot (shared by routes with the same next hop). Slots form an open-addressing hash table keyed by a 64-bit key
-//!   word ([`Record::key_word`]) with linear probing and tombstones; entries never move while a
-//!   file is live.
+//! - One file per table: a 4096-byte header and a number of hash slots, laid out as documented
+//!   in [`layout`]. The slots form an open-addressing hash table keyed by a 64-bit key word
+//!   ([`Record::key_word`]) with linear probing and tombstones; entries never move while a file
+//!   is live. ARP slots (64 bytes) hold the entry; route slots (32 bytes) hold the prefix and
+//!   the index of a next-hop slot (via, dev, metric), shared by the routes with the same next
+//!   hop. Route files also carry DIR-24-8 arrays for longest-prefix match whose entries hold a
+//!   prefix length and a next-hop slot index.
 //! - Every slot is guarded by its own seqlock ([`seqlock`]): the single writer ([`ShmWriter`])
 //!   bumps the slot's sequence word around each update, readers ([`ShmReader`]) retry torn
 //!   reads a bounded time and skip slots that stay unreadable.
@@ -56,6 +58,9 @@ pub trait Record: Clone + Sized {
     type Key: Copy + Eq + std::hash::Hash + Ord + std::fmt::Display + std::fmt::Debug;
     /// The table kind recorded in the file header.
     const KIND: TableKind;
+    /// The hash slots of this kind's files ([`layout`], "Hash slots"): whole records for ARP
+    /// tables, a key and a next-hop slot index for route tables.
+    type Slot: layout::HashSlot;
     fn key(&self) -> Self::Key;
     /// A unique 64-bit encoding of a key (equal words iff equal keys).
     fn key_word(key: &Self::Key) -> u64;

@@ -16,6 +16,7 @@ use foldhash::fast::RandomState;
 use super::layout::{meta, Slot, META_WORD, PAYLOAD_WORDS, SLOT_LIVE, SLOT_WORDS};
 use super::recycle::Recycler;
 use super::seqlock::write_slot;
+use super::sync::Ordering::Relaxed;
 use super::Record;
 
 /// A next hop: a route's record words with the key word zeroed (via, dev, metric).
@@ -27,7 +28,7 @@ pub(crate) fn hop_of<R: Record>(rec: &R) -> Hop {
 }
 
 /// The next hop of a record's words (as `Record::encode` gives them).
-pub(crate) fn hop_of_words(mut w: [u64; PAYLOAD_WORDS]) -> Hop {
+fn hop_of_words(mut w: [u64; PAYLOAD_WORDS]) -> Hop {
     w[0] = 0;
     w
 }
@@ -35,14 +36,25 @@ pub(crate) fn hop_of_words(mut w: [u64; PAYLOAD_WORDS]) -> Hop {
 /// Routes of this prefix length or shorter get a next-hop slot of their own.
 pub(crate) const PRIVATE_MAX_LEN: u8 = 16;
 
-/// The writer's bookkeeping for the next-hop slots of one file.
+/// The next hop in a next-hop slot of the writer's own mapping: its words as they are (only the
+/// writer writes them). The key word of a next-hop slot is always zero.
+pub(crate) fn own_hop(s: &Slot) -> Hop {
+    std::array::from_fn(|k| s.words[k].load(Relaxed))
+}
+
+/// The writer's bookkeeping for the next-hop slots of one file. Which slot a route uses is
+/// written in the route's hash slot; this keeps what the file does not: the slot of each
+/// shared next hop, and how many routes use each slot.
 #[derive(Debug)]
 pub(crate) struct NextHops {
     slots: Recycler,
-    /// Each shared next hop in use: its slot and how many routes use it.
-    shared: HashMap<Hop, (u32, u32), RandomState>,
-    /// The slot of each route of [`PRIVATE_MAX_LEN`] or shorter, by key word.
-    private: HashMap<u64, u32, RandomState>,
+    /// Each shared next hop in use, and its slot.
+    shared: HashMap<Hop, u32, RandomState>,
+    /// Routes using each slot; 0 for a slot that is free or quarantined. Only the slots handed
+    /// out so far are ever touched, so the pages of the rest are never allocated.
+    users: Vec<u32>,
+    /// Slots with users.
+    in_use: usize,
 }
 
 impl NextHops {
@@ -50,23 +62,15 @@ impl NextHops {
         NextHops {
             slots: Recycler::new(count),
             shared: HashMap::default(),
-            private: HashMap::default(),
+            users: vec![0; count],
+            in_use: 0,
         }
     }
 
     /// Slots in use (for tests and diagnostics).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shared.len() + self.private.len()
-    }
-
-    /// The slot of the live route with key word `kw`, prefix length `len` and next hop `hop`.
-    pub(crate) fn index(&self, kw: u64, len: u8, hop: &Hop) -> Option<usize> {
-        if len <= PRIVATE_MAX_LEN {
-            self.private.get(&kw).map(|&i| i as usize)
-        } else {
-            self.shared.get(hop).map(|&(i, _)| i as usize)
-        }
+        self.in_use
     }
 
     /// A fresh slot holding `hop` (LIVE, under the slot's seqlock), before anything points at
@@ -77,93 +81,70 @@ impl NextHops {
     /// taken even inside its grace period.
     fn fill(&mut self, slots: &[Slot], hop: &Hop) -> usize {
         let Some((i, _)) = self.slots.alloc() else {
-            panic!(
-                "next-hop slots exhausted: {} in use",
-                self.shared.len() + self.private.len()
-            );
+            panic!("next-hop slots exhausted: {} in use", self.in_use);
         };
-        // The entry words that named this slot before it was let go were all changed first;
-        // the seqlock's release fence orders those stores before the new contents, so a reader
-        // that sees the new contents also sees the changed word when it re-checks.
+        // The hash slots and entry words that named this slot before it was let go were all
+        // changed first; the seqlock's release fence orders those stores before the new
+        // contents, so a reader that sees the new contents also sees the changed words when it
+        // re-checks them.
         write_hop(&slots[i], hop);
+        self.in_use += 1;
         i
     }
 
-    /// A new route (key word `kw`, prefix length `len`) uses `hop`: returns the slot its LPM
-    /// entries are to name, written before it is returned.
-    pub(crate) fn acquire(&mut self, slots: &[Slot], kw: u64, len: u8, hop: &Hop) -> usize {
-        if len <= PRIVATE_MAX_LEN {
+    /// A route of prefix length `len` is to use `hop`: returns the slot its hash slot and LPM
+    /// entries are to name, written before it is returned (a fresh one for a route of
+    /// [`PRIVATE_MAX_LEN`] or shorter, else the shared one for `hop`).
+    pub(crate) fn acquire(&mut self, slots: &[Slot], len: u8, hop: &Hop) -> usize {
+        let i = if len <= PRIVATE_MAX_LEN {
+            self.fill(slots, hop)
+        } else if let Some(&i) = self.shared.get(hop) {
+            i as usize
+        } else {
             let i = self.fill(slots, hop);
-            self.private.insert(kw, i as u32);
-            return i;
-        }
-        if let Some((i, refs)) = self.shared.get_mut(hop) {
-            *refs += 1;
-            return *i as usize;
-        }
-        let i = self.fill(slots, hop);
-        self.shared.insert(*hop, (i as u32, 1));
+            self.shared.insert(*hop, i as u32);
+            i
+        };
+        self.users[i] += 1;
         i
     }
 
-    /// A route lets go of `hop` (it was deleted); a slot no route uses any more goes into
-    /// quarantine. Call after no entry word names the slot for that route any more.
-    pub(crate) fn release(&mut self, kw: u64, len: u8, hop: &Hop) {
-        if len <= PRIVATE_MAX_LEN {
-            match self.private.remove(&kw) {
-                Some(i) => self.slots.free(i as usize),
-                None => debug_assert!(false, "released a private next hop that is not in use"),
-            }
-            return;
-        }
-        let Some((i, refs)) = self.shared.get_mut(hop) else {
-            debug_assert!(false, "released a next hop that is not in use");
+    /// A route of prefix length `len` lets go of slot `i`; a slot no route uses any more goes
+    /// into quarantine. Call after neither the route's hash slot nor any entry word names the
+    /// slot for that route any more.
+    pub(crate) fn release(&mut self, slots: &[Slot], i: usize, len: u8) {
+        let Some(users) = self.users.get_mut(i).filter(|u| **u > 0) else {
+            debug_assert!(false, "released next-hop slot {i}, which is not in use");
             return;
         };
-        *refs -= 1;
-        if *refs == 0 {
-            let i = *i;
-            self.shared.remove(hop);
-            self.slots.free(i as usize);
+        *users -= 1;
+        if *users == 0 {
+            if len > PRIVATE_MAX_LEN {
+                self.shared.remove(&own_hop(&slots[i]));
+            }
+            self.in_use -= 1;
+            self.slots.free(i);
         }
     }
 
-    /// A live route's next hop changes from `old` to `new`. A route with a slot of its own gets
-    /// it rewritten in place (`None`: its entries stay). Otherwise returns `(from, to)`: the
-    /// caller switches the route's entries from slot `from` to slot `to` (already written),
-    /// then calls [`NextHops::release`] for `old`.
-    pub(crate) fn change(
-        &mut self,
-        slots: &[Slot],
-        kw: u64,
-        len: u8,
-        old: &Hop,
-        new: &Hop,
-    ) -> Option<(usize, usize)> {
-        if len <= PRIVATE_MAX_LEN {
-            let i = *self.private.get(&kw).expect("a live route has its slot") as usize;
-            write_hop(&slots[i], new);
-            return None;
-        }
-        let from = self
-            .index(kw, len, old)
-            .expect("a live route's next hop has a slot");
-        Some((from, self.acquire(slots, kw, len, new)))
-    }
-
-    /// No route uses any slot any more (the table was cleared): quarantines them all.
+    /// No route uses any slot any more (the table was cleared): quarantines them all, in
+    /// O(slots handed out so far).
     pub(crate) fn clear(&mut self) {
-        let mut freed: Vec<u32> = self.shared.drain().map(|(_, (i, _))| i).collect();
-        freed.extend(self.private.drain().map(|(_, i)| i));
-        freed.sort_unstable();
-        for i in freed {
-            self.slots.free(i as usize);
+        self.shared.clear();
+        let issued = self.slots.issued();
+        for (i, users) in self.users[..issued].iter_mut().enumerate() {
+            if *users > 0 {
+                *users = 0;
+                self.slots.free(i);
+            }
         }
+        self.in_use = 0;
     }
 }
 
-/// Writes `hop` into a next-hop slot (LIVE, key word 0) under its seqlock.
-fn write_hop(slot: &Slot, hop: &Hop) {
+/// Writes `hop` into a next-hop slot (LIVE, key word 0) under its seqlock. A private slot is
+/// rewritten with this in place, inside the write of its route's hash slot.
+pub(crate) fn write_hop(slot: &Slot, hop: &Hop) {
     let mut w = [0u64; SLOT_WORDS];
     w[..PAYLOAD_WORDS].copy_from_slice(hop);
     w[META_WORD] = meta(SLOT_LIVE, 0);

@@ -9,8 +9,8 @@ use rustix::fs::{flock, FileType, FlockOperation, Mode, OFlags};
 
 use super::layout::{
     check_header, entry_depth, entry_index, entry_is_group, hash, home_slot, meta_seq, meta_state,
-    next_slot, Slot, GROUP_ENTRIES, HEADER_SIZE, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE,
-    SLOT_WORDS, STATE_RETIRED, TBL24_ENTRIES,
+    next_slot, HashSlot, GROUP_ENTRIES, HEADER_SIZE, META_WORD, PAYLOAD_WORDS, ROUTE_HOP_WORD,
+    SLOT_EMPTY, SLOT_LIVE, SLOT_WORDS, STATE_RETIRED, TBL24_ENTRIES,
 };
 use super::lpm::{read_entry, still};
 use super::mapping::{map_read_only, Mapping};
@@ -40,6 +40,19 @@ pub struct ShmReader<R: Record> {
 #[inline]
 fn payload(w: &[u64; SLOT_WORDS]) -> [u64; PAYLOAD_WORDS] {
     w[..PAYLOAD_WORDS].try_into().expect("6 words")
+}
+
+/// What a hash slot read torn-free holds.
+enum Resolved<R> {
+    /// A live entry.
+    Live(Versioned<R>),
+    /// A slot in this state (EMPTY or TOMBSTONE).
+    NotLive(u64),
+    /// Words no writer would write, or a next-hop slot that stayed unreadable (its writer died
+    /// in the middle of it).
+    Invalid,
+    /// The hash slot changed while its next-hop slot was being read.
+    Changed,
 }
 
 impl<R: Record> ShmReader<R> {
@@ -89,7 +102,7 @@ impl<R: Record> ShmReader<R> {
         })
     }
 
-    fn slots(&self) -> &[Slot] {
+    fn slots(&self) -> &[R::Slot] {
         self.map.slots()
     }
 
@@ -107,6 +120,70 @@ impl<R: Record> ShmReader<R> {
         }
     }
 
+    /// The entry in a hash slot read torn-free at sequence word `s1` as `w`, if it is LIVE and
+    /// valid. For a route this reads the next-hop slot the hash slot names, then re-checks the
+    /// hash slot (layout: "Hash slots").
+    fn resolve(&self, slot: &R::Slot, s1: u64, w: &<R::Slot as HashSlot>::Words) -> Resolved<R> {
+        let w = w.as_ref();
+        let m = *w.last().expect("slots have a meta word");
+        if meta_state(m) != SLOT_LIVE {
+            return Resolved::NotLive(meta_state(m));
+        }
+        let words: [u64; PAYLOAD_WORDS] = if R::LPM {
+            let idx = w[ROUTE_HOP_WORD];
+            let Some(nh) = usize::try_from(idx)
+                .ok()
+                .and_then(|i| self.map.nexthops().get(i))
+            else {
+                return Resolved::Invalid;
+            };
+            // Waits while a live writer writes it; None: it died in the middle of it.
+            let Some(hop) = read_slot(nh, || self.writer_alive()) else {
+                return Resolved::Invalid;
+            };
+            if meta_state(hop[META_WORD]) != SLOT_LIVE || hop[0] != 0 {
+                // Only a slot let go and refilled since we read the hash slot looks like this;
+                // the re-check below tells.
+                return if slot.unchanged(s1) {
+                    Resolved::Invalid
+                } else {
+                    Resolved::Changed
+                };
+            }
+            let mut p = payload(&hop);
+            p[0] = w[0];
+            if !slot.unchanged(s1) {
+                return Resolved::Changed;
+            }
+            p
+        } else {
+            match w.get(..PAYLOAD_WORDS).and_then(|p| p.try_into().ok()) {
+                Some(p) => p,
+                None => return Resolved::Invalid,
+            }
+        };
+        match R::decode(&words) {
+            Some(entry) => Resolved::Live(Versioned {
+                entry,
+                seq: meta_seq(m),
+            }),
+            None => Resolved::Invalid,
+        }
+    }
+
+    /// Reads hash slot `slot` until it is settled: `None` if it stayed unreadable (its writer
+    /// died in the middle of it), else what [`ShmReader::resolve`] made of it.
+    fn read_hash_slot(&self, slot: &R::Slot) -> Option<Resolved<R>> {
+        loop {
+            let (s1, w) = slot.read_at(|| self.writer_alive())?;
+            match self.resolve(slot, s1, &w) {
+                // Rewritten while we followed it to its next hop: read it again.
+                Resolved::Changed => continue,
+                r => return Some(r),
+            }
+        }
+    }
+
     /// The entry with `key`, if present.
     pub fn get(&self, key: &R::Key) -> Option<Versioned<R>> {
         let kw = R::key_word(key);
@@ -115,19 +192,25 @@ impl<R: Record> ShmReader<R> {
         let mut i = home_slot(hash(kw), n);
         for _ in 0..n {
             // An unreadable slot (None: its writer died in the middle of it) is skipped: it may
-            // hide an entry, but we never wait forever on a dead writer.
-            if let Some(w) = read_slot(&slots[i], || self.writer_alive()) {
-                match meta_state(w[META_WORD]) {
-                    SLOT_EMPTY => return None,
-                    SLOT_LIVE if w[0] == kw => {
-                        if let Some(entry) = R::decode(&payload(&w)).filter(|e| e.key() == *key) {
-                            return Some(Versioned {
-                                entry,
-                                seq: meta_seq(w[META_WORD]),
-                            });
-                        }
+            // hide an entry, but we never wait forever on a dead writer. The key word is looked
+            // at before anything else is read.
+            let slot = &slots[i];
+            if let Some((s1, w)) = slot.read_at(|| self.writer_alive()) {
+                let state = meta_state(*w.as_ref().last().expect("slots have a meta word"));
+                if state == SLOT_EMPTY {
+                    return None;
+                }
+                if state == SLOT_LIVE && w.as_ref()[0] == kw {
+                    let r = match self.resolve(slot, s1, &w) {
+                        Resolved::Changed => self.read_hash_slot(slot),
+                        r => Some(r),
+                    };
+                    match r {
+                        Some(Resolved::Live(v)) if v.entry.key() == *key => return Some(v),
+                        // Emptied while we followed it: nothing after it can hold the key.
+                        Some(Resolved::NotLive(SLOT_EMPTY)) => return None,
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
             i = next_slot(i, n);
@@ -142,7 +225,7 @@ impl<R: Record> ShmReader<R> {
     pub fn prefetch(&self, key: &R::Key) {
         let slots = self.slots();
         if let Some(slot) = slots.get(home_slot(hash(R::key_word(key)), slots.len())) {
-            std::hint::black_box(slot.seq.load(Relaxed));
+            std::hint::black_box(slot.seq().load(Relaxed));
         }
     }
 
@@ -156,22 +239,12 @@ impl<R: Record> ShmReader<R> {
         let mut out: Vec<Versioned<R>> = Vec::with_capacity(hint);
         for slot in self.slots() {
             // Never written since the file was created: EMPTY, no need to take the seqlock.
-            if slot.seq.load(Relaxed) == 0 {
+            if slot.seq().load(Relaxed) == 0 {
                 continue;
             }
-            let Some(w) = read_slot(slot, || self.writer_alive()) else {
-                continue;
-            };
-            if meta_state(w[META_WORD]) != SLOT_LIVE {
-                continue;
+            if let Some(Resolved::Live(v)) = self.read_hash_slot(slot) {
+                out.push(v);
             }
-            let Some(entry) = R::decode(&payload(&w)) else {
-                continue;
-            };
-            out.push(Versioned {
-                entry,
-                seq: meta_seq(w[META_WORD]),
-            });
         }
         // Sorting (which callers mostly want anyway) also puts the copies of a key side by
         // side: keep the newest. Cheaper than a hash set of a million keys.

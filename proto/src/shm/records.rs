@@ -1,4 +1,6 @@
-//! How [`Route`] and [`ArpEntry`] are encoded into the 6 record words of a slot.
+//! How [`Route`] and [`ArpEntry`] are encoded into 6 record words: an ARP entry's hash slot
+//! holds these words; a route's next-hop slot holds them with the key word zeroed, and its hash
+//! slot only the key word and the next-hop slot's index.
 //!
 //! Both encodings are strict: every bit that has no meaning must be zero, and `decode` refuses
 //! anything that `encode` could not have produced, so garbage is never turned into an entry.
@@ -23,7 +25,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::layout::{TableKind, PAYLOAD_WORDS};
+use super::layout::{RouteSlot, Slot, TableKind, PAYLOAD_WORDS};
 use super::Record;
 use crate::types::{mask, ArpEntry, IfName, MacAddr, Prefix, Route, IFNAME_MAX};
 
@@ -57,6 +59,7 @@ fn decode_dev(w: [u64; 2]) -> Option<Option<IfName>> {
 impl Record for Route {
     type Key = Prefix;
     const KIND: TableKind = TableKind::Route;
+    type Slot = RouteSlot;
 
     fn key(&self) -> Prefix {
         self.dst
@@ -122,6 +125,7 @@ impl Record for Route {
 impl Record for ArpEntry {
     type Key = MacAddr;
     const KIND: TableKind = TableKind::Arp;
+    type Slot = Slot;
 
     fn key(&self) -> MacAddr {
         self.mac

@@ -49,6 +49,12 @@ impl Recycler {
         None
     }
 
+    /// How many indices were handed out so far: every index ever in use is below this.
+    #[cfg(not(loom))] // only next-hop slots ask, and the loom model has none
+    pub(crate) fn issued(&self) -> usize {
+        self.next_fresh
+    }
+
     /// Puts `i` in quarantine; call once nothing a new reader can find points at it.
     pub(crate) fn free(&mut self, i: usize) {
         self.quarantine.push_back((i as u32, Instant::now()));

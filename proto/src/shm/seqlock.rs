@@ -10,17 +10,35 @@
 //! If the payload loads saw any store of a write that began after `s1` was read, the second
 //! acquire fence makes that write's `seq = s+1` store visible to the `s2` load, so `s1 != s2`.
 
-use super::layout::{Slot, SLOT_WORDS};
+use super::layout::SlotN;
 use super::sync::{fence, AtomicU64, Ordering};
 
 /// Writes all slot words under the seqlock. Only the single writer of the table may call this.
-pub fn write_slot(slot: &Slot, words: &[u64; SLOT_WORDS]) {
+pub fn write_slot<const N: usize>(slot: &SlotN<N>, words: &[u64; N]) {
     write_words(&slot.seq, &slot.words, words);
 }
 
+/// [`write_slot`] that also runs `inside` while the slot is odd, after the release fence and
+/// before the words are stored: a reader that reads the slot torn-free before and after
+/// something else (the writer's other stores made by `inside`) knows those stores did not
+/// happen in between.
+pub fn write_slot_around<const N: usize>(slot: &SlotN<N>, words: &[u64; N], inside: impl FnOnce()) {
+    write_words_around(&slot.seq, &slot.words, words, inside);
+}
+
 /// The writer side for any number of words guarded by `seq` ([`write_slot`] is this with the
-/// slot's 7 words; the loom model checks it with fewer words to stay small).
+/// slot's words; the loom model checks it with 3 words to stay small).
 pub fn write_words<const N: usize>(seq: &AtomicU64, dst: &[AtomicU64; N], words: &[u64; N]) {
+    write_words_around(seq, dst, words, || {});
+}
+
+/// [`write_words`] running `inside` while the sequence word is odd (see [`write_slot_around`]).
+pub fn write_words_around<const N: usize>(
+    seq: &AtomicU64,
+    dst: &[AtomicU64; N],
+    words: &[u64; N],
+    inside: impl FnOnce(),
+) {
     // We are the only writer, so our own last store is what we read.
     let s = seq.load(Ordering::Relaxed);
     // An odd word here can only come from a crashed writer of the same file; writers never reuse
@@ -28,6 +46,7 @@ pub fn write_words<const N: usize>(seq: &AtomicU64, dst: &[AtomicU64; N], words:
     let s = s & !1;
     seq.store(s.wrapping_add(1), Ordering::Relaxed);
     fence(Ordering::Release);
+    inside();
     for (w, v) in dst.iter().zip(words) {
         w.store(*v, Ordering::Relaxed);
     }
@@ -43,8 +62,23 @@ pub enum ReadError {
 
 /// One read attempt: the slot words if they were read torn-free.
 #[inline]
-pub fn try_read_slot(slot: &Slot) -> Result<[u64; SLOT_WORDS], ReadError> {
+pub fn try_read_slot<const N: usize>(slot: &SlotN<N>) -> Result<[u64; N], ReadError> {
     try_read_words(&slot.seq, &slot.words)
+}
+
+/// [`try_read_slot`], also answering the (even) sequence word the words were read at.
+#[inline]
+pub fn try_read_slot_at<const N: usize>(slot: &SlotN<N>) -> Result<(u64, [u64; N]), ReadError> {
+    let s1 = begin_read(&slot.seq)?;
+    read_words_from(&slot.seq, &slot.words, s1).map(|w| (s1, w))
+}
+
+/// Whether the slot's sequence word is still `s1`, with an acquire fence before the load: true
+/// means no write of the slot began since it was read at `s1`, whatever else was loaded since.
+#[inline]
+pub fn unchanged<const N: usize>(slot: &SlotN<N>, s1: u64) -> bool {
+    fence(Ordering::Acquire);
+    slot.seq.load(Ordering::Relaxed) == s1
 }
 
 /// The reader side for any number of words guarded by `seq` (see [`write_words`]).
@@ -90,18 +124,21 @@ fn read_words_from<const N: usize>(
 
 /// A read attempt of a slot whose contents the reader may already know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
+pub enum Since<const N: usize> {
     /// The sequence word is still the even `known` one: the contents are those read at it.
     Unchanged,
     /// Read torn-free at this (even) sequence word.
-    Read(u64, [u64; SLOT_WORDS]),
+    Read(u64, [u64; N]),
 }
 
 /// [`try_read_slot`] for a reader that remembers the contents it read at sequence word `known`:
 /// if the word is still `known`, nothing else is loaded. Sound because the writer moves the word
 /// on (by 2) with every write and never back, so an equal even word means no write since.
 #[inline]
-pub fn try_read_slot_since(slot: &Slot, known: Option<u64>) -> Result<Since, ReadError> {
+pub fn try_read_slot_since<const N: usize>(
+    slot: &SlotN<N>,
+    known: Option<u64>,
+) -> Result<Since<N>, ReadError> {
     let s1 = begin_read(&slot.seq)?;
     if known == Some(s1) {
         return Ok(Since::Unchanged);
@@ -124,23 +161,35 @@ pub const READ_PATIENCE: std::time::Duration = std::time::Duration::from_millis(
 /// there (asked after spinning, then every [`READ_PATIENCE`]). `None` means the slot stayed
 /// unreadable and its writer is gone (died mid-update); callers skip such a slot.
 #[cfg(not(loom))]
-pub fn read_slot(slot: &Slot, writer_alive: impl Fn() -> bool) -> Option<[u64; SLOT_WORDS]> {
+pub fn read_slot<const N: usize>(
+    slot: &SlotN<N>,
+    writer_alive: impl Fn() -> bool,
+) -> Option<[u64; N]> {
+    read_slot_at(slot, writer_alive).map(|(_, w)| w)
+}
+
+/// [`read_slot`], also answering the (even) sequence word the words were read at.
+#[cfg(not(loom))]
+pub fn read_slot_at<const N: usize>(
+    slot: &SlotN<N>,
+    writer_alive: impl Fn() -> bool,
+) -> Option<(u64, [u64; N])> {
     for _ in 0..SPIN_ATTEMPTS {
-        match try_read_slot(slot) {
-            Ok(w) => return Some(w),
+        match try_read_slot_at(slot) {
+            Ok(r) => return Some(r),
             Err(ReadError::Busy) => std::hint::spin_loop(),
         }
     }
     let mut since = std::time::Instant::now();
     loop {
         std::thread::yield_now();
-        if let Ok(w) = try_read_slot(slot) {
-            return Some(w);
+        if let Ok(r) = try_read_slot_at(slot) {
+            return Some(r);
         }
         if since.elapsed() > READ_PATIENCE {
             if !writer_alive() {
                 // One last look: the writer may have finished the slot just before it went.
-                return try_read_slot(slot).ok();
+                return try_read_slot_at(slot).ok();
             }
             since = std::time::Instant::now();
         }
@@ -150,6 +199,7 @@ pub fn read_slot(slot: &Slot, writer_alive: impl Fn() -> bool) -> Option<[u64; S
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::shm::layout::{Slot, SLOT_WORDS};
     use std::sync::atomic::Ordering;
 
     #[test]

@@ -582,20 +582,20 @@ fn odd_slot_of_a_dead_writer_is_skipped() {
     assert_eq!(r.entries().len(), 5);
 }
 
-/// Makes `slots` odd (writes in progress), runs `read` while another thread finishes the writes
-/// after `stuck`, or instead releases the writer's lock (its death) when `dies`; returns what
-/// `read` returned.
+/// Makes the slots of these sequence words odd (writes in progress), runs `read` while another
+/// thread finishes the writes after `stuck`, or instead releases the writer's lock (its death)
+/// when `dies`; returns what `read` returned.
 fn with_slots_stuck<T: Send>(
     w: &RouteWriter,
-    slots: &[&super::layout::Slot],
+    slots: &[&super::sync::AtomicU64],
     stuck: std::time::Duration,
     dies: bool,
     read: impl FnOnce() -> T + Send,
 ) -> T {
     use super::sync::Ordering::{Relaxed, Release};
-    let seqs: Vec<u64> = slots.iter().map(|s| s.seq.load(Relaxed)).collect();
+    let seqs: Vec<u64> = slots.iter().map(|s| s.load(Relaxed)).collect();
     for s in slots {
-        s.seq.store(s.seq.load(Relaxed) + 1, Relaxed);
+        s.store(s.load(Relaxed) + 1, Relaxed);
     }
     std::thread::scope(|sc| {
         sc.spawn(|| {
@@ -604,7 +604,7 @@ fn with_slots_stuck<T: Send>(
                 w.release_liveness_lock();
             } else {
                 for (s, &q) in slots.iter().zip(&seqs) {
-                    s.seq.store(q + 2, Release);
+                    s.store(q + 2, Release);
                 }
             }
         });
@@ -662,9 +662,9 @@ fn a_descheduled_writer_is_waited_for() {
 
     // Both the next-hop slot (the DIR-24-8 path) and the hash slot (the probing fallback, taken
     // after 10 ms) stay odd for 50 ms: neither path may skip them.
-    let got = with_slots_stuck(&w, &[hop, slot], long, false, || r.lookup(a));
+    let got = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, false, || r.lookup(a));
     assert_eq!(got, Some(narrow.clone()));
-    let got = with_slots_stuck(&w, &[hop, slot], long, false, || {
+    let got = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, false, || {
         let mut out = [None];
         r.lookup_batch(&[a], &mut out);
         out[0].take()
@@ -673,7 +673,7 @@ fn a_descheduled_writer_is_waited_for() {
     // A next-hop slot stuck for less than the lookups' patience is waited for on the DIR-24-8
     // path itself: probing the (intact) hash table would have answered at once.
     let short = super::seqlock::READ_PATIENCE * 2;
-    let got = with_slots_stuck(&w, &[hop], short, false, || {
+    let got = with_slots_stuck(&w, &[&hop.seq], short, false, || {
         let t = std::time::Instant::now();
         (r.lookup(a), t.elapsed())
     });
@@ -698,19 +698,26 @@ fn a_dead_writers_slots_are_skipped() {
     let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
     let long = super::seqlock::READ_PATIENCE * 25;
 
-    let got = with_slots_stuck(&w, &[slot], long, false, || r.get(&narrow.dst));
+    let got = with_slots_stuck(&w, &[&slot.seq], long, false, || r.get(&narrow.dst));
     assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
-    let got = with_slots_stuck(&w, &[slot], long, false, || r.entries());
+    // An exact match reads the route's next-hop slot too, and waits for it the same way.
+    let got = with_slots_stuck(&w, &[&hop.seq], long, false, || {
+        let t = std::time::Instant::now();
+        (r.get(&narrow.dst), t.elapsed())
+    });
+    assert_eq!(got.0.map(|v| v.entry), Some(narrow.clone()));
+    assert!(got.1 >= long, "{:?}", got.1);
+    let got = with_slots_stuck(&w, &[&slot.seq], long, false, || r.entries());
     assert_eq!(got.len(), 2);
     // A stuck hash slot does not hold up a longest-prefix match at all.
-    let got = with_slots_stuck(&w, &[slot], long, false, || {
+    let got = with_slots_stuck(&w, &[&slot.seq], long, false, || {
         let t = std::time::Instant::now();
         (r.lookup(a), t.elapsed())
     });
     assert_eq!(got.0, Some(narrow.clone()));
     assert!(got.1 < long, "{:?}", got.1);
 
-    let got = with_slots_stuck(&w, &[hop, slot], long, true, || r.lookup(a));
+    let got = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, true, || r.lookup(a));
     assert_eq!(got, Some(wide));
 }
 
@@ -730,22 +737,22 @@ fn header_layout_on_disk() {
     let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap());
     assert_eq!(&b[..8], b"RTMSHM\0\0");
-    assert_eq!(u32_at(8), 3);
+    assert_eq!(u32_at(8), 4);
     assert_eq!(u32_at(12), 1);
     assert_eq!(u32_at(16), 4096);
-    assert_eq!(u32_at(20), 64);
+    assert_eq!(u32_at(20), 32);
     assert_eq!(u64_at(24), 125);
     assert_eq!(u64_at(32), 100);
     assert_eq!(u64_at(40), 1);
     assert_eq!(u32_at(48), 1);
     assert_eq!(u32_at(52), std::process::id());
     assert_eq!(u64_at(72), 0x1122);
-    // 125 slots end at 4096 + 8000; tbl24 starts on the next page, tbl8 64 MiB later, 356 groups,
-    // then 356 next-hop slots.
-    assert_eq!(u64_at(80), 3 * 4096);
-    assert_eq!(u64_at(88), 3 * 4096 + (64 << 20));
+    // 125 32-byte slots end at 4096 + 4000; tbl24 starts on the next page, tbl8 64 MiB later,
+    // 356 groups, then 356 next-hop slots.
+    assert_eq!(u64_at(80), 2 * 4096);
+    assert_eq!(u64_at(88), 2 * 4096 + (64 << 20));
     assert_eq!(u64_at(96), 356);
-    let nh = 3 * 4096 + (64 << 20) + 356 * 1024;
+    let nh = 2 * 4096 + (64 << 20) + 356 * 1024;
     assert_eq!(u64_at(104), nh as u64);
     assert_eq!(u64_at(112), 356);
     assert_eq!(len, nh + 356 * 64);
@@ -754,6 +761,7 @@ fn header_layout_on_disk() {
     let _a = ArpWriter::create(&apath, 100, 0o644).unwrap();
     let ab = std::fs::read(&apath).unwrap();
     assert_eq!(ab.len(), HEADER_SIZE + 125 * 64);
+    assert_eq!(u32::from_ne_bytes(ab[20..24].try_into().unwrap()), 64);
     assert_eq!(&ab[80..120], &[0u8; 40]);
     let _ = STATE_RETIRED;
 }
@@ -765,4 +773,80 @@ fn handles_are_send_and_sync() {
     send_sync::<ArpReader>();
     send_sync::<RouteWriter>();
     send_sync::<ArpWriter>();
+}
+
+/// While one thread rewrites two routes as fast as it can (a /16 whose next-hop slot is its own
+/// and rewritten in place, and a /24 whose every change moves it to another shared next-hop slot,
+/// so slots are let go and refilled while readers follow them), another reads both: every
+/// exact-match answer carries the next hop written by the change its sequence number names
+/// (metric == sequence), never one from another change, and every answer was current at some
+/// moment during the read.
+#[test]
+fn reads_never_mix_a_next_hop_with_another_change() {
+    use std::sync::atomic::{
+        AtomicBool, AtomicU64,
+        Ordering::{Acquire, Release},
+    };
+    let d = dir();
+    let path = d.path().join("routes");
+    // Few spare next-hop slots, so freed ones are refilled within a few changes.
+    let mut w = RouteWriter::create(&path, 8, 0o644).unwrap();
+    let private = route(p("10.5.0.0/16"), 0);
+    let shared = route(p("10.6.1.0/24"), 0);
+    let with = |r: &Route, k: u64| Route {
+        metric: k as u32,
+        ..r.clone()
+    };
+    w.upsert(&route(p("10.0.0.0/8"), 0), 1).unwrap();
+    w.upsert(&with(&private, 2), 2).unwrap();
+    w.upsert(&with(&shared, 3), 3).unwrap();
+    let r = RouteReader::open(&path).unwrap();
+    // The last change made so far: changes k >= 4 alternate between the /16 (even k) and the
+    // /24 (odd k).
+    let done = AtomicU64::new(3);
+    let stop = AtomicBool::new(false);
+    const CHANGES: u64 = 40_000;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for k in 4..CHANGES {
+                let target = if k % 2 == 0 { &private } else { &shared };
+                w.upsert(&with(target, k), k).unwrap();
+                done.store(k, Release);
+            }
+            stop.store(true, Release);
+        });
+        let mut reads = 0u64;
+        let addrs: [(Prefix, Ipv4Addr); 2] = [
+            (private.dst, "10.5.9.9".parse().unwrap()),
+            (shared.dst, "10.6.1.77".parse().unwrap()),
+        ];
+        while !stop.load(Acquire) || reads < 1000 {
+            for (dst, a) in addrs {
+                let before = done.load(Acquire);
+                let got = r.get(&dst).expect("the route is always present");
+                let hit = r.lookup(a).expect("the route is always present");
+                let after = done.load(Acquire);
+                assert_eq!(u64::from(got.entry.metric), got.seq, "mixed answer {got:?}");
+                // The answer's change is this route's and was made by `after + 1` at the latest
+                // (that one may be in progress), and no earlier than the route's last change
+                // made by `before`.
+                let parity = u64::from(dst == shared.dst);
+                let latest = if before % 2 == parity {
+                    before
+                } else {
+                    before - 1
+                };
+                for (what, m) in [("get", got.seq), ("lookup", u64::from(hit.metric))] {
+                    assert_eq!(m % 2, parity, "{what} of {dst}: change {m} is not its own");
+                    assert!(
+                        (latest..=after + 1).contains(&m),
+                        "{what} of {dst} answered change {m}, not current between {before} and {after}"
+                    );
+                }
+                assert_eq!(hit.dst, dst);
+                reads += 1;
+            }
+        }
+        assert!(reads >= 1000);
+    });
 }

@@ -11,14 +11,13 @@ use rustix::fs::{flock, FileType, FlockOperation, Mode, OFlags};
 
 use super::layout::{
     self, check_header, hash, home_slot, meta, meta_seq, meta_state, next_slot, nexthops_for,
-    prev_slot, route_entry, slot_count_for, tbl8_groups_for, Geometry, Header, Slot, HEADER_SIZE,
-    LAYOUT_VERSION, MAGIC, MAX_LPM_SLOTS, META_WORD, PAYLOAD_WORDS, SLOT_EMPTY, SLOT_LIVE,
-    SLOT_SIZE, SLOT_TOMBSTONE, SLOT_WORDS, STATE_ACTIVE, STATE_RETIRED,
+    prev_slot, route_entry, slot_count_for, tbl8_groups_for, Geometry, HashSlot, Header,
+    HEADER_SIZE, LAYOUT_VERSION, MAGIC, MAX_LPM_SLOTS, PAYLOAD_WORDS, ROUTE_HOP_WORD, SLOT_EMPTY,
+    SLOT_LIVE, SLOT_TOMBSTONE, STATE_ACTIVE, STATE_RETIRED,
 };
 use super::lpm::Lpm;
 use super::mapping::{map_read_write, Mapping};
-use super::nexthop::{hop_of, hop_of_words, Hop, NextHops};
-use super::seqlock::write_slot;
+use super::nexthop::{hop_of, own_hop, write_hop, NextHops, PRIVATE_MAX_LEN};
 use super::sync::Ordering::{Relaxed, Release};
 use super::{file_id, Record, ShmError, Versioned};
 
@@ -28,7 +27,8 @@ use super::{file_id, Record, ShmError, Versioned};
 /// probes its own mapping for its keys (no process-local copy of the keys), which keeps the
 /// daemon's memory per entry small. For route tables it also maintains the DIR-24-8 arrays and
 /// the next-hop slots (see [`layout`]), asking the hash table for the next covering prefix when
-/// one is deleted.
+/// one is deleted. A route's hash slot names its next-hop slot, so the writer finds a route's
+/// next hop the way a reader does.
 pub struct ShmWriter<R: Record> {
     path: PathBuf,
     mode: u32,
@@ -84,20 +84,45 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn slot_words<R: Record>(rec: &R, state: u64, seq: u64) -> [u64; SLOT_WORDS] {
-    let mut w = [0u64; SLOT_WORDS];
-    w[..PAYLOAD_WORDS].copy_from_slice(&rec.encode());
-    w[META_WORD] = meta(state, seq);
+/// The hash-slot words of a LIVE entry: for tables without LPM the record itself, for route
+/// tables the key word and `hop`, the index of the route's next-hop slot.
+fn live_words<R: Record>(rec: &R, hop: Option<usize>, seq: u64) -> <R::Slot as HashSlot>::Words {
+    let mut w = R::Slot::zero_words();
+    let ws = w.as_mut();
+    match hop {
+        Some(nh) => {
+            ws[0] = R::key_word(&rec.key());
+            ws[ROUTE_HOP_WORD] = nh as u64;
+        }
+        None => ws[..PAYLOAD_WORDS].copy_from_slice(&rec.encode()),
+    }
+    set_meta::<R::Slot>(&mut w, meta(SLOT_LIVE, seq));
     w
 }
 
-fn state_of(slot: &Slot) -> u64 {
-    meta_state(slot.words[META_WORD].load(Relaxed))
+/// The words of an EMPTY or TOMBSTONE slot: all zero but the meta word.
+fn state_words<S: HashSlot>(state: u64, seq: u64) -> S::Words {
+    let mut w = S::zero_words();
+    set_meta::<S>(&mut w, meta(state, seq));
+    w
+}
+
+fn set_meta<S: HashSlot>(w: &mut S::Words, m: u64) {
+    *w.as_mut().last_mut().expect("slots have a meta word") = m;
+}
+
+fn state_of<S: HashSlot>(slot: &S) -> u64 {
+    meta_state(slot.meta().load(Relaxed))
+}
+
+/// The next-hop slot a LIVE route hash slot of our own mapping names.
+fn hop_index<S: HashSlot>(slot: &S) -> usize {
+    slot.word(ROUTE_HOP_WORD).load(Relaxed) as usize
 }
 
 /// First slot in `key_word`'s probe sequence that is not LIVE. The caller guarantees one exists
 /// (live entries never fill the table: capacity < slot_count).
-fn free_slot(slots: &[Slot], key_word: u64) -> usize {
+fn free_slot<S: HashSlot>(slots: &[S], key_word: u64) -> usize {
     let n = slots.len();
     let mut i = home_slot(hash(key_word), n);
     for _ in 0..n {
@@ -110,38 +135,19 @@ fn free_slot(slots: &[Slot], key_word: u64) -> usize {
 }
 
 /// The LIVE slot holding `key_word`, probing our own mapping like a reader does.
-fn find_slot(slots: &[Slot], key_word: u64) -> Option<usize> {
+fn find_slot<S: HashSlot>(slots: &[S], key_word: u64) -> Option<usize> {
     let n = slots.len();
     let mut i = home_slot(hash(key_word), n);
     for _ in 0..n {
         let s = &slots[i];
         match state_of(s) {
             SLOT_EMPTY => return None,
-            SLOT_LIVE if s.words[0].load(Relaxed) == key_word => return Some(i),
+            SLOT_LIVE if s.word(0).load(Relaxed) == key_word => return Some(i),
             _ => {}
         }
         i = next_slot(i, n);
     }
     None
-}
-
-/// The entry in a slot of our own mapping, if it is LIVE.
-fn read_own<R: Record>(s: &Slot) -> Option<Versioned<R>> {
-    let w: [u64; SLOT_WORDS] = std::array::from_fn(|k| s.words[k].load(Relaxed));
-    if meta_state(w[META_WORD]) != SLOT_LIVE {
-        return None;
-    }
-    let p: [u64; PAYLOAD_WORDS] = w[..PAYLOAD_WORDS].try_into().expect("6 words");
-    Some(Versioned {
-        entry: R::decode(&p)?,
-        seq: meta_seq(w[META_WORD]),
-    })
-}
-
-/// The next hop of the record in a LIVE slot of our own mapping: its words as they are (only we
-/// write them), key word zeroed.
-fn own_hop(s: &Slot) -> Hop {
-    hop_of_words(std::array::from_fn(|k| s.words[k].load(Relaxed)))
 }
 
 /// Maps an existing valid table file of kind `R::KIND` owned by our euid, read-write.
@@ -179,46 +185,81 @@ impl Table {
         h.tombstones.store(self.tombstones as u64, Relaxed);
     }
 
+    /// The entry in hash slot `i` of our own mapping, if it is LIVE (no seqlock needed: only we
+    /// write it).
+    fn read_own<R: Record>(&self, i: usize) -> Option<Versioned<R>> {
+        let s = &self.map.slots::<R::Slot>()[i];
+        let m = s.meta().load(Relaxed);
+        if meta_state(m) != SLOT_LIVE {
+            return None;
+        }
+        let words = if self.lpm.is_some() {
+            let mut w = own_hop(self.map.nexthops().get(hop_index(s))?);
+            w[0] = s.word(0).load(Relaxed);
+            w
+        } else {
+            std::array::from_fn(|k| s.word(k).load(Relaxed))
+        };
+        Some(Versioned {
+            entry: R::decode(&words)?,
+            seq: meta_seq(m),
+        })
+    }
+
     /// Writes a new LIVE entry into a free slot and, for LPM tables, makes it the answer for the
     /// addresses it covers. The caller checked capacity and [`Table::can_insert`].
     fn insert_new<R: Record>(&mut self, rec: &R, seq: u64) {
         let key = rec.key();
-        let slots = self.map.slots();
+        let slots = self.map.slots::<R::Slot>();
         let i = free_slot(slots, R::key_word(&key));
         if state_of(&slots[i]) == SLOT_TOMBSTONE {
             self.tombstones -= 1;
         }
-        // The slot first (LIVE), then its next hop, then the LPM words that name both.
-        write_slot(&slots[i], &slot_words(rec, SLOT_LIVE, seq));
-        self.mark_dirty(i);
-        self.live += 1;
-        if let (Some((lpm, hops)), Some((addr, len))) = (self.lpm.as_mut(), R::lpm_prefix(&key)) {
-            let nh = hops.acquire(self.map.nexthops(), R::key_word(&key), len, &hop_of(rec));
+        // The next hop first, then the hash slot naming it (LIVE), then the LPM words naming
+        // the next hop.
+        let lpm = match (self.lpm.as_mut(), R::lpm_prefix(&key)) {
+            (Some((lpm, hops)), Some((addr, len))) => {
+                let nh = hops.acquire(self.map.nexthops(), len, &hop_of(rec));
+                Some((lpm, addr, len, nh))
+            }
+            _ => None,
+        };
+        slots[i].write(&live_words(rec, lpm.as_ref().map(|l| l.3), seq));
+        if let Some((lpm, addr, len, nh)) = lpm {
             let ok = lpm.insert(self.map.tbl24(), self.map.tbl8(), addr, len, nh);
             debug_assert!(ok, "can_insert was checked");
             self.len_counts[usize::from(len)] += 1;
         }
+        self.mark_dirty(i);
+        self.live += 1;
     }
 
-    /// The next-hop slot of the live route with key word `kw`, prefix `addr/len` and next hop
-    /// `hop` (LPM tables; every live route has one).
-    fn hop_index(&self, kw: u64, len: u8, hop: &Hop) -> usize {
-        self.lpm
-            .as_ref()
-            .and_then(|(_, h)| h.index(kw, len, hop))
-            .expect("a live route's next hop has a slot")
-    }
-
-    /// The live route with key word `kw` at `addr/len` changed its next hop from `old` to
-    /// `new`: its own next-hop slot is rewritten, or its LPM entries now name `new`'s shared
-    /// slot (written first if new).
-    fn change_hop(&mut self, kw: u64, addr: u32, len: u8, old: &Hop, new: &Hop) {
-        let Some((lpm, hops)) = self.lpm.as_mut() else {
+    /// Rewrites the LIVE entry in hash slot `i` (same key) with `rec`. For a route, the LPM
+    /// words and next-hop slots change only if the next hop does.
+    fn replace<R: Record>(&mut self, i: usize, rec: &R, seq: u64) {
+        let slot = &self.map.slots::<R::Slot>()[i];
+        let (Some((lpm, hops)), Some((addr, len))) = (self.lpm.as_mut(), R::lpm_prefix(&rec.key()))
+        else {
+            slot.write(&live_words(rec, None, seq));
             return;
         };
-        if let Some((from, to)) = hops.change(self.map.nexthops(), kw, len, old, new) {
-            lpm.repoint(self.map.tbl24(), self.map.tbl8(), addr, len, from, to);
-            hops.release(kw, len, old);
+        let nhs = self.map.nexthops();
+        let old = hop_index(slot);
+        let new = hop_of(rec);
+        if own_hop(&nhs[old]) == new {
+            slot.write(&live_words(rec, Some(old), seq));
+        } else if len <= PRIVATE_MAX_LEN {
+            // Its own slot, rewritten in place while the hash slot is odd: a reader of the hash
+            // slot gets the old next hop with the old change sequence or the new with the new.
+            // LPM readers see the old next hop or the new one, both valid during the change.
+            slot.write_around(&live_words(rec, Some(old), seq), || {
+                write_hop(&nhs[old], &new)
+            });
+        } else {
+            let to = hops.acquire(nhs, len, &new);
+            slot.write(&live_words(rec, Some(to), seq));
+            lpm.repoint(self.map.tbl24(), self.map.tbl8(), addr, len, old, to);
+            hops.release(nhs, old, len);
         }
     }
 
@@ -232,7 +273,7 @@ impl Table {
     /// The entry word of the longest LIVE prefix strictly shorter than `len` that contains
     /// `addr`, or 0.
     fn covering<R: Record>(&self, addr: u32, len: u8) -> u32 {
-        let slots = self.map.slots();
+        let slots = self.map.slots::<R::Slot>();
         for l in (0..len).rev() {
             if self.len_counts[usize::from(l)] == 0 {
                 continue;
@@ -240,7 +281,7 @@ impl Table {
             let a = addr & crate::types::mask(l);
             if let Some(kw) = R::prefix_key_word(a, l) {
                 if let Some(i) = find_slot(slots, kw) {
-                    return route_entry(self.hop_index(kw, l, &own_hop(&slots[i])), l);
+                    return route_entry(hop_index(&slots[i]), l);
                 }
             }
         }
@@ -294,7 +335,7 @@ fn build<R: Record>(
     h.layout_version.store(LAYOUT_VERSION, Relaxed);
     h.kind.store(R::KIND.as_u32(), Relaxed);
     h.header_size.store(HEADER_SIZE as u32, Relaxed);
-    h.slot_size.store(SLOT_SIZE as u32, Relaxed);
+    h.slot_size.store(geo.slot_size as u32, Relaxed);
     h.slot_count.store(geo.slot_count as u64, Relaxed);
     h.capacity.store(geo.capacity as u64, Relaxed);
     h.generation.store(generation, Relaxed);
@@ -395,7 +436,7 @@ impl<R: Record> ShmWriter<R> {
         })
     }
 
-    fn slots(&self) -> &[Slot] {
+    fn slots(&self) -> &[R::Slot] {
         self.t.map.slots()
     }
 
@@ -408,22 +449,7 @@ impl<R: Record> ShmWriter<R> {
     pub fn upsert(&mut self, rec: &R, seq: u64) -> Result<(), ShmError> {
         let key = rec.key();
         if let Some(i) = find_slot(self.slots(), R::key_word(&key)) {
-            // Same key, same slot; the LPM words change only if the next hop does. The old next
-            // hop is the slot's words as they are (only we write them), the new one the words
-            // written now: no decoding.
-            let slot = &self.slots()[i];
-            let words = slot_words(rec, SLOT_LIVE, seq);
-            let old = match (&self.t.lpm, R::lpm_prefix(&key)) {
-                (Some(_), Some(p)) => Some((p, own_hop(slot))),
-                _ => None,
-            };
-            write_slot(slot, &words);
-            if let Some(((addr, len), old)) = old {
-                let new = hop_of_words(words[..PAYLOAD_WORDS].try_into().expect("6 words"));
-                if old != new {
-                    self.t.change_hop(R::key_word(&key), addr, len, &old, &new);
-                }
-            }
+            self.t.replace(i, rec, seq);
             return Ok(());
         }
         if self.t.live >= self.capacity || !self.t.can_insert::<R>(&key) {
@@ -445,7 +471,7 @@ impl<R: Record> ShmWriter<R> {
     pub fn prefetch(&self, key: &R::Key) {
         let slots = self.slots();
         let mut x = slots[home_slot(hash(R::key_word(key)), slots.len())]
-            .seq
+            .seq()
             .load(Relaxed);
         if let (true, Some((addr, _))) = (self.t.lpm.is_some(), R::lpm_prefix(key)) {
             if let Some(w) = self.t.map.tbl24().get((addr >> 8) as usize) {
@@ -460,41 +486,41 @@ impl<R: Record> ShmWriter<R> {
         let Some(i) = find_slot(self.slots(), R::key_word(key)) else {
             return false;
         };
+        let mut hop = None;
         if let (Some((addr, len)), true) = (R::lpm_prefix(key), self.t.lpm.is_some()) {
             self.t.len_counts[usize::from(len)] -= 1;
             let repl = self.t.covering::<R>(addr, len);
-            let hop = own_hop(&self.slots()[i]);
-            let kw = R::key_word(key);
-            let nh = self.t.hop_index(kw, len, &hop);
+            let nh = hop_index(&self.slots()[i]);
             let t = &mut self.t;
-            if let Some((lpm, hops)) = t.lpm.as_mut() {
+            if let Some((lpm, _)) = t.lpm.as_mut() {
                 // Every address this prefix answered gets the covering prefix before the slot
                 // is freed, and before its next hop may be.
                 lpm.remove(t.map.tbl24(), t.map.tbl8(), addr, len, nh, repl);
-                hops.release(kw, len, &hop);
             }
+            hop = Some((nh, len));
         }
         self.t.live -= 1;
         let n = self.slot_count;
-        let slots = self.t.map.slots();
+        let slots = self.t.map.slots::<R::Slot>();
         if state_of(&slots[next_slot(i, n)]) == SLOT_EMPTY {
             // No probe sequence goes through slot i to reach a slot after it (the next slot is
             // EMPTY), so it can become EMPTY itself, and so can the run of tombstones before it.
             // No live entry moves, so concurrent readers find exactly what they would otherwise.
-            let mut empty = [0u64; SLOT_WORDS];
-            empty[META_WORD] = meta(SLOT_EMPTY, seq);
-            write_slot(&slots[i], &empty);
+            let empty = state_words::<R::Slot>(SLOT_EMPTY, seq);
+            slots[i].write(&empty);
             let mut j = prev_slot(i, n);
             while j != i && state_of(&slots[j]) == SLOT_TOMBSTONE {
-                write_slot(&slots[j], &empty);
+                slots[j].write(&empty);
                 self.t.tombstones -= 1;
                 j = prev_slot(j, n);
             }
         } else {
-            let mut tomb = [0u64; SLOT_WORDS];
-            tomb[META_WORD] = meta(SLOT_TOMBSTONE, seq);
-            write_slot(&slots[i], &tomb);
+            slots[i].write(&state_words::<R::Slot>(SLOT_TOMBSTONE, seq));
             self.t.tombstones += 1;
+        }
+        // No hash slot or entry word names the next hop for this route any more.
+        if let (Some((nh, len)), Some((_, hops))) = (hop, self.t.lpm.as_mut()) {
+            hops.release(self.t.map.nexthops(), nh, len);
         }
         self.t.sync_counts();
         self.maybe_compact();
@@ -505,29 +531,31 @@ impl<R: Record> ShmWriter<R> {
     pub fn clear(&mut self, seq: u64) {
         let t = &mut self.t;
         // The LPM words first, so no reader follows them to a slot that is going away.
-        if let Some((lpm, hops)) = t.lpm.as_mut() {
+        if let Some((lpm, _)) = t.lpm.as_mut() {
             lpm.clear(t.map.tbl24());
-            hops.clear();
         }
 
         t.len_counts = [0; 33];
-        let slots = t.map.slots();
+        let slots = t.map.slots::<R::Slot>();
         // Then every live entry becomes a tombstone (readers keep probing past them), then every
         // used slot becomes EMPTY: a reader racing with this sees each entry either present or
         // removed, never a hole that hides a still-live entry.
-        let mut tomb = [0u64; SLOT_WORDS];
-        tomb[META_WORD] = meta(SLOT_TOMBSTONE, seq);
+        let tomb = state_words::<R::Slot>(SLOT_TOMBSTONE, seq);
         for &i in &t.dirty {
             if state_of(&slots[i as usize]) == SLOT_LIVE {
-                write_slot(&slots[i as usize], &tomb);
+                slots[i as usize].write(&tomb);
             }
+        }
+        // No hash slot names a next hop any more.
+        if let Some((_, hops)) = t.lpm.as_mut() {
+            hops.clear();
         }
         t.live = 0;
         t.map.header().live.store(0, Relaxed);
-        let empty = [0u64; SLOT_WORDS];
+        let empty = R::Slot::zero_words();
         for &i in &t.dirty {
-            if slots[i as usize].words[META_WORD].load(Relaxed) != 0 {
-                write_slot(&slots[i as usize], &empty);
+            if slots[i as usize].meta().load(Relaxed) != 0 {
+                slots[i as usize].write(&empty);
             }
         }
         t.in_dirty.fill(0);
@@ -539,19 +567,17 @@ impl<R: Record> ShmWriter<R> {
     /// Every live entry, read back from our own mapping (no seqlock needed: only we write it);
     /// order unspecified.
     pub fn entries(&self) -> Vec<Versioned<R>> {
-        let slots = self.slots();
         self.t
             .dirty
             .iter()
-            .filter_map(|&i| read_own(&slots[i as usize]))
+            .filter_map(|&i| self.t.read_own(i as usize))
             .collect()
     }
 
     /// The entry with `key`, read back from our own mapping.
     pub fn get(&self, key: &R::Key) -> Option<Versioned<R>> {
-        let slots = self.slots();
-        find_slot(slots, R::key_word(key))
-            .and_then(|i| read_own::<R>(&slots[i]))
+        find_slot(self.slots(), R::key_word(key))
+            .and_then(|i| self.t.read_own::<R>(i))
             .filter(|v| v.entry.key() == *key)
     }
 
@@ -643,22 +669,16 @@ impl<R: Record> ShmWriter<R> {
 
     /// The slot holding `key` (tests simulate a writer dying mid-update with it).
     #[cfg(test)]
-    pub(super) fn slot_of(&self, key: &R::Key) -> Option<&Slot> {
+    pub(super) fn slot_of(&self, key: &R::Key) -> Option<&R::Slot> {
         find_slot(self.slots(), R::key_word(key)).map(|i| &self.slots()[i])
     }
 
-    /// The next-hop slot the LPM entries of `key`'s route name (tests stall a writer in it).
+    /// The next-hop slot `key`'s route and its LPM entries name (tests stall a writer in it).
     #[cfg(test)]
-    pub(super) fn next_hop_slot_of(&self, key: &R::Key) -> Option<&Slot> {
-        let v = self.get(key)?;
-        let (_, len) = R::lpm_prefix(key)?;
-        let i = self
-            .t
-            .lpm
-            .as_ref()?
-            .1
-            .index(R::key_word(key), len, &hop_of(&v.entry))?;
-        self.t.map.nexthops().get(i)
+    pub(super) fn next_hop_slot_of(&self, key: &R::Key) -> Option<&super::layout::Slot> {
+        self.t.lpm.as_ref()?;
+        let i = find_slot(self.slots(), R::key_word(key))?;
+        self.t.map.nexthops().get(hop_index(&self.slots()[i]))
     }
 
     /// Releases the liveness lock as the death of the writer would (tests simulate a writer
