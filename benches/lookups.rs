@@ -16,7 +16,7 @@ use divan::{black_box, Bencher};
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
 use rtm_proto::shm::{ShmReader, ShmWriter};
-use rtm_proto::{ArpEntry, MacAddr, Route};
+use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
 
 const KEYS: usize = 1 << 20;
 
@@ -38,6 +38,9 @@ struct Data {
     addrs: Vec<Ipv4Addr>,
     uniform: Vec<Ipv4Addr>,
     macs: Vec<MacAddr>,
+    /// Prefixes of the table in a scrambled order (exact matches).
+    prefixes: Vec<Prefix>,
+    nets: Vec<Ipv4Net>,
 }
 
 static DATA: LazyLock<Data> = LazyLock::new(|| {
@@ -77,8 +80,20 @@ static DATA: LazyLock<Data> = LazyLock::new(|| {
         addrs: table::routed_addrs(&routes, KEYS, seed),
         uniform: table::uniform_addrs(KEYS, seed),
         macs: table::random_macs(&arps, KEYS, seed),
+        prefixes: scrambled(&routes),
+        nets: scrambled(&routes)
+            .iter()
+            .map(|p| Ipv4Net::new(p.addr(), p.len()).expect("prefix"))
+            .collect(),
     }
 });
+
+/// [`KEYS`] prefixes of `routes`, in an order that jumps around the table.
+fn scrambled(routes: &[Route]) -> Vec<Prefix> {
+    (0..KEYS)
+        .map(|i| routes[i.wrapping_mul(2_654_435_761) % routes.len()].dst)
+        .collect()
+}
 
 /// Runs `f` on the next key of `keys` (cycling) in each iteration.
 fn cycle<K: Copy, T>(b: Bencher, keys: &[K], f: impl Fn(K) -> T) {
@@ -150,6 +165,19 @@ fn lpm_prefix_trie_uniform(b: Bencher) {
     });
 }
 
+/// Exact match of a route by its prefix: its hash slot, then the next-hop slot it names.
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn route_get_shm(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.prefixes, |p| d.routes.get(&p).map(|v| v.seq));
+}
+
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn route_get_prefix_trie(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.nets, |n| d.trie.get(&n).copied());
+}
+
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn arp_shm(b: Bencher) {
     let d = &*DATA;
@@ -173,6 +201,10 @@ fn warm(d: &Data) {
             .trie
             .get_lpm(&Ipv4Net::new(a, 32).expect("/32"))
             .map_or(0, |(_, v)| *v as u64);
+    }
+    for (p, n) in d.prefixes.iter().zip(&d.nets) {
+        sum += d.routes.get(p).map_or(0, |v| v.seq);
+        sum += d.trie.get(n).map_or(0, |v| *v as u64);
     }
     for m in &d.macs {
         sum += d.arps.get(m).map_or(0, |v| u32::from(v.entry.ip) as u64);
