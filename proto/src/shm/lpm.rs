@@ -4,6 +4,9 @@
 //! The writer keeps no copy of the routes here: entries name a prefix length and a next-hop
 //! slot ([`super::nexthop`]), and the hash table itself answers "which prefixes are present" when
 //! a delete needs the next covering prefix.
+//!
+//! The module is private except in loom builds, where `tests/loom_lpm.rs` drives these `pub`
+//! items directly.
 
 use super::layout::{
     entry_depth, entry_index, entry_is_group, group_entry, route_entry, GROUP_ENTRIES,
@@ -20,7 +23,7 @@ const PAGE_WORDS: usize = 1024;
 
 /// The writer's bookkeeping for the LPM arrays of one file.
 #[derive(Debug)]
-pub(crate) struct Lpm {
+pub struct Lpm {
     groups: Recycler,
     /// Groups currently referenced from tbl24.
     live_groups: usize,
@@ -70,7 +73,7 @@ fn covered(x: u32, len: u8) -> bool {
 }
 
 impl Lpm {
-    pub(crate) fn new(groups: usize) -> Lpm {
+    pub fn new(groups: usize) -> Lpm {
         Lpm {
             groups: Recycler::new(groups),
             live_groups: 0,
@@ -79,7 +82,7 @@ impl Lpm {
     }
 
     /// Groups in use (for tests and diagnostics).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn live_groups(&self) -> usize {
         self.live_groups
     }
@@ -90,7 +93,7 @@ impl Lpm {
     }
 
     /// Whether inserting a prefix of length `len` at `addr` can get the group it may need.
-    pub(crate) fn can_insert(&self, t24: &[AtomicU32], addr: u32, len: u8) -> bool {
+    pub fn can_insert(&self, t24: &[AtomicU32], addr: u32, len: u8) -> bool {
         len <= 24
             || entry_is_group(t24[(addr >> 8) as usize].load(Relaxed))
             || self.groups.can_alloc()
@@ -105,7 +108,7 @@ impl Lpm {
     /// address it covers that no longer prefix covers. The next-hop slot must already be
     /// written. Returns false (and changes nothing) only if a group was needed and none is left
     /// (see [`Lpm::can_insert`]).
-    pub(crate) fn insert(
+    pub fn insert(
         &mut self,
         t24: &[AtomicU32],
         t8: &[AtomicU32],
@@ -158,7 +161,7 @@ impl Lpm {
     }
 
     /// Switches the prefix `addr/len` from next-hop slot `old` to `new` (already written).
-    pub(crate) fn repoint(
+    pub fn repoint(
         &mut self,
         t24: &[AtomicU32],
         t8: &[AtomicU32],
@@ -205,7 +208,7 @@ impl Lpm {
     /// Removes the prefix `addr/len`, whose next hop is in next-hop slot `nh`: every address
     /// that it answered is answered by `repl` instead (the entry word of the longest remaining
     /// prefix covering `addr/len`, or 0).
-    pub(crate) fn remove(
+    pub fn remove(
         &mut self,
         t24: &[AtomicU32],
         t8: &[AtomicU32],
@@ -231,7 +234,7 @@ impl Lpm {
 
     /// Empties both arrays (every address answers "no route"), touching only pages that were
     /// written. All groups are quarantined.
-    pub(crate) fn clear(&mut self, t24: &[AtomicU32]) {
+    pub fn clear(&mut self, t24: &[AtomicU32]) {
         for (k, bits) in self.dirty_pages.iter_mut().enumerate() {
             let mut b = *bits;
             while b != 0 {
@@ -257,7 +260,7 @@ impl Lpm {
 /// the group if the tbl24 word points at one. `None` if the words are out of range (a file being
 /// rewritten under us is never trusted).
 #[inline]
-pub(crate) fn read_entry(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32) -> Option<(u32, u32)> {
+pub fn read_entry(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32) -> Option<(u32, u32)> {
     let w = t24.get((addr >> 8) as usize)?.load(Relaxed);
     fence(Acquire);
     if !entry_is_group(w) {
@@ -272,7 +275,7 @@ pub(crate) fn read_entry(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32) -> Opti
 
 /// Whether the words [`read_entry`] returned are still in place (the reader's last step).
 #[inline]
-pub(crate) fn still(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32, w: u32, e: u32) -> bool {
+pub fn still(t24: &[AtomicU32], t8: &[AtomicU32], addr: u32, w: u32, e: u32) -> bool {
     if entry_is_group(w) {
         let now = t8[entry_index(w) * GROUP_ENTRIES + (addr & 0xff) as usize].load(Relaxed);
         fence(Acquire);

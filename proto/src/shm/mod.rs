@@ -24,9 +24,11 @@
 pub mod layout;
 #[cfg(not(loom))]
 mod lpm;
+/// Public only in loom builds, for the model in `tests/loom_lpm.rs`.
+#[cfg(loom)]
+pub mod lpm;
 #[cfg(not(loom))]
 mod nexthop;
-#[cfg(not(loom))]
 mod recycle;
 pub mod seqlock;
 mod sync;
