@@ -200,7 +200,21 @@ impl<R: Record> ShmReader<R> {
                 if state == SLOT_EMPTY {
                     return None;
                 }
-                if state == SLOT_LIVE && w.as_ref()[0] == kw {
+                if state == SLOT_LIVE && w.as_ref()[0] == kw && !R::LPM {
+                    // The entry is in the slot. Decoded straight into the answer: building it
+                    // inside a `Resolved` and moving it out stalls on store forwarding.
+                    let entry = w
+                        .as_ref()
+                        .get(..PAYLOAD_WORDS)
+                        .and_then(|p| R::decode(p.try_into().ok()?))
+                        .filter(|e| e.key() == *key);
+                    if let Some(entry) = entry {
+                        return Some(Versioned {
+                            entry,
+                            seq: meta_seq(*w.as_ref().last().expect("slots have a meta word")),
+                        });
+                    }
+                } else if state == SLOT_LIVE && w.as_ref()[0] == kw {
                     let r = match self.resolve(slot, s1, &w) {
                         Resolved::Changed => self.read_hash_slot(slot),
                         r => Some(r),
