@@ -79,7 +79,8 @@
 //! then re-checks the hash slot's sequence word: the writer never lets a next-hop slot go while
 //! a hash slot names it, and rewrites a private next-hop slot in place only while the hash slot
 //! naming it is odd (see "Writer rules"), so an unchanged hash slot means the next hop read is
-//! the route's own at that moment. Exact-match reads have no ABA gap.
+//! the route's own at that moment. Exact-match reads have no ABA gap (model-checked in
+//! `proto/tests/loom_exact_match.rs`).
 //!
 //! An all-zero slot is EMPTY: a freshly sized file is a valid empty table.
 //!
@@ -139,7 +140,7 @@
 //!   hash slot is rewritten to name it, then the prefix's entries are switched to it
 //!   (`Release`), then the old one loses a user.
 //! - Delete: entries are switched to the next covering prefix (or 0) first, then the hash slot
-//!   becomes a TOMBSTONE, then the next-hop slot loses a user.
+//!   becomes a TOMBSTONE (or EMPTY, see "Hash table"), then the next-hop slot loses a user.
 //! - A next-hop slot no route uses any more, and a group whose /24 holds no prefix longer than
 //!   /24 any more (it is folded back into its tbl24 word), are *quarantined*: reused only after a
 //!   grace period (or, when no fresh one is left, the oldest at once). Before refilling a reused
@@ -453,7 +454,7 @@ impl TableKind {
 
 impl TableKind {
     /// The size of this kind's hash slots.
-    pub fn slot_size(self) -> usize {
+    pub const fn slot_size(self) -> usize {
         match self {
             TableKind::Route => ROUTE_SLOT_SIZE,
             TableKind::Arp => SLOT_SIZE,
