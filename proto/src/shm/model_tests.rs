@@ -201,6 +201,24 @@ fn lpm_model_add_replace_delete() {
         }
         if step % 20 == 0 {
             check_lookups(&r, &model, &mut rng, 40, &format!("step {step}"));
+            // Exact matches (through the routes' next-hop slots) give the model's entry and
+            // change sequence.
+            for _ in 0..model.keys.len().min(40) {
+                let k = model.keys[rng.random_range(0..model.keys.len())];
+                assert_eq!(
+                    r.get(&k).as_ref(),
+                    model.trie.get(&net(&k)),
+                    "step {step}: get {k}"
+                );
+            }
+        }
+        if step % 200 == 0 {
+            let mut want: Vec<_> = model.trie.iter().map(|(_, v)| v.clone()).collect();
+            want.sort_by_key(|v| v.entry.dst);
+            assert_eq!(r.entries(), want, "step {step}: reader's entries");
+            let mut own = w.entries();
+            own.sort_by_key(|v| v.entry.dst);
+            assert_eq!(own, want, "step {step}: writer's entries");
         }
     }
     assert!(republishes > 0 && clears > 0);

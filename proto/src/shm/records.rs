@@ -122,6 +122,15 @@ impl Record for Route {
     }
 }
 
+// Each record's hash slots are the size its files declare (`Mapping::slots` also checks this
+// at run time).
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::size_of;
+    assert!(size_of::<<Route as Record>::Slot>() == TableKind::Route.slot_size());
+    assert!(size_of::<<ArpEntry as Record>::Slot>() == TableKind::Arp.slot_size());
+};
+
 impl Record for ArpEntry {
     type Key = MacAddr;
     const KIND: TableKind = TableKind::Arp;

@@ -584,15 +584,17 @@ fn odd_slot_of_a_dead_writer_is_skipped() {
 
 /// Makes the slots of these sequence words odd (writes in progress), runs `read` while another
 /// thread finishes the writes after `stuck`, or instead releases the writer's lock (its death)
-/// when `dies`; returns what `read` returned.
+/// when `dies`; returns what `read` returned and the time from just before the slots went odd
+/// to its return (so a read that waited for the writes took at least `stuck`).
 fn with_slots_stuck<T: Send>(
     w: &RouteWriter,
     slots: &[&super::sync::AtomicU64],
     stuck: std::time::Duration,
     dies: bool,
     read: impl FnOnce() -> T + Send,
-) -> T {
+) -> (T, std::time::Duration) {
     use super::sync::Ordering::{Relaxed, Release};
+    let start = std::time::Instant::now();
     let seqs: Vec<u64> = slots.iter().map(|s| s.load(Relaxed)).collect();
     for s in slots {
         s.store(s.load(Relaxed) + 1, Relaxed);
@@ -608,7 +610,8 @@ fn with_slots_stuck<T: Send>(
                 }
             }
         });
-        read()
+        let got = read();
+        (got, start.elapsed())
     })
 }
 
@@ -662,9 +665,10 @@ fn a_descheduled_writer_is_waited_for() {
 
     // Both the next-hop slot (the DIR-24-8 path) and the hash slot (the probing fallback, taken
     // after 10 ms) stay odd for 50 ms: neither path may skip them.
-    let got = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, false, || r.lookup(a));
+    let (got, took) = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, false, || r.lookup(a));
     assert_eq!(got, Some(narrow.clone()));
-    let got = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, false, || {
+    assert!(took >= long, "{took:?}");
+    let (got, _) = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, false, || {
         let mut out = [None];
         r.lookup_batch(&[a], &mut out);
         out[0].take()
@@ -673,17 +677,16 @@ fn a_descheduled_writer_is_waited_for() {
     // A next-hop slot stuck for less than the lookups' patience is waited for on the DIR-24-8
     // path itself: probing the (intact) hash table would have answered at once.
     let short = super::seqlock::READ_PATIENCE * 2;
-    let got = with_slots_stuck(&w, &[&hop.seq], short, false, || {
-        let t = std::time::Instant::now();
-        (r.lookup(a), t.elapsed())
-    });
-    assert_eq!(got.0, Some(narrow.clone()));
-    assert!(got.1 >= short, "{:?}", got.1);
+    let (got, took) = with_slots_stuck(&w, &[&hop.seq], short, false, || r.lookup(a));
+    assert_eq!(got, Some(narrow.clone()));
+    assert!(took >= short, "{took:?}");
 }
 
-/// The exact-match side of [`a_descheduled_writer_is_waited_for`] (a stuck hash slot is waited
-/// for by `get` and `entries`, not by longest-prefix matches), and a writer that dies in the
-/// middle of both slots of a route: the lookup then probes, skipping the abandoned hash slot.
+/// The exact-match side of [`a_descheduled_writer_is_waited_for`] (a stuck hash or next-hop slot
+/// is waited for by `get` and `entries`; a stuck hash slot not by longest-prefix matches), and
+/// a writer that dies in the middle of both slots of a route, as in a rewrite of its own
+/// next-hop slot: the lookup then probes, skipping the abandoned hash slot, and exact matches
+/// skip the route.
 #[test]
 fn a_dead_writers_slots_are_skipped() {
     let Nested {
@@ -698,27 +701,28 @@ fn a_dead_writers_slots_are_skipped() {
     let hop = w.next_hop_slot_of(&narrow.dst).unwrap();
     let long = super::seqlock::READ_PATIENCE * 25;
 
-    let got = with_slots_stuck(&w, &[&slot.seq], long, false, || r.get(&narrow.dst));
+    let (got, took) = with_slots_stuck(&w, &[&slot.seq], long, false, || r.get(&narrow.dst));
     assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    assert!(took >= long, "{took:?}");
     // An exact match reads the route's next-hop slot too, and waits for it the same way.
-    let got = with_slots_stuck(&w, &[&hop.seq], long, false, || {
-        let t = std::time::Instant::now();
-        (r.get(&narrow.dst), t.elapsed())
-    });
-    assert_eq!(got.0.map(|v| v.entry), Some(narrow.clone()));
-    assert!(got.1 >= long, "{:?}", got.1);
-    let got = with_slots_stuck(&w, &[&slot.seq], long, false, || r.entries());
+    let (got, took) = with_slots_stuck(&w, &[&hop.seq], long, false, || r.get(&narrow.dst));
+    assert_eq!(got.map(|v| v.entry), Some(narrow.clone()));
+    assert!(took >= long, "{took:?}");
+    let (got, took) = with_slots_stuck(&w, &[&slot.seq], long, false, || r.entries());
     assert_eq!(got.len(), 2);
+    assert!(took >= long, "{took:?}");
     // A stuck hash slot does not hold up a longest-prefix match at all.
-    let got = with_slots_stuck(&w, &[&slot.seq], long, false, || {
-        let t = std::time::Instant::now();
-        (r.lookup(a), t.elapsed())
-    });
-    assert_eq!(got.0, Some(narrow.clone()));
-    assert!(got.1 < long, "{:?}", got.1);
+    let (got, took) = with_slots_stuck(&w, &[&slot.seq], long, false, || r.lookup(a));
+    assert_eq!(got, Some(narrow.clone()));
+    assert!(took < long, "{took:?}");
 
-    let got = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, true, || r.lookup(a));
-    assert_eq!(got, Some(wide));
+    // Last: the writer's death cannot be undone.
+    let ((hit, got, all), _) = with_slots_stuck(&w, &[&hop.seq, &slot.seq], long, true, || {
+        (r.lookup(a), r.get(&narrow.dst), r.entries())
+    });
+    assert_eq!(hit, Some(wide.clone()));
+    assert_eq!(got, None);
+    assert_eq!(all.into_iter().map(|v| v.entry).collect::<Vec<_>>(), [wide]);
 }
 
 #[test]
@@ -789,7 +793,9 @@ fn reads_never_mix_a_next_hop_with_another_change() {
     };
     let d = dir();
     let path = d.path().join("routes");
-    // Few spare next-hop slots, so freed ones are refilled within a few changes.
+    // 8 routes of capacity give 264 next-hop slots: once the /24's changes have used the fresh
+    // ones up, each slot it lets go is refilled about 260 of its changes later, so a reader
+    // descheduled for that long (it happens here) meets a refilled slot.
     let mut w = RouteWriter::create(&path, 8, 0o644).unwrap();
     let private = route(p("10.5.0.0/16"), 0);
     let shared = route(p("10.6.1.0/24"), 0);
@@ -805,21 +811,13 @@ fn reads_never_mix_a_next_hop_with_another_change() {
     // /24 (odd k).
     let done = AtomicU64::new(3);
     let stop = AtomicBool::new(false);
-    const CHANGES: u64 = 40_000;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for k in 4..CHANGES {
-                let target = if k % 2 == 0 { &private } else { &shared };
-                w.upsert(&with(target, k), k).unwrap();
-                done.store(k, Release);
-            }
-            stop.store(true, Release);
-        });
+    const CHANGES: u64 = 100_000;
+    let addrs: [(Prefix, Ipv4Addr); 2] = [
+        (private.dst, "10.5.9.9".parse().unwrap()),
+        (shared.dst, "10.6.1.77".parse().unwrap()),
+    ];
+    let read_all = || {
         let mut reads = 0u64;
-        let addrs: [(Prefix, Ipv4Addr); 2] = [
-            (private.dst, "10.5.9.9".parse().unwrap()),
-            (shared.dst, "10.6.1.77".parse().unwrap()),
-        ];
         while !stop.load(Acquire) || reads < 1000 {
             for (dst, a) in addrs {
                 let before = done.load(Acquire);
@@ -847,6 +845,20 @@ fn reads_never_mix_a_next_hop_with_another_change() {
                 reads += 1;
             }
         }
-        assert!(reads >= 1000);
+        reads
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for k in 4..CHANGES {
+                let target = if k % 2 == 0 { &private } else { &shared };
+                w.upsert(&with(target, k), k).unwrap();
+                done.store(k, Release);
+            }
+            stop.store(true, Release);
+        });
+        // Two readers: one is often descheduled while the other and the writer run.
+        let other = s.spawn(read_all);
+        assert!(read_all() >= 1000);
+        assert!(other.join().expect("reader panicked") >= 1000);
     });
 }
