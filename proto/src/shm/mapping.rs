@@ -6,7 +6,8 @@
 //! - the mapping is page aligned (mmap guarantees it; checked anyway) and at least as long as the
 //!   header plus `slot_count` slots and the LPM arrays (checked in [`Mapping::read_only`] /
 //!   [`Mapping::with_geometry`]);
-//! - the mapped bytes are only ever accessed through the atomics in `Header` and `Slot`, never as
+//! - the mapped bytes are only ever accessed through the atomics in `Header`, `SlotN` and the
+//!   `AtomicU32` entry words, never as
 //!   `&[u8]` (we never deref the memmap2 objects), so other processes writing the file concurrently
 //!   is not a data race in the Rust sense;
 //! - a read-only mapping is only loaded from (readers use `Relaxed` loads and fences; no code path

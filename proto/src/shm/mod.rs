@@ -4,9 +4,10 @@
 //! - One file per table: a 4096-byte header and a number of hash slots, laid out as documented
 //!   in [`layout`]. The slots form an open-addressing hash table keyed by a 64-bit key word
 //!   ([`Record::key_word`]) with linear probing and tombstones; entries never move while a file
-//!   is live. ARP slots (64 bytes) hold the entry; route slots (32 bytes) hold the prefix and
-//!   the index of a next-hop slot (via, dev, metric), shared by the routes with the same next
-//!   hop. Route files also carry DIR-24-8 arrays for longest-prefix match whose entries hold a
+//!   is live. ARP slots (64 bytes) hold the entry; route slots (32 bytes) hold the prefix, the
+//!   change sequence and the index of a next-hop slot (via, dev, metric): one shared by every
+//!   route longer than /16 with the same next hop, or one of its own for a /16 or shorter.
+//!   Route files also carry DIR-24-8 arrays for longest-prefix match whose entries hold a
 //!   prefix length and a next-hop slot index.
 //! - Every slot is guarded by its own seqlock ([`seqlock`]): the single writer ([`ShmWriter`])
 //!   bumps the slot's sequence word around each update, readers ([`ShmReader`]) retry torn
