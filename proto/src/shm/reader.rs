@@ -200,30 +200,33 @@ impl<R: Record> ShmReader<R> {
                 if state == SLOT_EMPTY {
                     return None;
                 }
-                if state == SLOT_LIVE && w.as_ref()[0] == kw && !R::LPM {
-                    // The entry is in the slot. Decoded straight into the answer: building it
-                    // inside a `Resolved` and moving it out stalls on store forwarding.
-                    let entry = w
-                        .as_ref()
-                        .get(..PAYLOAD_WORDS)
-                        .and_then(|p| R::decode(p.try_into().ok()?))
-                        .filter(|e| e.key() == *key);
-                    if let Some(entry) = entry {
-                        return Some(Versioned {
-                            entry,
-                            seq: meta_seq(*w.as_ref().last().expect("slots have a meta word")),
-                        });
-                    }
-                } else if state == SLOT_LIVE && w.as_ref()[0] == kw {
-                    let r = match self.resolve(slot, s1, &w) {
-                        Resolved::Changed => self.read_hash_slot(slot),
-                        r => Some(r),
-                    };
-                    match r {
-                        Some(Resolved::Live(v)) if v.entry.key() == *key => return Some(v),
-                        // Emptied while we followed it: nothing after it can hold the key.
-                        Some(Resolved::NotLive(SLOT_EMPTY)) => return None,
-                        _ => {}
+                if state == SLOT_LIVE && w.as_ref()[0] == kw {
+                    if !R::LPM {
+                        // The entry is in the slot. Decoded straight into the answer: building
+                        // it inside a `Resolved` and moving it out stalls on store forwarding.
+                        let m = *w.as_ref().last().expect("slots have a meta word");
+                        let entry = w
+                            .as_ref()
+                            .get(..PAYLOAD_WORDS)
+                            .and_then(|p| R::decode(p.try_into().ok()?))
+                            .filter(|e| e.key() == *key);
+                        if let Some(entry) = entry {
+                            return Some(Versioned {
+                                entry,
+                                seq: meta_seq(m),
+                            });
+                        }
+                    } else {
+                        let r = match self.resolve(slot, s1, &w) {
+                            Resolved::Changed => self.read_hash_slot(slot),
+                            r => Some(r),
+                        };
+                        match r {
+                            Some(Resolved::Live(v)) if v.entry.key() == *key => return Some(v),
+                            // Emptied while we followed it: nothing after it can hold the key.
+                            Some(Resolved::NotLive(SLOT_EMPTY)) => return None,
+                            _ => {}
+                        }
                     }
                 }
             }
