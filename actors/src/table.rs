@@ -350,8 +350,8 @@ where
         Ok(Effect::Put(rec.clone(), seq, existed))
     }
 
-    /// Loads what the next operations will touch in shared memory (each key's home slot, and
-    /// for routes the LPM word) back to back, before they are staged one by one. In a table of a
+    /// Prefetches what the next operations will touch in shared memory (each key's home slot,
+    /// and for routes the LPM word) back to back, before they are staged one by one. In a table of a
     /// million entries each of those is a cache and TLB miss; issued together, the misses of a
     /// group overlap instead of following one another.
     fn warm(&self, ops: &[TableOp<R>]) {

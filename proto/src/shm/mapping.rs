@@ -1,6 +1,6 @@
 //! The only module with `unsafe`: mapping table files and viewing the mapped bytes as a
 //! [`Header`], a slice of hash slots and, for route tables, the LPM arrays (`tbl24`, `tbl8`) as
-//! slices of `AtomicU32` plus the next-hop slots.
+//! slices of `AtomicU32` plus the next-hop slots; and [`prefetch`], a cache hint.
 //!
 //! Invariants every view relies on:
 //! - the mapping is page aligned (mmap guarantees it; checked anyway) and at least as long as the
@@ -207,4 +207,22 @@ impl Mapping {
         // allowed), and the slice borrows `self`, which owns the mapping.
         unsafe { std::slice::from_raw_parts(self.base().add(off) as *const Slot, len) }
     }
+}
+
+/// Starts loading the cache line holding `*r` into the caches without waiting for it (a
+/// prefetch): the writer issues those of many coming changes together so that their misses
+/// overlap, and unlike a load a prefetch does not hold up the instructions after it.
+#[inline(always)]
+pub(crate) fn prefetch<T>(r: &T) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    // SAFETY: `_mm_prefetch` only needs SSE, which the cfg above says the whole build enables.
+    // A prefetch is a hint with no architectural effect: it reads nothing into the program,
+    // writes nothing, and never faults, whatever the address (here a live reference).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (r as *const T).cast(),
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+    let _ = r;
 }
