@@ -33,6 +33,17 @@ enum Effect<R: Record> {
     Flush(u64),
 }
 
+impl<R: Record> Effect<R> {
+    /// The key the effect writes (none for a flush).
+    fn key(&self) -> Option<R::Key> {
+        match self {
+            Effect::Put(rec, ..) => Some(rec.key()),
+            Effect::Del(key, _) => Some(*key),
+            Effect::Flush(_) => None,
+        }
+    }
+}
+
 /// What the operations staged so far in one request did to the table, which shared memory does
 /// not show yet: validation of the next operation looks here first.
 struct Staged<R: Record> {
@@ -109,6 +120,17 @@ pub enum TableOp<R: Record> {
     Del(R::Key),
     /// Empty the table.
     Flush,
+}
+
+impl<R: Record> TableOp<R> {
+    /// The key the operation writes (none for a flush).
+    fn key(&self) -> Option<R::Key> {
+        match self {
+            TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => Some(r.key()),
+            TableOp::Del(key) => Some(*key),
+            TableOp::Flush => None,
+        }
+    }
 }
 
 /// Notifications for a subscriber, shared by all subscribers of one batch.
@@ -351,19 +373,13 @@ where
     }
 
     /// Prefetches what the next operations will touch in shared memory (each key's home slot,
-    /// and for routes the LPM word) back to back, before they are staged one by one. In a table of a
-    /// million entries each of those is a cache and TLB miss; issued together, the misses of a
-    /// group overlap instead of following one another.
+    /// and for routes the LPM word) back to back, before they are staged one by one. In a table
+    /// of a million entries each of those is a cache and TLB miss; issued together, the misses
+    /// of a group overlap instead of following one another.
     fn warm(&self, ops: &[TableOp<R>]) {
         let Some(shm) = &self.shm else { return };
-        for op in ops {
-            match op {
-                TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => {
-                    shm.prefetch(&r.key())
-                }
-                TableOp::Del(key) => shm.prefetch(key),
-                TableOp::Flush => {}
-            }
+        for key in ops.iter().filter_map(TableOp::key) {
+            shm.prefetch(&key);
         }
     }
 
@@ -401,12 +417,13 @@ where
             // The staging pass loaded this memory too, but a large request has evicted it
             // since: load the next operations' slots and LPM words together again.
             if events.len() % WARM_AHEAD == 0 {
-                for e in self.unpublished.iter().take(WARM_AHEAD) {
-                    match e {
-                        Effect::Put(rec, ..) => shm.prefetch(&rec.key()),
-                        Effect::Del(key, _) => shm.prefetch(key),
-                        Effect::Flush(_) => {}
-                    }
+                for key in self
+                    .unpublished
+                    .iter()
+                    .take(WARM_AHEAD)
+                    .filter_map(Effect::key)
+                {
+                    shm.prefetch(&key);
                 }
             }
             events.push(match *e {
