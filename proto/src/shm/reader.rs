@@ -42,6 +42,12 @@ fn payload(w: &[u64; SLOT_WORDS]) -> [u64; PAYLOAD_WORDS] {
     w[..PAYLOAD_WORDS].try_into().expect("6 words")
 }
 
+/// The record words of a hash slot that holds its record (ARP tables); `None` for shorter slots.
+#[inline]
+fn inline_record(w: &[u64]) -> Option<[u64; PAYLOAD_WORDS]> {
+    w.get(..PAYLOAD_WORDS)?.try_into().ok()
+}
+
 /// What a hash slot read torn-free holds.
 enum Resolved<R> {
     /// A live entry.
@@ -157,7 +163,7 @@ impl<R: Record> ShmReader<R> {
             }
             p
         } else {
-            match w.get(..PAYLOAD_WORDS).and_then(|p| p.try_into().ok()) {
+            match inline_record(w) {
                 Some(p) => p,
                 None => return Resolved::Invalid,
             }
@@ -205,10 +211,8 @@ impl<R: Record> ShmReader<R> {
                         // The entry is in the slot. Decoded straight into the answer: building
                         // it inside a `Resolved` and moving it out stalls on store forwarding.
                         let m = *w.as_ref().last().expect("slots have a meta word");
-                        let entry = w
-                            .as_ref()
-                            .get(..PAYLOAD_WORDS)
-                            .and_then(|p| R::decode(p.try_into().ok()?))
+                        let entry = inline_record(w.as_ref())
+                            .and_then(|p| R::decode(&p))
                             .filter(|e| e.key() == *key);
                         if let Some(entry) = entry {
                             return Some(Versioned {
