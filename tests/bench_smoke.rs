@@ -15,6 +15,8 @@ const REQUIRED: &[&str] = &[
     "notifications_lost_clients_8",
     "notify_latency_p50_us",
     "notify_latency_p99_us",
+    "notify_floor_p50_us",
+    "notify_floor_p99_us",
     "lpm_lookups_per_s",
     "lpm_baseline_prefix_trie_per_s",
     "arp_lookups_per_s",

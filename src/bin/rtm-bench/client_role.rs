@@ -1,10 +1,13 @@
 //! The hidden client role: `rtm-bench --as-client follow|late-join --socket PATH --name NAME`.
 //!
 //! A real client process built on the `rtm` library. It talks to its parent over its stdin
-//! (`stop`, or EOF) and stdout, one line per message:
+//! and stdout, one line per message. On stdin: `stop` (or EOF) ends the run; `quiet` stops the
+//! 2 ms progress tick (so that during the latency probes a client wakes only for them);
+//! `progress` reports at once and starts the tick again. On stdout:
 //!
 //! - `ready SEQ LEN` once the subscription started (`Start` received; LEN = live routes in shm),
-//! - `p CHANGES` progress: change notifications handled so far (every 1024 and on a 2 ms tick),
+//! - `p CHANGES` progress: change notifications handled so far (every 1024, on the 2 ms tick
+//!   unless quiet, and when asked),
 //! - `flushed` as soon as a flush event arrived and shared memory is empty,
 //! - `r {json}` the final report (counts, latency samples, flush times), then it exits.
 //!
@@ -27,7 +30,7 @@ use crate::util::now_ns;
 /// Metric bit that marks a latency probe.
 pub const LAT_FLAG: u32 = 0x8000_0000;
 
-fn say(line: &str) {
+pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(line.as_bytes());
     let _ = out.write_all(b"\n");
@@ -74,6 +77,13 @@ async fn late_join(socket: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What the parent can ask of a following client.
+enum Command {
+    Stop,
+    Quiet,
+    Progress,
+}
+
 #[derive(Default)]
 struct Counts {
     changes: u64,
@@ -85,18 +95,22 @@ struct Counts {
 }
 
 async fn follow(socket: &Path, name: &str) -> Result<()> {
-    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::unbounded_channel::<Command>();
     // Parent's commands on stdin; `stop` or EOF ends the run.
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
-            match line {
-                Ok(l) if l.trim() == "stop" => break,
+            let cmd = match line.as_deref().map(str::trim) {
+                Ok("quiet") => Command::Quiet,
+                Ok("progress") => Command::Progress,
+                Ok("stop") | Err(_) => break,
                 Ok(_) => continue,
-                Err(_) => break,
+            };
+            if cmd_tx.send(cmd).is_err() {
+                return;
             }
         }
-        let _ = stop_tx.send(());
+        let _ = cmd_tx.send(Command::Stop);
     });
 
     let mut c = Client::connect(socket, name, Caps::default()).await?;
@@ -110,6 +124,7 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut bye = false;
+    let mut quiet = false;
     loop {
         // As rtm-client does: start the shm misses of the next 16 events together.
         c.warm_ahead(16, |ev| {
@@ -124,7 +139,15 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
         });
         tokio::select! {
             biased;
-            _ = &mut stop_rx => break,
+            cmd = cmd_rx.recv() => match cmd.unwrap_or(Command::Stop) {
+                Command::Stop => break,
+                Command::Quiet => quiet = true,
+                Command::Progress => {
+                    quiet = false;
+                    say(&format!("p {}", n.changes));
+                    reported = n.changes;
+                }
+            },
             ev = c.next_event() => {
                 let Some(ev) = ev? else { bye = true; break };
                 match ev {
@@ -170,7 +193,7 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
                     _ => {}
                 }
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if !quiet => {
                 if reported != n.changes {
                     say(&format!("p {}", n.changes));
                     reported = n.changes;

@@ -8,6 +8,7 @@
 
 mod client_role;
 mod kernel;
+mod latency;
 mod table;
 mod util;
 
@@ -109,7 +110,12 @@ fn main() -> ExitCode {
             eprintln!("rtm-bench: --as-client needs --socket");
             return ExitCode::from(1);
         };
-        return match client_role::main(mode, socket, &args.name) {
+        let done = if mode.starts_with("floor-") {
+            latency::role(mode, socket)
+        } else {
+            client_role::main(mode, socket, &args.name)
+        };
+        return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rtm-bench client {}: {e:#}", args.name);
@@ -347,6 +353,17 @@ impl ClientProc {
                 ),
             }
         }
+    }
+
+    /// A line for the client's stdin (see `client_role`).
+    fn command(&mut self, cmd: &str) -> Result<()> {
+        let s = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("client {} stopped", self.name))?;
+        s.write_all(cmd.as_bytes())?;
+        s.write_all(b"\n")?;
+        Ok(())
     }
 
     fn send_stop(&mut self) {
@@ -823,29 +840,24 @@ fn measure(
         "us",
     );
 
-    // 6. Latency: single paced ops, each a probe the clients recognise by its metric.
+    // 6. Latency: single paced ops, each a probe the clients recognise by its metric. The
+    // clients are quiet meanwhile: they wake only for the probes.
     phase(&format!(
         "latency, {} probes at {}/s",
         s.lat_samples, args.latency_rate
     ));
     let samples = s.lat_samples.min(n);
+    for c in &mut many {
+        c.command("quiet")?;
+    }
     let base: Vec<u64> = many.iter().map(|c| c.progress()).collect();
-    let mut sent_at = vec![0u64; samples];
-    let mut rtt = Vec::with_capacity(samples);
-    let gap = Duration::from_secs_f64(1.0 / args.latency_rate.max(1) as f64);
-    let mut next = Instant::now();
-    for (i, slot) in sent_at.iter_mut().enumerate() {
-        let now = Instant::now();
-        if next > now {
-            thread::sleep(next - now);
-        }
-        next += gap;
+    let (sent_at, mut rtt) = latency::paced(samples, args.latency_rate, |i| {
         let mut r = routes[i].clone();
         r.metric = LAT_FLAG | i as u32;
-        let t = now_ns();
-        *slot = t;
-        block(&rt, CALL, w.apply(Op::RouteReplace(r)))?;
-        rtt.push((now_ns() - t) as f64 / 1e3);
+        block(&rt, CALL, w.apply(Op::RouteReplace(r))).map(drop)
+    })?;
+    for c in &mut many {
+        c.command("progress")?;
     }
     let end = Instant::now() + dl.cap(Duration::from_secs(30))?;
     while many
@@ -858,6 +870,19 @@ fn measure(
         }
         thread::sleep(Duration::from_millis(1));
     }
+
+    // The machine's floor for the same probes: the same hops with no rtm code in them.
+    phase(&format!(
+        "latency floor, {samples} probes through a bare relay"
+    ));
+    let floor = latency::floor(
+        &daemon.socket.with_file_name("floor.sock"),
+        k,
+        samples,
+        args.latency_rate,
+        clog,
+        dl,
+    )?;
 
     // 7. Flush: request sent -> every client saw the flush with shm empty.
     phase("flush");
@@ -876,16 +901,7 @@ fn measure(
     for c in many {
         let r = c.finish(dl.cap(Duration::from_secs(30))?)?;
         lost_k += lost(&r, (n + samples) as u64);
-        let got = r["samples"].as_array().cloned().unwrap_or_default();
-        probes_missing += (samples as u64).saturating_sub(got.len() as u64);
-        for s in got {
-            let (Some(id), Some(t)) = (s[0].as_u64(), s[1].as_u64()) else {
-                continue;
-            };
-            if let Some(&t0) = sent_at.get(id as usize) {
-                lat.push((t as f64 - t0 as f64) / 1e3);
-            }
-        }
+        probes_missing += latency::collect(&r, &sent_at, &mut lat);
         if let Some(t) = r["flushes"].as_array().and_then(|a| a.first()?.as_u64()) {
             flush_seen = flush_seen.max(t);
         }
@@ -908,6 +924,15 @@ fn measure(
     );
     rep.add("commit_reply_p50_us", quantile(&rtt, 0.5), "us");
     rep.add("commit_reply_p99_us", quantile(&rtt, 0.99), "us");
+    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+        rep.add(
+            format!("notify_floor_{name}_us"),
+            quantile(&floor.notify, q),
+            "us",
+        );
+    }
+    rep.add("reply_floor_p50_us", quantile(&floor.reply, 0.5), "us");
+    rep.add("reply_floor_p99_us", quantile(&floor.reply, 0.99), "us");
     rep.add(
         "flush_ms",
         flush_seen.saturating_sub(t_flush) as f64 / 1e6,
