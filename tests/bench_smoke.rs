@@ -17,6 +17,8 @@ const REQUIRED: &[&str] = &[
     "notify_latency_p99_us",
     "notify_floor_p50_us",
     "notify_floor_p99_us",
+    "reply_floor_p50_us",
+    "reply_floor_p99_us",
     "lpm_lookups_per_s",
     "lpm_baseline_prefix_trie_per_s",
     "arp_lookups_per_s",

@@ -2,8 +2,9 @@
 //!
 //! A real client process built on the `rtm` library. It talks to its parent over its stdin
 //! and stdout, one line per message. On stdin: `stop` (or EOF) ends the run; `quiet` stops the
-//! 2 ms progress tick (so that during the latency probes a client wakes only for them);
-//! `progress` reports at once and starts the tick again. On stdout:
+//! 2 ms progress tick for the rest of the run (so that during the latency probes, and the floor
+//! measured after them, a client wakes for nothing but notifications), answered by `quiet`;
+//! `progress` asks for a report at once. On stdout:
 //!
 //! - `ready SEQ LEN` once the subscription started (`Start` received; LEN = live routes in shm),
 //! - `p CHANGES` progress: change notifications handled so far (every 1024, on the 2 ms tick
@@ -141,9 +142,11 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
             biased;
             cmd = cmd_rx.recv() => match cmd.unwrap_or(Command::Stop) {
                 Command::Stop => break,
-                Command::Quiet => quiet = true,
+                Command::Quiet => {
+                    quiet = true;
+                    say("quiet");
+                }
                 Command::Progress => {
-                    quiet = false;
                     say(&format!("p {}", n.changes));
                     reported = n.changes;
                 }

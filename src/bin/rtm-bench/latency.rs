@@ -10,9 +10,14 @@
 //!
 //! The relay and the receivers are this executable again (`--as-client floor-relay|
 //! floor-receiver`, hidden), talking to the parent like the other client roles: `ready`, then
-//! `r {json}` with the samples when the relay closes their sockets.
+//! `r {json}` with the samples when the relay closes their sockets. They exit when their stdin
+//! closes or says `stop`, so they never outlive the parent.
+//!
+//! The relay writes a probe to the K receivers first and then answers the writer, so
+//! `reply_floor_*` includes the K fan-out writes. Before the measured probes a few unrecorded
+//! ones warm the fresh processes up, as rtm's clients are warm from the update phases.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::thread;
@@ -28,6 +33,10 @@ use crate::{ClientProc, Deadline};
 /// First byte a connection sends the relay: who it is.
 const WRITER: u8 = b'W';
 const RECEIVER: u8 = b'R';
+/// Probe-id bit of the unrecorded warm-up probes.
+const WARM_UP: u32 = 0x8000_0000;
+/// Warm-up probes, sent at the measured pace.
+const WARM_UPS: usize = 64;
 
 /// Sends `count` probes at `rate` per second; `probe(i)` sends probe `i` and waits for its
 /// reply. Returns when each probe was sent (CLOCK_MONOTONIC, ns) and each round trip (µs).
@@ -106,28 +115,31 @@ pub fn floor(
     let mut w = UnixStream::connect(socket).context("connect to the floor relay")?;
     w.set_read_timeout(Some(dl.cap(Duration::from_secs(30))?))?;
     w.write_all(&[WRITER])?;
-    let (sent_at, mut reply) = paced(count, rate, |i| {
-        let id = u32::try_from(i)?.to_le_bytes();
+    let mut probe = |id: u32| -> Result<()> {
+        let id = id.to_le_bytes();
         w.write_all(&id)?;
         let mut back = [0u8; 4];
-        w.read_exact(&mut back).context("floor relay reply")?;
+        w.read_exact(&mut back)
+            .context("no reply from the floor relay (it or a receiver may have exited)")?;
         if back != id {
             bail!("floor relay answered probe {back:?} for {id:?}");
         }
         Ok(())
-    })?;
+    };
+    paced(WARM_UPS, rate, |i| probe(WARM_UP | u32::try_from(i)?))?;
+    let (sent_at, mut reply) = paced(count, rate, |i| probe(u32::try_from(i)?))?;
     // EOF ends the relay, which closes the receivers' sockets: they report and exit.
     drop(w);
 
     let mut notify = Vec::with_capacity(count * k);
     for r in receivers {
-        let v = r.finish(dl.cap(Duration::from_secs(30))?)?;
+        let v = r.report(dl.cap(Duration::from_secs(30))?)?;
         let missing = collect(&v, &sent_at, &mut notify);
         if missing > 0 {
             bail!("a floor receiver missed {missing} probes");
         }
     }
-    let _ = relay.finish(dl.cap(Duration::from_secs(10))?);
+    relay.report(dl.cap(Duration::from_secs(10))?)?;
     notify.sort_by(f64::total_cmp);
     reply.sort_by(f64::total_cmp);
     Ok(Floor { notify, reply })
@@ -135,6 +147,18 @@ pub fn floor(
 
 /// The hidden roles.
 pub fn role(mode: &str, socket: &Path) -> Result<()> {
+    // The parent's stdin: `stop` or EOF (the parent is gone) ends this process at once, even
+    // while it waits in accept or read.
+    thread::spawn(|| {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(l) if l.trim() == "stop" => break,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        std::process::exit(0);
+    });
     match mode {
         "floor-relay" => relay(socket),
         "floor-receiver" => receiver(socket),
@@ -185,7 +209,13 @@ fn receiver(path: &Path) -> Result<()> {
     let mut id = [0u8; 4];
     loop {
         match s.read_exact(&mut id) {
-            Ok(()) => samples.push((u32::from_le_bytes(id), now_ns())),
+            Ok(()) => {
+                let t = now_ns();
+                let id = u32::from_le_bytes(id);
+                if id & WARM_UP == 0 {
+                    samples.push((id, t));
+                }
+            }
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e.into()),
         }

@@ -372,13 +372,19 @@ impl ClientProc {
         }
     }
 
-    /// Asks the client to stop and returns its final report.
-    fn finish(mut self, d: Duration) -> Result<Value> {
-        self.send_stop();
+    /// Waits for the report a client sends without being asked (the floor roles), then for
+    /// its exit (killed by its handle if it does not exit).
+    fn report(mut self, d: Duration) -> Result<Value> {
         let r = self.expect("r ", d)?;
         let v: Value = serde_json::from_str(&r).context("client report")?;
         let _ = self.child.finish(Duration::from_secs(5));
         Ok(v)
+    }
+
+    /// Asks the client to stop and returns its final report.
+    fn finish(mut self, d: Duration) -> Result<Value> {
+        self.send_stop();
+        self.report(d)
     }
 }
 
@@ -840,8 +846,9 @@ fn measure(
         "us",
     );
 
-    // 6. Latency: single paced ops, each a probe the clients recognise by its metric. The
-    // clients are quiet meanwhile: they wake only for the probes.
+    // 6. Latency: single paced ops, each a probe the clients recognise by its metric. From
+    // here on the clients are quiet: they wake only for notifications, during the probes and
+    // during the floor measured after them.
     phase(&format!(
         "latency, {} probes at {}/s",
         s.lat_samples, args.latency_rate
@@ -849,6 +856,9 @@ fn measure(
     let samples = s.lat_samples.min(n);
     for c in &mut many {
         c.command("quiet")?;
+    }
+    for c in &mut many {
+        c.expect("quiet", dl.cap(Duration::from_secs(30))?)?;
     }
     let base: Vec<u64> = many.iter().map(|c| c.progress()).collect();
     let (sent_at, mut rtt) = latency::paced(samples, args.latency_rate, |i| {
