@@ -76,9 +76,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
 }
 
 /// Parses one batch line: only changes are allowed. `Ok(None)` for blank lines and comments.
+/// A `#` starts a comment anywhere on the line, as in `ip -batch`.
 pub fn parse_batch_line(line: &str) -> Result<Option<Op>, UsageError> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
+    let line = line.split('#').next().unwrap_or_default().trim();
+    if line.is_empty() {
         return Ok(None);
     }
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -195,12 +196,14 @@ fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {
                 _ => Op::RouteReplace(route),
             }))
         }
-        "del" | "delete" => Ok(Command::Change(Op::RouteDel(
-            one_arg("route del", "PREFIX", args)?.parse()?,
-        ))),
-        "show" | "list" => Ok(Command::RouteShow(
+        "del" | "delete" => Ok(Command::Change(Op::RouteDel(parse_prefix(one_arg(
+            "route del",
+            "PREFIX",
+            args,
+        )?)?))),
+        "show" | "list" | "ls" => Ok(Command::RouteShow(
             optional_arg("route show", args)?
-                .map(str::parse)
+                .map(parse_prefix)
                 .transpose()?,
         )),
         "get" => Ok(Command::RouteGet(parse_addr(one_arg(
@@ -234,7 +237,7 @@ fn parse_arp(rest: &[&str]) -> Result<Command, UsageError> {
         "del" | "delete" => Ok(Command::Change(Op::ArpDel(
             one_arg("arp del", "MAC", args)?.parse()?,
         ))),
-        "show" | "list" => Ok(Command::ArpShow(
+        "show" | "list" | "ls" => Ok(Command::ArpShow(
             optional_arg("arp show", args)?
                 .map(str::parse)
                 .transpose()?,
@@ -278,12 +281,20 @@ fn optional_arg<'a>(cmd: &str, args: &[&'a str]) -> Result<Option<&'a str>, Usag
     }
 }
 
+/// A route's PREFIX; `default` is `0.0.0.0/0`, as in `ip route`.
+fn parse_prefix(word: &str) -> Result<Prefix, UsageError> {
+    if word == "default" {
+        return Ok(Prefix::DEFAULT);
+    }
+    Ok(word.parse()?)
+}
+
 /// `PREFIX [via GW] [dev IFNAME] [metric N]`, each keyword at most once.
 fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
     let Some((&dst, mut rest)) = args.split_first() else {
         return Err(usage(format!("route {cmd} needs a PREFIX")));
     };
-    let dst: Prefix = dst.parse()?;
+    let dst = parse_prefix(dst)?;
     let (mut via, mut dev, mut metric) = (None, None, None);
     while let Some((&kw, tail)) = rest.split_first() {
         if !matches!(kw, "via" | "dev" | "metric") {
@@ -377,6 +388,21 @@ mod tests {
             "10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10"
         );
         assert_eq!(p("route show").unwrap(), Command::RouteShow(None));
+        assert_eq!(p("route ls").unwrap(), Command::RouteShow(None));
+        let Command::Change(Op::RouteReplace(r)) =
+            p("route replace default via 192.168.1.1").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.to_string(), "0.0.0.0/0 via 192.168.1.1");
+        assert_eq!(
+            p("route del default").unwrap(),
+            Command::Change(Op::RouteDel("0.0.0.0/0".parse().unwrap()))
+        );
+        assert_eq!(
+            p("route show default").unwrap(),
+            Command::RouteShow(Some("0.0.0.0/0".parse().unwrap()))
+        );
         assert!(matches!(
             p("route get 10.1.2.3").unwrap(),
             Command::RouteGet(_)
@@ -409,6 +435,10 @@ mod tests {
     #[test]
     fn batch_lines() {
         assert_eq!(parse_batch_line("  # c").unwrap(), None);
+        assert_eq!(
+            parse_batch_line("route del 10.0.0.0/8 # gone").unwrap(),
+            Some(Op::RouteDel("10.0.0.0/8".parse().unwrap()))
+        );
         assert_eq!(parse_batch_line("").unwrap(), None);
         assert!(parse_batch_line("route show").is_err());
         assert!(parse_batch_line("route del 10.0.0.0/8").unwrap().is_some());

@@ -665,6 +665,14 @@ fn batch_cases() -> Vec<BatchCase> {
             changes: 0,
         },
         BatchCase {
+            name: "a # starts a comment anywhere on a line, as in ip -batch",
+            text: b"route add 10.1.0.0/16 dev eth0 # first\nroute add 10.2.0.0/16 dev eth0 metric x # bad\n".to_vec(),
+            force: false,
+            stderr: vec![l(&format!("line 2: {}", bad_metric("x")))],
+            routes: "10.1.0.0/16 dev eth0\n",
+            changes: 1,
+        },
+        BatchCase {
             name: "--force applies every good line and reports every bad one",
             text: b"route add 10.1.0.0/16 via 1.2.3\nroute add 10.2.0.0/16 dev eth0\nroute add 10.3.0.0/16 dev eth0 metric x\nroute add 10.4.0.0/16 dev eth0\n".to_vec(),
             force: true,

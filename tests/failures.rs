@@ -45,7 +45,10 @@ fn refused_requests_change_nothing_and_emit_nothing() {
             &["arp", "change", "00:11:22:33:44:66", "192.168.1.1"][..],
             "00:11:22:33:44:66 not found",
         ),
-        (&["route", "get", "11.1.1.1"][..], "11.1.1.1"),
+        (
+            &["route", "get", "11.1.1.1"][..],
+            "route entry matching 11.1.1.1 not found",
+        ),
         (
             &["arp", "get", "00:11:22:33:44:66"][..],
             "00:11:22:33:44:66",
@@ -143,14 +146,21 @@ fn batch_stops_at_the_first_failing_line() {
     let shown = inst.ctl_ok(&["route", "show"]);
     assert_eq!(shown, "10.1.0.0/16 dev eth0\n10.3.0.0/16 dev eth0\n");
 
-    // --force applies every good line and reports every bad one.
+    // --force applies every good line and reports every bad one, in line order: here the
+    // line that did not parse comes before the one the daemon refused.
     let o = inst.batch(
-        "route add 10.1.0.0/16 dev eth0\nbogus line\nroute add 10.6.0.0/16 dev eth0\n",
+        "bogus line\nroute add 10.1.0.0/16 dev eth0\nroute add 10.6.0.0/16 dev eth0\n",
         true,
     );
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("line 1:") && err.contains("line 2:"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("rtmctl: line 1: "), "{err}");
+    assert!(
+        lines[1].starts_with("rtmctl: line 2: ") && lines[1].contains("10.1.0.0/16"),
+        "{err}"
+    );
     assert!(inst.ctl_ok(&["route", "show"]).contains("10.6.0.0/16"));
 }
 

@@ -664,7 +664,7 @@ async fn route_get(svc: &Services, addr: Ipv4Addr) -> Result<Reply, Failure> {
         Ok(Ok(Some(r))) => Ok(Reply::Route(r)),
         Ok(Ok(None)) => Err(Failure::NotFound {
             table: Table::Route,
-            key: format!("route to {addr}"),
+            key: format!("matching {addr}"),
         }),
         Ok(Err(f)) => Err(f),
         Err(e) => Err(unavailable(Table::Route, e)),

@@ -78,6 +78,9 @@ pub const fn mask(len: u8) -> u32 {
 }
 
 impl Prefix {
+    /// `0.0.0.0/0`, the default route's prefix.
+    pub const DEFAULT: Prefix = Prefix { addr: 0, len: 0 };
+
     /// A prefix from an address and length; `None` when `len > 32` or host bits are set.
     pub fn new(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
         let a = u32::from(addr);

@@ -169,7 +169,7 @@ fn read_batch(file: &str) -> Result<Batch, Fail> {
 
 /// Sends the batch in frames of many changes each. Without `force` everything before the first
 /// bad line is applied and the run stops there; with `force` every good line is applied and
-/// every bad one reported.
+/// every bad one reported, in line order.
 async fn run_batch(client: &mut Client, batch: Batch, force: bool) -> Result<(), Fail> {
     let first_bad = batch.bad.first().map(|(n, _)| *n);
     let ops: Vec<(usize, Op)> = batch
@@ -177,25 +177,31 @@ async fn run_batch(client: &mut Client, batch: Batch, force: bool) -> Result<(),
         .into_iter()
         .filter(|(n, _)| force || first_bad.is_none_or(|b| *n < b))
         .collect();
-    let mut refused = false;
+    let mut errors: Vec<(usize, String)> = Vec::new();
     for chunk in ops.chunks(rtm::wire::BATCH_CHUNK) {
         let lines: Vec<usize> = chunk.iter().map(|(n, _)| *n).collect();
         let (_, failures) = client
             .batch(chunk.iter().map(|(_, op)| op.clone()).collect(), force)
             .await?;
-        for f in &failures {
-            refused = true;
-            eprintln!("rtmctl: line {}: {}", lines[f.index as usize], f.failure);
-        }
-        if refused && !force {
-            return Err(Fail::Code(2));
-        }
-    }
-    for (n, e) in &batch.bad {
-        eprintln!("rtmctl: line {n}: {e}");
-        if !force {
+        errors.extend(
+            failures
+                .iter()
+                .map(|f| (lines[f.index as usize], f.failure.to_string())),
+        );
+        if !errors.is_empty() && !force {
             break;
         }
+    }
+    let refused = !errors.is_empty();
+    if force || !refused {
+        // Without --force only the first bad line is reached, and only if nothing before it
+        // was refused.
+        let reached = if force { batch.bad.len() } else { 1 };
+        errors.extend(batch.bad.into_iter().take(reached));
+    }
+    errors.sort_by_key(|(n, _)| *n);
+    for (n, e) in &errors {
+        eprintln!("rtmctl: line {n}: {e}");
     }
     match (refused, first_bad) {
         (true, _) => Err(Fail::Code(2)),
