@@ -4,6 +4,8 @@ mod common;
 
 use common::*;
 use nix::sys::signal::Signal;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 #[test]
 fn terminated_and_killed_clients_disappear() {
@@ -67,4 +69,55 @@ fn max_clients_refuses_with_a_reason_but_not_one_shot_requests() {
     assert!(err.contains("too many clients"), "{err}");
     // One-shot requests still work.
     assert_eq!(inst.client_names(), ["one"]);
+}
+
+/// A subscriber whose output nobody reads any more (`rtm-client | head -1`, `rtmctl watch |
+/// head -1`) deregisters and exits 0 at its next line instead of staying registered.
+#[test]
+fn subscribers_whose_output_is_closed_deregister_and_exit() {
+    let inst = Instance::start();
+    let mut stays = inst.client("stays", &[]);
+
+    // rtm-client: read its one sync line, then close the pipe.
+    let mut cmd = Command::new(RTM_CLIENT);
+    cmd.arg("--socket")
+        .arg(inst.socket.as_path())
+        .args(["--json", "--name", "piped", "--table", "route"]);
+    let mut piped = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rtm-client");
+    let mut first = String::new();
+    BufReader::new(piped.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("sync-done"), "{first}");
+    assert!(inst.client_names().contains(&"piped".to_string()));
+
+    // rtmctl watch: closed from the start; it prints nothing until an event.
+    let mut watch = inst
+        .ctl_cmd(&["-j", "watch"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rtmctl watch");
+    drop(watch.stdout.take());
+    inst.eventually("watch registered", || {
+        inst.client_names().contains(&"rtmctl-watch".to_string())
+    });
+
+    inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    for (what, child) in [("rtm-client", &mut piped), ("rtmctl watch", &mut watch)] {
+        let st = wait_deadline(child, DEADLINE);
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "{what} with its output closed: {st:?}"
+        );
+    }
+    // Both deregistered before they exited.
+    assert_eq!(inst.client_names(), ["stays"]);
+    assert_eq!(stays.next()["key"], "10.1.0.0/16");
 }

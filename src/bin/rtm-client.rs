@@ -4,7 +4,6 @@
 //! table, then every live event, reading each entry from shared memory. The one-shot commands
 //! `dump`, `lookup` and `arp` read shared memory directly and work while the daemon is down.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use rtm::output::{self, Entry, Line};
 use rtm::shm::{ArpReader, Record, RouteReader, ShmReader};
 use rtm::types::parse_addr;
 use rtm::wire::{Caps, Table, Tables};
-use rtm::{paths, ArpEntry, Client, ClientError, MacAddr, Mirror, Route};
+use rtm::{cli, paths, ArpEntry, Client, ClientError, MacAddr, Mirror, Route};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// A ready rtm client: mirrors the tables from shared memory and prints every event.
@@ -81,7 +80,7 @@ fn main() -> ExitCode {
     let rt = match rtm::cli::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("rtm-client: cannot start: {e}");
+            cli::warn(format_args!("rtm-client: cannot start: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -94,17 +93,18 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// One-shot output: a closed stdout leaves nothing more to do, so its error is not kept.
 fn print(s: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+    let _ = cli::print(s);
 }
 
-fn emit(lines: &mut Vec<Line>, json: bool) {
+/// Prints the lines; an error means stdout is gone (the reader of a pipe exited).
+fn emit(lines: &mut Vec<Line>, json: bool) -> std::io::Result<()> {
     let text: String = lines.drain(..).map(|l| l.render(json) + "\n").collect();
-    if !text.is_empty() {
-        print(&text);
+    if text.is_empty() {
+        return Ok(());
     }
+    cli::print(&text)
 }
 
 // ===== one-shot readers =====
@@ -131,10 +131,10 @@ async fn shm_paths(args: &Args) -> (PathBuf, PathBuf) {
 }
 
 fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
-    eprintln!(
+    cli::warn(format_args!(
         "rtm-client: cannot read shared memory {}: {e}",
         path.display()
-    );
+    ));
     3
 }
 
@@ -145,14 +145,14 @@ async fn one_shot(args: &Args, cmd: &Cmd) -> u8 {
         Cmd::Lookup { address } => match parse_addr(address) {
             Ok(a) => Some(Ok(a)),
             Err(e) => {
-                eprintln!("rtm-client: {e}");
+                cli::warn(format_args!("rtm-client: {e}"));
                 return 1;
             }
         },
         Cmd::Arp { mac } => match mac.parse::<MacAddr>() {
             Ok(m) => Some(Err(m)),
             Err(e) => {
-                eprintln!("rtm-client: {e}");
+                cli::warn(format_args!("rtm-client: {e}"));
                 return 1;
             }
         },
@@ -163,7 +163,7 @@ async fn one_shot(args: &Args, cmd: &Cmd) -> u8 {
             Ok(r) => match r.lookup(addr) {
                 Some(v) => print(&output::entry(&Entry::Route(v), args.json)),
                 None => {
-                    eprintln!("rtm-client: no route to {addr}");
+                    cli::warn(format_args!("rtm-client: no route to {addr}"));
                     return 2;
                 }
             },
@@ -173,7 +173,7 @@ async fn one_shot(args: &Args, cmd: &Cmd) -> u8 {
             Ok(r) => match r.get(&mac) {
                 Some(v) => print(&output::entry(&Entry::Arp(v.entry), args.json)),
                 None => {
-                    eprintln!("rtm-client: no ARP entry for {mac}");
+                    cli::warn(format_args!("rtm-client: no ARP entry for {mac}"));
                     return 2;
                 }
             },
@@ -266,7 +266,9 @@ async fn follow(args: &Args) -> u8 {
     let mut sig = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("rtm-client: cannot install signal handlers: {e}");
+            cli::warn(format_args!(
+                "rtm-client: cannot install signal handlers: {e}"
+            ));
             return 1;
         }
     };
@@ -276,18 +278,18 @@ async fn follow(args: &Args) -> u8 {
         match session(args, &socket, &mut sig).await {
             Ok(Ended::Done) => return 0,
             Ok(Ended::Lost(why)) if !args.reconnect => {
-                eprintln!("rtm-client: {why}");
+                cli::warn(format_args!("rtm-client: {why}"));
                 return 3;
             }
             Err(e) if !args.reconnect => {
-                eprintln!("rtm-client: {e}");
+                cli::warn(format_args!("rtm-client: {e}"));
                 return e.exit_code() as u8;
             }
             Ok(Ended::Lost(why)) => {
-                eprintln!("rtm-client: {why}; reconnecting");
+                cli::warn(format_args!("rtm-client: {why}; reconnecting"));
                 backoff = Duration::from_millis(50);
             }
-            Err(e) => eprintln!("rtm-client: {e}; retrying in {backoff:?}"),
+            Err(e) => cli::warn(format_args!("rtm-client: {e}; retrying in {backoff:?}")),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -300,7 +302,7 @@ async fn follow(args: &Args) -> u8 {
 
 /// Stopped by SIGTERM/SIGINT while not registered: nothing to deregister, just say bye.
 fn said_bye(json: bool) -> Ended {
-    emit(&mut vec![Line::Bye], json);
+    let _ = emit(&mut vec![Line::Bye], json);
     Ended::Done
 }
 
@@ -327,15 +329,16 @@ async fn session(args: &Args, socket: &Path, sig: &mut Signals) -> Result<Ended,
     };
     loop {
         client.warm_ahead(WARM_AHEAD, |ev| mirror.warm(ev));
-        tokio::select! {
+        let printed = tokio::select! {
             ev = client.next_event() => match ev {
                 Ok(Some(ev)) => {
                     mirror.on_event(ev, &mut lines);
                     let bye = lines.iter().any(|l| matches!(l, Line::Bye));
-                    emit(&mut lines, json);
+                    let printed = emit(&mut lines, json);
                     if bye {
                         return Ok(Ended::Done);
                     }
+                    printed
                 }
                 Ok(None) => return Ok(Ended::Lost("rtmd closed the connection without saying bye".into())),
                 Err(e) => return Ok(Ended::Lost(e.to_string())),
@@ -344,21 +347,28 @@ async fn session(args: &Args, socket: &Path, sig: &mut Signals) -> Result<Ended,
                 // A doorbell, not data: the flush is already in shared memory.
                 mirror.reload_all();
                 lines.push(Line::Signal("SIGUSR1"));
-                emit(&mut lines, json);
+                emit(&mut lines, json)
             }
             _ = sig.usr2.recv() => {
                 mirror.dump(&mut lines);
-                emit(&mut lines, json);
+                emit(&mut lines, json)
             }
             _ = sig.term.recv() => break,
             _ = sig.int.recv() => break,
+        };
+        // Nobody reads what this client prints any more (`rtm-client | head -1`): leave at
+        // once rather than hold a registration the daemon keeps sending to.
+        if printed.is_err() {
+            break;
         }
     }
     mirror.clear();
     if let Err(e) = client.deregister(Duration::from_secs(2)).await {
-        eprintln!("rtm-client: deregistration not acknowledged: {e}");
+        cli::warn(format_args!(
+            "rtm-client: deregistration not acknowledged: {e}"
+        ));
     }
     lines.push(Line::Bye);
-    emit(&mut lines, json);
+    let _ = emit(&mut lines, json);
     Ok(Ended::Done)
 }

@@ -3,7 +3,7 @@
 //! Exit codes: 0 done; 1 bad usage or input (nothing sent); 2 the daemon refused;
 //! 3 the daemon cannot be reached.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use clap::Parser;
 use rtm::command::{self, Command, UsageError};
 use rtm::output::{self, Entry, Line};
 use rtm::wire::{Caps, Op, Reply, Request, Tables};
-use rtm::{paths, Client, ClientError, Mirror};
+use rtm::{cli, paths, Client, ClientError, Mirror};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Administer and inspect the rtm daemon.
@@ -68,21 +68,20 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail::Usage(msg)) => {
-            eprintln!("rtmctl: {msg}");
+            cli::warn(format_args!("rtmctl: {msg}"));
             ExitCode::from(1)
         }
         Err(Fail::Client(e)) => {
-            eprintln!("rtmctl: {e}");
+            cli::warn(format_args!("rtmctl: {e}"));
             ExitCode::from(e.exit_code() as u8)
         }
         Err(Fail::Code(c)) => ExitCode::from(c),
     }
 }
 
+/// One-shot output: a closed stdout leaves nothing more to do, so its error is not kept.
 fn print(s: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+    let _ = cli::print(s);
 }
 
 async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
@@ -201,7 +200,7 @@ async fn run_batch(client: &mut Client, batch: Batch, force: bool) -> Result<(),
     }
     errors.sort_by_key(|(n, _)| *n);
     for (n, e) in &errors {
-        eprintln!("rtmctl: line {n}: {e}");
+        cli::warn(format_args!("rtmctl: line {n}: {e}"));
     }
     match (refused, first_bad) {
         (true, _) => Err(Fail::Code(2)),
@@ -225,13 +224,17 @@ async fn watch(mut client: Client, json: bool) -> Result<(), Fail> {
                     mirror.on_event(ev, &mut lines);
                     let bye = lines.iter().any(|l| matches!(l, Line::Bye));
                     let text: String = lines.drain(..).map(|l| l.render(json) + "\n").collect();
-                    print(&text);
+                    let printed = cli::print(&text);
                     if bye {
                         return Ok(());
                     }
+                    // Nobody reads the events any more (`rtmctl watch | head -1`): deregister.
+                    if printed.is_err() {
+                        break;
+                    }
                 }
                 None => {
-                    eprintln!("rtmctl: rtmd closed the connection without saying bye");
+                    cli::warn(format_args!("rtmctl: rtmd closed the connection without saying bye"));
                     return Err(Fail::Code(3));
                 }
             },
