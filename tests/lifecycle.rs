@@ -56,6 +56,29 @@ fn second_daemon_on_the_same_socket_is_refused() {
     // The first one still serves.
     inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
     assert_eq!(inst.ctl_ok(&["route", "show"]), "10.1.0.0/16 dev eth0\n");
+
+    // Another socket but the same instance: refused too, and the refused daemon leaves no
+    // lock file of its own behind.
+    let other = inst.socket.with_file_name("other.sock");
+    let mut third = Command::new(RTMD);
+    third
+        .arg("--socket")
+        .arg(&other)
+        .arg("--shm-dir")
+        .arg(&inst.shm_dir)
+        .args(["--instance", "t"])
+        .env("RUST_LOG", "error");
+    let o = run(third, None, DEADLINE);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("in use by another rtmd"),
+        "{}",
+        stderr(&o)
+    );
+    let lock = inst.socket.with_file_name("other.sock.lock");
+    assert!(!path_exists(&lock), "{} left behind", lock.display());
+    assert!(!path_exists(&other));
+    inst.ctl_ok(&["route", "show"]);
 }
 
 #[test]

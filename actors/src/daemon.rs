@@ -97,6 +97,18 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
+/// Lock files this start holds, removed if it fails before the daemon runs (a clean stop
+/// removes them too). They must be dropped while their locks are still held.
+struct HeldLockFiles(Vec<PathBuf>);
+
+impl Drop for HeldLockFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
 /// Takes an exclusive lock held for the daemon's lifetime; `Ok(None)` if someone holds it.
 fn try_lock(path: &Path) -> Result<Option<File>, StartError> {
     let f = OpenOptions::new()
@@ -159,6 +171,8 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         .block_on(async { OsSignals::install() })
         .map_err(io("cannot install signal handlers", Path::new("-")))?;
     let socket_lock = claim_socket(&config)?;
+    // Dropped before the locks: a start that fails from here removes the lock files it holds.
+    let mut held = HeldLockFiles(vec![config.socket_lock_path()]);
     fs::create_dir_all(&config.shm_dir)
         .map_err(io("cannot create shm directory", &config.shm_dir))?;
     let shm_lock_path = config.shm_lock_path();
@@ -166,6 +180,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         instance: config.instance.clone(),
         dir: config.shm_dir.clone(),
     })?;
+    held.0.push(shm_lock_path.clone());
     let health = Arc::new(Health::new(config.restart_budget));
     let route = RouteWriter::create(
         &config.route_shm_path(),
@@ -182,6 +197,8 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         }
     }
     let socket = bind_socket(&config)?;
+    // Started: from here the supervisor's clean stop removes them.
+    held.0.clear();
     let cleanup = vec![
         config.socket.clone(),
         config.socket_lock_path(),
