@@ -64,13 +64,17 @@ struct Shown<R> {
 ///
 /// The mirror also keeps a sync and the notifications after it from showing a change twice:
 /// the sync reads shared memory after the subscription started, so it may already hold changes
-/// whose notifications are still queued. Each key remembers the sequence number of the state
-/// shown for it, and a notification that is not newer than that is already shown.
+/// whose notifications are still queued. A notification up to the sequence number the sync is
+/// complete to is already shown (as the entry, or as the key's absence); after that, each key
+/// remembers the sequence number of the state shown for it, and a notification that is not
+/// newer than that is already shown.
 pub struct TableMirror<R: Mirrored> {
     reader: ShmReader<R>,
     map: BTreeMap<R::Key, Shown<R>>,
     /// Sequence number of the last notification (or sync start) handled for this table.
     handled: u64,
+    /// The last sync holds every change up to this sequence number (62 bits; 0 before any).
+    synced_to: u64,
 }
 
 /// Sequence numbers as shared memory stores them (62 bits), so both sides compare alike.
@@ -84,6 +88,7 @@ impl<R: Mirrored> TableMirror<R> {
             reader: ShmReader::open(path)?,
             map: BTreeMap::new(),
             handled: 0,
+            synced_to: 0,
         })
     }
 
@@ -93,9 +98,12 @@ impl<R: Mirrored> TableMirror<R> {
     }
 
     /// Re-reads the whole table from shared memory into the mirror, as a sync: each entry
-    /// counts as shown at the sequence number shared memory gives it.
-    fn reload(&mut self) {
+    /// counts as shown at the sequence number shared memory gives it. Returns the sequence
+    /// number the writer had published before the read (62 bits, as stored): every change up
+    /// to it is in what was read, as that state or a newer one.
+    fn reload(&mut self) -> u64 {
         self.refresh();
+        let published = self.reader.table_seq();
         self.map = self
             .reader
             .entries()
@@ -109,6 +117,7 @@ impl<R: Mirrored> TableMirror<R> {
                 (key, shown)
             })
             .collect();
+        published
     }
 
     /// Re-reads shared memory without printing it (SIGUSR1). Nothing of it has been shown, so
@@ -154,10 +163,15 @@ impl<R: Mirrored> TableMirror<R> {
         self.map.clear();
     }
 
-    /// The flush with sequence number `seq` emptied the table.
-    fn flushed(&mut self, seq: u64) {
+    /// The flush with sequence number `seq` emptied the table. `false` if the sync already
+    /// showed the table after it: then there is nothing to clear or print.
+    fn flushed(&mut self, seq: u64, keep: bool) -> bool {
         self.handled = seq;
+        if keep && seq62(seq) <= self.synced_to {
+            return false;
+        }
         self.map.clear();
+        true
     }
 
     fn lines(&self, make: impl Fn(Key, Entry) -> Line, out: &mut Vec<Line>) {
@@ -173,6 +187,10 @@ impl<R: Mirrored> TableMirror<R> {
         let Some(k) = R::key_of(key) else { return };
         self.handled = seq;
         if keep {
+            if seq62(seq) <= self.synced_to {
+                // The sync showed the result of this change or a later one.
+                return;
+            }
             match self.map.get(&k) {
                 // The sync (or an earlier notification) already showed this state or a newer one.
                 Some(shown) if shown.seq >= seq62(seq) => return,
@@ -205,11 +223,21 @@ impl<R: Mirrored> TableMirror<R> {
         });
     }
 
-    /// Prints the table as `sync` lines; `seq` is where the subscription (re)started: every
-    /// change up to it is in the sync, later ones follow unless the sync already holds them.
+    /// Prints the table as `sync` lines, then `sync-done` with the sequence number up to which
+    /// the sync is complete: the later of `seq`, where the subscription (re)started, and what
+    /// the writer had published before the read. Every change up to it is in the sync; a later
+    /// one follows as an event unless the sync already holds its result. So no event printed
+    /// after `sync-done` has a lower sequence number than it.
     fn sync(&mut self, seq: u64, out: &mut Vec<Line>) {
         self.handled = seq;
-        self.reload();
+        let published = self.reload();
+        // Same 62-bit space as shared memory; the bits above come from the daemon's number.
+        let complete = if published > seq62(seq) {
+            (seq & !rtm_proto::shm::layout::SEQ_MASK) | published
+        } else {
+            seq
+        };
+        self.synced_to = seq62(complete);
         self.lines(
             |key, entry| Line::Sync {
                 table: R::TABLE,
@@ -221,7 +249,7 @@ impl<R: Mirrored> TableMirror<R> {
         out.push(Line::SyncDone {
             table: R::TABLE,
             count: self.len() as u64,
-            seq,
+            seq: complete,
         });
     }
 }
@@ -288,39 +316,41 @@ impl Mirror {
                 seq,
                 table,
                 ..
-            } => self.with(
-                table,
-                out,
-                |m, o| m.on_change(op, key, seq, keep, o),
-                |m, o| m.on_change(op, key, seq, keep, o),
-            ),
+            } => {
+                self.with(
+                    table,
+                    out,
+                    |m, o| m.on_change(op, key, seq, keep, o),
+                    |m, o| m.on_change(op, key, seq, keep, o),
+                );
+            }
             Event::Flush { table, seq } => {
-                self.with(table, out, |m, _| m.flushed(seq), |m, _| m.flushed(seq));
-                out.push(Line::Flush { table, seq });
+                let shown = self.with(
+                    table,
+                    out,
+                    |m, _| m.flushed(seq, keep),
+                    |m, _| m.flushed(seq, keep),
+                );
+                // Not when the sync already showed the table after this flush.
+                if shown != Some(false) {
+                    out.push(Line::Flush { table, seq });
+                }
             }
             Event::Bye => out.push(Line::Bye),
         }
     }
 
     /// Runs the closure for `table`'s mirror, if this client follows that table.
-    fn with(
+    fn with<T>(
         &mut self,
         table: Table,
         out: &mut Vec<Line>,
-        route: impl FnOnce(&mut TableMirror<Route>, &mut Vec<Line>),
-        arp: impl FnOnce(&mut TableMirror<ArpEntry>, &mut Vec<Line>),
-    ) {
+        route: impl FnOnce(&mut TableMirror<Route>, &mut Vec<Line>) -> T,
+        arp: impl FnOnce(&mut TableMirror<ArpEntry>, &mut Vec<Line>) -> T,
+    ) -> Option<T> {
         match table {
-            Table::Route => {
-                if let Some(m) = &mut self.route {
-                    route(m, out)
-                }
-            }
-            Table::Arp => {
-                if let Some(m) = &mut self.arp {
-                    arp(m, out)
-                }
-            }
+            Table::Route => self.route.as_mut().map(|m| route(m, out)),
+            Table::Arp => self.arp.as_mut().map(|m| arp(m, out)),
         }
     }
 
@@ -369,5 +399,162 @@ impl Mirror {
         if let Some(m) = &mut self.arp {
             m.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtm_proto::shm::ShmWriter;
+
+    fn route(dst: &str, metric: u32) -> Route {
+        Route {
+            dst: dst.parse().unwrap(),
+            via: None,
+            dev: Some("eth0".parse().unwrap()),
+            metric,
+        }
+    }
+
+    /// The sync-done of a join while changes are still on their way names the last change the
+    /// writer had published, not the older start: the changes in between are in the sync, and
+    /// their notifications, arriving later, print nothing.
+    #[test]
+    fn sync_done_names_what_the_sync_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.route");
+        let mut w = ShmWriter::<Route>::create(&path, 64, 0o644).unwrap();
+        for (seq, dst) in [(1, "10.1.0.0/16"), (2, "10.2.0.0/16"), (3, "10.3.0.0/16")] {
+            w.upsert(&route(dst, 0), seq).unwrap();
+        }
+        // Changes 4 and 5 are published before the client reads its sync...
+        w.upsert(&route("10.1.0.0/16", 7), 4).unwrap();
+        assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 5));
+        w.set_table_seq(5);
+
+        let welcome = Welcome {
+            version: rtm_proto::wire::PROTOCOL_VERSION,
+            daemon: String::new(),
+            session: 1,
+            route_shm: path.to_str().unwrap().to_string(),
+            arp_shm: String::new(),
+        };
+        let mut m = Mirror::open(&welcome, Tables::Route, true).unwrap();
+        let mut out = Vec::new();
+        // ...but the subscription started at 3.
+        m.on_event(
+            Event::Start {
+                table: Table::Route,
+                seq: 3,
+            },
+            &mut out,
+        );
+        let rendered: Vec<String> = out.iter().map(|l| l.render(true)).collect();
+        assert_eq!(rendered.len(), 3, "{rendered:?}");
+        assert!(rendered[0].contains("10.1.0.0/16") && rendered[0].contains("\"metric\":7"));
+        assert!(rendered[1].contains("10.3.0.0/16"));
+        assert_eq!(
+            rendered[2],
+            r#"{"seq":5,"op":"sync-done","table":"route","count":2}"#
+        );
+
+        // The notifications of 4 and 5 print nothing; 6 is printed.
+        out.clear();
+        for (op, dst, seq) in [
+            (ChangeOp::Update, "10.1.0.0/16", 4),
+            (ChangeOp::Delete, "10.2.0.0/16", 5),
+        ] {
+            let key = Key::Route(dst.parse().unwrap());
+            m.on_event(
+                Event::Change {
+                    op,
+                    key,
+                    seq,
+                    table: Table::Route,
+                },
+                &mut out,
+            );
+        }
+        assert!(out.is_empty(), "{out:?}");
+        w.upsert(&route("10.4.0.0/16", 0), 6).unwrap();
+        let key = Key::Route("10.4.0.0/16".parse().unwrap());
+        m.on_event(
+            Event::Change {
+                op: ChangeOp::Create,
+                key,
+                seq: 6,
+                table: Table::Route,
+            },
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert!(out[0].render(true).contains("\"seq\":6"), "{out:?}");
+    }
+
+    /// Changes published between the start and the read, including a key that came and went
+    /// and a flush, are shown by the sync alone: their notifications print nothing and leave
+    /// the mirror as the sync showed it.
+    #[test]
+    fn notifications_the_sync_already_shows_print_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.route");
+        let mut w = ShmWriter::<Route>::create(&path, 64, 0o644).unwrap();
+        w.upsert(&route("10.1.0.0/16", 0), 1).unwrap();
+        w.set_table_seq(1);
+        // The subscription starts at 1; then, before the client reads:
+        w.upsert(&route("10.2.0.0/16", 0), 2).unwrap();
+        assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 3));
+        w.clear(4);
+        w.upsert(&route("10.3.0.0/16", 0), 5).unwrap();
+        w.set_table_seq(5);
+
+        let welcome = Welcome {
+            version: rtm_proto::wire::PROTOCOL_VERSION,
+            daemon: String::new(),
+            session: 1,
+            route_shm: path.to_str().unwrap().to_string(),
+            arp_shm: String::new(),
+        };
+        let mut m = Mirror::open(&welcome, Tables::Route, true).unwrap();
+        let mut out = Vec::new();
+        m.on_event(
+            Event::Start {
+                table: Table::Route,
+                seq: 1,
+            },
+            &mut out,
+        );
+        let rendered: Vec<String> = out.iter().map(|l| l.render(true)).collect();
+        assert_eq!(rendered.len(), 2, "{rendered:?}");
+        assert!(rendered[0].contains("10.3.0.0/16"), "{rendered:?}");
+        assert_eq!(
+            rendered[1],
+            r#"{"seq":5,"op":"sync-done","table":"route","count":1}"#
+        );
+
+        out.clear();
+        let change = |op, dst: &str, seq| Event::Change {
+            table: Table::Route,
+            op,
+            key: Key::Route(dst.parse().unwrap()),
+            seq,
+        };
+        m.on_event(change(ChangeOp::Create, "10.2.0.0/16", 2), &mut out);
+        m.on_event(change(ChangeOp::Delete, "10.2.0.0/16", 3), &mut out);
+        m.on_event(
+            Event::Flush {
+                table: Table::Route,
+                seq: 4,
+            },
+            &mut out,
+        );
+        m.on_event(change(ChangeOp::Create, "10.3.0.0/16", 5), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(m.route.as_ref().unwrap().len(), 1);
+
+        w.upsert(&route("10.4.0.0/16", 0), 6).unwrap();
+        m.on_event(change(ChangeOp::Create, "10.4.0.0/16", 6), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(m.route.as_ref().unwrap().len(), 2);
     }
 }
