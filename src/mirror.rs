@@ -416,6 +416,36 @@ mod tests {
         }
     }
 
+    fn change(op: ChangeOp, dst: &str, seq: u64) -> Event {
+        Event::Change {
+            table: Table::Route,
+            op,
+            key: Key::Route(dst.parse().unwrap()),
+            seq,
+        }
+    }
+
+    /// A route mirror of the file at `path`, and what its sync printed for a subscription
+    /// that started at `start`.
+    fn synced(path: &std::path::Path, start: u64) -> (Mirror, Vec<String>) {
+        let welcome = Welcome {
+            version: rtm_proto::wire::PROTOCOL_VERSION,
+            daemon: String::new(),
+            session: 1,
+            route_shm: path.to_str().unwrap().to_string(),
+            arp_shm: String::new(),
+        };
+        let mut m = Mirror::open(&welcome, Tables::Route, true).unwrap();
+        let mut out = Vec::new();
+        let start = Event::Start {
+            table: Table::Route,
+            seq: start,
+        };
+        m.on_event(start, &mut out);
+        let printed = out.iter().map(|l| l.render(true)).collect();
+        (m, printed)
+    }
+
     /// The sync-done of a join while changes are still on their way names the last change the
     /// writer had published, not the older start: the changes in between are in the sync, and
     /// their notifications, arriving later, print nothing.
@@ -431,62 +461,23 @@ mod tests {
         w.upsert(&route("10.1.0.0/16", 7), 4).unwrap();
         assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 5));
         w.set_table_seq(5);
-
-        let welcome = Welcome {
-            version: rtm_proto::wire::PROTOCOL_VERSION,
-            daemon: String::new(),
-            session: 1,
-            route_shm: path.to_str().unwrap().to_string(),
-            arp_shm: String::new(),
-        };
-        let mut m = Mirror::open(&welcome, Tables::Route, true).unwrap();
-        let mut out = Vec::new();
         // ...but the subscription started at 3.
-        m.on_event(
-            Event::Start {
-                table: Table::Route,
-                seq: 3,
-            },
-            &mut out,
-        );
-        let rendered: Vec<String> = out.iter().map(|l| l.render(true)).collect();
-        assert_eq!(rendered.len(), 3, "{rendered:?}");
-        assert!(rendered[0].contains("10.1.0.0/16") && rendered[0].contains("\"metric\":7"));
-        assert!(rendered[1].contains("10.3.0.0/16"));
+        let (mut m, printed) = synced(&path, 3);
+        assert_eq!(printed.len(), 3, "{printed:?}");
+        assert!(printed[0].contains("10.1.0.0/16") && printed[0].contains("\"metric\":7"));
+        assert!(printed[1].contains("10.3.0.0/16"));
         assert_eq!(
-            rendered[2],
+            printed[2],
             r#"{"seq":5,"op":"sync-done","table":"route","count":2}"#
         );
 
         // The notifications of 4 and 5 print nothing; 6 is printed.
-        out.clear();
-        for (op, dst, seq) in [
-            (ChangeOp::Update, "10.1.0.0/16", 4),
-            (ChangeOp::Delete, "10.2.0.0/16", 5),
-        ] {
-            let key = Key::Route(dst.parse().unwrap());
-            m.on_event(
-                Event::Change {
-                    op,
-                    key,
-                    seq,
-                    table: Table::Route,
-                },
-                &mut out,
-            );
-        }
+        let mut out = Vec::new();
+        m.on_event(change(ChangeOp::Update, "10.1.0.0/16", 4), &mut out);
+        m.on_event(change(ChangeOp::Delete, "10.2.0.0/16", 5), &mut out);
         assert!(out.is_empty(), "{out:?}");
         w.upsert(&route("10.4.0.0/16", 0), 6).unwrap();
-        let key = Key::Route("10.4.0.0/16".parse().unwrap());
-        m.on_event(
-            Event::Change {
-                op: ChangeOp::Create,
-                key,
-                seq: 6,
-                table: Table::Route,
-            },
-            &mut out,
-        );
+        m.on_event(change(ChangeOp::Create, "10.4.0.0/16", 6), &mut out);
         assert_eq!(out.len(), 1);
         assert!(out[0].render(true).contains("\"seq\":6"), "{out:?}");
     }
@@ -507,47 +498,22 @@ mod tests {
         w.clear(4);
         w.upsert(&route("10.3.0.0/16", 0), 5).unwrap();
         w.set_table_seq(5);
-
-        let welcome = Welcome {
-            version: rtm_proto::wire::PROTOCOL_VERSION,
-            daemon: String::new(),
-            session: 1,
-            route_shm: path.to_str().unwrap().to_string(),
-            arp_shm: String::new(),
-        };
-        let mut m = Mirror::open(&welcome, Tables::Route, true).unwrap();
-        let mut out = Vec::new();
-        m.on_event(
-            Event::Start {
-                table: Table::Route,
-                seq: 1,
-            },
-            &mut out,
-        );
-        let rendered: Vec<String> = out.iter().map(|l| l.render(true)).collect();
-        assert_eq!(rendered.len(), 2, "{rendered:?}");
-        assert!(rendered[0].contains("10.3.0.0/16"), "{rendered:?}");
+        let (mut m, printed) = synced(&path, 1);
+        assert_eq!(printed.len(), 2, "{printed:?}");
+        assert!(printed[0].contains("10.3.0.0/16"), "{printed:?}");
         assert_eq!(
-            rendered[1],
+            printed[1],
             r#"{"seq":5,"op":"sync-done","table":"route","count":1}"#
         );
 
-        out.clear();
-        let change = |op, dst: &str, seq| Event::Change {
-            table: Table::Route,
-            op,
-            key: Key::Route(dst.parse().unwrap()),
-            seq,
-        };
+        let mut out = Vec::new();
         m.on_event(change(ChangeOp::Create, "10.2.0.0/16", 2), &mut out);
         m.on_event(change(ChangeOp::Delete, "10.2.0.0/16", 3), &mut out);
-        m.on_event(
-            Event::Flush {
-                table: Table::Route,
-                seq: 4,
-            },
-            &mut out,
-        );
+        let flush = Event::Flush {
+            table: Table::Route,
+            seq: 4,
+        };
+        m.on_event(flush, &mut out);
         m.on_event(change(ChangeOp::Create, "10.3.0.0/16", 5), &mut out);
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(m.route.as_ref().unwrap().len(), 1);
