@@ -6,6 +6,8 @@ use common::*;
 use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 
 #[test]
 fn terminated_and_killed_clients_disappear() {
@@ -83,35 +85,44 @@ fn subscribers_whose_output_is_closed_deregister_and_exit() {
     cmd.arg("--socket")
         .arg(inst.socket.as_path())
         .args(["--json", "--name", "piped", "--table", "route"]);
-    let mut piped = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rtm-client");
-    let mut first = String::new();
-    BufReader::new(piped.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut piped = KillOnDrop(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rtm-client"),
+    );
+    // Read on a thread so the wait has a deadline; the pipe closes when the thread ends.
+    let out = piped.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut first = String::new();
+        let _ = BufReader::new(out).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    let first = rx
+        .recv_timeout(DEADLINE)
+        .expect("rtm-client printed nothing");
     assert!(first.contains("sync-done"), "{first}");
     assert!(inst.client_names().contains(&"piped".to_string()));
 
     // rtmctl watch: closed from the start; it prints nothing until an event.
-    let mut watch = inst
-        .ctl_cmd(&["-j", "watch"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rtmctl watch");
-    drop(watch.stdout.take());
+    let mut watch = KillOnDrop(
+        inst.ctl_cmd(&["-j", "watch"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rtmctl watch"),
+    );
+    drop(watch.0.stdout.take());
     inst.eventually("watch registered", || {
         inst.client_names().contains(&"rtmctl-watch".to_string())
     });
 
     inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
     for (what, child) in [("rtm-client", &mut piped), ("rtmctl watch", &mut watch)] {
-        let st = wait_deadline(child, DEADLINE);
+        let st = wait_deadline(&mut child.0, DEADLINE);
         assert!(
             st.is_some_and(|s| s.success()),
             "{what} with its output closed: {st:?}"

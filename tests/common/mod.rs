@@ -394,6 +394,16 @@ impl ClientProc {
     }
 }
 
+/// A child process killed (and reaped) when dropped, so a failed assertion leaves none behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for ClientProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
