@@ -446,6 +446,22 @@ mod tests {
         (m, printed)
     }
 
+    /// The sync printed one line per key, in order, then `sync-done` with `seq`.
+    fn assert_synced(printed: &[String], keys: &[&str], seq: u64) {
+        assert_eq!(printed.len(), keys.len() + 1, "{printed:?}");
+        for (line, key) in printed.iter().zip(keys) {
+            assert!(
+                line.contains(r#""op":"sync""#) && line.contains(&format!(r#""key":"{key}""#)),
+                "{line} is not the sync of {key}"
+            );
+        }
+        let done = format!(
+            r#"{{"seq":{seq},"op":"sync-done","table":"route","count":{}}}"#,
+            keys.len()
+        );
+        assert_eq!(printed[keys.len()], done);
+    }
+
     /// The sync-done of a join while changes are still on their way names the last change the
     /// writer had published, not the older start: the changes in between are in the sync, and
     /// their notifications, arriving later, print nothing.
@@ -463,13 +479,8 @@ mod tests {
         w.set_table_seq(5);
         // ...but the subscription started at 3.
         let (mut m, printed) = synced(&path, 3);
-        assert_eq!(printed.len(), 3, "{printed:?}");
-        assert!(printed[0].contains("10.1.0.0/16") && printed[0].contains("\"metric\":7"));
-        assert!(printed[1].contains("10.3.0.0/16"));
-        assert_eq!(
-            printed[2],
-            r#"{"seq":5,"op":"sync-done","table":"route","count":2}"#
-        );
+        assert_synced(&printed, &["10.1.0.0/16", "10.3.0.0/16"], 5);
+        assert!(printed[0].contains(r#""metric":7"#), "{printed:?}");
 
         // The notifications of 4 and 5 print nothing; 6 is printed.
         let mut out = Vec::new();
@@ -499,12 +510,7 @@ mod tests {
         w.upsert(&route("10.3.0.0/16", 0), 5).unwrap();
         w.set_table_seq(5);
         let (mut m, printed) = synced(&path, 1);
-        assert_eq!(printed.len(), 2, "{printed:?}");
-        assert!(printed[0].contains("10.3.0.0/16"), "{printed:?}");
-        assert_eq!(
-            printed[1],
-            r#"{"seq":5,"op":"sync-done","table":"route","count":1}"#
-        );
+        assert_synced(&printed, &["10.3.0.0/16"], 5);
 
         let mut out = Vec::new();
         m.on_event(change(ChangeOp::Create, "10.2.0.0/16", 2), &mut out);
