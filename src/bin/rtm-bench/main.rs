@@ -869,7 +869,7 @@ fn measure(
     // Quiet clients report only when asked: ask those still behind every 5 ms (one may not
     // have handled the last probes yet when first asked).
     let end = Instant::now() + dl.cap(Duration::from_secs(30))?;
-    let mut tick = 0u32;
+    let mut ask_at = Instant::now();
     loop {
         let mut behind = many
             .iter_mut()
@@ -882,12 +882,12 @@ fn measure(
         if Instant::now() > end {
             bail!("clients did not see every latency probe");
         }
-        if tick % 5 == 0 {
+        if Instant::now() >= ask_at {
             for (c, _) in behind {
                 c.command("progress")?;
             }
+            ask_at += Duration::from_millis(5);
         }
-        tick += 1;
         thread::sleep(Duration::from_millis(1));
     }
 
@@ -944,15 +944,11 @@ fn measure(
     );
     rep.add("commit_reply_p50_us", quantile(&rtt, 0.5), "us");
     rep.add("commit_reply_p99_us", quantile(&rtt, 0.99), "us");
-    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
-        rep.add(
-            format!("notify_floor_{name}_us"),
-            quantile(&floor.notify, q),
-            "us",
-        );
+    for (what, v) in [("notify", &floor.notify), ("reply", &floor.reply)] {
+        for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+            rep.add(format!("{what}_floor_{name}_us"), quantile(v, q), "us");
+        }
     }
-    rep.add("reply_floor_p50_us", quantile(&floor.reply, 0.5), "us");
-    rep.add("reply_floor_p99_us", quantile(&floor.reply, 0.99), "us");
     rep.add(
         "flush_ms",
         flush_seen.saturating_sub(t_flush) as f64 / 1e6,
