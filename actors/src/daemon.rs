@@ -180,7 +180,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         instance: config.instance.clone(),
         dir: config.shm_dir.clone(),
     })?;
-    held.0.push(shm_lock_path.clone());
+    held.0.push(shm_lock_path);
     let health = Arc::new(Health::new(config.restart_budget));
     let route = RouteWriter::create(
         &config.route_shm_path(),
@@ -197,13 +197,9 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         }
     }
     let socket = bind_socket(&config)?;
-    // Started: from here the supervisor's clean stop removes them.
-    held.0.clear();
-    let cleanup = vec![
-        config.socket.clone(),
-        config.socket_lock_path(),
-        shm_lock_path,
-    ];
+    // Started: from here the supervisor's clean stop removes the socket and the lock files.
+    let mut cleanup = vec![config.socket.clone()];
+    cleanup.append(&mut held.0);
     let boot = Boot {
         config,
         health,
