@@ -27,8 +27,7 @@ use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// What can go wrong talking to the daemon. [`ClientError::exit_code`] maps each to the
-/// CLI exit codes of SPEC §3.
+/// What can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach rtmd at {path}: {source}")]
@@ -46,16 +45,6 @@ pub enum ClientError {
     Refused(#[from] Failure),
     #[error("rtmd did not answer within {0:?}")]
     Timeout(Duration),
-}
-
-impl ClientError {
-    /// 2 when the daemon refused, 3 when it cannot be reached or the connection broke.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ClientError::Refused(_) => 2,
-            _ => 3,
-        }
-    }
 }
 
 /// How long a connect and handshake may take before the daemon counts as unreachable.

@@ -3,6 +3,10 @@
 //! Notifications carry only op + key + seq; the entry is read from the daemon's shared memory
 //! when the notification is handled, so the mirror always holds what shared memory holds (if
 //! shared memory is already newer than the event, the newer entry is taken).
+//!
+//! [`Mirror::on_event`] turns each event into the [`Update`]s it means for someone who shows
+//! the tables (a sync of the whole table, a change with the entry read from shared memory, a
+//! flush, ...); what to do with them — print, forward, count — is the caller's business.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +14,42 @@ use rtm_proto::shm::{Record, ShmError, ShmReader};
 use rtm_proto::wire::{ChangeOp, Event, Key, Table, Tables, Welcome};
 use rtm_proto::{ArpEntry, Route};
 
-use crate::output::{Entry, Line};
+/// A table entry of either kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Route(Route),
+    Arp(ArpEntry),
+}
+
+/// What one event means for the mirror's user, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// An entry present when the table was (re)read: at registration or after a resync.
+    Sync {
+        table: Table,
+        key: Key,
+        entry: Entry,
+    },
+    /// The (re)read of `table` is complete: it held `count` entries and every change up to
+    /// `seq`; every later update has a higher sequence number.
+    SyncDone { table: Table, count: u64, seq: u64 },
+    /// A live change. `entry` is what shared memory holds for the key now (`None` for a
+    /// delete, or when the key is already gone again: its delete follows).
+    Change {
+        seq: u64,
+        op: ChangeOp,
+        table: Table,
+        key: Key,
+        entry: Option<Entry>,
+    },
+    /// The table was emptied.
+    Flush { table: Table, seq: u64 },
+    /// The client fell behind and the daemon dropped its queued notifications; a `Sync` of the
+    /// table follows (unless the mirror keeps no copy).
+    Resync { table: Table },
+    /// The daemon is stopping cleanly.
+    Bye,
+}
 
 /// A record kind the mirror can hold.
 pub trait Mirrored: Record {
@@ -174,16 +213,14 @@ impl<R: Mirrored> TableMirror<R> {
         true
     }
 
-    fn lines(&self, make: impl Fn(Key, Entry) -> Line, out: &mut Vec<Line>) {
-        out.reserve(self.map.len());
-        out.extend(
-            self.map
-                .iter()
-                .filter_map(|(k, s)| s.entry.as_ref().map(|r| make(R::wire_key(*k), r.entry()))),
-        );
+    /// Every entry in the mirror, in key order, with its key as the wire names it.
+    pub fn entries(&self) -> impl Iterator<Item = (Key, Entry)> + '_ {
+        self.map
+            .iter()
+            .filter_map(|(k, s)| s.entry.as_ref().map(|r| (R::wire_key(*k), r.entry())))
     }
 
-    fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Line>) {
+    fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Update>) {
         let Some(k) = R::key_of(key) else { return };
         self.handled = seq;
         if keep {
@@ -214,7 +251,7 @@ impl<R: Mirrored> TableMirror<R> {
                 self.map.insert(k, shown);
             }
         }
-        out.push(Line::Change {
+        out.push(Update::Change {
             seq,
             op,
             table: R::TABLE,
@@ -228,7 +265,7 @@ impl<R: Mirrored> TableMirror<R> {
     /// the writer had published before the read. Every change up to it is in the sync; a later
     /// one follows as an event unless the sync already holds its result. So no event printed
     /// after `sync-done` has a lower sequence number than it.
-    fn sync(&mut self, seq: u64, out: &mut Vec<Line>) {
+    fn sync(&mut self, seq: u64, out: &mut Vec<Update>) {
         self.handled = seq;
         let published = self.reload();
         // Same 62-bit space as shared memory; the bits above come from the daemon's number.
@@ -238,15 +275,13 @@ impl<R: Mirrored> TableMirror<R> {
             seq
         };
         self.synced_to = seq62(complete);
-        self.lines(
-            |key, entry| Line::Sync {
-                table: R::TABLE,
-                key,
-                entry,
-            },
-            out,
-        );
-        out.push(Line::SyncDone {
+        out.reserve(self.map.len());
+        out.extend(self.entries().map(|(key, entry)| Update::Sync {
+            table: R::TABLE,
+            key,
+            entry,
+        }));
+        out.push(Update::SyncDone {
             table: R::TABLE,
             count: self.len() as u64,
             seq: complete,
@@ -295,8 +330,8 @@ impl Mirror {
         }
     }
 
-    /// Handles one event, appending what to print.
-    pub fn on_event(&mut self, ev: Event, out: &mut Vec<Line>) {
+    /// Handles one event, appending the updates it means to `out`.
+    pub fn on_event(&mut self, ev: Event, out: &mut Vec<Update>) {
         let keep = self.keep;
         match ev {
             Event::Start { table, seq } => {
@@ -305,7 +340,7 @@ impl Mirror {
                 }
             }
             Event::Resync { table, seq } => {
-                out.push(Line::Resync { table });
+                out.push(Update::Resync { table });
                 if keep {
                     self.with(table, out, |m, o| m.sync(seq, o), |m, o| m.sync(seq, o));
                 }
@@ -333,10 +368,10 @@ impl Mirror {
                 );
                 // Not when the sync already showed the table after this flush.
                 if shown != Some(false) {
-                    out.push(Line::Flush { table, seq });
+                    out.push(Update::Flush { table, seq });
                 }
             }
-            Event::Bye => out.push(Line::Bye),
+            Event::Bye => out.push(Update::Bye),
         }
     }
 
@@ -344,9 +379,9 @@ impl Mirror {
     fn with<T>(
         &mut self,
         table: Table,
-        out: &mut Vec<Line>,
-        route: impl FnOnce(&mut TableMirror<Route>, &mut Vec<Line>) -> T,
-        arp: impl FnOnce(&mut TableMirror<ArpEntry>, &mut Vec<Line>) -> T,
+        out: &mut Vec<Update>,
+        route: impl FnOnce(&mut TableMirror<Route>, &mut Vec<Update>) -> T,
+        arp: impl FnOnce(&mut TableMirror<ArpEntry>, &mut Vec<Update>) -> T,
     ) -> Option<T> {
         match table {
             Table::Route => self.route.as_mut().map(|m| route(m, out)),
@@ -364,32 +399,22 @@ impl Mirror {
         }
     }
 
-    /// SIGUSR2: the whole mirror as `mirror` lines, then `mirror-done`.
-    pub fn dump(&self, out: &mut Vec<Line>) {
-        if let Some(m) = &self.route {
-            m.lines(
-                |key, entry| Line::Mirror {
-                    table: Table::Route,
-                    key,
-                    entry,
-                },
-                out,
-            );
-        }
-        if let Some(m) = &self.arp {
-            m.lines(
-                |key, entry| Line::Mirror {
-                    table: Table::Arp,
-                    key,
-                    entry,
-                },
-                out,
-            );
-        }
-        out.push(Line::MirrorDone {
-            routes: self.route.as_ref().map_or(0, |m| m.len() as u64),
-            arps: self.arp.as_ref().map_or(0, |m| m.len() as u64),
-        });
+    /// Every entry of the mirrored tables: the routes in prefix order, then the neighbours in
+    /// MAC order.
+    pub fn entries(&self) -> impl Iterator<Item = (Table, Key, Entry)> + '_ {
+        let routes = self.route.iter().flat_map(|m| m.entries());
+        let arps = self.arp.iter().flat_map(|m| m.entries());
+        routes
+            .map(|(k, e)| (Table::Route, k, e))
+            .chain(arps.map(|(k, e)| (Table::Arp, k, e)))
+    }
+
+    /// How many routes and neighbours the mirror holds.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.route.as_ref().map_or(0, |m| m.len() as u64),
+            self.arp.as_ref().map_or(0, |m| m.len() as u64),
+        )
     }
 
     pub fn clear(&mut self) {
@@ -442,8 +467,31 @@ mod tests {
             seq: start,
         };
         m.on_event(start, &mut out);
-        let printed = out.iter().map(|l| l.render(true)).collect();
+        let printed = out.iter().map(sync_line).collect();
         (m, printed)
+    }
+
+    /// An update as a short line: `sync KEY metric M`, `sync-done seq S count N`,
+    /// `create KEY seq S metric M`, ...
+    fn sync_line(u: &Update) -> String {
+        let metric = |e: &Option<Entry>| match e {
+            Some(Entry::Route(r)) => format!(" metric {}", r.metric),
+            _ => String::new(),
+        };
+        match u {
+            Update::Sync { key, entry, .. } => {
+                format!("sync {key}{}", metric(&Some(entry.clone())))
+            }
+            Update::SyncDone { count, seq, .. } => format!("sync-done seq {seq} count {count}"),
+            Update::Change {
+                op,
+                key,
+                seq,
+                entry,
+                ..
+            } => format!("{} {key} seq {seq}{}", op.name(), metric(entry)),
+            other => format!("{other:?}"),
+        }
     }
 
     /// The sync printed one line per key, in order, then `sync-done` with `seq`.
@@ -451,14 +499,11 @@ mod tests {
         assert_eq!(printed.len(), keys.len() + 1, "{printed:?}");
         for (line, key) in printed.iter().zip(keys) {
             assert!(
-                line.contains(r#""op":"sync""#) && line.contains(&format!(r#""key":"{key}""#)),
+                line.starts_with(&format!("sync {key}")),
                 "{line} is not the sync of {key}"
             );
         }
-        let done = format!(
-            r#"{{"seq":{seq},"op":"sync-done","table":"route","count":{}}}"#,
-            keys.len()
-        );
+        let done = format!("sync-done seq {seq} count {}", keys.len());
         assert_eq!(printed[keys.len()], done);
     }
 
@@ -480,7 +525,7 @@ mod tests {
         // ...but the subscription started at 3.
         let (mut m, printed) = synced(&path, 3);
         assert_synced(&printed, &["10.1.0.0/16", "10.3.0.0/16"], 5);
-        assert!(printed[0].contains(r#""metric":7"#), "{printed:?}");
+        assert!(printed[0].ends_with(" metric 7"), "{printed:?}");
 
         // The notifications of 4 and 5 print nothing; 6 is printed.
         let mut out = Vec::new();
@@ -490,7 +535,7 @@ mod tests {
         w.upsert(&route("10.4.0.0/16", 0), 6).unwrap();
         m.on_event(change(ChangeOp::Create, "10.4.0.0/16", 6), &mut out);
         assert_eq!(out.len(), 1);
-        assert!(out[0].render(true).contains("\"seq\":6"), "{out:?}");
+        assert!(sync_line(&out[0]).contains(" seq 6"), "{out:?}");
     }
 
     /// Changes published between the start and the read, including a key that came and went

@@ -34,5 +34,5 @@ pub fn shm_path(dir: &Path, instance: &str, table: rtm_proto::wire::Table) -> Pa
 }
 
 fn effective_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
+    rustix::process::geteuid().as_raw()
 }

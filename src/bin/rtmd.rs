@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use rtm::paths;
 use rtm_actors::config::{self, Config, ConfigError, FileConfig};
-use rtm_actors::health::RestartBudget;
 use rtm_actors::journal::FsyncPolicy;
+use rtm_actors::restart::RestartBudget;
 
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.

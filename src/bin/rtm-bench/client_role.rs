@@ -39,7 +39,7 @@ pub fn say(line: &str) {
 }
 
 pub fn main(mode: &str, socket: &Path, name: &str) -> Result<()> {
-    let rt = rtm::cli::runtime()?;
+    let rt = crate::cli::runtime()?;
     match mode {
         "follow" => rt.block_on(follow(socket, name)),
         "late-join" => rt.block_on(late_join(socket, name)),

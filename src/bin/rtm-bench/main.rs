@@ -6,6 +6,8 @@
 //! memory, and prints `name: value unit` lines (or one JSON object with `--json`).
 //! `BENCHMARKS.md` says what each figure counts.
 
+#[path = "../../cli/mod.rs"]
+mod cli;
 mod client_role;
 mod kernel;
 mod latency;
@@ -684,7 +686,7 @@ fn measure(
     clog: &Path,
     rep: &mut Report,
 ) -> Result<()> {
-    let rt = rtm::cli::runtime()?;
+    let rt = crate::cli::runtime()?;
     let mut w = block(
         &rt,
         CALL,

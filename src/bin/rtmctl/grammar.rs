@@ -1,4 +1,4 @@
-//! The `rtmctl` command grammar (SPEC §3), shared by the command line and `batch` files.
+//! The `rtmctl` command grammar (docs/cli.md), shared by the command line and `batch` files.
 //!
 //! ```text
 //! route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]
@@ -13,9 +13,9 @@
 
 use std::net::Ipv4Addr;
 
-use rtm_proto::types::{parse_addr, shown, ParseError};
-use rtm_proto::wire::{Op, Tables};
-use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
+use rtm::types::{parse_addr, shown, ParseError};
+use rtm::wire::{Op, Tables};
+use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UsageError {
@@ -47,7 +47,7 @@ pub enum Command {
     },
     /// Fault injection (only in builds with the `fault-injection` feature).
     #[cfg(feature = "fault-injection")]
-    Debug(rtm_proto::wire::DebugAction),
+    Debug(rtm::wire::DebugAction),
 }
 
 const HELP: &str = "expected: route|arp|flush|clients|watch|status|batch";
@@ -122,7 +122,7 @@ fn parse_batch(rest: &[&str]) -> Result<Command, UsageError> {
 
 #[cfg(feature = "fault-injection")]
 fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
-    use rtm_proto::wire::{DebugAction, DebugTarget, PanicPoint};
+    use rtm::wire::{DebugAction, DebugTarget, PanicPoint};
     const USE: &str = "debug panic TARGET [in handler|async|interval|stream|restart|publish] | \
                        debug stall TARGET MS, TARGET = route|arp|broker|listener|session";
     let target = |w: Option<&&str>| match w.copied() {

@@ -1,32 +1,25 @@
-//! How clients print: iproute2-style text or the JSON shapes of SPEC §3/§4.
+//! How the binaries print: iproute2-style text or the JSON shapes of docs/cli.md.
 
 use std::fmt::Write as _;
 
-use rtm_proto::wire::{ChangeOp, ClientInfo, Key, Status, Table};
-use rtm_proto::{ArpEntry, Route};
+use rtm::wire::{ChangeOp, ClientInfo, Key, Status, Table};
+use rtm::{ArpEntry, Entry, Route, Update};
 
-use crate::json::{self, ArpJson, EntryJson, EventJson, RouteJson};
+use super::json::{self, ArpJson, EntryJson, EventJson, RouteJson};
 
-/// A table entry of either kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Entry {
-    Route(Route),
-    Arp(ArpEntry),
+/// An entry's JSON shape.
+pub fn entry_json(e: &Entry) -> EntryJson<'_> {
+    match e {
+        Entry::Route(r) => EntryJson::Route(r.into()),
+        Entry::Arp(a) => EntryJson::Arp(a.into()),
+    }
 }
 
-impl Entry {
-    pub fn json(&self) -> EntryJson<'_> {
-        match self {
-            Entry::Route(r) => EntryJson::Route(r.into()),
-            Entry::Arp(a) => EntryJson::Arp(a.into()),
-        }
-    }
-
-    pub fn text(&self) -> String {
-        match self {
-            Entry::Route(r) => r.to_string(),
-            Entry::Arp(a) => a.to_string(),
-        }
+/// An entry as iproute2 prints it.
+pub fn entry_text(e: &Entry) -> String {
+    match e {
+        Entry::Route(r) => r.to_string(),
+        Entry::Arp(a) => a.to_string(),
     }
 }
 
@@ -70,6 +63,31 @@ pub enum Line {
     Bye,
 }
 
+impl From<Update> for Line {
+    fn from(u: Update) -> Line {
+        match u {
+            Update::Sync { table, key, entry } => Line::Sync { table, key, entry },
+            Update::SyncDone { table, count, seq } => Line::SyncDone { table, count, seq },
+            Update::Change {
+                seq,
+                op,
+                table,
+                key,
+                entry,
+            } => Line::Change {
+                seq,
+                op,
+                table,
+                key,
+                entry,
+            },
+            Update::Flush { table, seq } => Line::Flush { table, seq },
+            Update::Resync { table } => Line::Resync { table },
+            Update::Bye => Line::Bye,
+        }
+    }
+}
+
 impl Line {
     pub fn json(&self) -> String {
         let mut j = EventJson::default();
@@ -82,7 +100,7 @@ impl Line {
                 };
                 j.table = Some(table.name());
                 j.key = Some(key.to_string());
-                j.entry = Some(entry.json());
+                j.entry = Some(entry_json(entry));
             }
             Line::SyncDone { table, count, seq } => {
                 j.op = "sync-done";
@@ -101,7 +119,7 @@ impl Line {
                 j.op = op.name();
                 j.table = Some(table.name());
                 j.key = Some(key.to_string());
-                j.entry = entry.as_ref().map(Entry::json);
+                j.entry = entry.as_ref().map(entry_json);
             }
             Line::Flush { table, seq } => {
                 j.op = "flush";
@@ -128,8 +146,8 @@ impl Line {
 
     pub fn text(&self) -> String {
         match self {
-            Line::Sync { table, entry, .. } => format!("sync {table} {}", entry.text()),
-            Line::Mirror { table, entry, .. } => format!("mirror {table} {}", entry.text()),
+            Line::Sync { table, entry, .. } => format!("sync {table} {}", entry_text(entry)),
+            Line::Mirror { table, entry, .. } => format!("mirror {table} {}", entry_text(entry)),
             Line::SyncDone { table, count, seq } => {
                 format!("sync-done {table} count {count} seq {seq}")
             }
@@ -140,7 +158,7 @@ impl Line {
                 key,
                 entry,
             } => match entry {
-                Some(e) => format!("{} {table} {} seq {seq}", op.name(), e.text()),
+                Some(e) => format!("{} {table} {} seq {seq}", op.name(), entry_text(e)),
                 None => format!("{} {table} {key} seq {seq}", op.name()),
             },
             Line::Flush { table, seq } => format!("flush {table} seq {seq}"),
@@ -190,9 +208,9 @@ fn lines<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
 /// `get` output: one line or one object.
 pub fn entry(e: &Entry, as_json: bool) -> String {
     if as_json {
-        serde_json::to_string(&e.json()).expect("entry serializes") + "\n"
+        serde_json::to_string(&entry_json(e)).expect("entry serializes") + "\n"
     } else {
-        e.text() + "\n"
+        entry_text(e) + "\n"
     }
 }
 

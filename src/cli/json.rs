@@ -1,9 +1,9 @@
-//! The JSON shapes of SPEC §3/§4, shared by `rtmctl -j` and `rtm-client --json`.
+//! The JSON shapes of docs/cli.md, shared by `rtmctl -j` and `rtm-client --json`.
 
 use std::net::Ipv4Addr;
 
-use rtm_proto::wire::{ClientInfo, Status};
-use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
+use rtm::wire::{ClientInfo, Status};
+use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
 use serde::Serialize;
 
 /// `{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}`

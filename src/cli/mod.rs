@@ -1,8 +1,21 @@
-//! What the command-line binaries share: argument parsing with rtm's exit codes, the
-//! single-threaded runtime they run on, and output that never panics.
+//! What the command-line binaries share (not part of the library): argument parsing with rtm's
+//! exit codes, the single-threaded runtime they run on, output that never panics, and the text
+//! and JSON shapes they print ([`render`], [`json`]).
+//!
+//! Each binary includes this folder with `#[path = ".../cli/mod.rs"] mod cli;`. `child.rs`,
+//! running a child process under a deadline, is included on its own by `rtm-bench` and the
+//! integration tests.
+
+// Each binary compiles its own copy and uses only part of it.
+#![allow(dead_code)]
+
+pub mod json;
+pub mod render;
 
 use std::io::Write;
 use std::process::ExitCode;
+
+use rtm::ClientError;
 
 /// Parses the command line; `--help`/`--version` exit 0 and usage errors exit 1 (clap's own
 /// convention is 2, which rtm reserves for "the daemon refused").
@@ -15,6 +28,15 @@ pub fn parse_args<T: clap::Parser>() -> Result<T, ExitCode> {
             ExitCode::SUCCESS
         }
     })
+}
+
+/// The exit code for a failed exchange with the daemon: 2 when the daemon refused, 3 when it
+/// cannot be reached or the connection broke (docs/cli.md, "Exit codes").
+pub fn exit_code(e: &ClientError) -> u8 {
+    match e {
+        ClientError::Refused(_) => 2,
+        _ => 3,
+    }
 }
 
 /// A current-thread tokio runtime: a CLI waits on one socket and a few signals.

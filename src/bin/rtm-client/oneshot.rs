@@ -1,0 +1,139 @@
+//! The one-shot readers `rtm-client dump|lookup|arp`: straight from shared memory, print, exit.
+//! They ask a running daemon where its files are, and otherwise take `--shm-dir`/`--instance`,
+//! so they keep working while the daemon is down.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rtm::shm::{ArpReader, Record, RouteReader, ShmReader};
+use rtm::types::parse_addr;
+use rtm::wire::{Caps, Table, Tables};
+use rtm::{paths, ArpEntry, Client, Entry, MacAddr, Route};
+
+use crate::cli::{self, json, render};
+use crate::{print, Args, Cmd};
+
+/// The shm paths: explicit flags first, then what a running daemon says, then the defaults.
+async fn shm_paths(args: &Args) -> (PathBuf, PathBuf) {
+    if args.shm_dir.is_none() && args.instance.is_none() {
+        let socket = paths::socket_path(args.socket.clone());
+        let ask = Client::connect(&socket, "rtm-client-oneshot", Caps::default());
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
+            let w = c.welcome();
+            return (PathBuf::from(&w.route_shm), PathBuf::from(&w.arp_shm));
+        }
+    }
+    let dir = args
+        .shm_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(paths::DEFAULT_SHM_DIR));
+    let inst = args.instance.as_deref().unwrap_or(paths::DEFAULT_INSTANCE);
+    (
+        paths::shm_path(&dir, inst, Table::Route),
+        paths::shm_path(&dir, inst, Table::Arp),
+    )
+}
+
+fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
+    cli::warn(format_args!(
+        "rtm-client: cannot read shared memory {}: {e}",
+        path.display()
+    ));
+    3
+}
+
+/// Runs a one-shot command; returns the exit code.
+pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
+    // Validate input before touching anything.
+    let target = match cmd {
+        Cmd::Dump => None,
+        Cmd::Lookup { address } => match parse_addr(address) {
+            Ok(a) => Some(Ok(a)),
+            Err(e) => {
+                cli::warn(format_args!("rtm-client: {e}"));
+                return 1;
+            }
+        },
+        Cmd::Arp { mac } => match mac.parse::<MacAddr>() {
+            Ok(m) => Some(Err(m)),
+            Err(e) => {
+                cli::warn(format_args!("rtm-client: {e}"));
+                return 1;
+            }
+        },
+    };
+    let (route_path, arp_path) = shm_paths(args).await;
+    match target {
+        Some(Ok(addr)) => match RouteReader::open(&route_path) {
+            Ok(r) => match r.lookup(addr) {
+                Some(v) => print(&render::entry(&Entry::Route(v), args.json)),
+                None => {
+                    cli::warn(format_args!("rtm-client: no route to {addr}"));
+                    return 2;
+                }
+            },
+            Err(e) => return open_fail(&route_path, e),
+        },
+        Some(Err(mac)) => match ArpReader::open(&arp_path) {
+            Ok(r) => match r.get(&mac) {
+                Some(v) => print(&render::entry(&Entry::Arp(v.entry), args.json)),
+                None => {
+                    cli::warn(format_args!("rtm-client: no ARP entry for {mac}"));
+                    return 2;
+                }
+            },
+            Err(e) => return open_fail(&arp_path, e),
+        },
+        None => return dump(args, &route_path, &arp_path),
+    }
+    0
+}
+
+/// Every entry of a table file, sorted by key.
+fn sorted_entries<R: Record>(path: &Path) -> Result<Vec<R>, u8> {
+    let reader = ShmReader::<R>::open(path).map_err(|e| open_fail(path, e))?;
+    // `entries` comes in key order.
+    Ok(reader.entries().into_iter().map(|v| v.entry).collect())
+}
+
+fn dump(args: &Args, route_path: &Path, arp_path: &Path) -> u8 {
+    let tables: Tables = args.table.into();
+    let read = || -> Result<_, u8> {
+        let routes = tables
+            .contains(Table::Route)
+            .then(|| sorted_entries::<Route>(route_path))
+            .transpose()?;
+        let arps = tables
+            .contains(Table::Arp)
+            .then(|| sorted_entries::<ArpEntry>(arp_path))
+            .transpose()?;
+        Ok((routes, arps))
+    };
+    let (routes, arps) = match read() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    if args.json {
+        let mut obj = serde_json::Map::new();
+        if let Some(r) = &routes {
+            let v: Vec<json::RouteJson> = r.iter().map(Into::into).collect();
+            obj.insert(
+                "routes".into(),
+                serde_json::to_value(v).expect("serializes"),
+            );
+        }
+        if let Some(a) = &arps {
+            let v: Vec<json::ArpJson> = a.iter().map(Into::into).collect();
+            obj.insert("arps".into(), serde_json::to_value(v).expect("serializes"));
+        }
+        print(&(serde_json::Value::Object(obj).to_string() + "\n"));
+    } else {
+        if let Some(r) = &routes {
+            print(&render::routes(r, false));
+        }
+        if let Some(a) = &arps {
+            print(&render::arps(a, false));
+        }
+    }
+    0
+}
