@@ -45,7 +45,7 @@ pub struct Config {
     /// Leave the shared-memory files in place at a clean stop (`--keep-shm`).
     pub keep_shm: bool,
     /// Restarts allowed within a window before the daemon exits non-zero.
-    pub restart_budget: crate::health::RestartBudget,
+    pub restart_budget: crate::restart::RestartBudget,
     /// The config file SIGHUP re-reads, if any.
     pub config_file: Option<PathBuf>,
     /// The limits given as flags: they keep precedence over the file across reloads.
@@ -72,7 +72,7 @@ impl Config {
             state_dir: None,
             fsync: crate::journal::FsyncPolicy::Always,
             keep_shm: false,
-            restart_budget: crate::health::RestartBudget::default(),
+            restart_budget: crate::restart::RestartBudget::default(),
             config_file: None,
             limit_flags: FileConfig::default(),
             limits: LimitValues::default(),

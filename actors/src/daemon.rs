@@ -15,7 +15,7 @@ use rustix::fs::{flock, FlockOperation};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::health::Health;
+use crate::counters::Health;
 use crate::journal::{Journal, JournalError};
 use crate::signal_broker::OsSignals;
 use crate::supervisor::{Boot, Supervisor};
@@ -52,10 +52,7 @@ fn open_table<R: TableRecord>(
     shm: ShmWriter<R>,
     name: &'static str,
     health: &Arc<Health>,
-) -> Result<TableActor<R>, StartError>
-where
-    R::Key: Send + Unpin + serde::Serialize + serde::de::DeserializeOwned,
-{
+) -> Result<TableActor<R>, StartError> {
     let Some(dir) = &config.state_dir else {
         return Ok(TableActor::new(shm, health.clone()));
     };

@@ -63,7 +63,7 @@ pub fn panic_now(target: rtm_proto::wire::DebugTarget) -> ! {
 /// The answer is always given synchronously: a restart drops every future still pending on the
 /// actor's context, so a reply carried by one would be lost.
 #[cfg(feature = "fault-injection")]
-pub fn inject<A: crate::supervision::Restartable>(
+pub fn inject<A: crate::restart::Restartable>(
     act: &mut A,
     action: rtm_proto::wire::DebugAction,
     ctx: &mut actix::Context<A>,
@@ -76,11 +76,11 @@ pub fn inject<A: crate::supervision::Restartable>(
         DebugAction::Stall { ms, .. } => stall(ms),
         DebugAction::Panic { target, point } => match point {
             PanicPoint::Handler => {
-                crate::supervision::guarded(act, ctx, |_, _| panic_now(target));
+                crate::restart::guarded(act, ctx, |_, _| panic_now(target));
             }
             PanicPoint::Async => {
                 ctx.spawn(
-                    crate::supervision::guarded_future(async move {
+                    crate::restart::guarded_future(async move {
                         tokio::task::yield_now().await;
                         panic!("injected panic in the {} actor (async)", target.name())
                     })

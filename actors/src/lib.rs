@@ -2,39 +2,43 @@
 //!
 //! An actix actor system under one [`Supervisor`](supervisor::Supervisor):
 //!
+//! - [`daemon`]: start-up — claim the socket and the shared-memory instance, open the tables
+//!   (restoring them from the [`journal`] with `--state-dir`), then run the actors until a
+//!   clean stop.
+//! - [`supervisor`]: starts every long-lived actor, runs the clean stop and the config reload;
+//!   [`restart`]: the panic guards that turn a failure anywhere in a supervised actor into a
+//!   restart, and the restart budget.
 //! - [`listener`]: accepts connections and starts one [`session`] per client, with the peer's
 //!   pid/uid and a pidfd taken from the socket.
-//! - [`session`]: reads frames, runs the handshake, turns requests into messages for the tables,
-//!   the registry and the broker, and queues replies and notifications in its bounded
-//!   [`outbox`], which a writer task drains to the socket.
-//! - [`route_table`] / [`arp_table`]: each owns one table ([`table`] is their common core):
-//!   the shared-memory writer (whose file is the authoritative copy), the sequence counter, the
-//!   journal, the subscribers.
+//! - [`session`]: reads frames, runs the handshake, answers each request (one file per request
+//!   kind in `session/cmd/`), and queues replies and notifications in its bounded outbox.
+//! - [`table`]: one actor per table ([`table::route`], [`table::arp`]): the shared-memory writer
+//!   (whose file is the authoritative copy), the sequence counter, the journal, the
+//!   subscribers.
 //! - [`registry`]: the registered subscribers, for `rtmctl clients`, `--max-clients` and flushes.
 //! - [`signal_broker`]: SIGTERM/SIGINT/SIGHUP in, SIGUSR1 out through pidfds.
-//! - [`supervision`]: the guards that turn a panic anywhere in a supervised actor into a
-//!   restart (and the restart budget); [`faults`]: the test hooks behind `fault-injection`.
-//! - [`journal`]: each table's snapshot + journal under `--state-dir`.
+//! - [`config`]: the settings, from built-in defaults, a config file and flags;
+//!   [`counters`]: the figures `rtmctl status` shows; [`faults`]: the test hooks behind
+//!   `fault-injection`.
 //!
-//! A route added with `rtmctl route add` travels: socket → `Session` → `RouteTable` (validated
-//! against the table file, sequence number assigned, made durable in the [`journal`]
-//! if there is one, then written to shared memory) → `Notify` to every subscribed
-//! `Session` → its outbox → the client's socket; the client then reads the entry from its
-//! read-only mapping of the shared-memory file.
+//! A route added with `rtmctl route add` travels: socket → `Session` (`session/cmd/change.rs`)
+//! → `RouteTable` (`table/apply.rs`: validated against the table file, sequence number
+//! assigned, made durable in the journal if there is one, then written to shared memory) →
+//! `Notify` to every subscribed `Session` → its outbox → the client's socket; the client then
+//! reads the entry from its read-only mapping of the shared-memory file.
 
-pub mod arp_table;
+#![forbid(unsafe_code)]
+
 pub mod config;
+pub mod counters;
 pub mod daemon;
 pub mod faults;
-pub mod health;
 pub mod journal;
 pub mod listener;
-pub mod outbox;
 pub mod registry;
-pub mod route_table;
+pub mod restart;
 pub mod session;
 pub mod signal_broker;
-pub mod supervision;
 pub mod supervisor;
 pub mod table;
 

@@ -13,10 +13,10 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use tokio::net::UnixStream;
 use tracing::{debug, error, info, warn};
 
+use crate::counters::Health;
 use crate::faults::Faults;
-use crate::health::{ActorKind, Health};
+use crate::restart::{guarded, ActorKind, Restartable};
 use crate::session::{Peer, Services, Session};
-use crate::supervision::{guarded, Restartable};
 
 type Accepted = std::io::Result<UnixStream>;
 

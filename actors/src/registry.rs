@@ -14,8 +14,7 @@ use rtm_proto::wire::{ClientInfo, Failure};
 use tracing::info;
 
 use crate::config::Limits;
-use crate::outbox::SessionStats;
-use crate::session::{Session, ShutdownSession};
+use crate::session::outbox::SessionStats;
 
 /// A client as it registered; `stats` are live figures kept by its session.
 pub struct Registration {
@@ -28,7 +27,8 @@ pub struct Registration {
     /// Taken from the socket at accept time; `None` if the kernel could not give one.
     pub pidfd: Option<Arc<OwnedFd>>,
     pub stats: Arc<SessionStats>,
-    pub session: Addr<Session>,
+    /// The client's session, told to say goodbye at a clean stop.
+    pub session: Recipient<ShutdownSession>,
 }
 
 #[derive(Message)]
@@ -54,6 +54,11 @@ pub struct SignalTargets;
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct SayBye;
+
+/// What [`SayBye`] sends each registered client's session: send `Bye`, flush, close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutdownSession;
 
 pub struct Registry {
     clients: BTreeMap<u64, Registration>,

@@ -16,9 +16,9 @@ use tracing::{debug, error, info, warn};
 
 use rtm_proto::wire::PanicPoint;
 
+use crate::counters::{Counters, Health};
 use crate::faults::Faults;
-use crate::health::{ActorKind, Counters, Health};
-use crate::supervision::{guarded, Restartable};
+use crate::restart::{guarded, ActorKind, Restartable};
 
 /// Asks the supervisor to stop the daemon cleanly.
 #[derive(Message, Clone, Copy)]

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tracing::{error, info, warn};
 
-use crate::arp_table::ArpTable;
 use crate::config::{Config, FileConfig, Limits};
-use crate::health::Health;
+use crate::counters::Health;
 use crate::listener::Listener;
 use crate::registry::{Registry, SayBye};
-use crate::route_table::RouteTable;
 use crate::session::Services;
 use crate::signal_broker::{OsSignals, Reload, Shutdown, SignalBroker};
+use crate::table::arp::ArpTable;
+use crate::table::route::RouteTable;
 use crate::table::Retire;
 
 /// How long a clean stop waits for sessions to hand `bye` to their clients.
@@ -97,12 +97,14 @@ impl Actor for Supervisor {
             arp_shm: boot.config.arp_shm_path().display().to_string().into(),
             daemon_uid: rustix::process::geteuid().as_raw(),
             admin_gid: boot.config.admin_gid,
+            #[cfg(feature = "fault-injection")]
             listener: Default::default(),
         };
         let socket = Arc::new(boot.socket);
         let s = svc.clone();
-        let listener = actix::Supervisor::start(move |_| Listener::new(socket, s));
-        let _ = svc.listener.set(listener);
+        let _listener = actix::Supervisor::start(move |_| Listener::new(socket, s));
+        #[cfg(feature = "fault-injection")]
+        let _ = svc.listener.set(_listener.recipient());
         self.services = Some(svc);
         info!(
             socket = %boot.config.socket.display(),

@@ -1,6 +1,6 @@
 //! A session's outgoing queue and the task that writes it to the socket.
 //!
-//! actix's own framed writer has no real back-pressure (FACTS.md), so each session bounds its
+//! actix's own framed writer has no real back-pressure, so each session bounds its
 //! queue itself: notifications beyond `client_queue` collapse, per table, into one `Resync`
 //! whose sequence number keeps advancing until it is written; replies are all kept, but a
 //! session whose unwritten replies pass [`REPLY_BACKLOG_HIGH`] stops reading requests until the
@@ -62,7 +62,7 @@ pub struct Outbox {
     /// The socket failed: nothing more can be written, so nothing more is kept.
     dead: bool,
     stats: Arc<SessionStats>,
-    health: Arc<crate::health::Health>,
+    health: Arc<crate::counters::Health>,
 }
 
 fn slot(t: Table) -> usize {
@@ -118,7 +118,7 @@ impl Outbox {
             self.items.push_back(Item::Resync(table));
             self.resync_seq[s] = Some(seq);
             self.stats.resyncs.fetch_add(1, Relaxed);
-            crate::health::Counters::bump(&self.health.counters.resyncs);
+            crate::counters::Counters::bump(&self.health.counters.resyncs);
         } else {
             self.items.push_back(Item::Event(ev));
             self.events += 1;
@@ -162,7 +162,7 @@ impl Outbox {
         flush_events(&mut batch, buf);
         self.stats.queued.store(self.events as u64, Relaxed);
         self.stats.sent.fetch_add(sent, Relaxed);
-        crate::health::Counters::bump_by(&self.health.counters.events_sent, sent);
+        crate::counters::Counters::bump_by(&self.health.counters.events_sent, sent);
     }
 }
 
@@ -199,7 +199,7 @@ impl OutboxHandle {
         sink: OwnedWriteHalf,
         limits: Arc<Limits>,
         stats: Arc<SessionStats>,
-        health: Arc<crate::health::Health>,
+        health: Arc<crate::counters::Health>,
     ) -> OutboxHandle {
         let h = OutboxHandle {
             inner: Rc::new(RefCell::new(Outbox {

@@ -4,8 +4,8 @@ use rtm_proto::types::MacAddr;
 use rtm_proto::wire::{Key, Table};
 use rtm_proto::ArpEntry;
 
-use crate::health::ActorKind;
-use crate::table::{TableActor, TableRecord};
+use super::{TableActor, TableRecord};
+use crate::restart::ActorKind;
 
 pub type ArpTable = TableActor<ArpEntry>;
 

@@ -7,9 +7,8 @@ use rtm_proto::types::Prefix;
 use rtm_proto::wire::{Failure, Key, Table};
 use rtm_proto::Route;
 
-use crate::health::ActorKind;
-use crate::supervision::guarded;
-use crate::table::{TableActor, TableRecord};
+use super::{TableActor, TableRecord};
+use crate::restart::{guarded, ActorKind};
 
 pub type RouteTable = TableActor<Route>;
 

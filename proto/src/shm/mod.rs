@@ -58,7 +58,20 @@ use crate::types::{ArpEntry, Route};
 /// `encode` must put [`Record::key_word`] of the entry's key in word 0 (readers compare that word
 /// before decoding), and `decode(&r.encode())` must give back `r`.
 pub trait Record: Clone + Sized {
-    type Key: Copy + Eq + std::hash::Hash + Ord + std::fmt::Display + std::fmt::Debug;
+    /// What identifies an entry. Keys cross process boundaries (wire, journal) and actor
+    /// mailboxes, hence the serde and thread bounds.
+    type Key: Copy
+        + Eq
+        + std::hash::Hash
+        + Ord
+        + std::fmt::Display
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + Unpin
+        + 'static;
     /// The table kind recorded in the file header.
     const KIND: TableKind;
     /// The hash slots of this kind's files ([`layout`], "Hash slots"): whole records for ARP

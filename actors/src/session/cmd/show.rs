@@ -1,0 +1,42 @@
+//! `RouteShow`, `ArpShow`: a whole table in key order (or one entry), in frames of at most
+//! [`wire::SHOW_CHUNK`] entries.
+
+use rtm_proto::wire::{self, Reply, Table};
+use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
+
+use super::{unavailable, Answer};
+use crate::session::Services;
+use crate::table::Show;
+
+pub async fn routes(svc: Services, key: Option<Prefix>) -> Answer {
+    match svc.route.send(Show::<Route> { key }).await {
+        Ok(Ok(all)) => chunks(all, |routes, more| Reply::Routes { routes, more }),
+        Ok(Err(f)) => vec![Err(f)],
+        Err(e) => vec![Err(unavailable(Table::Route, e))],
+    }
+}
+
+pub async fn arps(svc: Services, key: Option<MacAddr>) -> Answer {
+    match svc.arp.send(Show::<ArpEntry> { key }).await {
+        Ok(Ok(all)) => chunks(all, |entries, more| Reply::Arps { entries, more }),
+        Ok(Err(f)) => vec![Err(f)],
+        Err(e) => vec![Err(unavailable(Table::Arp, e))],
+    }
+}
+
+/// Splits a `show` answer into frames of at most [`wire::SHOW_CHUNK`] entries.
+fn chunks<T>(all: Vec<T>, make: impl Fn(Vec<T>, bool) -> Reply) -> Answer {
+    if all.is_empty() {
+        return vec![Ok(make(Vec::new(), false))];
+    }
+    let n = all.len().div_ceil(wire::SHOW_CHUNK);
+    let mut it = all.into_iter();
+    (0..n)
+        .map(|i| {
+            Ok(make(
+                it.by_ref().take(wire::SHOW_CHUNK).collect(),
+                i + 1 < n,
+            ))
+        })
+        .collect()
+}

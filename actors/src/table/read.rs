@@ -1,0 +1,68 @@
+//! Reading a table through its actor: `Show` (all entries in key order, or one) and `Size`.
+//! Clients that only read use shared memory instead; these serve `rtmctl show` and `status`.
+
+use actix::prelude::*;
+use rtm_proto::wire::Failure;
+
+use super::{TableActor, TableRecord};
+use crate::restart::guarded;
+
+/// Entries in key order, all of them or the one with `key`.
+pub struct Show<R: TableRecord> {
+    pub key: Option<R::Key>,
+}
+
+impl<R: TableRecord> Message for Show<R> {
+    type Result = Result<Vec<R>, Failure>;
+}
+
+impl<R: TableRecord> Handler<Show<R>> for TableActor<R> {
+    type Result = MessageResult<Show<R>>;
+
+    fn handle(&mut self, msg: Show<R>, ctx: &mut Context<Self>) -> Self::Result {
+        let out = guarded(self, ctx, |act, _| {
+            let Some(shm) = act.shm.as_ref() else {
+                return Err(Failure::ShuttingDown);
+            };
+            Ok(match msg.key {
+                Some(k) => shm.get(&k).map(|v| v.entry).into_iter().collect(),
+                None => {
+                    let mut all: Vec<R> = shm.entries().into_iter().map(|v| v.entry).collect();
+                    all.sort_unstable_by_key(|r| r.key());
+                    all
+                }
+            })
+        });
+        MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
+    }
+}
+
+/// Size and capacity.
+#[derive(Message)]
+#[rtype(result = "Result<TableSize, Failure>")]
+pub struct Size;
+
+#[derive(Debug, Clone, Copy)]
+pub struct TableSize {
+    pub len: u64,
+    pub capacity: u64,
+}
+
+impl<R: TableRecord> Handler<Size> for TableActor<R> {
+    type Result = Result<TableSize, Failure>;
+
+    fn handle(&mut self, _: Size, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, |act, _| TableSize {
+            len: act.shm.as_ref().map_or(0, |shm| shm.len()) as u64,
+            capacity: act.capacity as u64,
+        })
+        .ok_or_else(Self::crashed)
+    }
+}
+
+impl<R: TableRecord> TableActor<R> {
+    /// The entry with `key` (None also once the table is retired).
+    pub fn get(&self, key: &R::Key) -> Option<R> {
+        self.shm.as_ref()?.get(key).map(|v| v.entry)
+    }
+}
