@@ -29,8 +29,9 @@
 
 pub mod client;
 pub mod mirror;
-pub mod paths;
 
 pub use client::{Client, ClientError};
 pub use mirror::{Entry, Mirror, Update};
-pub use rtm_proto::{shm, types, wire, ArpEntry, IfName, MacAddr, ParseError, Prefix, Route};
+pub use rtm_proto::{
+    paths, shm, types, wire, ArpEntry, IfName, MacAddr, ParseError, Prefix, Route,
+};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FileConfig, Limits};
+use crate::config::{Config, Limits};
 use crate::counters::Health;
 use crate::listener::Listener;
 use crate::registry::{Registry, SayBye};
@@ -158,17 +158,12 @@ impl Handler<Reload> for Supervisor {
 
     fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
         let Some(config) = &self.config else { return };
-        let Some(path) = &config.config_file else {
-            info!("SIGHUP: no config file to reload");
-            return;
-        };
-        let reloaded = FileConfig::load(path)
-            .and_then(|file| crate::config::effective_limits(&file, &config.limit_flags));
-        match reloaded {
-            Ok(v) => {
+        match config.reload_limits() {
+            Ok(Some(v)) => {
                 self.limits.store(v);
                 info!(?v, "config reloaded");
             }
+            Ok(None) => info!("SIGHUP: no config file to reload"),
             Err(e) => error!("config reload failed, keeping the current settings: {e}"),
         }
     }

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rtm_actors::config::{Config, LimitValues};
+use rtm_actors::config::{Config, Settings};
 use rtm_proto::shm::{ArpReader, RouteReader};
 use rtm_proto::wire::{
     self, Caps, ClientMsg, Hello, Op, Reply, Request, ServerMsg, Status, Tables,
@@ -65,20 +65,22 @@ fn start() -> Daemon {
         .expect("tempdir");
     let socket = dir.path().join("rtm.sock");
     let shm_dir = dir.path().join("shm");
-    let config = Config {
-        instance: "fuzz".into(),
-        route_capacity: ROUTE_CAPACITY,
-        arp_capacity: ARP_CAPACITY,
-        socket_mode: 0o600,
-        limits: LimitValues {
-            max_clients: 64,
-            client_queue: 256,
-            handshake_timeout: Duration::from_secs(5),
-            max_frame: MAX_FRAME,
-            ..LimitValues::default()
-        },
-        ..Config::with_defaults(socket.clone(), shm_dir.clone())
+    // Through the daemon's own settings, so that the harness gets exactly the checks rtmd's
+    // command line gets.
+    let settings = Settings {
+        socket: Some(socket.clone()),
+        shm_dir: Some(shm_dir.clone()),
+        instance: Some("fuzz".into()),
+        route_capacity: Some(ROUTE_CAPACITY),
+        arp_capacity: Some(ARP_CAPACITY),
+        socket_mode: Some("0600".into()),
+        max_clients: Some(64),
+        client_queue: Some(256),
+        handshake_timeout: Some("5s".into()),
+        max_frame: Some(MAX_FRAME),
+        ..Settings::default()
     };
+    let config = Config::resolve(&settings).expect("the harness's settings are valid");
     let route_shm = config.route_shm_path();
     let arp_shm = config.arp_shm_path();
     thread::Builder::new()

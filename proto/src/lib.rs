@@ -10,7 +10,10 @@
 //! - [`shm`]: the shared-memory files `rtmd` writes and clients map read-only — a versioned
 //!   header, fixed-capacity slots guarded by per-slot seqlocks, exact match by key and
 //!   longest-prefix match for routes.
+//! - [`paths`]: where an instance lives — the socket and shared-memory paths every rtm
+//!   program resolves the same way.
 
+pub mod paths;
 pub mod shm;
 pub mod types;
 pub mod wire;

@@ -22,7 +22,7 @@ use cli::render::Line;
 
 /// A ready rtm client: mirrors the tables from shared memory and prints every event.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 pub struct Args {
     /// Socket path [env: RTM_SOCKET]
     #[arg(long, env = "RTM_SOCKET", global = true)]

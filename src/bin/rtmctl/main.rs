@@ -30,7 +30,6 @@ use grammar::{Command, UsageError};
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about,
     override_usage = "rtmctl [--socket PATH] [-j|--json] OBJECT COMMAND [ARGS]",
     after_help = "Commands:\n  route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]\n  route del PREFIX | route show [PREFIX] | route get ADDRESS | route flush\n  arp add|change|replace MAC IP [dev IFNAME]\n  arp del MAC | arp show [MAC] | arp get MAC | arp flush\n  flush | clients | watch | status | batch FILE|- [--force]"
 )]

@@ -29,7 +29,7 @@ pub fn socket_path(given: Option<PathBuf>) -> PathBuf {
 }
 
 /// The shared-memory file of a table.
-pub fn shm_path(dir: &Path, instance: &str, table: rtm_proto::wire::Table) -> PathBuf {
+pub fn shm_path(dir: &Path, instance: &str, table: crate::wire::Table) -> PathBuf {
     dir.join(format!("{instance}.{}", table.name()))
 }
 

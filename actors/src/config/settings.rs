@@ -1,0 +1,113 @@
+//! Every setting `rtmd` takes, once: as a command-line flag (`--max-clients 10`) and as a key
+//! of the TOML config file (`max-clients = 10`). Each is optional here; [`super::Config::resolve`]
+//! fills in the defaults and checks the values.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Declares [`Settings`] and [`Settings::over`] from one list, so a new key cannot be
+/// forgotten in the merge of flags over file.
+macro_rules! settings {
+    ($( $(#[$meta:meta])* $name:ident : $ty:ty, )*) => {
+        /// The settings given as flags or in the config file; `None` where not given. The doc
+        /// of each field is its `--help` text.
+        #[derive(Debug, Default, Clone, PartialEq, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct Settings {
+            $( $(#[$meta])* pub $name: Option<$ty>, )*
+        }
+
+        impl Settings {
+            /// These settings where they say something, `base` elsewhere (flags over file).
+            pub fn over(&self, base: &Settings) -> Settings {
+                Settings { $( $name: self.$name.clone().or_else(|| base.$name.clone()), )* }
+            }
+        }
+    };
+}
+
+settings! {
+    /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock for root,
+    /// $XDG_RUNTIME_DIR/rtm/rtm.sock, or /tmp/rtm-$UID/rtm.sock]
+    #[arg(long, env = "RTM_SOCKET", hide_env = true)]
+    socket: PathBuf,
+    /// Directory of the shared-memory files [default: /dev/shm]
+    #[arg(long)]
+    shm_dir: PathBuf,
+    /// Instance name: the files are DIR/NAME.route and DIR/NAME.arp [default: rtm]
+    #[arg(long)]
+    instance: String,
+    /// Most routes the table holds [default: 1048576]
+    #[arg(long)]
+    route_capacity: usize,
+    /// Most ARP entries the table holds [default: 262144]
+    #[arg(long)]
+    arp_capacity: usize,
+    /// Most registered subscribers at once [default: 1024]
+    #[arg(long)]
+    max_clients: u32,
+    /// Notifications queued per subscriber before it gets a resync [default: 65536]
+    #[arg(long)]
+    client_queue: usize,
+    /// Close connections that have not said hello within this time [default: 10s]
+    #[arg(long)]
+    handshake_timeout: String,
+    /// Largest request frame in bytes [default: 1048576]
+    #[arg(long)]
+    max_frame: usize,
+    /// Requests a client may have read ahead of their answers; reading pauses beyond [default: 64]
+    #[arg(long)]
+    max_inflight: usize,
+    /// Most operations in one batch request [default: 16384]
+    #[arg(long)]
+    max_batch: usize,
+    /// Socket file mode, octal; 0666 lets every local user read and subscribe [default: 0660]
+    #[arg(long)]
+    socket_mode: String,
+    /// Group (name or gid) of the socket file, so its members can connect
+    #[arg(long)]
+    socket_group: String,
+    /// Members of this group (name or gid) may change the tables, besides root and rtmd's user
+    #[arg(long)]
+    admin_group: String,
+    /// Shared-memory file mode, octal, 0644 or tighter [default: 0644]
+    #[arg(long)]
+    shm_mode: String,
+    /// Group (name or gid) of the shared-memory files (with --shm-mode 0640: only they read)
+    #[arg(long)]
+    shm_group: String,
+    /// Keep the tables in DIR (snapshot + journal): every acknowledged change survives a crash
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// With --state-dir: fsync the journal before each reply (always) or leave it to the
+    /// kernel (never: survives an rtmd crash, not a power loss) [default: always]
+    #[arg(long, value_name = "always|never")]
+    fsync: String,
+    /// Leave the shared-memory files in place at a clean stop, for a warm restart (needs
+    /// --state-dir); --keep-shm=false turns off what the config file turned on
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    keep_shm: bool,
+    /// Actor restarts allowed within --restart-window before rtmd exits with code 70 [default: 5]
+    #[arg(long)]
+    max_restarts: u32,
+    /// The window of --max-restarts [default: 10s]
+    #[arg(long)]
+    restart_window: String,
+}
+
+impl Settings {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+    }
+}
