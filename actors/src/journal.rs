@@ -79,7 +79,8 @@
 //! `NAME.snap`, sync the directory; then the same for a new, empty `NAME.journal` whose base is
 //! the snapshot's seq. A crash at any point leaves a readable pair. The table actor calls
 //! [`Journal::compact`] when [`Journal::needs_compaction`] says the journal has grown past
-//! `max(compact_min, 2 × snapshot size)` (`compact_min` defaults to 64 MiB).
+//! `max(compact_min, 2 × snapshot size)` (`compact_min` defaults to 64 MiB). A compaction writes
+//! the whole table, and the table actor is busy until it is done.
 //!
 //! # Fsync policy and its cost
 //!
@@ -97,27 +98,8 @@
 //! damaged snapshot (a clear start-up error, not silent loss). Use it where the tables are
 //! re-created by a controller anyway, or on a disk whose flushes are too slow.
 //!
-//! Measured on the development VM (virtio disk, ext4, 2 shared vCPUs under load; `/tmp` is the
-//! same ext4 file system, `/dev/shm` is tmpfs for comparison), routes of ~19 bytes per record
-//! plus 24 bytes per frame, with
-//! `RTM_JOURNAL_BENCH_DIR=DIR cargo test --release -p rtm-actors --lib journal::tests::fsync_cost -- --ignored --nocapture`:
-//!
-//! | records per commit | `always`, ext4: µs per commit | µs per record | `never`: µs per record | `always` on tmpfs: µs per record |
-//! |---:|---:|---:|---:|---:|
-//! | 1    | 3,770–6,530  | 3,770–6,530 | 1.2–1.4 | 1.8  |
-//! | 16   | 3,920–5,880  | 245–367     | 0.2–0.4 | 0.24 |
-//! | 256  | 3,570–6,090  | 14–24       | 0.3–0.5 | 0.31 |
-//! | 4096 | 5,220–13,870 | 1.3–3.4     | 0.3–0.4 | 0.38 |
-//!
-//! (ext4 ranges: two runs each in `target/tmp` and `/tmp`, load average 5–10 from other
-//! builds; the other columns: one or two runs.) So on that disk one table
-//! acknowledges only ~150–260 separate single-change requests per second with `always`, while a
-//! pipelined `rtmctl batch` of thousands of lines costs a few µs a change. `never` costs only
-//! the encoding, checksum and `pwrite` (~0.3 µs a change).
-//!
-//! Compacting 1,048,576 routes writes a 24 MB snapshot (23 bytes a route) in 0.4–0.6 s;
-//! opening it again takes ~1.5 s. The table actor is busy for that long (see
-//! `journal::tests::compaction_cost`).
+//! What a commit costs with each policy and batch size, and what compaction and start-up cost
+//! for a given table size: BENCHMARKS.md, journal (`cargo bench -p rtm-actors --bench journal`).
 //!
 //! # Use from a table actor
 //!
@@ -1736,87 +1718,5 @@ mod tests {
         let (_, rec) = open(dir.path()).unwrap();
         assert_eq!(rec.entries, want);
         assert_eq!(rec.seq, 5);
-    }
-
-    /// The cost of compacting and reopening a full Internet-sized table. Run by hand like
-    /// `fsync_cost`.
-    #[test]
-    #[ignore]
-    fn compaction_cost() {
-        let base = std::env::var_os("RTM_JOURNAL_BENCH_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let dir = tempfile::tempdir_in(&base).unwrap();
-        let n = 1u32 << 20;
-        let map: Map = (0..n)
-            .map(|i| {
-                let r = Route {
-                    dst: Prefix::new(Ipv4Addr::from(i << 8), 24).unwrap(),
-                    ..route(i)
-                };
-                (
-                    r.dst,
-                    Versioned {
-                        entry: r,
-                        seq: u64::from(i) + 1,
-                    },
-                )
-            })
-            .collect();
-        let (mut j, _) = Journal::<Route>::open(dir.path(), "route", FsyncPolicy::Always).unwrap();
-        let t = std::time::Instant::now();
-        j.compact(map.values(), u64::from(n)).unwrap();
-        println!(
-            "{} compact {n} routes: {:?}, snapshot {} bytes ({:.1} bytes/route)",
-            base.display(),
-            t.elapsed(),
-            j.snapshot_len(),
-            j.snapshot_len() as f64 / f64::from(n)
-        );
-        drop(j);
-        let t = std::time::Instant::now();
-        let (_, rec) = Journal::<Route>::open(dir.path(), "route", FsyncPolicy::Always).unwrap();
-        println!("{} open {n} routes: {:?}", base.display(), t.elapsed());
-        assert_eq!(rec.entries.len(), n as usize);
-    }
-
-    /// The cost of a durable commit. Not a test of behaviour; run by hand:
-    /// `RTM_JOURNAL_BENCH_DIR=DIR cargo test --release -p rtm-actors journal::tests::fsync_cost -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn fsync_cost() {
-        let base = std::env::var_os("RTM_JOURNAL_BENCH_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        std::fs::create_dir_all(&base).unwrap();
-        for policy in [FsyncPolicy::Always, FsyncPolicy::Never] {
-            for batch in [1u64, 16, 256, 4096] {
-                let dir = tempfile::tempdir_in(&base).unwrap();
-                let (mut j, _) = Journal::<Route>::open(dir.path(), "route", policy).unwrap();
-                let flushes = match (policy, batch) {
-                    (FsyncPolicy::Always, 1) => 500,
-                    (FsyncPolicy::Always, _) => 200,
-                    (FsyncPolicy::Never, _) => 1000,
-                };
-                let mut seq = 0u64;
-                let routes: Vec<Route> = (0..batch).map(|i| route(i as u32)).collect();
-                let t = std::time::Instant::now();
-                for _ in 0..flushes {
-                    for r in &routes {
-                        seq += 1;
-                        j.stage_put(seq, r).unwrap();
-                    }
-                    j.commit().unwrap();
-                }
-                let el = t.elapsed();
-                let per_flush = el.as_secs_f64() * 1e6 / flushes as f64;
-                println!(
-                    "{} fsync={policy} batch={batch:>4}: {per_flush:>9.1} µs/flush {:>8.2} µs/record ({} bytes journal)",
-                    base.display(),
-                    per_flush / batch as f64,
-                    j.journal_len()
-                );
-            }
-        }
     }
 }
