@@ -7,6 +7,9 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+// CRC-32C (Castagnoli), as used by iSCSI, ext4 and btrfs; the crate uses the CPU's
+// instruction where there is one.
+use crc32c::crc32c;
 use rtm_proto::shm::{Record, TableKind, Versioned};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -25,37 +28,6 @@ pub(super) const FRAME_HEADER: usize = 24;
 const MAX_FRAME: usize = 1 << 30;
 /// A snapshot frame is closed once its payload reaches this size.
 const SNAP_CHUNK: usize = 1 << 20;
-
-// ===== CRC-32C =====
-
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0x82F6_3B78 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
-/// CRC-32C (Castagnoli), as used by iSCSI, ext4 and btrfs.
-pub(super) fn crc32c(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))

@@ -1,9 +1,10 @@
 //! The journal's behaviour through its API and its files: round trips, torn tails, corruption,
 //! compaction, symlinks, locking and a failed write.
 
-use super::format::{crc32c, FILE_HEADER};
+use super::format::FILE_HEADER;
 use super::record::RecordRef;
 use super::*;
+use crc32c::crc32c;
 use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
