@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rtm::Route;
 
+use crate::deadline::Deadline;
+use crate::report::Report;
 use crate::table::{DEV, LOCAL_ADDR};
 use crate::util::{count_lines, proc_cpu_s, reaped_children_cpu_s, run_ok, Guarded};
-use crate::{Deadline, Report};
 
 /// A network namespace that lives as long as this value (and never longer than rtm-bench):
 /// dropping it kills the holder by its handle, and the namespace goes with its last process.
