@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::util::{self, Guarded};
+use crate::child::KillOnDrop;
+use crate::util;
 
 /// A client process in the hidden client role.
 pub struct ClientProc {
-    pub child: Guarded,
+    pub child: KillOnDrop,
     stdin: Option<ChildStdin>,
     progress: Arc<AtomicU64>,
     msgs: mpsc::Receiver<String>,
@@ -58,7 +59,7 @@ impl ClientProc {
             }
         });
         Ok(ClientProc {
-            child: Guarded(child),
+            child: KillOnDrop(child),
             stdin,
             progress,
             msgs: rx,

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::child::KillOnDrop;
 use crate::deadline::Deadline;
-use crate::util::{self, Guarded};
+use crate::util;
 
 /// Per-subscriber queue given to rtmd (its default).
 pub const CLIENT_QUEUE: u64 = 65_536;
@@ -19,7 +20,7 @@ pub const CLIENT_QUEUE: u64 = 65_536;
 const INSTANCE: &str = "bench";
 
 pub struct Daemon {
-    child: Guarded,
+    child: KillOnDrop,
     pub socket: PathBuf,
     shm_dir: PathBuf,
     log: PathBuf,
@@ -52,7 +53,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf);
-        let child = Guarded(
+        let child = KillOnDrop(
             cmd.spawn()
                 .with_context(|| format!("spawn {}", rtmd.display()))?,
         );

@@ -14,9 +14,12 @@
 //!   against baselines; `latency`: probes and the machine's floor; `kernel`: the kernel FIB
 //!   comparison.
 //! - `table`: the generated Internet-like table; `report`: the figures and how they print;
-//!   `util`: clocks, process figures, scratch directory.
+//!   `util`: clocks, process figures, scratch directory; `child` (shared with the tests):
+//!   children under a deadline.
 
 mod args;
+#[path = "../../cli/child.rs"]
+mod child;
 mod client_role;
 mod clients;
 mod daemon;

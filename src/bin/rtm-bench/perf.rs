@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::util::Guarded;
+use crate::child::KillOnDrop;
 
 /// `perf record` on rtmd while it lives; stopped with SIGINT so it writes its file.
-pub struct Perf(Option<Guarded>);
+pub struct Perf(Option<KillOnDrop>);
 
 impl Perf {
     pub fn start(out: Option<&PathBuf>, pid: u32) -> Result<Perf> {
@@ -26,7 +26,7 @@ impl Perf {
             .spawn()
             .context("spawn perf record")?;
         thread::sleep(Duration::from_millis(300));
-        Ok(Perf(Some(Guarded(child))))
+        Ok(Perf(Some(KillOnDrop(child))))
     }
 
     pub fn stop(self) {
