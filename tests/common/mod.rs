@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -22,59 +22,19 @@ pub const RTM_CLIENT: &str = env!("CARGO_BIN_EXE_rtm-client");
 /// Default deadline for one CLI call or one expected line.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Waits for a child with a deadline; kills it (by its own handle) when the deadline passes.
-pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + deadline;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-}
+/// Waiting for a child, running a command and guarding a child, each under a deadline: the
+/// same code `rtm-bench` uses.
+#[path = "../../src/cli/child.rs"]
+mod child;
 
-/// Runs a command to completion with a deadline, capturing its output.
-pub fn run(mut cmd: Command, stdin: Option<&[u8]>, deadline: Duration) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    if let Some(input) = stdin {
-        let mut w = child.stdin.take().expect("stdin");
-        let input = input.to_vec();
-        thread::spawn(move || {
-            let _ = w.write_all(&input);
-        });
-    }
-    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = wait_deadline(&mut child, deadline)
-        .unwrap_or_else(|| panic!("{cmd:?} did not finish within {deadline:?}"));
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use child::{wait_deadline, KillOnDrop};
+
+/// Runs a command to completion with a deadline, capturing its output; panics if it cannot be
+/// spawned or does not finish in time.
+pub fn run(cmd: Command, stdin: Option<&[u8]>, deadline: Duration) -> Output {
+    child::run(cmd, stdin, deadline).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn code(o: &Output) -> i32 {
@@ -391,16 +351,6 @@ impl ClientProc {
             .map(|t| t.join().unwrap())
             .unwrap_or_default();
         (st, err)
-    }
-}
-
-/// A child process killed (and reaped) when dropped, so a failed assertion leaves none behind.
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

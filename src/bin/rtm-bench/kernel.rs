@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rtm::Route;
 
+use crate::child::KillOnDrop;
+use crate::deadline::Deadline;
+use crate::report::Report;
 use crate::table::{DEV, LOCAL_ADDR};
-use crate::util::{count_lines, proc_cpu_s, reaped_children_cpu_s, run_ok, Guarded};
-use crate::{Deadline, Report};
+use crate::util::{count_lines, proc_cpu_s, reaped_children_cpu_s, run_ok};
 
 /// A network namespace that lives as long as this value (and never longer than rtm-bench):
 /// dropping it kills the holder by its handle, and the namespace goes with its last process.
 struct NetNs {
-    _holder: Guarded,
+    _holder: KillOnDrop,
     ns: PathBuf,
 }
 
@@ -45,7 +47,7 @@ impl NetNs {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        let holder = Guarded(
+        let holder = KillOnDrop(
             cmd.spawn()
                 .context("spawn setpriv --pdeathsig KILL unshare --net")?,
         );
@@ -120,7 +122,7 @@ pub fn compare(routes: &[Route], dir: &Path, dl: &Deadline, rep: &mut Report) ->
             c.stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null());
-            let mut child = Guarded(c.spawn().context("spawn ip monitor")?);
+            let mut child = KillOnDrop(c.spawn().context("spawn ip monitor")?);
             counts.push(count_lines(child.0.stdout.take().expect("piped")));
             mons.push(child);
         }

@@ -27,8 +27,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::client_role::say;
+use crate::clients::ClientProc;
+use crate::deadline::Deadline;
 use crate::util::now_ns;
-use crate::{ClientProc, Deadline};
 
 /// First byte a connection sends the relay: who it is.
 const WRITER: u8 = b'W';

@@ -1,12 +1,15 @@
-//! Clocks, child processes under deadlines, percentiles, memory figures.
+//! Clocks, CPU and memory figures of processes, percentiles, commands that must succeed, the
+//! scratch directory.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
+
+use crate::child;
 
 /// CLOCK_MONOTONIC in nanoseconds. The clock is system-wide, so timestamps taken in different
 /// processes compare directly.
@@ -59,55 +62,11 @@ pub fn reaped_children_cpu_s() -> f64 {
     }
 }
 
-/// Waits for a child until `deadline`; on expiry kills it by its own handle and reaps it.
-pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + deadline;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(2)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-}
-
-/// Runs a command to completion under a deadline (killed by its handle on expiry), capturing
-/// stdout and stderr on threads so a chatty child never blocks.
-pub fn run(mut cmd: Command, deadline: Duration) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().with_context(|| format!("spawn {what}"))?;
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let t_out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = wait_deadline(&mut child, deadline)
-        .ok_or_else(|| anyhow!("{what} did not finish within {deadline:?} (killed)"))?;
-    Ok(Output {
-        status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-    })
-}
-
-/// Like [`run`], but a non-zero exit is an error that quotes stderr.
+/// Runs a command to completion under a deadline (see [`child::run`]); a non-zero exit is an
+/// error that quotes stderr.
 pub fn run_ok(cmd: Command, deadline: Duration) -> Result<Output> {
     let what = format!("{cmd:?}");
-    let o = run(cmd, deadline)?;
+    let o = child::run(cmd, None, deadline)?;
     if !o.status.success() {
         bail!(
             "{what} failed ({}): {}",
@@ -116,29 +75,6 @@ pub fn run_ok(cmd: Command, deadline: Duration) -> Result<Output> {
         );
     }
     Ok(o)
-}
-
-/// A child that is killed (by its own handle) and reaped when dropped.
-pub struct Guarded(pub Child);
-
-impl Guarded {
-    pub fn id(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Waits up to `d` for a clean exit, then kills.
-    pub fn finish(mut self, d: Duration) -> Option<ExitStatus> {
-        wait_deadline(&mut self.0, d)
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
 }
 
 /// Counts the lines a reader yields, on a thread; the count is shared.
