@@ -1,9 +1,10 @@
 //! The table types every rtm process agrees on: [`Prefix`], [`MacAddr`], [`IfName`],
 //! [`Route`] and [`ArpEntry`].
 //!
-//! Parsing is strict and canonical (SPEC §2): a prefix with host bits set is rejected with an
-//! error naming the canonical form, MAC addresses are accepted in the three usual spellings and
-//! always shown lower-case with colons. Every error names the value that was wrong.
+//! Parsing is strict and canonical (docs/cli.md, "Entries and values"): a prefix with host bits
+//! set is rejected with an error naming the canonical form, MAC addresses are accepted in the
+//! three usual spellings and always shown lower-case with colons. Every error names the value
+//! that was wrong.
 
 use std::fmt;
 use std::net::Ipv4Addr;

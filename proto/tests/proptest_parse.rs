@@ -1,7 +1,7 @@
 //! The text parsers of `rtm_proto::types` against small reference parsers written here from
-//! SPEC §2, on valid generated strings and on arbitrary ones: the same accept/reject decision,
-//! the same value, and errors that name the offending text (and, for host bits, the canonical
-//! prefix).
+//! docs/cli.md ("Entries and values"), on valid generated strings and on arbitrary ones: the
+//! same accept/reject decision, the same value, and errors that name the offending text (and,
+//! for host bits, the canonical prefix).
 
 use std::net::Ipv4Addr;
 

@@ -1,4 +1,5 @@
-//! The per-slot seqlock (the recipe in FACTS.md, model-checked in `tests/loom_seqlock.rs`).
+//! The per-slot seqlock (docs/shared-memory.md, "Reading a slot"; model-checked in
+//! `tests/loom_seqlock.rs`).
 //!
 //! There is exactly one writer per table (the process that owns the mapping read-write); readers
 //! are other processes with a read-only mapping, so they may only do `Relaxed` loads and fences.

@@ -1,4 +1,5 @@
-//! `rtm-bench` — measures a real `rtmd` with real client processes (SPEC §6).
+//! `rtm-bench` — measures a real `rtmd` with real client processes; BENCHMARKS.md says what
+//! each figure means.
 //!
 //! It starts the `rtmd` that sits next to its own executable on a scratch socket and shm
 //! directory, drives it with the `rtm` library (batches of many ops per frame), re-executes
