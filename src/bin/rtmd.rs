@@ -9,6 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use rtm_actors::config::{Config, Settings};
 
+#[path = "../cli/mod.rs"]
+mod cli;
+
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
 #[derive(Parser, Debug)]
@@ -33,7 +36,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    // Usage errors exit 1, as for rtmctl and rtm-client.
+    let args: Args = match cli::parse_args() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let config = match Config::from_flags(args.settings, args.config) {
         Ok(c) => c,
         Err(e) => {
