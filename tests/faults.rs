@@ -19,9 +19,14 @@ use common::*;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-/// Most batches a writer runs (keeps both tables well under their capacities: +30 routes and
-/// +7 neighbours per batch).
-const MAX_BATCHES: usize = 120;
+/// Route keys a writer cycles through: 10.a.b.0/24 for the index a.b (its neighbours use the same
+/// index); a key comes round again only long after the writer deleted it.
+const KEY_SPACE: usize = 65_536;
+/// Routes and neighbours a writer keeps at most: once there, it deletes its oldest entries as
+/// fast as it adds new ones, so it can run for as long as a test needs while both tables stay
+/// well under their capacities.
+const ROUTES_KEPT: usize = 600;
+const ARPS_KEPT: usize = 150;
 
 /// Keeps changing both tables, one `rtmctl batch` after another, and remembers what was
 /// acknowledged: every batch must succeed, whatever fails elsewhere in the daemon.
@@ -46,7 +51,8 @@ impl Writer {
         }
     }
 
-    /// One batch: 40 route adds, 10 route deletes, 10 neighbour adds, 3 neighbour deletes.
+    /// One batch: 40 route adds and 10 neighbour adds, then deletes of the oldest entries: at
+    /// least 10 routes and 3 neighbours, more to stay within [`ROUTES_KEPT`] and [`ARPS_KEPT`].
     fn step(&mut self) {
         let mut text = String::new();
         let mut routes = self.routes.clone();
@@ -54,7 +60,7 @@ impl Writer {
         let mut route_order = self.route_order.clone();
         let mut arp_order = self.arp_order.clone();
         for _ in 0..40 {
-            let i = self.n;
+            let i = self.n % KEY_SPACE;
             self.n += 1;
             let dst = format!("10.{}.{}.0/24", i >> 8, i & 0xff);
             let mut line = format!("route add {dst}");
@@ -91,12 +97,12 @@ impl Writer {
                 arp_order.push_back(mac);
             }
         }
-        for _ in 0..10 {
+        for _ in 0..route_order.len().saturating_sub(ROUTES_KEPT).max(10) {
             let dst = route_order.pop_front().unwrap();
             routes.remove(&dst);
             text += &format!("route del {dst}\n");
         }
-        for _ in 0..3 {
+        for _ in 0..arp_order.len().saturating_sub(ARPS_KEPT).max(3) {
             let mac = arp_order.pop_front().unwrap();
             arps.remove(&mac);
             text += &format!("arp del {mac}\n");
@@ -112,7 +118,9 @@ impl Writer {
     }
 }
 
-/// A [`Writer`] on its own thread, with a pause switch.
+/// A [`Writer`] on its own thread, with a pause switch; it writes until it is told to stop, so
+/// that a test waits for what it needs (a number of batches after some event) however fast the
+/// machine is.
 struct Background {
     stop: Arc<AtomicBool>,
     pause: Arc<AtomicBool>,
@@ -129,7 +137,7 @@ impl Background {
         let batches = Arc::new(AtomicUsize::new(0));
         let (s, p, pd, b) = (stop.clone(), pause.clone(), paused.clone(), batches.clone());
         let handle = thread::spawn(move || {
-            while !s.load(SeqCst) && b.load(SeqCst) < MAX_BATCHES {
+            while !s.load(SeqCst) {
                 if p.load(SeqCst) {
                     pd.store(true, SeqCst);
                     thread::sleep(Duration::from_millis(5));
