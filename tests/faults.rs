@@ -185,13 +185,10 @@ enum Trigger {
 
 /// Panics `actor` while a writer changes both tables, then checks that everything survived:
 /// the daemon, the acknowledged tables, an existing client (which re-reads a restarted table),
-/// a late joiner, flush signalling (the broker) and the clean stop.
-fn survive(actor: &str, trigger: Trigger, restarts: u64) {
-    survive_armed(actor, "", trigger, restarts);
-}
-
-/// [`survive`], with a panic armed first (`arm`: debug words, e.g. `panic route in restart`).
-fn survive_armed(actor: &str, arm: &str, trigger: Trigger, restarts: u64) {
+/// a late joiner, flush signalling (the broker) and the clean stop. `arm` (debug words, e.g.
+/// `panic route in restart`; empty for none) is a panic armed before `trigger`; `restarts` is
+/// how many restarts of `actor` that makes.
+fn survive(actor: &str, arm: &str, trigger: Trigger, restarts: u64) {
     let mut inst = Instance::start();
     let mut w = Writer::new(&inst);
     w.step();
@@ -343,43 +340,52 @@ fn survive_armed(actor: &str, arm: &str, trigger: Trigger, restarts: u64) {
     assert!(st.success(), "rtmd: {st}: {}", inst.log_text());
 }
 
-#[test]
-fn route_panic_in_handler() {
-    survive("route", Trigger::Debug("panic route"), 1);
+/// One `#[test]` per row of [`survive`]'s arguments, named by the row (a row's doc comment is
+/// its test's).
+macro_rules! survival_tests {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident: $actor:literal, $arm:literal, $trigger:expr, $restarts:literal;
+    )*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                use Trigger::*;
+                survive($actor, $arm, $trigger, $restarts);
+            }
+        )*
+    };
 }
 
-#[test]
-fn route_panic_in_async_handler() {
-    survive("route", Trigger::Debug("panic route in async"), 1);
-}
+survival_tests! {
+    // test: actor, panic armed first, what sets a panic off, restarts counted;
 
-#[test]
-fn route_panic_in_interval() {
-    survive("route", Trigger::Debug("panic route in interval"), 1);
-}
+    route_panic_in_handler: "route", "", Debug("panic route"), 1;
+    route_panic_in_async_handler: "route", "", Debug("panic route in async"), 1;
+    route_panic_in_interval: "route", "", Debug("panic route in interval"), 1;
+    /// The first restart fails in its `restarting` hook; the second one repairs and resyncs.
+    route_panic_again_while_restarting:
+        "route", "panic route in restart", Debug("panic route in async"), 2;
+    /// A table that fails in the middle of writing a request to shared memory (the request is
+    /// durable and acknowledged) writes the rest when it restarts: the tables equal what was
+    /// acknowledged, the client resyncs to them.
+    route_panic_in_the_middle_of_a_shm_write: "route", "panic route in publish", NextWrite, 1;
 
-/// The first restart fails in its `restarting` hook; the second one repairs and resyncs.
-#[test]
-fn route_panic_again_while_restarting() {
-    survive_armed(
-        "route",
-        "panic route in restart",
-        Trigger::Debug("panic route in async"),
-        2,
-    );
-}
+    arp_panic_in_handler: "arp", "", Debug("panic arp"), 1;
+    arp_panic_in_async_handler: "arp", "", Debug("panic arp in async"), 1;
+    arp_panic_in_interval: "arp", "", Debug("panic arp in interval"), 1;
+    arp_panic_again_while_restarting: "arp", "panic arp in restart", Debug("panic arp"), 2;
+    arp_panic_in_the_middle_of_a_shm_write: "arp", "panic arp in publish", NextWrite, 1;
 
-/// A table that fails in the middle of writing a request to shared memory (the request is
-/// durable and acknowledged) writes the rest when it restarts: the tables equal what was
-/// acknowledged, the client resyncs to them.
-#[test]
-fn route_panic_in_the_middle_of_a_shm_write() {
-    survive_armed("route", "panic route in publish", Trigger::NextWrite, 1);
-}
+    broker_panic_in_handler: "broker", "", Debug("panic broker"), 1;
+    broker_panic_in_async_handler: "broker", "", Debug("panic broker in async"), 1;
+    broker_panic_in_signal_stream: "broker", "", BrokerSignal, 1;
 
-#[test]
-fn arp_panic_in_the_middle_of_a_shm_write() {
-    survive_armed("arp", "panic arp in publish", Trigger::NextWrite, 1);
+    listener_panic_in_handler: "listener", "", Debug("panic listener"), 1;
+    listener_panic_in_accept_stream_drops_one_connection: "listener", "", ListenerAccept, 1;
+    listener_panic_again_while_restarting:
+        "listener", "panic listener in restart", Debug("panic listener in async"), 2;
 }
 
 #[test]
@@ -395,66 +401,6 @@ fn only_table_actors_have_a_publish_point() {
         );
     }
     assert_eq!(inst.status()["restarts"]["route"], 0);
-}
-
-#[test]
-fn arp_panic_again_while_restarting() {
-    survive_armed(
-        "arp",
-        "panic arp in restart",
-        Trigger::Debug("panic arp"),
-        2,
-    );
-}
-
-#[test]
-fn listener_panic_again_while_restarting() {
-    survive_armed(
-        "listener",
-        "panic listener in restart",
-        Trigger::Debug("panic listener in async"),
-        2,
-    );
-}
-
-#[test]
-fn arp_panic_in_handler() {
-    survive("arp", Trigger::Debug("panic arp"), 1);
-}
-
-#[test]
-fn arp_panic_in_async_handler() {
-    survive("arp", Trigger::Debug("panic arp in async"), 1);
-}
-
-#[test]
-fn arp_panic_in_interval() {
-    survive("arp", Trigger::Debug("panic arp in interval"), 1);
-}
-
-#[test]
-fn broker_panic_in_handler() {
-    survive("broker", Trigger::Debug("panic broker"), 1);
-}
-
-#[test]
-fn broker_panic_in_async_handler() {
-    survive("broker", Trigger::Debug("panic broker in async"), 1);
-}
-
-#[test]
-fn broker_panic_in_signal_stream() {
-    survive("broker", Trigger::BrokerSignal, 1);
-}
-
-#[test]
-fn listener_panic_in_handler() {
-    survive("listener", Trigger::Debug("panic listener"), 1);
-}
-
-#[test]
-fn listener_panic_in_accept_stream_drops_one_connection() {
-    survive("listener", Trigger::ListenerAccept, 1);
 }
 
 /// `rtmctl debug panic TARGET` (in its handler) is a successful request: the panic happened as
