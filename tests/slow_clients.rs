@@ -81,14 +81,17 @@ fn clients_killed_during_a_long_batch_leak_nothing() {
         proc_status_kib(pid, "RssAnon"),
     );
 
-    // Batches in the background: at least 10 (30k changes), at most 12, until the kills are done.
+    // Batches in the background: at least 10 (30k changes), and on until the kills are done, so
+    // that every kill lands during the batches however long the kills take. At most 60 rounds
+    // (180k changes) stay under the steady client's queue; only kills far slower than batches
+    // get there, and then the last kills merely come after the batches.
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicUsize::new(0));
     let writer = {
         let (stop, rounds, socket) = (stop.clone(), rounds.clone(), inst.socket.clone());
         thread::spawn(move || {
             let mut round = 1;
-            while round <= 10 || (round <= 12 && !stop.load(SeqCst)) {
+            while round <= 10 || (round <= 60 && !stop.load(SeqCst)) {
                 batch_ok(&socket, &batch(round));
                 rounds.store(round, SeqCst);
                 round += 1;
