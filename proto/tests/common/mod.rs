@@ -23,9 +23,9 @@ const WRITE_FOR: Duration = Duration::from_secs(2);
 const CHUNK: usize = 1000;
 /// The writer republishes the table as a new generation this often.
 const REPUBLISH_EVERY: Duration = Duration::from_millis(300);
-/// Bounds a hang only (a reader that never starts, a writer that never says stop, a reader
-/// that never exits): far longer than any loaded machine needs.
-const HANG: Duration = Duration::from_secs(60);
+/// Bounds a hang only (readers that never start reading, or never exit once told to stop): far
+/// longer than any loaded machine needs, and shorter than the test runner's own limit.
+const HANG: Duration = Duration::from_secs(120);
 
 /// One stress test: which `#[test]` the binary re-executes as a reader, how it tells a reader
 /// from the writer, and what its readers count.
@@ -130,7 +130,6 @@ pub fn read_rounds(
     path: &Path,
     mut round: impl FnMut(&RouteReader) -> Result<(), String>,
 ) -> Result<(), String> {
-    let start = Instant::now();
     let writer = std::os::unix::process::parent_id();
     let mut r = RouteReader::open(path).map_err(|e| e.to_string())?;
     let mut marked = false;
@@ -141,9 +140,10 @@ pub fn read_rounds(
         if r.table_seq() == STOP {
             return Ok(());
         }
-        // A writer that died (this process was handed to another parent) never says stop.
-        if start.elapsed() > HANG || std::os::unix::process::parent_id() != writer {
-            return Err("the writer never marked the table stopped".into());
+        // A writer that died (this process was handed to another parent) never says stop. One
+        // that is merely slow is waited for: a round of its changes may take long.
+        if std::os::unix::process::parent_id() != writer {
+            return Err("the writer went away without marking the table stopped".into());
         }
         round(&r)?;
         if !marked {
