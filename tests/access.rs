@@ -187,8 +187,10 @@ fn a_symlink_planted_at_the_shm_path_is_not_followed() {
 #[test]
 fn signals_go_only_to_the_connected_process_whatever_it_claims() {
     // A bystander with the default SIGUSR1 action (death): if rtmd ever signalled it, it dies.
-    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
-    let claim = bystander.id().to_string();
+    // It sleeps far longer than the test can take, even on a busy machine: only a signal from
+    // rtmd can end it before the test drops (and kills) it.
+    let mut bystander = KillOnDrop(Command::new("sleep").arg("3600").spawn().unwrap());
+    let claim = bystander.0.id().to_string();
     let inst = Instance::start();
     // The client names itself after the bystander's PID, then after pid 0.
     let mut c1 = inst.client(&claim, &[]);
@@ -203,11 +205,9 @@ fn signals_go_only_to_the_connected_process_whatever_it_claims() {
     c1.expect(|e| e["op"] == "signal");
     c2.expect(|e| e["op"] == "signal");
     assert!(
-        bystander.try_wait().unwrap().is_none(),
+        bystander.0.try_wait().unwrap().is_none(),
         "the bystander was signalled"
     );
-    let _ = bystander.kill();
-    let _ = bystander.wait();
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use nix::sys::signal::Signal;
@@ -87,8 +87,9 @@ fn acknowledged_changes_survive_sigkill_in_the_middle_of_a_batch() {
     inst.wait_daemon();
     let _ = wait_deadline(&mut child, DEADLINE);
     let _ = writer.join();
-    // Everything the watcher received before the kill was acknowledged.
-    while let Some(ev) = watcher.next_within(Duration::from_millis(200)) {
+    // Everything the watcher received before the kill was acknowledged. It prints the rest of
+    // what it received, then ends with its connection.
+    while let Some(ev) = watcher.next_within(DEADLINE) {
         if ev["op"] == "create" && ev["table"] == "route" {
             seen.insert(ev["key"].as_str().unwrap().to_string());
             last_seq = last_seq.max(ev["seq"].as_u64().unwrap());

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use nix::sys::signal::Signal;
 
@@ -77,7 +75,7 @@ fn flush_reaches_every_client_and_empties_the_tables() {
         watch.child.try_wait().unwrap().is_none(),
         "rtmctl watch died"
     );
-    watch.expect_silence(Duration::from_millis(200));
+    inst.expect_markers_next(&["route", "arp"], &mut [&mut watch]);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::thread;
 
 use common::*;
 use serde_json::Value;
@@ -95,57 +96,81 @@ fn late_joiner_gets_exact_tables_then_live_changes() {
         b["entry"],
         serde_json::json!({"mac":"02:00:00:00:00:01","ip":"192.168.7.200"})
     );
-    c.expect_silence(std::time::Duration::from_millis(300));
+    // Nothing more.
+    inst.expect_markers_next(&["route", "arp"], &mut [&mut c]);
 }
 
 /// A client that joins while a large batch is being applied: every key appears exactly once,
 /// either in the sync or as a later create, and the creates come in sequence order.
 #[test]
 fn joining_during_writes_gives_no_gap_and_no_duplicate() {
-    const N: usize = 60_000;
+    /// Routes the writer has at most.
+    const N: usize = 64_000;
+    /// The first batch, which the client most likely joins during: the daemon applies a batch in
+    /// pieces, and a join between two batches would read a table at rest.
+    const FIRST: usize = 40_000;
+    /// The later batches, until the joiner has synced and one more.
+    const LATER: usize = 4_000;
     let inst = Instance::start_with(&["--route-capacity", "65536"]);
     let routes = varied_routes(N);
-    let text: String = routes.iter().map(|(l, _)| l.clone() + "\n").collect();
-    let path = inst.dir.path().join("batch.txt");
-    std::fs::write(&path, text).unwrap();
-    let mut batch = inst.ctl_cmd(&["batch", path.to_str().unwrap()]);
-    batch.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut writer = batch.spawn().unwrap();
-    // Join once the batch is being applied, so the sync reads a table that is changing.
-    inst.eventually("the batch has started", || {
-        inst.ctl_json(&["status"])["routes"].as_u64().unwrap() > 0
-    });
-    let mut c = inst.client_unsynced("joiner", &["--table", "route"]);
-    let lines = c.collect_until(|v| v["op"] == "sync-done");
-    let done = lines.last().unwrap().clone();
-    let mut seen: HashMap<String, Value> = lines[..lines.len() - 1]
-        .iter()
-        .map(|v| (v["key"].as_str().unwrap().to_string(), v["entry"].clone()))
-        .collect();
-    assert_eq!(seen.len() as u64, done["count"].as_u64().unwrap());
-    assert!(
-        seen.len() < N,
-        "the client joined after the batch: this run did not test a join during writes"
-    );
-    let st = wait_deadline(&mut writer, DEADLINE).expect("batch finished");
-    assert!(st.success());
-    let mut last_seq = done["seq"].as_u64().unwrap();
-    while seen.len() < N {
-        let v = c.next();
-        assert_eq!(v["op"], "create", "{v}");
-        let seq = v["seq"].as_u64().unwrap();
-        assert!(seq > last_seq, "out of order: {seq} after {last_seq}");
-        last_seq = seq;
-        let key = v["key"].as_str().unwrap().to_string();
-        let again = seen.insert(key.clone(), v["entry"].clone());
+    let synced = AtomicBool::new(false);
+    thread::scope(|s| {
+        // The writer goes on until one batch after the sync, so that creates follow the sync
+        // whatever the machine's speed (only a sync slower than N - FIRST routes outruns it).
+        let writer = s.spawn(|| {
+            let (mut written, mut size) = (0, FIRST);
+            while written < N {
+                let after_the_sync = synced.load(SeqCst);
+                let chunk = &routes[written..N.min(written + size)];
+                let text: String = chunk.iter().map(|(l, _)| l.clone() + "\n").collect();
+                let o = inst.batch(&text, false);
+                assert_eq!(code(&o), 0, "{}", stderr(&o));
+                written += chunk.len();
+                size = LATER;
+                if after_the_sync {
+                    break;
+                }
+            }
+            written
+        });
+        // Join once the writes have started.
+        inst.eventually("the writes have started", || {
+            inst.ctl_json(&["status"])["routes"].as_u64().unwrap() > 0
+        });
+        let mut c = inst.client_unsynced("joiner", &["--table", "route"]);
+        let lines = c.collect_until(|v| v["op"] == "sync-done");
+        synced.store(true, SeqCst);
+        let done = lines.last().unwrap().clone();
+        let mut seen: HashMap<String, Value> = lines[..lines.len() - 1]
+            .iter()
+            .map(|v| (v["key"].as_str().unwrap().to_string(), v["entry"].clone()))
+            .collect();
+        assert_eq!(seen.len() as u64, done["count"].as_u64().unwrap());
+        let written = writer.join().expect("writer");
         assert!(
-            again.is_none(),
-            "{key} shown twice (sync had {})",
-            done["count"]
+            seen.len() < written,
+            "the client synced only after all {N} routes were written: this run did not test a \
+             join during writes"
         );
-    }
-    for (_, want) in &routes {
-        assert_eq!(seen[want["dst"].as_str().unwrap()], *want);
-    }
-    c.expect_silence(std::time::Duration::from_millis(300));
+        let mut last_seq = done["seq"].as_u64().unwrap();
+        while seen.len() < written {
+            let v = c.next();
+            assert_eq!(v["op"], "create", "{v}");
+            let seq = v["seq"].as_u64().unwrap();
+            assert!(seq > last_seq, "out of order: {seq} after {last_seq}");
+            last_seq = seq;
+            let key = v["key"].as_str().unwrap().to_string();
+            let again = seen.insert(key.clone(), v["entry"].clone());
+            assert!(
+                again.is_none(),
+                "{key} shown twice (sync had {})",
+                done["count"]
+            );
+        }
+        for (_, want) in &routes[..written] {
+            assert_eq!(seen[want["dst"].as_str().unwrap()], *want);
+        }
+        // Nothing more.
+        inst.expect_markers_next(&["route"], &mut [&mut c]);
+    });
 }

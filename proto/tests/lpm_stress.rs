@@ -2,11 +2,12 @@
 //!
 //! The test re-executes its own binary as two reader processes (selected by an environment
 //! variable) that map the route table read-only and do longest-prefix lookups, while this process
-//! changes routes as fast as it can for about two seconds: it toggles prefixes of a fixed family
-//! per address range in and out (which allocates, folds and reuses tbl8 groups and next-hop
-//! slots), rewrites their contents, and republishes generations. A third of the versions use one
-//! of a few shared next hops (shared next-hop slots, repointed entries), the others a next hop of
-//! their own; the /8 and /16s have private next-hop slots, rewritten in place.
+//! changes routes as fast as it can for at least two seconds and until both readers are reading
+//! (see `common`): it toggles prefixes of a fixed family per address range in and out (which
+//! allocates, folds and reuses tbl8 groups and next-hop slots), rewrites their contents, and
+//! republishes generations. A third of the versions use one of a few shared next hops (shared
+//! next-hop slots, repointed entries), the others a next hop of their own; the /8 and /16s have
+//! private next-hop slots, rewritten in place.
 //!
 //! Every address has a known finite set of prefixes that can ever contain it, some of them
 //! always present, and every route's fields derive from its prefix and its version (or are one of
@@ -19,23 +20,22 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use rtm_proto::shm::{RouteReader, RouteWriter};
+use common::Stress;
+use rtm_proto::shm::RouteWriter;
 use rtm_proto::{Prefix, Route};
 
-const TEST_NAME: &str = "lpm_stress";
-const ROLE_ENV: &str = "RTM_LPM_STRESS_READER";
+const STRESS: Stress = Stress {
+    test: "lpm_stress",
+    role_env: "RTM_LPM_STRESS_READER",
+    tag: "LOOKUPS ",
+    counted: "checked lookups",
+};
 /// /16 blocks 10.B.0.0/16 for B in 0..BLOCKS.
 const BLOCKS: u32 = 64;
 /// /24s per block that have a family of longer prefixes (third octet 0..FAMILIES); third octets
 /// FAMILIES..FAMILIES+2 have none.
 const FAMILIES: u32 = 4;
-const WRITE_FOR: Duration = Duration::from_secs(2);
-const READ_AT_MOST: Duration = Duration::from_secs(5);
-const CHILD_TIMEOUT: Duration = Duration::from_secs(6);
-const STOP: u64 = u64::MAX;
 
 fn pfx(a: u32, len: u8) -> Prefix {
     Prefix::new(Ipv4Addr::from(a), len).unwrap()
@@ -161,8 +161,6 @@ fn check(a: u32, got: Option<Route>) -> Result<(), String> {
 }
 
 fn reader_main(path: &Path) -> Result<u64, String> {
-    let start = Instant::now();
-    let mut r = RouteReader::open(path).map_err(|e| e.to_string())?;
     let mut lookups = 0u64;
     let mut batched = 0u64;
     let mut x = std::process::id().wrapping_mul(0x2545_f491) | 1;
@@ -175,13 +173,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
     let mut round = 0u64;
     let mut addrs = Vec::with_capacity(1000);
     let mut out = Vec::with_capacity(1000);
-    loop {
-        if r.is_retired() {
-            r.refresh().map_err(|e| e.to_string())?;
-        }
-        if r.table_seq() == STOP || start.elapsed() > READ_AT_MOST {
-            break;
-        }
+    common::read_rounds(path, |r| {
         addrs.clear();
         for _ in 0..1000 {
             let x = rand();
@@ -217,7 +209,8 @@ fn reader_main(path: &Path) -> Result<u64, String> {
             batched += addrs.len() as u64;
         }
         lookups += addrs.len() as u64;
-    }
+        Ok(())
+    })?;
     if batched == 0 {
         return Err("no batched lookups".to_string());
     }
@@ -226,17 +219,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
 
 #[test]
 fn lpm_stress() {
-    if let Ok(path) = std::env::var(ROLE_ENV) {
-        match reader_main(Path::new(&path)) {
-            Ok(n) => {
-                println!("LOOKUPS {n}");
-                assert!(n > 0, "no lookups");
-            }
-            Err(e) => {
-                eprintln!("reader {}: {e}", std::process::id());
-                std::process::exit(3);
-            }
-        }
+    if STRESS.reader(reader_main) {
         return;
     }
 
@@ -256,19 +239,6 @@ fn lpm_stress() {
     }
     let mut present = vec![false; toggled.len()];
 
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-                .env(ROLE_ENV, &path)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-
     let mut x = 0x1234_5678_9abc_def1u64;
     let mut rand = move || {
         x ^= x << 13;
@@ -276,48 +246,22 @@ fn lpm_stress() {
         x ^= x << 17;
         x
     };
-    let start = Instant::now();
-    let mut republished = 0;
-    let mut next_republish = Duration::from_millis(300);
-    while start.elapsed() < WRITE_FOR {
-        for _ in 0..1000 {
-            let r = rand();
-            if r % 16 == 0 {
-                // Rewrite an always-present prefix in place.
-                let p = fixed[(r >> 8) as usize % fixed.len()];
-                w.upsert(&route_for(p, n), n).unwrap();
+    let republished = STRESS.write_while_read(&path, &mut w, n, |w, n| {
+        let r = rand();
+        if r % 16 == 0 {
+            // Rewrite an always-present prefix in place.
+            let p = fixed[(r >> 8) as usize % fixed.len()];
+            w.upsert(&route_for(p, n), n).unwrap();
+        } else {
+            let i = (r >> 8) as usize % toggled.len();
+            if present[i] && r % 3 != 0 {
+                assert!(w.remove(&toggled[i], n));
+                present[i] = false;
             } else {
-                let i = (r >> 8) as usize % toggled.len();
-                if present[i] && r % 3 != 0 {
-                    assert!(w.remove(&toggled[i], n));
-                    present[i] = false;
-                } else {
-                    w.upsert(&route_for(toggled[i], n), n).unwrap();
-                    present[i] = true;
-                }
+                w.upsert(&route_for(toggled[i], n), n).unwrap();
+                present[i] = true;
             }
-            n += 1;
         }
-        if start.elapsed() > next_republish {
-            next_republish += Duration::from_millis(300);
-            let r = RouteReader::open(&path).unwrap();
-            let entries = r.entries();
-            assert_eq!(entries.len(), w.len());
-            w.republish(entries).unwrap();
-            republished += 1;
-        }
-    }
-    w.set_table_seq(STOP);
-    let writes = n;
-
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    for (k, child) in children.iter_mut().enumerate() {
-        let lookups = common::reap_reader(k, child, deadline, "LOOKUPS ");
-        println!("reader {k}: {lookups} checked lookups");
-    }
-    println!(
-        "writer: {writes} changes, {republished} republishes, final generation {}",
-        w.generation()
-    );
+    });
     assert!(republished > 0);
 }

@@ -2,32 +2,29 @@
 //!
 //! The test re-executes its own binary twice as reader processes (selected by an environment
 //! variable) that map the table file read-only, while this process rewrites entries as fast as it
-//! can for about two seconds, removing and re-adding keys and republishing generations. Every
-//! field of every entry is derived from one counter `n`, so any torn read shows up as an entry
-//! whose fields disagree. Readers exit non-zero on the first inconsistent entry.
+//! can for at least two seconds and until both readers are reading, removing and re-adding keys
+//! and republishing generations (see `common`). Every field of every entry is derived from one
+//! counter `n`, so any torn read shows up as an entry whose fields disagree. Readers exit
+//! non-zero on the first inconsistent entry.
 #![cfg(not(loom))]
 
 mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use rtm_proto::shm::{RouteReader, RouteWriter, Versioned};
+use common::Stress;
+use rtm_proto::shm::{RouteWriter, Versioned};
 use rtm_proto::{Prefix, Route};
 
-const TEST_NAME: &str = "torn_read_stress";
-const ROLE_ENV: &str = "RTM_SHM_STRESS_READER";
+const STRESS: Stress = Stress {
+    test: "torn_read_stress",
+    role_env: "RTM_SHM_STRESS_READER",
+    tag: "READS ",
+    counted: "consistent reads",
+};
 const KEYS: u32 = 500;
-const WRITE_FOR: Duration = Duration::from_secs(2);
-/// Readers stop on their own after this even if they never see the stop mark.
-const READ_AT_MOST: Duration = Duration::from_secs(5);
-/// The parent kills a reader still running after this.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(6);
-/// `table_seq` value telling readers the writer is done.
-const STOP: u64 = u64::MAX;
 
 /// The KEYS distinct keys: prefixes of every length 0..=32 inside 10.0.0.0/8 (and /0), nested so
 /// lookups meet several candidates.
@@ -94,8 +91,6 @@ fn check_key(v: &Versioned<Route>, idx: u32) -> Result<(), String> {
 }
 
 fn reader_main(path: &Path) -> Result<u64, String> {
-    let start = Instant::now();
-    let mut r = RouteReader::open(path).map_err(|e| e.to_string())?;
     let mut reads = 0u64;
     let mut x = std::process::id().wrapping_mul(0x2545_f491);
     let mut rand = move || {
@@ -106,14 +101,8 @@ fn reader_main(path: &Path) -> Result<u64, String> {
     };
     let keys = keys();
     let mut round = 0u64;
-    loop {
+    common::read_rounds(path, |r| {
         round += 1;
-        if r.is_retired() {
-            r.refresh().map_err(|e| e.to_string())?;
-        }
-        if r.table_seq() == STOP || start.elapsed() > READ_AT_MOST {
-            break;
-        }
         for _ in 0..200 {
             let i = rand() % KEYS;
             if let Some(v) = r.get(&keys[i as usize]) {
@@ -142,24 +131,14 @@ fn reader_main(path: &Path) -> Result<u64, String> {
                 reads += 1;
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(reads)
 }
 
 #[test]
 fn torn_read_stress() {
-    if let Ok(path) = std::env::var(ROLE_ENV) {
-        match reader_main(Path::new(&path)) {
-            Ok(reads) => {
-                // The harness has already printed "test ... " on this line; the parent finds the mark.
-                println!("READS {reads}");
-                assert!(reads > 0, "no reads");
-            }
-            Err(e) => {
-                eprintln!("reader {}: {e}", std::process::id());
-                std::process::exit(3);
-            }
-        }
+    if STRESS.reader(reader_main) {
         return;
     }
 
@@ -172,57 +151,17 @@ fn torn_read_stress() {
         n += 1;
     }
 
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-                .env(ROLE_ENV, &path)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-
-    let start = Instant::now();
     let mut present = vec![true; KEYS as usize];
-    let mut republished = 0;
-    let mut next_republish = Duration::from_millis(300);
-    while start.elapsed() < WRITE_FOR {
-        for _ in 0..1000 {
-            let i = (n % u64::from(KEYS)) as usize;
-            // Every 5th change of a present key removes it; an absent key is re-added.
-            if present[i] && n % 5 == 0 {
-                assert!(w.remove(&key(i as u32), n));
-                present[i] = false;
-            } else {
-                w.upsert(&route_for(n), n).unwrap();
-                present[i] = true;
-            }
-            n += 1;
+    let republished = STRESS.write_while_read(&path, &mut w, n, |w, n| {
+        let i = (n % u64::from(KEYS)) as usize;
+        // Every 5th change of a present key removes it; an absent key is re-added.
+        if present[i] && n % 5 == 0 {
+            assert!(w.remove(&key(i as u32), n));
+            present[i] = false;
+        } else {
+            w.upsert(&route_for(n), n).unwrap();
+            present[i] = true;
         }
-        if start.elapsed() > next_republish {
-            next_republish += Duration::from_millis(300);
-            // Read back what we wrote (through a reader) and publish it as a new generation.
-            let r = RouteReader::open(&path).unwrap();
-            let entries = r.entries();
-            assert_eq!(entries.len(), w.len());
-            w.republish(entries).unwrap();
-            republished += 1;
-        }
-    }
-    w.set_table_seq(STOP);
-    let writes = n;
-
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    for (k, child) in children.iter_mut().enumerate() {
-        let reads = common::reap_reader(k, child, deadline, "READS ");
-        println!("reader {k}: {reads} consistent reads");
-    }
-    println!(
-        "writer: {writes} changes, {republished} republishes, final generation {}",
-        w.generation()
-    );
+    });
     assert!(republished > 0);
 }
