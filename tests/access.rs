@@ -1,7 +1,7 @@
-//! SPEC §5.9 and the limits of §1: who may change the tables (decided by the kernel's
-//! credentials, never by what a client says), file modes and groups, symlinks, and the
-//! per-request limits. The tests that switch users run only as root (they use `setpriv`);
-//! elsewhere they print why they are skipped.
+//! docs/guarantees.md §9 and docs/configuration.md: who may change the tables (decided by the
+//! kernel's credentials, never by what a client says), file modes and groups, symlinks, and the
+//! per-request limits. The tests that switch users run only as root (they use `setpriv`); elsewhere
+//! they print why they are skipped.
 
 mod common;
 

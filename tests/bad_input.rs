@@ -1,4 +1,5 @@
-//! SPEC §5.10: garbage, absurd frames and silent connections close only their own session.
+//! docs/guarantees.md §10: garbage, absurd frames and silent connections close only their own
+//! session.
 
 mod common;
 

@@ -1,10 +1,10 @@
-//! SPEC §3 and §5.10: a catalogue of bad `rtmctl` input. Every grammar position (object,
-//! command, each argument, each keyword, missing values, extra tokens) and every value type
-//! (prefix, address, MAC, interface name, metric, file), empty, overlong and non-UTF-8, gets
-//! exit code 1, the exact one-line message it gives today, and provably sends nothing: the
-//! daemon's `requests`, `changes` and `sessions_opened` counters move only by the `status`
-//! call that reads them. Bad `batch` lines report `line N: ...`, exit 1, and leave every line
-//! before them applied.
+//! docs/cli.md ("rtmctl") and docs/guarantees.md §10: a catalogue of bad `rtmctl` input. Every
+//! grammar position (object, command, each argument, each keyword, missing values, extra tokens)
+//! and every value type (prefix, address, MAC, interface name, metric, file), empty, overlong and
+//! non-UTF-8, gets exit code 1, the exact one-line message it gives today, and provably sends
+//! nothing: the daemon's `requests`, `changes` and `sessions_opened` counters move only by the
+//! `status` call that reads them. Bad `batch` lines report `line N: ...`, exit 1, and leave every
+//! line before them applied.
 //!
 //! Messages that list the commands are matched up to that list, so that adding a command does
 //! not break the catalogue.

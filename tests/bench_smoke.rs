@@ -1,5 +1,5 @@
 //! `rtm-bench --quick` runs end to end and prints every required figure. No thresholds: the
-//! benchmark measures, tests only check that it works (SPEC §6).
+//! benchmark measures, tests only check that it works (BENCHMARKS.md).
 
 mod common;
 

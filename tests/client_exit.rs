@@ -1,4 +1,4 @@
-//! SPEC §5.4: clients that leave, cleanly or killed, are removed; nobody else notices.
+//! docs/guarantees.md §4: clients that leave, cleanly or killed, are removed; nobody else notices.
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! SPEC §5.7: with `--state-dir`, every acknowledged change survives a crash of the daemon,
-//! shared memory stays readable while it is down, and `--reconnect` clients resync with the
+//! docs/guarantees.md §7: with `--state-dir`, every acknowledged change survives a crash of the
+//! daemon, shared memory stays readable while it is down, and `--reconnect` clients resync with the
 //! restarted daemon.
 
 mod common;

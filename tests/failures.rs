@@ -1,5 +1,5 @@
-//! SPEC §3 and §5.10: refused requests change nothing and emit nothing; bad CLI values exit 1
-//! naming the value, and nothing is sent.
+//! docs/cli.md ("Exit codes") and docs/guarantees.md §10: refused requests change nothing and emit
+//! nothing; bad CLI values exit 1 naming the value, and nothing is sent.
 
 mod common;
 

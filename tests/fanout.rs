@@ -1,5 +1,5 @@
-//! SPEC §5.2: every change reaches every registered client, in per-table sequence order, with
-//! the entry read from shared memory.
+//! docs/guarantees.md §2: every change reaches every registered client, in per-table sequence
+//! order, with the entry read from shared memory.
 
 mod common;
 

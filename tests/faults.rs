@@ -1,7 +1,7 @@
-//! SPEC §5.6: a panic in any supervised actor (route, arp, broker, listener) is caught and the
-//! actor restarted with its table intact while updates keep flowing; a failing session ends only
-//! itself; too many failures stop the daemon with exit code 70. Uses the `fault-injection` hooks
-//! (`rtmctl debug panic ...`).
+//! docs/guarantees.md §6: a panic in any supervised actor (route, arp, broker, listener) is caught
+//! and the actor restarted with its table intact while updates keep flowing; a failing session ends
+//! only itself; too many failures stop the daemon with exit code 70. Uses the `fault-injection`
+//! hooks (`rtmctl debug panic ...`).
 
 #![cfg(feature = "fault-injection")]
 

@@ -1,5 +1,5 @@
-//! SPEC §5.3: a flush empties shared memory, is announced in-band per table and with one
-//! SIGUSR1 to each client that handles it; later changes flow as before.
+//! docs/guarantees.md §3: a flush empties shared memory, is announced in-band per table and with
+//! one SIGUSR1 to each client that handles it; later changes flow as before.
 
 mod common;
 

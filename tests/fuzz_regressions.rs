@@ -1,7 +1,7 @@
-//! SPEC §5.10 against the real `rtmd`: hostile sessions of the kind the `daemon_requests` fuzz
-//! target produces, written byte for byte to the socket. Each session is answered or closed
-//! (never left hanging), every frame the daemon sends decodes, and afterwards the daemon still
-//! answers on a fresh connection with its tables consistent.
+//! docs/guarantees.md §10 against the real `rtmd`: hostile sessions of the kind the
+//! `daemon_requests` fuzz target produces, written byte for byte to the socket. Each session is
+//! answered or closed (never left hanging), every frame the daemon sends decodes, and afterwards
+//! the daemon still answers on a fresh connection with its tables consistent.
 //!
 //! Sessions saved from fuzzing (`RTM_FUZZ_WIRE_OUT`, see fuzz/README.md) go in
 //! `fuzz/regressions/daemon_requests/*.wire` and are replayed here too.

@@ -1,4 +1,4 @@
-//! SPEC §3: the JSON shapes other programs parse.
+//! docs/cli.md, "JSON (-j)": the JSON shapes other programs parse.
 
 mod common;
 

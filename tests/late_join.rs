@@ -1,5 +1,5 @@
-//! SPEC §5.1: a client that registers after many changes sees exactly the current tables,
-//! then every later change once, in order.
+//! docs/guarantees.md §1: a client that registers after many changes sees exactly the current
+//! tables, then every later change once, in order.
 
 mod common;
 

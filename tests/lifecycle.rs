@@ -1,5 +1,5 @@
-//! SPEC §1 and §5.8: one daemon per socket, clean stop, and what clients see when the daemon
-//! stops cleanly or dies.
+//! docs/cli.md ("Where an instance lives") and docs/guarantees.md §8: one daemon per socket, clean
+//! stop, and what clients see when the daemon stops cleanly or dies.
 
 mod common;
 

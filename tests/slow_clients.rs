@@ -1,6 +1,6 @@
-//! SPEC §5.2, §5.3, §5.4: clients killed at random during a long batch leave nothing behind;
-//! a stopped client costs bounded memory and gets one `resync` instead of an unbounded queue,
-//! while healthy clients get every change; a subscriber without a SIGUSR1 handler is never
+//! docs/guarantees.md §2, §3, §4: clients killed at random during a long batch leave nothing
+//! behind; a stopped client costs bounded memory and gets one `resync` instead of an unbounded
+//! queue, while healthy clients get every change; a subscriber without a SIGUSR1 handler is never
 //! signalled.
 
 mod common;
