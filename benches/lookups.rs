@@ -15,7 +15,9 @@ use std::sync::LazyLock;
 use divan::{black_box, Bencher};
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
-use rtm_proto::shm::{ShmReader, ShmWriter};
+use rtm_proto::shm::{
+    ArpReader, ArpWriter, RouteReader, RouteWriter, TableReader, TableWriter, Versioned,
+};
 use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
 
 const KEYS: usize = 1 << 20;
@@ -29,10 +31,10 @@ fn env_size(name: &str, default: usize) -> usize {
 
 struct Data {
     _dir: tempfile::TempDir,
-    _route_writer: ShmWriter<Route>,
-    _arp_writer: ShmWriter<ArpEntry>,
-    routes: ShmReader<Route>,
-    arps: ShmReader<ArpEntry>,
+    _route_writer: RouteWriter,
+    _arp_writer: ArpWriter,
+    routes: RouteReader,
+    arps: ArpReader,
     trie: PrefixMap<Ipv4Net, u32>,
     map: HashMap<MacAddr, ArpEntry>,
     addrs: Vec<Ipv4Addr>,
@@ -54,14 +56,10 @@ static DATA: LazyLock<Data> = LazyLock::new(|| {
         .expect("tempdir");
     let rpath = dir.path().join("bench.route");
     let apath = dir.path().join("bench.arp");
-    let mut rw = ShmWriter::<Route>::create(&rpath, n, 0o644).expect("route shm");
-    for (i, r) in routes.iter().enumerate() {
-        rw.upsert(r, i as u64 + 1).expect("upsert route");
-    }
-    let mut aw = ShmWriter::<ArpEntry>::create(&apath, m, 0o644).expect("arp shm");
-    for (i, a) in arps.iter().enumerate() {
-        aw.upsert(a, i as u64 + 1).expect("upsert arp");
-    }
+    let rw = RouteWriter::create(&rpath, n, 0o644, versioned(routes.clone()), n as u64)
+        .expect("route shm");
+    let aw =
+        ArpWriter::create(&apath, m, 0o644, versioned(arps.clone()), m as u64).expect("arp shm");
     let mut trie = PrefixMap::new();
     for (i, r) in routes.iter().enumerate() {
         trie.insert(
@@ -70,8 +68,8 @@ static DATA: LazyLock<Data> = LazyLock::new(|| {
         );
     }
     Data {
-        routes: ShmReader::open(&rpath).expect("open route shm"),
-        arps: ShmReader::open(&apath).expect("open arp shm"),
+        routes: RouteReader::open(&rpath).expect("open route shm"),
+        arps: ArpReader::open(&apath).expect("open arp shm"),
         _route_writer: rw,
         _arp_writer: aw,
         _dir: dir,
@@ -87,6 +85,17 @@ static DATA: LazyLock<Data> = LazyLock::new(|| {
             .collect(),
     }
 });
+
+/// Entries with the sequence numbers of a table filled in order.
+fn versioned<T>(v: Vec<T>) -> Vec<Versioned<T>> {
+    v.into_iter()
+        .enumerate()
+        .map(|(i, entry)| Versioned {
+            entry,
+            seq: i as u64 + 1,
+        })
+        .collect()
+}
 
 /// [`KEYS`] prefixes of `routes`, in an order that jumps around the table.
 fn scrambled(routes: &[Route]) -> Vec<Prefix> {
@@ -107,7 +116,18 @@ fn cycle<K: Copy, T>(b: Bencher, keys: &[K], f: impl Fn(K) -> T) {
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn lpm_shm(b: Bencher) {
     let d = &*DATA;
-    cycle(b, &d.addrs, |a| d.routes.lookup(a).map(|v| v.metric));
+    cycle(b, &d.addrs, |a| {
+        d.routes.lookup(a).map(|v| v.map(|v| v.metric))
+    });
+}
+
+/// The next-hop index only, for data planes that resolve next hops themselves.
+#[divan::bench(sample_count = 1000, sample_size = 100)]
+fn lpm_shm_nh(b: Bencher) {
+    let d = &*DATA;
+    cycle(b, &d.addrs, |a| {
+        d.routes.lookup_nh(a).map(|v| v.map(|v| v.nexthop))
+    });
 }
 
 /// Addresses per `lookup_batch` call (a burst of packets).
@@ -133,7 +153,8 @@ fn batches(b: Bencher, keys: &[Ipv4Addr]) {
     b.counter(divan::counter::ItemsCount::new(BURST))
         .bench_local(|| {
             i = (i + BURST) & (keys.len() - 1);
-            d.routes
+            let _ = d
+                .routes
                 .lookup_batch(black_box(&keys[i..i + BURST]), &mut out);
             out.iter().flatten().map(|v| v.metric).sum::<u32>()
         });
@@ -152,7 +173,9 @@ fn lpm_prefix_trie(b: Bencher) {
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn lpm_shm_uniform(b: Bencher) {
     let d = &*DATA;
-    cycle(b, &d.uniform, |a| d.routes.lookup(a).map(|v| v.metric));
+    cycle(b, &d.uniform, |a| {
+        d.routes.lookup(a).map(|v| v.map(|v| v.metric))
+    });
 }
 
 #[divan::bench(sample_count = 1000, sample_size = 100)]
@@ -165,7 +188,7 @@ fn lpm_prefix_trie_uniform(b: Bencher) {
     });
 }
 
-/// Exact match of a route by its prefix: its hash slot, then the next-hop slot it names.
+/// Exact match of a route by its prefix: its slot's entry block, then its next-hop record.
 #[divan::bench(sample_count = 1000, sample_size = 100)]
 fn route_get_shm(b: Bencher) {
     let d = &*DATA;
@@ -190,13 +213,18 @@ fn arp_hashmap(b: Bencher) {
     cycle(b, &d.macs, |m| d.map.get(&m).map(|e| e.ip));
 }
 
-/// One pass over every key of every structure, so the page tables of the (128 MB) shm mapping
+/// One pass over every key of every structure, so the page tables of the shm mapping
 /// and the caches are warm before divan takes its samples; otherwise the first samples measure
 /// page faults.
 fn warm(d: &Data) {
     let mut sum = 0u64;
     for &a in d.addrs.iter().chain(&d.uniform) {
-        sum += d.routes.lookup(a).map_or(0, |v| v.metric as u64);
+        sum += d
+            .routes
+            .lookup(a)
+            .ok()
+            .flatten()
+            .map_or(0, |v| v.metric as u64);
         sum += d
             .trie
             .get_lpm(&Ipv4Net::new(a, 32).expect("/32"))

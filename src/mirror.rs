@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use rtm_proto::shm::{Record, ShmError, ShmReader};
+use rtm_proto::shm::{Record, ShmError, ShmReader, TableReader};
 use rtm_proto::wire::{ChangeOp, Event, Key, Table, Tables, Welcome};
 use rtm_proto::{ArpEntry, Route};
 
@@ -118,13 +118,13 @@ pub struct TableMirror<R: Mirrored> {
 
 /// Sequence numbers as shared memory stores them (62 bits), so both sides compare alike.
 fn seq62(seq: u64) -> u64 {
-    seq & rtm_proto::shm::layout::SEQ_MASK
+    seq & rtm_proto::shm::SEQ_MASK
 }
 
 impl<R: Mirrored> TableMirror<R> {
     pub fn open(path: &std::path::Path) -> Result<Self, ShmError> {
         Ok(TableMirror {
-            reader: ShmReader::open(path)?,
+            reader: ShmReader::<R>::open(path)?,
             map: BTreeMap::new(),
             handled: 0,
             synced_to: 0,
@@ -270,7 +270,7 @@ impl<R: Mirrored> TableMirror<R> {
         let published = self.reload();
         // Same 62-bit space as shared memory; the bits above come from the daemon's number.
         let complete = if published > seq62(seq) {
-            (seq & !rtm_proto::shm::layout::SEQ_MASK) | published
+            (seq & !rtm_proto::shm::SEQ_MASK) | published
         } else {
             seq
         };
@@ -430,7 +430,7 @@ impl Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtm_proto::shm::ShmWriter;
+    use rtm_proto::shm::{ShmWriter, TableWriter};
 
     fn route(dst: &str, metric: u32) -> Route {
         Route {
@@ -514,7 +514,7 @@ mod tests {
     fn sync_done_names_what_the_sync_holds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.route");
-        let mut w = ShmWriter::<Route>::create(&path, 64, 0o644).unwrap();
+        let mut w = ShmWriter::<Route>::create(&path, 64, 0o644, Vec::new(), 0).unwrap();
         for (seq, dst) in [(1, "10.1.0.0/16"), (2, "10.2.0.0/16"), (3, "10.3.0.0/16")] {
             w.upsert(&route(dst, 0), seq).unwrap();
         }
@@ -545,7 +545,7 @@ mod tests {
     fn notifications_the_sync_already_shows_print_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.route");
-        let mut w = ShmWriter::<Route>::create(&path, 64, 0o644).unwrap();
+        let mut w = ShmWriter::<Route>::create(&path, 64, 0o644, Vec::new(), 0).unwrap();
         w.upsert(&route("10.1.0.0/16", 0), 1).unwrap();
         w.set_table_seq(1);
         // The subscription starts at 1; then, before the client reads:

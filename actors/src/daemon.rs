@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use rtm_proto::shm::{ArpWriter, RouteWriter, ShmError, ShmWriter};
+use rtm_proto::shm::{Access, ShmError, ShmWriter, TableWriter};
 use rustix::fs::{flock, FlockOperation};
 use tracing::{info, warn};
 
@@ -45,23 +45,30 @@ pub enum StartError {
     },
 }
 
-/// Creates a table's shared memory and, with a state directory, restores the table from its
-/// snapshot and journal.
+/// Opens a table: with a state directory, restores it from its snapshot and journal; then
+/// publishes its shared memory, complete, as a new generation (readers of a previous daemon's
+/// file keep reading that one until the new one is whole and in its place).
 fn open_table<R: TableRecord>(
     config: &Config,
-    shm: ShmWriter<R>,
+    path: &Path,
+    limit: usize,
     name: &'static str,
     health: &Arc<Health>,
 ) -> Result<TableActor<R>, StartError> {
+    let access = Access {
+        mode: config.shm_mode,
+        group: config.shm_gid,
+    };
     let Some(dir) = &config.state_dir else {
+        let shm = ShmWriter::<R>::create(path, limit, access, Vec::new(), 0)?;
         return Ok(TableActor::new(shm, health.clone()));
     };
     let (journal, recovered) = Journal::<R>::open(dir, name, config.fsync)?;
-    if recovered.entries.len() > shm.capacity() {
+    if recovered.entries.len() > limit {
         return Err(StartError::OverCapacity {
             table: name,
             len: recovered.entries.len(),
-            capacity: shm.capacity(),
+            capacity: limit,
         });
     }
     if let Some(at) = recovered.truncated_tail {
@@ -78,12 +85,10 @@ fn open_table<R: TableRecord>(
         replayed = recovered.replayed,
         "table restored from the state directory"
     );
-    Ok(TableActor::durable(
-        shm,
-        health.clone(),
-        journal,
-        recovered,
-    )?)
+    let seq = recovered.seq;
+    let entries = recovered.entries.into_values().collect();
+    let shm = ShmWriter::<R>::create(path, limit, access, entries, seq)?;
+    Ok(TableActor::durable(shm, health.clone(), journal, seq))
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
@@ -179,20 +184,20 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     })?;
     held.0.push(shm_lock_path);
     let health = Arc::new(Health::new(config.restart_budget));
-    let route = RouteWriter::create(
+    let route = open_table(
+        &config,
         &config.route_shm_path(),
         config.route_capacity,
-        config.shm_mode,
+        "route",
+        &health,
     )?;
-    let route = open_table(&config, route, "route", &health)?;
-    let arp = ArpWriter::create(&config.arp_shm_path(), config.arp_capacity, config.shm_mode)?;
-    let arp = open_table(&config, arp, "arp", &health)?;
-    if let Some(gid) = config.shm_gid {
-        for p in [config.route_shm_path(), config.arp_shm_path()] {
-            rustix::fs::chown(&p, None, Some(rustix::fs::Gid::from_raw(gid)))
-                .map_err(|e| io("cannot set shared-memory group", &p)(e.into()))?;
-        }
-    }
+    let arp = open_table(
+        &config,
+        &config.arp_shm_path(),
+        config.arp_capacity,
+        "arp",
+        &health,
+    )?;
     let socket = bind_socket(&config)?;
     // Started: from here the supervisor's clean stop removes the socket and the lock files.
     let mut cleanup = vec![config.socket.clone()];

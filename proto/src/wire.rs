@@ -28,8 +28,9 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::types::{ArpEntry, MacAddr, Prefix, Route};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
+/// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -378,6 +379,19 @@ pub enum Failure {
     /// A configured limit refuses the request (batch ops per frame, requests in flight, ...).
     #[error("limit exceeded: {what} (limit {limit})")]
     Limit { what: String, limit: u64 },
+    /// The file system of the shared-memory directory is full: nothing was changed.
+    #[error("no space in {dir} for the {table} table")]
+    NoSpace { table: Table, dir: String },
+}
+
+impl Failure {
+    /// The failure as a client speaking protocol `version` can decode it.
+    pub fn for_version(self, version: u16) -> Failure {
+        match self {
+            f @ Failure::NoSpace { .. } if version < 2 => Failure::Internal(f.to_string()),
+            f => f,
+        }
+    }
 }
 
 /// What a change did to its key.

@@ -1,13 +1,12 @@
-//! Multi-process stress test of the DIR-24-8 lookup path (single and batched lookups).
+//! Multi-process stress test of the longest-prefix-match path (single and batched lookups).
 //!
 //! The test re-executes its own binary as two reader processes (selected by an environment
 //! variable) that map the route table read-only and do longest-prefix lookups, while this process
 //! changes routes as fast as it can for at least two seconds and until both readers are reading
 //! (see `common`): it toggles prefixes of a fixed family per address range in and out (which
-//! allocates, folds and reuses tbl8 groups and next-hop slots), rewrites their contents, and
-//! republishes generations. A third of the versions use one of a few shared next hops (shared
-//! next-hop slots, repointed entries), the others a next hop of their own; the /8 and /16s have
-//! private next-hop slots, rewritten in place.
+//! rewrites chunks and tier-1 words and frees and reuses heap lines and next-hop records),
+//! rewrites their contents, and republishes generations. A third of the versions use one of a
+//! few shared next hops (shared records), the others a next hop of their own.
 //!
 //! Every address has a known finite set of prefixes that can ever contain it, some of them
 //! always present, and every route's fields derive from its prefix and its version (or are one of
@@ -22,7 +21,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use common::Stress;
-use rtm_proto::shm::RouteWriter;
+use rtm_proto::shm::{RouteWriter, TableWriter};
 use rtm_proto::{Prefix, Route};
 
 const STRESS: Stress = Stress {
@@ -194,14 +193,14 @@ fn reader_main(path: &Path) -> Result<u64, String> {
         round += 1;
         if round % 2 == 0 {
             for &a in &addrs {
-                check(a.into(), r.lookup(a))?;
+                check(a.into(), r.lookup(a).map_err(|e| e.to_string())?)?;
             }
         } else {
             let len = 1 + (round / 2 % 100) as usize;
             for chunk in addrs.chunks(len) {
                 out.clear();
                 out.resize(chunk.len(), None);
-                r.lookup_batch(chunk, &mut out);
+                r.lookup_batch(chunk, &mut out).map_err(|e| e.to_string())?;
                 for (&a, got) in chunk.iter().zip(out.drain(..)) {
                     check(a.into(), got)?;
                 }
@@ -231,7 +230,7 @@ fn lpm_stress() {
     let toggled = toggled();
     // Little spare capacity: slots and groups get reused quickly.
     let cap = fixed.len() + toggled.len() + 8;
-    let mut w = RouteWriter::create(&path, cap, 0o644).unwrap();
+    let mut w = RouteWriter::create(&path, cap, 0o644, Vec::new(), 0).unwrap();
     let mut n = 1u64;
     for &p in &fixed {
         w.upsert(&route_for(p, n), n).unwrap();

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use common::Stress;
-use rtm_proto::shm::{RouteWriter, Versioned};
+use rtm_proto::shm::{RouteWriter, TableReader, TableWriter, Versioned};
 use rtm_proto::{Prefix, Route};
 
 const STRESS: Stress = Stress {
@@ -111,7 +111,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
                 reads += 1;
             }
             let a = Ipv4Addr::from(0x0a00_0000 | (rand() & 0x00ff_ffff));
-            if let Some(v) = r.lookup(a) {
+            if let Some(v) = r.lookup(a).map_err(|e| e.to_string())? {
                 // The metric is the change that wrote the route; the rest derives from it.
                 let want = route_for(u64::from(v.metric));
                 if v != want {
@@ -144,7 +144,7 @@ fn torn_read_stress() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routes");
-    let mut w = RouteWriter::create(&path, KEYS as usize, 0o644).unwrap();
+    let mut w = RouteWriter::create(&path, KEYS as usize, 0o644, Vec::new(), 0).unwrap();
     let mut n = 0u64;
     for _ in 0..KEYS {
         w.upsert(&route_for(n), n).unwrap();

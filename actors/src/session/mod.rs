@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use rtm_proto::wire::{self, ClientMsg, Failure, Hello, Request, ServerMsg, Tables, Welcome};
+use rtm_proto::wire::{
+    self, ClientMsg, Failure, Hello, Reply, Request, ServerMsg, Tables, Welcome,
+};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
@@ -136,10 +138,29 @@ impl Session {
     }
 
     fn reply(&self, id: u32, answer: Answer) {
+        let version = self
+            .hello
+            .as_ref()
+            .map_or(wire::PROTOCOL_VERSION, |h| h.version);
         for result in answer {
             if result.is_err() {
                 Counters::bump(&self.svc.health.counters.failed_requests);
             }
+            // An older client is told of failures it cannot decode in words it can.
+            let result = match result {
+                Err(f) => Err(f.for_version(version)),
+                Ok(Reply::Batch { applied, failures }) => Ok(Reply::Batch {
+                    applied,
+                    failures: failures
+                        .into_iter()
+                        .map(|b| wire::BatchFailure {
+                            index: b.index,
+                            failure: b.failure.for_version(version),
+                        })
+                        .collect(),
+                }),
+                ok => ok,
+            };
             self.send(&ServerMsg::Reply { id, result });
         }
     }

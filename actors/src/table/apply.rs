@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use actix::prelude::*;
-use rtm_proto::shm::{Record, Versioned};
+use rtm_proto::shm::{Planned, Record, TableWriter, Versioned};
 use rtm_proto::wire::{ChangeOp, Event, Failure, PanicPoint};
-use tracing::error;
+use tracing::{error, warn};
 
-use super::{TableActor, TableError, TableRecord};
+use super::{shm_refusal, TableActor, TableError, TableRecord};
 use crate::counters::Counters;
 use crate::journal::JournalError;
 use crate::restart::{self, catch_panic};
@@ -183,6 +183,16 @@ impl<R: TableRecord> TableActor<R> {
         if effects.is_empty() {
             return (out, crashed);
         }
+        // Shared memory makes room for all of it first: a table file that cannot grow (a full
+        // shm file system) refuses the request here, before anything is durable or visible.
+        if let Err(e) = self.reserve(&effects) {
+            warn!(table = %R::TABLE, "{} changes refused: {e}", effects.len());
+            self.seq = seq_before;
+            out.flushed = false;
+            out.failures.clear();
+            out.failures.push((0, shm_refusal(R::TABLE, e)));
+            return (out, crashed);
+        }
         if let Err(why) = self.commit(&effects) {
             error!(table = %R::TABLE, "journal commit failed, {} changes not applied: {why}", effects.len());
             // Nothing was written anywhere: only the sequence numbers go back.
@@ -294,6 +304,18 @@ impl<R: TableRecord> TableActor<R> {
         for key in ops.iter().filter_map(TableOp::key) {
             shm.prefetch(&key);
         }
+    }
+
+    /// Makes room in shared memory for the staged effects.
+    fn reserve(&mut self, effects: &[Effect<R>]) -> Result<(), rtm_proto::shm::ShmError> {
+        let Some(shm) = self.shm.as_mut() else {
+            return Ok(());
+        };
+        shm.reserve(effects.iter().map(|e| match e {
+            Effect::Put(rec, ..) => Planned::Put(rec),
+            Effect::Del(key, _) => Planned::Del(key),
+            Effect::Flush(_) => Planned::Flush,
+        }))
     }
 
     /// Makes the staged effects durable (one journal commit for all of them).

@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rtm_proto::shm::{Record, ShmError, ShmWriter};
+use rtm_proto::shm::{Record, ShmError, ShmWriter, TableWriter};
 use rtm_proto::wire::{Event, Failure, Key, PanicPoint, Table};
 use tracing::{error, info, warn};
 
 use crate::counters::Health;
 use crate::faults::Faults;
-use crate::journal::{Journal, JournalError, Recovered};
+use crate::journal::{Journal, JournalError};
 use crate::restart::{guarded, ActorKind, Restartable};
 
 pub use apply::{Apply, ApplyOutcome, TableOp};
@@ -53,6 +53,17 @@ pub trait TableRecord:
     /// Checks what the wire format cannot express.
     fn validate(&self) -> Result<(), Failure> {
         Ok(())
+    }
+}
+
+/// The refusal a client gets when shared memory cannot take a change.
+pub fn shm_refusal(table: Table, e: ShmError) -> Failure {
+    match e {
+        ShmError::NoSpace { dir, .. } => Failure::NoSpace {
+            table,
+            dir: dir.display().to_string(),
+        },
+        e => Failure::Internal(format!("{table} table: {e}")),
     }
 }
 
@@ -101,22 +112,13 @@ impl<R: TableRecord> TableActor<R> {
         }
     }
 
-    /// A table restored from its journal: the recovered entries are published to shared
-    /// memory, and every later change goes through the journal first.
-    pub fn durable(
-        mut shm: ShmWriter<R>,
-        health: Arc<Health>,
-        journal: Journal<R>,
-        recovered: Recovered<R>,
-    ) -> Result<Self, ShmError> {
-        for v in recovered.entries.values() {
-            shm.upsert(&v.entry, v.seq)?;
-        }
-        shm.set_table_seq(recovered.seq);
+    /// A table restored from its journal: `shm` already holds what the journal recovered, up
+    /// to sequence number `seq`, and every later change goes through the journal first.
+    pub fn durable(shm: ShmWriter<R>, health: Arc<Health>, journal: Journal<R>, seq: u64) -> Self {
         let mut t = TableActor::new(shm, health);
-        t.seq = recovered.seq;
+        t.seq = seq;
         t.journal = Some(journal);
-        Ok(t)
+        t
     }
 
     /// The answer a caller gets when this actor failed while handling its message.

@@ -2,6 +2,7 @@
 //! Clients that only read use shared memory instead; these serve `rtmctl show` and `status`.
 
 use actix::prelude::*;
+use rtm_proto::shm::TableWriter;
 use rtm_proto::wire::Failure;
 
 use super::{TableActor, TableRecord};
@@ -26,11 +27,8 @@ impl<R: TableRecord> Handler<Show<R>> for TableActor<R> {
             };
             Ok(match msg.key {
                 Some(k) => shm.get(&k).map(|v| v.entry).into_iter().collect(),
-                None => {
-                    let mut all: Vec<R> = shm.entries().into_iter().map(|v| v.entry).collect();
-                    all.sort_unstable_by_key(|r| r.key());
-                    all
-                }
+                // Shared memory gives them in key order.
+                None => shm.entries().into_iter().map(|v| v.entry).collect(),
             })
         });
         MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
@@ -64,5 +62,10 @@ impl<R: TableRecord> TableActor<R> {
     /// The entry with `key` (None also once the table is retired).
     pub fn get(&self, key: &R::Key) -> Option<R> {
         self.shm.as_ref()?.get(key).map(|v| v.entry)
+    }
+
+    /// The table's shared-memory writer (None once retired).
+    pub(super) fn shm(&self) -> Option<&rtm_proto::shm::ShmWriter<R>> {
+        self.shm.as_ref()
     }
 }

@@ -25,8 +25,7 @@ impl TableRecord for Route {
     }
 }
 
-/// Longest-prefix match for an address, answered from the table (exact-match probes of each
-/// prefix length).
+/// Longest-prefix match for an address, answered from the table.
 #[derive(Message)]
 #[rtype(result = "Result<Option<Route>, Failure>")]
 pub struct Lookup(pub Ipv4Addr);
@@ -35,11 +34,13 @@ impl Handler<Lookup> for RouteTable {
     type Result = Result<Option<Route>, Failure>;
 
     fn handle(&mut self, msg: Lookup, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, |act, _| {
-            (0..=32u8)
-                .rev()
-                .find_map(|len| act.get(&Prefix::truncating(msg.0, len)))
-        })
-        .ok_or_else(RouteTable::crashed)
+        guarded(self, ctx, |act, _| act.lookup(msg.0)).ok_or_else(RouteTable::crashed)
+    }
+}
+
+impl RouteTable {
+    /// The route `addr` matches, from the table's own file.
+    fn lookup(&self, addr: Ipv4Addr) -> Option<Route> {
+        self.shm()?.lookup(addr)
     }
 }

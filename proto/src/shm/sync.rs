@@ -1,7 +1,12 @@
 //! The atomics the shared-memory code uses: `std`'s normally, loom's under `--cfg loom` so the
-//! seqlock in [`super::seqlock`] can be model-checked unchanged.
+//! read protocols can be model-checked unchanged; and the record shapes built from them.
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// A 64-byte cache line of eight words: the unit of the route heap and of next-hop records.
+pub type Line = [AtomicU64; 8];
+/// A 32-byte ARP slot of four words.
+pub type Quad = [AtomicU64; 4];

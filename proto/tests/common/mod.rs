@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rtm_proto::shm::{RouteReader, RouteWriter};
+use rtm_proto::shm::{RouteReader, RouteWriter, TableReader, TableWriter};
 
 /// `table_seq` value telling readers the writer is done.
 const STOP: u64 = u64::MAX;

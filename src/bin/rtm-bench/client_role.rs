@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use rtm::shm::ShmReader;
+use rtm::shm::{ShmReader, TableReader};
 use rtm::wire::{Caps, ChangeOp, Event, Key, Table, Tables};
 use rtm::{Client, Mirror, Route};
 use serde_json::json;
@@ -117,7 +117,7 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
     let mut c = Client::connect(socket, name, Caps::default()).await?;
     let reader_path = c.welcome().route_shm.clone();
     let mut reader: ShmReader<Route> =
-        ShmReader::open(reader_path.as_ref()).context("open route shm")?;
+        ShmReader::<Route>::open(reader_path.as_ref()).context("open route shm")?;
     c.subscribe(Tables::Route).await?;
 
     let mut n = Counts::default();
@@ -169,7 +169,7 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
                                     if v.entry.metric & LAT_FLAG != 0 {
                                         n.samples.push((v.entry.metric & !LAT_FLAG, t));
                                     }
-                                    if v.seq < (seq & rtm::shm::layout::SEQ_MASK) {
+                                    if v.seq < (seq & rtm::shm::SEQ_MASK) {
                                         n.stale += 1;
                                     }
                                 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rtm::shm::{ArpReader, Record, RouteReader, ShmReader};
+use rtm::shm::{ArpReader, Record, RouteReader, ShmReader, TableReader};
 use rtm::types::parse_addr;
 use rtm::wire::{Caps, Table, Tables};
 use rtm::{paths, ArpEntry, Client, Entry, MacAddr, Route};
@@ -64,25 +64,21 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
     };
     let (route_path, arp_path) = shm_paths(args).await;
     match target {
-        Some(Ok(addr)) => match RouteReader::open(&route_path) {
-            Ok(r) => match r.lookup(addr) {
-                Some(v) => print(&render::entry(&Entry::Route(v), args.json)),
-                None => {
-                    cli::warn(format_args!("rtm-client: no route to {addr}"));
-                    return 2;
-                }
-            },
-            Err(e) => return open_fail(&route_path, e),
+        Some(Ok(addr)) => match RouteReader::open(&route_path).map(|r| r.lookup(addr)) {
+            Ok(Ok(Some(v))) => print(&render::entry(&Entry::Route(v), args.json)),
+            Ok(Ok(None)) => {
+                cli::warn(format_args!("rtm-client: no route to {addr}"));
+                return 2;
+            }
+            Ok(Err(e)) | Err(e) => return open_fail(&route_path, e),
         },
-        Some(Err(mac)) => match ArpReader::open(&arp_path) {
-            Ok(r) => match r.get(&mac) {
-                Some(v) => print(&render::entry(&Entry::Arp(v.entry), args.json)),
-                None => {
-                    cli::warn(format_args!("rtm-client: no ARP entry for {mac}"));
-                    return 2;
-                }
-            },
-            Err(e) => return open_fail(&arp_path, e),
+        Some(Err(mac)) => match ArpReader::open(&arp_path).map(|r| r.lookup(&mac)) {
+            Ok(Ok(Some(v))) => print(&render::entry(&Entry::Arp(v.entry), args.json)),
+            Ok(Ok(None)) => {
+                cli::warn(format_args!("rtm-client: no ARP entry for {mac}"));
+                return 2;
+            }
+            Ok(Err(e)) | Err(e) => return open_fail(&arp_path, e),
         },
         None => return dump(args, &route_path, &arp_path),
     }

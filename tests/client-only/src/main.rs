@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use rtm::shm::RouteReader;
+use rtm::shm::{RouteReader, TableReader};
 use rtm::wire::{Caps, Tables};
 use rtm::{Client, Mirror, Update};
 
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let (routes, _) = mirror.counts();
-        match lpm.lookup(addr) {
+        match lpm.lookup(addr)? {
             Some(route) => println!("{routes} routes; {addr} via {route}"),
             None => println!("{routes} routes; no route to {addr}"),
         }

@@ -1,0 +1,151 @@
+//! Building a whole route file's contents at once from its routes: at start-up, when the table
+//! is republished (grown, compacted or repaired) — one pass over the routes in key order, no
+//! per-route copy-on-write.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::chunk::{self, Ranges};
+use super::layout::{
+    block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, ORIGIN_RTM,
+    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, TIER1_WORDS,
+};
+use super::view::NextHop;
+use crate::shm::record::{Versioned, SEQ_MASK};
+use crate::types::Route;
+
+/// A route file's contents, before they are written to a file.
+pub(super) struct Image {
+    pub tier1: Vec<u32>,
+    /// Next-hop records 1.. with the number of routes naming each.
+    pub nexthops: Vec<(NextHop, u32)>,
+    /// Heap lines; line 0 unused.
+    pub heap: Vec<[u64; 8]>,
+    pub top_lpm: [u32; 256],
+    pub top_blk: [u32; 256],
+    pub live: usize,
+    pub len_counts: [u32; 33],
+}
+
+/// A page of slot words being filled.
+type Page = Box<[u32; PAGE_SLOTS]>;
+
+impl Image {
+    fn alloc(&mut self, n: usize) -> u32 {
+        let at = self.heap.len();
+        self.heap.resize(at + n, [0; 8]);
+        at as u32
+    }
+
+    fn write_page(&mut self, page: &[u32; PAGE_SLOTS]) -> u32 {
+        let at = self.alloc(PAGE_LINES);
+        for (k, &w) in page.iter().enumerate() {
+            self.heap[at as usize + k / 16][(k % 16) / 2] |= u64::from(w) << (32 * (k & 1));
+        }
+        at
+    }
+}
+
+/// Builds the image of `routes` (sorted by prefix, each prefix once).
+pub(super) fn build(routes: &[Versioned<Route>]) -> Image {
+    let mut img = Image {
+        tier1: vec![0; TIER1_WORDS],
+        nexthops: Vec::new(),
+        heap: vec![[0; 8]],
+        top_lpm: [0; 256],
+        top_blk: [0; 256],
+        live: routes.len(),
+        len_counts: [0; 33],
+    };
+    let mut index: HashMap<NextHop, u32> = HashMap::new();
+    let mut nh_of = Vec::with_capacity(routes.len());
+    for v in routes {
+        let nh = NextHop::of(&v.entry);
+        let i = *index.entry(nh).or_insert_with(|| {
+            img.nexthops.push((nh, 0));
+            img.nexthops.len() as u32
+        });
+        img.nexthops[i as usize - 1].1 += 1;
+        nh_of.push(i);
+        img.len_counts[v.entry.dst.len() as usize] += 1;
+    }
+
+    // Tier 1 and the tier-2 paint jobs per slot, in key order: a route painted after the
+    // routes that contain it wins where it lies.
+    let mut jobs: BTreeMap<usize, Vec<(u32, u32, u32)>> = BTreeMap::new();
+    for (v, &nh) in routes.iter().zip(&nh_of) {
+        let (addr, len) = (v.entry.dst.addr_u32(), v.entry.dst.len());
+        let val = value(len, nh);
+        if len <= 16 {
+            let first = (addr >> 16) as usize;
+            img.tier1[first..first + (1usize << (16 - len))].fill(val);
+        } else if len == 17 {
+            let s = slot_of(addr);
+            for slot in [s, s + 1] {
+                jobs.entry(slot).or_default().push((0, KEY_MASK + 1, val));
+            }
+        } else {
+            let lo = addr & KEY_MASK;
+            jobs.entry(slot_of(addr)).or_default().push((
+                lo,
+                lo + (1 << (32 - u32::from(len))),
+                val,
+            ));
+        }
+    }
+    let mut pages: BTreeMap<usize, Page> = BTreeMap::new();
+    for (slot, ops) in jobs {
+        let mut r: Ranges = chunk::uniform(0);
+        for (lo, hi, v) in ops {
+            r = chunk::paint(&r, lo, hi, |_| true, v);
+        }
+        let w = if r.len() == 1 {
+            r[0].1
+        } else {
+            let at = img.heap.len() as u32;
+            let (lines, depth) = chunk::encode(&r, at);
+            img.heap.extend(lines);
+            chunk_word(depth, at)
+        };
+        if w != 0 {
+            pages
+                .entry(slot / PAGE_SLOTS)
+                .or_insert_with(|| Box::new([0; PAGE_SLOTS]))[slot % PAGE_SLOTS] = w;
+        }
+    }
+    for (p, page) in pages {
+        img.top_lpm[p] = img.write_page(&page);
+    }
+
+    // Entry blocks: routes are in key order, so each slot's are consecutive and sorted.
+    let mut pages: BTreeMap<usize, Page> = BTreeMap::new();
+    let mut i = 0;
+    while i < routes.len() {
+        let slot = slot_of(routes[i].entry.dst.addr_u32());
+        let end = i + routes[i..]
+            .iter()
+            .take_while(|v| slot_of(v.entry.dst.addr_u32()) == slot)
+            .count();
+        let n = end - i;
+        let at = img.alloc(block_lines(n));
+        let first = if n as u32 > SHORT_BLOCK_MAX {
+            img.heap[at as usize][0] = n as u64;
+            at + 1
+        } else {
+            at
+        };
+        for (j, (v, &nh)) in routes[i..end].iter().zip(&nh_of[i..end]).enumerate() {
+            let l = &mut img.heap[first as usize + j / 4];
+            l[(j % 4) * 2] = entry_word(v.entry.dst.addr_u32(), v.entry.dst.len(), ORIGIN_RTM, nh);
+            l[(j % 4) * 2 + 1] = v.seq & SEQ_MASK;
+        }
+        pages
+            .entry(slot / PAGE_SLOTS)
+            .or_insert_with(|| Box::new([0; PAGE_SLOTS]))[slot % PAGE_SLOTS] =
+            block_word(n as u32, at);
+        i = end;
+    }
+    for (p, page) in pages {
+        img.top_blk[p] = img.write_page(&page);
+    }
+    img
+}

@@ -1,0 +1,279 @@
+//! A slot's chunk: the address ranges of one /18 and their values, in one leaf line or a small
+//! tree of lines (layout: "Longest-prefix match"). Searching a chunk is what a reader does;
+//! encoding, decoding and repainting ranges is the writer's part.
+
+use super::layout::{value_depth, FILL, KEY_MASK, LEAF_RANGES, MAX_TREE_DEPTH, NODE_FANOUT};
+use crate::shm::sync::Line;
+use crate::shm::sync::Ordering::Relaxed;
+
+/// The lanes' top bits.
+const H: u64 = 0x8000_8000_8000_8000;
+/// One in each lane.
+const LANES: u64 = 0x0001_0001_0001_0001;
+
+/// How many of the u16 lanes in `words` are <= `k` (`k` and the lanes below 2^15).
+#[inline(always)]
+fn count_le(words: &[u64], k: u32) -> u32 {
+    let kb = (k as u64).wrapping_mul(LANES) | H;
+    words
+        .iter()
+        .map(|&w| (kb.wrapping_sub(w) & H).count_ones())
+        .sum()
+}
+
+/// The value of key `k` (`addr & 0x3fff`) in the chunk of `depth` levels rooted at `root`, or
+/// `None` if the lines read cannot be a chunk (memory reused under a reader: the epoch check
+/// tells it to retry).
+#[inline]
+pub fn search(heap: &[Line], depth: usize, root: u32, k: u32) -> Option<u32> {
+    let mut line = heap.get(root as usize)?;
+    for _ in 1..depth {
+        let mut p = [0u64; 6];
+        for (o, w) in p.iter_mut().zip(line.iter()) {
+            *o = w.load(Relaxed);
+        }
+        let child = count_le(&p, k).checked_sub(1)?;
+        let base = line[6].load(Relaxed) as u32 as usize;
+        line = heap.get(base.checked_add(child as usize)?)?;
+    }
+    let starts = [line[0].load(Relaxed), line[1].load(Relaxed)];
+    let i = count_le(&starts, k).checked_sub(1)? as usize;
+    let w = line.get(2 + i / 2)?.load(Relaxed);
+    Some((w >> (32 * (i & 1))) as u32)
+}
+
+/// A chunk as the writer handles it: ranges `(start, value)` sorted by start, the first at 0,
+/// no two neighbours with equal values.
+pub type Ranges = Vec<(u16, u32)>;
+
+/// Lines of a chunk holding `n` ranges, and its tree depth.
+pub fn shape(n: usize) -> (usize, usize) {
+    let mut level = n.div_ceil(LEAF_RANGES).max(1);
+    let (mut lines, mut depth) = (level, 1);
+    while level > 1 {
+        level = level.div_ceil(NODE_FANOUT);
+        lines += level;
+        depth += 1;
+    }
+    (lines, depth)
+}
+
+/// The ranges and lines a chunk rooted at `root` says it has (the root's word 7).
+pub fn size_of_chunk(heap: &[Line], root: u32) -> (usize, usize) {
+    let w = heap.get(root as usize).map_or(0, |l| l[7].load(Relaxed));
+    ((w & 0xffff_ffff) as usize, (w >> 32) as usize)
+}
+
+/// Encodes `r` (at least two ranges) as lines to be written from heap line `at` on; returns
+/// the lines and the tree depth. The root comes first, then each level down; the leaves last.
+pub fn encode(r: &[(u16, u32)], at: u32) -> (Vec<[u64; 8]>, usize) {
+    let n = r.len();
+    let (total, depth) = shape(n);
+    debug_assert!(depth <= MAX_TREE_DEPTH, "{n} ranges");
+    // Level sizes from the leaves up.
+    let mut sizes = vec![n.div_ceil(LEAF_RANGES).max(1)];
+    while *sizes.last().expect("one level") > 1 {
+        let s = sizes.last().expect("one level").div_ceil(NODE_FANOUT);
+        sizes.push(s);
+    }
+    sizes.reverse(); // root level first
+    let mut first = Vec::with_capacity(sizes.len()); // first line of each level
+    let mut off = 0;
+    for s in &sizes {
+        first.push(off);
+        off += s;
+    }
+    let mut lines = vec![[0u64; 8]; total];
+    // Leaves.
+    let leaves = first[sizes.len() - 1];
+    for (j, part) in r.chunks(LEAF_RANGES).enumerate() {
+        let l = &mut lines[leaves + j];
+        let mut starts = [FILL; LEAF_RANGES];
+        for (i, &(s, v)) in part.iter().enumerate() {
+            starts[i] = s;
+            l[2 + i / 2] |= u64::from(v) << (32 * (i & 1));
+        }
+        l[0] = lanes(&starts[..4]);
+        l[1] = lanes(&starts[4..]);
+    }
+    // Nodes, level by level upwards: the first start under each child.
+    let mut below: Vec<u16> = r.chunks(LEAF_RANGES).map(|c| c[0].0).collect();
+    for lvl in (0..sizes.len() - 1).rev() {
+        let mut this = Vec::with_capacity(sizes[lvl]);
+        for (j, kids) in below.chunks(NODE_FANOUT).enumerate() {
+            let l = &mut lines[first[lvl] + j];
+            let mut piv = [FILL; NODE_FANOUT];
+            piv[..kids.len()].copy_from_slice(kids);
+            for (w, q) in l.iter_mut().zip(piv.chunks(4)) {
+                *w = lanes(q);
+            }
+            l[6] = u64::from(at) + (first[lvl + 1] + j * NODE_FANOUT) as u64;
+            this.push(kids[0]);
+        }
+        below = this;
+    }
+    lines[0][7] = n as u64 | ((total as u64) << 32);
+    (lines, depth)
+}
+
+fn lanes(q: &[u16]) -> u64 {
+    q.iter()
+        .enumerate()
+        .fold(0, |w, (i, &s)| w | (u64::from(s) << (16 * i)))
+}
+
+/// The ranges of the chunk rooted at `root` in the writer's own mapping.
+pub fn decode(heap: &[Line], root: u32) -> Ranges {
+    let (n, total) = size_of_chunk(heap, root);
+    let leaves = n.div_ceil(LEAF_RANGES);
+    let first = root as usize + total - leaves;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let l = &heap[first + i / LEAF_RANGES];
+        let k = i % LEAF_RANGES;
+        let s = (l[k / 4].load(Relaxed) >> (16 * (k % 4))) as u16;
+        let v = (l[2 + k / 2].load(Relaxed) >> (32 * (k & 1))) as u32;
+        out.push((s, v));
+    }
+    out
+}
+
+/// Sets the value of every address in `[lo, hi)` whose value `repaint` accepts to `new`,
+/// keeping the ranges sorted and merged. `hi` may be 2^14 (the end of the slot).
+pub fn paint(r: &Ranges, lo: u32, hi: u32, repaint: impl Fn(u32) -> bool, new: u32) -> Ranges {
+    let mut out: Ranges = Vec::with_capacity(r.len() + 2);
+    let mut push = |s: u32, v: u32| {
+        if out.last().is_none_or(|&(_, last)| last != v) {
+            out.push((s as u16, v));
+        }
+    };
+    for (i, &(s, v)) in r.iter().enumerate() {
+        let s = u32::from(s);
+        let e = r.get(i + 1).map_or(KEY_MASK + 1, |&(n, _)| u32::from(n));
+        if e <= lo || s >= hi || !repaint(v) {
+            push(s, v);
+            continue;
+        }
+        if s < lo {
+            push(s, v);
+        }
+        push(s.max(lo), new);
+        if e > hi {
+            push(hi, v);
+        }
+    }
+    out
+}
+
+/// The ranges of a slot holding one value throughout.
+pub fn uniform(v: u32) -> Ranges {
+    vec![(0, v)]
+}
+
+/// Whether a value loses to a route of length `len` (it is empty or a shorter route).
+#[inline]
+pub fn loses_to(len: u8) -> impl Fn(u32) -> bool + Copy {
+    move |v| v == 0 || value_depth(v) < len
+}
+
+/// Whether a value is the route of length `len` (in its own range: at most one route of a
+/// length contains an address).
+#[inline]
+pub fn is_len(len: u8) -> impl Fn(u32) -> bool + Copy {
+    move |v| v != 0 && value_depth(v) == len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layout::value;
+    use super::*;
+    use crate::shm::sync::AtomicU64;
+
+    fn heap_of(lines: &[[u64; 8]]) -> Vec<Line> {
+        lines
+            .iter()
+            .map(|l| std::array::from_fn(|i| AtomicU64::new(l[i])))
+            .collect()
+    }
+
+    /// Ranges with `n` boundaries at pseudo-random places, values distinct per range.
+    fn ranges(n: usize, seed: u32) -> Ranges {
+        let mut starts: Vec<u16> = (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % (KEY_MASK + 1)) as u16)
+            .collect();
+        starts.push(0);
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, value(24, i as u32)))
+            .collect()
+    }
+
+    fn value_at(r: &Ranges, k: u32) -> u32 {
+        r.iter()
+            .rev()
+            .find(|&&(s, _)| u32::from(s) <= k)
+            .map(|&(_, v)| v)
+            .unwrap()
+    }
+
+    #[test]
+    fn every_key_finds_its_range_at_every_size() {
+        for n in [
+            1, 2, 7, 8, 9, 23, 24, 25, 191, 192, 193, 500, 4607, 4608, 4700, 16383,
+        ] {
+            let r = ranges(n, n as u32);
+            if r.len() < 2 {
+                continue;
+            }
+            let at = 5;
+            let (lines, depth) = encode(&r, at);
+            assert_eq!((lines.len(), depth), shape(r.len()));
+            let mut all = vec![[0u64; 8]; at as usize];
+            all.extend(lines);
+            let heap = heap_of(&all);
+            for k in (0..=KEY_MASK).step_by(if n > 1000 { 1 } else { 3 }) {
+                assert_eq!(
+                    search(&heap, depth, at, k),
+                    Some(value_at(&r, k)),
+                    "{} ranges, key {k}",
+                    r.len()
+                );
+            }
+            assert_eq!(decode(&heap, at), r);
+            assert_eq!(size_of_chunk(&heap, at), (r.len(), shape(r.len()).0));
+        }
+    }
+
+    #[test]
+    fn paint_splits_and_merges() {
+        let a = value(17, 1);
+        let b = value(24, 2);
+        let r = uniform(a);
+        let r = paint(&r, 256, 512, loses_to(24), b);
+        assert_eq!(r, vec![(0, a), (256, b), (512, a)]);
+        // A longer route inside stays; the shorter one around it is repainted.
+        let c = value(20, 3);
+        let r2 = paint(&r, 0, 1024, loses_to(20), c);
+        assert_eq!(r2, vec![(0, c), (256, b), (512, c), (1024, a)]);
+        // Deleting b restores what covers it.
+        let r3 = paint(&r2, 256, 512, is_len(24), c);
+        assert_eq!(r3, vec![(0, c), (1024, a)]);
+        // Painting the whole slot.
+        assert_eq!(paint(&r3, 0, KEY_MASK + 1, |_| true, 0), uniform(0));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let heap = heap_of(&[[u64::MAX; 8], [0; 8], [0x1234_5678_9abc_def0; 8]]);
+        for depth in 1..=4 {
+            for root in 0..4 {
+                for k in [0, 1, KEY_MASK] {
+                    let _ = search(&heap, depth, root, k);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The route table file, layout version 5: its regions and the encoding of every word in them.
+//!
+//! ```text
+//! offset                  size              contents
+//! 0                       4096              header (`shm::header`), with top_lpm and top_blk
+//! region[TIER1] = 4096    4 × 2^16          tier 1: one value word per /16 (routes /0–/16)
+//! region[NH]              64 × region[NH_CAP]  next-hop records
+//! region[HEAP]            64 × heap_lines   the heap: 64-byte lines holding pages, chunks and
+//!                                           entry blocks; grows in place up to map_len
+//! ```
+//!
+//! # Values
+//!
+//! A *value* (u32) says which route an address matches: `0` is none; otherwise bit 31 is set,
+//! bits 29..24 are the route's prefix length `depth` and bits 23..0 its next-hop index. The
+//! matching prefix is the address truncated to `depth` bits: a value names a route without
+//! naming its prefix, so neighbouring address ranges with equal values are one range.
+//!
+//! # Longest-prefix match
+//!
+//! Routes of /0–/16 live in tier 1; routes of /17–/32 in tier 2, whose answer wins when it has
+//! one:
+//!
+//! ```text
+//! v = tier2(addr); if v == 0 { v = tier1[addr >> 16] }
+//! ```
+//!
+//! Tier 2 resolves an address in its *slot* (its /18: `addr >> 14`, 2^18 slots) through
+//! `top_lpm[addr >> 24]`, the first line of that /8's *page* (0: no page, every slot empty): a
+//! page is 64 heap lines holding 1024 slot words (u32, little half of each u64 first), one per
+//! slot of the /8, indexed by `(addr >> 14) & 1023`. A slot word is
+//!
+//! ```text
+//! 0                              empty: tier 1 answers
+//! bit 31 set                     a value: the answer for the whole slot
+//! bit 31 clear, non-zero         a chunk: bits 30..29 = depth - 1 of its tree (0..=3),
+//!                                bits 28..0 = heap line of its root
+//! ```
+//!
+//! A chunk divides the slot's 2^14 addresses (the key `k = addr & 0x3fff`) into ranges, each
+//! with one value (possibly 0), sorted by start; the first starts at 0. Its lines:
+//!
+//! ```text
+//! leaf line (up to 8 ranges):
+//!   words 0,1   starts: 8 u16 lanes (lane i = bits 16i..16i+15 of the word pair read as
+//!               little-endian u128); unused lanes hold FILL (0x4000, above every key)
+//!   words 2..5  values: 8 u32 lanes, lane i in word 2 + i/2, low half for even i
+//!   word 6      zero
+//!   word 7      root only: ranges in the chunk (low 32 bits) and lines (high 32 bits)
+//! node line (a tree of depth 2..=4):
+//!   words 0..5  pivots: 24 u16 lanes, the first start below each child; FILL when unused
+//!   word 6      bits 31..0: heap line of the first child (children are consecutive lines)
+//!   word 7      root only: as for a leaf
+//! ```
+//!
+//! The range holding `k` in a line is `count(starts <= k) - 1`, counted in four lanes at a time
+//! with the carry-free subtraction `((k * 0x0001_0001_0001_0001) | H) - starts) & H` (`H` the
+//! lanes' top bits): keys and starts are below 2^15, so no lane borrows from the next. A node
+//! picks its child the same way; depth - 1 nodes lead to a leaf.
+//!
+//! # Next hops
+//!
+//! Record `i` of the next-hop region, 64 bytes:
+//!
+//! ```text
+//! word 0   seqlock sequence word (records are rewritten in place only under it)
+//! word 1   bits 31..0 via address; bit 32 via present; bits 63..33 zero
+//! word 2   bits 31..0 metric
+//! words 3,4 device: 16 bytes, little-endian across the words: byte 0 = name length
+//!           (0 = none, 1..=15), then the name, zero padded
+//! words 5..7 zero (reserved for next-hop groups)
+//! ```
+//!
+//! Routes with the same via, device and metric share one record.
+//!
+//! # Entries (exact match and key order)
+//!
+//! Every route has a 16-byte entry in the *block* of the slot its prefix starts in
+//! (`prefix.addr >> 14`), found through `top_blk[addr >> 24]` and a page laid out as for the
+//! LPM. A block word is `0` (no routes start in the slot) or `count << 26 | line` with `count`
+//! 1..=62 entries packed four to a line from `line` on; `count` 63 means a long block whose
+//! first line's word 0 holds the count and whose entries start at the next line. Entries are
+//! sorted by prefix (address, then length):
+//!
+//! ```text
+//! word A   bits 31..0 address; bits 37..32 length; bits 39..38 flags (origin); bits 63..40
+//!          next-hop index
+//! word B   bits 61..0 sequence number of the change that last wrote the route
+//! ```
+//!
+//! # Change and reclamation
+//!
+//! Nothing a reader can reach is ever changed in place, except next-hop records (under their
+//! seqlock) and single words (tier 1, page and top words), each stored with `Release`: a new
+//! chunk or block is written whole into free lines, then published by one store of the word that
+//! names it. The lines it replaces, and next-hop records no route names any more, are freed, and
+//! the writer reuses freed memory only after it has incremented the header's `epoch` (a
+//! `Release` store, then a `Release` fence). A reader loads `epoch` before it starts (then an
+//! `Acquire` fence) and again after it has read everything (after an `Acquire` fence): if the
+//! two agree, nothing it read was reused meanwhile, so what it read is what the words named when
+//! it read them. Otherwise it starts again. The writer increments the epoch at most once per
+//! batch of changes.
+
+/// The header's region words of a route file.
+pub const REGION_TIER1: usize = 0;
+pub const REGION_NH: usize = 1;
+pub const REGION_NH_CAP: usize = 2;
+pub const REGION_HEAP: usize = 3;
+
+/// Words of tier 1 (one per /16).
+pub const TIER1_WORDS: usize = 1 << 16;
+/// Slots of tier 2 (one per /18).
+pub const SLOTS: usize = 1 << 18;
+/// Slot words in a page (the slots of one /8).
+pub const PAGE_SLOTS: usize = 1024;
+/// Heap lines a page takes.
+pub const PAGE_LINES: usize = PAGE_SLOTS * 4 / 64;
+/// Bits of an address below its slot.
+pub const SLOT_BITS: u32 = 14;
+/// A slot key's mask.
+pub const KEY_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// The lane value above every key: unused lanes of starts and pivots.
+pub const FILL: u16 = 1 << SLOT_BITS;
+/// Ranges in a leaf line.
+pub const LEAF_RANGES: usize = 8;
+/// Children of a node line.
+pub const NODE_FANOUT: usize = 24;
+/// Deepest tree of a chunk.
+pub const MAX_TREE_DEPTH: usize = 4;
+
+/// Value flag: the value names a route.
+pub const VALUE_VALID: u32 = 1 << 31;
+const DEPTH_SHIFT: u32 = 24;
+/// Bits of a next-hop index.
+pub const NH_BITS: u32 = 24;
+const NH_MASK: u32 = (1 << NH_BITS) - 1;
+/// Most next-hop records of a file.
+pub const MAX_NEXTHOPS: usize = 1 << NH_BITS;
+
+/// The value of a route of prefix length `depth` through next-hop record `nh`.
+#[inline]
+pub const fn value(depth: u8, nh: u32) -> u32 {
+    VALUE_VALID | ((depth as u32) << DEPTH_SHIFT) | (nh & NH_MASK)
+}
+
+/// A value's prefix length.
+#[inline]
+pub const fn value_depth(v: u32) -> u8 {
+    ((v >> DEPTH_SHIFT) & 0x3f) as u8
+}
+
+/// A value's next-hop index.
+#[inline]
+pub const fn value_nh(v: u32) -> u32 {
+    v & NH_MASK
+}
+
+/// Slot word of a chunk whose tree has `depth` levels (1..=4) and whose root is `line`.
+#[inline]
+pub const fn chunk_word(depth: usize, line: u32) -> u32 {
+    (((depth as u32 - 1) & 3) << 29) | (line & CHUNK_LINE_MASK)
+}
+
+const CHUNK_LINE_MASK: u32 = (1 << 29) - 1;
+/// Most heap lines a route file addresses (chunk roots are 29 bits).
+pub const MAX_HEAP_LINES: usize = 1 << 26;
+
+/// A chunk slot word's (tree depth, root line).
+#[inline]
+pub const fn chunk_of(w: u32) -> (usize, u32) {
+    (((w >> 29) & 3) as usize + 1, w & CHUNK_LINE_MASK)
+}
+
+/// Entries a short block holds; its count field says so, [`LONG_BLOCK`] says "see line 0".
+pub const SHORT_BLOCK_MAX: u32 = 62;
+/// Block count field of a long block.
+pub const LONG_BLOCK: u32 = 63;
+const BLOCK_LINE_MASK: u32 = (1 << 26) - 1;
+
+/// A block word.
+#[inline]
+pub const fn block_word(count: u32, line: u32) -> u32 {
+    let c = if count > SHORT_BLOCK_MAX {
+        LONG_BLOCK
+    } else {
+        count
+    };
+    (c << 26) | (line & BLOCK_LINE_MASK)
+}
+
+/// A block word's (count field, first line).
+#[inline]
+pub const fn block_of(w: u32) -> (u32, u32) {
+    (w >> 26, w & BLOCK_LINE_MASK)
+}
+
+/// Heap lines a block of `count` entries takes.
+#[inline]
+pub const fn block_lines(count: usize) -> usize {
+    if count == 0 {
+        0
+    } else if count as u32 <= SHORT_BLOCK_MAX {
+        count.div_ceil(4)
+    } else {
+        1 + count.div_ceil(4)
+    }
+}
+
+/// Entry flags: where the route came from.
+pub const ORIGIN_RTM: u8 = 0;
+
+/// An entry's first word.
+#[inline]
+pub const fn entry_word(addr: u32, len: u8, flags: u8, nh: u32) -> u64 {
+    addr as u64 | ((len as u64 & 0x3f) << 32) | ((flags as u64 & 3) << 38) | ((nh as u64) << 40)
+}
+
+/// An entry word's (address, length, flags, next hop).
+#[inline]
+pub const fn entry_fields(w: u64) -> (u32, u8, u8, u32) {
+    (
+        w as u32,
+        ((w >> 32) & 0x3f) as u8,
+        ((w >> 38) & 3) as u8,
+        (w >> 40) as u32,
+    )
+}
+
+/// The sort key of an entry word: (address, length).
+#[inline]
+pub const fn entry_order(w: u64) -> u64 {
+    ((w & 0xffff_ffff) << 8) | ((w >> 32) & 0x3f)
+}
+
+/// The slot a prefix starts in.
+#[inline]
+pub const fn slot_of(addr: u32) -> usize {
+    (addr >> SLOT_BITS) as usize
+}

@@ -1,0 +1,239 @@
+//! Reading a route file: the views of its regions and the reads every process makes of them —
+//! a longest-prefix match to a value, a next-hop record, a prefix's entry in its block, a
+//! slot's entries in key order — and the epoch protocol that makes them safe while the writer
+//! reuses memory (layout: "Change and reclamation").
+//!
+//! These functions see only slices of atomics, so the same code runs on a file's mapping and on
+//! the plain memory of the loom models.
+
+use std::net::Ipv4Addr;
+
+use super::chunk;
+use super::layout::{
+    block_of, chunk_of, entry_fields, slot_of, KEY_MASK, LONG_BLOCK, PAGE_SLOTS, SHORT_BLOCK_MAX,
+    VALUE_VALID,
+};
+use crate::shm::seqlock::try_read_words;
+use crate::shm::sync::{fence, AtomicU32, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed};
+use crate::types::{IfName, Prefix, Route};
+
+/// The regions of a route file, as slices of atomics.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub epoch: &'a AtomicU64,
+    pub top_lpm: &'a [AtomicU32],
+    pub top_blk: &'a [AtomicU32],
+    pub tier1: &'a [AtomicU32],
+    pub nh: &'a [Line],
+    pub heap: &'a [Line],
+}
+
+/// A read found memory that cannot be what the words named: reused under the reader (the
+/// epoch tells), or past the part of the heap the reader knows (it grew).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Garbage;
+
+/// A next-hop record's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<IfName>,
+    pub metric: u32,
+}
+
+impl NextHop {
+    pub fn of(r: &Route) -> NextHop {
+        NextHop {
+            via: r.via,
+            dev: r.dev,
+            metric: r.metric,
+        }
+    }
+
+    pub fn route(&self, dst: Prefix) -> Route {
+        Route {
+            dst,
+            via: self.via,
+            dev: self.dev,
+            metric: self.metric,
+        }
+    }
+
+    /// The record's words 1..=7.
+    pub fn encode(&self) -> [u64; 7] {
+        let via = self
+            .via
+            .map_or(0, |a| (1u64 << 32) | u64::from(u32::from(a)));
+        let [d0, d1] = crate::shm::dev::encode(self.dev.as_ref());
+        [via, u64::from(self.metric), d0, d1, 0, 0, 0]
+    }
+
+    /// The fields from words 1..=7; `None` for words no writer writes.
+    #[inline]
+    pub fn decode(w: &[u64; 7]) -> Option<NextHop> {
+        if w[0] >> 33 != 0 || w[1] >> 32 != 0 || w[4] | w[5] | w[6] != 0 {
+            return None;
+        }
+        let via = (w[0] >> 32 == 1).then(|| Ipv4Addr::from(w[0] as u32));
+        if via.is_none() && w[0] != 0 {
+            return None;
+        }
+        Some(NextHop {
+            via,
+            dev: crate::shm::dev::decode([w[2], w[3]])?,
+            metric: w[1] as u32,
+        })
+    }
+}
+
+/// Loads a word that names memory written before it, and orders the reads of that memory
+/// after it.
+#[inline(always)]
+fn load_acquire32(w: &AtomicU32) -> u32 {
+    let v = w.load(Relaxed);
+    fence(Acquire);
+    v
+}
+
+impl<'a> View<'a> {
+    /// Slot word `k` of the page whose first line is `page`.
+    #[inline(always)]
+    fn page_word(&self, page: u32, k: usize) -> Result<u32, Garbage> {
+        let line = self.heap.get(page as usize + k / 16).ok_or(Garbage)?;
+        let w = line[(k % 16) / 2].load(Relaxed);
+        fence(Acquire);
+        Ok((w >> (32 * (k & 1))) as u32)
+    }
+
+    /// The slot word of `slot` in the pages under `top` (0: none).
+    #[inline(always)]
+    fn slot_word(&self, top: &[AtomicU32], slot: usize) -> Result<u32, Garbage> {
+        let page = load_acquire32(top.get(slot / PAGE_SLOTS).ok_or(Garbage)?);
+        if page == 0 {
+            return Ok(0);
+        }
+        self.page_word(page, slot % PAGE_SLOTS)
+    }
+
+    /// Tier 2's slot word of `slot` (0: empty).
+    #[inline(always)]
+    pub fn tier2_word(&self, slot: usize) -> Result<u32, Garbage> {
+        self.slot_word(self.top_lpm, slot)
+    }
+
+    /// Tier 2's value for `addr` (0: no route of /17–/32 matches).
+    #[inline(always)]
+    pub fn tier2(&self, addr: u32) -> Result<u32, Garbage> {
+        let w = self.slot_word(self.top_lpm, slot_of(addr))?;
+        if w == 0 || w & VALUE_VALID != 0 {
+            return Ok(w);
+        }
+        let (depth, root) = chunk_of(w);
+        chunk::search(self.heap, depth, root, addr & KEY_MASK).ok_or(Garbage)
+    }
+
+    /// The value of the longest prefix matching `addr` (0: none).
+    #[inline(always)]
+    pub fn value(&self, addr: u32) -> Result<u32, Garbage> {
+        match self.tier2(addr)? {
+            0 => Ok(self
+                .tier1
+                .get((addr >> 16) as usize)
+                .map_or(0, |w| w.load(Relaxed))),
+            v => Ok(v),
+        }
+    }
+
+    /// Next-hop record `i`. Records are rewritten in place only under their seqlock; one found
+    /// in the middle of a write reads as `Garbage` (the caller retries).
+    #[inline(always)]
+    pub fn nexthop(&self, i: u32) -> Result<NextHop, Garbage> {
+        let l = self.nh.get(i as usize).ok_or(Garbage)?;
+        let (seq, words) = l.split_first().expect("a line has 8 words");
+        let words: &[AtomicU64; 7] = words.try_into().expect("7 words");
+        let w = try_read_words(seq, words).map_err(|_| Garbage)?;
+        NextHop::decode(&w).ok_or(Garbage)
+    }
+
+    /// The entries of `slot`'s block: (count, first entry line).
+    #[inline]
+    pub fn block(&self, slot: usize) -> Result<(usize, u32), Garbage> {
+        let w = self.slot_word(self.top_blk, slot)?;
+        if w == 0 {
+            return Ok((0, 0));
+        }
+        let (c, line) = block_of(w);
+        if c == LONG_BLOCK {
+            let n = self.heap.get(line as usize).ok_or(Garbage)?[0].load(Relaxed);
+            let n = usize::try_from(n).map_err(|_| Garbage)?;
+            if n <= SHORT_BLOCK_MAX as usize || n > 1 << 16 {
+                return Err(Garbage);
+            }
+            Ok((n, line + 1))
+        } else {
+            Ok((c as usize, line))
+        }
+    }
+
+    /// Entry `i` of the block starting at line `first`: (word A, word B).
+    #[inline(always)]
+    pub fn entry(&self, first: u32, i: usize) -> Result<(u64, u64), Garbage> {
+        let l = self.heap.get(first as usize + i / 4).ok_or(Garbage)?;
+        let j = (i % 4) * 2;
+        Ok((l[j].load(Relaxed), l[j + 1].load(Relaxed)))
+    }
+
+    /// The entry of prefix `addr/len`: (next-hop index, flags, sequence word), if present.
+    #[inline]
+    pub fn find(&self, addr: u32, len: u8) -> Result<Option<(u32, u8, u64)>, Garbage> {
+        let (n, first) = self.block(slot_of(addr))?;
+        // Blocks are short: a linear scan reads the few lines in order.
+        for i in 0..n {
+            let (a, b) = self.entry(first, i)?;
+            let (ea, el, flags, nh) = entry_fields(a);
+            if ea == addr && el == len {
+                return Ok(Some((nh, flags, b)));
+            }
+            if (ea, el) > (addr, len) {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What a read made under the epoch protocol came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unstable {
+    /// Memory kept being reused under the reader (or the writer is rewriting a next-hop record
+    /// it holds); after this many tries the reader gives up.
+    Busy,
+    /// The read met memory past what the reader has mapped as backed: it must refresh its view
+    /// of the heap and try again.
+    Grown,
+}
+
+/// Tries of a read before it answers [`Unstable::Busy`].
+pub const TRIES: u32 = 1000;
+
+/// Runs `read` so that what it answers is consistent: between two loads of the epoch, retried
+/// while the epoch moved (memory was reused under it). A read that met garbage with the epoch
+/// unchanged met memory the reader does not know is backed (the heap grew): `Grown`.
+#[inline(always)]
+pub fn consistent<T>(
+    epoch: &AtomicU64,
+    mut read: impl FnMut() -> Result<T, Garbage>,
+) -> Result<T, Unstable> {
+    for _ in 0..TRIES {
+        let e1 = epoch.load(Relaxed);
+        fence(Acquire);
+        let r = read();
+        fence(Acquire);
+        let e2 = epoch.load(Relaxed);
+        if e1 == e2 {
+            return r.map_err(|Garbage| Unstable::Grown);
+        }
+        std::hint::spin_loop();
+    }
+    Err(Unstable::Busy)
+}

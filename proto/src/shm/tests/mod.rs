@@ -1,0 +1,64 @@
+//! Unit tests of the writers and readers against real files: the route table against a
+//! `prefix-trie` model (`route_model`), the route file's own rules (`route_files`), the ARP table
+//! (`arp`), and readers racing a writer that reuses memory (`race`).
+
+mod arp;
+mod race;
+mod route_files;
+mod route_model;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::*;
+use crate::types::{ArpEntry, MacAddr, Prefix, Route};
+
+/// A scratch directory on tmpfs when there is one (where table files live in production), else
+/// the default temporary directory.
+pub(super) fn dir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+pub(super) fn p(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+/// A route for `dst` whose fields vary with `n`.
+pub(super) fn route(dst: Prefix, n: u32) -> Route {
+    Route {
+        dst,
+        via: (n % 3 != 0).then(|| Ipv4Addr::from(n.wrapping_mul(2_654_435_761))),
+        dev: (n % 5 != 0).then(|| format!("eth{}", n % 1000).parse().unwrap()),
+        metric: n,
+    }
+}
+
+pub(super) fn arp(mac: u64, n: u32) -> ArpEntry {
+    ArpEntry {
+        mac: MacAddr::from_u64(mac),
+        ip: Ipv4Addr::from(n),
+        dev: (n % 2 == 0).then(|| format!("veth{}", n % 100).parse().unwrap()),
+    }
+}
+
+/// An empty route table file at `path` allowed `limit` routes.
+pub(super) fn routes_at(path: &Path, limit: usize) -> RouteWriter {
+    RouteWriter::create(path, limit, 0o644, Vec::new(), 0).unwrap()
+}
+
+pub(super) fn arps_at(path: &Path, limit: usize) -> ArpWriter {
+    ArpWriter::create(path, limit, 0o644, Vec::new(), 0).unwrap()
+}
+
+pub(super) fn no_tmp_files(d: &Path) {
+    for e in std::fs::read_dir(d).unwrap() {
+        let name = e.unwrap().file_name();
+        assert!(!name.to_string_lossy().contains(".tmp."), "{name:?} left");
+    }
+}
+
+pub(super) fn lookup(r: &RouteReader, a: Ipv4Addr) -> Option<Route> {
+    r.lookup(a).expect("not busy")
+}
