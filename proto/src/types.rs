@@ -70,6 +70,7 @@ pub struct Prefix {
 }
 
 /// The netmask of a prefix length as a host-order word.
+#[inline]
 pub const fn mask(len: u8) -> u32 {
     if len == 0 {
         0
@@ -89,6 +90,7 @@ impl Prefix {
     }
 
     /// The prefix containing `addr` with the given length (host bits cleared).
+    #[inline]
     pub fn truncating(addr: Ipv4Addr, len: u8) -> Prefix {
         let len = len.min(32);
         Prefix {
@@ -293,23 +295,21 @@ impl IfName {
         &self.buf[..usize::from(self.len)]
     }
 
-    /// The name of length `len` whose bytes start `buf`, the rest of `buf` zero (how table slots
-    /// store it), accepted exactly when [`IfName::from_str`] would accept those bytes and the
-    /// padding is zero. Decoding a slot is on the lookup path, so the usual names (printable
-    /// ASCII) are checked without building a `&str` or allocating.
-    #[inline(always)]
-    pub(crate) fn from_padded(len: u8, buf: [u8; IFNAME_MAX]) -> Option<IfName> {
+    /// A name read back from where rtm's own writer put it (a shared-memory record, under its
+    /// seqlock): only its shape is checked — length and zero padding — not each character,
+    /// which the writer checked when the name came in.
+    #[inline]
+    pub(crate) fn from_stored(len: u8, buf: [u8; IFNAME_MAX]) -> Option<IfName> {
         let n = usize::from(len);
-        if n == 0 || n > IFNAME_MAX || buf[n..].iter().any(|&b| b != 0) {
+        if n == 0 || n > IFNAME_MAX {
             return None;
         }
-        let name = &buf[..n];
-        // Printable ASCII except '/' is neither whitespace nor a control character, so such a
-        // name passes every check of `from_str` except the reserved names.
-        if name.iter().all(|&b| (0x21..0x7f).contains(&b) && b != b'/') {
-            return (name != b"." && name != b"..").then_some(IfName { len, buf });
-        }
-        std::str::from_utf8(name).ok()?.parse().ok()
+        let padding = u128::from_le_bytes({
+            let mut b = [0u8; 16];
+            b[..IFNAME_MAX].copy_from_slice(&buf);
+            b
+        }) >> (8 * n);
+        (padding == 0).then_some(IfName { len, buf })
     }
 }
 
@@ -467,9 +467,10 @@ impl fmt::Debug for ArpEntry {
 mod tests {
     use super::*;
 
-    /// `from_padded` (the slot decoder's fast check) accepts exactly what parsing accepts.
+    /// `from_stored` (the shared-memory decoder's check of shape) gives back every name parsing
+    /// accepts, and refuses every buffer of the wrong shape.
     #[test]
-    fn if_name_from_padded_agrees_with_parsing() {
+    fn if_name_from_stored_checks_the_shape() {
         use rand::{rngs::StdRng, Rng, SeedableRng};
         let mut rng = StdRng::seed_from_u64(7);
         // Bytes that matter: controls, space, '/', '.', printable ASCII, DEL, UTF-8 pieces.
@@ -510,13 +511,14 @@ mod tests {
         let mut accepted = 0;
         for (len, buf) in cases {
             let n = usize::from(len);
-            let want = (n <= IFNAME_MAX && buf[n.min(IFNAME_MAX)..].iter().all(|&b| b == 0))
+            let shaped = (1..=IFNAME_MAX).contains(&n) && buf[n..].iter().all(|&b| b == 0);
+            let parsed = shaped
                 .then(|| std::str::from_utf8(&buf[..n]).ok()?.parse::<IfName>().ok())
                 .flatten();
-            let got = IfName::from_padded(len, buf);
-            assert_eq!(got, want, "len {len} bytes {buf:?}");
-            if let Some(g) = got {
-                assert_eq!(g.as_bytes(), &buf[..n]);
+            let got = IfName::from_stored(len, buf);
+            assert_eq!(got.is_some(), shaped, "len {len} bytes {buf:?}");
+            if let Some(p) = parsed {
+                assert_eq!(got, Some(p), "len {len} bytes {buf:?}");
                 accepted += 1;
             }
         }

@@ -19,8 +19,10 @@ pub fn encode(dev: Option<&IfName>) -> [u64; 2] {
     ]
 }
 
-/// `Some(None)` for no device, `Some(Some(name))` for a valid one, `None` if the words are
-/// invalid.
+/// `Some(None)` for no device, `Some(Some(name))` for a name of valid shape, `None` if the
+/// words cannot be a name. The characters are not checked again: only rtm's writer writes the
+/// records this is read from, and it checked each name when it came in; a torn or reused
+/// record never gets this far (seqlock, epoch).
 #[inline(always)]
 pub fn decode(w: [u64; 2]) -> Option<Option<IfName>> {
     if w == [0, 0] {
@@ -29,7 +31,7 @@ pub fn decode(w: [u64; 2]) -> Option<Option<IfName>> {
     let b = ((u128::from(w[1]) << 64) | u128::from(w[0])).to_le_bytes();
     let (len, name) = b.split_first().expect("16 bytes");
     // Length 0 with a non-zero byte after it is refused here too.
-    IfName::from_padded(*len, name.try_into().expect("15 bytes")).map(Some)
+    IfName::from_stored(*len, name.try_into().expect("15 bytes")).map(Some)
 }
 
 #[cfg(test)]

@@ -22,9 +22,10 @@
 //!   80     8  u64       map_len        no   bytes a reader maps: file_len may grow up to it
 //!   88    64  u64 × 8   region         no   the kind's regions (offsets and counts; see `route`,
 //!                                           `arp`)
-//!  152     8  u64       heap_lines     yes  route files: lines of the heap in use so far
+//!  152     8  u64       heap_lines     yes  route files: lines of the block heap in use so far
 //!  160     8  u64       limit          no   most entries the writer will hold
-//!  168  1880  -         -              -    zero
+//!  168     8  u64       lpm_lines      yes  route files: lines of the LPM heap in use so far
+//!  176  1872  -         -              -    zero
 //! 2048  1024  u32 × 256 top_lpm        yes  route files: LPM page of each /8 (see `route`)
 //! 3072  1024  u32 × 256 top_blk        yes  route files: entry-block page of each /8
 //! ```
@@ -70,7 +71,8 @@ pub struct Header {
     pub region: [AtomicU64; 8],
     pub heap_lines: AtomicU64,
     pub limit: AtomicU64,
-    _reserved: [AtomicU64; 235],
+    pub lpm_lines: AtomicU64,
+    _reserved: [AtomicU64; 234],
     pub top_lpm: [AtomicU32; 256],
     pub top_blk: [AtomicU32; 256],
 }

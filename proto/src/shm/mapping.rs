@@ -74,6 +74,7 @@ impl Mapping {
         Ok(m)
     }
 
+    #[inline(always)]
     fn base(&self) -> *const u8 {
         match &self.backing {
             Backing::ReadOnly(m) => m.as_ptr(),
@@ -90,6 +91,7 @@ impl Mapping {
     }
 
     /// Bytes the views may reach.
+    #[inline(always)]
     pub(crate) fn valid(&self) -> usize {
         self.valid.load(Ordering::Relaxed)
     }
@@ -103,6 +105,7 @@ impl Mapping {
     }
 
     /// The header at offset 0.
+    #[inline(always)]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: `checked` verified the mapping and the backed part of the file are at least
         // HEADER_SIZE (= size_of::<Header>()) bytes and the mapping page aligned
@@ -112,34 +115,132 @@ impl Mapping {
         unsafe { &*(self.base() as *const Header) }
     }
 
-    /// `count` values of type `T` at byte `offset`, if they lie inside `valid` and are aligned.
-    fn view<T>(&self, offset: usize, count: usize) -> Option<&[T]> {
-        let end = count.checked_mul(size_of::<T>())?.checked_add(offset)?;
-        if end > self.valid() || offset % align_of::<T>() != 0 {
-            return None;
+    /// A maker of views of the mapping as it is backed now: a reader builds several views for
+    /// one read from one load of `valid`.
+    #[inline(always)]
+    pub(crate) fn slicer(&self) -> Slicer<'_> {
+        Slicer {
+            base: self.base(),
+            valid: self.valid(),
+            _map: std::marker::PhantomData,
         }
-        // SAFETY: [offset, end) lies inside the mapping and inside the part the file backs
-        // (`valid`, see the module invariants), the base is page aligned and `offset` is a
-        // multiple of T's alignment, so the pointer is aligned. Callers only instantiate T with
-        // atomics or arrays of atomics (`AtomicU32`, `Line`, `Quad`), for which every bit
-        // pattern is valid and shared mutation is allowed. The slice borrows `self`, which owns
-        // the mapping.
-        Some(unsafe { std::slice::from_raw_parts(self.base().add(offset) as *const T, count) })
     }
 
     /// `count` words of 32 bits at `offset`.
+    #[inline]
     pub(crate) fn u32s(&self, offset: usize, count: usize) -> Option<&[AtomicU32]> {
-        self.view(offset, count)
+        self.slicer().view(offset, count)
     }
 
     /// `count` 64-byte lines at `offset`.
+    #[inline]
     pub(crate) fn lines(&self, offset: usize, count: usize) -> Option<&[Line]> {
-        self.view(offset, count)
+        self.slicer().view(offset, count)
     }
 
     /// `count` 32-byte slots at `offset`.
+    #[inline]
     pub(crate) fn quads(&self, offset: usize, count: usize) -> Option<&[Quad]> {
-        self.view(offset, count)
+        self.slicer().view(offset, count)
+    }
+}
+
+/// A range of a mapping checked once, for cheap views of its first `n` elements: the readers'
+/// hot paths build their views from these instead of checking offsets per lookup.
+pub(crate) struct Region<T> {
+    ptr: *const T,
+    /// Elements of the range inside the mapping.
+    cap: usize,
+    /// Elements the file backed when the region was made (views up to them need no check).
+    backed: usize,
+    /// The base of the mapping it lies in.
+    base: *const u8,
+}
+
+// SAFETY: a Region is an address range in a mapping of atomics; sharing it between threads
+// shares only that address (the views it makes are of `Sync` atomics).
+unsafe impl<T: Sync> Send for Region<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Region<T> {}
+
+impl<T> Region<T> {
+    /// `cap` elements at `offset` of `map`, if they lie inside the mapping and are aligned.
+    pub(crate) fn new(map: &Mapping, offset: usize, cap: usize) -> Option<Region<T>> {
+        let end = cap.checked_mul(size_of::<T>())?.checked_add(offset)?;
+        if end > map.len() || offset % align_of::<T>() != 0 {
+            return None;
+        }
+        Some(Region {
+            // `wrapping_add` keeps this safe; the offset is inside the mapping (checked above).
+            ptr: map.base().wrapping_add(offset) as *const T,
+            cap,
+            backed: map.valid().saturating_sub(offset) / size_of::<T>().max(1),
+            base: map.base(),
+        })
+    }
+
+    /// The first `n` elements (at most `cap`), as a slice of `map`, the mapping the region was
+    /// made in; an empty slice if the file does not back them.
+    #[inline(always)]
+    pub(crate) fn view<'a>(&self, map: &'a Mapping, n: usize) -> &'a [T] {
+        assert!(
+            std::ptr::eq(self.base, map.base()),
+            "a region viewed outside its mapping"
+        );
+        let n = n.min(self.cap);
+        if n > self.backed && self.offset() + n * size_of::<T>() > map.valid() {
+            return &[];
+        }
+        // SAFETY: the region lies inside `map` (same base as the mapping it was checked in) and
+        // is aligned; its first `n` elements lie within the part the file backs (`backed` when
+        // it was made, or `map.valid()` now — the file never shrinks, `valid` only grows). T is
+        // an atomic or an array of atomics. The slice borrows `map`, which owns the mapping.
+        unsafe { std::slice::from_raw_parts(self.ptr, n) }
+    }
+
+    /// All of it, as a slice of `map`, if the file backed all of it when the region was made
+    /// (an empty slice otherwise).
+    #[inline(always)]
+    pub(crate) fn all<'a>(&self, map: &'a Mapping) -> &'a [T] {
+        assert!(
+            std::ptr::eq(self.base, map.base()),
+            "a region viewed outside its mapping"
+        );
+        if self.backed < self.cap {
+            return &[];
+        }
+        // SAFETY: as in `view`, with all `cap` elements backed when the region was made.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.cap) }
+    }
+
+    fn offset(&self) -> usize {
+        self.ptr as usize - self.base as usize
+    }
+}
+
+/// Views of a mapping within the part the file backed when the slicer was made.
+#[derive(Clone, Copy)]
+pub(crate) struct Slicer<'a> {
+    base: *const u8,
+    valid: usize,
+    _map: std::marker::PhantomData<&'a Mapping>,
+}
+
+impl<'a> Slicer<'a> {
+    /// `count` values of type `T` at byte `offset`, if they lie inside `valid` and are aligned.
+    #[inline(always)]
+    pub(crate) fn view<T>(&self, offset: usize, count: usize) -> Option<&'a [T]> {
+        let end = count.checked_mul(size_of::<T>())?.checked_add(offset)?;
+        if end > self.valid || offset % align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: `base` and `valid` come from a live `Mapping` that outlives 'a (the slicer
+        // borrows it): [offset, end) lies inside the mapping and inside the part the file backs
+        // (`valid` only grows; see the module invariants), the base is page aligned and
+        // `offset` is a multiple of T's alignment, so the pointer is aligned. Callers only
+        // instantiate T with atomics or arrays of atomics (`AtomicU32`, `Line`, `Quad`), for
+        // which every bit pattern is valid and shared mutation is allowed.
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(offset) as *const T, count) })
     }
 }
 

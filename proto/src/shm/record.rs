@@ -93,6 +93,9 @@ pub enum ShmError {
     /// changed.
     #[error("no space in {} for the {table} table", dir.display())]
     NoSpace { dir: PathBuf, table: &'static str },
+    /// A limit of the file layout (not the configured one): nothing was changed.
+    #[error("{what} (limit {limit})")]
+    Layout { what: String, limit: u64 },
     #[error("bad shared-memory file {}: {why}", path.display())]
     BadFile { path: PathBuf, why: String },
     /// A read kept meeting the writer in the middle of a change (a writer stopped, not dead,

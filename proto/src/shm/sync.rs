@@ -10,3 +10,12 @@ pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 pub type Line = [AtomicU64; 8];
 /// A 32-byte ARP slot of four words.
 pub type Quad = [AtomicU64; 4];
+
+/// A cache hint (see `mapping::prefetch`); nothing under loom.
+#[cfg(not(loom))]
+pub(crate) use super::mapping::prefetch;
+
+/// A cache hint (see `mapping::prefetch`); nothing under loom.
+#[cfg(loom)]
+#[inline(always)]
+pub(crate) fn prefetch<T>(_: &T) {}

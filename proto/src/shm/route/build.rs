@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::chunk::{self, Ranges};
 use super::layout::{
     block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, ORIGIN_RTM,
-    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, TIER1_WORDS,
+    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, TIER1_WORDS, VALUE_SLOTS,
 };
 use super::view::NextHop;
 use crate::shm::record::{Versioned, SEQ_MASK};
@@ -16,10 +16,14 @@ use crate::types::Route;
 /// A route file's contents, before they are written to a file.
 pub(super) struct Image {
     pub tier1: Vec<u32>,
+    /// Value-table entries 1.. with the number of chunk ranges naming each.
+    pub values: Vec<(u32, u32)>,
     /// Next-hop records 1.. with the number of routes naming each.
     pub nexthops: Vec<(NextHop, u32)>,
-    /// Heap lines; line 0 unused.
-    pub heap: Vec<[u64; 8]>,
+    /// LPM-heap lines; line 0 unused.
+    pub lpm: Vec<[u64; 8]>,
+    /// Block-heap lines; line 0 unused.
+    pub blk: Vec<[u64; 8]>,
     pub top_lpm: [u32; 256],
     pub top_blk: [u32; 256],
     pub live: usize,
@@ -29,33 +33,33 @@ pub(super) struct Image {
 /// A page of slot words being filled.
 type Page = Box<[u32; PAGE_SLOTS]>;
 
-impl Image {
-    fn alloc(&mut self, n: usize) -> u32 {
-        let at = self.heap.len();
-        self.heap.resize(at + n, [0; 8]);
-        at as u32
+/// Appends a page of slot words to `heap`; returns its first line.
+fn write_page(heap: &mut Vec<[u64; 8]>, page: &[u32; PAGE_SLOTS]) -> u32 {
+    let at = heap.len();
+    heap.resize(at + PAGE_LINES, [0; 8]);
+    for (k, &w) in page.iter().enumerate() {
+        heap[at + k / 16][(k % 16) / 2] |= u64::from(w) << (32 * (k & 1));
     }
-
-    fn write_page(&mut self, page: &[u32; PAGE_SLOTS]) -> u32 {
-        let at = self.alloc(PAGE_LINES);
-        for (k, &w) in page.iter().enumerate() {
-            self.heap[at as usize + k / 16][(k % 16) / 2] |= u64::from(w) << (32 * (k & 1));
-        }
-        at
-    }
+    at as u32
 }
 
+/// More distinct tier-2 values than the value table holds.
+pub(super) struct TooManyValues;
+
 /// Builds the image of `routes` (sorted by prefix, each prefix once).
-pub(super) fn build(routes: &[Versioned<Route>]) -> Image {
+pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues> {
     let mut img = Image {
         tier1: vec![0; TIER1_WORDS],
+        values: Vec::new(),
         nexthops: Vec::new(),
-        heap: vec![[0; 8]],
+        lpm: vec![[0; 8]],
+        blk: vec![[0; 8]],
         top_lpm: [0; 256],
         top_blk: [0; 256],
         live: routes.len(),
         len_counts: [0; 33],
     };
+    let mut value_index: HashMap<u32, u16> = HashMap::new();
     let mut index: HashMap<NextHop, u32> = HashMap::new();
     let mut nh_of = Vec::with_capacity(routes.len());
     for v in routes {
@@ -101,9 +105,27 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Image {
         let w = if r.len() == 1 {
             r[0].1
         } else {
-            let at = img.heap.len() as u32;
-            let (lines, depth) = chunk::encode(&r, at);
-            img.heap.extend(lines);
+            let mut indexed = Vec::with_capacity(r.len());
+            for &(s, v) in &r {
+                let i = if v == 0 {
+                    0
+                } else {
+                    let next = img.values.len() + 1;
+                    if next >= VALUE_SLOTS && !value_index.contains_key(&v) {
+                        return Err(TooManyValues);
+                    }
+                    let i = *value_index.entry(v).or_insert_with(|| {
+                        img.values.push((v, 0));
+                        next as u16
+                    });
+                    img.values[usize::from(i) - 1].1 += 1;
+                    i
+                };
+                indexed.push((s, i));
+            }
+            let at = img.lpm.len() as u32;
+            let (lines, depth) = chunk::encode(&indexed, at);
+            img.lpm.extend(lines);
             chunk_word(depth, at)
         };
         if w != 0 {
@@ -113,7 +135,7 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Image {
         }
     }
     for (p, page) in pages {
-        img.top_lpm[p] = img.write_page(&page);
+        img.top_lpm[p] = write_page(&mut img.lpm, &page);
     }
 
     // Entry blocks: routes are in key order, so each slot's are consecutive and sorted.
@@ -126,26 +148,27 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Image {
             .take_while(|v| slot_of(v.entry.dst.addr_u32()) == slot)
             .count();
         let n = end - i;
-        let at = img.alloc(block_lines(n));
+        let at = img.blk.len();
+        img.blk.resize(at + block_lines(n), [0; 8]);
         let first = if n as u32 > SHORT_BLOCK_MAX {
-            img.heap[at as usize][0] = n as u64;
+            img.blk[at][0] = n as u64;
             at + 1
         } else {
             at
         };
         for (j, (v, &nh)) in routes[i..end].iter().zip(&nh_of[i..end]).enumerate() {
-            let l = &mut img.heap[first as usize + j / 4];
+            let l = &mut img.blk[first + j / 4];
             l[(j % 4) * 2] = entry_word(v.entry.dst.addr_u32(), v.entry.dst.len(), ORIGIN_RTM, nh);
             l[(j % 4) * 2 + 1] = v.seq & SEQ_MASK;
         }
         pages
             .entry(slot / PAGE_SLOTS)
             .or_insert_with(|| Box::new([0; PAGE_SLOTS]))[slot % PAGE_SLOTS] =
-            block_word(n as u32, at);
+            block_word(n as u32, at as u32);
         i = end;
     }
     for (p, page) in pages {
-        img.top_blk[p] = img.write_page(&page);
+        img.top_blk[p] = write_page(&mut img.blk, &page);
     }
-    img
+    Ok(img)
 }

@@ -1,13 +1,19 @@
 //! The route table file, layout version 5: its regions and the encoding of every word in them.
 //!
 //! ```text
-//! offset                  size              contents
-//! 0                       4096              header (`shm::header`), with top_lpm and top_blk
-//! region[TIER1] = 4096    4 × 2^16          tier 1: one value word per /16 (routes /0–/16)
-//! region[NH]              64 × region[NH_CAP]  next-hop records
-//! region[HEAP]            64 × heap_lines   the heap: 64-byte lines holding pages, chunks and
-//!                                           entry blocks; grows in place up to map_len
+//! offset                 size                  contents
+//! 0                      4096                  header (`shm::header`), with top_lpm and top_blk
+//! region[TIER1] = 4096   4 × 2^16              tier 1: one value per /16 (routes /0–/16)
+//! region[VALUES]         4 × 2^16              the value table of tier-2 chunks
+//! region[NH]             64 × region[NH_CAP]   next-hop records
+//! region[LPM]            64 × region[LPM_MAX]  the LPM heap: pages of top_lpm and chunks;
+//!                                              lpm_lines of it are in use (grows in place)
+//! region[BLK]            64 × region[BLK_MAX]  the block heap: pages of top_blk and entry
+//!                                              blocks; heap_lines of it in use (grows in place)
 //! ```
+//!
+//! Only the parts in use are backed by storage; a reader maps up to the end of the block heap's
+//! reservation (`map_len`) and reads a heap only below its line count in the header.
 //!
 //! # Values
 //!
@@ -26,37 +32,36 @@
 //! ```
 //!
 //! Tier 2 resolves an address in its *slot* (its /18: `addr >> 14`, 2^18 slots) through
-//! `top_lpm[addr >> 24]`, the first line of that /8's *page* (0: no page, every slot empty): a
-//! page is 64 heap lines holding 1024 slot words (u32, little half of each u64 first), one per
-//! slot of the /8, indexed by `(addr >> 14) & 1023`. A slot word is
+//! `top_lpm[addr >> 24]`, the first LPM-heap line of that /8's *page* (0: no page, every slot
+//! empty): a page is 64 lines holding 1024 slot words (u32, the low half of each u64 first),
+//! one per slot of the /8, indexed by `(addr >> 14) & 1023`. A slot word is
 //!
 //! ```text
 //! 0                              empty: tier 1 answers
 //! bit 31 set                     a value: the answer for the whole slot
 //! bit 31 clear, non-zero         a chunk: bits 30..29 = depth - 1 of its tree (0..=3),
-//!                                bits 28..0 = heap line of its root
+//!                                bits 28..0 = LPM-heap line of its root
 //! ```
 //!
-//! A chunk divides the slot's 2^14 addresses (the key `k = addr & 0x3fff`) into ranges, each
-//! with one value (possibly 0), sorted by start; the first starts at 0. Its lines:
+//! A chunk divides the slot's 2^14 addresses (the key `k = addr & 0x3fff`) into ranges sorted
+//! by start, the first at 0, each with a 16-bit index into the value table (0: the value 0).
+//! Its lines:
 //!
 //! ```text
-//! leaf line (up to 8 ranges):
-//!   words 0,1   starts: 8 u16 lanes (lane i = bits 16i..16i+15 of the word pair read as
-//!               little-endian u128); unused lanes hold FILL (0x4000, above every key)
-//!   words 2..5  values: 8 u32 lanes, lane i in word 2 + i/2, low half for even i
-//!   word 6      zero
-//!   word 7      root only: ranges in the chunk (low 32 bits) and lines (high 32 bits)
-//! node line (a tree of depth 2..=4):
-//!   words 0..5  pivots: 24 u16 lanes, the first start below each child; FILL when unused
-//!   word 6      bits 31..0: heap line of the first child (children are consecutive lines)
-//!   word 7      root only: as for a leaf
+//! leaf line (up to 16 ranges):
+//!   words 0..3  starts: 16 u16 lanes (lane i = bits 16(i%4).. of word i/4); unused lanes hold
+//!               FILL (0x4000, above every key)
+//!   words 4..7  value indices: 16 u16 lanes, lane i in word 4 + i/4
+//! node line (trees of depth 2..=4):
+//!   words 0..6  pivots: 28 u16 lanes, the first start under each child; FILL when unused
+//!   word 7      bits 31..0: LPM-heap line of the first child (children are consecutive lines)
 //! ```
 //!
-//! The range holding `k` in a line is `count(starts <= k) - 1`, counted in four lanes at a time
+//! The range holding `k` in a line is `count(starts <= k) - 1`, counted four lanes at a time
 //! with the carry-free subtraction `((k * 0x0001_0001_0001_0001) | H) - starts) & H` (`H` the
 //! lanes' top bits): keys and starts are below 2^15, so no lane borrows from the next. A node
-//! picks its child the same way; depth - 1 nodes lead to a leaf.
+//! picks its child the same way; depth - 1 nodes lead to a leaf. The answer is
+//! `values[index]`.
 //!
 //! # Next hops
 //!
@@ -76,11 +81,11 @@
 //! # Entries (exact match and key order)
 //!
 //! Every route has a 16-byte entry in the *block* of the slot its prefix starts in
-//! (`prefix.addr >> 14`), found through `top_blk[addr >> 24]` and a page laid out as for the
-//! LPM. A block word is `0` (no routes start in the slot) or `count << 26 | line` with `count`
-//! 1..=62 entries packed four to a line from `line` on; `count` 63 means a long block whose
-//! first line's word 0 holds the count and whose entries start at the next line. Entries are
-//! sorted by prefix (address, then length):
+//! (`prefix.addr >> 14`), found through `top_blk[addr >> 24]` and a page of the block heap laid
+//! out as for the LPM. A block word is `0` (no routes start in the slot) or `count << 26 | line`
+//! with `count` 1..=62 entries packed four to a line from `line` on; `count` 63 means a long
+//! block whose first line's word 0 holds the count and whose entries start at the next line.
+//! Entries are sorted by prefix (address, then length):
 //!
 //! ```text
 //! word A   bits 31..0 address; bits 37..32 length; bits 39..38 flags (origin); bits 63..40
@@ -91,24 +96,31 @@
 //! # Change and reclamation
 //!
 //! Nothing a reader can reach is ever changed in place, except next-hop records (under their
-//! seqlock) and single words (tier 1, page and top words), each stored with `Release`: a new
-//! chunk or block is written whole into free lines, then published by one store of the word that
-//! names it. The lines it replaces, and next-hop records no route names any more, are freed, and
-//! the writer reuses freed memory only after it has incremented the header's `epoch` (a
-//! `Release` store, then a `Release` fence). A reader loads `epoch` before it starts (then an
-//! `Acquire` fence) and again after it has read everything (after an `Acquire` fence): if the
-//! two agree, nothing it read was reused meanwhile, so what it read is what the words named when
-//! it read them. Otherwise it starts again. The writer increments the epoch at most once per
-//! batch of changes.
+//! seqlock) and single words (tier 1, the value table, page and top words), each stored with
+//! `Release`: a new chunk or block is written whole into free lines, then published by one
+//! store of the word that names it. The lines it replaces, and next-hop records and value-table
+//! entries nothing names any more, are freed, and the writer reuses freed memory only after it
+//! has incremented the header's `epoch` (a `Release` store, then a `Release` fence). A reader
+//! loads `epoch` before it starts (then an `Acquire` fence) and again after it has read
+//! everything (after an `Acquire` fence): if the two agree, nothing it read was reused
+//! meanwhile, so what it read is what the words named when it read them. Otherwise it starts
+//! again. The writer increments the epoch at most once per batch of changes (or per
+//! millisecond).
 
 /// The header's region words of a route file.
 pub const REGION_TIER1: usize = 0;
 pub const REGION_NH: usize = 1;
 pub const REGION_NH_CAP: usize = 2;
-pub const REGION_HEAP: usize = 3;
+pub const REGION_BLK: usize = 3;
+pub const REGION_VALUES: usize = 4;
+pub const REGION_LPM: usize = 5;
+pub const REGION_LPM_MAX: usize = 6;
+pub const REGION_BLK_MAX: usize = 7;
 
 /// Words of tier 1 (one per /16).
 pub const TIER1_WORDS: usize = 1 << 16;
+/// Entries of the value table (chunk value indices are 16 bits; index 0 is the value 0).
+pub const VALUE_SLOTS: usize = 1 << 16;
 /// Slots of tier 2 (one per /18).
 pub const SLOTS: usize = 1 << 18;
 /// Slot words in a page (the slots of one /8).
@@ -122,9 +134,9 @@ pub const KEY_MASK: u32 = (1 << SLOT_BITS) - 1;
 /// The lane value above every key: unused lanes of starts and pivots.
 pub const FILL: u16 = 1 << SLOT_BITS;
 /// Ranges in a leaf line.
-pub const LEAF_RANGES: usize = 8;
+pub const LEAF_RANGES: usize = 16;
 /// Children of a node line.
-pub const NODE_FANOUT: usize = 24;
+pub const NODE_FANOUT: usize = 28;
 /// Deepest tree of a chunk.
 pub const MAX_TREE_DEPTH: usize = 4;
 
@@ -162,7 +174,7 @@ pub const fn chunk_word(depth: usize, line: u32) -> u32 {
 }
 
 const CHUNK_LINE_MASK: u32 = (1 << 29) - 1;
-/// Most heap lines a route file addresses (chunk roots are 29 bits).
+/// Most lines a heap of a route file has (block lines are 26 bits).
 pub const MAX_HEAP_LINES: usize = 1 << 26;
 
 /// A chunk slot word's (tree depth, root line).

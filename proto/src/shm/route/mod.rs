@@ -19,6 +19,8 @@ pub mod layout;
 mod nexthops;
 #[cfg(not(loom))]
 pub mod reader;
+#[cfg(not(loom))]
+mod values;
 pub mod view;
 #[cfg(not(loom))]
 pub mod writer;

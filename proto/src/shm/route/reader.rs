@@ -9,20 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 
 use super::layout::{
-    entry_fields, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_VALID,
+    entry_fields, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_SLOTS, VALUE_VALID,
 };
-use super::view::{consistent, Garbage, NextHop, Unstable, View};
+use super::view::{consistent, Garbage, Lpm, NextHop, Unstable, View};
 use super::writer::Regions;
 use crate::shm::file;
 use crate::shm::header::{HeaderInfo, STATE_RETIRED};
-use crate::shm::mapping::{prefetch, Mapping};
+use crate::shm::mapping::{prefetch, Mapping, Region};
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
-use crate::shm::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
+use crate::shm::sync::{fence, AtomicU32, Line, Ordering::Acquire, Ordering::Relaxed};
 use crate::types::{Prefix, Route};
 
-/// Addresses [`RouteReader::lookup_batch`] works on together, stage by stage, so that their
-/// memory misses overlap.
-pub const BATCH_GROUP: usize = 32;
+pub use super::view::BATCH_GROUP;
 
 /// What a next-hop-index lookup answers: the matching prefix and the index of its next-hop
 /// record ([`RouteReader::nexthop`]).
@@ -36,40 +34,133 @@ pub struct RouteReader {
     path: PathBuf,
     file: File,
     map: Mapping,
+    /// The regions of `map`, checked once.
+    tier1: Region<AtomicU32>,
+    values: Region<AtomicU32>,
+    nh: Region<Line>,
+    lpm: Region<Line>,
+    blk: Region<Line>,
     info: HeaderInfo,
     reg: Regions,
     dev_ino: (u64, u64),
-    /// Heap lines this reader knows the file backs (grows when it finds the heap grew).
-    known: AtomicUsize,
+    /// Lines of each heap this reader knows the file backs (grow when it finds a heap grew).
+    lpm_known: AtomicUsize,
+    blk_known: AtomicUsize,
 }
 
 impl RouteReader {
+    #[inline(always)]
     fn view(&self) -> View<'_> {
         let h = self.map.header();
+        let m = &self.map;
         View {
             epoch: &h.epoch,
             top_lpm: &h.top_lpm,
             top_blk: &h.top_blk,
-            tier1: self.map.u32s(self.reg.tier1, TIER1_WORDS).unwrap_or(&[]),
-            nh: self.map.lines(self.reg.nh, self.reg.nh_cap).unwrap_or(&[]),
-            heap: self
-                .map
-                .lines(self.reg.heap, self.known.load(StdOrdering::Relaxed))
-                .unwrap_or(&[]),
+            tier1: self.tier1.view(m, TIER1_WORDS),
+            values: self.values.view(m, VALUE_SLOTS),
+            nh: self.nh.view(m, self.reg.nh_cap),
+            lpm: self.lpm.view(m, self.lpm_known.load(StdOrdering::Relaxed)),
+            blk: self.blk.view(m, self.blk_known.load(StdOrdering::Relaxed)),
         }
     }
 
-    /// Learns how far the heap reaches now (the header, checked against the file's length);
-    /// whether it reaches further than this reader knew.
+    /// The part of the file a longest-prefix match reads (cheaper to make than a whole view).
+    #[inline(always)]
+    fn lpm(&self) -> (&crate::shm::sync::AtomicU64, Lpm<'_>) {
+        let h = self.map.header();
+        let m = &self.map;
+        let lpm = Lpm {
+            top: &h.top_lpm,
+            tier1: self.tier1.all(m),
+            values: self.values.all(m),
+            lines: self.lpm.view(m, self.lpm_known.load(StdOrdering::Relaxed)),
+        };
+        (&h.epoch, lpm)
+    }
+
+    /// The value `addr` matches, read consistently: one try between two loads of the epoch,
+    /// and [`RouteReader::value_again`] if it straddled a change.
+    #[inline(always)]
+    fn value(&self, addr: u32) -> Result<u32, ShmError> {
+        let (epoch, lpm) = self.lpm();
+        let e1 = epoch.load(Relaxed);
+        fence(Acquire);
+        let v = lpm.value(addr);
+        fence(Acquire);
+        match v {
+            Ok(v) if epoch.load(Relaxed) == e1 => Ok(v),
+            _ => self.value_again(addr),
+        }
+    }
+
+    /// The values of up to [`BATCH_GROUP`] addresses (and, with `hops`, the next-hop records
+    /// they name), read consistently.
+    #[inline]
+    fn group(
+        &self,
+        addrs: &[Ipv4Addr],
+        out: &mut [u32; BATCH_GROUP],
+        mut hops: Option<&mut [Option<NextHop>; BATCH_GROUP]>,
+    ) -> Result<(), ShmError> {
+        let mut a = [0u32; BATCH_GROUP];
+        for (x, y) in a.iter_mut().zip(addrs) {
+            *x = u32::from(*y);
+        }
+        let a = &a[..addrs.len().min(BATCH_GROUP)];
+        let read = |v: &View<'_>,
+                    out: &mut [u32; BATCH_GROUP],
+                    hops: &mut Option<&mut [Option<NextHop>; BATCH_GROUP]>| {
+            v.lpm().values(a, out)?;
+            if let Some(hops) = hops {
+                for (val, h) in out.iter().zip(hops.iter_mut()).take(a.len()) {
+                    *h = if *val == 0 {
+                        None
+                    } else {
+                        Some(v.nexthop(value_nh(*val))?)
+                    };
+                }
+            }
+            Ok(())
+        };
+        let v = self.view();
+        let e1 = v.epoch.load(Relaxed);
+        fence(Acquire);
+        let r = read(&v, out, &mut hops);
+        fence(Acquire);
+        if r.is_ok() && v.epoch.load(Relaxed) == e1 {
+            return Ok(());
+        }
+        self.read(|v| read(v, out, &mut hops))
+    }
+
+    /// [`RouteReader::value`] after a first try that met garbage or a moving epoch.
+    #[cold]
+    #[inline(never)]
+    fn value_again(&self, addr: u32) -> Result<u32, ShmError> {
+        self.read(|v| v.value(addr))
+    }
+
+    /// Learns how far the heaps reach now (the header, checked against the file's length);
+    /// whether one reaches further than this reader knew.
     fn learn_heap(&self) -> bool {
         let h = self.map.header();
-        let lines = h.heap_lines.load(Relaxed) as usize;
+        let lpm_lines = h.lpm_lines.load(Relaxed) as usize;
+        let blk_lines = h.heap_lines.load(Relaxed) as usize;
         fence(Acquire);
         let size = file::file_size(&self.file) as usize;
-        let backed = (self.reg.heap + lines * 64).min(size).min(self.map.len());
-        self.map.set_valid(backed);
-        let known = backed.saturating_sub(self.reg.heap) / 64;
-        known > self.known.fetch_max(known, StdOrdering::Relaxed)
+        self.map.set_valid(size.min(self.map.len()));
+        let valid = self.map.valid();
+        let r = &self.reg;
+        let lpm = lpm_lines
+            .min(r.lpm_max)
+            .min(valid.saturating_sub(r.lpm) / 64);
+        let blk = blk_lines
+            .min(r.blk_max)
+            .min(valid.saturating_sub(r.blk) / 64);
+        let grew_lpm = lpm > self.lpm_known.fetch_max(lpm, StdOrdering::Relaxed);
+        let grew_blk = blk > self.blk_known.fetch_max(blk, StdOrdering::Relaxed);
+        grew_lpm || grew_blk
     }
 
     /// Runs `read` consistently (see `view::consistent`), learning a grown heap on the way.
@@ -112,8 +203,7 @@ impl RouteReader {
     /// of the next-hop records, which [`RouteReader::nexthop`] reads).
     #[inline]
     pub fn lookup_nh(&self, addr: Ipv4Addr) -> Result<Option<NextHopRef>, ShmError> {
-        let a = u32::from(addr);
-        let val = self.read(|v| v.value(a))?;
+        let val = self.value(u32::from(addr))?;
         Ok((val & VALUE_VALID != 0).then(|| NextHopRef {
             dst: Prefix::truncating(addr, value_depth(val)),
             nexthop: value_nh(val),
@@ -139,19 +229,14 @@ impl RouteReader {
             "lookup_batch: one answer per address"
         );
         let mut vals = [0u32; BATCH_GROUP];
+        let mut hops = [None; BATCH_GROUP];
         for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
-            self.read(|v| {
-                values(v, a, &mut vals)?;
-                for ((addr, val), slot) in a.iter().zip(&vals).zip(o.iter_mut()) {
-                    *slot = if *val == 0 {
-                        None
-                    } else {
-                        let hop = v.nexthop(value_nh(*val))?;
-                        Some(hop.route(Prefix::truncating(*addr, value_depth(*val))))
-                    };
-                }
-                Ok(())
-            })?;
+            // The values and the next hops they name, read in one epoch window: a record
+            // freed and reused between the two reads would pair a prefix with another's hop.
+            self.group(a, &mut vals, Some(&mut hops))?;
+            for (((addr, val), hop), slot) in a.iter().zip(&vals).zip(&hops).zip(o.iter_mut()) {
+                *slot = hop.map(|h: NextHop| h.route(Prefix::truncating(*addr, value_depth(*val))));
+            }
         }
         Ok(())
     }
@@ -169,7 +254,7 @@ impl RouteReader {
         );
         let mut vals = [0u32; BATCH_GROUP];
         for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
-            self.read(|v| values(v, a, &mut vals))?;
+            self.group(a, &mut vals, None)?;
             for ((addr, val), slot) in a.iter().zip(&vals).zip(o.iter_mut()) {
                 *slot = (val & VALUE_VALID != 0).then(|| NextHopRef {
                     dst: Prefix::truncating(*addr, value_depth(*val)),
@@ -206,46 +291,40 @@ impl RouteReader {
     }
 }
 
-/// The values of a group of addresses, stage by stage: the page words, then the chunk roots,
-/// then the searches, then tier 1 for those tier 2 leaves empty.
-#[inline(always)]
-fn values(v: &View<'_>, addrs: &[Ipv4Addr], vals: &mut [u32; BATCH_GROUP]) -> Result<(), Garbage> {
-    for a in addrs {
-        let a = u32::from(*a);
-        let page = v
-            .top_lpm
-            .get((a >> 24) as usize)
-            .map_or(0, |w| w.load(Relaxed));
-        if page != 0 {
-            let k = ((a >> 14) as usize) % PAGE_SLOTS;
-            if let Some(l) = v.heap.get(page as usize + k / 16) {
-                prefetch(l);
-            }
-        }
-    }
-    fence(Acquire);
-    for (a, val) in addrs.iter().zip(vals.iter_mut()) {
-        *val = v.value(u32::from(*a))?;
-    }
-    Ok(())
-}
-
 impl TableReader<Route> for RouteReader {
     fn open(path: &Path) -> Result<Self, ShmError> {
         let o = file::open_read_only(path, TableKind::Route)?;
         let reg = Regions::of(&o.info.region, o.info.map_len)
             .ok_or_else(|| ShmError::bad(path, "inconsistent regions"))?;
+        let outside = || ShmError::bad(path, "regions outside the file");
+        let words = |off, cap| Region::<AtomicU32>::new(&o.map, off, cap).ok_or_else(outside);
+        let lines = |off, cap| Region::<Line>::new(&o.map, off, cap).ok_or_else(outside);
+        let (tier1, values) = (
+            words(reg.tier1, TIER1_WORDS)?,
+            words(reg.values, VALUE_SLOTS)?,
+        );
+        let (nh, lpm, blk) = (
+            lines(reg.nh, reg.nh_cap)?,
+            lines(reg.lpm, reg.lpm_max)?,
+            lines(reg.blk, reg.blk_max)?,
+        );
         let r = RouteReader {
             path: path.to_path_buf(),
             file: o.file,
+            tier1,
+            values,
+            nh,
+            lpm,
+            blk,
             map: o.map,
             info: o.info,
             reg,
             dev_ino: o.dev_ino,
-            known: AtomicUsize::new(0),
+            lpm_known: AtomicUsize::new(0),
+            blk_known: AtomicUsize::new(0),
         };
         r.learn_heap();
-        if r.map.valid() < r.reg.heap {
+        if r.map.valid() < r.reg.blk {
             return Err(ShmError::bad(path, "shorter than its regions"));
         }
         Ok(r)
@@ -335,7 +414,7 @@ impl TableReader<Route> for RouteReader {
         let s = super::layout::slot_of(key.addr_u32());
         let page = v.top_blk[s / PAGE_SLOTS].load(Relaxed) as usize;
         if let Some(l) = v
-            .heap
+            .blk
             .get(page + (s % PAGE_SLOTS) / 16)
             .filter(|_| page != 0)
         {

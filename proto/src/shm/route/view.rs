@@ -11,10 +11,12 @@ use std::net::Ipv4Addr;
 use super::chunk;
 use super::layout::{
     block_of, chunk_of, entry_fields, slot_of, KEY_MASK, LONG_BLOCK, PAGE_SLOTS, SHORT_BLOCK_MAX,
-    VALUE_VALID,
+    SLOT_BITS, VALUE_VALID,
 };
 use crate::shm::seqlock::try_read_words;
-use crate::shm::sync::{fence, AtomicU32, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed};
+use crate::shm::sync::{
+    fence, prefetch, AtomicU32, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed,
+};
 use crate::types::{IfName, Prefix, Route};
 
 /// The regions of a route file, as slices of atomics.
@@ -24,8 +26,122 @@ pub struct View<'a> {
     pub top_lpm: &'a [AtomicU32],
     pub top_blk: &'a [AtomicU32],
     pub tier1: &'a [AtomicU32],
+    pub values: &'a [AtomicU32],
     pub nh: &'a [Line],
-    pub heap: &'a [Line],
+    /// The LPM heap's lines in use: pages of `top_lpm`, chunks.
+    pub lpm: &'a [Line],
+    /// The block heap's lines in use: pages of `top_blk`, entry blocks.
+    pub blk: &'a [Line],
+}
+
+/// The part of a route file a longest-prefix match reads.
+#[derive(Clone, Copy)]
+pub struct Lpm<'a> {
+    pub top: &'a [AtomicU32],
+    pub tier1: &'a [AtomicU32],
+    pub values: &'a [AtomicU32],
+    pub lines: &'a [Line],
+}
+
+impl Lpm<'_> {
+    /// The value of the longest prefix matching `addr` (0: none): tier 2, then tier 1.
+    #[inline(always)]
+    pub fn value(&self, addr: u32) -> Result<u32, Garbage> {
+        let page = load_acquire32(self.top.get((addr >> 24) as usize).ok_or(Garbage)?);
+        let w = if page == 0 {
+            0
+        } else {
+            let k = ((addr >> SLOT_BITS) as usize) % PAGE_SLOTS;
+            let line = self.lines.get(page as usize + k / 16).ok_or(Garbage)?;
+            let w = (line[(k % 16) / 2].load(Relaxed) >> (32 * (k & 1))) as u32;
+            fence(Acquire);
+            w
+        };
+        let v = if w & VALUE_VALID != 0 {
+            w
+        } else if w != 0 {
+            let (depth, root) = chunk_of(w);
+            let i = chunk::search(self.lines, depth, root, addr & KEY_MASK).ok_or(Garbage)?;
+            self.values
+                .get(usize::from(i))
+                .ok_or(Garbage)?
+                .load(Relaxed)
+        } else {
+            0
+        };
+        if v != 0 {
+            return Ok(v);
+        }
+        Ok(self
+            .tier1
+            .get((addr >> 16) as usize)
+            .map_or(0, |w| w.load(Relaxed)))
+    }
+}
+
+/// Addresses a batched lookup works on together, stage by stage, so that their memory misses
+/// overlap.
+pub const BATCH_GROUP: usize = 32;
+
+impl Lpm<'_> {
+    /// [`Lpm::value`] of up to [`BATCH_GROUP`] addresses: `out[i]` answers `addrs[i]`. Each
+    /// step of the walk is taken for the whole group before the next — the page words, then
+    /// the chunks — with the lines the next step reads prefetched, so that the misses of the
+    /// group overlap instead of following one another.
+    #[inline]
+    pub fn values(&self, addrs: &[u32], out: &mut [u32]) -> Result<(), Garbage> {
+        let n = addrs.len().min(out.len()).min(BATCH_GROUP);
+        let mut page_lines: [Option<&Line>; BATCH_GROUP] = [None; BATCH_GROUP];
+        for (a, pl) in addrs[..n].iter().zip(&mut page_lines) {
+            let page = self
+                .top
+                .get((a >> 24) as usize)
+                .ok_or(Garbage)?
+                .load(Relaxed);
+            if page != 0 {
+                let k = ((a >> SLOT_BITS) as usize) % PAGE_SLOTS;
+                *pl = self.lines.get(page as usize + k / 16);
+                if let Some(l) = pl {
+                    prefetch(l);
+                }
+            }
+        }
+        fence(Acquire);
+        let mut words = [0u32; BATCH_GROUP];
+        for ((a, pl), w) in addrs[..n].iter().zip(&page_lines).zip(&mut words) {
+            let Some(line) = pl else { continue };
+            let k = ((a >> SLOT_BITS) as usize) % PAGE_SLOTS;
+            *w = (line[(k % 16) / 2].load(Relaxed) >> (32 * (k & 1))) as u32;
+            if *w != 0 && *w & VALUE_VALID == 0 {
+                if let Some(l) = self.lines.get(chunk_of(*w).1 as usize) {
+                    prefetch(l);
+                }
+            }
+        }
+        fence(Acquire);
+        for ((a, w), o) in addrs[..n].iter().zip(&words).zip(out.iter_mut()) {
+            let v = if w & VALUE_VALID != 0 {
+                *w
+            } else if *w != 0 {
+                let (depth, root) = chunk_of(*w);
+                let i = chunk::search(self.lines, depth, root, a & KEY_MASK).ok_or(Garbage)?;
+                self.values
+                    .get(usize::from(i))
+                    .ok_or(Garbage)?
+                    .load(Relaxed)
+            } else {
+                0
+            };
+            *o = if v != 0 {
+                v
+            } else {
+                self.tier1
+                    .get((a >> 16) as usize)
+                    .map_or(0, |t| t.load(Relaxed))
+            };
+        }
+        Ok(())
+    }
 }
 
 /// A read found memory that cannot be what the words named: reused under the reader (the
@@ -50,6 +166,7 @@ impl NextHop {
         }
     }
 
+    #[inline]
     pub fn route(&self, dst: Prefix) -> Route {
         Route {
             dst,
@@ -95,52 +212,63 @@ fn load_acquire32(w: &AtomicU32) -> u32 {
     v
 }
 
-impl<'a> View<'a> {
-    /// Slot word `k` of the page whose first line is `page`.
+impl View<'_> {
+    /// The slot word of `slot` in the pages under `top`, in `heap` (0: none).
     #[inline(always)]
-    fn page_word(&self, page: u32, k: usize) -> Result<u32, Garbage> {
-        let line = self.heap.get(page as usize + k / 16).ok_or(Garbage)?;
+    fn slot_word(heap: &[Line], top: &[AtomicU32], slot: usize) -> Result<u32, Garbage> {
+        let page = load_acquire32(top.get(slot / PAGE_SLOTS).ok_or(Garbage)?);
+        if page == 0 {
+            return Ok(0);
+        }
+        let k = slot % PAGE_SLOTS;
+        let line = heap.get(page as usize + k / 16).ok_or(Garbage)?;
         let w = line[(k % 16) / 2].load(Relaxed);
         fence(Acquire);
         Ok((w >> (32 * (k & 1))) as u32)
     }
 
-    /// The slot word of `slot` in the pages under `top` (0: none).
-    #[inline(always)]
-    fn slot_word(&self, top: &[AtomicU32], slot: usize) -> Result<u32, Garbage> {
-        let page = load_acquire32(top.get(slot / PAGE_SLOTS).ok_or(Garbage)?);
-        if page == 0 {
-            return Ok(0);
-        }
-        self.page_word(page, slot % PAGE_SLOTS)
-    }
-
     /// Tier 2's slot word of `slot` (0: empty).
     #[inline(always)]
     pub fn tier2_word(&self, slot: usize) -> Result<u32, Garbage> {
-        self.slot_word(self.top_lpm, slot)
+        Self::slot_word(self.lpm, self.top_lpm, slot)
+    }
+
+    /// The block word of `slot` (0: no routes start in it).
+    #[inline(always)]
+    pub fn block_word(&self, slot: usize) -> Result<u32, Garbage> {
+        Self::slot_word(self.blk, self.top_blk, slot)
     }
 
     /// Tier 2's value for `addr` (0: no route of /17–/32 matches).
     #[inline(always)]
     pub fn tier2(&self, addr: u32) -> Result<u32, Garbage> {
-        let w = self.slot_word(self.top_lpm, slot_of(addr))?;
+        let w = self.tier2_word(slot_of(addr))?;
         if w == 0 || w & VALUE_VALID != 0 {
             return Ok(w);
         }
         let (depth, root) = chunk_of(w);
-        chunk::search(self.heap, depth, root, addr & KEY_MASK).ok_or(Garbage)
+        let i = chunk::search(self.lpm, depth, root, addr & KEY_MASK).ok_or(Garbage)?;
+        Ok(self
+            .values
+            .get(usize::from(i))
+            .ok_or(Garbage)?
+            .load(Relaxed))
     }
 
     /// The value of the longest prefix matching `addr` (0: none).
     #[inline(always)]
     pub fn value(&self, addr: u32) -> Result<u32, Garbage> {
-        match self.tier2(addr)? {
-            0 => Ok(self
-                .tier1
-                .get((addr >> 16) as usize)
-                .map_or(0, |w| w.load(Relaxed))),
-            v => Ok(v),
+        self.lpm().value(addr)
+    }
+
+    /// The part a longest-prefix match reads.
+    #[inline(always)]
+    pub fn lpm(&self) -> Lpm<'_> {
+        Lpm {
+            top: self.top_lpm,
+            tier1: self.tier1,
+            values: self.values,
+            lines: self.lpm,
         }
     }
 
@@ -158,13 +286,13 @@ impl<'a> View<'a> {
     /// The entries of `slot`'s block: (count, first entry line).
     #[inline]
     pub fn block(&self, slot: usize) -> Result<(usize, u32), Garbage> {
-        let w = self.slot_word(self.top_blk, slot)?;
+        let w = self.block_word(slot)?;
         if w == 0 {
             return Ok((0, 0));
         }
         let (c, line) = block_of(w);
         if c == LONG_BLOCK {
-            let n = self.heap.get(line as usize).ok_or(Garbage)?[0].load(Relaxed);
+            let n = self.blk.get(line as usize).ok_or(Garbage)?[0].load(Relaxed);
             let n = usize::try_from(n).map_err(|_| Garbage)?;
             if n <= SHORT_BLOCK_MAX as usize || n > 1 << 16 {
                 return Err(Garbage);
@@ -178,7 +306,7 @@ impl<'a> View<'a> {
     /// Entry `i` of the block starting at line `first`: (word A, word B).
     #[inline(always)]
     pub fn entry(&self, first: u32, i: usize) -> Result<(u64, u64), Garbage> {
-        let l = self.heap.get(first as usize + i / 4).ok_or(Garbage)?;
+        let l = self.blk.get(first as usize + i / 4).ok_or(Garbage)?;
         let j = (i % 4) * 2;
         Ok((l[j].load(Relaxed), l[j + 1].load(Relaxed)))
     }
@@ -224,16 +352,32 @@ pub fn consistent<T>(
     epoch: &AtomicU64,
     mut read: impl FnMut() -> Result<T, Garbage>,
 ) -> Result<T, Unstable> {
+    let e1 = epoch.load(Relaxed);
+    fence(Acquire);
+    let r = read();
+    fence(Acquire);
+    if epoch.load(Relaxed) == e1 {
+        return r.map_err(|Garbage| Unstable::Grown);
+    }
+    consistent_again(epoch, read)
+}
+
+/// [`consistent`] after a first try that straddled an epoch.
+#[cold]
+#[inline(never)]
+fn consistent_again<T>(
+    epoch: &AtomicU64,
+    mut read: impl FnMut() -> Result<T, Garbage>,
+) -> Result<T, Unstable> {
     for _ in 0..TRIES {
+        std::hint::spin_loop();
         let e1 = epoch.load(Relaxed);
         fence(Acquire);
         let r = read();
         fence(Acquire);
-        let e2 = epoch.load(Relaxed);
-        if e1 == e2 {
+        if epoch.load(Relaxed) == e1 {
             return r.map_err(|Garbage| Unstable::Grown);
         }
-        std::hint::spin_loop();
     }
     Err(Unstable::Busy)
 }

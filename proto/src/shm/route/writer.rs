@@ -11,15 +11,17 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::build::{build, Image};
+use super::build::{build, Image, TooManyValues};
 use super::chunk::{self, is_len, loses_to, Ranges};
 use super::heap::Heap;
 use super::layout::{
     block_lines, block_word, chunk_of, chunk_word, entry_fields, entry_order, entry_word, slot_of,
-    value, KEY_MASK, MAX_HEAP_LINES, MAX_NEXTHOPS, ORIGIN_RTM, PAGE_LINES, PAGE_SLOTS, REGION_HEAP,
-    REGION_NH, REGION_NH_CAP, REGION_TIER1, SHORT_BLOCK_MAX, SLOTS, TIER1_WORDS, VALUE_VALID,
+    value, value_depth, value_nh, KEY_MASK, MAX_HEAP_LINES, MAX_NEXTHOPS, ORIGIN_RTM, PAGE_LINES,
+    PAGE_SLOTS, REGION_BLK, REGION_BLK_MAX, REGION_LPM, REGION_LPM_MAX, REGION_NH, REGION_NH_CAP,
+    REGION_TIER1, REGION_VALUES, SHORT_BLOCK_MAX, SLOTS, TIER1_WORDS, VALUE_SLOTS, VALUE_VALID,
 };
 use super::nexthops::{Acquired, NextHops};
+use super::values::Values;
 use super::view::{NextHop, View};
 use crate::shm::file::{self, NewFile};
 use crate::shm::header::{Header, FAMILY_INET, HEADER_SIZE, LAYOUT_VERSION, MAGIC, STATE_ACTIVE};
@@ -45,54 +47,72 @@ type Lines = Option<(u32, u32)>;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Regions {
     pub tier1: usize,
+    pub values: usize,
     pub nh: usize,
     pub nh_cap: usize,
-    pub heap: usize,
+    pub lpm: usize,
+    pub lpm_max: usize,
+    pub blk: usize,
+    pub blk_max: usize,
     pub map_len: usize,
 }
 
 impl Regions {
-    /// The regions for `nh_cap` next-hop records and at most `heap_max` heap lines.
-    fn new(nh_cap: usize, heap_max: usize) -> Regions {
+    /// The regions for `nh_cap` next-hop records and at most `lpm_max` and `blk_max` heap
+    /// lines.
+    fn new(nh_cap: usize, lpm_max: usize, blk_max: usize) -> Regions {
         let tier1 = HEADER_SIZE;
-        let nh = tier1 + TIER1_WORDS * 4;
-        let heap = nh + nh_cap * 64;
+        let values = tier1 + TIER1_WORDS * 4;
+        let nh = values + VALUE_SLOTS * 4;
+        let lpm = nh + nh_cap * 64;
+        let blk = lpm + lpm_max * 64;
         Regions {
             tier1,
+            values,
             nh,
             nh_cap,
-            heap,
-            map_len: (heap + heap_max * 64).next_multiple_of(HEADER_SIZE),
+            lpm,
+            lpm_max,
+            blk,
+            blk_max,
+            map_len: (blk + blk_max * 64).next_multiple_of(HEADER_SIZE),
         }
     }
 
     /// The regions a header describes, if they are consistent.
     pub fn of(region: &[u64; 8], map_len: u64) -> Option<Regions> {
-        let r = Regions {
-            tier1: usize::try_from(region[REGION_TIER1]).ok()?,
-            nh: usize::try_from(region[REGION_NH]).ok()?,
-            nh_cap: usize::try_from(region[REGION_NH_CAP]).ok()?,
-            heap: usize::try_from(region[REGION_HEAP]).ok()?,
-            map_len: usize::try_from(map_len).ok()?,
-        };
-        let ok = r.tier1 == HEADER_SIZE
-            && r.nh == r.tier1 + TIER1_WORDS * 4
-            && r.nh_cap <= MAX_NEXTHOPS
-            && r.heap == r.nh + r.nh_cap * 64
-            && r.heap <= r.map_len
-            && (r.map_len - r.heap) / 64 <= MAX_HEAP_LINES;
+        let get = |i: usize| usize::try_from(region[i]).ok();
+        let (nh_cap, lpm_max, blk_max) = (
+            get(REGION_NH_CAP)?,
+            get(REGION_LPM_MAX)?,
+            get(REGION_BLK_MAX)?,
+        );
+        if nh_cap > MAX_NEXTHOPS || lpm_max > MAX_HEAP_LINES || blk_max > MAX_HEAP_LINES {
+            return None;
+        }
+        let r = Regions::new(nh_cap, lpm_max, blk_max);
+        let ok = get(REGION_TIER1)? == r.tier1
+            && get(REGION_VALUES)? == r.values
+            && get(REGION_NH)? == r.nh
+            && get(REGION_LPM)? == r.lpm
+            && get(REGION_BLK)? == r.blk
+            && usize::try_from(map_len).ok()? == r.map_len;
         ok.then_some(r)
-    }
-
-    pub fn heap_max(&self) -> usize {
-        (self.map_len - self.heap) / 64
     }
 }
 
-/// Heap lines a table allowed `limit` routes may come to need (its mappings' size).
+/// Lines a heap of a table allowed `limit` routes may come to need (its part of the readers'
+/// mapping), given `used` lines now.
 fn heap_max_for(limit: usize, used: usize) -> usize {
-    let by_limit = limit.saturating_add(limit / 2).saturating_add(1 << 14);
+    let by_limit = (limit / 2).saturating_add(1 << 15);
     by_limit.max(used * 2).min(MAX_HEAP_LINES)
+}
+
+/// Which heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Which {
+    Lpm,
+    Blk,
 }
 
 pub struct RouteWriter {
@@ -101,11 +121,13 @@ pub struct RouteWriter {
     limit: usize,
     generation: u64,
     /// Our file, open for its liveness lock.
-    _file: File,
+    file: File,
     map: Mapping,
     dev_ino: (u64, u64),
     reg: Regions,
-    heap: Heap,
+    lpm: Heap,
+    blk: Heap,
+    values: Values,
     nhs: NextHops,
     live: usize,
     /// Routes per prefix length, so a delete probes only the lengths in use for what covers it.
@@ -113,43 +135,54 @@ pub struct RouteWriter {
     last_epoch: Instant,
 }
 
-/// A freshly written file, not yet at its path.
-struct Written {
-    new: NewFile,
-    map: Mapping,
-    reg: Regions,
-    heap_cap: u32,
-}
-
 /// What a new file is made for besides its contents.
 struct Spec {
     access: Access,
     /// Next-hop records it has room for.
     nh_cap: usize,
-    /// Heap lines readers map: it grows in place up to them.
-    heap_max: usize,
+    /// Lines of each heap readers map: the heaps grow in place up to them.
+    lpm_max: usize,
+    blk_max: usize,
     generation: u64,
     table_seq: u64,
     limit: usize,
 }
 
-/// Writes `img` into a new file next to `path`: sized for what it holds plus headroom, its
-/// storage reserved, and mapped for growth up to `spec.heap_max` lines.
+/// A freshly written file, not yet at its path.
+struct Written {
+    new: NewFile,
+    map: Mapping,
+    reg: Regions,
+    lpm_cap: u32,
+    blk_cap: u32,
+}
+
+/// Lines a heap holding `used` lines starts with: what it holds plus headroom.
+fn start_cap(used: usize, max: usize) -> usize {
+    (used + (used / 4).max(MIN_HEADROOM as usize)).min(max.max(used))
+}
+
+/// Writes `img` into a new file next to `path`: each heap sized for what it holds plus
+/// headroom, the storage reserved, and mapped for growth up to the spec's maximum.
 fn write_file(path: &Path, img: &Image, spec: &Spec) -> Result<Written, ShmError> {
-    let Spec {
-        access,
-        nh_cap,
-        heap_max,
-        generation,
-        table_seq,
-        limit,
-    } = *spec;
-    let used = img.heap.len();
-    let heap_cap = (used + (used / 4).max(MIN_HEADROOM as usize)).min(heap_max.max(used));
-    let reg = Regions::new(nh_cap, heap_max.max(heap_cap));
-    let file_len = reg.heap + heap_cap * 64;
-    let new = file::create_new(path, access)?;
-    file::allocate(&new.file, path, TableKind::Route, 0, file_len as u64)?;
+    let lpm_cap = start_cap(img.lpm.len(), spec.lpm_max);
+    let blk_cap = start_cap(img.blk.len(), spec.blk_max);
+    let reg = Regions::new(
+        spec.nh_cap,
+        spec.lpm_max.max(lpm_cap),
+        spec.blk_max.max(blk_cap),
+    );
+    let new = file::create_new(path, spec.access)?;
+    let to_lpm_end = reg.lpm + lpm_cap * 64;
+    let file_len = reg.blk + blk_cap * 64;
+    file::allocate(&new.file, path, TableKind::Route, 0, to_lpm_end as u64)?;
+    file::allocate(
+        &new.file,
+        path,
+        TableKind::Route,
+        reg.blk as u64,
+        (blk_cap * 64) as u64,
+    )?;
     let map = Mapping::read_write(&new.file, reg.map_len, file_len)
         .map_err(|e| ShmError::io(&new.tmp, e))?;
     let h = map.header();
@@ -162,52 +195,70 @@ fn write_file(path: &Path, img: &Image, spec: &Spec) -> Result<Written, ShmError
         rustix::process::getpid().as_raw_nonzero().get() as u32,
         Relaxed,
     );
-    h.generation.store(generation, Relaxed);
+    h.generation.store(spec.generation, Relaxed);
     h.state.store(STATE_ACTIVE, Relaxed);
-    h.table_seq.store(table_seq, Relaxed);
+    h.table_seq.store(spec.table_seq, Relaxed);
     h.live.store(img.live as u64, Relaxed);
     h.file_len.store(file_len as u64, Relaxed);
     h.map_len.store(reg.map_len as u64, Relaxed);
-    h.region[REGION_TIER1].store(reg.tier1 as u64, Relaxed);
-    h.region[REGION_NH].store(reg.nh as u64, Relaxed);
-    h.region[REGION_NH_CAP].store(reg.nh_cap as u64, Relaxed);
-    h.region[REGION_HEAP].store(reg.heap as u64, Relaxed);
-    h.heap_lines.store(heap_cap as u64, Relaxed);
-    h.limit.store(limit as u64, Relaxed);
+    for (i, v) in [
+        (REGION_TIER1, reg.tier1),
+        (REGION_NH, reg.nh),
+        (REGION_NH_CAP, reg.nh_cap),
+        (REGION_BLK, reg.blk),
+        (REGION_VALUES, reg.values),
+        (REGION_LPM, reg.lpm),
+        (REGION_LPM_MAX, reg.lpm_max),
+        (REGION_BLK_MAX, reg.blk_max),
+    ] {
+        h.region[i].store(v as u64, Relaxed);
+    }
+    h.heap_lines.store(blk_cap as u64, Relaxed);
+    h.lpm_lines.store(lpm_cap as u64, Relaxed);
+    h.limit.store(spec.limit as u64, Relaxed);
     let bad = |what: &str| ShmError::bad(&new.tmp, format!("cannot view the {what}"));
+    let store32 = |dst: &[AtomicU32], src: &mut dyn Iterator<Item = u32>| {
+        for (w, v) in dst.iter().zip(src) {
+            if v != 0 {
+                w.store(v, Relaxed);
+            }
+        }
+    };
     let tier1 = map
         .u32s(reg.tier1, TIER1_WORDS)
         .ok_or_else(|| bad("tier 1"))?;
-    for (w, &v) in tier1.iter().zip(&img.tier1) {
-        if v != 0 {
-            w.store(v, Relaxed);
-        }
-    }
+    store32(tier1, &mut img.tier1.iter().copied());
+    let values = map
+        .u32s(reg.values, VALUE_SLOTS)
+        .ok_or_else(|| bad("values"))?;
+    store32(&values[1..], &mut img.values.iter().map(|&(v, _)| v));
     let nh = map
         .lines(reg.nh, reg.nh_cap)
         .ok_or_else(|| bad("next hops"))?;
     for (i, (hop, _)) in img.nexthops.iter().enumerate() {
         write_record(&nh[i + 1], &hop.encode());
     }
-    let heap = map.lines(reg.heap, heap_cap).ok_or_else(|| bad("heap"))?;
-    for (line, words) in heap.iter().zip(&img.heap) {
-        for (w, &v) in line.iter().zip(words) {
-            if v != 0 {
-                w.store(v, Relaxed);
+    for (off, cap, lines, what) in [
+        (reg.lpm, lpm_cap, &img.lpm, "LPM heap"),
+        (reg.blk, blk_cap, &img.blk, "block heap"),
+    ] {
+        let heap = map.lines(off, cap).ok_or_else(|| bad(what))?;
+        for (line, words) in heap.iter().zip(lines) {
+            for (w, &v) in line.iter().zip(words) {
+                if v != 0 {
+                    w.store(v, Relaxed);
+                }
             }
         }
     }
-    for (w, &v) in h.top_lpm.iter().zip(&img.top_lpm) {
-        w.store(v, Relaxed);
-    }
-    for (w, &v) in h.top_blk.iter().zip(&img.top_blk) {
-        w.store(v, Relaxed);
-    }
+    store32(&h.top_lpm, &mut img.top_lpm.iter().copied());
+    store32(&h.top_blk, &mut img.top_blk.iter().copied());
     Ok(Written {
         new,
         map,
         reg,
-        heap_cap: heap_cap as u32,
+        lpm_cap: lpm_cap as u32,
+        blk_cap: blk_cap as u32,
     })
 }
 
@@ -243,6 +294,19 @@ fn tier2_spans(addr: u32, len: u8) -> impl Iterator<Item = (usize, u32, u32)> {
     (0..n).map(move |i| (s + i, lo, hi))
 }
 
+fn nh_cap_for(n: usize) -> usize {
+    ((n + 1) * 2)
+        .next_power_of_two()
+        .clamp(MIN_NEXTHOPS, MAX_NEXTHOPS)
+}
+
+fn too_many_values() -> ShmError {
+    ShmError::Layout {
+        what: "distinct (prefix length, next hop) pairs among the routes of /17-/32".into(),
+        limit: VALUE_SLOTS as u64 - 1,
+    }
+}
+
 impl RouteWriter {
     fn header(&self) -> &Header {
         self.map.header()
@@ -251,29 +315,49 @@ impl RouteWriter {
     /// The writer's view of its file.
     fn view(&self) -> View<'_> {
         let h = self.header();
+        let m = &self.map;
         View {
             epoch: &h.epoch,
             top_lpm: &h.top_lpm,
             top_blk: &h.top_blk,
-            tier1: self
-                .map
+            tier1: m
                 .u32s(self.reg.tier1, TIER1_WORDS)
                 .expect("tier 1 is in the file"),
-            nh: self
-                .map
+            values: m
+                .u32s(self.reg.values, VALUE_SLOTS)
+                .expect("values are in the file"),
+            nh: m
                 .lines(self.reg.nh, self.reg.nh_cap)
                 .expect("next hops are in the file"),
-            heap: self
-                .map
-                .lines(self.reg.heap, self.heap.cap as usize)
-                .expect("the heap is in the file"),
+            lpm: m
+                .lines(self.reg.lpm, self.lpm.cap as usize)
+                .expect("LPM heap in the file"),
+            blk: m
+                .lines(self.reg.blk, self.blk.cap as usize)
+                .expect("block heap in the file"),
         }
     }
 
-    fn heap_lines(&self) -> &[Line] {
-        self.map
-            .lines(self.reg.heap, self.heap.cap as usize)
-            .expect("the heap is in the file")
+    fn heap(&self, which: Which) -> &Heap {
+        match which {
+            Which::Lpm => &self.lpm,
+            Which::Blk => &self.blk,
+        }
+    }
+
+    fn heap_mut(&mut self, which: Which) -> &mut Heap {
+        match which {
+            Which::Lpm => &mut self.lpm,
+            Which::Blk => &mut self.blk,
+        }
+    }
+
+    fn lines_of(&self, which: Which) -> &[Line] {
+        let v = self.view();
+        match which {
+            Which::Lpm => v.lpm,
+            Which::Blk => v.blk,
+        }
     }
 
     /// Publishes a freshly written file at `path`, retiring `old`, and builds the writer of it.
@@ -291,7 +375,8 @@ impl RouteWriter {
             new,
             map,
             reg,
-            heap_cap,
+            lpm_cap,
+            blk_cap,
         } = w;
         let dev_ino = new.dev_ino;
         let file = file::publish(new, path, old)?;
@@ -299,16 +384,22 @@ impl RouteWriter {
         for (i, (hop, refs)) in img.nexthops.iter().enumerate() {
             nhs.adopt(i as u32 + 1, *hop, *refs);
         }
+        let mut values = Values::new();
+        for (i, &(v, refs)) in img.values.iter().enumerate() {
+            values.adopt(i as u16 + 1, v, refs);
+        }
         Ok(RouteWriter {
             path: path.to_path_buf(),
             access,
             limit,
             generation,
-            _file: file,
+            file,
             dev_ino,
-            heap: Heap::new(img.heap.len() as u32, heap_cap, reg.heap_max() as u32),
+            lpm: Heap::new(img.lpm.len() as u32, lpm_cap, reg.lpm_max as u32),
+            blk: Heap::new(img.blk.len() as u32, blk_cap, reg.blk_max as u32),
             map,
             reg,
+            values,
             nhs,
             live: img.live,
             len_counts: img.len_counts,
@@ -316,25 +407,23 @@ impl RouteWriter {
         })
     }
 
-    /// Publishes a new generation holding `routes` (sorted, unique) with room for `nh_cap`
-    /// next hops and `heap_max` heap lines, and switches to it.
+    /// Publishes a new generation holding `routes` (sorted, unique) with room for at least
+    /// `nh_cap` next hops and the heap maxima, and switches to it.
     fn rebuild(
         &mut self,
         routes: &[Versioned<Route>],
         nh_cap: usize,
-        heap_max: usize,
+        lpm_max: usize,
+        blk_max: usize,
     ) -> Result<(), ShmError> {
-        let img = build(routes);
-        let generation = self.generation.wrapping_add(1);
-        let table_seq = self.header().table_seq.load(Relaxed);
-        let nh_cap = nh_cap.max(nh_cap_for(img.nexthops.len()));
-        let heap_max = heap_max.max(heap_max_for(self.limit, img.heap.len()));
+        let img = build(routes).map_err(|TooManyValues| too_many_values())?;
         let spec = Spec {
             access: self.access,
-            nh_cap,
-            heap_max,
-            generation,
-            table_seq,
+            nh_cap: nh_cap.max(nh_cap_for(img.nexthops.len())),
+            lpm_max: lpm_max.max(heap_max_for(self.limit, img.lpm.len())),
+            blk_max: blk_max.max(heap_max_for(self.limit, img.blk.len())),
+            generation: self.generation.wrapping_add(1),
+            table_seq: self.header().table_seq.load(Relaxed),
             limit: self.limit,
         };
         let w = write_file(&self.path, &img, &spec)?;
@@ -342,7 +431,7 @@ impl RouteWriter {
             &self.path,
             self.access,
             self.limit,
-            generation,
+            spec.generation,
             w,
             Some(self.header()),
             &img,
@@ -355,8 +444,8 @@ impl RouteWriter {
 
     /// Moves the epoch on so that what was freed before may be reused, if it is time.
     fn settle(&mut self, now: bool) {
-        let pending = self.heap.pending_lines();
-        if pending == 0 && !self.nhs.has_pending() {
+        let pending = self.lpm.pending_lines() + self.blk.pending_lines();
+        if pending == 0 && !self.nhs.has_pending() && !self.values.has_pending() {
             return;
         }
         if !now && pending < EPOCH_AFTER_LINES && self.last_epoch.elapsed() < EPOCH_EVERY {
@@ -373,115 +462,158 @@ impl RouteWriter {
         let e = h.epoch.load(Relaxed);
         h.epoch.store(e.wrapping_add(1), Release);
         fence(Release);
-        self.heap.reclaim();
+        self.lpm.reclaim();
+        self.blk.reclaim();
         self.nhs.reclaim();
+        self.values.reclaim();
         self.last_epoch = Instant::now();
     }
 
-    /// Makes sure `lines` fresh heap lines are backed by the file: grows it in place, or
-    /// republishes into a larger mapping if the readers' mappings are too small.
-    fn ensure_room(&mut self, lines: u64) -> Result<(), ShmError> {
-        if self.heap.room() >= lines {
+    /// Makes sure `lines` fresh lines of `which` heap are backed by the file: grows it in
+    /// place, or republishes into a larger mapping if the readers' mappings are too small.
+    fn ensure_room(&mut self, which: Which, lines: u64) -> Result<(), ShmError> {
+        let heap = self.heap(which);
+        if heap.room() >= lines {
             return Ok(());
         }
-        let want = u64::from(self.heap.next) + lines;
-        if want > u64::from(self.heap.max) {
+        let want = u64::from(heap.next) + lines;
+        if want > u64::from(heap.max) {
             // The readers' mappings cannot hold it: a new generation with a larger one.
-            let routes = self.entries();
-            let heap_max = ((want as usize) * 2).max(self.reg.heap_max() * 2);
-            if heap_max > MAX_HEAP_LINES && want as usize > MAX_HEAP_LINES {
-                return Err(ShmError::Full {
-                    capacity: self.live,
+            let grow = |max: usize| (want as usize).max(max * 2).min(MAX_HEAP_LINES);
+            if want as usize > MAX_HEAP_LINES {
+                return Err(ShmError::Layout {
+                    what: "route file heap lines".into(),
+                    limit: MAX_HEAP_LINES as u64,
                 });
             }
-            return self.rebuild(&routes, self.reg.nh_cap, heap_max.min(MAX_HEAP_LINES));
+            let (lpm_max, blk_max) = match which {
+                Which::Lpm => (grow(self.reg.lpm_max), self.reg.blk_max),
+                Which::Blk => (self.reg.lpm_max, grow(self.reg.blk_max)),
+            };
+            let routes = self.entries();
+            return self.rebuild(&routes, self.reg.nh_cap, lpm_max, blk_max);
         }
-        let cap = u64::from(self.heap.cap);
+        let cap = u64::from(heap.cap);
         let new_cap = want
             .max(cap + cap / 4)
             .max(cap + u64::from(MIN_HEADROOM))
-            .min(u64::from(self.heap.max));
-        let (at, len) = ((self.reg.heap as u64) + cap * 64, (new_cap - cap) * 64);
-        file::allocate(&self._file, &self.path, TableKind::Route, at, len)?;
-        let file_len = self.reg.heap + new_cap as usize * 64;
-        self.map.set_valid(file_len);
+            .min(u64::from(heap.max));
+        let base = match which {
+            Which::Lpm => self.reg.lpm,
+            Which::Blk => self.reg.blk,
+        } as u64;
+        file::allocate(
+            &self.file,
+            &self.path,
+            TableKind::Route,
+            base + cap * 64,
+            (new_cap - cap) * 64,
+        )?;
         let h = self.header();
-        h.file_len.store(file_len as u64, Release);
-        h.heap_lines.store(new_cap, Release);
-        self.heap.cap = new_cap as u32;
+        match which {
+            Which::Lpm => h.lpm_lines.store(new_cap, Release),
+            Which::Blk => {
+                let file_len = self.reg.blk as u64 + new_cap * 64;
+                self.map.set_valid(file_len as usize);
+                h.file_len.store(file_len, Release);
+                h.heap_lines.store(new_cap, Release);
+            }
+        }
+        self.heap_mut(which).cap = new_cap as u32;
         Ok(())
     }
 
-    /// Heap lines changes of these routes need at most, given the file as it is: each
-    /// rewrites its slot's entry block and the chunk of each tier-2 slot it covers (two more
-    /// ranges at most), and may need a page. Changes of the same slot are counted cumulatively.
-    fn need(&self, ops: &[(Prefix, bool)]) -> u64 {
+    /// Lines of each heap that changes of these prefixes need at most, given the file as it
+    /// is: each rewrites its slot's entry block and the chunk of each tier-2 slot it covers
+    /// (two more ranges at most), and may need a page. Changes of the same slot are counted
+    /// cumulatively.
+    fn need(&self, ops: &[Prefix]) -> (u64, u64) {
         let v = self.view();
         let mut per_slot: HashMap<usize, (usize, usize)> = HashMap::new();
-        let mut pages: HashSet<(bool, usize)> = HashSet::new();
-        let mut need = 0u64;
-        let mut page = |top: &[AtomicU32], lpm: bool, slot: usize, need: &mut u64| {
+        let mut pages: HashSet<(Which, usize)> = HashSet::new();
+        let (mut lpm, mut blk) = (0u64, 0u64);
+        let mut page = |top: &[AtomicU32], which: Which, slot: usize| -> u64 {
             let p = slot / PAGE_SLOTS;
-            if top[p].load(Relaxed) == 0 && pages.insert((lpm, p)) {
-                *need += PAGE_LINES as u64;
+            if top[p].load(Relaxed) == 0 && pages.insert((which, p)) {
+                PAGE_LINES as u64
+            } else {
+                0
             }
         };
-        for &(dst, _) in ops {
+        for &dst in ops {
             let (addr, len) = (dst.addr_u32(), dst.len());
             let s = slot_of(addr);
             let (n, _) = v.block(s).unwrap_or((0, 0));
             let e = per_slot.entry(s).or_default();
             e.0 += 1;
-            need += block_lines(n + e.0) as u64;
-            page(v.top_blk, false, s, &mut need);
+            blk += block_lines(n + e.0) as u64 + page(v.top_blk, Which::Blk, s);
             if len >= 17 {
                 for (t, _, _) in tier2_spans(addr, len) {
                     let ranges = match v.tier2_word(t) {
                         Ok(w) if w != 0 && w & VALUE_VALID == 0 => {
-                            chunk::size_of_chunk(v.heap, chunk_of(w).1).0
+                            let (depth, root) = chunk_of(w);
+                            chunk::decode(v.lpm, depth, root).0.len()
                         }
                         _ => 1,
                     };
                     let e = per_slot.entry(t).or_default();
                     e.1 += 1;
-                    need += chunk::shape(ranges + 2 * e.1).0 as u64;
-                    page(v.top_lpm, true, t, &mut need);
+                    lpm += chunk::shape(ranges + 2 * e.1).0 as u64 + page(v.top_lpm, Which::Lpm, t);
                 }
             }
         }
-        need
+        (lpm, blk)
+    }
+
+    fn ensure_need(&mut self, ops: &[Prefix]) -> Result<(), ShmError> {
+        let (lpm, blk) = self.need(ops);
+        self.ensure_room(Which::Lpm, lpm)?;
+        self.ensure_room(Which::Blk, blk)
+    }
+
+    fn alloc(&mut self, which: Which, n: u32) -> Result<u32, ShmError> {
+        if let Some(l) = self.heap_mut(which).alloc(n) {
+            return Ok(l);
+        }
+        self.ensure_room(which, u64::from(n))?;
+        self.heap_mut(which)
+            .alloc(n)
+            .ok_or_else(|| ShmError::NoSpace {
+                dir: self
+                    .path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                table: "route",
+            })
+    }
+
+    /// Writes `lines` from line `at` of `which` heap on.
+    fn write_lines(&self, which: Which, at: u32, lines: &[[u64; 8]]) {
+        let heap = &self.lines_of(which)[at as usize..at as usize + lines.len()];
+        for (line, words) in heap.iter().zip(lines) {
+            for (w, &v) in line.iter().zip(words) {
+                w.store(v, Relaxed);
+            }
+        }
     }
 
     // ===== slot words =====
 
-    /// Stores slot word `w` of `slot` in the pages under `top`, making the page if needed.
-    fn set_slot_word(&mut self, lpm: bool, slot: usize, w: u32) -> Result<(), ShmError> {
+    /// Stores slot word `w` of `slot` in the pages of `which` heap, making the page if needed.
+    fn set_slot_word(&mut self, which: Which, slot: usize, w: u32) -> Result<(), ShmError> {
         let p = slot / PAGE_SLOTS;
-        let top = if lpm {
-            &self.header().top_lpm[p]
-        } else {
-            &self.header().top_blk[p]
-        };
-        let mut page = top.load(Relaxed);
+        let mut page = self.top(which)[p].load(Relaxed);
         if page == 0 {
             if w == 0 {
                 return Ok(());
             }
-            page = self.alloc(PAGE_LINES as u32)?;
-            for line in &self.heap_lines()[page as usize..page as usize + PAGE_LINES] {
-                for word in line {
-                    word.store(0, Relaxed);
-                }
-            }
-            let top = if lpm {
-                &self.header().top_lpm[p]
-            } else {
-                &self.header().top_blk[p]
-            };
-            top.store(page, Release);
+            page = self.alloc(which, PAGE_LINES as u32)?;
+            self.write_lines(which, page, &[[0u64; 8]; PAGE_LINES]);
+            self.top(which)[p].store(page, Release);
         }
         let k = slot % PAGE_SLOTS;
-        let word = &self.heap_lines()[page as usize + k / 16][(k % 16) / 2];
+        let word = &self.lines_of(which)[page as usize + k / 16][(k % 16) / 2];
         let shift = 32 * (k & 1);
         let old = word.load(Relaxed);
         word.store(
@@ -491,43 +623,30 @@ impl RouteWriter {
         Ok(())
     }
 
-    fn alloc(&mut self, n: u32) -> Result<u32, ShmError> {
-        if let Some(l) = self.heap.alloc(n) {
-            return Ok(l);
-        }
-        self.ensure_room(u64::from(n))?;
-        self.heap.alloc(n).ok_or_else(|| ShmError::NoSpace {
-            dir: self
-                .path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
-            table: "route",
-        })
-    }
-
-    /// Writes `lines` from heap line `at` on.
-    fn write_lines(&self, at: u32, lines: &[[u64; 8]]) {
-        let heap = &self.heap_lines()[at as usize..at as usize + lines.len()];
-        for (line, words) in heap.iter().zip(lines) {
-            for (w, &v) in line.iter().zip(words) {
-                w.store(v, Relaxed);
-            }
+    fn top(&self, which: Which) -> &[AtomicU32; 256] {
+        match which {
+            Which::Lpm => &self.header().top_lpm,
+            Which::Blk => &self.header().top_blk,
         }
     }
 
     // ===== longest-prefix match =====
 
-    /// The ranges of a tier-2 slot and, for a chunk, its (root, lines).
-    fn slot_ranges(&self, slot: usize) -> (Ranges, Option<(u32, u32)>) {
+    /// The ranges of a tier-2 slot with their values, and for a chunk its root, lines and
+    /// value indices (to release when it is replaced).
+    fn slot_ranges(&self, slot: usize) -> (Ranges, Option<(u32, u32, Vec<u16>)>) {
         let w = self.view().tier2_word(slot).unwrap_or(0);
         if w == 0 || w & VALUE_VALID != 0 {
             return (chunk::uniform(w), None);
         }
-        let root = chunk_of(w).1;
-        let heap = self.heap_lines();
-        let (_, lines) = chunk::size_of_chunk(heap, root);
-        (chunk::decode(heap, root), Some((root, lines as u32)))
+        let (depth, root) = chunk_of(w);
+        let (indexed, lines) = chunk::decode(self.view().lpm, depth, root);
+        let ranges = indexed
+            .iter()
+            .map(|&(s, i)| (s, self.values.get(i)))
+            .collect();
+        let indices = indexed.into_iter().map(|(_, i)| i).collect();
+        (ranges, Some((root, lines, indices)))
     }
 
     /// Repaints the addresses of `addr/len` whose value `repaint` accepts with `new`.
@@ -557,15 +676,27 @@ impl RouteWriter {
             let w = if painted.len() == 1 {
                 painted[0].1
             } else {
-                let (lines, _) = chunk::shape(painted.len());
-                let at = self.alloc(lines as u32)?;
-                let (image, depth) = chunk::encode(&painted, at);
-                self.write_lines(at, &image);
+                let mut indexed = Vec::with_capacity(painted.len());
+                for &(s, v) in &painted {
+                    let (i, fresh) = self.values.acquire(v).ok_or_else(too_many_values)?;
+                    if fresh {
+                        // The entry holds its value before a chunk names it.
+                        self.view().values[usize::from(i)].store(v, Release);
+                    }
+                    indexed.push((s, i));
+                }
+                let (lines, _) = chunk::shape(indexed.len());
+                let at = self.alloc(Which::Lpm, lines as u32)?;
+                let (image, depth) = chunk::encode(&indexed, at);
+                self.write_lines(Which::Lpm, at, &image);
                 chunk_word(depth, at)
             };
-            self.set_slot_word(true, slot, w)?;
-            if let Some((root, lines)) = old {
-                self.heap.release(root, lines);
+            self.set_slot_word(Which::Lpm, slot, w)?;
+            if let Some((root, lines, indices)) = old {
+                self.lpm.release(root, lines);
+                for i in indices {
+                    self.values.release(i);
+                }
             }
         }
         Ok(())
@@ -613,14 +744,14 @@ impl RouteWriter {
         &mut self,
         slot: usize,
         entries: &[(u64, u64)],
-        old: Option<(u32, u32)>,
+        old: Lines,
     ) -> Result<(), ShmError> {
         let n = entries.len();
         let w = if n == 0 {
             0
         } else {
             let lines = block_lines(n);
-            let at = self.alloc(lines as u32)?;
+            let at = self.alloc(Which::Blk, lines as u32)?;
             let mut image = vec![[0u64; 8]; lines];
             let skip = usize::from(n as u32 > SHORT_BLOCK_MAX);
             if skip == 1 {
@@ -630,12 +761,12 @@ impl RouteWriter {
                 image[skip + j / 4][(j % 4) * 2] = a;
                 image[skip + j / 4][(j % 4) * 2 + 1] = b;
             }
-            self.write_lines(at, &image);
+            self.write_lines(Which::Blk, at, &image);
             block_word(n as u32, at)
         };
-        self.set_slot_word(false, slot, w)?;
+        self.set_slot_word(Which::Blk, slot, w)?;
         if let Some((line, lines)) = old {
-            self.heap.release(line, lines);
+            self.blk.release(line, lines);
         }
         Ok(())
     }
@@ -665,16 +796,21 @@ impl RouteWriter {
         self.nhs.len()
     }
 
-    /// Heap lines handed out and not freed (tests and figures).
-    pub fn heap_in_use(&self) -> u64 {
-        self.heap.in_use
+    /// Heap lines handed out and not freed, LPM and blocks (tests and figures).
+    pub fn heap_in_use(&self) -> (u64, u64) {
+        (self.lpm.in_use, self.blk.in_use)
     }
-}
 
-fn nh_cap_for(n: usize) -> usize {
-    ((n + 1) * 2)
-        .next_power_of_two()
-        .clamp(MIN_NEXTHOPS, MAX_NEXTHOPS)
+    /// The route `addr` matches (longest-prefix match on the writer's own file).
+    pub fn lookup(&self, addr: std::net::Ipv4Addr) -> Option<Route> {
+        let v = self.view();
+        let val = v.value(u32::from(addr)).ok()?;
+        if val == 0 {
+            return None;
+        }
+        let hop = v.nexthop(value_nh(val)).ok()?;
+        Some(hop.route(Prefix::truncating(addr, value_depth(val))))
+    }
 }
 
 impl TableWriter<Route> for RouteWriter {
@@ -690,7 +826,7 @@ impl TableWriter<Route> for RouteWriter {
         if routes.len() > limit {
             return Err(ShmError::Full { capacity: limit });
         }
-        let img = build(&routes);
+        let img = build(&routes).map_err(|TooManyValues| too_many_values())?;
         drop(routes);
         let old = file::open_current(path, TableKind::Route);
         let generation = old.as_ref().map_or(1, |(_, m)| {
@@ -699,7 +835,8 @@ impl TableWriter<Route> for RouteWriter {
         let spec = Spec {
             access,
             nh_cap: nh_cap_for(img.nexthops.len()),
-            heap_max: heap_max_for(limit, img.heap.len()),
+            lpm_max: heap_max_for(limit, img.lpm.len()),
+            blk_max: heap_max_for(limit, img.blk.len()),
             generation,
             table_seq,
             limit,
@@ -730,32 +867,35 @@ impl TableWriter<Route> for RouteWriter {
                     if !self.nhs.has(&nh) {
                         new_hops.insert(nh);
                     }
-                    keys.push((r.dst, true));
+                    keys.push(r.dst);
                 }
-                Planned::Del(k) => keys.push((*k, false)),
+                Planned::Del(k) => keys.push(*k),
                 Planned::Flush => {}
             }
         }
         if new_hops.len() > self.nhs.room() {
             // The next-hop region is full: a new generation with a larger one.
-            let routes = self.entries();
             let cap = nh_cap_for(self.nhs.len() + new_hops.len());
-            if cap <= self.reg.nh_cap || cap > MAX_NEXTHOPS {
-                return Err(ShmError::Full {
-                    capacity: self.limit,
+            if cap <= self.reg.nh_cap {
+                return Err(ShmError::Layout {
+                    what: "distinct next hops".into(),
+                    limit: MAX_NEXTHOPS as u64 - 1,
                 });
             }
-            self.rebuild(&routes, cap, self.reg.heap_max())?;
+            let routes = self.entries();
+            self.rebuild(&routes, cap, self.reg.lpm_max, self.reg.blk_max)?;
         }
-        let need = self.need(&keys);
-        self.ensure_room(need)
+        // Each new range of a chunk may need a new value; well within the table, or refuse.
+        if self.values.room() < 2 * keys.len() {
+            return Err(too_many_values());
+        }
+        self.ensure_need(&keys)
     }
 
     fn upsert(&mut self, rec: &Route, seq: u64) -> Result<(), ShmError> {
         self.settle(false);
         let (addr, len) = (rec.dst.addr_u32(), rec.dst.len());
-        let need = self.need(&[(rec.dst, true)]);
-        self.ensure_room(need)?;
+        self.ensure_need(&[rec.dst])?;
         let hop = NextHop::of(rec);
         let existing = self.view().find(addr, len).ok().flatten();
         if existing.is_none() && self.live >= self.limit {
@@ -771,8 +911,9 @@ impl TableWriter<Route> for RouteWriter {
                 i
             }
             None => {
-                return Err(ShmError::Full {
-                    capacity: self.limit,
+                return Err(ShmError::Layout {
+                    what: "distinct next hops".into(),
+                    limit: self.reg.nh_cap as u64 - 1,
                 })
             }
         };
@@ -811,7 +952,7 @@ impl TableWriter<Route> for RouteWriter {
         let Ok(Some((nh, _, _))) = self.view().find(addr, len) else {
             return false;
         };
-        if self.ensure_room(self.need(&[(*key, false)])).is_err() {
+        if self.ensure_need(&[*key]).is_err() {
             // Cannot happen after a reserve; without one, the route stays.
             return false;
         }
@@ -845,10 +986,12 @@ impl TableWriter<Route> for RouteWriter {
         for w in self.view().tier1 {
             w.store(0, Release);
         }
-        // Nothing is reachable any more: after the epoch, every line and record is free.
+        // Nothing is reachable any more: after the epoch, every line, record and value is free.
         self.advance_epoch();
-        self.heap.reset();
+        self.lpm.reset();
+        self.blk.reset();
         self.nhs.reset();
+        self.values.reset();
         self.live = 0;
         self.len_counts = [0; 33];
         self.sync_live();
@@ -888,9 +1031,8 @@ impl TableWriter<Route> for RouteWriter {
 
     fn prefetch(&self, key: &Prefix) {
         let s = slot_of(key.addr_u32());
-        let h = self.header();
-        let heap = self.heap_lines();
-        for top in [&h.top_lpm, &h.top_blk] {
+        let v = self.view();
+        for (top, heap) in [(v.top_lpm, v.lpm), (v.top_blk, v.blk)] {
             let page = top[s / PAGE_SLOTS].load(Relaxed) as usize;
             if let Some(l) = heap.get(page + (s % PAGE_SLOTS) / 16).filter(|_| page != 0) {
                 prefetch(l);
@@ -905,7 +1047,7 @@ impl TableWriter<Route> for RouteWriter {
                 capacity: self.limit,
             });
         }
-        self.rebuild(&routes, 0, 0)
+        self.rebuild(&routes, 0, 0, 0)
     }
 
     fn set_table_seq(&self, seq: u64) {
@@ -929,7 +1071,8 @@ impl TableWriter<Route> for RouteWriter {
     }
 
     fn allocated_bytes(&self) -> u64 {
-        self.header().file_len.load(Relaxed)
+        let reg = &self.reg;
+        (reg.lpm + self.lpm.cap as usize * 64 + self.blk.cap as usize * 64) as u64
     }
 
     fn remove_file(self) -> std::io::Result<()> {
@@ -937,11 +1080,11 @@ impl TableWriter<Route> for RouteWriter {
             path,
             dev_ino,
             map,
-            _file,
+            file,
             ..
         } = self;
         drop(map);
-        drop(_file);
+        drop(file);
         file::remove_if_ours(&path, dev_ino)
     }
 }
@@ -953,20 +1096,8 @@ impl std::fmt::Debug for RouteWriter {
             .field("generation", &self.generation)
             .field("len", &self.live)
             .field("limit", &self.limit)
-            .field("heap_lines", &self.heap.cap)
+            .field("lpm_lines", &self.lpm.cap)
+            .field("blk_lines", &self.blk.cap)
             .finish()
-    }
-}
-
-impl RouteWriter {
-    /// The route `addr` matches (longest-prefix match on the writer's own file).
-    pub fn lookup(&self, addr: std::net::Ipv4Addr) -> Option<Route> {
-        let v = self.view();
-        let val = v.value(u32::from(addr)).ok()?;
-        if val == 0 {
-            return None;
-        }
-        let hop = v.nexthop(super::layout::value_nh(val)).ok()?;
-        Some(hop.route(Prefix::truncating(addr, super::layout::value_depth(val))))
     }
 }

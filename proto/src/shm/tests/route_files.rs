@@ -342,9 +342,19 @@ fn header_layout_on_disk() {
     assert_eq!(u64_at(64), 1, "live");
     assert_eq!(u64_at(72), b.len() as u64, "file length");
     assert_eq!(u64_at(88), 4096, "tier 1");
-    assert_eq!(u64_at(96), 4096 + 4 * 65536, "next hops");
-    assert_eq!(u64_at(112), u64_at(96) + 64 * u64_at(104), "heap");
-    assert_eq!(u64_at(152) * 64 + u64_at(112), b.len() as u64, "heap lines");
+    assert_eq!(u64_at(120), 4096 + 4 * 65536, "values");
+    assert_eq!(u64_at(96), 4096 + 8 * 65536, "next hops");
+    assert_eq!(u64_at(128), u64_at(96) + 64 * u64_at(104), "LPM heap");
+    assert_eq!(u64_at(112), u64_at(128) + 64 * u64_at(136), "block heap");
+    assert_eq!(
+        u64_at(152) * 64 + u64_at(112),
+        b.len() as u64,
+        "block heap lines"
+    );
+    assert!(
+        u64_at(168) > 0 && u64_at(168) <= u64_at(136),
+        "LPM heap lines"
+    );
     assert_eq!(u64_at(160), 77, "limit");
     assert_ne!(u32_at(2048 + 4 * 10), 0, "top_lpm[10]");
     assert_ne!(u32_at(3072 + 4 * 10), 0, "top_blk[10]");
