@@ -9,6 +9,7 @@ pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 /// A 64-byte cache line of eight words: the unit of the route heap and of next-hop records.
 pub type Line = [AtomicU64; 8];
 /// A 32-byte ARP slot of four words.
+#[cfg(not(loom))]
 pub type Quad = [AtomicU64; 4];
 
 /// A cache hint (see `mapping::prefetch`); nothing under loom.
