@@ -520,7 +520,7 @@ mod tests {
         }
         // Changes 4 and 5 are published before the client reads its sync...
         w.upsert(&route("10.1.0.0/16", 7), 4).unwrap();
-        assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 5));
+        assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 5).unwrap());
         w.set_table_seq(5);
         // ...but the subscription started at 3.
         let (mut m, printed) = synced(&path, 3);
@@ -550,7 +550,7 @@ mod tests {
         w.set_table_seq(1);
         // The subscription starts at 1; then, before the client reads:
         w.upsert(&route("10.2.0.0/16", 0), 2).unwrap();
-        assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 3));
+        assert!(w.remove(&"10.2.0.0/16".parse().unwrap(), 3).unwrap());
         w.clear(4);
         w.upsert(&route("10.3.0.0/16", 0), 5).unwrap();
         w.set_table_seq(5);

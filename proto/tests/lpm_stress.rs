@@ -254,7 +254,7 @@ fn lpm_stress() {
         } else {
             let i = (r >> 8) as usize % toggled.len();
             if present[i] && r % 3 != 0 {
-                assert!(w.remove(&toggled[i], n));
+                assert!(w.remove(&toggled[i], n).unwrap());
                 present[i] = false;
             } else {
                 w.upsert(&route_for(toggled[i], n), n).unwrap();

@@ -156,7 +156,7 @@ fn torn_read_stress() {
         let i = (n % u64::from(KEYS)) as usize;
         // Every 5th change of a present key removes it; an absent key is re-added.
         if present[i] && n % 5 == 0 {
-            assert!(w.remove(&key(i as u32), n));
+            assert!(w.remove(&key(i as u32), n).unwrap());
             present[i] = false;
         } else {
             w.upsert(&route_for(n), n).unwrap();

@@ -165,8 +165,9 @@ pub trait TableWriter<R: Record>: Sized + Send + Unpin {
         R: 'a;
     /// Inserts or replaces the entry with `rec`'s key; `seq` is the change's sequence number.
     fn upsert(&mut self, rec: &R, seq: u64) -> Result<(), ShmError>;
-    /// Deletes `key`; false if it was absent.
-    fn remove(&mut self, key: &R::Key, seq: u64) -> bool;
+    /// Deletes `key`; `Ok(false)` if it was absent. Fails only for a change that was not
+    /// reserved, when the file cannot grow.
+    fn remove(&mut self, key: &R::Key, seq: u64) -> Result<bool, ShmError>;
     /// Empties the table.
     fn clear(&mut self, seq: u64);
     fn contains(&self, key: &R::Key) -> bool;

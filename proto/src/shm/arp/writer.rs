@@ -181,12 +181,12 @@ impl ArpWriter {
         Some(i as u16)
     }
 
-    /// Publishes a new generation holding `entries` with room for `slot_count` slots and
-    /// `dev_cap` device names, and switches to it.
+    /// Publishes a new generation holding `entries`, with room for `hold` entries (roomy if
+    /// the file system allows, else tight) and `dev_cap` device names, and switches to it.
     fn rebuild(
         &mut self,
         entries: Vec<Versioned<ArpEntry>>,
-        slot_count: usize,
+        hold: usize,
         dev_cap: usize,
     ) -> Result<(), ShmError> {
         let table_seq = self.header().table_seq.load(Relaxed);
@@ -196,7 +196,7 @@ impl ArpWriter {
             self.limit,
             self.generation.wrapping_add(1),
             entries,
-            slot_count,
+            hold,
             dev_cap,
             table_seq,
             Some(self.header()),
@@ -210,7 +210,9 @@ impl ArpWriter {
     }
 }
 
-/// Writes a new file holding `entries` and publishes it at `path`.
+/// Writes a new file holding `entries` and publishes it at `path`, with room for `hold` entries
+/// (at least the entries): roomy, or, if the file system has no room for that, the fewest
+/// slots that hold them below the load at which the table grows.
 #[allow(clippy::too_many_arguments)]
 fn build(
     path: &Path,
@@ -218,7 +220,7 @@ fn build(
     limit: usize,
     generation: u64,
     entries: Vec<Versioned<ArpEntry>>,
-    slot_count: usize,
+    hold: usize,
     dev_cap: usize,
     table_seq: u64,
     old: Option<&Header>,
@@ -229,7 +231,30 @@ fn build(
     let dev_cap = dev_cap
         .max(((names.len() + 1) * 2).next_power_of_two())
         .clamp(MIN_DEVS, MAX_DEVS);
-    let slot_count = slot_count.max(slots_for(entries.len()));
+    let hold = hold.max(entries.len());
+    let roomy = slots_for(hold);
+    let tight = (hold * 4)
+        .div_ceil(3)
+        .next_power_of_two()
+        .max(super::layout::MIN_SLOTS);
+    let sized = |slots| {
+        let spec = (limit, generation, slots, dev_cap, table_seq);
+        build_sized(path, access, &entries, spec, old)
+    };
+    match sized(roomy) {
+        Err(ShmError::NoSpace { .. }) if tight < roomy => sized(tight),
+        r => r,
+    }
+}
+
+/// [`build`] with (limit, generation, slot count, device capacity, table sequence number).
+fn build_sized(
+    path: &Path,
+    access: Access,
+    entries: &[Versioned<ArpEntry>],
+    (limit, generation, slot_count, dev_cap, table_seq): (usize, u64, usize, usize, u64),
+    old: Option<&Header>,
+) -> Result<ArpWriter, ShmError> {
     let reg = Regions::new(dev_cap, slot_count);
     let len = reg.file_len();
     let new: NewFile = file::create_new(path, access)?;
@@ -367,9 +392,8 @@ impl TableWriter<ArpEntry> for ArpWriter {
         let devs_full = self.devs.len() + 1 + new_devs.len() >= self.reg.dev_cap;
         if crowded || sparse || devs_full {
             let entries = self.entries();
-            let slots = slots_for(self.live + new_keys);
             let devs = (self.devs.len() + new_devs.len() + 1) * 2;
-            self.rebuild(entries, slots, devs)?;
+            self.rebuild(entries, self.live + new_keys, devs)?;
         }
         Ok(())
     }
@@ -393,10 +417,10 @@ impl TableWriter<ArpEntry> for ArpWriter {
         self.put(rec, seq)
     }
 
-    fn remove(&mut self, key: &MacAddr, seq: u64) -> bool {
+    fn remove(&mut self, key: &MacAddr, seq: u64) -> Result<bool, ShmError> {
         let mac = key.to_u64();
         let Some(i) = self.find(mac) else {
-            return false;
+            return Ok(false);
         };
         let slots = self.slots();
         let n = slots.len();
@@ -410,7 +434,7 @@ impl TableWriter<ArpEntry> for ArpWriter {
         }
         self.live -= 1;
         self.sync_counts();
-        true
+        Ok(true)
     }
 
     fn clear(&mut self, seq: u64) {

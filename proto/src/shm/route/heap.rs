@@ -19,6 +19,8 @@ pub(super) struct Heap {
     /// Freed since the last epoch: reusable only after the next one.
     pending: Vec<(u32, u32)>,
     pending_lines: u64,
+    /// Lines in `free` and `big`.
+    free_lines: u64,
     /// Lines handed out and not freed.
     pub in_use: u64,
 }
@@ -33,34 +35,78 @@ impl Heap {
             big: BTreeMap::new(),
             pending: Vec::new(),
             pending_lines: 0,
+            free_lines: 0,
             in_use: u64::from(next.max(1) - 1),
         }
     }
 
-    /// `n` consecutive lines: a freed run of that size if there is one, else fresh ones. `None`
-    /// if the file does not back enough (the caller reserves room first).
+    /// `n` consecutive lines: freed ones if there are (a run of that size, else the smallest
+    /// larger one, split), else fresh ones. `None` if the file does not back enough (the caller
+    /// reserves room first).
     pub fn alloc(&mut self, n: u32) -> Option<u32> {
+        self.alloc_reused(n).or_else(|| self.alloc_fresh(n))
+    }
+
+    /// `n` consecutive freed lines: a run of that size, else the smallest larger run, whose
+    /// rest stays free.
+    pub fn alloc_reused(&mut self, n: u32) -> Option<u32> {
         debug_assert!(n > 0);
-        let reused = if (n as usize) < CLASSES {
-            self.free[n as usize].pop()
-        } else {
-            let r = self.big.get_mut(&n).and_then(Vec::pop);
-            if self.big.get(&n).is_some_and(Vec::is_empty) {
-                self.big.remove(&n);
-            }
-            r
-        };
-        let line = match reused {
-            Some(l) => l,
-            None if self.room() >= u64::from(n) => {
-                let l = self.next;
-                self.next += n;
-                l
-            }
-            None => return None,
-        };
+        let (line, run) = self.take_run(n)?;
+        if run > n {
+            self.put_free(line + n, run - n);
+        }
         self.in_use += u64::from(n);
         Some(line)
+    }
+
+    /// `n` consecutive lines never handed out, if the file backs them.
+    pub fn alloc_fresh(&mut self, n: u32) -> Option<u32> {
+        debug_assert!(n > 0);
+        if self.room() < u64::from(n) {
+            return None;
+        }
+        let line = self.next;
+        self.next += n;
+        self.in_use += u64::from(n);
+        Some(line)
+    }
+
+    /// The free run of `n` lines, else the smallest longer one: (first line, its length).
+    fn take_run(&mut self, n: u32) -> Option<(u32, u32)> {
+        let n_us = n as usize;
+        if n_us < CLASSES {
+            if let Some(size) = (n_us..CLASSES).find(|&c| !self.free[c].is_empty()) {
+                let line = self.free[size].pop()?;
+                self.free_lines -= size as u64;
+                return Some((line, size as u32));
+            }
+        }
+        let (&size, runs) = self.big.range_mut(n.max(CLASSES as u32)..).next()?;
+        let line = runs.pop()?;
+        if runs.is_empty() {
+            self.big.remove(&size);
+        }
+        self.free_lines -= u64::from(size);
+        Some((line, size))
+    }
+
+    fn put_free(&mut self, line: u32, n: u32) {
+        self.free_lines += u64::from(n);
+        if (n as usize) < CLASSES {
+            self.free[n as usize].push(line);
+        } else {
+            self.big.entry(n).or_default().push(line);
+        }
+    }
+
+    /// Gives back `n` lines from `line` that were handed out but never written or published
+    /// (what is left of a reservation): free at once, no reader can have seen them.
+    pub fn unreserve(&mut self, line: u32, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.put_free(line, n);
+        self.in_use -= u64::from(n);
     }
 
     /// Frees `n` lines from `line`: reusable after the next epoch.
@@ -80,12 +126,8 @@ impl Heap {
 
     /// After the epoch moved on: what was freed before it is reusable.
     pub fn reclaim(&mut self) {
-        for (line, n) in self.pending.drain(..) {
-            if (n as usize) < CLASSES {
-                self.free[n as usize].push(line);
-            } else {
-                self.big.entry(n).or_default().push(line);
-            }
+        for (line, n) in std::mem::take(&mut self.pending) {
+            self.put_free(line, n);
         }
         self.pending_lines = 0;
     }
@@ -97,7 +139,13 @@ impl Heap {
         self.big.clear();
         self.pending.clear();
         self.pending_lines = 0;
+        self.free_lines = 0;
         self.in_use = 0;
+    }
+
+    /// Lines the file backs that are not in use: fresh, free, or free after the next epoch.
+    pub fn spare(&self) -> u64 {
+        self.room() + self.free_lines + self.pending_lines
     }
 
     /// Fresh lines the file backs beyond those handed out.
@@ -122,5 +170,21 @@ mod tests {
         assert_eq!(h.alloc(4), None, "only 3 fresh lines are left");
         assert_eq!(h.alloc(3), Some(7));
         assert_eq!(h.room(), 0);
+    }
+
+    #[test]
+    fn a_longer_free_run_is_split_before_fresh_lines_are_used() {
+        let mut h = Heap::new(1, 200, 400);
+        let a = h.alloc(100).unwrap();
+        h.release(a, 100);
+        h.reclaim();
+        assert_eq!(h.alloc(3), Some(1), "the freed run of 100 is split");
+        assert_eq!(h.alloc(97), Some(4), "its rest");
+        assert_eq!(h.alloc(2), Some(101), "then fresh lines");
+        assert_eq!(h.in_use, 102);
+        assert_eq!(h.spare(), 97);
+        h.unreserve(101, 2);
+        assert_eq!(h.spare(), 99);
+        assert_eq!(h.alloc_reused(2), Some(101), "given back at once");
     }
 }

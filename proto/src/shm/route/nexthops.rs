@@ -73,6 +73,11 @@ impl NextHops {
         self.index.contains_key(nh)
     }
 
+    /// The record of `nh`, if it has one.
+    pub fn index_of(&self, nh: &NextHop) -> Option<u32> {
+        self.index.get(nh).copied()
+    }
+
     /// New records possible now.
     pub fn room(&self) -> usize {
         (self.cap - self.next) as usize + self.free.len()

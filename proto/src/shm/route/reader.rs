@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 
 use super::layout::{
-    entry_fields, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_SLOTS, VALUE_VALID,
+    entry_fields, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_VALID,
 };
 use super::view::{consistent, Garbage, Lpm, NextHop, Unstable, View};
 use super::writer::Regions;
@@ -58,7 +58,7 @@ impl RouteReader {
             top_lpm: &h.top_lpm,
             top_blk: &h.top_blk,
             tier1: self.tier1.view(m, TIER1_WORDS),
-            values: self.values.view(m, VALUE_SLOTS),
+            values: self.values.view(m, self.reg.values_cap),
             nh: self.nh.view(m, self.reg.nh_cap),
             lpm: self.lpm.view(m, self.lpm_known.load(StdOrdering::Relaxed)),
             blk: self.blk.view(m, self.blk_known.load(StdOrdering::Relaxed)),
@@ -301,7 +301,7 @@ impl TableReader<Route> for RouteReader {
         let lines = |off, cap| Region::<Line>::new(&o.map, off, cap).ok_or_else(outside);
         let (tier1, values) = (
             words(reg.tier1, TIER1_WORDS)?,
-            words(reg.values, VALUE_SLOTS)?,
+            words(reg.values, reg.values_cap)?,
         );
         let (nh, lpm, blk) = (
             lines(reg.nh, reg.nh_cap)?,

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::layout::VALUE_SLOTS;
-
 pub(super) struct Values {
+    /// Entries the file's value table holds (entry 0 included).
+    cap: usize,
     index: HashMap<u32, u16, foldhash::fast::RandomState>,
     /// Chunk ranges naming each entry.
     refs: Vec<u32>,
@@ -18,11 +18,12 @@ pub(super) struct Values {
 }
 
 impl Values {
-    pub fn new() -> Values {
+    pub fn new(cap: usize) -> Values {
         Values {
+            cap,
             index: HashMap::default(),
-            refs: vec![0; VALUE_SLOTS],
-            value: vec![0; VALUE_SLOTS],
+            refs: vec![0; cap],
+            value: vec![0; cap],
             free: Vec::new(),
             pending: Vec::new(),
             next: 1,
@@ -41,7 +42,7 @@ impl Values {
         }
         let i = match self.free.pop() {
             Some(i) => i,
-            None if (self.next as usize) < VALUE_SLOTS => {
+            None if (self.next as usize) < self.cap => {
                 self.next += 1;
                 (self.next - 1) as u16
             }
@@ -73,7 +74,17 @@ impl Values {
 
     /// New entries possible now.
     pub fn room(&self) -> usize {
-        VALUE_SLOTS - self.next as usize + self.free.len()
+        self.cap - self.next as usize + self.free.len()
+    }
+
+    /// Whether an entry holds `v` (0 is always there).
+    pub fn contains(&self, v: u32) -> bool {
+        v == 0 || self.index.contains_key(&v)
+    }
+
+    /// Entries in use.
+    pub fn len(&self) -> usize {
+        self.index.len()
     }
 
     pub fn has_pending(&self) -> bool {

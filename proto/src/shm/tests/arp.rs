@@ -36,7 +36,7 @@ fn arp_round_trip() {
     let e = w.upsert(&arp(0x0300_0000_0000, 1), 101).unwrap_err();
     assert!(matches!(e, ShmError::Full { capacity: 50 }), "{e}");
     let gone = *model.keys().next().unwrap();
-    assert!(w.remove(&gone, 100));
+    assert!(w.remove(&gone, 100).unwrap());
     model.remove(&gone);
     assert_eq!(r.get(&gone), None);
     assert_eq!(r.entries(), model.values().cloned().collect::<Vec<_>>());
@@ -72,7 +72,7 @@ fn churn_grows_and_compacts() {
                 },
             );
         } else {
-            assert_eq!(w.remove(&mac, step), model.remove(&mac).is_some());
+            assert_eq!(w.remove(&mac, step).unwrap(), model.remove(&mac).is_some());
         }
         if w.generation() != generations {
             generations = w.generation();

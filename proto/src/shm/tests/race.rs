@@ -113,7 +113,7 @@ fn readers_never_see_a_route_mixed_with_another() {
             let i = 1 + (x as usize % (all.len() - 1));
             let seq = u64::from(change) + 1;
             if present[i] && x % 3 == 0 {
-                assert!(w.remove(&all[i], seq));
+                assert!(w.remove(&all[i], seq).unwrap());
                 present[i] = false;
             } else {
                 let r = route(i, all[i], change);

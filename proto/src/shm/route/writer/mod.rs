@@ -1,0 +1,648 @@
+//! The single writer of a route file (the daemon's route table actor).
+//!
+//! Every change is copy-on-write: the chunk and the entry block of the slot it touches are
+//! written whole into free heap lines and published by one store of the word that names them
+//! (layout: "Change and reclamation"). The file is the writer's index too: it finds a route, and
+//! the route that covers a deleted one, by reading its own file as a reader does; what it keeps
+//! in its heap is only the bookkeeping of free lines, of shared next-hop records and of the
+//! value table.
+//!
+//! - `file`: the regions and a whole new file, written before it is published;
+//! - `room`: the epoch, batches' reservations, growing the heaps;
+//! - `paint`: slot words, chunks and tier 1, entry blocks.
+
+mod file;
+mod paint;
+mod room;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub(crate) use file::Regions;
+use file::{heap_max_for, write_file, write_record, Room, Spec, Written};
+use paint::tier2_spans;
+use room::{Change, Reserved, Which};
+
+use super::build::{build, Image, TooManyValues};
+use super::chunk::{is_len, loses_to};
+use super::heap::Heap;
+use super::layout::{
+    entry_fields, entry_order, entry_word, slot_of, value, value_depth, value_nh, MAX_NEXTHOPS,
+    ORIGIN_RTM, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_SLOTS, VALUE_VALID,
+};
+use super::nexthops::{Acquired, NextHops};
+use super::values::Values;
+use super::view::{NextHop, View};
+use crate::shm::file as shm_file;
+use crate::shm::header::Header;
+use crate::shm::mapping::{prefetch, Mapping};
+use crate::shm::record::{Access, Planned, ShmError, TableKind, TableWriter, Versioned, SEQ_MASK};
+use crate::shm::sync::{Line, Ordering::Relaxed, Ordering::Release};
+use crate::types::{Prefix, Route};
+
+pub struct RouteWriter {
+    path: PathBuf,
+    access: Access,
+    limit: usize,
+    generation: u64,
+    /// Our file, open for its liveness lock.
+    file: File,
+    map: Mapping,
+    dev_ino: (u64, u64),
+    reg: Regions,
+    lpm: Heap,
+    blk: Heap,
+    /// Lines of each heap reserved for the batch being written, and how many of its changes
+    /// have not been made yet.
+    reserved: [Reserved; 2],
+    reserved_changes: usize,
+    values: Values,
+    nhs: NextHops,
+    live: usize,
+    /// Routes per prefix length, so a delete probes only the lengths in use for what covers it.
+    len_counts: [u32; 33],
+    last_epoch: Instant,
+}
+
+/// Sorts routes by prefix and keeps the last of each prefix.
+fn unique(mut entries: Vec<Versioned<Route>>) -> Vec<Versioned<Route>> {
+    // Stable: equal keys stay in their order, so the last one given is kept.
+    entries.sort_by_key(|v| v.entry.dst);
+    let mut out: Vec<Versioned<Route>> = Vec::with_capacity(entries.len());
+    for v in entries {
+        match out.last_mut() {
+            Some(last) if last.entry.dst == v.entry.dst => *last = v,
+            _ => out.push(v),
+        }
+    }
+    out
+}
+
+fn too_many_values() -> ShmError {
+    ShmError::Layout {
+        what: "distinct (prefix length, next hop) pairs among the routes of /17-/32".into(),
+        limit: VALUE_SLOTS as u64 - 1,
+    }
+}
+
+fn built(routes: &[Versioned<Route>]) -> Result<Image, ShmError> {
+    build(routes).map_err(|TooManyValues| too_many_values())
+}
+
+impl RouteWriter {
+    fn header(&self) -> &Header {
+        self.map.header()
+    }
+
+    /// The writer's view of its file.
+    fn view(&self) -> View<'_> {
+        let h = self.header();
+        let m = &self.map;
+        View {
+            epoch: &h.epoch,
+            top_lpm: &h.top_lpm,
+            top_blk: &h.top_blk,
+            tier1: m
+                .u32s(self.reg.tier1, TIER1_WORDS)
+                .expect("tier 1 is in the file"),
+            values: m
+                .u32s(self.reg.values, self.reg.values_cap)
+                .expect("values are in the file"),
+            nh: m
+                .lines(self.reg.nh, self.reg.nh_cap)
+                .expect("next hops are in the file"),
+            lpm: m
+                .lines(self.reg.lpm, self.lpm.cap as usize)
+                .expect("LPM heap in the file"),
+            blk: m
+                .lines(self.reg.blk, self.blk.cap as usize)
+                .expect("block heap in the file"),
+        }
+    }
+
+    fn heap(&self, which: Which) -> &Heap {
+        match which {
+            Which::Lpm => &self.lpm,
+            Which::Blk => &self.blk,
+        }
+    }
+
+    fn heap_mut(&mut self, which: Which) -> &mut Heap {
+        match which {
+            Which::Lpm => &mut self.lpm,
+            Which::Blk => &mut self.blk,
+        }
+    }
+
+    fn reserved_mut(&mut self, which: Which) -> &mut Reserved {
+        &mut self.reserved[which as usize]
+    }
+
+    fn lines_of(&self, which: Which) -> &[Line] {
+        let v = self.view();
+        match which {
+            Which::Lpm => v.lpm,
+            Which::Blk => v.blk,
+        }
+    }
+
+    /// Publishes a freshly written file at `path`, retiring `old`, and builds the writer of it.
+    #[allow(clippy::too_many_arguments)]
+    fn adopt(
+        path: &Path,
+        access: Access,
+        limit: usize,
+        generation: u64,
+        w: Written,
+        old: Option<&Header>,
+        img: &Image,
+    ) -> Result<RouteWriter, ShmError> {
+        let Written {
+            new,
+            map,
+            reg,
+            lpm_cap,
+            blk_cap,
+        } = w;
+        let dev_ino = new.dev_ino;
+        let file = shm_file::publish(new, path, old)?;
+        let mut nhs = NextHops::new(reg.nh_cap as u32);
+        for (i, (hop, refs)) in img.nexthops.iter().enumerate() {
+            nhs.adopt(i as u32 + 1, *hop, *refs);
+        }
+        let mut values = Values::new(reg.values_cap);
+        for (i, &(v, refs)) in img.values.iter().enumerate() {
+            values.adopt(i as u16 + 1, v, refs);
+        }
+        Ok(RouteWriter {
+            path: path.to_path_buf(),
+            access,
+            limit,
+            generation,
+            file,
+            dev_ino,
+            lpm: Heap::new(img.lpm.len() as u32, lpm_cap, reg.lpm_max as u32),
+            blk: Heap::new(img.blk.len() as u32, blk_cap, reg.blk_max as u32),
+            reserved: Default::default(),
+            reserved_changes: 0,
+            map,
+            reg,
+            values,
+            nhs,
+            live: img.live,
+            len_counts: img.len_counts,
+            last_epoch: Instant::now(),
+        })
+    }
+
+    /// Publishes a new generation holding `routes` (sorted, unique) with room for at least
+    /// `values_cap` values, `nh_cap` next hops and the heap maxima, and switches to it.
+    fn rebuild(
+        &mut self,
+        routes: &[Versioned<Route>],
+        values_cap: usize,
+        nh_cap: usize,
+        lpm_max: usize,
+        blk_max: usize,
+    ) -> Result<(), ShmError> {
+        let img = built(routes)?;
+        let spec = Spec {
+            access: self.access,
+            values_cap,
+            nh_cap,
+            lpm_max: lpm_max.max(heap_max_for(self.limit, img.lpm.len())),
+            blk_max: blk_max.max(heap_max_for(self.limit, img.blk.len())),
+            generation: self.generation.wrapping_add(1),
+            table_seq: self.header().table_seq.load(Relaxed),
+            limit: self.limit,
+        };
+        let w = write_file(&self.path, &img, &spec)?;
+        let next = RouteWriter::adopt(
+            &self.path,
+            self.access,
+            self.limit,
+            spec.generation,
+            w,
+            Some(self.header()),
+            &img,
+        )?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Every route, in key order.
+    fn all_routes(&self) -> Vec<Versioned<Route>> {
+        let v = self.view();
+        let mut out = Vec::with_capacity(self.live);
+        for slot in 0..SLOTS {
+            if slot % PAGE_SLOTS == 0 && v.top_blk[slot / PAGE_SLOTS].load(Relaxed) == 0 {
+                continue;
+            }
+            let Ok((n, first)) = v.block(slot) else {
+                continue;
+            };
+            for i in 0..n {
+                if let Ok((a, b)) = v.entry(first, i) {
+                    out.extend(self.route_of(a, b));
+                }
+            }
+        }
+        out
+    }
+
+    /// Makes sure `new_hops` more next-hop records and `new_values` more value-table entries
+    /// fit: a new generation with larger regions if not.
+    fn make_table_room(&mut self, new_hops: usize, new_values: usize) -> Result<(), ShmError> {
+        let fit = |w: &RouteWriter| (new_hops <= w.nhs.room(), new_values <= w.values.room());
+        if fit(self) == (true, true) {
+            return Ok(());
+        }
+        if self.nhs.has_pending() || self.values.has_pending() {
+            self.advance_epoch();
+        }
+        let (hops_fit, values_fit) = fit(self);
+        if hops_fit && values_fit {
+            return Ok(());
+        }
+        let nh_cap = if hops_fit {
+            self.reg.nh_cap
+        } else {
+            Room::Roomy.nexthops(self.nhs.len() + new_hops)
+        };
+        let values_cap = if values_fit {
+            self.reg.values_cap
+        } else {
+            Room::Roomy.values(self.values.len() + new_values)
+        };
+        if nh_cap <= self.reg.nh_cap && !hops_fit {
+            return Err(ShmError::Layout {
+                what: "distinct next hops".into(),
+                limit: MAX_NEXTHOPS as u64 - 1,
+            });
+        }
+        if values_cap <= self.reg.values_cap && !values_fit {
+            return Err(too_many_values());
+        }
+        self.unreserve();
+        let routes = self.all_routes();
+        self.rebuild(
+            &routes,
+            values_cap,
+            nh_cap,
+            self.reg.lpm_max,
+            self.reg.blk_max,
+        )
+    }
+
+    /// Value-table entries the changes `puts` and `dels` may need that the table does not
+    /// hold: a put's own value (its length and next hop) and the value it splits where its
+    /// slot is one value now; a delete's covering route's value.
+    fn new_values(&self, puts: &[&Route], dels: &[Prefix]) -> usize {
+        let v = self.view();
+        let mut known = std::collections::HashSet::new();
+        let mut unknown = std::collections::HashSet::new();
+        let mut add = |val: u32| {
+            if !self.values.contains(val) {
+                known.insert(val);
+            }
+        };
+        for r in puts {
+            let (addr, len) = (r.dst.addr_u32(), r.dst.len());
+            if len < 17 {
+                continue;
+            }
+            let hop = NextHop::of(r);
+            match self.nhs.index_of(&hop) {
+                Some(i) => add(value(len, i)),
+                None => {
+                    unknown.insert((len, hop));
+                }
+            }
+            for (t, _, _) in tier2_spans(addr, len) {
+                if let Ok(w) = v.tier2_word(t) {
+                    if w & VALUE_VALID != 0 {
+                        add(w);
+                    }
+                }
+            }
+        }
+        for k in dels {
+            if k.len() >= 17 {
+                add(self.covering(k.addr_u32(), k.len()));
+            }
+        }
+        known.len() + unknown.len()
+    }
+
+    /// Counts a change against the batch's reservation; a change made without one reserves
+    /// for itself first, before it reads anything (that may publish a new generation).
+    fn reserved_for(&mut self, key: Prefix, change: Change) -> Result<(), ShmError> {
+        if self.reserved_changes > 0 {
+            self.reserved_changes -= 1;
+            return Ok(());
+        }
+        let new_hop = matches!(change, Change::Put(hop) if !self.nhs.has(&hop));
+        self.make_table_room(usize::from(new_hop), 2)?;
+        self.reserve_room(&[(key, change)])
+    }
+
+    /// Publishes the new header count.
+    fn sync_live(&self) {
+        self.header().live.store(self.live as u64, Relaxed);
+    }
+
+    /// Next-hop records in use (tests and figures).
+    pub fn nexthops_in_use(&self) -> usize {
+        self.nhs.len()
+    }
+
+    /// Heap lines in use (handed out, not freed, not merely reserved), LPM and blocks (tests
+    /// and figures).
+    pub fn heap_in_use(&self) -> (u64, u64) {
+        (
+            self.lpm.in_use - self.reserved[Which::Lpm as usize].lines(),
+            self.blk.in_use - self.reserved[Which::Blk as usize].lines(),
+        )
+    }
+
+    /// Lines reserved for the batch being written and not used yet (tests).
+    pub fn reserved_lines(&self) -> u64 {
+        self.reserved.iter().map(Reserved::lines).sum()
+    }
+
+    /// The route `addr` matches (longest-prefix match on the writer's own file).
+    pub fn lookup(&self, addr: std::net::Ipv4Addr) -> Option<Route> {
+        let v = self.view();
+        let val = v.value(u32::from(addr)).ok()?;
+        if val == 0 {
+            return None;
+        }
+        let hop = v.nexthop(value_nh(val)).ok()?;
+        Some(hop.route(Prefix::truncating(addr, value_depth(val))))
+    }
+}
+
+impl TableWriter<Route> for RouteWriter {
+    fn create(
+        path: &Path,
+        limit: usize,
+        access: impl Into<Access>,
+        entries: Vec<Versioned<Route>>,
+        table_seq: u64,
+    ) -> Result<Self, ShmError> {
+        let access = access.into();
+        let routes = unique(entries);
+        if routes.len() > limit {
+            return Err(ShmError::Full { capacity: limit });
+        }
+        let img = built(&routes)?;
+        drop(routes);
+        let old = shm_file::open_current(path, TableKind::Route);
+        let generation = old.as_ref().map_or(1, |(_, m)| {
+            m.header().generation.load(Relaxed).wrapping_add(1)
+        });
+        let spec = Spec {
+            access,
+            values_cap: 0,
+            nh_cap: 0,
+            lpm_max: heap_max_for(limit, img.lpm.len()),
+            blk_max: heap_max_for(limit, img.blk.len()),
+            generation,
+            table_seq,
+            limit,
+        };
+        let w = write_file(path, &img, &spec)?;
+        RouteWriter::adopt(
+            path,
+            access,
+            limit,
+            generation,
+            w,
+            old.as_ref().map(|(_, m)| m.header()),
+            &img,
+        )
+    }
+
+    fn reserve<'a>(
+        &mut self,
+        ops: impl Iterator<Item = Planned<'a, Route>>,
+    ) -> Result<(), ShmError> {
+        self.settle(false);
+        let mut changes = Vec::new();
+        let (mut puts, mut dels) = (Vec::new(), Vec::new());
+        let mut new_hops = std::collections::HashSet::new();
+        for op in ops {
+            match op {
+                Planned::Put(r) => {
+                    let nh = NextHop::of(r);
+                    if !self.nhs.has(&nh) {
+                        new_hops.insert(nh);
+                    }
+                    changes.push((r.dst, Change::Put(nh)));
+                    puts.push(r);
+                }
+                Planned::Del(k) => {
+                    changes.push((*k, Change::Del));
+                    dels.push(*k);
+                }
+                Planned::Flush => {}
+            }
+        }
+        let new_values = self.new_values(&puts, &dels);
+        self.make_table_room(new_hops.len(), new_values)?;
+        self.reserve_room(&changes)?;
+        self.reserved_changes = changes.len();
+        Ok(())
+    }
+
+    fn upsert(&mut self, rec: &Route, seq: u64) -> Result<(), ShmError> {
+        self.settle(false);
+        let (addr, len) = (rec.dst.addr_u32(), rec.dst.len());
+        let hop = NextHop::of(rec);
+        self.reserved_for(rec.dst, Change::Put(hop))?;
+        let existing = self.view().find(addr, len).ok().flatten();
+        if existing.is_none() && self.live >= self.limit {
+            return Err(ShmError::Full {
+                capacity: self.limit,
+            });
+        }
+        let nh = match self.nhs.acquire(&hop) {
+            Some(Acquired::Shared(i)) => i,
+            Some(Acquired::New(i)) => {
+                // The record exists before anything names it.
+                write_record(&self.view().nh[i as usize], &hop.encode());
+                i
+            }
+            None => {
+                return Err(ShmError::Layout {
+                    what: "distinct next hops".into(),
+                    limit: self.reg.nh_cap as u64 - 1,
+                })
+            }
+        };
+        match existing {
+            None => self.paint(addr, len, loses_to(len), value(len, nh))?,
+            Some((old, _, _)) if old != nh => self.paint(addr, len, is_len(len), value(len, nh))?,
+            Some(_) => {}
+        }
+        let slot = slot_of(addr);
+        let (mut entries, old_block) = self.block_entries(slot);
+        let word = entry_word(addr, len, ORIGIN_RTM, nh);
+        let order = entry_order(word);
+        match entries.binary_search_by_key(&order, |&(a, _)| entry_order(a)) {
+            Ok(i) => entries[i] = (word, seq & SEQ_MASK),
+            Err(i) => entries.insert(i, (word, seq & SEQ_MASK)),
+        }
+        self.set_block(slot, &entries, old_block)?;
+        match existing {
+            Some((old, _, _)) => {
+                if let Some(old_hop) = self.hop(old) {
+                    self.nhs.release(old, &old_hop);
+                }
+            }
+            None => {
+                self.live += 1;
+                self.len_counts[len as usize] += 1;
+                self.sync_live();
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &Prefix, _seq: u64) -> Result<bool, ShmError> {
+        self.settle(false);
+        let (addr, len) = (key.addr_u32(), key.len());
+        self.reserved_for(*key, Change::Del)?;
+        let Ok(Some((nh, _, _))) = self.view().find(addr, len) else {
+            return Ok(false);
+        };
+        let cover = self.covering(addr, len);
+        self.paint(addr, len, is_len(len), cover)?;
+        let slot = slot_of(addr);
+        let (mut entries, old_block) = self.block_entries(slot);
+        entries.retain(|&(a, _)| {
+            let (ea, el, _, _) = entry_fields(a);
+            (ea, el) != (addr, len)
+        });
+        self.set_block(slot, &entries, old_block)?;
+        if let Some(hop) = self.hop(nh) {
+            self.nhs.release(nh, &hop);
+        }
+        self.live -= 1;
+        self.len_counts[len as usize] -= 1;
+        self.sync_live();
+        Ok(true)
+    }
+
+    fn clear(&mut self, _seq: u64) {
+        let h = self.header();
+        for w in h.top_lpm.iter().chain(&h.top_blk) {
+            w.store(0, Release);
+        }
+        for w in self.view().tier1 {
+            w.store(0, Release);
+        }
+        // Nothing is reachable any more: after the epoch, every line, record and value is free.
+        self.advance_epoch();
+        self.reserved = Default::default();
+        self.reserved_changes = 0;
+        self.lpm.reset();
+        self.blk.reset();
+        self.nhs.reset();
+        self.values.reset();
+        self.live = 0;
+        self.len_counts = [0; 33];
+        self.sync_live();
+    }
+
+    fn contains(&self, key: &Prefix) -> bool {
+        matches!(self.view().find(key.addr_u32(), key.len()), Ok(Some(_)))
+    }
+
+    fn get(&self, key: &Prefix) -> Option<Versioned<Route>> {
+        let (nh, _, b) = self.view().find(key.addr_u32(), key.len()).ok()??;
+        let hop = self.hop(nh)?;
+        Some(Versioned {
+            entry: hop.route(*key),
+            seq: b & SEQ_MASK,
+        })
+    }
+
+    fn entries(&self) -> Vec<Versioned<Route>> {
+        self.all_routes()
+    }
+
+    fn prefetch(&self, key: &Prefix) {
+        let s = slot_of(key.addr_u32());
+        let v = self.view();
+        for (top, heap) in [(v.top_lpm, v.lpm), (v.top_blk, v.blk)] {
+            let page = top[s / PAGE_SLOTS].load(Relaxed) as usize;
+            if let Some(l) = heap.get(page + (s % PAGE_SLOTS) / 16).filter(|_| page != 0) {
+                prefetch(l);
+            }
+        }
+    }
+
+    fn republish(&mut self, entries: Vec<Versioned<Route>>) -> Result<(), ShmError> {
+        let routes = unique(entries);
+        if routes.len() > self.limit {
+            return Err(ShmError::Full {
+                capacity: self.limit,
+            });
+        }
+        self.unreserve();
+        self.rebuild(&routes, 0, 0, 0, 0)
+    }
+
+    fn set_table_seq(&self, seq: u64) {
+        self.header().table_seq.store(seq, Release);
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn capacity(&self) -> usize {
+        self.limit
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn allocated_bytes(&self) -> u64 {
+        let reg = &self.reg;
+        (reg.lpm + self.lpm.cap as usize * 64 + self.blk.cap as usize * 64) as u64
+    }
+
+    fn remove_file(self) -> std::io::Result<()> {
+        let RouteWriter {
+            path,
+            dev_ino,
+            map,
+            file,
+            ..
+        } = self;
+        drop(map);
+        drop(file);
+        shm_file::remove_if_ours(&path, dev_ino)
+    }
+}
+
+impl std::fmt::Debug for RouteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteWriter")
+            .field("path", &self.path)
+            .field("generation", &self.generation)
+            .field("len", &self.live)
+            .field("limit", &self.limit)
+            .field("lpm_lines", &self.lpm.cap)
+            .field("blk_lines", &self.blk.cap)
+            .finish()
+    }
+}
