@@ -191,14 +191,27 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         "route",
         &health,
     )?;
-    let arp = open_table(
+    let arp = match open_table(
         &config,
         &config.arp_shm_path(),
         config.arp_capacity,
         "arp",
         &health,
-    )?;
-    let socket = bind_socket(&config)?;
+    ) {
+        Ok(arp) => arp,
+        Err(e) => {
+            route.discard();
+            return Err(e);
+        }
+    };
+    let socket = match bind_socket(&config) {
+        Ok(socket) => socket,
+        Err(e) => {
+            route.discard();
+            arp.discard();
+            return Err(e);
+        }
+    };
     // Started: from here the supervisor's clean stop removes the socket and the lock files.
     let mut cleanup = vec![config.socket.clone()];
     cleanup.append(&mut held.0);

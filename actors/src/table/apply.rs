@@ -1,108 +1,26 @@
 //! Changing a table: `Apply` stages each operation against the table (and the request's earlier
-//! operations), commits them all to the journal at once, writes them to shared memory, and hands
-//! the resulting events to the subscribers.
+//! operations, [`super::stage`]), makes room for them in shared memory, commits them all to the
+//! journal at once, writes them to shared memory, and hands the resulting events to the
+//! subscribers.
+//!
+//! When shared memory has no room for a whole request (a full file system), the longest run of
+//! its operations that fits is applied first, which frees the lines its changes replaced, and
+//! the rest follows in parts as large as fit. An operation that does not fit even alone is
+//! refused like any failing operation: without `force` the request stops there; with it the
+//! rest are tried.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
 use actix::prelude::*;
-use rtm_proto::shm::{Planned, Record, TableWriter, Versioned};
+use rtm_proto::shm::{Planned, Record, ShmError, TableWriter};
 use rtm_proto::wire::{ChangeOp, Event, Failure, PanicPoint};
 use tracing::{error, warn};
 
+use super::stage::{Effect, Staged, TableOp, WARM_AHEAD};
 use super::{shm_refusal, TableActor, TableError, TableRecord};
 use crate::counters::Counters;
 use crate::journal::JournalError;
 use crate::restart::{self, catch_panic};
-
-/// Operations whose memory [`TableActor::warm`] loads together before staging them.
-const WARM_AHEAD: usize = 16;
-
-/// One mutation of a table.
-#[derive(Debug, Clone)]
-pub enum TableOp<R: Record> {
-    /// Create; fails if the key exists.
-    Add(R),
-    /// Update; fails if the key is absent.
-    Change(R),
-    /// Create or update.
-    Replace(R),
-    /// Delete; fails if the key is absent.
-    Del(R::Key),
-    /// Empty the table.
-    Flush,
-}
-
-impl<R: Record> TableOp<R> {
-    /// The key the operation writes (none for a flush).
-    fn key(&self) -> Option<R::Key> {
-        match self {
-            TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => Some(r.key()),
-            TableOp::Del(key) => Some(*key),
-            TableOp::Flush => None,
-        }
-    }
-}
-
-/// What one staged operation does, in the order of the request.
-pub(super) enum Effect<R: Record> {
-    /// The entry as written; `bool`: the key existed before.
-    Put(R, u64, bool),
-    Del(R::Key, u64),
-    Flush(u64),
-}
-
-impl<R: Record> Effect<R> {
-    /// The key the effect writes (none for a flush).
-    fn key(&self) -> Option<R::Key> {
-        match self {
-            Effect::Put(rec, ..) => Some(rec.key()),
-            Effect::Del(key, _) => Some(*key),
-            Effect::Flush(_) => None,
-        }
-    }
-}
-
-/// What the operations staged so far in one request did to the table, which shared memory does
-/// not show yet: validation of the next operation looks here first.
-struct Staged<R: Record> {
-    /// Keys the staged operations created (true) or deleted (false).
-    keys: HashMap<R::Key, bool, foldhash::fast::RandomState>,
-    /// A staged flush emptied the table: keys not in `keys` are absent.
-    flushed: bool,
-    /// Live entries after the staged operations.
-    live: usize,
-}
-
-/// `entries` with `effects` applied on top, in order (unique keys, order unspecified).
-pub(super) fn with_effects<R: Record>(
-    entries: Vec<Versioned<R>>,
-    effects: impl IntoIterator<Item = impl std::borrow::Borrow<Effect<R>>>,
-) -> Vec<Versioned<R>> {
-    let mut effects = effects.into_iter().peekable();
-    if effects.peek().is_none() {
-        return entries;
-    }
-    let mut map: HashMap<R::Key, Versioned<R>> =
-        entries.into_iter().map(|v| (v.entry.key(), v)).collect();
-    for e in effects {
-        match *e.borrow() {
-            Effect::Put(ref rec, seq, _) => {
-                map.insert(
-                    rec.key(),
-                    Versioned {
-                        entry: rec.clone(),
-                        seq,
-                    },
-                );
-            }
-            Effect::Del(key, _) => {
-                map.remove(&key);
-            }
-            Effect::Flush(_) => map.clear(),
-        }
-    }
-    map.into_values().collect()
-}
 
 /// Apply operations in order. Without `force`, stop at the first failure.
 #[derive(Message)]
@@ -135,6 +53,21 @@ impl<R: TableRecord> Handler<Apply<R>> for TableActor<R> {
     }
 }
 
+/// How one part of a request ended.
+enum PartEnd {
+    /// Every operation of the part was tried; the request goes on unless one failed without
+    /// `force`.
+    Through { stopped: bool },
+    /// Shared memory had room for the first `fitted` operations' effects only: they are
+    /// applied, and the request goes on from `next`, the first that did not fit.
+    Fitted { fitted: usize, next: usize },
+    /// Shared memory had no room for the first operation's effect, with everything before it
+    /// applied: it is refused; the request goes on (with `force`) from `next`.
+    NoRoom { next: usize },
+    /// The actor must restart; the request ends here.
+    Crashed(String),
+}
+
 impl<R: TableRecord> TableActor<R> {
     /// Applies the operations in order: each is validated against the table (as the earlier
     /// ones leave it), then all of them are made durable together (one journal commit), then
@@ -147,28 +80,65 @@ impl<R: TableRecord> TableActor<R> {
     /// applied.
     fn apply(&mut self, msg: Apply<R>) -> (ApplyOutcome, Option<String>) {
         let mut out = ApplyOutcome::default();
-        let mut effects = Vec::with_capacity(msg.ops.len());
+        let n = msg.ops.len();
+        let (mut from, mut window) = (0, n);
+        while from < n {
+            let to = n.min(from + window);
+            match self.apply_part(&msg.ops, from..to, msg.force, &mut out) {
+                PartEnd::Through { stopped: true } => break,
+                PartEnd::Through { stopped: false } => {
+                    from = to;
+                    window = window.saturating_mul(2);
+                }
+                PartEnd::Fitted { fitted, next } => {
+                    // Space is short: go on in parts about as large as what fitted.
+                    from = next;
+                    window = fitted;
+                }
+                PartEnd::NoRoom { .. } if !msg.force => break,
+                PartEnd::NoRoom { next } => {
+                    from = next;
+                    window = 1;
+                }
+                PartEnd::Crashed(why) => return (out, Some(why)),
+            }
+        }
+        (out, None)
+    }
+
+    /// Stages, reserves, commits and publishes `ops[part]`, adding to `out`.
+    fn apply_part(
+        &mut self,
+        ops: &[TableOp<R>],
+        part: Range<usize>,
+        force: bool,
+        out: &mut ApplyOutcome,
+    ) -> PartEnd {
+        let failures_before = out.failures.len();
+        let mut effects = Vec::with_capacity(part.len());
+        // The index in `ops` of each effect.
+        let mut index = Vec::with_capacity(part.len());
         let mut staged = Staged {
-            keys: HashMap::with_capacity_and_hasher(msg.ops.len(), Default::default()),
+            keys: Default::default(),
             flushed: false,
             live: self.shm.as_ref().map_or(0, |shm| shm.len()),
         };
         let seq_before = self.seq;
         let mut crashed = None;
-        for (i, op) in msg.ops.iter().enumerate() {
-            if i % WARM_AHEAD == 0 {
-                self.warm(&msg.ops[i..msg.ops.len().min(i + WARM_AHEAD)]);
+        let mut stopped = false;
+        for i in part.clone() {
+            if (i - part.start) % WARM_AHEAD == 0 {
+                self.warm(&ops[i..part.end.min(i + WARM_AHEAD)]);
             }
-            match catch_panic(|| self.stage_one(op, &mut staged)) {
+            match catch_panic(|| self.stage_one(&ops[i], &mut staged)) {
                 Ok(Ok(effect)) => {
-                    if let Effect::Flush(_) = effect {
-                        out.flushed = true;
-                    }
                     effects.push(effect);
+                    index.push(i);
                 }
                 Ok(Err(f)) => {
                     out.failures.push((i as u32, f));
-                    if !msg.force {
+                    if !force {
+                        stopped = true;
                         break;
                     }
                 }
@@ -180,31 +150,47 @@ impl<R: TableRecord> TableActor<R> {
                 }
             }
         }
+        let mut end = PartEnd::Through { stopped };
         if effects.is_empty() {
-            return (out, crashed);
+            return crashed.map_or(end, PartEnd::Crashed);
         }
         // Shared memory makes room for all of it first: a table file that cannot grow (a full
-        // shm file system) refuses the request here, before anything is durable or visible.
+        // shm file system) refuses here, before anything is durable or visible.
         if let Err(e) = self.reserve(&effects) {
-            warn!(table = %R::TABLE, "{} changes refused: {e}", effects.len());
-            self.seq = seq_before;
-            out.flushed = false;
-            out.failures.clear();
-            out.failures.push((0, shm_refusal(R::TABLE, e)));
-            return (out, crashed);
+            let fitted = self.fitting(&effects);
+            // What was staged from the first operation that does not fit on is staged again
+            // in the next part (or not at all): its verdicts go.
+            let next = index[fitted];
+            let before: Vec<_> = out
+                .failures
+                .drain(failures_before..)
+                .filter(|&(i, _)| (i as usize) < next)
+                .collect();
+            out.failures.extend(before);
+            self.seq = seq_before + fitted as u64;
+            crashed = None;
+            if fitted == 0 {
+                // Not even the first one fits, with everything before it applied: refused.
+                warn!(table = %R::TABLE, "change refused: {e}");
+                out.failures.push((next as u32, shm_refusal(R::TABLE, e)));
+                return PartEnd::NoRoom { next: next + 1 };
+            }
+            // The ones that fit go in now; the lines they free make room for the rest.
+            effects.truncate(fitted);
+            end = PartEnd::Fitted { fitted, next };
         }
         if let Err(why) = self.commit(&effects) {
             error!(table = %R::TABLE, "journal commit failed, {} changes not applied: {why}", effects.len());
             // Nothing was written anywhere: only the sequence numbers go back.
             self.seq = seq_before;
-            out.flushed = false;
             // The journal refuses further commits until the actor recompacts it on restart.
             let f = Failure::Internal(format!("cannot make the change durable: {why}"));
-            out.failures.clear();
-            out.failures.push((0, f));
-            return (out, Some(format!("journal commit failed: {why}")));
+            out.failures.truncate(failures_before);
+            out.failures.push((index[0] as u32, f));
+            return PartEnd::Crashed(format!("journal commit failed: {why}"));
         }
-        out.applied = effects.len() as u32;
+        out.applied += effects.len() as u32;
+        out.flushed |= effects.iter().any(|e| matches!(e, Effect::Flush(_)));
         self.unpublished.extend(effects);
         // A panic here leaves the rest of the (durable) request in `unpublished` for the
         // restart; the reply still says what was applied.
@@ -212,102 +198,42 @@ impl<R: TableRecord> TableActor<R> {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(why) => Err(why),
         };
+        out.last_seq = self.seq;
         match published {
             Ok(events) => {
-                out.last_seq = self.seq;
                 Counters::bump_by(&self.health.counters.changes, events.len() as u64);
                 self.publish(events.into());
             }
             Err(why) => {
                 // Durable, but shared memory is behind: the restart writes what is left,
                 // republishes and resyncs every subscriber.
-                out.last_seq = self.seq;
                 crashed.get_or_insert(format!("shared memory write failed: {why}"));
             }
         }
-        (out, crashed)
+        crashed.map_or(end, PartEnd::Crashed)
     }
 
-    /// Validates one operation against the table as the request's earlier operations left it,
-    /// and notes what it does. Nothing is written.
-    fn stage_one(&mut self, op: &TableOp<R>, st: &mut Staged<R>) -> Result<Effect<R>, Failure> {
-        let table = R::TABLE;
-        let seq = self.seq + 1;
-        let shm = self.shm.as_ref().ok_or(Failure::ShuttingDown)?;
-        let exists = |key: &R::Key| match st.keys.get(key) {
-            Some(&present) => present,
-            None => !st.flushed && shm.contains(key),
-        };
-        let (rec, must_exist) = match *op {
-            TableOp::Flush => {
-                st.keys.clear();
-                st.flushed = true;
-                st.live = 0;
-                self.seq = seq;
-                return Ok(Effect::Flush(seq));
+    /// How many of `effects`, from the first, shared memory has room for (fewer than all of
+    /// them): found by halving, and left reserved.
+    fn fitting(&mut self, effects: &[Effect<R>]) -> usize {
+        let (mut fits, mut fails) = (0, effects.len());
+        while fails - fits > 1 {
+            let mid = fits + (fails - fits) / 2;
+            if self.reserve(&effects[..mid]).is_ok() {
+                fits = mid;
+            } else {
+                fails = mid;
             }
-            TableOp::Del(key) => {
-                if !exists(&key) {
-                    return Err(Failure::NotFound {
-                        table,
-                        key: key.to_string(),
-                    });
-                }
-                st.keys.insert(key, false);
-                st.live -= 1;
-                self.seq = seq;
-                return Ok(Effect::Del(key, seq));
-            }
-            TableOp::Add(ref r) => (r, Some(false)),
-            TableOp::Change(ref r) => (r, Some(true)),
-            TableOp::Replace(ref r) => (r, None),
-        };
-        rec.validate()?;
-        let key = rec.key();
-        let existed = exists(&key);
-        match (must_exist, existed) {
-            (Some(false), true) => {
-                return Err(Failure::Exists {
-                    table,
-                    key: key.to_string(),
-                })
-            }
-            (Some(true), false) => {
-                return Err(Failure::NotFound {
-                    table,
-                    key: key.to_string(),
-                })
-            }
-            _ => {}
         }
-        if !existed {
-            if st.live >= self.capacity {
-                return Err(Failure::Full {
-                    table,
-                    capacity: self.capacity as u64,
-                    key: key.to_string(),
-                });
-            }
-            st.live += 1;
+        if fits > 0 && self.reserve(&effects[..fits]).is_err() {
+            // Room went away between two tries (it does not: only this actor writes).
+            return 0;
         }
-        st.keys.insert(key, true);
-        self.seq = seq;
-        Ok(Effect::Put(rec.clone(), seq, existed))
-    }
-
-    /// Prefetches what the next operations will touch in shared memory (each key's home slot,
-    /// and for routes the LPM word) back to back, before they are staged one by one. In a table
-    /// of a million entries each of those is a cache and TLB miss; issued together, the misses
-    /// of a group overlap instead of following one another.
-    fn warm(&self, ops: &[TableOp<R>]) {
-        let Some(shm) = &self.shm else { return };
-        for key in ops.iter().filter_map(TableOp::key) {
-            shm.prefetch(&key);
-        }
+        fits
     }
 
     /// Makes room in shared memory for the staged effects.
-    fn reserve(&mut self, effects: &[Effect<R>]) -> Result<(), rtm_proto::shm::ShmError> {
+    fn reserve(&mut self, effects: &[Effect<R>]) -> Result<(), ShmError> {
         let Some(shm) = self.shm.as_mut() else {
             return Ok(());
         };
@@ -317,7 +243,6 @@ impl<R: TableRecord> TableActor<R> {
             Effect::Flush(_) => Planned::Flush,
         }))
     }
-
     /// Makes the staged effects durable (one journal commit for all of them).
     fn commit(&mut self, effects: &[Effect<R>]) -> Result<(), JournalError> {
         let Some(journal) = self.journal.as_mut() else {
@@ -360,7 +285,7 @@ impl<R: TableRecord> TableActor<R> {
                     Event::Flush { table, seq }
                 }
                 Effect::Del(key, seq) => {
-                    shm.remove(&key, seq);
+                    shm.remove(&key, seq)?;
                     Event::Change {
                         table,
                         op: ChangeOp::Delete,

@@ -9,7 +9,8 @@
 //! visible and in shared memory before anyone hears of it, and a refused change touches nothing.
 //!
 //! - this file: the actor, its restart (repair of shared memory) and clean stop;
-//! - [`apply`]: changing the table (`Apply`: stage, commit, publish);
+//! - [`stage`]: validating a request's operations against the table;
+//! - [`apply`]: changing the table (`Apply`: stage, reserve, commit, publish);
 //! - [`read`]: `Show` and `Size`;
 //! - [`subscribers`]: who hears of each change (`Subscribe`, `Unsubscribe`, `Notify`);
 //! - [`route`] / [`arp`]: the two tables, and longest-prefix match for routes.
@@ -18,6 +19,7 @@ pub mod apply;
 pub mod arp;
 pub mod read;
 pub mod route;
+pub mod stage;
 pub mod subscribers;
 
 use std::collections::{HashMap, VecDeque};
@@ -34,11 +36,12 @@ use crate::faults::Faults;
 use crate::journal::{Journal, JournalError};
 use crate::restart::{guarded, ActorKind, Restartable};
 
-pub use apply::{Apply, ApplyOutcome, TableOp};
+pub use apply::{Apply, ApplyOutcome};
 pub use read::{Show, Size, TableSize};
+pub use stage::TableOp;
 pub use subscribers::{Notify, Subscribe, Unsubscribe};
 
-use apply::{with_effects, Effect};
+use stage::{with_effects, Effect};
 
 /// How often a table does its housekeeping.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -163,12 +166,19 @@ impl<R: TableRecord> TableActor<R> {
         let seq = self.seq;
         match self.shm.as_mut() {
             Some(shm) => {
-                match shm.republish(with_effects(shm.entries(), self.unpublished.drain(..))) {
+                match shm.republish(with_effects(shm.entries(), self.unpublished.iter())) {
                     Ok(()) => {
+                        self.unpublished.clear();
                         shm.set_table_seq(seq);
                         info!(table = %R::TABLE, generation = shm.generation(), "shared memory republished");
                     }
-                    Err(e) => error!(table = %R::TABLE, "cannot republish shared memory: {e}"),
+                    // The committed changes stay queued: the next change writes them first, and
+                    // the next restart tries again.
+                    Err(e) => error!(
+                        table = %R::TABLE,
+                        behind = self.unpublished.len(),
+                        "cannot republish shared memory: {e}"
+                    ),
                 }
             }
             None => warn!(table = %R::TABLE, "restarted after retirement; nothing to repair"),
@@ -212,6 +222,19 @@ impl<R: TableRecord> Supervised for TableActor<R> {
             };
             act.publish(Arc::from([resync]));
         });
+    }
+}
+
+impl<R: TableRecord> TableActor<R> {
+    /// A start that failed after this table was opened: its file goes, since no daemon will
+    /// write it (the journal, if any, stays).
+    pub fn discard(mut self) {
+        if let Some(shm) = self.shm.take() {
+            let path = shm.path().to_path_buf();
+            if let Err(e) = shm.remove_file() {
+                warn!(table = %R::TABLE, path = %path.display(), "cannot remove shared memory: {e}");
+            }
+        }
     }
 }
 
