@@ -2,6 +2,7 @@
 //! batch of `BATCH_CHUNK` route adds, one notification and a frame of 4096 notifications.
 //!
 //! `cargo bench --bench codec`
+#![forbid(unsafe_code)]
 
 use std::net::Ipv4Addr;
 use std::sync::LazyLock;

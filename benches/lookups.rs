@@ -4,6 +4,7 @@
 //! `cargo bench --bench lookups` (table size: `RTM_BENCH_ROUTES`, default 1,048,576 routes;
 //! `RTM_BENCH_ARPS`, default 65,536 entries). The shm file is written with `ShmWriter` in a
 //! temporary directory and read through `ShmReader`, exactly as clients read rtmd's file.
+#![forbid(unsafe_code)]
 
 #[path = "../src/bin/rtm-bench/table.rs"]
 mod table;

@@ -2,6 +2,7 @@
 //! kernel's credentials, never by what a client says), file modes and groups, symlinks, and the
 //! per-request limits. The tests that switch users run only as root (they use `setpriv`); elsewhere
 //! they print why they are skipped.
+#![forbid(unsafe_code)]
 
 mod common;
 

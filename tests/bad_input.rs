@@ -1,5 +1,6 @@
 //! docs/guarantees.md §10: garbage, absurd frames and silent connections close only their own
 //! session.
+#![forbid(unsafe_code)]
 
 mod common;
 

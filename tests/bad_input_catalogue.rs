@@ -8,6 +8,7 @@
 //!
 //! Messages that list the commands are matched up to that list, so that adding a command does
 //! not break the catalogue.
+#![forbid(unsafe_code)]
 
 mod common;
 

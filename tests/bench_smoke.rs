@@ -1,5 +1,6 @@
 //! `rtm-bench --quick` runs end to end and prints every required figure. No thresholds: the
 //! benchmark measures, tests only check that it works (BENCHMARKS.md).
+#![forbid(unsafe_code)]
 
 mod common;
 

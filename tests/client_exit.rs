@@ -1,4 +1,5 @@
 //! docs/guarantees.md §4: clients that leave, cleanly or killed, are removed; nobody else notices.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! docs/guarantees.md §7: with `--state-dir`, every acknowledged change survives a crash of the
 //! daemon, shared memory stays readable while it is down, and `--reconnect` clients resync with the
 //! restarted daemon.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! docs/cli.md ("Exit codes") and docs/guarantees.md §10: refused requests change nothing and emit
 //! nothing; bad CLI values exit 1 naming the value, and nothing is sent.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! docs/guarantees.md §2: every change reaches every registered client, in per-table sequence
 //! order, with the entry read from shared memory.
+#![forbid(unsafe_code)]
 
 mod common;
 

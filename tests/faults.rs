@@ -2,7 +2,7 @@
 //! and the actor restarted with its table intact while updates keep flowing; a failing session ends
 //! only itself; too many failures stop the daemon with exit code 70. Uses the `fault-injection`
 //! hooks (`rtmctl debug panic ...`).
-
+#![forbid(unsafe_code)]
 #![cfg(feature = "fault-injection")]
 
 mod common;

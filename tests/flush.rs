@@ -1,5 +1,6 @@
 //! docs/guarantees.md §3: a flush empties shared memory, is announced in-band per table and with
 //! one SIGUSR1 to each client that handles it; later changes flow as before.
+#![forbid(unsafe_code)]
 
 mod common;
 

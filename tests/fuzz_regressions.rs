@@ -5,6 +5,7 @@
 //!
 //! Sessions saved from fuzzing (`RTM_FUZZ_WIRE_OUT`, see fuzz/README.md) go in
 //! `fuzz/regressions/daemon_requests/*.wire` and are replayed here too.
+#![forbid(unsafe_code)]
 
 mod common;
 

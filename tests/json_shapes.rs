@@ -1,4 +1,5 @@
 //! docs/cli.md, "JSON (-j)": the JSON shapes other programs parse.
+#![forbid(unsafe_code)]
 
 mod common;
 

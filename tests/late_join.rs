@@ -1,5 +1,6 @@
 //! docs/guarantees.md §1: a client that registers after many changes sees exactly the current
 //! tables, then every later change once, in order.
+#![forbid(unsafe_code)]
 
 mod common;
 

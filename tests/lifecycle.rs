@@ -1,5 +1,6 @@
 //! docs/cli.md ("Where an instance lives") and docs/guarantees.md §8: one daemon per socket, clean
 //! stop, and what clients see when the daemon stops cleanly or dies.
+#![forbid(unsafe_code)]
 
 mod common;
 

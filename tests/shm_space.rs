@@ -13,6 +13,7 @@
 //! Sizes, found by trying (tmpfs sizes are whole 4 KiB pages): an empty route file is 97 pages
 //! and a bit (397,376 bytes), an empty ARP file 2 pages, so 400k is the smallest tmpfs rtmd
 //! starts on.
+#![forbid(unsafe_code)]
 
 mod common;
 

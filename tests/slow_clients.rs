@@ -2,6 +2,7 @@
 //! behind; a stopped client costs bounded memory and gets one `resync` instead of an unbounded
 //! queue, while healthy clients get every change; a subscriber without a SIGUSR1 handler is never
 //! signalled.
+#![forbid(unsafe_code)]
 
 mod common;
 

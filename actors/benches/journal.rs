@@ -5,6 +5,7 @@
 //! `RTM_JOURNAL_BENCH_DIR` (default: the system's temporary directory). With `fsync always` a
 //! commit costs what the disk takes to flush, so point it at the file system a state directory
 //! would live on.
+#![forbid(unsafe_code)]
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

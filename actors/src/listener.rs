@@ -13,9 +13,8 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use tokio::net::UnixStream;
 use tracing::{debug, error, info, warn};
 
-use crate::counters::Health;
 use crate::faults::Faults;
-use crate::restart::{guarded, ActorKind, Restartable};
+use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 use crate::session::{Peer, Services, Session};
 
 type Accepted = std::io::Result<UnixStream>;
@@ -94,8 +93,8 @@ impl Actor for Listener {
 impl Restartable for Listener {
     const KIND: ActorKind = ActorKind::Listener;
 
-    fn health(&self) -> &Health {
-        &self.svc.health
+    fn restarts(&self) -> &RestartLog {
+        &self.svc.health.restarts
     }
 }
 

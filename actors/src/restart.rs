@@ -24,8 +24,6 @@ use futures_util::FutureExt;
 use rtm_proto::wire::Restarts;
 use tracing::error;
 
-use crate::counters::Health;
-
 /// The actors the supervisor restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorKind {
@@ -143,7 +141,8 @@ impl RestartLog {
 /// A supervised actor whose failures the guards can record.
 pub trait Restartable: Actor<Context = Context<Self>> + Supervised {
     const KIND: ActorKind;
-    fn health(&self) -> &Health;
+    /// Where its restarts are counted.
+    fn restarts(&self) -> &RestartLog;
 }
 
 /// Runs `f` on the actor; a panic stops the actor for a restart and gives `None`.
@@ -186,7 +185,7 @@ where
 /// daemon if the restart budget is spent.
 pub fn failed<A: Restartable>(act: &mut A, ctx: &mut Context<A>, why: &str) {
     let kind = A::KIND.name();
-    let restarts = &act.health().restarts;
+    let restarts = act.restarts();
     // Logging comes last and may not fail the recovery itself.
     if restarts.record(A::KIND, why) {
         ctx.stop();

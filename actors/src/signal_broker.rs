@@ -18,7 +18,7 @@ use rtm_proto::wire::PanicPoint;
 
 use crate::counters::{Counters, Health};
 use crate::faults::Faults;
-use crate::restart::{guarded, ActorKind, Restartable};
+use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 
 /// Asks the supervisor to stop the daemon cleanly.
 #[derive(Message, Clone, Copy)]
@@ -127,8 +127,8 @@ impl Actor for SignalBroker {
 impl Restartable for SignalBroker {
     const KIND: ActorKind = ActorKind::Broker;
 
-    fn health(&self) -> &Health {
-        &self.health
+    fn restarts(&self) -> &RestartLog {
+        &self.health.restarts
     }
 }
 

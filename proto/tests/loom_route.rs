@@ -91,6 +91,7 @@
 //! per scenario or an epoch wrapping around, two readers of a next-hop record (too many
 //! executions to explore in minutes), or interleavings that need more thread switches than each
 //! test's preemption bound.
+#![forbid(unsafe_code)]
 #![cfg(loom)]
 
 use std::cell::Cell;

@@ -22,6 +22,7 @@
 //! The negative controls run copies of the protocol with one fence removed and expect loom to
 //! find a torn read (`#[should_panic]`): they show the model is strong enough to catch a missing
 //! fence.
+#![forbid(unsafe_code)]
 #![cfg(loom)]
 
 use std::collections::BTreeSet;

@@ -13,6 +13,7 @@
 //! the shared next hops). A reader fails on any answer outside that set, any answer shorter than
 //! an always-present prefix, a missing answer, or a route whose fields disagree (a torn next hop,
 //! or one read from a slot that was reused under the reader).
+#![forbid(unsafe_code)]
 #![cfg(not(loom))]
 
 mod common;

@@ -2,6 +2,7 @@
 //! docs/cli.md ("Entries and values"), on valid generated strings and on arbitrary ones: the
 //! same accept/reject decision, the same value, and errors that name the offending text (and,
 //! for host bits, the canonical prefix).
+#![forbid(unsafe_code)]
 
 use std::net::Ipv4Addr;
 

@@ -1,6 +1,7 @@
 //! Property tests of the socket protocol (`rtm_proto::wire`): any bytes given to the decoder
 //! (directly or through the framing codec) are refused or accepted without a panic, and every
 //! message type survives encode → decode, alone and framed in a stream cut at any points.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

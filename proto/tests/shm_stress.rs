@@ -6,6 +6,7 @@
 //! and republishing generations (see `common`). Every field of every entry is derived from one
 //! counter `n`, so any torn read shows up as an entry whose fields disagree. Readers exit
 //! non-zero on the first inconsistent entry.
+#![forbid(unsafe_code)]
 #![cfg(not(loom))]
 
 mod common;

@@ -34,7 +34,7 @@ use tracing::{error, info, warn};
 use crate::counters::Health;
 use crate::faults::Faults;
 use crate::journal::{Journal, JournalError};
-use crate::restart::{guarded, ActorKind, Restartable};
+use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 
 pub use apply::{Apply, ApplyOutcome};
 pub use read::{Show, Size, TableSize};
@@ -200,8 +200,8 @@ impl<R: TableRecord> Actor for TableActor<R> {
 impl<R: TableRecord> Restartable for TableActor<R> {
     const KIND: ActorKind = R::ACTOR;
 
-    fn health(&self) -> &Health {
-        &self.health
+    fn restarts(&self) -> &RestartLog {
+        &self.health.restarts
     }
 }
 

@@ -14,7 +14,7 @@ use prefix_trie::PrefixMap;
 use rtm::shm::{ArpReader, NextHopRef, RouteReader, TableReader};
 use rtm::{ArpEntry, MacAddr, Route};
 
-use crate::phases::Bench;
+use crate::bench::Bench;
 use crate::report::{phase, Report};
 use crate::{table, util};
 

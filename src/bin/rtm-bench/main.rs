@@ -17,8 +17,10 @@
 //! - `table`: the generated Internet-like table; `report`: the figures and how they print;
 //!   `util`: clocks, process figures, scratch directory; `child` (shared with the tests):
 //!   children under a deadline.
+#![forbid(unsafe_code)]
 
 mod args;
+mod bench;
 #[path = "../../cli/child.rs"]
 mod child;
 #[path = "../../cli/mod.rs"]
@@ -44,9 +46,9 @@ use anyhow::{bail, Result};
 use clap::Parser;
 
 use crate::args::{rtmd_path, Args, Sizes};
+use crate::bench::Bench;
 use crate::daemon::Daemon;
 use crate::deadline::Deadline;
-use crate::phases::Bench;
 use crate::report::{phase, print_report, Report};
 use crate::util::{now_ns, ScratchDir};
 

@@ -4,57 +4,21 @@
 //! the machine's floor for them), and a flush. Each phase adds its figures to the report;
 //! BENCHMARKS.md says what each counts.
 
-use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use rtm::wire::{Op, Tables};
-use rtm::{ArpEntry, Route};
 use serde_json::Value;
 
-use crate::args::{Args, Sizes};
+use crate::bench::Bench;
 use crate::client_role::LAT_FLAG;
 use crate::clients::{clients_cpu_s, lost, ClientProc};
-use crate::daemon::Daemon;
-use crate::deadline::Deadline;
 use crate::latency::{self, Floor};
 use crate::lookups;
-use crate::perf::Perf;
 use crate::pump::{batches, Writer};
-use crate::report::{phase, Report};
+use crate::report::phase;
 use crate::util::{self, now_ns, quantile};
-
-/// What every phase works with: the daemon under test, the entries it is loaded with, the
-/// overall deadline and the report the figures go to.
-pub struct Bench<'a> {
-    pub args: &'a Args,
-    pub sizes: &'a Sizes,
-    pub dl: &'a Deadline,
-    pub daemon: &'a Daemon,
-    pub routes: &'a [Route],
-    pub arps: &'a [ArpEntry],
-    /// Where the client processes write their stderr.
-    pub client_log: &'a Path,
-    pub rep: &'a mut Report,
-}
-
-impl Bench<'_> {
-    /// A `perf record` of rtmd if `--perf-out` asked for `phase`.
-    fn perf(&self, phase: &str) -> Result<Perf> {
-        let out = if self.args.perf_phase == phase {
-            self.args.perf_out.as_ref()
-        } else {
-            None
-        };
-        Perf::start(out, self.daemon.pid())
-    }
-
-    /// A client process of this run in `mode`.
-    fn client(&self, mode: &str, name: &str) -> Result<ClientProc> {
-        ClientProc::spawn(mode, &self.daemon.socket, name, self.client_log)
-    }
-}
 
 /// Every phase, in order.
 pub fn measure(b: &mut Bench) -> Result<()> {

@@ -8,6 +8,7 @@ use super::super::layout::{
     MAX_HEAP_LINES, MAX_NEXTHOPS, REGION_BLK, REGION_BLK_MAX, REGION_LPM, REGION_LPM_MAX,
     REGION_NH, REGION_NH_CAP, REGION_TIER1, REGION_VALUES, TIER1_WORDS, VALUE_SLOTS,
 };
+use super::room::{MIN_HEADROOM, SLACK};
 use crate::shm::file::{self, NewFile};
 use crate::shm::header::{Header, FAMILY_INET, HEADER_SIZE, LAYOUT_VERSION, MAGIC, STATE_ACTIVE};
 use crate::shm::mapping::Mapping;
@@ -15,8 +16,6 @@ use crate::shm::record::{Access, ShmError, TableKind};
 use crate::shm::seqlock::write_words;
 use crate::shm::sync::{AtomicU32, Line, Ordering::Relaxed};
 
-/// Fresh heap lines a new file keeps beyond what it holds, at least (when there is room).
-pub(super) const MIN_HEADROOM: u32 = 256;
 /// Next-hop records a new file has room for, at least (when there is room).
 const MIN_NEXTHOPS: usize = 256;
 /// Value-table entries a new file has room for, at least (when there is room).
@@ -103,7 +102,7 @@ impl Room {
     fn heap(self, used: usize, max: usize) -> usize {
         let headroom = match self {
             Room::Roomy => (used / 4).max(MIN_HEADROOM as usize),
-            Room::Tight => super::room::SLACK as usize,
+            Room::Tight => SLACK as usize,
         };
         (used + headroom).min(max.max(used))
     }

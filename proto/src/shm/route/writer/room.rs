@@ -29,6 +29,9 @@ const EPOCH_EVERY: Duration = Duration::from_millis(1);
 const EPOCH_AFTER_LINES: u64 = 1 << 14;
 /// Lines of each heap that changes adding routes leave free for deletes.
 pub(super) const SLACK: u32 = 64;
+/// Fresh heap lines a new file keeps beyond what it holds, and the least a heap grows by, when
+/// the file system has the room.
+pub(super) const MIN_HEADROOM: u32 = 256;
 
 /// Which heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -309,7 +312,7 @@ impl RouteWriter {
         let cap = u64::from(heap.cap);
         let roomy = want
             .max(cap + cap / 4)
-            .max(cap + u64::from(super::file::MIN_HEADROOM))
+            .max(cap + u64::from(MIN_HEADROOM))
             .min(u64::from(heap.max));
         match self.grow(which, cap, roomy) {
             Err(ShmError::NoSpace { .. }) if roomy > want => self.grow(which, cap, want),
