@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rtm_actors::config::{Config, Settings};
-use rtm_proto::shm::{ArpReader, RouteReader};
+use rtm_proto::shm::{ArpReader, RouteReader, TableReader};
 use rtm_proto::wire::{
     self, Caps, ClientMsg, Hello, Op, Reply, Request, ServerMsg, Status, Tables,
 };
