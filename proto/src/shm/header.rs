@@ -25,7 +25,10 @@
 //!  152     8  u64       heap_lines     yes  route files: lines of the block heap in use so far
 //!  160     8  u64       limit          no   most entries the writer will hold
 //!  168     8  u64       lpm_lines      yes  route files: lines of the LPM heap in use so far
-//!  176  1872  -         -              -    zero
+//!  176     8  u64       incompat       no   features a reader must know to read the file (none
+//!                                           yet: a reader refuses a file with a bit it does not
+//!                                           know, so a feature can come without a new version)
+//!  184  1864  -         -              -    zero
 //! 2048  1024  u32 × 256 top_lpm        yes  route files: LPM page of each /8 (see `route`)
 //! 3072  1024  u32 × 256 top_blk        yes  route files: entry-block page of each /8
 //! ```
@@ -49,6 +52,10 @@ pub const STATE_ACTIVE: u32 = 1;
 pub const STATE_RETIRED: u32 = 2;
 /// Address family of IPv4 keys.
 pub const FAMILY_INET: u32 = 4;
+/// The `incompat` feature bits this program reads (none so far: next-hop groups, for one,
+/// will take a bit, so that a reader that does not know them refuses the file instead of
+/// misreading it).
+pub const INCOMPAT_KNOWN: u64 = 0;
 
 /// The header page, as atomics (other processes change it while it is mapped).
 #[repr(C)]
@@ -72,7 +79,8 @@ pub struct Header {
     pub heap_lines: AtomicU64,
     pub limit: AtomicU64,
     pub lpm_lines: AtomicU64,
-    _reserved: [AtomicU64; 234],
+    pub incompat: AtomicU64,
+    _reserved: [AtomicU64; 233],
     pub top_lpm: [AtomicU32; 256],
     pub top_blk: [AtomicU32; 256],
 }
@@ -114,6 +122,12 @@ impl Header {
             return Err(format!(
                 "address family {} is not IPv4",
                 self.family.load(Relaxed)
+            ));
+        }
+        let unknown = self.incompat.load(Relaxed) & !INCOMPAT_KNOWN;
+        if unknown != 0 {
+            return Err(format!(
+                "the file uses features this program does not read (incompat bits {unknown:#x})"
             ));
         }
         let map_len = self.map_len.load(Relaxed);

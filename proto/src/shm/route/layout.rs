@@ -78,6 +78,13 @@
 //!
 //! Routes with the same via, device and metric share one record.
 //!
+//! Room for multipath: a next-hop group will be a record of its own kind that routes name like
+//! any other (a value's 24-bit index), its words 5..7 saying where its members (records of
+//! this region, with weights) are listed; files that hold one set a header `incompat` bit, so
+//! a reader that does not know groups refuses the file rather than misreading it. IPv6 and
+//! other routing tables get files of their own, told apart by the header's `family` and
+//! `table_id`.
+//!
 //! # Entries (exact match and key order)
 //!
 //! Every route has a 16-byte entry in the *block* of the slot its prefix starts in

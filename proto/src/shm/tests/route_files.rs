@@ -227,6 +227,7 @@ fn bad_files_are_refused() {
     assert!(case("version", &|f| f.write_all_at(&[4], 8).unwrap()).contains("version"));
     assert!(case("kind", &|f| f.write_all_at(&[2], 12).unwrap()).contains("arp"));
     case("family", &|f| f.write_all_at(&[6], 20).unwrap());
+    assert!(case("incompat", &|f| put(f, 176, 1 << 3)).contains("incompat bits 0x8"));
     case("filelen", &|f| put(f, 72, 1 << 40));
     case("maplen", &|f| put(f, 80, 12345));
     case("tier1", &|f| put(f, 88, 8192));
@@ -361,6 +362,7 @@ fn header_layout_on_disk() {
         "LPM heap lines"
     );
     assert_eq!(u64_at(160), 77, "limit");
+    assert_eq!(u64_at(176), 0, "incompat features");
     assert_ne!(u32_at(2048 + 4 * 10), 0, "top_lpm[10]");
     assert_ne!(u32_at(3072 + 4 * 10), 0, "top_blk[10]");
 }
