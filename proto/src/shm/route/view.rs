@@ -100,10 +100,10 @@ impl Lpm<'_> {
                 .load(Relaxed);
             if page != 0 {
                 let k = ((a >> SLOT_BITS) as usize) % PAGE_SLOTS;
-                *pl = self.lines.get(page as usize + k / 16);
-                if let Some(l) = pl {
-                    prefetch(l);
-                }
+                // A page past the lines the reader knows: the heap grew (or garbage).
+                let l = self.lines.get(page as usize + k / 16).ok_or(Garbage)?;
+                prefetch(l);
+                *pl = Some(l);
             }
         }
         fence(Acquire);
@@ -203,6 +203,15 @@ impl NextHop {
     }
 }
 
+/// A next-hop record's fields, read under its seqlock; `Garbage` in the middle of a rewrite.
+#[inline(always)]
+pub fn read_record(l: &Line) -> Result<NextHop, Garbage> {
+    let (seq, words) = l.split_first().expect("a line has 8 words");
+    let words: &[AtomicU64; 7] = words.try_into().expect("7 words");
+    let w = try_read_words(seq, words).map_err(|_| Garbage)?;
+    NextHop::decode(&w).ok_or(Garbage)
+}
+
 /// Loads a word that names memory written before it, and orders the reads of that memory
 /// after it.
 #[inline(always)]
@@ -276,11 +285,7 @@ impl View<'_> {
     /// in the middle of a write reads as `Garbage` (the caller retries).
     #[inline(always)]
     pub fn nexthop(&self, i: u32) -> Result<NextHop, Garbage> {
-        let l = self.nh.get(i as usize).ok_or(Garbage)?;
-        let (seq, words) = l.split_first().expect("a line has 8 words");
-        let words: &[AtomicU64; 7] = words.try_into().expect("7 words");
-        let w = try_read_words(seq, words).map_err(|_| Garbage)?;
-        NextHop::decode(&w).ok_or(Garbage)
+        read_record(self.nh.get(i as usize).ok_or(Garbage)?)
     }
 
     /// The entries of `slot`'s block: (count, first entry line).

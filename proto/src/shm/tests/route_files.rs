@@ -9,7 +9,7 @@ use super::{dir, lookup, no_tmp_files, p, route, routes_at};
 use crate::shm::{
     Planned, RouteReader, RouteWriter, ShmError, TableReader, TableWriter, Versioned,
 };
-use crate::types::Prefix;
+use crate::types::{Prefix, Route};
 
 #[test]
 fn route_round_trip() {
@@ -375,4 +375,38 @@ fn handles_are_send_and_sync() {
     both::<crate::shm::ArpReader>();
     send::<RouteWriter>();
     send::<crate::shm::ArpWriter>();
+}
+
+/// A reader that only ever looks up in batches follows a grown LPM heap: pages made after it
+/// opened the file, past the lines it knew, holding plain values (no chunk), still answer.
+#[test]
+fn batched_lookups_follow_a_grown_heap() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = routes_at(&path, 10_000);
+    let r = RouteReader::open(&path).unwrap();
+    // One /18 in each of 40 /8s: 40 pages of 64 lines, well past the first heap's headroom.
+    let routes: Vec<Route> = (1..=40u32)
+        .map(|i| route(Prefix::truncating(Ipv4Addr::from(i << 24), 18), i))
+        .collect();
+    for (seq, rt) in routes.iter().enumerate() {
+        w.upsert(rt, seq as u64 + 1).unwrap();
+    }
+    let addrs: Vec<Ipv4Addr> = routes.iter().map(|rt| rt.dst.addr()).collect();
+    let mut out = vec![None; addrs.len()];
+    r.lookup_nh_batch(&addrs, &mut out).unwrap();
+    for (rt, got) in routes.iter().zip(&out) {
+        assert_eq!(
+            got.map(|g| g.dst),
+            Some(rt.dst),
+            "batched lookup of {}",
+            rt.dst
+        );
+    }
+    let mut full = vec![None; addrs.len()];
+    r.lookup_batch(&addrs, &mut full).unwrap();
+    assert!(full
+        .iter()
+        .zip(&routes)
+        .all(|(g, rt)| g.as_ref() == Some(rt)));
 }
