@@ -228,8 +228,10 @@ fn build(
     let mut names: Vec<IfName> = entries.iter().filter_map(|v| v.entry.dev).collect();
     names.sort_unstable();
     names.dedup();
+    // A power of two: readers take only capacities that fill whole lines of names.
     let dev_cap = dev_cap
-        .max(((names.len() + 1) * 2).next_power_of_two())
+        .max((names.len() + 1) * 2)
+        .next_power_of_two()
         .clamp(MIN_DEVS, MAX_DEVS);
     let hold = hold.max(entries.len());
     let roomy = slots_for(hold);

@@ -125,3 +125,34 @@ fn a_dead_writers_slot_is_skipped_a_stopped_one_is_busy() {
         assert_eq!(r.get(&e.mac).unwrap().entry, *e);
     }
 }
+
+/// Many device names: the table that grows its name region past the first capacity (and a
+/// reservation that asks for an odd one) stays readable, each entry with its device.
+#[test]
+fn many_device_names_stay_readable() {
+    use crate::shm::Planned;
+    use crate::types::ArpEntry;
+    let d = dir();
+    let path = d.path().join("arp");
+    let mut w = arps_at(&path, 1000);
+    let entry = |n: u32| ArpEntry {
+        mac: MacAddr::from_u64(0x0200_0000_0000 + u64::from(n)),
+        ip: std::net::Ipv4Addr::from(0x0a00_0000 + n),
+        dev: Some(format!("veth{n}").parse().unwrap()),
+    };
+    for n in 0..125 {
+        w.upsert(&entry(n), u64::from(n) + 1).unwrap();
+    }
+    // More names than the capacity has room for, reserved together as a batch would: the
+    // name region grows by an odd count of names unless it is rounded.
+    let more: Vec<ArpEntry> = (125..256).map(entry).collect();
+    w.reserve(more.iter().map(Planned::Put)).unwrap();
+    for (i, e) in more.iter().enumerate() {
+        w.upsert(e, 100 + i as u64).unwrap();
+    }
+    let r = ArpReader::open(&path).unwrap();
+    for n in 0..256 {
+        let e = entry(n);
+        assert_eq!(r.get(&e.mac).map(|v| v.entry), Some(e), "entry {n}");
+    }
+}
