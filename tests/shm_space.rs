@@ -10,9 +10,9 @@
 //! inside the namespace through `nsenter`. This needs root and util-linux; without them a test
 //! says why and passes.
 //!
-//! Sizes, found by trying (tmpfs sizes are whole 4 KiB pages): an empty route file is 97 pages
-//! and a bit (397,376 bytes), an empty ARP file 2 pages, so 400k is the smallest tmpfs rtmd
-//! starts on.
+//! Sizes (tmpfs sizes are whole 4 KiB pages): an empty route file is 319,616 bytes (79 pages
+//! and a bit) with its headroom, an empty ARP file 2 pages; on a file system without room for
+//! the headroom, rtmd starts with tighter files.
 #![forbid(unsafe_code)]
 
 mod common;

@@ -22,9 +22,9 @@
 //!   80     8  u64       map_len        no   bytes a reader maps: file_len may grow up to it
 //!   88    64  u64 × 8   region         no   the kind's regions (offsets and counts; see `route`,
 //!                                           `arp`)
-//!  152     8  u64       heap_lines     yes  route files: lines of the block heap in use so far
+//!  152     8  u64       heap_lines     yes  route files: lines of the block heap the file backs
 //!  160     8  u64       limit          no   most entries the writer will hold
-//!  168     8  u64       lpm_lines      yes  route files: lines of the LPM heap in use so far
+//!  168     8  u64       lpm_lines      yes  route files: lines of the LPM heap the file backs
 //!  176     8  u64       incompat       no   features a reader must know to read the file (none
 //!                                           yet: a reader refuses a file with a bit it does not
 //!                                           know, so a feature can come without a new version)

@@ -198,24 +198,41 @@ impl<T> Region<T> {
         unsafe { std::slice::from_raw_parts(self.ptr, n) }
     }
 
-    /// All of it, as a slice of `map`, if the file backed all of it when the region was made
-    /// (an empty slice otherwise).
-    #[inline(always)]
-    pub(crate) fn all<'a>(&self, map: &'a Mapping) -> &'a [T] {
-        assert!(
-            std::ptr::eq(self.base, map.base()),
-            "a region viewed outside its mapping"
-        );
-        if self.backed < self.cap {
-            return &[];
-        }
-        // SAFETY: as in `view`, with all `cap` elements backed when the region was made.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.cap) }
-    }
-
     fn offset(&self) -> usize {
         self.ptr as usize - self.base as usize
     }
+
+    /// [`Region::view`] without the check that `map` is the region's mapping, for callers that
+    /// made that check once for several regions ([`views3`]).
+    #[inline(always)]
+    fn view_in<'a>(&self, map: &'a Mapping, n: usize) -> &'a [T] {
+        let n = n.min(self.cap);
+        if n > self.backed && self.offset() + n * size_of::<T>() > map.valid() {
+            return &[];
+        }
+        // SAFETY: as in `view`; the caller checked that `map` is the region's mapping.
+        unsafe { std::slice::from_raw_parts(self.ptr, n) }
+    }
+}
+
+/// The first `n.0`, `n.1` and `n.2` elements of three regions of `map`, with one check that
+/// they are all regions of `map` (the lookup path makes these three views for every lookup).
+#[inline(always)]
+pub(crate) fn views3<'a, A, B, C>(
+    map: &'a Mapping,
+    (a, b, c): (&Region<A>, &Region<B>, &Region<C>),
+    n: (usize, usize, usize),
+) -> (&'a [A], &'a [B], &'a [C]) {
+    let base = map.base();
+    assert!(
+        std::ptr::eq(a.base, base) && std::ptr::eq(b.base, base) && std::ptr::eq(c.base, base),
+        "a region viewed outside its mapping"
+    );
+    (
+        a.view_in(map, n.0),
+        b.view_in(map, n.1),
+        c.view_in(map, n.2),
+    )
 }
 
 /// Views of a mapping within the part the file backed when the slicer was made.
@@ -244,6 +261,43 @@ impl<'a> Slicer<'a> {
     }
 }
 
+/// How many of the sixteen u16 lanes of `w` (lane i = bits 16(i%4).. of word i/4) are at most
+/// `key`, for lanes sorted ascending and all values below 2^15 (a chunk line's starts: the
+/// lanes at most the key are the low ones). One compare of eight lanes at a time: what the
+/// longest-prefix match does in every chunk line it reads.
+#[inline(always)]
+pub(crate) fn lanes_le(w: [u64; 4], key: u32) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 build of rtm can run
+    // `sse2_lanes_le`; it computes on its arguments only (no memory access).
+    unsafe {
+        sse2_lanes_le(w, key)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        w.iter()
+            .flat_map(|x| (0..4).map(move |i| (x >> (16 * i)) as u16))
+            .take_while(|&s| u32::from(s) <= key)
+            .count() as u32
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn sse2_lanes_le(w: [u64; 4], key: u32) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpgt_epi16, _mm_movemask_epi8, _mm_packs_epi16, _mm_set1_epi16, _mm_set_epi64x,
+    };
+    let k = _mm_set1_epi16(key as i16);
+    let lo = _mm_set_epi64x(w[1] as i64, w[0] as i64);
+    let hi = _mm_set_epi64x(w[3] as i64, w[2] as i64);
+    // Lanes above the key, as one byte each, in lane order; the count at most the key is the
+    // position of the first one.
+    let above = _mm_packs_epi16(_mm_cmpgt_epi16(lo, k), _mm_cmpgt_epi16(hi, k));
+    (_mm_movemask_epi8(above) as u32 | 0x1_0000).trailing_zeros()
+}
+
 /// Starts loading the cache line holding `*r` into the caches without waiting for it (a
 /// prefetch): issued for many coming reads together, their misses overlap, and unlike a load a
 /// prefetch does not hold up the instructions after it.
@@ -260,4 +314,37 @@ pub(crate) fn prefetch<T>(r: &T) {
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     let _ = r;
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    /// The lanes at most `key`, one by one: what `lanes_le` must count for sorted lanes.
+    fn one_by_one(w: [u64; 4], key: u32) -> u32 {
+        (0..16)
+            .map(|i| (w[i / 4] >> (16 * (i % 4))) as u16)
+            .take_while(|&s| u32::from(s) <= key)
+            .count() as u32
+    }
+
+    #[test]
+    fn lanes_le_counts_sorted_lanes_like_one_by_one() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let mut lanes: Vec<u16> = (0..16).map(|_| rng.random_range(0..=0x4000)).collect();
+            lanes.sort_unstable();
+            lanes[0] = 0;
+            let mut w = [0u64; 4];
+            for (i, &l) in lanes.iter().enumerate() {
+                w[i / 4] |= u64::from(l) << (16 * (i % 4));
+            }
+            let key = rng.random_range(0..0x4000);
+            assert_eq!(
+                super::lanes_le(w, key),
+                one_by_one(w, key),
+                "{lanes:?} {key}"
+            );
+        }
+    }
 }

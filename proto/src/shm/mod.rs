@@ -34,7 +34,7 @@ pub use record::{Planned, TableReader, TableWriter};
 pub use arp::{ArpReader, ArpWriter};
 pub use route::NextHop;
 #[cfg(not(loom))]
-pub use route::{NextHopRef, RouteReader, RouteWriter, BATCH_GROUP};
+pub use route::{Lookups, NextHopRef, RouteReader, RouteWriter, BATCH_GROUP};
 
 /// The writer of `R`'s table files.
 #[cfg(not(loom))]

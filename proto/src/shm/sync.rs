@@ -20,3 +20,16 @@ pub(crate) use super::mapping::prefetch;
 #[cfg(loom)]
 #[inline(always)]
 pub(crate) fn prefetch<T>(_: &T) {}
+
+/// Sixteen sorted u16 lanes at most a key (see `mapping::lanes_le`).
+#[cfg(not(loom))]
+pub(crate) use super::mapping::lanes_le;
+
+/// Sixteen sorted u16 lanes at most a key (see `mapping::lanes_le`), computed lane by lane.
+#[cfg(loom)]
+pub(crate) fn lanes_le(w: [u64; 4], key: u32) -> u32 {
+    w.iter()
+        .flat_map(|x| (0..4).map(move |i| (x >> (16 * i)) as u16))
+        .take_while(|&s| u32::from(s) <= key)
+        .count() as u32
+}

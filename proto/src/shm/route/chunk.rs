@@ -3,36 +3,22 @@
 //! encoding, decoding and repainting ranges is the writer's part.
 
 use super::layout::{value_depth, FILL, KEY_MASK, LEAF_RANGES, MAX_TREE_DEPTH, NODE_FANOUT};
-use crate::shm::sync::Line;
 use crate::shm::sync::Ordering::Relaxed;
+use crate::shm::sync::{lanes_le, Line};
 
-/// The lanes' top bits.
-const H: u64 = 0x8000_8000_8000_8000;
-/// One in each lane.
-const LANES: u64 = 0x0001_0001_0001_0001;
+/// Four lanes of [`FILL`], above every key.
+const FILL_LANES: u64 = FILL as u64 * 0x0001_0001_0001_0001;
 
-/// How many of the four u16 lanes of `w` are <= the key whose lanes `kb` holds (with their
-/// top bits set; keys and lanes below 2^15, the lanes sorted). The lanes <= the key are the low
-/// ones, so their count is the position of the highest marked lane: found with a leading-zero
-/// count (one instruction on every x86-64, where a population count is not).
+/// The four words of `line` from `at` on.
 #[inline(always)]
-fn count_le(w: u64, kb: u64) -> u32 {
-    (64 - ((kb.wrapping_sub(w) & H) | 1).leading_zeros()) >> 4
+fn words4(line: &Line, at: usize) -> [u64; 4] {
+    std::array::from_fn(|i| line[at + i].load(Relaxed))
 }
 
-/// The key `k` in every lane, with the lanes' top bits set.
+/// The value index of key `k` in `line`, a leaf.
 #[inline(always)]
-fn key_lanes(k: u32) -> u64 {
-    (u64::from(k) & 0x7fff).wrapping_mul(LANES) | H
-}
-
-/// The value index of the key in `line`, a leaf.
-#[inline(always)]
-fn leaf(line: &Line, kb: u64) -> Option<u16> {
-    let c = count_le(line[0].load(Relaxed), kb)
-        + count_le(line[1].load(Relaxed), kb)
-        + count_le(line[2].load(Relaxed), kb)
-        + count_le(line[3].load(Relaxed), kb);
+fn leaf(line: &Line, k: u32) -> Option<u16> {
+    let c = lanes_le(words4(line, 0), k);
     // No lane counted: not a leaf of a chunk (garbage), and `get` refuses the index.
     let i = (c as usize).wrapping_sub(1);
     let w = line.get(4 + i / 4)?.load(Relaxed);
@@ -44,24 +30,26 @@ fn leaf(line: &Line, kb: u64) -> Option<u16> {
 /// epoch check tells it to retry).
 #[inline(always)]
 pub fn search(lpm: &[Line], depth: usize, root: u32, k: u32) -> Option<u16> {
-    let kb = key_lanes(k);
     let line = lpm.get(root as usize)?;
     if depth == 1 {
-        return leaf(line, kb);
+        return leaf(line, k);
     }
-    search_tree(lpm, depth, line, kb)
+    search_tree(lpm, depth, line, k)
 }
 
 /// [`search`] below a node line: chunks of more than one line are rare.
 #[inline(never)]
-fn search_tree<'a>(lpm: &'a [Line], depth: usize, mut line: &'a Line, kb: u64) -> Option<u16> {
+fn search_tree<'a>(lpm: &'a [Line], depth: usize, mut line: &'a Line, k: u32) -> Option<u16> {
     for _ in 1..depth.min(super::layout::MAX_TREE_DEPTH) {
-        let c: u32 = (0..7).map(|i| count_le(line[i].load(Relaxed), kb)).sum();
+        let mut high = words4(line, 4);
+        // Word 7 is the first child's line, not pivots.
+        high[3] = FILL_LANES;
+        let c = lanes_le(words4(line, 0), k) + lanes_le(high, k);
         let child = (c as usize).checked_sub(1)?;
         let base = line[7].load(Relaxed) as u32 as usize;
         line = lpm.get(base.checked_add(child)?)?;
     }
-    leaf(line, kb)
+    leaf(line, k)
 }
 
 /// A chunk as the writer handles it: ranges `(start, value)` sorted by start, the first at 0,

@@ -5,7 +5,8 @@
 //! - [`view`]: the reads every process makes, and the epoch protocol that makes them safe;
 //! - [`chunk`]: a /18's address ranges — searching them (readers), encoding and repainting
 //!   them (the writer);
-//! - [`reader`]: [`RouteReader`], the clients' side;
+//! - [`reader`]: [`RouteReader`], the clients' side, and [`lookups`], its handle for many
+//!   single lookups;
 //! - [`writer`]: [`RouteWriter`], the daemon's side, with `heap` (free lines), `nexthops`
 //!   (shared next-hop records) and `build` (a whole file at once).
 
@@ -16,6 +17,8 @@ pub mod chunk;
 mod heap;
 pub mod layout;
 #[cfg(not(loom))]
+pub mod lookups;
+#[cfg(not(loom))]
 mod nexthops;
 #[cfg(not(loom))]
 pub mod reader;
@@ -25,6 +28,8 @@ pub mod view;
 #[cfg(not(loom))]
 pub mod writer;
 
+#[cfg(not(loom))]
+pub use lookups::Lookups;
 #[cfg(not(loom))]
 pub use reader::{NextHopRef, RouteReader, BATCH_GROUP};
 pub use view::NextHop;

@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 use super::layout::{
     entry_fields, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_VALID,
 };
+use super::lookups::Lookups;
 use super::view::{consistent, Garbage, Lpm, NextHop, Unstable, View};
 use super::writer::Regions;
 use crate::shm::file;
 use crate::shm::header::{HeaderInfo, STATE_RETIRED};
-use crate::shm::mapping::{prefetch, Mapping, Region};
+use crate::shm::mapping::{prefetch, views3, Mapping, Region};
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
 use crate::shm::sync::{fence, AtomicU32, Line, Ordering::Acquire, Ordering::Relaxed};
 use crate::types::{Prefix, Route};
@@ -65,33 +66,37 @@ impl RouteReader {
         }
     }
 
-    /// The part of the file a longest-prefix match reads (cheaper to make than a whole view).
+    /// The parts of the file a longest-prefix match reads (cheaper to make than a whole view):
+    /// the epoch, the LPM regions and the next-hop records.
     #[inline(always)]
-    fn lpm(&self) -> (&crate::shm::sync::AtomicU64, Lpm<'_>) {
+    pub(super) fn lpm_parts(&self) -> (&crate::shm::sync::AtomicU64, Lpm<'_>, &[Line]) {
         let h = self.map.header();
-        let m = &self.map;
+        let (tier1, values, lines) = views3(
+            &self.map,
+            (&self.tier1, &self.values, &self.lpm),
+            (
+                TIER1_WORDS,
+                self.reg.values_cap,
+                self.lpm_known.load(StdOrdering::Relaxed),
+            ),
+        );
         let lpm = Lpm {
             top: &h.top_lpm,
-            tier1: self.tier1.all(m),
-            values: self.values.all(m),
-            lines: self.lpm.view(m, self.lpm_known.load(StdOrdering::Relaxed)),
+            tier1,
+            values,
+            lines,
         };
-        (&h.epoch, lpm)
+        (&h.epoch, lpm, self.nh.view(&self.map, self.reg.nh_cap))
     }
 
-    /// The value `addr` matches, read consistently: one try between two loads of the epoch,
-    /// and [`RouteReader::value_again`] if it straddled a change.
-    #[inline(always)]
-    fn value(&self, addr: u32) -> Result<u32, ShmError> {
-        let (epoch, lpm) = self.lpm();
-        let e1 = epoch.load(Relaxed);
-        fence(Acquire);
-        let v = lpm.value(addr);
-        fence(Acquire);
-        match v {
-            Ok(v) if epoch.load(Relaxed) == e1 => Ok(v),
-            _ => self.value_again(addr),
-        }
+    /// A handle for many single lookups from one thread (see [`Lookups`]).
+    pub fn lookups(&self) -> Lookups<'_> {
+        Lookups::new(self)
+    }
+
+    /// The value `addr` matches, read consistently whatever it takes (a lookup's slow path).
+    pub(super) fn value_read(&self, addr: u32) -> Result<u32, ShmError> {
+        self.read(|v| v.value(addr))
     }
 
     /// The values of up to [`BATCH_GROUP`] addresses (and, with `hops`, the next-hop records
@@ -132,13 +137,6 @@ impl RouteReader {
             return Ok(());
         }
         self.read(|v| read(v, out, &mut hops))
-    }
-
-    /// [`RouteReader::value`] after a first try that met garbage or a moving epoch.
-    #[cold]
-    #[inline(never)]
-    fn value_again(&self, addr: u32) -> Result<u32, ShmError> {
-        self.read(|v| v.value(addr))
     }
 
     /// Learns how far the heaps reach now (the header, checked against the file's length);
@@ -188,6 +186,11 @@ impl RouteReader {
     /// The route the kernel would forward `addr` with: the longest prefix containing it.
     #[inline]
     pub fn lookup(&self, addr: Ipv4Addr) -> Result<Option<Route>, ShmError> {
+        self.lookups().route(addr)
+    }
+
+    /// [`RouteReader::lookup`], read consistently whatever it takes (a lookup's slow path).
+    pub(super) fn route_read(&self, addr: Ipv4Addr) -> Result<Option<Route>, ShmError> {
         let a = u32::from(addr);
         self.read(|v| {
             let val = v.value(a)?;
@@ -203,11 +206,7 @@ impl RouteReader {
     /// of the next-hop records, which [`RouteReader::nexthop`] reads).
     #[inline]
     pub fn lookup_nh(&self, addr: Ipv4Addr) -> Result<Option<NextHopRef>, ShmError> {
-        let val = self.value(u32::from(addr))?;
-        Ok((val & VALUE_VALID != 0).then(|| NextHopRef {
-            dst: Prefix::truncating(addr, value_depth(val)),
-            nexthop: value_nh(val),
-        }))
+        self.lookups().nexthop_of(addr)
     }
 
     /// Next-hop record `i`.

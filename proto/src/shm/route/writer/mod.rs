@@ -15,6 +15,7 @@ mod file;
 mod paint;
 mod room;
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -300,8 +301,8 @@ impl RouteWriter {
     /// slot is one value now; a delete's covering route's value.
     fn new_values(&self, puts: &[&Route], dels: &[Prefix]) -> usize {
         let v = self.view();
-        let mut known = std::collections::HashSet::new();
-        let mut unknown = std::collections::HashSet::new();
+        let mut known: HashSet<u32, foldhash::fast::RandomState> = HashSet::default();
+        let mut unknown: HashSet<_, foldhash::fast::RandomState> = HashSet::default();
         let mut add = |val: u32| {
             if !self.values.contains(val) {
                 known.insert(val);
@@ -431,7 +432,7 @@ impl TableWriter<Route> for RouteWriter {
         self.settle(false);
         let mut changes = Vec::new();
         let (mut puts, mut dels) = (Vec::new(), Vec::new());
-        let mut new_hops = std::collections::HashSet::new();
+        let mut new_hops: HashSet<NextHop, foldhash::fast::RandomState> = HashSet::default();
         for op in ops {
             match op {
                 Planned::Put(r) => {

@@ -8,7 +8,7 @@
 //! to the heap. Changes that add routes also keep [`SLACK`] lines of each heap free, so that on
 //! a full file system deletes still find the few lines their copies need.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub(super) const SLACK: u32 = 64;
 /// the file system has the room.
 pub(super) const MIN_HEADROOM: u32 = 256;
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Which heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Which {
@@ -48,33 +50,44 @@ pub(super) enum Change {
     Del,
 }
 
-/// Runs of lines reserved for a batch, not yet used.
+/// Runs of lines reserved for a batch, not yet used, by length.
 #[derive(Debug, Default)]
 pub(super) struct Reserved {
-    runs: Vec<(u32, u32)>,
+    runs: BTreeMap<u32, Vec<u32>>,
+    lines: u64,
 }
 
 impl Reserved {
     /// Lines reserved and not used yet.
     pub fn lines(&self) -> u64 {
-        self.runs.iter().map(|&(_, n)| u64::from(n)).sum()
+        self.lines
+    }
+
+    fn push(&mut self, line: u32, n: u32) {
+        self.runs.entry(n).or_default().push(line);
+        self.lines += u64::from(n);
     }
 
     /// `n` lines from the shortest reserved run that holds them; the rest of it stays reserved.
     fn take(&mut self, n: u32) -> Option<u32> {
-        let (i, _) = self
-            .runs
-            .iter()
-            .enumerate()
-            .filter(|(_, &(_, len))| len >= n)
-            .min_by_key(|(_, &(_, len))| len)?;
-        let (line, len) = self.runs[i];
-        if len == n {
-            self.runs.swap_remove(i);
-        } else {
-            self.runs[i] = (line + n, len - n);
+        let (&len, lines) = self.runs.range_mut(n..).next()?;
+        let line = lines.pop()?;
+        if lines.is_empty() {
+            self.runs.remove(&len);
+        }
+        self.lines -= u64::from(len);
+        if len > n {
+            self.push(line + n, len - n);
         }
         Some(line)
+    }
+
+    /// Every run, emptying the reservation.
+    fn drain(&mut self) -> impl Iterator<Item = (u32, u32)> {
+        self.lines = 0;
+        std::mem::take(&mut self.runs)
+            .into_iter()
+            .flat_map(|(n, lines)| lines.into_iter().map(move |l| (l, n)))
     }
 }
 
@@ -113,12 +126,12 @@ impl RouteWriter {
     /// are reusable only after the epoch that follows the batch.
     pub(super) fn plan(&self, changes: &[(Prefix, Change)]) -> (Vec<u32>, Vec<u32>) {
         let v = self.view();
-        let mut ranges: HashMap<usize, Ranges> = HashMap::new();
-        let mut blocks: HashMap<usize, usize> = HashMap::new();
+        let mut ranges: FastMap<usize, Ranges> = FastMap::default();
+        let mut blocks: FastMap<usize, usize> = FastMap::default();
         // Values of the prefixes the batch changed so far (0: deleted).
-        let mut now: HashMap<Prefix, u32> = HashMap::new();
-        let mut stand_in: HashMap<NextHop, u32> = HashMap::new();
-        let mut pages: HashSet<(Which, usize)> = HashSet::new();
+        let mut now: FastMap<Prefix, u32> = FastMap::default();
+        let mut stand_in: FastMap<NextHop, u32> = FastMap::default();
+        let mut pages: HashSet<(Which, usize), foldhash::fast::RandomState> = HashSet::default();
         let (mut lpm, mut blk) = (Vec::new(), Vec::new());
         let mut page = |top: &[AtomicU32], which: Which, slot: usize, runs: &mut Vec<u32>| {
             let p = slot / PAGE_SLOTS;
@@ -126,7 +139,7 @@ impl RouteWriter {
                 runs.push(PAGE_LINES as u32);
             }
         };
-        let value_of = |now: &HashMap<Prefix, u32>, p: Prefix| -> u32 {
+        let value_of = |now: &FastMap<Prefix, u32>, p: Prefix| -> u32 {
             match now.get(&p) {
                 Some(&val) => val,
                 None => match v.find(p.addr_u32(), p.len()) {
@@ -239,7 +252,7 @@ impl RouteWriter {
             let mut fresh = Vec::new();
             for &n in runs {
                 match self.heap_mut(which).alloc_reused(n) {
-                    Some(line) => self.reserved_mut(which).runs.push((line, n)),
+                    Some(line) => self.reserved_mut(which).push(line, n),
                     None => fresh.push(n),
                 }
             }
@@ -264,7 +277,7 @@ impl RouteWriter {
                     .heap_mut(which)
                     .alloc_fresh(n)
                     .expect("room was made for it");
-                self.reserved_mut(which).runs.push((line, n));
+                self.reserved_mut(which).push(line, n);
             }
             return Ok(());
         }
@@ -277,7 +290,8 @@ impl RouteWriter {
     }
 
     fn unreserve_heap(&mut self, which: Which) {
-        for (line, n) in std::mem::take(&mut self.reserved_mut(which).runs) {
+        let runs: Vec<_> = self.reserved_mut(which).drain().collect();
+        for (line, n) in runs {
             self.heap_mut(which).unreserve(line, n);
         }
     }
