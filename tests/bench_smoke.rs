@@ -22,11 +22,20 @@ const REQUIRED: &[&str] = &[
     "reply_floor_p99_us",
     "lpm_lookups_per_s",
     "lpm_baseline_prefix_trie_per_s",
+    "lpm_nh_lookups_per_s",
+    "lpm_nh_lookups_batched_per_s",
+    "lpm_nh_baseline_prefix_trie_per_s",
+    "lpm_chain_lookups_per_s",
+    "lpm_nh_chain_lookups_per_s",
+    "route_republish_ms",
     "arp_lookups_per_s",
     "arp_baseline_hashmap_per_s",
     "late_join_ms",
+    "late_join_usable_ms",
     "flush_ms",
     "bytes_per_route",
+    "shm_empty_allocated_bytes",
+    "shm_fs_used_bytes",
 ];
 
 #[test]

@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
-use rtm::shm::{ArpReader, NextHopRef, RouteReader, TableReader};
+use rtm::shm::{ArpReader, NextHopRef, RouteReader, RouteWriter, TableReader, TableWriter};
 use rtm::{ArpEntry, MacAddr, Route};
 
 use crate::bench::Bench;
@@ -220,6 +220,29 @@ fn lpm_figures(
 
 /// The lookup phases: LPM (routed and uniform addresses; full entry and next-hop index;
 /// single, batched and as a dependent chain), then ARP.
+/// What a route table actor's restart spends before it answers again: reading every route
+/// from its file and publishing them whole as a new file (here next to the daemon's, then
+/// removed).
+fn republish(rep: &mut Report, reader: &RouteReader, shm: &std::path::Path) -> Result<()> {
+    phase("route table republish, in process");
+    let t0 = Instant::now();
+    let entries = reader.entries();
+    let read = t0.elapsed();
+    let path = shm.with_extension("bench-republish");
+    let n = entries.len();
+    let t1 = Instant::now();
+    let w = RouteWriter::create(&path, n.max(1) * 2, 0o600, entries, 0)?;
+    let build = t1.elapsed();
+    w.remove_file()?;
+    rep.add("route_entries_read_ms", read.as_secs_f64() * 1e3, "ms");
+    rep.add(
+        "route_republish_ms",
+        (read + build).as_secs_f64() * 1e3,
+        "ms",
+    );
+    Ok(())
+}
+
 pub fn compare(bench: &mut Bench) -> Result<()> {
     let (s, seed, daemon) = (bench.sizes, bench.args.seed, bench.daemon);
     let (routes, arps) = (bench.routes, bench.arps);
@@ -284,6 +307,8 @@ pub fn compare(bench: &mut Bench) -> Result<()> {
         trie_nh_chain,
         "lookups/s",
     );
+
+    republish(rep, &reader, &daemon.shm("route"))?;
 
     phase("ARP lookups: shm vs HashMap");
     let arp_reader = ArpReader::open(&daemon.shm("arp"))?;

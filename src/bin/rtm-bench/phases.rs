@@ -40,6 +40,10 @@ pub fn measure(b: &mut Bench) -> Result<()> {
 fn inserts(b: &mut Bench, w: &mut Writer) -> Result<()> {
     let n = b.routes.len();
     phase("inserts, 0 clients");
+    let empty = util::allocated_bytes(&b.daemon.shm("route"))?
+        + util::allocated_bytes(&b.daemon.shm("arp"))?;
+    b.rep
+        .add("shm_empty_allocated_bytes", empty as f64, "bytes");
     let ops = batches(b.routes.iter().cloned().map(Op::RouteAdd));
     let perf = b.perf("inserts")?;
     let cpu0 = b.daemon.cpu_s();
@@ -67,6 +71,11 @@ fn memory(b: &mut Bench) -> Result<()> {
         "bytes",
     );
     rep.add("shm_arp_allocated_bytes", arp_shm as f64, "bytes");
+    // The shm directory's file system, full table in: with `--scratch-dir` on a small tmpfs,
+    // whether (and with how much room) the table fits there.
+    let (size, used) = util::fs_usage(&daemon.shm("route"))?;
+    rep.add("shm_fs_size_bytes", size as f64, "bytes");
+    rep.add("shm_fs_used_bytes", used as f64, "bytes");
     rep.add(
         "bytes_per_route",
         (rss_anon + route_shm + arp_shm) as f64 / n as f64,

@@ -131,6 +131,15 @@ pub fn allocated_bytes(path: &Path) -> Result<u64> {
     Ok(m.blocks() * 512)
 }
 
+/// The size of the file system holding `path`, and the bytes in use on it.
+pub fn fs_usage(path: &Path) -> Result<(u64, u64)> {
+    let v = rustix::fs::statvfs(path).with_context(|| format!("statvfs {}", path.display()))?;
+    Ok((
+        v.f_blocks * v.f_frsize,
+        (v.f_blocks - v.f_bfree) * v.f_frsize,
+    ))
+}
+
 /// Apparent size of a file.
 pub fn file_len(path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path)
