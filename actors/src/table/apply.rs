@@ -260,19 +260,20 @@ impl<R: TableRecord> TableActor<R> {
     }
 
     /// Writes the committed effects in `unpublished` to shared memory, in order, turning each
-    /// into its event. An effect leaves `unpublished` only once it is written, so after a
-    /// failure (returned, or a panic) the restart writes the rest.
+    /// into its event. They leave `unpublished` only once all are written, so after a failure
+    /// (returned, or a panic) the restart writes them again over what shared memory holds.
     fn publish_effects(&mut self) -> Result<Vec<Event>, TableError> {
         let table = R::TABLE;
         let mut events = Vec::with_capacity(self.unpublished.len());
         let shm = self.shm.as_mut().ok_or(TableError::Retired(table))?;
-        while let Some(e) = self.unpublished.front() {
+        for (i, e) in self.unpublished.iter().enumerate() {
             // The staging pass loaded this memory too, but a large request has evicted it
             // since: load the next operations' slots and LPM words together again.
-            if events.len() % WARM_AHEAD == 0 {
+            if i % WARM_AHEAD == 0 {
                 for key in self
                     .unpublished
                     .iter()
+                    .skip(i)
                     .take(WARM_AHEAD)
                     .filter_map(Effect::key)
                 {
@@ -307,11 +308,13 @@ impl<R: TableRecord> TableActor<R> {
                     }
                 }
             });
-            self.unpublished.pop_front();
-            if events.len() == 1 && !self.unpublished.is_empty() {
+            if i == 0 && self.unpublished.len() > 1 {
                 self.faults.trip(PanicPoint::Publish);
             }
         }
+        // Only now: the writer may hold a batch's changes until its last one arrives, so until
+        // then none of them is sure to be in shared memory.
+        self.unpublished.clear();
         shm.set_table_seq(self.seq);
         Ok(events)
     }

@@ -168,6 +168,21 @@ fn walk(lpm: &[Line], depth: usize, line: u32, out: &mut Vec<(u16, u16)>, lines:
 /// keeping the ranges sorted and merged. `hi` may be 2^14 (the end of the slot).
 pub fn paint(r: &Ranges, lo: u32, hi: u32, repaint: impl Fn(u32) -> bool, new: u32) -> Ranges {
     let mut out: Ranges = Vec::with_capacity(r.len() + 2);
+    paint_into(r, lo, hi, repaint, new, &mut out);
+    out
+}
+
+/// [`paint`] into `out` (emptied first), so that a caller painting many times can keep one
+/// buffer.
+pub fn paint_into(
+    r: &Ranges,
+    lo: u32,
+    hi: u32,
+    repaint: impl Fn(u32) -> bool,
+    new: u32,
+    out: &mut Ranges,
+) {
+    out.clear();
     let mut push = |s: u32, v: u32| {
         if out.last().is_none_or(|&(_, last)| last != v) {
             out.push((s as u16, v));
@@ -188,7 +203,6 @@ pub fn paint(r: &Ranges, lo: u32, hi: u32, repaint: impl Fn(u32) -> bool, new: u
             push(hi, v);
         }
     }
-    out
 }
 
 /// The ranges of a slot holding one value throughout.

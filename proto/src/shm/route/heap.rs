@@ -15,6 +15,8 @@ pub(super) struct Heap {
     /// Lines the readers' mappings hold: the file never grows past them.
     pub max: u32,
     free: Vec<Vec<u32>>,
+    /// Bit `c` set: `free[c]` is not empty.
+    nonempty: u128,
     big: BTreeMap<u32, Vec<u32>>,
     /// Freed since the last epoch: reusable only after the next one.
     pending: Vec<(u32, u32)>,
@@ -32,6 +34,7 @@ impl Heap {
             cap,
             max,
             free: vec![Vec::new(); CLASSES],
+            nonempty: 0,
             big: BTreeMap::new(),
             pending: Vec::new(),
             pending_lines: 0,
@@ -73,10 +76,18 @@ impl Heap {
 
     /// The free run of `n` lines, else the smallest longer one: (first line, its length).
     fn take_run(&mut self, n: u32) -> Option<(u32, u32)> {
+        if self.free_lines == 0 {
+            return None;
+        }
         let n_us = n as usize;
         if n_us < CLASSES {
-            if let Some(size) = (n_us..CLASSES).find(|&c| !self.free[c].is_empty()) {
+            let classes = self.nonempty & (u128::MAX << n_us);
+            if classes != 0 {
+                let size = classes.trailing_zeros() as usize;
                 let line = self.free[size].pop()?;
+                if self.free[size].is_empty() {
+                    self.nonempty &= !(1u128 << size);
+                }
                 self.free_lines -= size as u64;
                 return Some((line, size as u32));
             }
@@ -94,6 +105,7 @@ impl Heap {
         self.free_lines += u64::from(n);
         if (n as usize) < CLASSES {
             self.free[n as usize].push(line);
+            self.nonempty |= 1u128 << n;
         } else {
             self.big.entry(n).or_default().push(line);
         }
@@ -136,6 +148,7 @@ impl Heap {
     pub fn reset(&mut self) {
         self.next = 1;
         self.free.iter_mut().for_each(Vec::clear);
+        self.nonempty = 0;
         self.big.clear();
         self.pending.clear();
         self.pending_lines = 0;

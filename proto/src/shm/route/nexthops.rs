@@ -68,11 +68,6 @@ impl NextHops {
         }
     }
 
-    /// Whether `nh` has a record already.
-    pub fn has(&self, nh: &NextHop) -> bool {
-        self.index.contains_key(nh)
-    }
-
     /// The record of `nh`, if it has one.
     pub fn index_of(&self, nh: &NextHop) -> Option<u32> {
         self.index.get(nh).copied()

@@ -8,31 +8,30 @@
 //! value table.
 //!
 //! - `file`: the regions and a whole new file, written before it is published;
-//! - `room`: the epoch, batches' reservations, growing the heaps;
+//! - `batch`: a batch of changes, planned and reserved together, written together;
+//! - `room`: the epoch, reservations, growing the heaps;
 //! - `paint`: slot words, chunks and tier 1, entry blocks.
 
+mod batch;
 mod file;
 mod paint;
 mod room;
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use batch::Batch;
 pub(crate) use file::Regions;
-use file::{heap_max_for, write_file, write_record, Room, Spec, Written};
-use paint::tier2_spans;
-use room::{Change, Reserved, Which};
+use file::{heap_max_for, write_file, Room, Spec, Written};
+use room::{Reserved, Which};
 
 use super::build::{build, Image, TooManyValues};
-use super::chunk::{is_len, loses_to};
 use super::heap::Heap;
 use super::layout::{
-    entry_fields, entry_order, entry_word, slot_of, value, value_depth, value_nh, MAX_NEXTHOPS,
-    ORIGIN_RTM, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_SLOTS, VALUE_VALID,
+    slot_of, value_depth, value_nh, MAX_NEXTHOPS, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_SLOTS,
 };
-use super::nexthops::{Acquired, NextHops};
+use super::nexthops::NextHops;
 use super::values::Values;
 use super::view::{NextHop, View};
 use crate::shm::file as shm_file;
@@ -54,10 +53,10 @@ pub struct RouteWriter {
     reg: Regions,
     lpm: Heap,
     blk: Heap,
-    /// Lines of each heap reserved for the batch being written, and how many of its changes
-    /// have not been made yet.
+    /// Lines of each heap reserved for the batch being written.
     reserved: [Reserved; 2],
-    reserved_changes: usize,
+    /// The batch reserved and not yet written whole.
+    batch: Option<Batch>,
     values: Values,
     nhs: NextHops,
     live: usize,
@@ -141,11 +140,13 @@ impl RouteWriter {
     }
 
     fn lines_of(&self, which: Which) -> &[Line] {
-        let v = self.view();
-        match which {
-            Which::Lpm => v.lpm,
-            Which::Blk => v.blk,
-        }
+        let (off, cap) = match which {
+            Which::Lpm => (self.reg.lpm, self.lpm.cap),
+            Which::Blk => (self.reg.blk, self.blk.cap),
+        };
+        self.map
+            .lines(off, cap as usize)
+            .expect("the heap is in the file")
     }
 
     /// Publishes a freshly written file at `path`, retiring `old`, and builds the writer of it.
@@ -186,7 +187,7 @@ impl RouteWriter {
             lpm: Heap::new(img.lpm.len() as u32, lpm_cap, reg.lpm_max as u32),
             blk: Heap::new(img.blk.len() as u32, blk_cap, reg.blk_max as u32),
             reserved: Default::default(),
-            reserved_changes: 0,
+            batch: None,
             map,
             reg,
             values,
@@ -296,58 +297,6 @@ impl RouteWriter {
         )
     }
 
-    /// Value-table entries the changes `puts` and `dels` may need that the table does not
-    /// hold: a put's own value (its length and next hop) and the value it splits where its
-    /// slot is one value now; a delete's covering route's value.
-    fn new_values(&self, puts: &[&Route], dels: &[Prefix]) -> usize {
-        let v = self.view();
-        let mut known: HashSet<u32, foldhash::fast::RandomState> = HashSet::default();
-        let mut unknown: HashSet<_, foldhash::fast::RandomState> = HashSet::default();
-        let mut add = |val: u32| {
-            if !self.values.contains(val) {
-                known.insert(val);
-            }
-        };
-        for r in puts {
-            let (addr, len) = (r.dst.addr_u32(), r.dst.len());
-            if len < 17 {
-                continue;
-            }
-            let hop = NextHop::of(r);
-            match self.nhs.index_of(&hop) {
-                Some(i) => add(value(len, i)),
-                None => {
-                    unknown.insert((len, hop));
-                }
-            }
-            for (t, _, _) in tier2_spans(addr, len) {
-                if let Ok(w) = v.tier2_word(t) {
-                    if w & VALUE_VALID != 0 {
-                        add(w);
-                    }
-                }
-            }
-        }
-        for k in dels {
-            if k.len() >= 17 {
-                add(self.covering(k.addr_u32(), k.len()));
-            }
-        }
-        known.len() + unknown.len()
-    }
-
-    /// Counts a change against the batch's reservation; a change made without one reserves
-    /// for itself first, before it reads anything (that may publish a new generation).
-    fn reserved_for(&mut self, key: Prefix, change: Change) -> Result<(), ShmError> {
-        if self.reserved_changes > 0 {
-            self.reserved_changes -= 1;
-            return Ok(());
-        }
-        let new_hop = matches!(change, Change::Put(hop) if !self.nhs.has(&hop));
-        self.make_table_room(usize::from(new_hop), 2)?;
-        self.reserve_room(&[(key, change)])
-    }
-
     /// Publishes the new header count.
     fn sync_live(&self) {
         self.header().live.store(self.live as u64, Relaxed);
@@ -429,114 +378,47 @@ impl TableWriter<Route> for RouteWriter {
         &mut self,
         ops: impl Iterator<Item = Planned<'a, Route>>,
     ) -> Result<(), ShmError> {
-        self.settle(false);
-        let mut changes = Vec::new();
-        let (mut puts, mut dels) = (Vec::new(), Vec::new());
-        let mut new_hops: HashSet<NextHop, foldhash::fast::RandomState> = HashSet::default();
-        for op in ops {
-            match op {
-                Planned::Put(r) => {
-                    let nh = NextHop::of(r);
-                    if !self.nhs.has(&nh) {
-                        new_hops.insert(nh);
-                    }
-                    changes.push((r.dst, Change::Put(nh)));
-                    puts.push(r);
-                }
-                Planned::Del(k) => {
-                    changes.push((*k, Change::Del));
-                    dels.push(*k);
-                }
-                Planned::Flush => {}
-            }
-        }
-        let new_values = self.new_values(&puts, &dels);
-        self.make_table_room(new_hops.len(), new_values)?;
-        self.reserve_room(&changes)?;
-        self.reserved_changes = changes.len();
-        Ok(())
+        self.reserve_batch(ops)
     }
 
     fn upsert(&mut self, rec: &Route, seq: u64) -> Result<(), ShmError> {
-        self.settle(false);
-        let (addr, len) = (rec.dst.addr_u32(), rec.dst.len());
         let hop = NextHop::of(rec);
-        self.reserved_for(rec.dst, Change::Put(hop))?;
-        let existing = self.view().find(addr, len).ok().flatten();
-        if existing.is_none() && self.live >= self.limit {
+        if self.hand_over(rec.dst, Some(hop), seq)?.is_some() {
+            return Ok(());
+        }
+        // A change made without a reservation: a batch of its own.
+        self.drop_batch();
+        let existing = self.view().find(rec.dst.addr_u32(), rec.dst.len());
+        if !matches!(existing, Ok(Some(_))) && self.live >= self.limit {
             return Err(ShmError::Full {
                 capacity: self.limit,
             });
         }
-        let nh = match self.nhs.acquire(&hop) {
-            Some(Acquired::Shared(i)) => i,
-            Some(Acquired::New(i)) => {
-                // The record exists before anything names it.
-                write_record(&self.view().nh[i as usize], &hop.encode());
-                i
-            }
-            None => {
-                return Err(ShmError::Layout {
-                    what: "distinct next hops".into(),
-                    limit: self.reg.nh_cap as u64 - 1,
-                })
-            }
-        };
-        match existing {
-            None => self.paint(addr, len, loses_to(len), value(len, nh))?,
-            Some((old, _, _)) if old != nh => self.paint(addr, len, is_len(len), value(len, nh))?,
-            Some(_) => {}
-        }
-        let slot = slot_of(addr);
-        let (mut entries, old_block) = self.block_entries(slot);
-        let word = entry_word(addr, len, ORIGIN_RTM, nh);
-        let order = entry_order(word);
-        match entries.binary_search_by_key(&order, |&(a, _)| entry_order(a)) {
-            Ok(i) => entries[i] = (word, seq & SEQ_MASK),
-            Err(i) => entries.insert(i, (word, seq & SEQ_MASK)),
-        }
-        self.set_block(slot, &entries, old_block)?;
-        match existing {
-            Some((old, _, _)) => {
-                if let Some(old_hop) = self.hop(old) {
-                    self.nhs.release(old, &old_hop);
-                }
-            }
-            None => {
-                self.live += 1;
-                self.len_counts[len as usize] += 1;
-                self.sync_live();
-            }
-        }
-        Ok(())
+        self.reserve_batch(std::iter::once(Planned::Put(rec)))?;
+        self.hand_over(rec.dst, Some(hop), seq)?
+            .map(|_| ())
+            .ok_or_else(|| self.no_space())
     }
 
-    fn remove(&mut self, key: &Prefix, _seq: u64) -> Result<bool, ShmError> {
-        self.settle(false);
-        let (addr, len) = (key.addr_u32(), key.len());
-        self.reserved_for(*key, Change::Del)?;
-        let Ok(Some((nh, _, _))) = self.view().find(addr, len) else {
-            return Ok(false);
-        };
-        let cover = self.covering(addr, len);
-        self.paint(addr, len, is_len(len), cover)?;
-        let slot = slot_of(addr);
-        let (mut entries, old_block) = self.block_entries(slot);
-        entries.retain(|&(a, _)| {
-            let (ea, el, _, _) = entry_fields(a);
-            (ea, el) != (addr, len)
-        });
-        self.set_block(slot, &entries, old_block)?;
-        if let Some(hop) = self.hop(nh) {
-            self.nhs.release(nh, &hop);
+    fn remove(&mut self, key: &Prefix, seq: u64) -> Result<bool, ShmError> {
+        if let Some(existed) = self.hand_over(*key, None, seq)? {
+            return Ok(existed);
         }
-        self.live -= 1;
-        self.len_counts[len as usize] -= 1;
-        self.sync_live();
-        Ok(true)
+        self.drop_batch();
+        self.reserve_batch(std::iter::once(Planned::Del(key)))?;
+        self.hand_over(*key, None, seq)?
+            .ok_or_else(|| self.no_space())
     }
 
     fn clear(&mut self, _seq: u64) {
+        let in_batch = match self.flush_step() {
+            batch::FlushStep::Erased => return,
+            batch::FlushStep::Next => true,
+            batch::FlushStep::NotReserved => {
+                self.drop_batch();
+                false
+            }
+        };
         let h = self.header();
         for w in h.top_lpm.iter().chain(&h.top_blk) {
             w.store(0, Release);
@@ -547,7 +429,6 @@ impl TableWriter<Route> for RouteWriter {
         // Nothing is reachable any more: after the epoch, every line, record and value is free.
         self.advance_epoch();
         self.reserved = Default::default();
-        self.reserved_changes = 0;
         self.lpm.reset();
         self.blk.reset();
         self.nhs.reset();
@@ -555,6 +436,11 @@ impl TableWriter<Route> for RouteWriter {
         self.live = 0;
         self.len_counts = [0; 33];
         self.sync_live();
+        if in_batch {
+            // Room for the rest was made when the batch was reserved; if planning it fails
+            // anyway, its changes come one by one, each reserving for itself.
+            let _ = self.after_flush();
+        }
     }
 
     fn contains(&self, key: &Prefix) -> bool {
@@ -592,7 +478,7 @@ impl TableWriter<Route> for RouteWriter {
                 capacity: self.limit,
             });
         }
-        self.unreserve();
+        self.drop_batch();
         self.rebuild(&routes, 0, 0, 0, 0)
     }
 

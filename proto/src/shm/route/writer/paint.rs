@@ -87,54 +87,46 @@ impl RouteWriter {
         (ranges, Some((root, lines, indices)))
     }
 
-    /// Repaints the addresses of `addr/len` whose value `repaint` accepts with `new`.
-    pub(super) fn paint(
-        &mut self,
-        addr: u32,
-        len: u8,
-        repaint: impl Fn(u32) -> bool + Copy,
-        new: u32,
-    ) -> Result<(), ShmError> {
-        if len <= 16 {
-            let first = (addr >> 16) as usize;
-            let words = &self.view().tier1[first..first + (1usize << (16 - len))];
-            for w in words {
-                if repaint(w.load(Relaxed)) {
-                    w.store(new, Release);
-                }
+    /// Repaints the tier-1 words of `addr/len` (a /0–/16) whose value `repaint` accepts with
+    /// `new`, each with one store.
+    pub(super) fn paint_tier1(&self, addr: u32, len: u8, repaint: impl Fn(u32) -> bool, new: u32) {
+        let first = (addr >> 16) as usize;
+        let words = &self.view().tier1[first..first + (1usize << (16 - len))];
+        for w in words {
+            if repaint(w.load(Relaxed)) {
+                w.store(new, Release);
             }
-            return Ok(());
         }
-        for (slot, lo, hi) in tier2_spans(addr, len) {
-            let (r, old) = self.slot_ranges(slot);
-            let painted = chunk::paint(&r, lo, hi, repaint, new);
-            if painted == r {
-                continue;
+    }
+
+    /// Replaces tier-2 slot `slot`'s chunk with `ranges` (a value for the whole slot if there
+    /// is one range): the new chunk is written into reserved lines and published by one store;
+    /// the old one's lines and value entries are freed.
+    pub(super) fn write_chunk(&mut self, slot: usize, ranges: &Ranges) -> Result<(), ShmError> {
+        let (_, old) = self.slot_ranges(slot);
+        let w = if ranges.len() == 1 {
+            ranges[0].1
+        } else {
+            let mut indexed = Vec::with_capacity(ranges.len());
+            for &(s, v) in ranges {
+                let (i, fresh) = self.values.acquire(v).ok_or_else(too_many_values)?;
+                if fresh {
+                    // The entry holds its value before a chunk names it.
+                    self.view().values[usize::from(i)].store(v, Release);
+                }
+                indexed.push((s, i));
             }
-            let w = if painted.len() == 1 {
-                painted[0].1
-            } else {
-                let mut indexed = Vec::with_capacity(painted.len());
-                for &(s, v) in &painted {
-                    let (i, fresh) = self.values.acquire(v).ok_or_else(too_many_values)?;
-                    if fresh {
-                        // The entry holds its value before a chunk names it.
-                        self.view().values[usize::from(i)].store(v, Release);
-                    }
-                    indexed.push((s, i));
-                }
-                let (lines, _) = chunk::shape(indexed.len());
-                let at = self.alloc(Which::Lpm, lines as u32)?;
-                let (image, depth) = chunk::encode(&indexed, at);
-                self.write_lines(Which::Lpm, at, &image);
-                chunk_word(depth, at)
-            };
-            self.set_slot_word(Which::Lpm, slot, w)?;
-            if let Some((root, lines, indices)) = old {
-                self.lpm.release(root, lines);
-                for i in indices {
-                    self.values.release(i);
-                }
+            let (lines, _) = chunk::shape(indexed.len());
+            let at = self.alloc(Which::Lpm, lines as u32)?;
+            let (image, depth) = chunk::encode(&indexed, at);
+            self.write_lines(Which::Lpm, at, &image);
+            chunk_word(depth, at)
+        };
+        self.set_slot_word(Which::Lpm, slot, w)?;
+        if let Some((root, lines, indices)) = old {
+            self.lpm.release(root, lines);
+            for i in indices {
+                self.values.release(i);
             }
         }
         Ok(())

@@ -2,26 +2,21 @@
 //! changes reserves before it is committed (so that writing it cannot fail for want of space),
 //! and growing the heaps.
 //!
-//! A batch's reservation is made of real runs of lines, taken out of the heap in the order the
-//! changes will ask for them and each as long as the longest the change can need: the changes
-//! then take their lines from it (best fit), which always succeeds, and what is left goes back
-//! to the heap. Changes that add routes also keep [`SLACK`] lines of each heap free, so that on
-//! a full file system deletes still find the few lines their copies need.
+//! A batch's reservation is made of real runs of lines, one for each chunk and entry block the
+//! batch will write (`batch`): the writes take their lines from it (best fit), which always
+//! succeeds, and what is left goes back to the heap. Changes that add routes also keep
+//! [`SLACK`] lines of each heap free, so that on a full file system deletes still find the few
+//! lines their copies need.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::super::chunk::{self, is_len, loses_to, Ranges};
-use super::super::layout::{
-    block_lines, slot_of, value, MAX_HEAP_LINES, MAX_NEXTHOPS, PAGE_LINES, PAGE_SLOTS,
-};
-use super::super::view::NextHop;
-use super::{tier2_spans, RouteWriter};
+use super::super::layout::MAX_HEAP_LINES;
+use super::RouteWriter;
 use crate::shm::file;
 use crate::shm::record::{ShmError, TableKind};
-use crate::shm::sync::{fence, AtomicU32, Ordering::Relaxed, Ordering::Release};
-use crate::types::Prefix;
+use crate::shm::sync::{fence, Ordering::Relaxed, Ordering::Release};
 
 /// How often at most the writer moves the epoch on (readers that straddle it read again).
 const EPOCH_EVERY: Duration = Duration::from_millis(1);
@@ -33,8 +28,6 @@ pub(super) const SLACK: u32 = 64;
 /// the file system has the room.
 pub(super) const MIN_HEADROOM: u32 = 256;
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 /// Which heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Which {
@@ -42,18 +35,14 @@ pub(super) enum Which {
     Blk,
 }
 
-/// A planned change of one prefix, for the room it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
-    /// Add or update the route, through this next hop.
-    Put(NextHop),
-    Del,
-}
-
-/// Runs of lines reserved for a batch, not yet used, by length.
+/// Lines reserved for a batch, not yet used: runs taken from freed ones, each as long as the
+/// write it was taken for, and one run of fresh lines for all the other writes.
 #[derive(Debug, Default)]
 pub(super) struct Reserved {
-    runs: BTreeMap<u32, Vec<u32>>,
+    /// (length, first line).
+    runs: BTreeSet<(u32, u32)>,
+    /// (first line, length).
+    fresh: (u32, u32),
     lines: u64,
 }
 
@@ -64,30 +53,47 @@ impl Reserved {
     }
 
     fn push(&mut self, line: u32, n: u32) {
-        self.runs.entry(n).or_default().push(line);
+        self.runs.insert((n, line));
         self.lines += u64::from(n);
     }
 
-    /// `n` lines from the shortest reserved run that holds them; the rest of it stays reserved.
+    fn set_fresh(&mut self, line: u32, n: u32) {
+        debug_assert_eq!(self.fresh.1, 0);
+        self.fresh = (line, n);
+        self.lines += u64::from(n);
+    }
+
+    /// `n` lines: a run of exactly that length, else from the fresh run, else from the
+    /// shortest longer run (whose rest stays reserved). Each write takes what was reserved for
+    /// one of its length, so the first two always serve.
     fn take(&mut self, n: u32) -> Option<u32> {
-        let (&len, lines) = self.runs.range_mut(n..).next()?;
-        let line = lines.pop()?;
-        if lines.is_empty() {
-            self.runs.remove(&len);
-        }
-        self.lines -= u64::from(len);
-        if len > n {
-            self.push(line + n, len - n);
-        }
+        let line = if let Some(&(len, line)) = self.runs.range((n, 0)..(n + 1, 0)).next() {
+            self.runs.remove(&(len, line));
+            line
+        } else if self.fresh.1 >= n {
+            let line = self.fresh.0;
+            self.fresh = (line + n, self.fresh.1 - n);
+            line
+        } else {
+            let &(len, line) = self.runs.range((n, 0)..).next()?;
+            self.runs.remove(&(len, line));
+            if len > n {
+                self.runs.insert((len - n, line + n));
+            }
+            line
+        };
+        self.lines -= u64::from(n);
         Some(line)
     }
 
     /// Every run, emptying the reservation.
     fn drain(&mut self) -> impl Iterator<Item = (u32, u32)> {
         self.lines = 0;
+        let fresh = std::mem::take(&mut self.fresh);
         std::mem::take(&mut self.runs)
             .into_iter()
-            .flat_map(|(n, lines)| lines.into_iter().map(move |l| (l, n)))
+            .map(|(n, line)| (line, n))
+            .chain((fresh.1 > 0).then_some(fresh))
     }
 }
 
@@ -119,128 +125,29 @@ impl RouteWriter {
         self.last_epoch = Instant::now();
     }
 
-    /// Lines of each heap that `changes` need, as runs: the batch is played on a copy of the
-    /// ranges of each slot it touches (next hops without a record yet get stand-in values of
-    /// their own), so each change's chunk is counted at the size it will have, as is each
-    /// block; a page for each page the batch opens. Every copy counts: the lines it replaces
-    /// are reusable only after the epoch that follows the batch.
-    pub(super) fn plan(&self, changes: &[(Prefix, Change)]) -> (Vec<u32>, Vec<u32>) {
-        let v = self.view();
-        let mut ranges: FastMap<usize, Ranges> = FastMap::default();
-        let mut blocks: FastMap<usize, usize> = FastMap::default();
-        // Values of the prefixes the batch changed so far (0: deleted).
-        let mut now: FastMap<Prefix, u32> = FastMap::default();
-        let mut stand_in: FastMap<NextHop, u32> = FastMap::default();
-        let mut pages: HashSet<(Which, usize), foldhash::fast::RandomState> = HashSet::default();
-        let (mut lpm, mut blk) = (Vec::new(), Vec::new());
-        let mut page = |top: &[AtomicU32], which: Which, slot: usize, runs: &mut Vec<u32>| {
-            let p = slot / PAGE_SLOTS;
-            if top[p].load(Relaxed) == 0 && pages.insert((which, p)) {
-                runs.push(PAGE_LINES as u32);
-            }
-        };
-        let value_of = |now: &FastMap<Prefix, u32>, p: Prefix| -> u32 {
-            match now.get(&p) {
-                Some(&val) => val,
-                None => match v.find(p.addr_u32(), p.len()) {
-                    Ok(Some((nh, _, _))) => value(p.len(), nh),
-                    _ => 0,
-                },
-            }
-        };
-        for &(dst, change) in changes {
-            let (addr, len) = (dst.addr_u32(), dst.len());
-            let old = value_of(&now, dst);
-            let new = match change {
-                Change::Put(hop) => {
-                    let n = stand_in.len() as u32;
-                    let nh = self.nhs.index_of(&hop).unwrap_or_else(|| {
-                        *stand_in.entry(hop).or_insert(MAX_NEXTHOPS as u32 - 1 - n)
-                    });
-                    value(len, nh)
-                }
-                // What the covering route of the same tier answers there, as the batch left it.
-                Change::Del if old == 0 => continue,
-                Change::Del => (if len >= 17 { 17 } else { 0 }..len)
-                    .rev()
-                    .map(|l| value_of(&now, Prefix::truncating(addr.into(), l)))
-                    .find(|&val| val != 0)
-                    .unwrap_or(0),
-            };
-            if len >= 17 && old != new {
-                let repaint = |x: u32| {
-                    if old == 0 {
-                        loses_to(len)(x)
-                    } else {
-                        is_len(len)(x)
-                    }
-                };
-                for (t, lo, hi) in tier2_spans(addr, len) {
-                    let r = ranges.entry(t).or_insert_with(|| self.slot_ranges(t).0);
-                    let painted = chunk::paint(r, lo, hi, repaint, new);
-                    if painted == *r {
-                        continue;
-                    }
-                    if painted.len() > 1 {
-                        lpm.push(chunk::shape(painted.len()).0 as u32);
-                    }
-                    if painted.len() > 1 || painted[0].1 != 0 {
-                        page(v.top_lpm, Which::Lpm, t, &mut lpm);
-                    }
-                    *r = painted;
-                }
-            }
-            let s = slot_of(addr);
-            let count = blocks
-                .entry(s)
-                .or_insert_with(|| v.block(s).map_or(0, |(n, _)| n));
-            match (change, old) {
-                (Change::Del, _) => *count -= 1,
-                (Change::Put(_), 0) => *count += 1,
-                _ => {}
-            }
-            if *count > 0 {
-                blk.push(block_lines(*count) as u32);
-                page(v.top_blk, Which::Blk, s, &mut blk);
-            }
-            now.insert(dst, if change == Change::Del { 0 } else { new });
-        }
-        (lpm, blk)
-    }
-
-    /// Reserves the lines `changes` need (see [`RouteWriter::plan`]), keeping [`SLACK`] lines
-    /// spare if any of them adds a route: freed lines first, then fresh ones, growing the file.
-    /// On a refusal nothing stays reserved.
-    pub(super) fn reserve_room(&mut self, changes: &[(Prefix, Change)]) -> Result<(), ShmError> {
+    /// Reserves the runs `lpm` and `blk` of the two heaps, keeping `slack` lines of each
+    /// spare: freed lines first, then fresh ones, growing the file. If growing published a new
+    /// generation, nothing is reserved and the caller plans again; on `Err` nothing is
+    /// reserved.
+    pub(super) fn reserve_lines(
+        &mut self,
+        lpm: &[u32],
+        blk: &[u32],
+        slack: u32,
+    ) -> Result<(), ShmError> {
         self.unreserve();
-        self.reserved_changes = 0;
-        let slack = if changes.iter().any(|&(_, c)| c != Change::Del) {
-            SLACK
-        } else {
-            0
-        };
-        // Growing past the readers' mapping publishes a new generation, laid out differently:
-        // plan again on it.
-        for _ in 0..3 {
-            let generation = self.generation;
-            let (lpm, blk) = self.plan(changes);
-            let r = self.reserve_runs(Which::Lpm, &lpm, slack).and_then(|()| {
-                if self.generation == generation {
-                    self.reserve_runs(Which::Blk, &blk, slack)
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = r {
-                self.unreserve();
-                return Err(e);
-            }
+        let generation = self.generation;
+        let r = self.reserve_runs(Which::Lpm, lpm, slack).and_then(|()| {
             if self.generation == generation {
-                return Ok(());
+                self.reserve_runs(Which::Blk, blk, slack)
+            } else {
+                Ok(())
             }
+        });
+        if r.is_err() || self.generation != generation {
             self.unreserve();
         }
-        Err(self.no_space())
+        r
     }
 
     /// Takes `runs` out of `which` heap into its reservation: freed runs first (moving the
@@ -272,12 +179,13 @@ impl RouteWriter {
                 // A new file: the caller plans again.
                 return Ok(());
             }
-            for n in fresh {
+            if fresh_lines > 0 {
+                let n = fresh_lines as u32;
                 let line = self
                     .heap_mut(which)
                     .alloc_fresh(n)
                     .expect("room was made for it");
-                self.reserved_mut(which).push(line, n);
+                self.reserved_mut(which).set_fresh(line, n);
             }
             return Ok(());
         }
