@@ -28,6 +28,7 @@ const REQUIRED: &[&str] = &[
     "lpm_chain_lookups_per_s",
     "lpm_nh_chain_lookups_per_s",
     "route_republish_ms",
+    "route_republish_cpu_ms",
     "arp_lookups_per_s",
     "arp_baseline_hashmap_per_s",
     "late_join_ms",

@@ -188,7 +188,14 @@ fn updates_to_many(b: &mut Bench, w: &mut Writer) -> Result<Vec<ClientProc>> {
     let cpu = b.daemon.cpu_s() - cpu0;
     let ccpu = clients_cpu_s(&many) - ccpu0;
     perf.stop();
+    // What churn does to the file: every route has now been rewritten twice.
+    let after = util::allocated_bytes(&b.daemon.shm("route"))?;
     let rep = &mut *b.rep;
+    rep.add(
+        "shm_route_allocated_after_updates_bytes",
+        after as f64,
+        "bytes",
+    );
     rep.add(
         format!("updates_per_s_clients_{k}"),
         n as f64 / secs,
