@@ -50,7 +50,7 @@ pub async fn run(args: &Args) -> u8 {
             return 1;
         }
     };
-    let socket = paths::socket_path(args.socket.clone());
+    let socket = paths::client_socket_path(args.socket.clone());
     let mut backoff = Duration::from_millis(50);
     loop {
         match session(args, &socket, &mut sig).await {

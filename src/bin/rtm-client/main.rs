@@ -24,8 +24,9 @@ use cli::render::Line;
 #[derive(Parser, Debug)]
 #[command(version)]
 pub struct Args {
-    /// Socket path [env: RTM_SOCKET]
-    #[arg(long, env = "RTM_SOCKET", global = true)]
+    /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock if it exists, else
+    /// $XDG_RUNTIME_DIR/rtm/rtm.sock or /tmp/rtm-$UID/rtm.sock]
+    #[arg(long, env = "RTM_SOCKET", hide_env = true, global = true)]
     pub socket: Option<PathBuf>,
     /// This client's name, shown by `rtmctl clients`
     #[arg(long, default_value = "rtm-client")]

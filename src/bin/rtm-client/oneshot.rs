@@ -16,7 +16,7 @@ use crate::{print, Args, Cmd};
 /// The shm paths: explicit flags first, then what a running daemon says, then the defaults.
 async fn shm_paths(args: &Args) -> (PathBuf, PathBuf) {
     if args.shm_dir.is_none() && args.instance.is_none() {
-        let socket = paths::socket_path(args.socket.clone());
+        let socket = paths::client_socket_path(args.socket.clone());
         let ask = Client::connect(&socket, "rtm-client-oneshot", Caps::default());
         if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
             let w = c.welcome();

@@ -34,8 +34,9 @@ use grammar::{Command, UsageError};
     after_help = "Commands:\n  route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]\n  route del PREFIX | route show [PREFIX] | route get ADDRESS | route flush\n  arp add|change|replace MAC IP [dev IFNAME]\n  arp del MAC | arp show [MAC] | arp get MAC | arp flush\n  flush | clients | watch | status | batch FILE|- [--force]"
 )]
 struct Args {
-    /// Socket path [env: RTM_SOCKET]
-    #[arg(long, env = "RTM_SOCKET")]
+    /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock if it exists, else
+    /// $XDG_RUNTIME_DIR/rtm/rtm.sock or /tmp/rtm-$UID/rtm.sock]
+    #[arg(long, env = "RTM_SOCKET", hide_env = true)]
     socket: Option<PathBuf>,
     /// Print JSON
     #[arg(short = 'j', long)]
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         .map_err(Fail::from)
         .and_then(|cmd| {
             let rt = cli::runtime().map_err(|e| Fail::Client(ClientError::Io(e)))?;
-            rt.block_on(run(cmd, paths::socket_path(args.socket), args.json))
+            rt.block_on(run(cmd, paths::client_socket_path(args.socket), args.json))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
