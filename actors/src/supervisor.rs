@@ -171,12 +171,30 @@ impl Handler<Reload> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
-        let Some(config) = &self.config else { return };
+        let Some(config) = &mut self.config else {
+            return;
+        };
         service_manager::reloading();
-        match config.reload_limits() {
-            Ok(Some(v)) => {
-                self.limits.store(v);
-                info!(?v, "config reloaded");
+        match config.reload() {
+            Ok(Some(r)) => {
+                self.limits.store(r.limits);
+                let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(default)".into());
+                for c in &r.applied {
+                    info!(key = %c.key, old = %shown(&c.old), new = %shown(&c.new), "config: applied");
+                }
+                for c in &r.need_restart {
+                    warn!(key = %c.key, old = %shown(&c.old), new = %shown(&c.new),
+                        "config: changed, but takes effect only at the next start; not applied");
+                }
+                for c in &r.overridden {
+                    warn!(key = %c.key, new = %shown(&c.new),
+                        "config: changed in the file, but a command-line flag sets it; not applied");
+                }
+                info!(
+                    applied = r.applied.len(),
+                    need_restart = r.need_restart.len(),
+                    "config reloaded"
+                );
             }
             Ok(None) => info!("SIGHUP: no config file to reload"),
             Err(e) => error!("config reload failed, keeping the current settings: {e}"),

@@ -22,6 +22,10 @@ struct Args {
     /// TOML config file (keys as the long flags); SIGHUP re-reads its limits
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Check the config file (FILE, else --config's) with the flags given, as a start would;
+    /// print the first error with its file, line, column and key; exit 0 if good, else 1
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    check_config: Option<Option<PathBuf>>,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,9 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Some(file) = args.check_config {
+        return check_config(args.settings, file.or(args.config));
+    }
     let config = match Config::from_flags(args.settings, args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -50,6 +57,24 @@ fn main() -> ExitCode {
     };
     match rtm_actors::run(config) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("rtmd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `rtmd --check-config`: 0 if the file (and the flags) would start a daemon, else 1.
+fn check_config(flags: Settings, file: Option<PathBuf>) -> ExitCode {
+    let Some(file) = file else {
+        eprintln!("rtmd: --check-config needs a FILE (or --config FILE)");
+        return ExitCode::from(1);
+    };
+    match Config::from_flags(flags, Some(file.clone())) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("rtmd: {e}");
             ExitCode::from(1)
