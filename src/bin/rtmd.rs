@@ -1,4 +1,5 @@
-//! `rtmd` — the rtm daemon. Runs in the foreground, logs to stderr (`RUST_LOG`, default info).
+//! `rtmd` — the rtm daemon. Runs in the foreground, logs to stderr (`RUST_LOG`, default info;
+//! `--log-format`).
 //! Every setting is defined once in `rtm_actors::config`, as a flag and as a config-file key.
 
 #![forbid(unsafe_code)]
@@ -11,6 +12,8 @@ use rtm_actors::config::{Config, Settings};
 
 #[path = "../cli/mod.rs"]
 mod cli;
+#[path = "../cli/log_format.rs"]
+mod log_format;
 
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
@@ -26,20 +29,13 @@ struct Args {
     /// print the first error with its file, line, column and key; exit 0 if good, else 1
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     check_config: Option<Option<PathBuf>>,
+    /// Log lines on stderr as text, JSON objects, or text with syslog priority prefixes for
+    /// the journal; RUST_LOG filters them (unset: info)
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: log_format::LogFormat,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal, never in a log file or the journal.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // A log write that fails (stderr closed) must not panic in whatever actor logged.
-        .log_internal_errors(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     // Usage errors exit 1, as for rtmctl and rtm-client.
     let args: Args = match cli::parse_args() {
         Ok(a) => a,
@@ -47,6 +43,16 @@ fn main() -> ExitCode {
     };
     if let Some(file) = args.check_config {
         return check_config(args.settings, file.or(args.config));
+    }
+    match log_format::filter_from_env() {
+        Ok(filter) => {
+            log_format::init(args.log_format, filter);
+            log_format::log_panics();
+        }
+        Err(e) => {
+            eprintln!("rtmd: {e}");
+            return ExitCode::from(1);
+        }
     }
     let config = match Config::from_flags(args.settings, args.config) {
         Ok(c) => c,
