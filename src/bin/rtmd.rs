@@ -18,7 +18,7 @@ mod log_format;
 /// The rtm daemon: owns the routing and ARP tables, publishes them in shared memory and
 /// notifies every registered client of each change.
 #[derive(Parser, Debug)]
-#[command(version, args_override_self = true)]
+#[command(name = "rtmd", version, args_override_self = true)]
 struct Args {
     #[command(flatten)]
     settings: Settings,
@@ -33,6 +33,9 @@ struct Args {
     /// the journal; RUST_LOG filters them (unset: info)
     #[arg(long, value_enum, default_value = "text")]
     log_format: log_format::LogFormat,
+    /// Print the man page (roff) on standard output
+    #[arg(long, hide = true)]
+    print_man_page: bool,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,13 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if args.print_man_page {
+        use clap::CommandFactory;
+        return match cli::man::print(Args::command(), "8", &[]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     if let Some(file) = args.check_config {
         return check_config(args.settings, file.or(args.config));
     }

@@ -22,7 +22,7 @@ use cli::render::Line;
 
 /// A ready rtm client: mirrors the tables from shared memory and prints every event.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "rtm-client", version)]
 pub struct Args {
     /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock if it exists, else
     /// $XDG_RUNTIME_DIR/rtm/rtm.sock or /tmp/rtm-$UID/rtm.sock]
@@ -46,6 +46,9 @@ pub struct Args {
     /// Instance name for the one-shot commands when the daemon is down [default: rtm]
     #[arg(long, global = true)]
     pub instance: Option<String>,
+    /// Print the man page (roff) on standard output
+    #[arg(long, hide = true)]
+    pub print_man_page: bool,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 }
@@ -82,6 +85,13 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if args.print_man_page {
+        use clap::CommandFactory;
+        return match cli::man::print(Args::command(), "1", &[]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     let rt = match cli::runtime() {
         Ok(rt) => rt,
         Err(e) => {
