@@ -302,3 +302,70 @@ fn default_selectors_and_pretty() {
         "10.0.0.2 lladdr 00:11:22:33:44:66 dev eth1\n"
     );
 }
+
+/// `batch -` applies lines as they arrive (stdin still open), and stops at a refused line:
+/// what was written after it is not applied.
+#[test]
+fn batch_from_stdin_applies_lines_as_they_arrive() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let inst = Instance::start();
+    inst.ctl_line("route add 10.9.0.0/16 dev eth0");
+    let mut cmd = inst.ctl_cmd(&["batch", "-"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(cmd.spawn().expect("spawn rtmctl"));
+    let mut stdin = child.0.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "route add 10.1.0.0/16 dev eth0\n# a comment\narp add 00:11:22:33:44:55 10.1.0.9"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    inst.eventually("the first lines are applied while stdin is open", || {
+        inst.ctl_ok(&["route", "show", "10.1.0.0/16"]) == "10.1.0.0/16 dev eth0\n"
+            && inst.ctl_ok(&["arp", "show"]).contains("00:11:22:33:44:55")
+    });
+    // Refused (exists): stop; the line after it, written together, is not applied.
+    writeln!(
+        stdin,
+        "route add 10.9.0.0/16 dev eth1\nroute add 10.2.0.0/16 dev eth0"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let status = wait_deadline(&mut child.0, DEADLINE)
+        .expect("rtmctl batch - did not stop at the refused line");
+    drop(stdin);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("rtmctl: line 4: ") && err.contains("10.9.0.0/16"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(inst.ctl_ok(&["route", "show", "10.2.0.0/16"]), "");
+
+    // A bad line: everything before it is applied, nothing after; exit 1.
+    let o = inst.batch("route add 10.3.0.0/16 dev eth0\nroute add 10.4.0.0/33 dev eth0\nroute add 10.5.0.0/16 dev eth0\n", false);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("rtmctl: line 2: "), "{}", stderr(&o));
+    assert_eq!(
+        inst.ctl_ok(&["route", "show", "10.3.0.0/16"]),
+        "10.3.0.0/16 dev eth0\n"
+    );
+    assert_eq!(inst.ctl_ok(&["route", "show", "10.5.0.0/16"]), "");
+    // --force: every good line, every bad one reported.
+    let o = inst.batch("route add 10.6.0.0/16 dev eth0\nbogus\nroute add 10.6.0.0/16 dev eth0\nroute add 10.7.0.0/16 dev eth0\n", true);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("line 2: ") && err.contains("line 3: "),
+        "{err}"
+    );
+    assert_eq!(
+        inst.ctl_ok(&["route", "show", "10.7.0.0/16"]),
+        "10.7.0.0/16 dev eth0\n"
+    );
+}

@@ -283,7 +283,7 @@ fn indent_json(json: &str, out: &mut String) {
 async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
     // Read a batch before connecting: a bad file is a usage error even with no daemon.
     let batch = match &cmd {
-        Command::Batch { file, .. } => Some(batch::read(file)?),
+        Command::Batch { file, .. } if file != "-" => Some(batch::read(file)?),
         _ => None,
     };
     let name = if matches!(cmd, Command::Watch) {
@@ -374,9 +374,10 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
             other => return Err(unexpected(other)),
         },
         Command::Watch => watch::run(client, json).await?,
-        Command::Batch { force, .. } => {
-            batch::run(&mut client, batch.unwrap_or_default(), force).await?
-        }
+        Command::Batch { force, .. } => match batch {
+            Some(batch) => batch::run(&mut client, batch, force).await?,
+            None => batch::run_stream(&mut client, force).await?,
+        },
         Command::Completions(_) => unreachable!("answered before connecting"),
         #[cfg(feature = "fault-injection")]
         Command::Debug(action) => match client.request(Request::Debug(action)).await? {
