@@ -369,3 +369,48 @@ fn batch_from_stdin_applies_lines_as_they_arrive() {
         "10.7.0.0/16 dev eth0\n"
     );
 }
+
+/// `rtm-client lookup -` and `arp -`: one answer per line of keys, for scripts.
+#[test]
+fn client_lookups_from_stdin() {
+    let inst = Instance::start();
+    inst.ctl_line("route add default via 192.168.1.1");
+    inst.ctl_line("route add 10.1.0.0/16 dev eth0");
+    inst.ctl_line("arp add 00:11:22:33:44:55 10.1.0.9 dev eth0");
+    let client = |args: &[&str], input: &str| {
+        let mut cmd = Command::new(RTM_CLIENT);
+        cmd.arg("--socket").arg(&inst.socket).args(args);
+        run(cmd, Some(input.as_bytes()), DEADLINE)
+    };
+    let o = client(&["lookup", "-"], "10.1.2.3\n8.8.8.8\n\n10.1.0.0\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "10.1.0.0/16 dev eth0\ndefault via 192.168.1.1\n10.1.0.0/16 dev eth0\n"
+    );
+    let o = client(&["--json", "lookup", "-"], "10.1.2.3\n");
+    assert_eq!(
+        stdout(&o),
+        "{\"dst\":\"10.1.0.0/16\",\"dev\":\"eth0\",\"metric\":0}\n"
+    );
+    let o = client(
+        &["arp", "-"],
+        "00-11-22-33-44-55\n00:11:22:33:44:66\nnope\n",
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        [
+            "10.1.0.9 lladdr 00:11:22:33:44:55 dev eth0",
+            "no ARP entry for 00:11:22:33:44:66",
+            "error: invalid MAC address \"nope\": expected aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff",
+        ]
+    );
+    assert!(
+        stderr(&o).contains("line 3: invalid MAC address \"nope\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = client(&["--json", "arp", "-"], "00:11:22:33:44:66\n");
+    assert_eq!((code(&o), stdout(&o).as_str()), (2, "null\n"));
+}

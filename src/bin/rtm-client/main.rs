@@ -57,9 +57,10 @@ pub struct Args {
 pub enum Cmd {
     /// Print the tables straight from shared memory
     Dump,
-    /// Longest-prefix match for ADDRESS from shared memory
+    /// Longest-prefix match for ADDRESS from shared memory; `-` reads one address per line
+    /// from standard input and answers each on its own line
     Lookup { address: String },
-    /// The ARP entry for MAC from shared memory
+    /// The ARP entry for MAC from shared memory; `-` reads one MAC per line from standard input
     Arp { mac: String },
 }
 
