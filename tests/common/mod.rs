@@ -131,7 +131,11 @@ impl Instance {
                 "1024",
             ])
             .args(extra)
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            // Not the service manager this test may run under (tests set their own).
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
         cmd
     }
 

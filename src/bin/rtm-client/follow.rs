@@ -193,7 +193,10 @@ mod tests {
         let a: Vec<Duration> = reconnect_delays().take(10).collect();
         for (i, d) in a.iter().enumerate() {
             let base = (Duration::from_millis(50) * 2u32.pow(i as u32)).min(RECONNECT_MAX);
-            assert!(*d >= base && *d < base * 2, "delay {i}: {d:?} (base {base:?})");
+            assert!(
+                *d >= base && *d < base * 2,
+                "delay {i}: {d:?} (base {base:?})"
+            );
         }
         let b: Vec<Duration> = reconnect_delays().take(10).collect();
         assert_ne!(a, b, "no jitter");
