@@ -7,6 +7,7 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
+use std::process::Command;
 use std::process::Stdio;
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -185,5 +186,46 @@ fn watchdog_stops_while_an_actor_is_stalled() {
         !mgr2.seen.iter().any(|(_, m)| m.contains("WATCHDOG=1")),
         "{:?}",
         mgr2.seen
+    );
+}
+
+/// The unit's socket, `/run/rtm/rtm.sock`, is where every client looks first when it exists,
+/// whoever runs it: here a daemon on that path in a private mount namespace (its own `/run`),
+/// and `rtmctl` as root and as nobody, without `--socket` or `RTM_SOCKET`.
+#[test]
+fn clients_find_the_system_socket_whatever_their_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a private /run and switching users need root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"set -e
+mount -t tmpfs -o mode=0755 rtm-test /run
+"{rtmd}" --socket /run/rtm/rtm.sock --socket-mode 0666 --shm-dir "{dir}" --instance t \
+    --route-capacity 64 --arp-capacity 16 2>"{dir}/rtmd.log" &
+pid=$!
+i=0
+while [ ! -S /run/rtm/rtm.sock ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+unset RTM_SOCKET
+"{ctl}" route add 10.0.0.0/8 dev eth0
+echo "nobody: $(XDG_RUNTIME_DIR=/nonexistent setpriv --reuid 65534 --regid 65534 --clear-groups "{ctl}" route show)"
+kill $pid
+wait $pid
+"#,
+        rtmd = RTMD,
+        ctl = RTMCTL,
+        dir = dir.path().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--fork", "--kill-child", "sh", "-c", &script]);
+    let o = run(cmd, None, DEADLINE);
+    let log = std::fs::read_to_string(dir.path().join("rtmd.log")).unwrap_or_default();
+    assert_eq!(code(&o), 0, "{}\n{log}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "nobody: 10.0.0.0/8 dev eth0\n",
+        "{}",
+        stderr(&o)
     );
 }
