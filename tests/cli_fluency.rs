@@ -167,6 +167,16 @@ fn neigh_in_ip_order_and_delete_by_ip() {
     let o = inst.ctl(&["neigh", "del", "10.0.0.9"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("10.0.0.9"));
+    // ip's habit of naming the device picks one of them.
+    let o = inst.ctl(&["neigh", "del", "10.0.0.2", "dev", "eth9"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("10.0.0.2 on eth9"), "{}", stderr(&o));
+    inst.ctl_line("neigh del 10.0.0.2 dev eth1");
+    assert_eq!(
+        inst.ctl_ok(&["neigh", "show"]),
+        "10.0.0.2 lladdr 00:11:22:33:44:77\n"
+    );
+    inst.ctl_line("neigh add 10.0.0.2 lladdr 00:11:22:33:44:66 dev eth1");
     inst.ctl_line("neigh del 00:11:22:33:44:77");
     assert_eq!(
         inst.ctl_ok(&["neigh", "show"]),

@@ -49,8 +49,8 @@ pub enum Command {
     /// `arp flush dev IFNAME`: the deletes of its entries.
     ArpFlushSome(ArpSelector),
     ArpGet(MacAddr),
-    /// `neigh del IP`: the delete of the one entry with that IP.
-    NeighDel(Ipv4Addr),
+    /// `neigh del IP [dev IFNAME]`: the delete of the one entry with that IP (on that device).
+    NeighDel(Ipv4Addr, Option<IfName>),
     Completions(clap_complete::Shell),
     Clients,
     Watch,
@@ -302,15 +302,17 @@ fn parse_arp(object: &Object, rest: &[&str], ip_order: bool) -> Result<Command, 
                 _ => Op::ArpReplace(entry),
             }))
         }
+        "del" if ip_order && args.first().is_some_and(|w| w.parse::<Ipv4Addr>().is_ok()) => {
+            let ip = parse_addr(args[0])?;
+            let (_, dev) = keywords(&format!("{name} del"), &args[1..], false)?;
+            Ok(Command::NeighDel(ip, dev))
+        }
         "del" => {
             let word = one_arg(
                 &format!("{name} del"),
                 if ip_order { "IP" } else { "MAC" },
                 args,
             )?;
-            if ip_order && word.parse::<Ipv4Addr>().is_ok() {
-                return Ok(Command::NeighDel(parse_addr(word)?));
-            }
             Ok(Command::Change(Op::ArpDel(word.parse()?)))
         }
         "show" => Ok(Command::ArpShow(ArpSelector::parse(

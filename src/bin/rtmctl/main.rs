@@ -336,12 +336,16 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
                 .collect();
             delete_all(&mut client, ops).await?
         }
-        Command::NeighDel(ip) => {
+        Command::NeighDel(ip, dev) => {
             let all = client.show_arps(None).await?;
-            let with_ip: Vec<_> = all.iter().filter(|a| a.ip == ip).collect();
+            let with_ip: Vec<_> = all
+                .iter()
+                .filter(|a| a.ip == ip && dev.as_ref().is_none_or(|d| a.dev.as_ref() == Some(d)))
+                .collect();
+            let on = dev.as_ref().map(|d| format!(" on {d}")).unwrap_or_default();
             match with_ip[..] {
                 [] => {
-                    cli::warn(format_args!("rtmctl: no neighbour has IP {ip}"));
+                    cli::warn(format_args!("rtmctl: no neighbour has IP {ip}{on}"));
                     return Err(Fail::Code(2));
                 }
                 [one] => {
@@ -350,7 +354,7 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
                 ref several => {
                     let macs: Vec<String> = several.iter().map(|a| a.to_string()).collect();
                     return Err(Fail::Usage(format!(
-                        "{} neighbours have IP {ip}: {}; delete one by its MAC (neigh del MAC)",
+                        "{} neighbours have IP {ip}{on}: {}; delete one by its MAC (neigh del MAC)",
                         several.len(),
                         macs.join("; ")
                     )));
