@@ -274,6 +274,22 @@ fn a_stopped_client_gets_a_resync_and_costs_bounded_memory() {
     let rec = client_record(&inst, "stopped");
     assert!(rec["queued"].as_u64().unwrap() <= QUEUE, "{rec}");
     assert!(rec["resyncs"].as_u64().unwrap() >= 1, "{rec}");
+    // The daemon logged the collapse once, naming the client and the table.
+    let id = format!("id={} ", rec["id"]);
+    let log = inst.log_text();
+    let fell: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("client fell behind"))
+        .collect();
+    assert!(
+        fell.iter()
+            .any(|l| l.contains(" INFO ") && l.contains(&id) && l.contains("table=\"route\"")),
+        "{fell:?}"
+    );
+    assert!(
+        fell.len() <= rec["resyncs"].as_u64().unwrap() as usize,
+        "{fell:?}"
+    );
     let table = inst.routes();
     assert_eq!(table.len(), 2000);
     for name in ["h1", "h2"] {

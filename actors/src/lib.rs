@@ -20,6 +20,8 @@
 //! - [`config`]: the settings, from built-in defaults, a config file and flags;
 //!   [`counters`]: the figures `rtmctl status` shows; [`faults`]: the test hooks behind
 //!   `fault-injection`.
+//! - [`service_manager`]: systemd's readiness, reload and stop notifications; [`watchdog`]: the
+//!   keep-alive the supervisor sends only while every actor answers.
 //!
 //! A route added with `rtmctl route add` travels: socket → `Session` (`session/cmd/change.rs`)
 //! → `RouteTable` (`table/apply.rs`: validated against the table file, sequence number
@@ -37,10 +39,12 @@ pub mod journal;
 pub mod listener;
 pub mod registry;
 pub mod restart;
+pub mod service_manager;
 pub mod session;
 pub mod signal_broker;
 pub mod supervisor;
 pub mod table;
+pub mod watchdog;
 
 pub use config::Config;
 pub use daemon::{run, StartError};

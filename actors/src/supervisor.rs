@@ -18,11 +18,13 @@ use crate::config::{Config, Limits};
 use crate::counters::Health;
 use crate::listener::Listener;
 use crate::registry::{Registry, SayBye};
+use crate::service_manager;
 use crate::session::Services;
 use crate::signal_broker::{OsSignals, Reload, Shutdown, SignalBroker};
 use crate::table::arp::ArpTable;
 use crate::table::route::RouteTable;
 use crate::table::Retire;
+use crate::watchdog;
 
 /// How long a clean stop waits for sessions to hand `bye` to their clients.
 const BYE_GRACE: Duration = Duration::from_secs(2);
@@ -102,9 +104,19 @@ impl Actor for Supervisor {
         };
         let socket = Arc::new(boot.socket);
         let s = svc.clone();
-        let _listener = actix::Supervisor::start(move |_| Listener::new(socket, s));
+        let listener = actix::Supervisor::start(move |_| Listener::new(socket, s));
         #[cfg(feature = "fault-injection")]
-        let _ = svc.listener.set(_listener.recipient());
+        let _ = svc.listener.set(listener.clone().recipient());
+        watchdog::start(
+            ctx,
+            vec![
+                ("route", svc.route.clone().recipient()),
+                ("arp", svc.arp.clone().recipient()),
+                ("broker", svc.broker.clone().recipient()),
+                ("listener", listener.recipient()),
+                ("registry", svc.registry.clone().recipient()),
+            ],
+        );
         self.services = Some(svc);
         info!(
             socket = %boot.config.socket.display(),
@@ -112,6 +124,7 @@ impl Actor for Supervisor {
             arp_shm = %boot.config.arp_shm_path().display(),
             "rtmd ready"
         );
+        service_manager::ready(&format!("serving {}", boot.config.socket.display()));
     }
 }
 
@@ -126,6 +139,7 @@ impl Handler<Shutdown> for Supervisor {
             System::current().stop_with_code(0);
             return;
         };
+        service_manager::stopping();
         info!("stopping: saying bye to clients");
         svc.health.shutting_down.store(true, Relaxed);
         let cleanup = self.cleanup.clone();
@@ -157,14 +171,34 @@ impl Handler<Reload> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
-        let Some(config) = &self.config else { return };
-        match config.reload_limits() {
-            Ok(Some(v)) => {
-                self.limits.store(v);
-                info!(?v, "config reloaded");
+        let Some(config) = &mut self.config else {
+            return;
+        };
+        service_manager::reloading();
+        match config.reload() {
+            Ok(Some(r)) => {
+                self.limits.store(r.limits);
+                let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(default)".into());
+                for c in &r.applied {
+                    info!(key = %c.key, old = %shown(&c.old), new = %shown(&c.new), "config: applied");
+                }
+                for c in &r.need_restart {
+                    warn!(key = %c.key, old = %shown(&c.old), new = %shown(&c.new),
+                        "config: changed, but takes effect only at the next start; not applied");
+                }
+                for c in &r.overridden {
+                    warn!(key = %c.key, new = %shown(&c.new),
+                        "config: changed in the file, but a command-line flag sets it; not applied");
+                }
+                info!(
+                    applied = r.applied.len(),
+                    need_restart = r.need_restart.len(),
+                    "config reloaded"
+                );
             }
             Ok(None) => info!("SIGHUP: no config file to reload"),
             Err(e) => error!("config reload failed, keeping the current settings: {e}"),
         }
+        service_manager::ready("reloaded");
     }
 }

@@ -1,6 +1,7 @@
-//! Where an rtm instance lives. All three binaries resolve the socket the same way:
-//! `--socket PATH` > env `RTM_SOCKET` > `/run/rtm/rtm.sock` for root >
-//! `$XDG_RUNTIME_DIR/rtm/rtm.sock` > `/tmp/rtm-$UID/rtm.sock`.
+//! Where an rtm instance lives. The socket: `--socket PATH` > env `RTM_SOCKET` >
+//! `/run/rtm/rtm.sock` for root > `$XDG_RUNTIME_DIR/rtm/rtm.sock` > `/tmp/rtm-$UID/rtm.sock`;
+//! clients (`rtmctl`, `rtm-client`) also take `/run/rtm/rtm.sock` whenever it exists, so they
+//! find the system daemon (which runs as its own user) whoever they run as.
 
 use std::path::{Path, PathBuf};
 
@@ -9,23 +10,55 @@ pub const DEFAULT_SHM_DIR: &str = "/dev/shm";
 /// Default instance name: the files are `DIR/NAME.route` and `DIR/NAME.arp`.
 pub const DEFAULT_INSTANCE: &str = "rtm";
 
-/// The socket path when neither `--socket` nor `RTM_SOCKET` is given.
+/// The system instance's socket (the one `deploy/rtmd.service` passes).
+pub const SYSTEM_SOCKET: &str = "/run/rtm/rtm.sock";
+
+/// The daemon's socket path when neither `--socket` nor `RTM_SOCKET` is given.
 pub fn default_socket() -> PathBuf {
-    let uid = effective_uid();
+    per_user_socket(effective_uid(), std::env::var_os("XDG_RUNTIME_DIR"))
+}
+
+fn per_user_socket(uid: u32, xdg_runtime_dir: Option<std::ffi::OsString>) -> PathBuf {
     if uid == 0 {
-        return PathBuf::from("/run/rtm/rtm.sock");
+        return PathBuf::from(SYSTEM_SOCKET);
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+    match xdg_runtime_dir.filter(|v| !v.is_empty()) {
         Some(dir) => Path::new(&dir).join("rtm/rtm.sock"),
         None => PathBuf::from(format!("/tmp/rtm-{uid}/rtm.sock")),
     }
 }
 
-/// `--socket` (clap also fills it from `RTM_SOCKET`) or the default.
+/// `--socket` (clap also fills it from `RTM_SOCKET`) or the daemon's default.
 pub fn socket_path(given: Option<PathBuf>) -> PathBuf {
     given
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(default_socket)
+}
+
+/// The socket a client connects to: `--socket`/`RTM_SOCKET`, else the system socket when it
+/// exists (whatever user the daemon and the client run as), else the per-user default.
+pub fn client_socket_path(given: Option<PathBuf>) -> PathBuf {
+    client_socket_from(
+        given,
+        Path::new(SYSTEM_SOCKET),
+        effective_uid(),
+        std::env::var_os("XDG_RUNTIME_DIR"),
+    )
+}
+
+fn client_socket_from(
+    given: Option<PathBuf>,
+    system: &Path,
+    uid: u32,
+    xdg_runtime_dir: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(p) = given.filter(|p| !p.as_os_str().is_empty()) {
+        return p;
+    }
+    if uid == 0 || system.exists() {
+        return system.to_path_buf();
+    }
+    per_user_socket(uid, xdg_runtime_dir)
 }
 
 /// The shared-memory file of a table.
@@ -35,4 +68,37 @@ pub fn shm_path(dir: &Path, instance: &str, table: crate::wire::Table) -> PathBu
 
 fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client finds the system socket first when it exists, whatever its uid; the daemon's
+    /// default does not change with it.
+    #[test]
+    fn clients_prefer_an_existing_system_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("rtm.sock");
+        let xdg = Some(std::ffi::OsString::from("/run/user/1000"));
+        let user = PathBuf::from("/run/user/1000/rtm/rtm.sock");
+        assert_eq!(client_socket_from(None, &system, 1000, xdg.clone()), user);
+        assert_eq!(
+            client_socket_from(None, &system, 1000, None),
+            PathBuf::from("/tmp/rtm-1000/rtm.sock")
+        );
+        assert_eq!(client_socket_from(None, &system, 0, xdg.clone()), system);
+        std::fs::write(&system, b"").unwrap();
+        assert_eq!(client_socket_from(None, &system, 1000, xdg.clone()), system);
+        let given = PathBuf::from("/elsewhere.sock");
+        assert_eq!(
+            client_socket_from(Some(given.clone()), &system, 1000, xdg.clone()),
+            given
+        );
+        assert_eq!(
+            client_socket_from(Some(PathBuf::new()), &system, 1000, xdg.clone()),
+            system
+        );
+        assert_eq!(per_user_socket(1000, xdg), user);
+    }
 }

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod json;
+pub mod man;
 pub mod render;
 
 use std::io::Write;

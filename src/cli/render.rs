@@ -15,10 +15,19 @@ pub fn entry_json(e: &Entry) -> EntryJson<'_> {
     }
 }
 
+/// A route as iproute2 prints it: `0.0.0.0/0` is `default`.
+pub fn route_text(r: &Route) -> String {
+    let s = r.to_string();
+    if r.dst.len() == 0 {
+        return s.replacen("0.0.0.0/0", "default", 1);
+    }
+    s
+}
+
 /// An entry as iproute2 prints it.
 pub fn entry_text(e: &Entry) -> String {
     match e {
-        Entry::Route(r) => r.to_string(),
+        Entry::Route(r) => route_text(r),
         Entry::Arp(a) => a.to_string(),
     }
 }
@@ -159,7 +168,12 @@ impl Line {
                 entry,
             } => match entry {
                 Some(e) => format!("{} {table} {} seq {seq}", op.name(), entry_text(e)),
-                None => format!("{} {table} {key} seq {seq}", op.name()),
+                None => match key {
+                    Key::Route(p) if p.len() == 0 => {
+                        format!("{} {table} default seq {seq}", op.name())
+                    }
+                    _ => format!("{} {table} {key} seq {seq}", op.name()),
+                },
             },
             Line::Flush { table, seq } => format!("flush {table} seq {seq}"),
             Line::Signal(s) => format!("signal {s}"),
@@ -186,7 +200,7 @@ pub fn routes(routes: &[Route], as_json: bool) -> String {
         let v: Vec<RouteJson> = routes.iter().map(Into::into).collect();
         return serde_json::to_string(&v).expect("routes serialize") + "\n";
     }
-    lines(routes.iter())
+    lines(routes.iter().map(route_text))
 }
 
 pub fn arps(entries: &[ArpEntry], as_json: bool) -> String {

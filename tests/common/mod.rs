@@ -65,25 +65,35 @@ impl Instance {
     }
 
     pub fn start_with(extra: &[&str]) -> Instance {
+        let mut inst = Instance::unstarted();
+        inst.spawn_daemon(extra);
+        inst
+    }
+
+    /// The paths of an instance whose daemon is not started yet.
+    pub fn unstarted() -> Instance {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("rtm.sock");
         let shm_dir = dir.path().join("shm");
         std::fs::create_dir(&shm_dir).unwrap();
         let log = dir.path().join("rtmd.log");
-        let mut inst = Instance {
+        Instance {
             dir,
             socket,
             shm_dir,
             daemon: None,
             log,
-        };
-        inst.spawn_daemon(extra);
-        inst
+        }
     }
 
     /// Spawns `rtmd` on this instance's paths and waits until the socket answers.
     pub fn spawn_daemon(&mut self, extra: &[&str]) {
-        let mut cmd = self.daemon_cmd(extra);
+        let cmd = self.daemon_cmd(extra);
+        self.spawn_daemon_cmd(cmd);
+    }
+
+    /// Spawns `cmd` (from [`Instance::daemon_cmd`]) and waits until the socket answers.
+    pub fn spawn_daemon_cmd(&mut self, mut cmd: Command) {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -121,7 +131,11 @@ impl Instance {
                 "1024",
             ])
             .args(extra)
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            // Not the service manager this test may run under (tests set their own).
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
         cmd
     }
 

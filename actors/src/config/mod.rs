@@ -5,9 +5,12 @@
 //! (`rtmd --config FILE`) may set any of them and flags override the file: both are a
 //! [`Settings`], merged with [`Settings::over`], and [`Config::resolve`] is the one place that
 //! applies the defaults and checks every value, whoever starts the daemon. SIGHUP re-reads the
-//! file and applies the reloadable [`limits`] (flags still win over the file).
+//! file and applies the reloadable [`limits`] (flags still win over the file; [`reload`]);
+//! [`check`] places every error found in a file at its line, column and key.
 
+pub mod check;
 pub mod limits;
+pub mod reload;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -53,6 +56,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// The settings given as flags: they keep precedence over the file across reloads.
     pub flags: Settings,
+    /// The config file's settings in force (a reload updates only the reloadable ones).
+    pub file: Settings,
     pub limits: LimitValues,
 }
 
@@ -63,13 +68,19 @@ impl Config {
         flags: Settings,
         config_file: Option<PathBuf>,
     ) -> Result<Config, ConfigError> {
-        let file = match &config_file {
-            Some(p) => Settings::load(p)?,
-            None => Settings::default(),
+        let (file, text) = match &config_file {
+            Some(p) => {
+                let (s, text) = check::load(p)?;
+                (s, Some(text))
+            }
+            None => (Settings::default(), None),
         };
-        let mut config = Config::resolve(&flags.over(&file))?;
+        let placed = config_file.as_deref().zip(text.as_deref());
+        let mut config =
+            Config::resolve(&flags.over(&file)).map_err(|e| check::in_file(e, placed, &flags))?;
         config.config_file = config_file;
         config.flags = flags;
+        config.file = file;
         Ok(config)
     }
 
@@ -147,17 +158,9 @@ impl Config {
             restart_budget,
             config_file: None,
             flags: s.clone(),
+            file: Settings::default(),
             limits: LimitValues::from_settings(s)?,
         })
-    }
-
-    /// The limits after a reload: the flags over the re-read config file over the defaults.
-    pub fn reload_limits(&self) -> Result<Option<LimitValues>, ConfigError> {
-        let Some(path) = &self.config_file else {
-            return Ok(None);
-        };
-        let file = Settings::load(path)?;
-        LimitValues::from_settings(&self.flags.over(&file)).map(Some)
     }
 
     pub fn route_shm_path(&self) -> PathBuf {
@@ -188,8 +191,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("{}:{line}:{column}: {}{message}", path.display(), key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    At {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
     #[error("{key} = \"{value}\": {why}")]
     Value {
         key: &'static str,

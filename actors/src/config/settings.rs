@@ -25,6 +25,21 @@ macro_rules! settings {
             pub fn over(&self, base: &Settings) -> Settings {
                 Settings { $( $name: self.$name.clone().or_else(|| base.$name.clone()), )* }
             }
+
+            /// Every key as the config file spells it, with its value here if set (as TOML).
+            pub fn entries(&self) -> Vec<(String, Option<String>)> {
+                vec![ $( (
+                    stringify!($name).replace('_', "-"),
+                    self.$name.as_ref().map(|v| format!("{v:?}")),
+                ), )* ]
+            }
+
+            /// Copies `key`'s value from `other` (no effect for an unknown key).
+            pub fn take_key(&mut self, key: &str, other: &Settings) {
+                $( if key == stringify!($name).replace('_', "-") {
+                    self.$name = other.$name.clone();
+                } )*
+            }
         }
     };
 }
@@ -99,15 +114,8 @@ settings! {
 }
 
 impl Settings {
-    /// Reads a config file.
+    /// Reads a config file; an error names the file, line, column and key.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })
+        super::check::load(path).map(|(settings, _)| settings)
     }
 }

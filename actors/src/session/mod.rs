@@ -103,8 +103,14 @@ impl Session {
             let limits = svc.limits.load();
             let (read, write) = stream.into_split();
             let stats = Arc::new(SessionStats::default());
-            let out =
-                OutboxHandle::spawn(write, svc.limits.clone(), stats.clone(), svc.health.clone());
+            let id = NEXT_ID.fetch_add(1, Relaxed);
+            let out = OutboxHandle::spawn(
+                write,
+                id,
+                svc.limits.clone(),
+                stats.clone(),
+                svc.health.clone(),
+            );
             let frames = FramedRead::new(read, wire::codec(limits.max_frame));
             let inflight = Arc::new(Inflight::default());
             ctx.add_stream(paced(
@@ -115,7 +121,7 @@ impl Session {
             ));
             Counters::bump(&svc.health.counters.sessions_opened);
             Session {
-                id: NEXT_ID.fetch_add(1, Relaxed),
+                id,
                 peer,
                 svc,
                 out,

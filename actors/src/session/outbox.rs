@@ -52,6 +52,8 @@ pub const REPLY_BACKLOG_HIGH: usize = 4 << 20;
 pub const REPLY_BACKLOG_LOW: usize = 1 << 20;
 
 pub struct Outbox {
+    /// The session's id (as `rtmctl clients` shows it), for the log.
+    session: u64,
     items: VecDeque<Item>,
     events: usize,
     reply_bytes: usize,
@@ -114,9 +116,17 @@ impl Outbox {
             let before = self.items.len();
             self.items
                 .retain(|it| !matches!(it, Item::Event(e) if e.table() == Some(table)));
-            self.events -= before - self.items.len();
+            let dropped = before - self.items.len();
+            self.events -= dropped;
             self.items.push_back(Item::Resync(table));
             self.resync_seq[s] = Some(seq);
+            tracing::info!(
+                id = self.session,
+                table = table.name(),
+                dropped,
+                seq,
+                "client fell behind: its queued notifications collapse into a resync"
+            );
             self.stats.resyncs.fetch_add(1, Relaxed);
             crate::counters::Counters::bump(&self.health.counters.resyncs);
         } else {
@@ -197,12 +207,14 @@ impl OutboxHandle {
     /// Creates the outbox and spawns its writer task on the current arbiter.
     pub fn spawn(
         sink: OwnedWriteHalf,
+        session: u64,
         limits: Arc<Limits>,
         stats: Arc<SessionStats>,
         health: Arc<crate::counters::Health>,
     ) -> OutboxHandle {
         let h = OutboxHandle {
             inner: Rc::new(RefCell::new(Outbox {
+                session,
                 items: VecDeque::new(),
                 events: 0,
                 reply_bytes: 0,

@@ -14,7 +14,7 @@ use std::ops::Range;
 use actix::prelude::*;
 use rtm_proto::shm::{Planned, Record, ShmError, TableWriter};
 use rtm_proto::wire::{ChangeOp, Event, Failure, PanicPoint};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::stage::{Effect, Staged, TableOp, WARM_AHEAD};
 use super::{shm_refusal, TableActor, TableError, TableRecord};
@@ -202,6 +202,7 @@ impl<R: TableRecord> TableActor<R> {
         match published {
             Ok(events) => {
                 Counters::bump_by(&self.health.counters.changes, events.len() as u64);
+                log_events(&events);
                 self.publish(events.into());
             }
             Err(why) => {
@@ -317,5 +318,24 @@ impl<R: TableRecord> TableActor<R> {
         self.unpublished.clear();
         shm.set_table_seq(self.seq);
         Ok(events)
+    }
+}
+
+/// One info line per flush, one debug line per change.
+fn log_events(events: &[Event]) {
+    let each_change = tracing::enabled!(tracing::Level::DEBUG);
+    for e in events {
+        match e {
+            Event::Flush { table, seq } => info!(table = table.name(), seq, "table flushed"),
+            Event::Change {
+                table,
+                op,
+                key,
+                seq,
+            } if each_change => {
+                tracing::debug!(table = table.name(), seq, op = op.name(), %key, "change")
+            }
+            _ => {}
+        }
     }
 }

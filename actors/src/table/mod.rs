@@ -210,6 +210,7 @@ impl<R: TableRecord> Supervised for TableActor<R> {
         // A panic here stops the actor again (another restart, counted against the budget).
         guarded(self, ctx, |act, _| {
             act.faults.trip(PanicPoint::Restart);
+            info!(table = %R::TABLE, "table actor restarting: repairing its shared memory");
             if act.journal_broken {
                 act.compact_journal();
             }

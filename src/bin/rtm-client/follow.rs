@@ -50,9 +50,10 @@ pub async fn run(args: &Args) -> u8 {
             return 1;
         }
     };
-    let socket = paths::socket_path(args.socket.clone());
-    let mut backoff = Duration::from_millis(50);
+    let socket = paths::client_socket_path(args.socket.clone());
+    let mut delays = reconnect_delays();
     loop {
+        let mut backoff = delays.next().unwrap_or(RECONNECT_MAX);
         match session(args, &socket, &mut sig).await {
             Ok(Ended::Done) => return 0,
             Ok(Ended::Lost(why)) if !args.reconnect => {
@@ -65,7 +66,8 @@ pub async fn run(args: &Args) -> u8 {
             }
             Ok(Ended::Lost(why)) => {
                 cli::warn(format_args!("rtm-client: {why}; reconnecting"));
-                backoff = Duration::from_millis(50);
+                delays = reconnect_delays();
+                backoff = delays.next().unwrap_or(RECONNECT_MAX);
             }
             Err(e) => cli::warn(format_args!("rtm-client: {e}; retrying in {backoff:?}")),
         }
@@ -74,8 +76,24 @@ pub async fn run(args: &Args) -> u8 {
             _ = sig.term.recv() => { said_bye(args.json); return 0; }
             _ = sig.int.recv() => { said_bye(args.json); return 0; }
         }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// The longest wait between two reconnection attempts (before jitter).
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+/// Waits between reconnection attempts: from 50 ms, doubling up to 2 s, each stretched by a
+/// random part of itself (up to double), so that the clients of a restarted daemon do not all
+/// come back at the same instant.
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(RECONNECT_MAX)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Stopped by SIGTERM/SIGINT while not registered: nothing to deregister, just say bye.
@@ -162,4 +180,25 @@ fn dump(mirror: &Mirror, lines: &mut Vec<Line>) {
     );
     let (routes, arps) = mirror.counts();
     lines.push(Line::MirrorDone { routes, arps });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doubling from 50 ms to 2 s, each delay stretched by up to itself; two clients' delays
+    /// differ.
+    #[test]
+    fn reconnect_delays_grow_with_jitter() {
+        let a: Vec<Duration> = reconnect_delays().take(10).collect();
+        for (i, d) in a.iter().enumerate() {
+            let base = (Duration::from_millis(50) * 2u32.pow(i as u32)).min(RECONNECT_MAX);
+            assert!(
+                *d >= base && *d < base * 2,
+                "delay {i}: {d:?} (base {base:?})"
+            );
+        }
+        let b: Vec<Duration> = reconnect_delays().take(10).collect();
+        assert_ne!(a, b, "no jitter");
+    }
 }

@@ -22,10 +22,11 @@ use cli::render::Line;
 
 /// A ready rtm client: mirrors the tables from shared memory and prints every event.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "rtm-client", version)]
 pub struct Args {
-    /// Socket path [env: RTM_SOCKET]
-    #[arg(long, env = "RTM_SOCKET", global = true)]
+    /// Socket path [env: RTM_SOCKET; default: /run/rtm/rtm.sock if it exists, else
+    /// $XDG_RUNTIME_DIR/rtm/rtm.sock or /tmp/rtm-$UID/rtm.sock]
+    #[arg(long, env = "RTM_SOCKET", hide_env = true, global = true)]
     pub socket: Option<PathBuf>,
     /// This client's name, shown by `rtmctl clients`
     #[arg(long, default_value = "rtm-client")]
@@ -45,6 +46,9 @@ pub struct Args {
     /// Instance name for the one-shot commands when the daemon is down [default: rtm]
     #[arg(long, global = true)]
     pub instance: Option<String>,
+    /// Print the man page (roff) on standard output
+    #[arg(long, hide = true)]
+    pub print_man_page: bool,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 }
@@ -53,9 +57,10 @@ pub struct Args {
 pub enum Cmd {
     /// Print the tables straight from shared memory
     Dump,
-    /// Longest-prefix match for ADDRESS from shared memory
+    /// Longest-prefix match for ADDRESS from shared memory; `-` reads one address per line
+    /// from standard input and answers each on its own line
     Lookup { address: String },
-    /// The ARP entry for MAC from shared memory
+    /// The ARP entry for MAC from shared memory; `-` reads one MAC per line from standard input
     Arp { mac: String },
 }
 
@@ -81,6 +86,13 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if args.print_man_page {
+        use clap::CommandFactory;
+        return match cli::man::print(Args::command(), "1", &[]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     let rt = match cli::runtime() {
         Ok(rt) => rt,
         Err(e) => {

@@ -16,7 +16,7 @@ use crate::{print, Args, Cmd};
 /// The shm paths: explicit flags first, then what a running daemon says, then the defaults.
 async fn shm_paths(args: &Args) -> (PathBuf, PathBuf) {
     if args.shm_dir.is_none() && args.instance.is_none() {
-        let socket = paths::socket_path(args.socket.clone());
+        let socket = paths::client_socket_path(args.socket.clone());
         let ask = Client::connect(&socket, "rtm-client-oneshot", Caps::default());
         if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
             let w = c.welcome();
@@ -44,9 +44,11 @@ fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
 
 /// Runs a one-shot command; returns the exit code.
 pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
+    let stdin_keys = matches!(cmd, Cmd::Lookup { address: k } | Cmd::Arp { mac: k } if k == "-");
     // Validate input before touching anything.
     let target = match cmd {
         Cmd::Dump => None,
+        _ if stdin_keys => None,
         Cmd::Lookup { address } => match parse_addr(address) {
             Ok(a) => Some(Ok(a)),
             Err(e) => {
@@ -63,6 +65,34 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
         },
     };
     let (route_path, arp_path) = shm_paths(args).await;
+    if stdin_keys {
+        return match cmd {
+            Cmd::Lookup { .. } => match RouteReader::open(&route_path) {
+                Ok(r) => many(args.json, |line| {
+                    let addr = parse_addr(line).map_err(|e| e.to_string())?;
+                    match r.lookup(addr) {
+                        Ok(found) => {
+                            Ok(found.map(Entry::Route).ok_or(format!("no route to {addr}")))
+                        }
+                        Err(e) => Err(format!("cannot read shared memory: {e}")),
+                    }
+                }),
+                Err(e) => open_fail(&route_path, e),
+            },
+            _ => match ArpReader::open(&arp_path) {
+                Ok(r) => many(args.json, |line| {
+                    let mac = line.parse::<MacAddr>().map_err(|e| e.to_string())?;
+                    match r.lookup(&mac) {
+                        Ok(found) => Ok(found
+                            .map(|v| Entry::Arp(v.entry))
+                            .ok_or(format!("no ARP entry for {mac}"))),
+                        Err(e) => Err(format!("cannot read shared memory: {e}")),
+                    }
+                }),
+                Err(e) => open_fail(&arp_path, e),
+            },
+        };
+    }
     match target {
         Some(Ok(addr)) => match RouteReader::open(&route_path).map(|r| r.lookup(addr)) {
             Ok(Ok(Some(v))) => print(&render::entry(&Entry::Route(v), args.json)),
@@ -83,6 +113,56 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
         None => return dump(args, &route_path, &arp_path),
     }
     0
+}
+
+/// `lookup -` / `arp -`: one key per line of standard input, one answer per line on standard
+/// output, each written as soon as its key is read. A key with no entry prints `no route to
+/// KEY` (JSON: `null`); a bad key prints `error: MESSAGE` (JSON: `null`) and its message on
+/// stderr. Exit: 1 if any key was bad, else 2 if any had no entry, else 0.
+fn many(json: bool, mut answer: impl FnMut(&str) -> Result<Result<Entry, String>, String>) -> u8 {
+    use std::io::BufRead;
+    let (mut bad, mut missing) = (false, false);
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let Ok(line) = line else {
+            cli::warn(format_args!("rtm-client: line {}: not valid UTF-8", i + 1));
+            bad = true;
+            continue;
+        };
+        let key = line.trim();
+        if key.is_empty() {
+            continue;
+        }
+        let out = match answer(key) {
+            Ok(Ok(e)) => render::entry(&e, json),
+            Ok(Err(none)) => {
+                missing = true;
+                if json {
+                    "null\n".to_string()
+                } else {
+                    none + "\n"
+                }
+            }
+            Err(e) => {
+                bad = true;
+                cli::warn(format_args!("rtm-client: line {}: {e}", i + 1));
+                if json {
+                    "null\n".to_string()
+                } else {
+                    format!("error: {e}\n")
+                }
+            }
+        };
+        if cli::print(&out).is_err() {
+            break;
+        }
+    }
+    if bad {
+        1
+    } else if missing {
+        2
+    } else {
+        0
+    }
 }
 
 /// Every entry of a table file, sorted by key.

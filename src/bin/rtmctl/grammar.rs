@@ -1,11 +1,15 @@
 //! The `rtmctl` command grammar (docs/cli.md), shared by the command line and `batch` files.
+//! Objects, commands and aliases come from the table in `commands`; this file turns the words
+//! after them into a [`Command`].
 //!
 //! ```text
 //! route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]
-//! route del PREFIX | route show [PREFIX] | route get ADDRESS | route flush
+//! route del PREFIX | route get ADDRESS
+//! route show|flush [PREFIX | exact P | root P | match P] [dev IFNAME] [via GW]
 //! arp add|change|replace MAC IP [dev IFNAME]
-//! arp del MAC | arp show [MAC] | arp get MAC | arp flush
-//! flush | clients | watch | status | batch FILE|- [--force]
+//! arp del MAC | arp show [MAC] [dev IFNAME] | arp get MAC | arp flush [dev IFNAME]
+//! neigh add|change|replace IP lladdr MAC [dev IFNAME] | neigh del IP|MAC | neigh show|get|flush …
+//! flush | clients | watch | status | batch FILE|- [--force] | completions bash|zsh|fish
 //! debug panic route|arp|broker|listener|session [in handler|async|interval|stream|restart|publish]
 //! debug stall route|arp|broker|listener|session MS        (fault-injection builds only)
 //! ```
@@ -17,6 +21,9 @@ use rtm::types::{parse_addr, shown, ParseError};
 use rtm::wire::{Op, Tables};
 use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
+use crate::commands::{self, Object};
+use crate::select::{ArpSelector, RouteSelector};
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UsageError {
     #[error("{0}")]
@@ -25,7 +32,7 @@ pub enum UsageError {
     Usage(String),
 }
 
-fn usage(msg: impl Into<String>) -> UsageError {
+pub fn usage(msg: impl Into<String>) -> UsageError {
     UsageError::Usage(msg.into())
 }
 
@@ -34,10 +41,17 @@ fn usage(msg: impl Into<String>) -> UsageError {
 pub enum Command {
     /// A change (also what a batch line must be).
     Change(Op),
-    RouteShow(Option<Prefix>),
+    RouteShow(RouteSelector),
+    /// `route flush` with selectors: the deletes of the routes they pick.
+    RouteFlushSome(RouteSelector),
     RouteGet(Ipv4Addr),
-    ArpShow(Option<MacAddr>),
+    ArpShow(ArpSelector),
+    /// `arp flush dev IFNAME`: the deletes of its entries.
+    ArpFlushSome(ArpSelector),
     ArpGet(MacAddr),
+    /// `neigh del IP [dev IFNAME]`: the delete of the one entry with that IP (on that device).
+    NeighDel(Ipv4Addr, Option<IfName>),
+    Completions(clap_complete::Shell),
     Clients,
     Watch,
     Status,
@@ -50,27 +64,80 @@ pub enum Command {
     Debug(rtm::wire::DebugAction),
 }
 
-const HELP: &str = "expected: route|arp|flush|clients|watch|status|batch";
-
 /// Parses `OBJECT COMMAND [ARGS]`.
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     let words: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
-    let Some((&object, rest)) = words.split_first() else {
-        return Err(usage(format!("missing command; {HELP}")));
+    let expected = || format!("expected: {}", commands::object_list());
+    let Some((&word, rest)) = words.split_first() else {
+        return Err(usage(format!("missing command; {}", expected())));
     };
-    match object {
-        "route" => parse_route(rest),
-        "arp" | "neigh" => parse_arp(rest),
+    #[cfg(feature = "fault-injection")]
+    if word == "debug" {
+        return parse_debug(rest);
+    }
+    let Some(object) = commands::object(word) else {
+        return Err(usage(format!(
+            "unknown command \"{}\"; {}",
+            shown(word),
+            expected()
+        )));
+    };
+    match object.names[0] {
+        "route" => parse_route(object, rest),
+        "arp" => parse_arp(object, rest, false),
+        "neigh" => parse_arp(object, rest, true),
         "flush" => no_more("flush", rest).map(|_| Command::Change(Op::Flush(Tables::All))),
         "clients" => no_more("clients", rest).map(|_| Command::Clients),
         "watch" => no_more("watch", rest).map(|_| Command::Watch),
         "status" => no_more("status", rest).map(|_| Command::Status),
         "batch" => parse_batch(rest),
-        #[cfg(feature = "fault-injection")]
-        "debug" => parse_debug(rest),
-        other => Err(usage(format!(
-            "unknown command \"{}\"; {HELP}",
-            shown(other)
+        "completions" => match rest {
+            [shell] => shell
+                .parse::<clap_complete::Shell>()
+                .ok()
+                .filter(|s| {
+                    matches!(
+                        s,
+                        clap_complete::Shell::Bash
+                            | clap_complete::Shell::Zsh
+                            | clap_complete::Shell::Fish
+                    )
+                })
+                .map(Command::Completions)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "unknown shell \"{}\"; expected bash, zsh or fish",
+                        shown(shell)
+                    ))
+                }),
+            [] => Err(usage("completions needs a shell: bash, zsh or fish")),
+            [_, extra, ..] => Err(usage(format!(
+                "unexpected argument \"{}\" after completions",
+                shown(extra)
+            ))),
+        },
+        other => Err(usage(format!("\"{other}\" is not a command here"))),
+    }
+}
+
+/// The command of `object` named by the first word, by its canonical name.
+fn verb_of<'a>(
+    object: &Object,
+    rest: &[&'a str],
+) -> Result<(&'static str, Vec<&'a str>), UsageError> {
+    let name = object.names[0];
+    let Some((&word, args)) = rest.split_first() else {
+        return Err(usage(format!(
+            "{name} needs a command: {}",
+            commands::verb_list(object)
+        )));
+    };
+    match commands::verb(object, word) {
+        Some(v) => Ok((v.names[0], args.to_vec())),
+        None => Err(usage(format!(
+            "unknown {name} command \"{}\"; expected {}",
+            shown(word),
+            commands::verb_list(object)
         ))),
     }
 }
@@ -181,12 +248,9 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
     }
 }
 
-fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {
-    let Some((&cmd, args)) = rest.split_first() else {
-        return Err(usage(
-            "route needs a command: add, change, replace, del, show, get, flush",
-        ));
-    };
+fn parse_route(object: &Object, rest: &[&str]) -> Result<Command, UsageError> {
+    let (cmd, args) = verb_of(object, rest)?;
+    let args = &args[..];
     match cmd {
         "add" | "change" | "replace" => {
             let route = parse_route_spec(cmd, args)?;
@@ -196,58 +260,81 @@ fn parse_route(rest: &[&str]) -> Result<Command, UsageError> {
                 _ => Op::RouteReplace(route),
             }))
         }
-        "del" | "delete" => Ok(Command::Change(Op::RouteDel(parse_prefix(one_arg(
+        "del" => Ok(Command::Change(Op::RouteDel(parse_prefix(one_arg(
             "route del",
             "PREFIX",
             args,
         )?)?))),
-        "show" | "list" | "ls" => Ok(Command::RouteShow(
-            optional_arg("route show", args)?
-                .map(parse_prefix)
-                .transpose()?,
-        )),
+        "show" => Ok(Command::RouteShow(RouteSelector::parse(
+            "route show",
+            args,
+        )?)),
         "get" => Ok(Command::RouteGet(parse_addr(one_arg(
             "route get",
             "ADDRESS",
             args,
         )?)?)),
-        "flush" => no_more("route flush", args).map(|_| Command::Change(Op::Flush(Tables::Route))),
-        other => Err(usage(format!(
-            "unknown route command \"{}\"; expected add, change, replace, del, show, get, flush",
-            shown(other)
-        ))),
+        _ => {
+            let sel = RouteSelector::parse("route flush", args)?;
+            Ok(if sel.is_empty() {
+                Command::Change(Op::Flush(Tables::Route))
+            } else {
+                Command::RouteFlushSome(sel)
+            })
+        }
     }
 }
 
-fn parse_arp(rest: &[&str]) -> Result<Command, UsageError> {
-    let Some((&cmd, args)) = rest.split_first() else {
-        return Err(usage(
-            "arp needs a command: add, change, replace, del, show, get, flush",
-        ));
-    };
+fn parse_arp(object: &Object, rest: &[&str], ip_order: bool) -> Result<Command, UsageError> {
+    let name = object.names[0];
+    let (cmd, args) = verb_of(object, rest)?;
+    let args = &args[..];
     match cmd {
         "add" | "change" | "replace" => {
-            let entry = parse_arp_spec(cmd, args)?;
+            let entry = if ip_order && args.first().is_some_and(|w| w.parse::<Ipv4Addr>().is_ok()) {
+                parse_neigh_spec(cmd, args)?
+            } else {
+                parse_arp_spec(name, cmd, args)?
+            };
             Ok(Command::Change(match cmd {
                 "add" => Op::ArpAdd(entry),
                 "change" => Op::ArpChange(entry),
                 _ => Op::ArpReplace(entry),
             }))
         }
-        "del" | "delete" => Ok(Command::Change(Op::ArpDel(
-            one_arg("arp del", "MAC", args)?.parse()?,
-        ))),
-        "show" | "list" | "ls" => Ok(Command::ArpShow(
-            optional_arg("arp show", args)?
-                .map(str::parse)
-                .transpose()?,
+        "del" if ip_order && args.first().is_some_and(|w| w.parse::<Ipv4Addr>().is_ok()) => {
+            let ip = parse_addr(args[0])?;
+            let (_, dev) = keywords(&format!("{name} del"), &args[1..], false)?;
+            Ok(Command::NeighDel(ip, dev))
+        }
+        "del" => {
+            let word = one_arg(
+                &format!("{name} del"),
+                if ip_order { "IP" } else { "MAC" },
+                args,
+            )?;
+            Ok(Command::Change(Op::ArpDel(word.parse()?)))
+        }
+        "show" => Ok(Command::ArpShow(ArpSelector::parse(
+            &format!("{name} show"),
+            args,
+        )?)),
+        "get" => Ok(Command::ArpGet(
+            one_arg(&format!("{name} get"), "MAC", args)?.parse()?,
         )),
-        "get" => Ok(Command::ArpGet(one_arg("arp get", "MAC", args)?.parse()?)),
-        "flush" => no_more("arp flush", args).map(|_| Command::Change(Op::Flush(Tables::Arp))),
-        other => Err(usage(format!(
-            "unknown arp command \"{}\"; expected add, change, replace, del, show, get, flush",
-            shown(other)
-        ))),
+        _ => {
+            let sel = ArpSelector::parse(&format!("{name} flush"), args)?;
+            if sel.mac.is_some() {
+                return Err(usage(format!(
+                    "{name} flush takes dev IFNAME, not a MAC; use {name} del"
+                )));
+            }
+            Ok(if sel.is_empty() {
+                Command::Change(Op::Flush(Tables::Arp))
+            } else {
+                Command::ArpFlushSome(sel)
+            })
+        }
     }
 }
 
@@ -270,19 +357,8 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-fn optional_arg<'a>(cmd: &str, args: &[&'a str]) -> Result<Option<&'a str>, UsageError> {
-    match args {
-        [] => Ok(None),
-        [a] => Ok(Some(a)),
-        [_, extra, ..] => Err(usage(format!(
-            "unexpected argument \"{}\" after {cmd}",
-            shown(extra)
-        ))),
-    }
-}
-
 /// A route's PREFIX; `default` is `0.0.0.0/0`, as in `ip route`.
-fn parse_prefix(word: &str) -> Result<Prefix, UsageError> {
+pub fn parse_prefix(word: &str) -> Result<Prefix, UsageError> {
     if word == "default" {
         return Ok(Prefix::DEFAULT);
     }
@@ -307,7 +383,7 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
             return Err(usage(format!("\"{kw}\" needs a value")));
         };
         match kw {
-            "via" => set_once(&mut via, kw, parse_addr(value)?)?,
+            "via" => set_once(&mut via, kw, unicast("gateway", parse_addr(value)?)?)?,
             "dev" => set_once(&mut dev, kw, value.parse::<IfName>()?)?,
             "metric" => set_once(
                 &mut metric,
@@ -334,33 +410,91 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
 }
 
 /// `MAC IP [dev IFNAME]`.
-fn parse_arp_spec(cmd: &str, args: &[&str]) -> Result<ArpEntry, UsageError> {
-    let (mac, ip, mut rest) = match args {
+fn parse_arp_spec(object: &str, cmd: &str, args: &[&str]) -> Result<ArpEntry, UsageError> {
+    let (mac, ip, rest) = match args {
         [mac, ip, rest @ ..] => (mac.parse::<MacAddr>()?, parse_addr(ip)?, rest),
         [mac] => {
             mac.parse::<MacAddr>()?;
-            return Err(usage(format!("arp {cmd} needs an IP after the MAC")));
+            return Err(usage(format!("{object} {cmd} needs an IP after the MAC")));
         }
-        [] => return Err(usage(format!("arp {cmd} needs a MAC and an IP"))),
+        [] => return Err(usage(format!("{object} {cmd} needs a MAC and an IP"))),
     };
-    let mut dev = None;
+    let (_, dev) = keywords(&format!("{object} {cmd}"), rest, false)?;
+    neighbour(ArpEntry { mac, ip, dev })
+}
+
+/// ip neigh's order: `IP lladdr MAC [dev IFNAME]` (keywords in any order).
+fn parse_neigh_spec(cmd: &str, args: &[&str]) -> Result<ArpEntry, UsageError> {
+    let (&ip, rest) = args.split_first().expect("checked by the caller");
+    let ip = parse_addr(ip)?;
+    let (mac, dev) = keywords(&format!("neigh {cmd}"), rest, true)?;
+    let mac = mac.ok_or_else(|| usage(format!("neigh {cmd} needs lladdr MAC after the IP")))?;
+    neighbour(ArpEntry { mac, ip, dev })
+}
+
+/// `[dev IFNAME]`, and with `lladdr` also `[lladdr MAC]`, each at most once.
+fn keywords(
+    what: &str,
+    mut rest: &[&str],
+    lladdr: bool,
+) -> Result<(Option<MacAddr>, Option<IfName>), UsageError> {
+    let (mut mac, mut dev) = (None, None);
     while let Some((&kw, tail)) = rest.split_first() {
-        if kw != "dev" {
+        if kw != "dev" && !(lladdr && kw == "lladdr") {
+            let expected = if lladdr { "lladdr or dev" } else { "dev" };
             return Err(usage(format!(
-                "unknown argument \"{}\" for arp {cmd}; expected dev",
+                "unknown argument \"{}\" for {what}; expected {expected}",
                 shown(kw)
             )));
         }
         let Some((&value, tail)) = tail.split_first() else {
             return Err(usage(format!("\"{kw}\" needs a value")));
         };
-        set_once(&mut dev, kw, value.parse::<IfName>()?)?;
+        if kw == "dev" {
+            set_once(&mut dev, kw, value.parse::<IfName>()?)?;
+        } else {
+            set_once(&mut mac, kw, value.parse::<MacAddr>()?)?;
+        }
         rest = tail;
     }
-    Ok(ArpEntry { mac, ip, dev })
+    Ok((mac, dev))
 }
 
-fn set_once<T>(slot: &mut Option<T>, kw: &str, v: T) -> Result<(), UsageError> {
+/// An address a host can be a neighbour (or a gateway) at: not 0.0.0.0, not the limited
+/// broadcast, not multicast.
+fn unicast(what: &str, ip: Ipv4Addr) -> Result<Ipv4Addr, UsageError> {
+    let why = if ip.is_unspecified() {
+        "the unspecified address"
+    } else if ip.is_broadcast() {
+        "the broadcast address"
+    } else if ip.is_multicast() {
+        "a multicast address"
+    } else {
+        return Ok(ip);
+    };
+    Err(usage(format!(
+        "{what} {ip} is {why}; it cannot be a next hop"
+    )))
+}
+
+/// An ARP entry whose IP and MAC can be a neighbour's.
+fn neighbour(e: ArpEntry) -> Result<ArpEntry, UsageError> {
+    unicast("neighbour", e.ip)?;
+    if e.mac.0[0] & 1 == 1 {
+        let kind = if e.mac.0 == [0xff; 6] {
+            "the broadcast"
+        } else {
+            "a multicast"
+        };
+        return Err(usage(format!(
+            "MAC {} is {kind} address; a neighbour has a unicast MAC",
+            e.mac
+        )));
+    }
+    Ok(e)
+}
+
+pub fn set_once<T>(slot: &mut Option<T>, kw: &str, v: T) -> Result<(), UsageError> {
     if slot.is_some() {
         return Err(usage(format!("\"{kw}\" given twice")));
     }
@@ -387,8 +521,14 @@ mod tests {
             r.to_string(),
             "10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10"
         );
-        assert_eq!(p("route show").unwrap(), Command::RouteShow(None));
-        assert_eq!(p("route ls").unwrap(), Command::RouteShow(None));
+        assert_eq!(
+            p("route show").unwrap(),
+            Command::RouteShow(Default::default())
+        );
+        assert_eq!(
+            p("route ls").unwrap(),
+            Command::RouteShow(Default::default())
+        );
         let Command::Change(Op::RouteReplace(r)) =
             p("route replace default via 192.168.1.1").unwrap()
         else {
@@ -399,10 +539,10 @@ mod tests {
             p("route del default").unwrap(),
             Command::Change(Op::RouteDel("0.0.0.0/0".parse().unwrap()))
         );
-        assert_eq!(
-            p("route show default").unwrap(),
-            Command::RouteShow(Some("0.0.0.0/0".parse().unwrap()))
-        );
+        let Command::RouteShow(sel) = p("route show default").unwrap() else {
+            panic!()
+        };
+        assert_eq!(sel.only_exact(), Some("0.0.0.0/0".parse().unwrap()));
         assert!(matches!(
             p("route get 10.1.2.3").unwrap(),
             Command::RouteGet(_)
