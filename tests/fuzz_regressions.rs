@@ -21,7 +21,7 @@ use rtm::wire::{
     self, Caps, ClientMsg, DebugAction, DebugTarget, Failure, Hello, Op, Reply, Request, ServerMsg,
     Tables,
 };
-use rtm::{IfName, MacAddr, Prefix, Route};
+use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
 const SENTINEL: u32 = u32::MAX;
 
@@ -196,6 +196,42 @@ fn hostile_sessions_are_answered_or_closed_and_leave_the_daemon_healthy() {
         "{got:?}"
     );
     assert_eq!(inst.ctl_line("route show"), "");
+
+    // A gateway or neighbour that cannot be a next hop, on the wire where the CLI refuses it
+    // before sending: the daemon refuses it too, naming the value.
+    let multicast_gw = Route {
+        dst: "10.8.0.0/16".parse().unwrap(),
+        via: Some("224.0.0.1".parse().unwrap()),
+        dev: None,
+        metric: 0,
+    };
+    let group_mac = ArpEntry {
+        mac: "01:00:5e:00:00:01".parse().unwrap(),
+        ip: "192.0.2.9".parse().unwrap(),
+        dev: None,
+    };
+    let got = session(
+        &inst,
+        [
+            hello(v, "x"),
+            req(1, Request::Apply(Op::RouteAdd(multicast_gw))),
+            req(2, Request::Apply(Op::ArpAdd(group_mac))),
+        ]
+        .concat(),
+        "not a next hop",
+    );
+    match replies(&got).as_slice() {
+        [(1, Err(Failure::Invalid(r))), (2, Err(Failure::Invalid(a)))] => {
+            assert!(r.contains("224.0.0.1 is a multicast address"), "{r}");
+            assert!(
+                a.contains("01:00:5e:00:00:01 is a multicast address"),
+                "{a}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(inst.ctl_line("route show"), "");
+    assert_eq!(inst.ctl_line("arp show"), "");
 
     // Batches past the table's capacity with --force: the table fills, the rest is refused,
     // nothing else changes. (Two frames: each stays under --max-frame.)

@@ -35,6 +35,29 @@ pub enum ParseError {
     Metric(String),
     #[error("route {0} needs a gateway (via) or a device (dev)")]
     NoNextHop(Prefix),
+    #[error("{what} {ip} is {why}; it cannot be a next hop")]
+    NotUnicast {
+        what: &'static str,
+        ip: Ipv4Addr,
+        why: &'static str,
+    },
+    #[error("MAC {mac} is {kind} address; a neighbour has a unicast MAC")]
+    GroupMac { mac: MacAddr, kind: &'static str },
+}
+
+/// `ip` can be a gateway or a neighbour (`what` names it in the error): not 0.0.0.0, not the
+/// limited broadcast, not multicast.
+pub fn unicast_next_hop(what: &'static str, ip: Ipv4Addr) -> Result<(), ParseError> {
+    let why = if ip.is_unspecified() {
+        "the unspecified address"
+    } else if ip.is_broadcast() {
+        "the broadcast address"
+    } else if ip.is_multicast() {
+        "a multicast address"
+    } else {
+        return Ok(());
+    };
+    Err(ParseError::NotUnicast { what, ip, why })
 }
 
 /// Most characters of a bad value an error message repeats.
@@ -404,10 +427,14 @@ pub struct Route {
 }
 
 impl Route {
-    /// Checks the invariant the wire cannot express: a route needs `via` or `dev`.
+    /// Checks what the wire cannot express: a route needs `via` or `dev`, and a `via` that
+    /// can be a next hop.
     pub fn validate(&self) -> Result<(), ParseError> {
         if self.via.is_none() && self.dev.is_none() {
             return Err(ParseError::NoNextHop(self.dst));
+        }
+        if let Some(via) = self.via {
+            unicast_next_hop("gateway", via)?;
         }
         Ok(())
     }
@@ -444,6 +471,25 @@ pub struct ArpEntry {
     pub mac: MacAddr,
     pub ip: Ipv4Addr,
     pub dev: Option<IfName>,
+}
+
+impl ArpEntry {
+    /// Checks what the wire cannot express: an IP and a MAC a neighbour can have (unicast).
+    pub fn validate(&self) -> Result<(), ParseError> {
+        unicast_next_hop("neighbour", self.ip)?;
+        if self.mac.0[0] & 1 == 1 {
+            let kind = if self.mac.0 == [0xff; 6] {
+                "the broadcast"
+            } else {
+                "a multicast"
+            };
+            return Err(ParseError::GroupMac {
+                mac: self.mac,
+                kind,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// iproute2 style: `192.168.1.10 lladdr 00:11:22:33:44:55 dev eth0`.

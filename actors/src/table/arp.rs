@@ -1,7 +1,7 @@
 //! The ARP table actor: [`TableActor`] over [`ArpEntry`], keyed by MAC address.
 
 use rtm_proto::types::MacAddr;
-use rtm_proto::wire::{Key, Table};
+use rtm_proto::wire::{Failure, Key, Table};
 use rtm_proto::ArpEntry;
 
 use super::{TableActor, TableRecord};
@@ -15,5 +15,9 @@ impl TableRecord for ArpEntry {
 
     fn wire_key(key: MacAddr) -> Key {
         Key::Arp(key)
+    }
+
+    fn validate(&self) -> Result<(), Failure> {
+        ArpEntry::validate(self).map_err(|e| Failure::Invalid(e.to_string()))
     }
 }

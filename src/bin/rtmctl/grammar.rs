@@ -17,7 +17,7 @@
 
 use std::net::Ipv4Addr;
 
-use rtm::types::{parse_addr, shown, ParseError};
+use rtm::types::{parse_addr, shown, unicast_next_hop, ParseError};
 use rtm::wire::{Op, Tables};
 use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
@@ -383,7 +383,11 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
             return Err(usage(format!("\"{kw}\" needs a value")));
         };
         match kw {
-            "via" => set_once(&mut via, kw, unicast("gateway", parse_addr(value)?)?)?,
+            "via" => {
+                let ip = parse_addr(value)?;
+                unicast_next_hop("gateway", ip)?;
+                set_once(&mut via, kw, ip)?
+            }
             "dev" => set_once(&mut dev, kw, value.parse::<IfName>()?)?,
             "metric" => set_once(
                 &mut metric,
@@ -460,37 +464,9 @@ fn keywords(
     Ok((mac, dev))
 }
 
-/// An address a host can be a neighbour (or a gateway) at: not 0.0.0.0, not the limited
-/// broadcast, not multicast.
-fn unicast(what: &str, ip: Ipv4Addr) -> Result<Ipv4Addr, UsageError> {
-    let why = if ip.is_unspecified() {
-        "the unspecified address"
-    } else if ip.is_broadcast() {
-        "the broadcast address"
-    } else if ip.is_multicast() {
-        "a multicast address"
-    } else {
-        return Ok(ip);
-    };
-    Err(usage(format!(
-        "{what} {ip} is {why}; it cannot be a next hop"
-    )))
-}
-
 /// An ARP entry whose IP and MAC can be a neighbour's.
 fn neighbour(e: ArpEntry) -> Result<ArpEntry, UsageError> {
-    unicast("neighbour", e.ip)?;
-    if e.mac.0[0] & 1 == 1 {
-        let kind = if e.mac.0 == [0xff; 6] {
-            "the broadcast"
-        } else {
-            "a multicast"
-        };
-        return Err(usage(format!(
-            "MAC {} is {kind} address; a neighbour has a unicast MAC",
-            e.mac
-        )));
-    }
+    e.validate().map_err(|e| usage(e.to_string()))?;
     Ok(e)
 }
 
