@@ -94,7 +94,8 @@ pub struct TableActor<R: TableRecord> {
     faults: Faults,
     /// The durable copy (`--state-dir`), if any.
     journal: Option<Journal<R>>,
-    /// A journal commit failed: the journal refuses commits until it is compacted again.
+    /// A journal sync failed: the journal refuses commits until it is compacted again (tried
+    /// before the next request and at a restart).
     journal_broken: bool,
 }
 
