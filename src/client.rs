@@ -78,8 +78,17 @@ impl Client {
                 name: name.to_string(),
                 caps,
             });
-            framed.send(encode(&hello)?).await?;
-            match read_msg(&mut framed).await? {
+            let sent = framed.send(encode(&hello)?).await;
+            // A daemon over its connection limit writes its refusal and closes at once, so
+            // the hello may find the socket closed: the refusal is still there to read.
+            let reply = read_msg(&mut framed).await;
+            if let Err(e) = sent {
+                return match reply {
+                    Ok(ServerMsg::Refused(f)) => Err(ClientError::Refused(f)),
+                    _ => Err(e.into()),
+                };
+            }
+            match reply? {
                 ServerMsg::Welcome(welcome) => Ok(Client {
                     framed,
                     welcome,

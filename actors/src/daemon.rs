@@ -184,6 +184,10 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     })?;
     held.0.push(shm_lock_path);
     let health = Arc::new(Health::new(config.restart_budget));
+    let nofile = crate::connections::raise_fd_limit();
+    health
+        .connections
+        .size_to(nofile, config.limits.max_connections);
     let route = open_table(
         &config,
         &config.route_shm_path(),

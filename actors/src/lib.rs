@@ -9,7 +9,8 @@
 //!   [`restart`]: the panic guards that turn a failure anywhere in a supervised actor into a
 //!   restart, and the restart budget.
 //! - [`listener`]: accepts connections and starts one [`session`] per client, with the peer's
-//!   pid/uid and a pidfd taken from the socket.
+//!   pid/uid and a pidfd taken from the socket; [`connections`]: how many it admits, sized to
+//!   the open-file limit.
 //! - [`session`]: reads frames, runs the handshake, answers each request (one file per request
 //!   kind in `session/cmd/`), and queues replies and notifications in its bounded outbox.
 //! - [`table`]: one actor per table ([`table::route`], [`table::arp`]): the shared-memory writer
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connections;
 pub mod counters;
 pub mod daemon;
 pub mod faults;

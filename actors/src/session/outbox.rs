@@ -3,7 +3,8 @@
 //! actix's own framed writer has no real back-pressure, so each session bounds its
 //! queue itself: notifications beyond `client_queue` collapse, per table, into one `Resync`
 //! whose sequence number keeps advancing until it is written; replies are all kept, but a
-//! session whose unwritten replies pass [`REPLY_BACKLOG_HIGH`] stops reading requests until the
+//! session whose unwritten replies pass [`REPLY_BACKLOG_HIGH`] stops reading requests, and
+//! stops queueing the frames of the answer it is sending ([`stream_answer`]), until the
 //! client has taken them down to [`REPLY_BACKLOG_LOW`]. A slow client therefore costs a bounded amount of
 //! memory and never slows the table writers. The writer task drains everything queued at once
 //! into one buffer, many frames per `write` call.
@@ -50,6 +51,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub const REPLY_BACKLOG_HIGH: usize = 4 << 20;
 /// ...until the client has read them down to this.
 pub const REPLY_BACKLOG_LOW: usize = 1 << 20;
+/// How long a client may leave its replies unread before the session gives up on it.
+pub const REPLY_STALL: Duration = Duration::from_secs(30);
 
 pub struct Outbox {
     items: VecDeque<Item>,
@@ -179,6 +182,28 @@ fn flush_events(batch: &mut Vec<Event>, buf: &mut BytesMut) {
     let msg = ServerMsg::Events(std::mem::take(batch));
     let body = wire::encode(&msg).expect("events always encode");
     put_frame(buf, &body);
+}
+
+/// Queues an answer's frames one by one, each only once the unwritten replies are at most
+/// [`REPLY_BACKLOG_HIGH`] (waiting for the client to read them down to
+/// [`REPLY_BACKLOG_LOW`]): a `show` of a large table streams at the client's pace, and a session
+/// holds at most about `REPLY_BACKLOG_HIGH` plus one frame of encoded replies, however many
+/// requests its client pipelines. A client that leaves its replies unread for [`REPLY_STALL`]
+/// gets no more of this answer (its reader gives up on it too and closes the session).
+pub async fn stream_answer(out: &OutboxHandle, frames: impl IntoIterator<Item = ServerMsg>) {
+    for msg in frames {
+        if out.reply_backlog() > REPLY_BACKLOG_HIGH {
+            let drained = out.clone().drained_to(REPLY_BACKLOG_LOW);
+            if tokio::time::timeout(REPLY_STALL, drained).await.is_err() {
+                debug!("client left its replies unread; dropping the rest of an answer");
+                return;
+            }
+        }
+        match wire::encode(&msg) {
+            Ok(body) => out.with(|o| o.push_reply(body)),
+            Err(e) => tracing::warn!("cannot encode a reply: {e}"),
+        }
+    }
 }
 
 /// The session's handle on its outbox; cloning shares it with the writer task.
