@@ -86,6 +86,7 @@ fn open_table<R: TableRecord>(
         "table restored from the state directory"
     );
     let seq = recovered.seq;
+    crate::faults::stall_before_publish(name);
     let entries = recovered.entries.into_values().collect();
     let shm = ShmWriter::<R>::create(path, limit, access, entries, seq)?;
     Ok(TableActor::durable(shm, health.clone(), journal, seq))

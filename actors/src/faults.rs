@@ -106,3 +106,24 @@ pub fn inject<A: crate::restart::Restartable>(
     }
     Ok(())
 }
+
+/// Names a table and a time, `TABLE:MS` (`route:3000`): in a fault-injection build rtmd then
+/// stalls for MS milliseconds each time it is about to publish TABLE's shared memory whole —
+/// at start, once the table's state is recovered, and in the restart's repair — so that a test
+/// can check what readers see meanwhile.
+pub const PUBLISH_STALL_ENV: &str = "RTMD_DEBUG_STALL_PUBLISH";
+
+/// Stalls before publishing `table` if [`PUBLISH_STALL_ENV`] asks for it (fault-injection
+/// builds only; otherwise nothing).
+pub fn stall_before_publish(table: &str) {
+    #[cfg(feature = "fault-injection")]
+    if let Some(ms) = std::env::var(PUBLISH_STALL_ENV).ok().and_then(|v| {
+        let (t, ms) = v.split_once(':')?;
+        (t == table).then(|| ms.parse::<u32>().ok()).flatten()
+    }) {
+        tracing::warn!(table, ms, "stalling before publishing the table");
+        stall(ms);
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = table;
+}

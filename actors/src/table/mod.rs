@@ -165,6 +165,7 @@ impl<R: TableRecord> TableActor<R> {
     /// word, a request's tail) is whole again.
     fn repair(&mut self) {
         let seq = self.seq;
+        crate::faults::stall_before_publish(R::TABLE.name());
         match self.shm.as_mut() {
             Some(shm) => {
                 match shm.republish(with_effects(shm.entries(), self.unpublished.iter())) {
