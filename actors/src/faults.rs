@@ -127,3 +127,12 @@ pub fn stall_before_publish(table: &str) {
     #[cfg(not(feature = "fault-injection"))]
     let _ = table;
 }
+
+/// Set (to anything) in a fault-injection build, rtmd takes no pidfd of its peers, as on a
+/// kernel without `SO_PEERPIDFD` and `pidfd_open`.
+pub const NO_PIDFD_ENV: &str = "RTMD_DEBUG_NO_PIDFD";
+
+/// Whether [`NO_PIDFD_ENV`] asks rtmd to do without pidfds (never in other builds).
+pub fn without_pidfds() -> bool {
+    cfg!(feature = "fault-injection") && std::env::var_os(NO_PIDFD_ENV).is_some()
+}

@@ -155,6 +155,7 @@ fn peer_of(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = stream.peer_cred()?;
     let pid = cred.pid().unwrap_or(0);
     let pidfd = match getsockopt(stream, PeerPidfd) {
+        _ if crate::faults::without_pidfds() => None,
         Ok(fd) => Some(fd),
         Err(e) => {
             debug!("SO_PEERPIDFD unavailable ({e}); falling back to pidfd_open");

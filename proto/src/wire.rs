@@ -38,6 +38,8 @@ pub const DEFAULT_MAX_REQUEST_FRAME: usize = 1 << 20;
 /// Bound on a frame a client accepts from the daemon (show chunks, event batches).
 pub const MAX_SERVER_FRAME: usize = 16 << 20;
 /// Entries per `show` chunk: keeps each reply frame far below [`MAX_SERVER_FRAME`].
+/// Longest client name (`Hello::name`) in bytes; a longer one is refused at the handshake.
+pub const MAX_CLIENT_NAME: usize = 255;
 pub const SHOW_CHUNK: usize = 8192;
 /// Operations per batch frame a client should send (the daemon enforces its frame size).
 pub const BATCH_CHUNK: usize = 4096;

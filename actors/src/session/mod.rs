@@ -242,6 +242,22 @@ impl Session {
             ctx.stop();
             return;
         }
+        if hello.name.len() > wire::MAX_CLIENT_NAME {
+            // Never kept, listed or logged whole.
+            warn!(
+                session = self.id,
+                pid = self.peer.pid,
+                bytes = hello.name.len(),
+                "client name too long; refusing the connection"
+            );
+            self.send(&ServerMsg::Refused(Failure::Limit {
+                what: format!("client name of {} bytes", hello.name.len()),
+                limit: wire::MAX_CLIENT_NAME as u64,
+            }));
+            self.out.close();
+            ctx.stop();
+            return;
+        }
         debug!(session = self.id, name = %hello.name, pid = self.peer.pid, "hello");
         self.send(&ServerMsg::Welcome(Welcome {
             version: hello.version.min(wire::PROTOCOL_VERSION),

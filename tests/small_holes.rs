@@ -1,0 +1,93 @@
+//! Small holes a hostile or unlucky client could use: over-long client names, and a client that
+//! announces a SIGUSR1 handler where rtmd cannot take a pidfd to signal it.
+#![forbid(unsafe_code)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+
+use common::*;
+use rtm::wire::{self, Caps, ClientMsg, Hello, ServerMsg};
+
+/// A name over 255 bytes is refused at the handshake with the limit named; names up to the
+/// limit register, and `rtmctl clients` keeps answering for everyone.
+#[test]
+fn an_over_long_client_name_is_refused_with_the_limit() {
+    let inst = Instance::start();
+    let long = "n".repeat(wire::MAX_CLIENT_NAME + 1);
+    let mut c = inst.client_unsynced(&long, &[]);
+    let (st, err) = c.wait();
+    assert_eq!(st.code(), Some(2), "refused by the daemon: {err}");
+    assert!(
+        err.contains("client name of 256 bytes") && err.contains("limit 255"),
+        "{err}"
+    );
+    assert!(!err.contains(&long), "the name is not echoed whole: {err}");
+
+    // A raw client with a 1 MB name in a frame rtmd accepts (a larger max-frame).
+    let inst = Instance::start_with(&["--max-frame", "4194304"]);
+    let mut s = UnixStream::connect(&inst.socket).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let body = wire::encode(&ClientMsg::Hello(Hello {
+        version: wire::PROTOCOL_VERSION,
+        name: "x".repeat(1 << 20),
+        caps: Caps::default(),
+    }))
+    .unwrap();
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut reply).unwrap();
+    match wire::decode::<ServerMsg>(&reply).unwrap() {
+        ServerMsg::Refused(f) => assert!(f.to_string().contains("limit 255"), "{f}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        !inst.log_text().contains(&"x".repeat(1000)),
+        "the name reached the log whole"
+    );
+
+    let fits = "m".repeat(wire::MAX_CLIENT_NAME);
+    let _ok = inst.client(&fits, &[]);
+    assert_eq!(inst.client_names(), [fits]);
+}
+
+/// Without a pidfd of the client (an old kernel; simulated by a fault-injection hook), a client
+/// announcing a SIGUSR1 handler is refused with the reason instead of registered and never
+/// signalled; a subscriber without the handler registers as usual.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_sigusr1_client_without_a_pidfd_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inst = Instance {
+        socket: dir.path().join("rtm.sock"),
+        shm_dir: dir.path().join("shm"),
+        log: dir.path().join("rtmd.log"),
+        daemon: None,
+        dir,
+    };
+    std::fs::create_dir(&inst.shm_dir).unwrap();
+    let mut cmd: Command = inst.daemon_cmd(&[]);
+    cmd.env("RTMD_DEBUG_NO_PIDFD", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&inst.log).unwrap());
+    inst.daemon = Some(cmd.spawn().unwrap());
+    inst.eventually("rtmd answers", || code(&inst.ctl(&["status"])) == 0);
+
+    let mut c = inst.client_unsynced("signalled", &[]);
+    let (st, err) = c.wait();
+    assert_eq!(st.code(), Some(2), "refused by the daemon: {err}");
+    assert!(err.contains("SIGUSR1") && err.contains("no pidfd"), "{err}");
+    // `rtmctl watch` announces no handler: it registers.
+    let _w = inst.watch();
+    inst.eventually("the watcher is registered", || {
+        inst.client_names().len() == 1
+    });
+    assert!(inst
+        .log_text()
+        .contains("has no pidfd; refusing its registration"));
+}
