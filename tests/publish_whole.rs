@@ -29,7 +29,7 @@ fn wait_for_stalls(inst: &Instance, n: usize) {
     let end = Instant::now() + DEADLINE;
     while inst
         .log_text()
-        .matches("stalling before publishing the table")
+        .matches("stalling before publishing")
         .count()
         < n
     {

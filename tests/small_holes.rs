@@ -91,3 +91,43 @@ fn a_sigusr1_client_without_a_pidfd_is_refused_with_the_reason() {
         .log_text()
         .contains("has no pidfd; refusing its registration"));
 }
+
+/// The socket file never has a looser mode than `0600` before its configured mode is set, even
+/// under umask `000`: rtmd is stopped (a fault-injection stall) between bind and chmod.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_socket_is_owner_only_until_its_mode_is_set() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut inst = Instance {
+        socket: dir.path().join("rtm.sock"),
+        shm_dir: dir.path().join("shm"),
+        log: dir.path().join("rtmd.log"),
+        daemon: None,
+        dir,
+    };
+    std::fs::create_dir(&inst.shm_dir).unwrap();
+    let daemon = inst.daemon_cmd(&["--socket-mode", "0660"]);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"umask 000; exec "$0" "$@""#])
+        .arg(daemon.get_program())
+        .args(daemon.get_args())
+        .env("RTMD_DEBUG_STALL_PUBLISH", "socket:2000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&inst.log).unwrap());
+    inst.daemon = Some(cmd.spawn().unwrap());
+    inst.eventually("rtmd stalls after bind", || {
+        inst.log_text().contains("stalling before publishing")
+    });
+    let mode = std::fs::symlink_metadata(&inst.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "between bind and chmod: {mode:o}");
+    inst.eventually("rtmd answers", || code(&inst.ctl(&["status"])) == 0);
+    let mode = std::fs::metadata(&inst.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "the configured mode: {mode:o}");
+}

@@ -156,7 +156,9 @@ fn bind_socket(config: &Config) -> Result<UnixListener, StartError> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(io("cannot inspect socket path", path)(e)),
     }
-    let listener = UnixListener::bind(path).map_err(io("cannot bind socket", path))?;
+    let listener =
+        crate::socket_file::bind_owner_only(path).map_err(io("cannot bind socket", path))?;
+    crate::faults::stall_before_publish("socket");
     if let Some(gid) = config.socket_gid {
         rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
             .map_err(|e| io("cannot set socket group", path)(e.into()))?;

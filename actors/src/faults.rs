@@ -107,10 +107,11 @@ pub fn inject<A: crate::restart::Restartable>(
     Ok(())
 }
 
-/// Names a table and a time, `TABLE:MS` (`route:3000`): in a fault-injection build rtmd then
-/// stalls for MS milliseconds each time it is about to publish TABLE's shared memory whole —
-/// at start, once the table's state is recovered, and in the restart's repair — so that a test
-/// can check what readers see meanwhile.
+/// Names a thing and a time, `WHAT:MS` (`route:3000`): in a fault-injection build rtmd then
+/// stalls for MS milliseconds each time it is about to publish WHAT, so that a test can check
+/// what others see meanwhile. WHAT is a table (`route`, `arp`: its shared memory, whole — at
+/// start, once the table's state is recovered, and in the restart's repair) or `socket` (the
+/// bound socket file, before its configured mode and group are set).
 pub const PUBLISH_STALL_ENV: &str = "RTMD_DEBUG_STALL_PUBLISH";
 
 /// Stalls before publishing `table` if [`PUBLISH_STALL_ENV`] asks for it (fault-injection
@@ -121,7 +122,7 @@ pub fn stall_before_publish(table: &str) {
         let (t, ms) = v.split_once(':')?;
         (t == table).then(|| ms.parse::<u32>().ok()).flatten()
     }) {
-        tracing::warn!(table, ms, "stalling before publishing the table");
+        tracing::warn!(what = table, ms, "stalling before publishing");
         stall(ms);
     }
     #[cfg(not(feature = "fault-injection"))]

@@ -41,6 +41,7 @@ pub mod registry;
 pub mod restart;
 pub mod session;
 pub mod signal_broker;
+pub mod socket_file;
 pub mod supervisor;
 pub mod table;
 
