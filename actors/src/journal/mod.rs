@@ -16,7 +16,8 @@
 //! | `route.lock` | `flock(2)`ed for as long as a daemon uses the table: a second `rtmd` on the same state directory refuses to start |
 //! | `route.snap.tmp`, `route.journal.tmp` | exist only during a compaction; a leftover one is deleted at start |
 //!
-//! `DIR` is created with mode 0700 if missing, every file with mode 0600. Files are opened with
+//! `DIR` is created with mode 0700 if missing (each directory created is synced into its
+//! parent), every file with mode 0600. Files are opened with
 //! `O_NOFOLLOW` and temporary files are created with `O_EXCL`, so a symlink planted in the
 //! state directory is never followed; all names are resolved relative to one open handle of
 //! `DIR`.
