@@ -65,6 +65,7 @@ impl Client {
     /// installed: the daemon will signal this process after flushes.
     pub async fn connect(socket: &Path, name: &str, caps: Caps) -> Result<Client, ClientError> {
         let handshake = async {
+            paths_ok(socket)?;
             let stream =
                 UnixStream::connect(socket)
                     .await
@@ -300,4 +301,12 @@ async fn read_msg(
         Some(frame) => decode(&frame?),
         None => Err(ClientError::Closed),
     }
+}
+
+/// Refuses a socket in a fallback directory that is not ours ([`crate::paths::check_socket_dir`]).
+fn paths_ok(socket: &Path) -> Result<(), ClientError> {
+    crate::paths::check_socket_dir(socket).map_err(|why| ClientError::Connect {
+        path: socket.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
+    })
 }

@@ -131,3 +131,107 @@ fn the_socket_is_owner_only_until_its_mode_is_set() {
         .mode();
     assert_eq!(mode & 0o777, 0o660, "the configured mode: {mode:o}");
 }
+
+/// Removes a path when dropped (the fallback directory lives in the real `/tmp`).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `/tmp/rtm-$UID`, the socket directory of last resort, is used only if it is the user's own:
+/// one planted by another user (here root, for uid 64999) makes rtmctl and rtmd refuse it with
+/// the reason; one rtmd creates itself is private and works. Needs root (to act as uid 64999).
+#[test]
+fn a_planted_fallback_socket_dir_is_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run as another uid");
+        return;
+    }
+    const UID: u32 = 64_999;
+    let fallback = std::path::PathBuf::from(format!("/tmp/rtm-{UID}"));
+    let _ = std::fs::remove_dir_all(&fallback);
+    let _cleanup = RemoveOnDrop(fallback.clone());
+    let as_user = |program: &str| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            &format!("--reuid={UID}"),
+            &format!("--regid={UID}"),
+            "--clear-groups",
+            "env",
+            "-u",
+            "XDG_RUNTIME_DIR",
+            "-u",
+            "RTM_SOCKET",
+            program,
+        ]);
+        c
+    };
+    // Planted by root, open to everyone.
+    std::fs::create_dir(&fallback).unwrap();
+    std::fs::set_permissions(&fallback, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut ctl = as_user(RTMCTL);
+    ctl.arg("status");
+    let o = run(ctl, None, DEADLINE);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "socket directory /tmp/rtm-{UID} is owned by uid 0"
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    // rtmd as that user refuses it too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shm = dir.path().join("shm");
+    std::fs::create_dir(&shm).unwrap();
+    std::os::unix::fs::chown(&shm, Some(UID), Some(UID)).unwrap();
+    let mut daemon = as_user(RTMD);
+    daemon.arg("--shm-dir").arg(&shm).args([
+        "--instance",
+        "t",
+        "--route-capacity",
+        "1024",
+        "--arp-capacity",
+        "64",
+    ]);
+    let o = run(daemon, None, DEADLINE);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("owned by uid 0"), "{}", stderr(&o));
+
+    // Gone: rtmd makes its own, private, and everything works.
+    std::fs::remove_dir_all(&fallback).unwrap();
+    let mut daemon = as_user(RTMD);
+    daemon
+        .arg("--shm-dir")
+        .arg(&shm)
+        .args([
+            "--instance",
+            "t",
+            "--route-capacity",
+            "1024",
+            "--arp-capacity",
+            "64",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _rtmd = KillOnDrop(daemon.spawn().unwrap());
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let mut ctl = as_user(RTMCTL);
+        ctl.arg("status");
+        if code(&run(ctl, None, DEADLINE)) == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "rtmd did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let meta = std::fs::symlink_metadata(&fallback).unwrap();
+    assert_eq!(meta.uid(), UID);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+}

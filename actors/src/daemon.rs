@@ -134,7 +134,7 @@ fn try_lock(path: &Path) -> Result<Option<File>, StartError> {
 fn claim_socket(config: &Config) -> Result<File, StartError> {
     let path = &config.socket;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io("cannot create socket directory", dir))?;
+        crate::socket_file::create_dir(path, dir).map_err(io("unusable socket directory", dir))?;
     }
     let lock_path = config.socket_lock_path();
     try_lock(&lock_path)?.ok_or_else(|| StartError::SocketBusy(path.clone()))

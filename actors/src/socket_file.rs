@@ -3,6 +3,7 @@
 //! only after it, so under a permissive umask every local user could connect (and act on what
 //! the access rules allow anyone) in between.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -16,4 +17,19 @@ pub fn bind_owner_only(path: &Path) -> std::io::Result<UnixListener> {
     let bound = UnixListener::bind(path);
     rustix::process::umask(old);
     bound
+}
+
+/// Creates the socket's directory `dir` if missing (mode 0700 when it is the `/tmp/rtm-$UID`
+/// fallback) and checks that a fallback directory is ours ([`rtm_proto::paths::check_socket_dir`]).
+pub fn create_dir(socket: &Path, dir: &Path) -> std::io::Result<()> {
+    let denied = |why| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    rtm_proto::paths::check_socket_dir(socket).map_err(denied)?;
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    if dir == rtm_proto::paths::fallback_dir(rustix::process::geteuid().as_raw()) {
+        b.mode(0o700);
+    }
+    b.create(dir)?;
+    // Made by someone else between the check and the creation?
+    rtm_proto::paths::check_socket_dir(socket).map_err(denied)
 }
