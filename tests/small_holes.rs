@@ -235,3 +235,38 @@ fn a_planted_fallback_socket_dir_is_refused() {
     assert_eq!(meta.uid(), UID);
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
 }
+
+/// The registry is supervised like the other actors: a panic in it is a `registry` restart
+/// (`rtmctl status`), its registrations survive, subscribing and listing work after it, and a
+/// clean stop still says `bye` to every subscriber.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_failed_registry_is_restarted_with_its_clients() {
+    use nix::sys::signal::Signal;
+    let mut inst = Instance::start();
+    let mut a = inst.client("a", &[]);
+    let o = inst.debug("panic registry");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    inst.eventually("the registry restarted", || {
+        inst.status()["restarts"]["registry"] == 1
+    });
+    let st = inst.status();
+    for other in ["route", "arp", "broker", "listener"] {
+        assert_eq!(st["restarts"][other], 0, "{st}");
+    }
+    assert!(st["counters"].get("registry_restarts").is_none(), "{st}");
+    assert!(
+        inst.ctl_ok(&["status"]).contains("registry 1"),
+        "the text status"
+    );
+    assert_eq!(inst.client_names(), ["a"]);
+    let _b = inst.client("b", &[]);
+    let mut names = inst.client_names();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    assert_eq!(a.expect(|v| v["op"] == "create")["key"], "10.1.0.0/16");
+    inst.signal_daemon(Signal::SIGTERM);
+    a.expect(|v| v["op"] == "bye");
+    assert!(inst.wait_daemon().success());
+}

@@ -77,7 +77,8 @@ impl Actor for Supervisor {
         let (rt, at) = (boot.route, boot.arp);
         let route = actix::Supervisor::start(move |_| rt);
         let arp = actix::Supervisor::start(move |_| at);
-        let registry = Registry::new(self.limits.clone()).start();
+        let (limits, h) = (self.limits.clone(), health.clone());
+        let registry = actix::Supervisor::start(move |_| Registry::new(limits, h));
         let (shutdown, reload) = (
             ctx.address().recipient::<Shutdown>(),
             ctx.address().recipient::<Reload>(),

@@ -218,6 +218,8 @@ pub enum DebugTarget {
     Broker,
     Listener,
     Session,
+    /// Appended: older daemons cannot decode a debug request naming it (debug builds only).
+    Registry,
 }
 
 impl DebugTarget {
@@ -228,6 +230,7 @@ impl DebugTarget {
             DebugTarget::Broker => "broker",
             DebugTarget::Listener => "listener",
             DebugTarget::Session => "session",
+            DebugTarget::Registry => "registry",
         }
     }
 }
@@ -501,6 +504,11 @@ pub struct Status {
     /// The last actor failure the supervisor recovered from, as "actor: reason".
     pub last_failure: Option<String>,
 }
+
+/// The key under which `Status::counters` carries the registry actor's restarts (`Restarts`
+/// predates its supervision, and a field added there would change the layout of `Status`);
+/// clients show it as `restarts.registry`.
+pub const REGISTRY_RESTARTS: &str = "registry_restarts";
 
 /// How often the supervisor restarted each actor since the daemon started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,10 @@
 //! `Status`: version, uptime, table sizes and capacities, clients, restarts and counters.
 
-use rtm_proto::wire::{Failure, Reply, Status, Table};
+use rtm_proto::wire::{self, Failure, Reply, Status, Table};
 
 use super::{registry_unavailable, unavailable};
 use crate::registry::ListClients;
+use crate::restart::ActorKind;
 use crate::session::Services;
 use crate::table::Size;
 
@@ -33,7 +34,12 @@ pub async fn status(svc: &Services) -> Result<Reply, Failure> {
         arp_capacity: arps.capacity,
         clients,
         restarts: svc.health.restarts.counts(),
-        counters: svc.health.counters.snapshot(),
+        counters: {
+            let mut c = svc.health.counters.snapshot();
+            let n = svc.health.restarts.count(ActorKind::Registry);
+            c.insert(wire::REGISTRY_RESTARTS.to_string(), n);
+            c
+        },
         last_failure: svc.health.restarts.last_failure(),
     }))
 }
