@@ -262,10 +262,18 @@ impl OutboxHandle {
         }
     }
 
-    /// Resolves once the reply backlog is at most `low` (or the socket is dead).
+    /// Resolves once the reply backlog is at most `low` (or the socket is dead). Both the
+    /// paced reader and a streaming answer may wait at once: every write wakes all waiters,
+    /// each registered before it looks at the backlog, so no wake-up falls between the two.
     pub async fn drained_to(self, low: usize) {
-        while self.reply_backlog() > low {
-            self.drained.notified().await;
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.reply_backlog() <= low {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -327,7 +335,7 @@ impl OutboxHandle {
                 () = self.close_deadline() => Err(std::io::ErrorKind::TimedOut.into()),
             };
             buf.clear();
-            self.drained.notify_one();
+            self.drained.notify_waiters();
             if let Err(e) = res {
                 debug!("session write failed: {e}");
                 // The read side sees the hang-up too and ends the session; drop what is queued.
