@@ -47,6 +47,7 @@ pub struct Inject(pub rtm_proto::wire::DebugAction);
 /// Blocks the calling actor's thread (a stuck actor).
 #[cfg(feature = "fault-injection")]
 pub fn stall(ms: u32) {
+    tracing::warn!(ms, "stalling this actor's thread");
     std::thread::sleep(std::time::Duration::from_millis(ms.into()));
 }
 

@@ -1,6 +1,9 @@
 //! # rtm-actors — the inside of `rtmd`
 //!
-//! An actix actor system under one [`Supervisor`](supervisor::Supervisor):
+//! An actix actor system under one [`Supervisor`](supervisor::Supervisor). Each table actor
+//! runs on a thread (arbiter) of its own, so its blocking file work (a journal `fdatasync`, a
+//! compaction, a republish) stalls neither the other table nor the sessions, the registry and
+//! the signal broker, which share the system's thread:
 //!
 //! - [`daemon`]: start-up — claim the socket and the shared-memory instance, open the tables
 //!   (restoring them from the [`journal`] with `--state-dir`), then run the actors until a
