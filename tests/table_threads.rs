@@ -1,6 +1,6 @@
 //! Each table actor runs on a thread of its own: while the route table is busy (a journal sync,
 //! a compaction, a republish — here a fault-injection stall of its thread), ARP changes,
-//! ARP reads and `rtmctl clients` are answered.
+//! ARP reads, `rtmctl clients` and `rtmctl status` are answered.
 #![cfg(feature = "fault-injection")]
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,7 @@ use std::process::Stdio;
 use common::*;
 
 #[test]
-fn a_busy_route_table_does_not_hold_up_the_arp_table_or_the_registry() {
+fn a_busy_route_table_holds_up_neither_the_arp_table_nor_status() {
     let inst = Instance::start();
     inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
     let _sub = inst.client("sub", &["--table", "arp"]);
@@ -39,6 +39,12 @@ fn a_busy_route_table_does_not_hold_up_the_arp_table_or_the_registry() {
         "192.168.1.10 lladdr 00:11:22:33:44:55 dev eth0\n"
     );
     assert_eq!(inst.client_names(), ["sub"]);
+    let st = inst.status();
+    assert_eq!(
+        (st["routes"].as_u64(), st["arps"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
     // All of that was answered while the route table was still stalled.
     assert!(
         stall.0.try_wait().unwrap().is_none(),

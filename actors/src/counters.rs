@@ -74,6 +74,16 @@ pub struct Health {
     pub closing_writers: AtomicU64,
     /// Open connections and the open-file limit they are sized to.
     pub connections: crate::connections::Connections,
+    /// Each table's size as its actor last published it (route, ARP), so that `status`
+    /// answers without waiting for a table busy with file work.
+    pub table_sizes: [TableSizes; 2],
+}
+
+/// Entries and capacity of one table, kept up to date by its actor.
+#[derive(Debug, Default)]
+pub struct TableSizes {
+    pub len: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 impl Default for Health {
@@ -91,6 +101,7 @@ impl Health {
             shutting_down: AtomicBool::new(false),
             closing_writers: AtomicU64::new(0),
             connections: Default::default(),
+            table_sizes: Default::default(),
         }
     }
 }

@@ -209,6 +209,7 @@ impl<R: TableRecord> TableActor<R> {
             Err(why) => Err(why),
         };
         out.last_seq = self.seq;
+        self.note_size();
         match published {
             Ok(events) => {
                 Counters::bump_by(&self.health.counters.changes, events.len() as u64);

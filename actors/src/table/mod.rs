@@ -103,7 +103,7 @@ pub struct TableActor<R: TableRecord> {
 
 impl<R: TableRecord> TableActor<R> {
     pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
-        TableActor {
+        let t = TableActor {
             capacity: shm.capacity(),
             shm: Some(shm),
             unpublished: VecDeque::new(),
@@ -113,7 +113,19 @@ impl<R: TableRecord> TableActor<R> {
             faults: Faults::default(),
             journal: None,
             journal_broken: false,
-        }
+        };
+        t.note_size();
+        t
+    }
+
+    /// Records the table's size where `status` reads it.
+    pub(crate) fn note_size(&self) {
+        let sizes = &self.health.table_sizes[R::TABLE as usize];
+        let len = self.shm.as_ref().map_or(0, |shm| shm.len()) as u64;
+        sizes.len.store(len, std::sync::atomic::Ordering::Relaxed);
+        sizes
+            .capacity
+            .store(self.capacity as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A table restored from its journal: `shm` already holds what the journal recovered, up
@@ -185,6 +197,7 @@ impl<R: TableRecord> TableActor<R> {
             }
             None => warn!(table = %R::TABLE, "restarted after retirement; nothing to repair"),
         }
+        self.note_size();
     }
 }
 
