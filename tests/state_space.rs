@@ -177,8 +177,9 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
     // Fill the file system to the last block.
     t.sh(r#"dd if=/dev/zero of="$1/fill" bs=4096 2>/dev/null; test -s "$1/fill""#);
 
-    // A 300-line batch is one request whose journal frame needs more than a free page.
-    let o = inst.batch(&routes(1000, 300), false);
+    // A 600-line batch is one request whose journal frame (about 9 KB) needs more than the
+    // free tail of the journal's last page.
+    let o = inst.batch(&routes(1000, 600), false);
     assert_eq!(code(&o), 2, "refused by the daemon: {}", stdout(&o));
     let err = stderr(&o);
     assert!(
@@ -195,11 +196,11 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
 
     // Room again: the same batch and a single add go through, no restart.
     t.sh(r#"rm "$1/fill""#);
-    let o = inst.batch(&routes(1000, 300), false);
+    let o = inst.batch(&routes(1000, 600), false);
     assert_eq!(code(&o), 0, "after freeing space: {}", stderr(&o));
     inst.ctl_line("route add 192.0.2.0/24 dev eth1");
     let now = inst.routes();
-    assert_eq!(now.len(), 321);
+    assert_eq!(now.len(), 621);
     let status = inst.status();
     assert_eq!(status["restarts"]["route"], 0, "{status}");
 
@@ -207,8 +208,8 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
     model.follow(&mut sub, |v| v["key"] == "192.0.2.0/24");
     assert_eq!(model.gaps, 0, "seq gaps: {:?}", sub.seen);
     assert!(model.resyncs.is_empty(), "{:?}", model.resyncs);
-    assert_eq!(model.routes.len(), 321);
-    assert_eq!(model.last_seq[0], 321, "one seq per applied change");
+    assert_eq!(model.routes.len(), 621);
+    assert_eq!(model.last_seq[0], 621, "one seq per applied change");
 
     // The journal on disk holds the same: a restart brings back every acknowledged change.
     t.inst.signal_daemon(Signal::SIGTERM);
