@@ -65,6 +65,7 @@ impl Client {
     /// installed: the daemon will signal this process after flushes.
     pub async fn connect(socket: &Path, name: &str, caps: Caps) -> Result<Client, ClientError> {
         let handshake = async {
+            paths_ok(socket)?;
             let stream =
                 UnixStream::connect(socket)
                     .await
@@ -78,8 +79,17 @@ impl Client {
                 name: name.to_string(),
                 caps,
             });
-            framed.send(encode(&hello)?).await?;
-            match read_msg(&mut framed).await? {
+            let sent = framed.send(encode(&hello)?).await;
+            // A daemon over its connection limit writes its refusal and closes at once, so
+            // the hello may find the socket closed: the refusal is still there to read.
+            let reply = read_msg(&mut framed).await;
+            if let Err(e) = sent {
+                return match reply {
+                    Ok(ServerMsg::Refused(f)) => Err(ClientError::Refused(f)),
+                    _ => Err(e.into()),
+                };
+            }
+            match reply? {
                 ServerMsg::Welcome(welcome) => Ok(Client {
                     framed,
                     welcome,
@@ -291,4 +301,12 @@ async fn read_msg(
         Some(frame) => decode(&frame?),
         None => Err(ClientError::Closed),
     }
+}
+
+/// Refuses a socket in a fallback directory that is not ours ([`crate::paths::check_socket_dir`]).
+fn paths_ok(socket: &Path) -> Result<(), ClientError> {
+    crate::paths::check_socket_dir(socket).map_err(|why| ClientError::Connect {
+        path: socket.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
+    })
 }

@@ -34,6 +34,7 @@ const REQUIRED: &[&str] = &[
     "late_join_ms",
     "late_join_usable_ms",
     "flush_ms",
+    "status_rtt_p99_us_during_route_writes",
     "bytes_per_route",
     "shm_empty_allocated_bytes",
     "shm_fs_used_bytes",

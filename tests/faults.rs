@@ -518,7 +518,7 @@ fn a_failing_session_ends_only_itself() {
     assert_eq!(status["counters"]["session_failures"], 1, "{status}");
     assert_eq!(
         status["restarts"],
-        json!({"route": 0, "arp": 0, "broker": 0, "listener": 0})
+        json!({"route": 0, "arp": 0, "broker": 0, "listener": 0, "registry": 0})
     );
     assert_eq!(status["last_failure"], Value::Null, "{status}");
     let mut names = inst.client_names();

@@ -91,7 +91,7 @@ fn show_get_clients_status_and_watch_shapes() {
     assert_eq!(st["clients"], 1);
     assert_eq!(
         st["restarts"],
-        json!({"route":0,"arp":0,"broker":0,"listener":0})
+        json!({"route":0,"arp":0,"broker":0,"listener":0,"registry":0})
     );
     assert_eq!(st["last_failure"], serde_json::Value::Null);
     assert!(st["counters"]["requests"].as_u64().unwrap() >= 4, "{st}");

@@ -23,6 +23,8 @@ pub struct Counters {
     pub signals_sent: AtomicU64,
     pub flushes: AtomicU64,
     pub session_failures: AtomicU64,
+    /// Connections refused by `--max-connections` or the open-file limit.
+    pub connections_refused: AtomicU64,
 }
 
 impl Counters {
@@ -35,7 +37,7 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        let pairs: [(&str, &AtomicU64); 13] = [
+        let pairs: [(&str, &AtomicU64); 14] = [
             ("requests", &self.requests),
             ("changes", &self.changes),
             ("failed_requests", &self.failed_requests),
@@ -49,6 +51,7 @@ impl Counters {
             ("signals_sent", &self.signals_sent),
             ("flushes", &self.flushes),
             ("session_failures", &self.session_failures),
+            ("connections_refused", &self.connections_refused),
         ];
         pairs
             .into_iter()
@@ -69,6 +72,18 @@ pub struct Health {
     /// Session writers told to close that are still writing (a clean stop waits for them to
     /// hand `bye` to their clients).
     pub closing_writers: AtomicU64,
+    /// Open connections and the open-file limit they are sized to.
+    pub connections: crate::connections::Connections,
+    /// Each table's size as its actor last published it (route, ARP), so that `status`
+    /// answers without waiting for a table busy with file work.
+    pub table_sizes: [TableSizes; 2],
+}
+
+/// Entries and capacity of one table, kept up to date by its actor.
+#[derive(Debug, Default)]
+pub struct TableSizes {
+    pub len: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 impl Default for Health {
@@ -85,6 +100,8 @@ impl Health {
             restarts: RestartLog::new(budget),
             shutting_down: AtomicBool::new(false),
             closing_writers: AtomicU64::new(0),
+            connections: Default::default(),
+            table_sizes: Default::default(),
         }
     }
 }

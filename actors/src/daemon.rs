@@ -86,6 +86,7 @@ fn open_table<R: TableRecord>(
         "table restored from the state directory"
     );
     let seq = recovered.seq;
+    crate::faults::stall_before_publish(name);
     let entries = recovered.entries.into_values().collect();
     let shm = ShmWriter::<R>::create(path, limit, access, entries, seq)?;
     Ok(TableActor::durable(shm, health.clone(), journal, seq))
@@ -133,7 +134,7 @@ fn try_lock(path: &Path) -> Result<Option<File>, StartError> {
 fn claim_socket(config: &Config) -> Result<File, StartError> {
     let path = &config.socket;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io("cannot create socket directory", dir))?;
+        crate::socket_file::create_dir(path, dir).map_err(io("unusable socket directory", dir))?;
     }
     let lock_path = config.socket_lock_path();
     try_lock(&lock_path)?.ok_or_else(|| StartError::SocketBusy(path.clone()))
@@ -155,7 +156,9 @@ fn bind_socket(config: &Config) -> Result<UnixListener, StartError> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(io("cannot inspect socket path", path)(e)),
     }
-    let listener = UnixListener::bind(path).map_err(io("cannot bind socket", path))?;
+    let listener =
+        crate::socket_file::bind_owner_only(path).map_err(io("cannot bind socket", path))?;
+    crate::faults::stall_before_publish("socket");
     if let Some(gid) = config.socket_gid {
         rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
             .map_err(|e| io("cannot set socket group", path)(e.into()))?;
@@ -184,6 +187,10 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     })?;
     held.0.push(shm_lock_path);
     let health = Arc::new(Health::new(config.restart_budget));
+    let nofile = crate::connections::raise_fd_limit();
+    health
+        .connections
+        .size_to(nofile, config.limits.max_connections);
     let route = open_table(
         &config,
         &config.route_shm_path(),

@@ -47,6 +47,7 @@ pub struct Inject(pub rtm_proto::wire::DebugAction);
 /// Blocks the calling actor's thread (a stuck actor).
 #[cfg(feature = "fault-injection")]
 pub fn stall(ms: u32) {
+    tracing::warn!(ms, "stalling this actor's thread");
     std::thread::sleep(std::time::Duration::from_millis(ms.into()));
 }
 
@@ -105,4 +106,35 @@ pub fn inject<A: crate::restart::Restartable>(
         },
     }
     Ok(())
+}
+
+/// Names a thing and a time, `WHAT:MS` (`route:3000`): in a fault-injection build rtmd then
+/// stalls for MS milliseconds each time it is about to publish WHAT, so that a test can check
+/// what others see meanwhile. WHAT is a table (`route`, `arp`: its shared memory, whole — at
+/// start, once the table's state is recovered, and in the restart's repair) or `socket` (the
+/// bound socket file, before its configured mode and group are set).
+pub const PUBLISH_STALL_ENV: &str = "RTMD_DEBUG_STALL_PUBLISH";
+
+/// Stalls before publishing `table` if [`PUBLISH_STALL_ENV`] asks for it (fault-injection
+/// builds only; otherwise nothing).
+pub fn stall_before_publish(table: &str) {
+    #[cfg(feature = "fault-injection")]
+    if let Some(ms) = std::env::var(PUBLISH_STALL_ENV).ok().and_then(|v| {
+        let (t, ms) = v.split_once(':')?;
+        (t == table).then(|| ms.parse::<u32>().ok()).flatten()
+    }) {
+        tracing::warn!(what = table, ms, "stalling before publishing");
+        stall(ms);
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = table;
+}
+
+/// Set (to anything) in a fault-injection build, rtmd takes no pidfd of its peers, as on a
+/// kernel without `SO_PEERPIDFD` and `pidfd_open`.
+pub const NO_PIDFD_ENV: &str = "RTMD_DEBUG_NO_PIDFD";
+
+/// Whether [`NO_PIDFD_ENV`] asks rtmd to do without pidfds (never in other builds).
+pub fn without_pidfds() -> bool {
+    cfg!(feature = "fault-injection") && std::env::var_os(NO_PIDFD_ENV).is_some()
 }

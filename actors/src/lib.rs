@@ -1,6 +1,9 @@
 //! # rtm-actors — the inside of `rtmd`
 //!
-//! An actix actor system under one [`Supervisor`](supervisor::Supervisor):
+//! An actix actor system under one [`Supervisor`](supervisor::Supervisor). Each table actor
+//! runs on a thread (arbiter) of its own, so its blocking file work (a journal `fdatasync`, a
+//! compaction, a republish) stalls neither the other table nor the sessions, the registry and
+//! the signal broker, which share the system's thread:
 //!
 //! - [`daemon`]: start-up — claim the socket and the shared-memory instance, open the tables
 //!   (restoring them from the [`journal`] with `--state-dir`), then run the actors until a
@@ -9,7 +12,8 @@
 //!   [`restart`]: the panic guards that turn a failure anywhere in a supervised actor into a
 //!   restart, and the restart budget.
 //! - [`listener`]: accepts connections and starts one [`session`] per client, with the peer's
-//!   pid/uid and a pidfd taken from the socket.
+//!   pid/uid and a pidfd taken from the socket; [`connections`]: how many it admits, sized to
+//!   the open-file limit.
 //! - [`session`]: reads frames, runs the handshake, answers each request (one file per request
 //!   kind in `session/cmd/`), and queues replies and notifications in its bounded outbox.
 //! - [`table`]: one actor per table ([`table::route`], [`table::arp`]): the shared-memory writer
@@ -32,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connections;
 pub mod counters;
 pub mod daemon;
 pub mod faults;
@@ -42,6 +47,7 @@ pub mod restart;
 pub mod service_manager;
 pub mod session;
 pub mod signal_broker;
+pub mod socket_file;
 pub mod supervisor;
 pub mod table;
 pub mod watchdog;

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use nix::sys::socket::{getsockopt, sockopt::PeerPidfd};
-use rtm_proto::wire::PanicPoint;
+use rtm_proto::wire::{self, PanicPoint, ServerMsg};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use tokio::net::UnixStream;
 use tracing::{debug, error, info, warn};
 
+use crate::connections::{Connections, Refusal};
+use crate::counters::Counters;
 use crate::faults::Faults;
 use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 use crate::session::{Peer, Services, Session};
@@ -47,10 +49,18 @@ impl Listener {
         if self.svc.health.shutting_down.load(Relaxed) {
             return;
         }
+        let max = self.svc.limits.load().max_connections;
+        let slot = match Connections::admit(&self.svc.health, max) {
+            Ok(slot) => slot,
+            Err(why) => {
+                Counters::bump(&self.svc.health.counters.connections_refused);
+                return refuse(stream, why);
+            }
+        };
         match peer_of(&stream) {
             Ok(peer) => {
                 debug!(pid = peer.pid, uid = peer.uid, "connection");
-                Session::start(stream, peer, self.svc.clone());
+                Session::start(stream, peer, self.svc.clone(), slot);
             }
             Err(e) => warn!("cannot read the peer's credentials, closing: {e}"),
         }
@@ -124,6 +134,18 @@ impl Handler<crate::faults::Inject> for Listener {
     }
 }
 
+/// Tells a connection over the limit why it is closed: the refusal is the first frame it reads
+/// (a fresh socket's buffer always has room for it), then the socket closes.
+fn refuse(stream: UnixStream, why: Refusal) {
+    debug!("connection refused: {}", why.failure());
+    let msg = ServerMsg::Refused(why.failure());
+    if let Ok(body) = wire::encode(&msg) {
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let _ = stream.try_write(&frame);
+    }
+}
+
 /// The peer's pid/uid/gid from `SO_PEERCRED` and a pidfd from `SO_PEERPIDFD` (kernel ≥ 6.5).
 /// On older kernels the pidfd comes from `pidfd_open(pid)` right after accept; that fallback
 /// can race with the peer exiting and its PID being reused, which the socket option cannot.
@@ -133,6 +155,7 @@ fn peer_of(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = stream.peer_cred()?;
     let pid = cred.pid().unwrap_or(0);
     let pidfd = match getsockopt(stream, PeerPidfd) {
+        _ if crate::faults::without_pidfds() => None,
         Ok(fd) => Some(fd),
         Err(e) => {
             debug!("SO_PEERPIDFD unavailable ({e}); falling back to pidfd_open");

@@ -31,6 +31,7 @@ pub enum ActorKind {
     Arp,
     Broker,
     Listener,
+    Registry,
 }
 
 impl ActorKind {
@@ -40,6 +41,7 @@ impl ActorKind {
             ActorKind::Arp => "arp",
             ActorKind::Broker => "broker",
             ActorKind::Listener => "listener",
+            ActorKind::Registry => "registry",
         }
     }
 }
@@ -61,6 +63,10 @@ impl Default for RestartBudget {
     }
 }
 
+/// The key of the registry's restarts in `Status::counters`; `rtmctl status` shows it as
+/// `restarts.registry`.
+pub const REGISTRY_RESTARTS: &str = rtm_proto::wire::REGISTRY_RESTARTS;
+
 /// Exit code of a daemon that stopped because its actors failed too often (EX_SOFTWARE).
 pub const EXIT_RESTART_BUDGET: i32 = 70;
 
@@ -68,7 +74,7 @@ pub const EXIT_RESTART_BUDGET: i32 = 70;
 /// window.
 #[derive(Debug)]
 pub struct RestartLog {
-    counts: [AtomicU64; 4],
+    counts: [AtomicU64; 5],
     last_failure: Mutex<Option<String>>,
     budget: RestartBudget,
     /// When the restarts inside the budget's window happened.
@@ -119,7 +125,13 @@ impl RestartLog {
         self.budget
     }
 
-    /// Restarts per actor kind, as `rtmctl status` shows them.
+    /// Restarts of `kind`.
+    pub fn count(&self, kind: ActorKind) -> u64 {
+        self.counts[kind as usize].load(Relaxed)
+    }
+
+    /// Restarts per actor kind, as `rtmctl status` shows them (the registry's travel in the
+    /// counters, as [`REGISTRY_RESTARTS`]: the wire's `Restarts` has no field for it).
     pub fn counts(&self) -> Restarts {
         let r = |k: ActorKind| self.counts[k as usize].load(Relaxed);
         Restarts {

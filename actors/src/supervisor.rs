@@ -51,6 +51,8 @@ pub struct Supervisor {
     services: Option<Services>,
     cleanup: Vec<PathBuf>,
     stopping: bool,
+    /// The threads the table actors run on (stopped with the system).
+    table_threads: Vec<Arbiter>,
 }
 
 impl Supervisor {
@@ -64,6 +66,7 @@ impl Supervisor {
             limits,
             services: None,
             stopping: false,
+            table_threads: Vec::new(),
         }
     }
 }
@@ -77,9 +80,14 @@ impl Actor for Supervisor {
         };
         let health = self.health.clone();
         let (rt, at) = (boot.route, boot.arp);
-        let route = actix::Supervisor::start(move |_| rt);
-        let arp = actix::Supervisor::start(move |_| at);
-        let registry = Registry::new(self.limits.clone()).start();
+        // Each table runs on a thread of its own: a journal sync, a compaction or a republish
+        // of one table stalls neither the sessions nor the other table.
+        let (route_thread, arp_thread) = (Arbiter::new(), Arbiter::new());
+        let route = actix::Supervisor::start_in_arbiter(&route_thread.handle(), move |_| rt);
+        let arp = actix::Supervisor::start_in_arbiter(&arp_thread.handle(), move |_| at);
+        self.table_threads = vec![route_thread, arp_thread];
+        let (limits, h) = (self.limits.clone(), health.clone());
+        let registry = actix::Supervisor::start(move |_| Registry::new(limits, h));
         let (shutdown, reload) = (
             ctx.address().recipient::<Shutdown>(),
             ctx.address().recipient::<Reload>(),

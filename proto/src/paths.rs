@@ -24,7 +24,53 @@ fn per_user_socket(uid: u32, xdg_runtime_dir: Option<std::ffi::OsString>) -> Pat
     }
     match xdg_runtime_dir.filter(|v| !v.is_empty()) {
         Some(dir) => Path::new(&dir).join("rtm/rtm.sock"),
-        None => PathBuf::from(format!("/tmp/rtm-{uid}/rtm.sock")),
+        None => fallback_dir(uid).join("rtm.sock"),
+    }
+}
+
+/// The socket directory of the last resort for `uid`, in the world-writable `/tmp`.
+pub fn fallback_dir(uid: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/rtm-{uid}"))
+}
+
+/// If `socket` lies in our fallback directory (`/tmp/rtm-$UID`), checks that the directory is
+/// ours: anyone can create that name in `/tmp` first, then serve fake tables on a socket in it
+/// (or read what we send). It must be a real directory (not a symlink), owned by our effective
+/// uid, and writable by no one else. A missing directory passes (the daemon creates it).
+pub fn check_socket_dir(socket: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = effective_uid();
+    let dir = fallback_dir(uid);
+    if socket.parent() != Some(dir.as_path()) {
+        return Ok(());
+    }
+    let meta = match std::fs::symlink_metadata(&dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot inspect socket directory {}: {e}",
+                dir.display()
+            ))
+        }
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    let why = if !meta.file_type().is_dir() {
+        Some("is not a directory (a symlink or a file)".to_string())
+    } else if meta.uid() != uid {
+        Some(format!("is owned by uid {}, not by uid {uid}", meta.uid()))
+    } else if mode & 0o022 != 0 {
+        Some(format!("has mode {mode:04o}: others may write in it"))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "socket directory {} {why}; another user may have made it to serve fake tables: \
+             remove it, or pass --socket",
+            dir.display()
+        )),
     }
 }
 

@@ -38,6 +38,8 @@ pub const DEFAULT_MAX_REQUEST_FRAME: usize = 1 << 20;
 /// Bound on a frame a client accepts from the daemon (show chunks, event batches).
 pub const MAX_SERVER_FRAME: usize = 16 << 20;
 /// Entries per `show` chunk: keeps each reply frame far below [`MAX_SERVER_FRAME`].
+/// Longest client name (`Hello::name`) in bytes; a longer one is refused at the handshake.
+pub const MAX_CLIENT_NAME: usize = 255;
 pub const SHOW_CHUNK: usize = 8192;
 /// Operations per batch frame a client should send (the daemon enforces its frame size).
 pub const BATCH_CHUNK: usize = 4096;
@@ -216,6 +218,8 @@ pub enum DebugTarget {
     Broker,
     Listener,
     Session,
+    /// Appended: older daemons cannot decode a debug request naming it (debug builds only).
+    Registry,
 }
 
 impl DebugTarget {
@@ -226,6 +230,7 @@ impl DebugTarget {
             DebugTarget::Broker => "broker",
             DebugTarget::Listener => "listener",
             DebugTarget::Session => "session",
+            DebugTarget::Registry => "registry",
         }
     }
 }
@@ -499,6 +504,11 @@ pub struct Status {
     /// The last actor failure the supervisor recovered from, as "actor: reason".
     pub last_failure: Option<String>,
 }
+
+/// The key under which `Status::counters` carries the registry actor's restarts (`Restarts`
+/// predates its supervision, and a field added there would change the layout of `Status`);
+/// clients show it as `restarts.registry`.
+pub const REGISTRY_RESTARTS: &str = "registry_restarts";
 
 /// How often the supervisor restarted each actor since the daemon started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -93,7 +93,14 @@ pub fn rfc3339_ms(ms: u64) -> String {
 
 /// `rtmctl -j status`: the wire status as is.
 pub fn status(s: &Status) -> serde_json::Value {
-    serde_json::to_value(s).expect("status serializes")
+    let mut v = serde_json::to_value(s).expect("status serializes");
+    // The registry's restarts travel in the counters; they belong with the others.
+    let registry = v["counters"]
+        .as_object_mut()
+        .and_then(|c| c.remove(rtm::wire::REGISTRY_RESTARTS))
+        .unwrap_or(serde_json::Value::from(0));
+    v["restarts"]["registry"] = registry;
+    v
 }
 
 /// One line of `rtm-client --json` / `rtmctl -j watch`. Absent fields are omitted.

@@ -263,16 +263,23 @@ pub fn status(st: &Status, as_json: bool) -> String {
     let _ = writeln!(s, "arps {} of {}", st.arps, st.arp_capacity);
     let _ = writeln!(s, "clients {}", st.clients);
     let r = &st.restarts;
+    let registry = st
+        .counters
+        .get(rtm::wire::REGISTRY_RESTARTS)
+        .copied()
+        .unwrap_or(0);
     let _ = writeln!(
         s,
-        "restarts route {} arp {} broker {} listener {}",
+        "restarts route {} arp {} broker {} listener {} registry {registry}",
         r.route, r.arp, r.broker, r.listener
     );
     if let Some(f) = &st.last_failure {
         let _ = writeln!(s, "last failure {f}");
     }
     for (k, v) in &st.counters {
-        let _ = writeln!(s, "{k} {v}");
+        if k != rtm::wire::REGISTRY_RESTARTS {
+            let _ = writeln!(s, "{k} {v}");
+        }
     }
     s
 }

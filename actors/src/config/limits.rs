@@ -1,5 +1,5 @@
 //! The limits that a config reload (SIGHUP) changes while the daemon runs. `max-clients`
-//! applies to the next registration, `client-queue` at once to every session,
+//! applies to the next registration, `max-connections` to the next connection, `client-queue` at once to every session,
 //! `handshake-timeout` and `max-frame` to new connections, `max-inflight` and `max-batch` to
 //! the next request.
 
@@ -10,6 +10,7 @@ use super::{check_positive, parse_duration, ConfigError, Settings};
 
 pub const DEFAULT_CLIENT_QUEUE: usize = 65_536;
 pub const DEFAULT_MAX_CLIENTS: u32 = 1024;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_INFLIGHT: usize = 64;
 pub const DEFAULT_MAX_BATCH: usize = 16_384;
@@ -19,6 +20,8 @@ pub const DEFAULT_MAX_BATCH: usize = 16_384;
 pub struct LimitValues {
     /// Registered subscribers allowed at once (one-shot requests are never refused by it).
     pub max_clients: u32,
+    /// Open connections allowed at once (subscribers and one-shot requests).
+    pub max_connections: u32,
     /// Notifications queued per subscriber before they collapse into one `resync`.
     pub client_queue: usize,
     /// A connection that has not said Hello by then is closed.
@@ -35,6 +38,7 @@ impl Default for LimitValues {
     fn default() -> Self {
         LimitValues {
             max_clients: DEFAULT_MAX_CLIENTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             client_queue: DEFAULT_CLIENT_QUEUE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_frame: rtm_proto::wire::DEFAULT_MAX_REQUEST_FRAME,
@@ -50,6 +54,9 @@ impl LimitValues {
         let mut v = LimitValues::default();
         if let Some(n) = s.max_clients {
             v.max_clients = n;
+        }
+        if let Some(n) = s.max_connections {
+            v.max_connections = n;
         }
         if let Some(n) = s.client_queue {
             v.client_queue = check_positive("client-queue", n)?;
@@ -74,6 +81,7 @@ impl LimitValues {
 #[derive(Debug)]
 pub struct Limits {
     max_clients: AtomicU32,
+    max_connections: AtomicU32,
     client_queue: AtomicUsize,
     handshake_ms: AtomicU64,
     max_frame: AtomicUsize,
@@ -85,6 +93,7 @@ impl Limits {
     pub fn new(v: LimitValues) -> Limits {
         let l = Limits {
             max_clients: AtomicU32::new(0),
+            max_connections: AtomicU32::new(0),
             client_queue: AtomicUsize::new(0),
             handshake_ms: AtomicU64::new(0),
             max_frame: AtomicUsize::new(0),
@@ -97,6 +106,7 @@ impl Limits {
 
     pub fn store(&self, v: LimitValues) {
         self.max_clients.store(v.max_clients, Relaxed);
+        self.max_connections.store(v.max_connections, Relaxed);
         self.client_queue.store(v.client_queue, Relaxed);
         self.handshake_ms
             .store(v.handshake_timeout.as_millis() as u64, Relaxed);
@@ -112,6 +122,7 @@ impl Limits {
     pub fn load(&self) -> LimitValues {
         LimitValues {
             max_clients: self.max_clients.load(Relaxed),
+            max_connections: self.max_connections.load(Relaxed),
             client_queue: self.client_queue.load(Relaxed),
             handshake_timeout: Duration::from_millis(self.handshake_ms.load(Relaxed)),
             max_frame: self.max_frame.load(Relaxed),

@@ -64,6 +64,10 @@ settings! {
     /// Most registered subscribers at once [default: 1024]
     #[arg(long)]
     max_clients: u32,
+    /// Most open connections at once, subscribers and one-shot requests alike; more are refused
+    /// with a reason [default: 4096]
+    #[arg(long)]
+    max_connections: u32,
     /// Notifications queued per subscriber before it gets a resync [default: 65536]
     #[arg(long)]
     client_queue: usize,

@@ -14,13 +14,27 @@ use super::error::{io_err, JournalError};
 
 const FILE_MODE: u32 = 0o600;
 
-/// Creates `dir` (mode 0700) if it is missing and opens a handle to it.
+/// Creates `dir` (mode 0700) if it is missing and opens a handle to it. Each directory it
+/// creates is synced into its parent, so that after a power loss the files written in it
+/// later are not lost with a directory entry that never reached the disk.
 pub(super) fn open_state_dir(dir: &Path) -> Result<OwnedFd, JournalError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+        .collect();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| io_err("cannot create state directory", dir, e))?;
+    // Outermost first: each new directory's entry is made durable in its parent.
+    for created in missing.iter().rev() {
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        sync_dir(parent)?;
+    }
     rustix::fs::openat(
         rustix::fs::CWD,
         dir,
@@ -28,6 +42,19 @@ pub(super) fn open_state_dir(dir: &Path) -> Result<OwnedFd, JournalError> {
         Mode::empty(),
     )
     .map_err(|e| io_err("cannot open state directory", dir, e))
+}
+
+/// `fsync`s a directory.
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    let what = "cannot sync the directory holding the state directory";
+    let fd = rustix::fs::openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(what, dir, e))?;
+    rustix::fs::fsync(&fd).map_err(|e| io_err(what, dir, e))
 }
 
 /// Opens and `flock`s table `name`'s lock file, so that a second `rtmd` on the same state

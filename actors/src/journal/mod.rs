@@ -16,7 +16,8 @@
 //! | `route.lock` | `flock(2)`ed for as long as a daemon uses the table: a second `rtmd` on the same state directory refuses to start |
 //! | `route.snap.tmp`, `route.journal.tmp` | exist only during a compaction; a leftover one is deleted at start |
 //!
-//! `DIR` is created with mode 0700 if missing, every file with mode 0600. Files are opened with
+//! `DIR` is created with mode 0700 if missing (each directory created is synced into its
+//! parent), every file with mode 0600. Files are opened with
 //! `O_NOFOLLOW` and temporary files are created with `O_EXCL`, so a symlink planted in the
 //! state directory is never followed; all names are resolved relative to one open handle of
 //! `DIR`.
@@ -112,11 +113,15 @@
 //!
 //! # Errors
 //!
-//! If a commit fails (write or fdatasync error), the batch is not acknowledged and the journal
-//! refuses further commits ([`JournalError::Poisoned`]): after a failed `fdatasync` the kernel
-//! may have dropped the dirty pages, so what is on disk is unknown. A successful
-//! [`Journal::compact`] with the state the caller considers durable clears that. Sequence numbers
-//! of a failed batch should not be handed out again (it may still reach the disk).
+//! If a commit fails, the batch is not acknowledged. A failed *write* (a full disk: `ENOSPC`,
+//! a quota) leaves at most a torn frame, which is cut off again (`ftruncate` to the committed
+//! length): the journal stays usable, the batch's sequence numbers are free again, and the next
+//! commit succeeds as soon as there is room. A failed `fdatasync` (or a failed cut) is different:
+//! the kernel may have dropped the dirty pages, so what is on disk is unknown, and the journal
+//! refuses further commits ([`JournalError::Poisoned`]) until a successful [`Journal::compact`]
+//! with the state the caller considers durable. The numbers of such a batch are never handed
+//! out again (it may still reach the disk): [`Journal::seq_floor`] says where the next must
+//! start.
 //!
 //! # Where things are
 //!
@@ -136,7 +141,6 @@ mod tests;
 
 use std::fmt;
 use std::fs::File;
-use std::io;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
@@ -367,27 +371,45 @@ where
             return Ok(());
         }
         seal_frame(&mut self.buf, self.staged_seq);
-        let mut res = self.file.write_all_at(&self.buf, self.len);
-        if res.is_ok() && self.opts.fsync == FsyncPolicy::Always {
-            res = rustix::fs::fdatasync(&self.file).map_err(io::Error::from);
-        }
-        match res {
-            Ok(()) => {
-                self.len += self.buf.len() as u64;
-                self.last_seq = self.staged_seq;
-                self.discard();
-                Ok(())
+        if let Err(e) = self.file.write_all_at(&self.buf, self.len) {
+            // The frame is not whole in the file (a full disk, a quota): cut what was written
+            // of it. Once the file is back at its committed length the frame can never replay,
+            // so the journal stays usable and the batch's numbers are free again.
+            if let Err(t) = rustix::fs::ftruncate(&self.file, self.len) {
+                self.poisoned = Some(format!("{e}; cutting the torn frame failed: {t}"));
+                self.burned_seq = self.staged_seq;
             }
-            Err(e) => {
-                // Best effort: a later reopen sees at most a torn tail.
+            self.discard();
+            return Err(io_err("cannot write journal", &self.journal_path, e));
+        }
+        if self.opts.fsync == FsyncPolicy::Always {
+            if let Err(e) = rustix::fs::fdatasync(&self.file) {
+                // The kernel may have dropped the dirty pages, and the whole frame may still
+                // reach the disk: what is on disk is unknown until a compaction.
                 let _ = rustix::fs::ftruncate(&self.file, self.len);
                 self.poisoned = Some(e.to_string());
-                // The batch may still reach the disk: its numbers stay used.
+                // Its numbers stay used.
                 self.burned_seq = self.staged_seq;
                 self.discard();
-                Err(io_err("cannot write journal", &self.journal_path, e))
+                return Err(io_err("cannot sync journal", &self.journal_path, e));
             }
         }
+        self.len += self.buf.len() as u64;
+        self.last_seq = self.staged_seq;
+        self.discard();
+        Ok(())
+    }
+
+    /// Whether a failed write left the journal refusing commits until a compaction.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// The highest sequence number the journal may hold: the last committed one, or that of a
+    /// batch whose commit failed in a way that may still bring it to disk. Numbers at or below
+    /// it are never handed out again.
+    pub fn seq_floor(&self) -> u64 {
+        self.last_seq.max(self.burned_seq)
     }
 
     /// Stages `records` and commits them: one write, one fsync.

@@ -542,3 +542,19 @@ fn a_failed_commit_poisons_until_compaction() {
     assert_eq!(rec.entries, want);
     assert_eq!(rec.seq, 5);
 }
+
+#[test]
+fn a_missing_state_dir_is_created_with_its_parents_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/state");
+    let (mut j, _) = open(&nested).unwrap();
+    j.append(&puts(1..=1)).unwrap();
+    for p in [dir.path().join("a"), dir.path().join("a/b"), nested.clone()] {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", p.display());
+    }
+    drop(j);
+    let (_, rec) = open(&nested).unwrap();
+    assert_eq!(rec.seq, 1);
+}

@@ -30,6 +30,7 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
 use crate::config::Limits;
+use crate::connections::Slot;
 use crate::counters::{Counters, Health};
 use crate::registry::{Registry, ShutdownSession};
 use crate::restart::catch_panic;
@@ -92,13 +93,20 @@ pub struct Session {
     /// The client finished sending (EOF) or sent something malformed: answer what was read
     /// before it, then close.
     closing: bool,
+    /// This connection's place under `--max-connections`, freed with the session.
+    _slot: Slot,
 }
 
 // ===== impl Session =====
 
 impl Session {
     /// Starts a session actor for an accepted connection.
-    pub fn start(stream: tokio::net::UnixStream, peer: Peer, svc: Services) -> Addr<Session> {
+    pub fn start(
+        stream: tokio::net::UnixStream,
+        peer: Peer,
+        svc: Services,
+        slot: Slot,
+    ) -> Addr<Session> {
         Session::create(move |ctx| {
             let limits = svc.limits.load();
             let (read, write) = stream.into_split();
@@ -132,6 +140,7 @@ impl Session {
                 busy: false,
                 inflight,
                 closing: false,
+                _slot: slot,
             }
         })
     }
@@ -144,31 +153,17 @@ impl Session {
     }
 
     fn reply(&self, id: u32, answer: Answer) {
-        let version = self
-            .hello
-            .as_ref()
-            .map_or(wire::PROTOCOL_VERSION, |h| h.version);
+        let version = self.version();
         for result in answer {
-            if result.is_err() {
-                Counters::bump(&self.svc.health.counters.failed_requests);
-            }
-            // An older client is told of failures it cannot decode in words it can.
-            let result = match result {
-                Err(f) => Err(f.for_version(version)),
-                Ok(Reply::Batch { applied, failures }) => Ok(Reply::Batch {
-                    applied,
-                    failures: failures
-                        .into_iter()
-                        .map(|b| wire::BatchFailure {
-                            index: b.index,
-                            failure: b.failure.for_version(version),
-                        })
-                        .collect(),
-                }),
-                ok => ok,
-            };
-            self.send(&ServerMsg::Reply { id, result });
+            self.send(&reply_msg(&self.svc, version, id, result));
         }
+    }
+
+    /// The protocol version this session speaks.
+    fn version(&self) -> u16 {
+        self.hello
+            .as_ref()
+            .map_or(wire::PROTOCOL_VERSION, |h| h.version)
     }
 
     /// Decided only by what the kernel says about the peer, never by what it claims.
@@ -218,11 +213,20 @@ impl Session {
         }
     }
 
-    /// Runs `fut` as the session's current request and replies with its answer.
+    /// Runs `fut` as the session's current request and streams its answer into the outbox
+    /// ([`outbox::stream_answer`]): a large answer waits for the client to read, frame by
+    /// frame, and the next request starts only once this one is queued whole.
     fn run(&mut self, id: u32, fut: LocalBoxFuture<Answer>, ctx: &mut Context<Self>) {
         self.busy = true;
-        ctx.spawn(fut.into_actor(self).map(move |answer, act, ctx| {
-            act.reply(id, answer);
+        let (out, svc, version) = (self.out.clone(), self.svc.clone(), self.version());
+        let streamed = async move {
+            let answer = fut.await;
+            let frames = answer
+                .into_iter()
+                .map(|result| reply_msg(&svc, version, id, result));
+            outbox::stream_answer(&out, frames).await;
+        };
+        ctx.spawn(streamed.into_actor(self).map(move |(), act, ctx| {
             act.finished_request(ctx);
         }));
     }
@@ -239,6 +243,22 @@ impl Session {
                 client: hello.version,
                 min: wire::MIN_PROTOCOL_VERSION,
                 max: wire::PROTOCOL_VERSION,
+            }));
+            self.out.close();
+            ctx.stop();
+            return;
+        }
+        if hello.name.len() > wire::MAX_CLIENT_NAME {
+            // Never kept, listed or logged whole.
+            warn!(
+                session = self.id,
+                pid = self.peer.pid,
+                bytes = hello.name.len(),
+                "client name too long; refusing the connection"
+            );
+            self.send(&ServerMsg::Refused(Failure::Limit {
+                what: format!("client name of {} bytes", hello.name.len()),
+                limit: wire::MAX_CLIENT_NAME as u64,
             }));
             self.out.close();
             ctx.stop();
@@ -338,6 +358,29 @@ impl Session {
             }
         }
     }
+}
+
+/// One reply of an answer as a frame: counted if it is a failure, and with failures an older
+/// client cannot decode told in words it can.
+fn reply_msg(svc: &Services, version: u16, id: u32, result: Result<Reply, Failure>) -> ServerMsg {
+    if result.is_err() {
+        Counters::bump(&svc.health.counters.failed_requests);
+    }
+    let result = match result {
+        Err(f) => Err(f.for_version(version)),
+        Ok(Reply::Batch { applied, failures }) => Ok(Reply::Batch {
+            applied,
+            failures: failures
+                .into_iter()
+                .map(|b| wire::BatchFailure {
+                    index: b.index,
+                    failure: b.failure.for_version(version),
+                })
+                .collect(),
+        }),
+        ok => ok,
+    };
+    ServerMsg::Reply { id, result }
 }
 
 impl Actor for Session {

@@ -3,7 +3,8 @@
 //! actix's own framed writer has no real back-pressure, so each session bounds its
 //! queue itself: notifications beyond `client_queue` collapse, per table, into one `Resync`
 //! whose sequence number keeps advancing until it is written; replies are all kept, but a
-//! session whose unwritten replies pass [`REPLY_BACKLOG_HIGH`] stops reading requests until the
+//! session whose unwritten replies pass [`REPLY_BACKLOG_HIGH`] stops reading requests, and
+//! stops queueing the frames of the answer it is sending ([`stream_answer`]), until the
 //! client has taken them down to [`REPLY_BACKLOG_LOW`]. A slow client therefore costs a bounded amount of
 //! memory and never slows the table writers. The writer task drains everything queued at once
 //! into one buffer, many frames per `write` call.
@@ -50,6 +51,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub const REPLY_BACKLOG_HIGH: usize = 4 << 20;
 /// ...until the client has read them down to this.
 pub const REPLY_BACKLOG_LOW: usize = 1 << 20;
+/// How long a client may leave its replies unread before the session gives up on it.
+pub const REPLY_STALL: Duration = Duration::from_secs(30);
 
 pub struct Outbox {
     /// The session's id (as `rtmctl clients` shows it), for the log.
@@ -191,6 +194,28 @@ fn flush_events(batch: &mut Vec<Event>, buf: &mut BytesMut) {
     put_frame(buf, &body);
 }
 
+/// Queues an answer's frames one by one, each only once the unwritten replies are at most
+/// [`REPLY_BACKLOG_HIGH`] (waiting for the client to read them down to
+/// [`REPLY_BACKLOG_LOW`]): a `show` of a large table streams at the client's pace, and a session
+/// holds at most about `REPLY_BACKLOG_HIGH` plus one frame of encoded replies, however many
+/// requests its client pipelines. A client that leaves its replies unread for [`REPLY_STALL`]
+/// gets no more of this answer (its reader gives up on it too and closes the session).
+pub async fn stream_answer(out: &OutboxHandle, frames: impl IntoIterator<Item = ServerMsg>) {
+    for msg in frames {
+        if out.reply_backlog() > REPLY_BACKLOG_HIGH {
+            let drained = out.clone().drained_to(REPLY_BACKLOG_LOW);
+            if tokio::time::timeout(REPLY_STALL, drained).await.is_err() {
+                debug!("client left its replies unread; dropping the rest of an answer");
+                return;
+            }
+        }
+        match wire::encode(&msg) {
+            Ok(body) => out.with(|o| o.push_reply(body)),
+            Err(e) => tracing::warn!("cannot encode a reply: {e}"),
+        }
+    }
+}
+
 /// The session's handle on its outbox; cloning shares it with the writer task.
 #[derive(Clone)]
 pub struct OutboxHandle {
@@ -249,10 +274,18 @@ impl OutboxHandle {
         }
     }
 
-    /// Resolves once the reply backlog is at most `low` (or the socket is dead).
+    /// Resolves once the reply backlog is at most `low` (or the socket is dead). Both the
+    /// paced reader and a streaming answer may wait at once: every write wakes all waiters,
+    /// each registered before it looks at the backlog, so no wake-up falls between the two.
     pub async fn drained_to(self, low: usize) {
-        while self.reply_backlog() > low {
-            self.drained.notified().await;
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.reply_backlog() <= low {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -314,7 +347,7 @@ impl OutboxHandle {
                 () = self.close_deadline() => Err(std::io::ErrorKind::TimedOut.into()),
             };
             buf.clear();
-            self.drained.notify_one();
+            self.drained.notify_waiters();
             if let Err(e) = res {
                 debug!("session write failed: {e}");
                 // The read side sees the hang-up too and ends the session; drop what is queued.

@@ -3,12 +3,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{Stream, StreamExt};
 
-use super::outbox::{OutboxHandle, REPLY_BACKLOG_HIGH, REPLY_BACKLOG_LOW};
+use super::outbox::{OutboxHandle, REPLY_BACKLOG_HIGH, REPLY_BACKLOG_LOW, REPLY_STALL};
 use crate::config::Limits;
 
 /// One frame read from the client, or why reading stopped.
@@ -42,9 +41,6 @@ impl Inflight {
         }
     }
 }
-
-/// How long a client may leave its replies unread before the session gives up on it.
-const REPLY_STALL: Duration = Duration::from_secs(30);
 
 /// The request stream, paused while the client leaves too many replies unread.
 ///

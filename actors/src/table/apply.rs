@@ -76,10 +76,16 @@ impl<R: TableRecord> TableActor<R> {
     ///
     /// Each op is guarded on its own: if one panics, the ones before it stay applied *and
     /// announced*, the reply says exactly that, and the failure is returned so that the caller
-    /// stops the actor for a restart. If the journal cannot take the batch, none of it is
-    /// applied.
+    /// stops the actor for a restart. If the journal cannot take the batch (a full state
+    /// disk), none of it is applied, the request ends with that failure, and the actor goes
+    /// on: no restart.
     fn apply(&mut self, msg: Apply<R>) -> (ApplyOutcome, Option<String>) {
         let mut out = ApplyOutcome::default();
+        if self.journal_broken {
+            // A failed sync left the journal refusing commits: rewrite it from the table
+            // first (this fails again while the disk is full, and the commit says so).
+            self.compact_journal();
+        }
         let n = msg.ops.len();
         let (mut from, mut window) = (0, n);
         while from < n {
@@ -181,13 +187,17 @@ impl<R: TableRecord> TableActor<R> {
         }
         if let Err(why) = self.commit(&effects) {
             error!(table = %R::TABLE, "journal commit failed, {} changes not applied: {why}", effects.len());
-            // Nothing was written anywhere: only the sequence numbers go back.
-            self.seq = seq_before;
-            // The journal refuses further commits until the actor recompacts it on restart.
+            // Nothing was written anywhere: the sequence numbers go back, except those the
+            // journal may still hold (a failed sync), which are never handed out again.
+            let floor = self.journal.as_ref().map_or(0, |j| j.seq_floor());
+            self.seq = seq_before.max(floor);
+            // The whole part is refused and the request ends here; the table and the actor
+            // stay as they were, and the next request commits as soon as the disk has room
+            // (after recompacting a poisoned journal first).
             let f = Failure::Internal(format!("cannot make the change durable: {why}"));
             out.failures.truncate(failures_before);
             out.failures.push((index[0] as u32, f));
-            return PartEnd::Crashed(format!("journal commit failed: {why}"));
+            return crashed.map_or(PartEnd::Through { stopped: true }, PartEnd::Crashed);
         }
         out.applied += effects.len() as u32;
         out.flushed |= effects.iter().any(|e| matches!(e, Effect::Flush(_)));
@@ -199,6 +209,7 @@ impl<R: TableRecord> TableActor<R> {
             Err(why) => Err(why),
         };
         out.last_seq = self.seq;
+        self.note_size();
         match published {
             Ok(events) => {
                 Counters::bump_by(&self.health.counters.changes, events.len() as u64);
@@ -256,7 +267,7 @@ impl<R: TableRecord> TableActor<R> {
         });
         staged.and_then(|()| journal.commit()).inspect_err(|_| {
             journal.discard();
-            self.journal_broken = true;
+            self.journal_broken = journal.is_poisoned();
         })
     }
 

@@ -94,7 +94,8 @@ pub struct TableActor<R: TableRecord> {
     faults: Faults,
     /// The durable copy (`--state-dir`), if any.
     journal: Option<Journal<R>>,
-    /// A journal commit failed: the journal refuses commits until it is compacted again.
+    /// A journal sync failed: the journal refuses commits until it is compacted again (tried
+    /// before the next request and at a restart).
     journal_broken: bool,
 }
 
@@ -102,7 +103,7 @@ pub struct TableActor<R: TableRecord> {
 
 impl<R: TableRecord> TableActor<R> {
     pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
-        TableActor {
+        let t = TableActor {
             capacity: shm.capacity(),
             shm: Some(shm),
             unpublished: VecDeque::new(),
@@ -112,7 +113,19 @@ impl<R: TableRecord> TableActor<R> {
             faults: Faults::default(),
             journal: None,
             journal_broken: false,
-        }
+        };
+        t.note_size();
+        t
+    }
+
+    /// Records the table's size where `status` reads it.
+    pub(crate) fn note_size(&self) {
+        let sizes = &self.health.table_sizes[R::TABLE as usize];
+        let len = self.shm.as_ref().map_or(0, |shm| shm.len()) as u64;
+        sizes.len.store(len, std::sync::atomic::Ordering::Relaxed);
+        sizes
+            .capacity
+            .store(self.capacity as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A table restored from its journal: `shm` already holds what the journal recovered, up
@@ -164,6 +177,7 @@ impl<R: TableRecord> TableActor<R> {
     /// word, a request's tail) is whole again.
     fn repair(&mut self) {
         let seq = self.seq;
+        crate::faults::stall_before_publish(R::TABLE.name());
         match self.shm.as_mut() {
             Some(shm) => {
                 match shm.republish(with_effects(shm.entries(), self.unpublished.iter())) {
@@ -183,6 +197,7 @@ impl<R: TableRecord> TableActor<R> {
             }
             None => warn!(table = %R::TABLE, "restarted after retirement; nothing to repair"),
         }
+        self.note_size();
     }
 }
 

@@ -1,7 +1,7 @@
 //! The measured phases of a run, in the order they run against one daemon: inserts into an
 //! empty table (and the memory the full table takes), ARP inserts and the lookups, late joins
-//! of the full table, updates delivered to one client, then to K clients, latency probes (and
-//! the machine's floor for them), and a flush. Each phase adds its figures to the report;
+//! of the full table, updates delivered to one client (and `status` round trips during route
+//! writes), then to K clients, latency probes (and the machine's floor for them), and a flush. Each phase adds its figures to the report;
 //! BENCHMARKS.md says what each counts.
 
 use std::thread;
@@ -29,11 +29,64 @@ pub fn measure(b: &mut Bench) -> Result<()> {
     lookups::compare(b)?;
     late_join(b)?;
     updates_to_one(b, &mut w)?;
+    status_during_route_writes(b, &mut w)?;
     let mut many = updates_to_many(b, &mut w)?;
     let probes = latency_probes(b, &mut w, &mut many)?;
     let floor = latency_floor(b, probes.samples)?;
     let flush = flush(b, &mut w, &mut many)?;
     fan_out_report(b, many, probes, &floor, &flush)
+}
+
+/// `rtmctl status` round trips, one after another from a connection of their own, while the
+/// writer replaces every route: how long a busy route table holds up everything else.
+fn status_during_route_writes(b: &mut Bench, w: &mut Writer) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+    phase("status round trips while the route table works");
+    let stop = Arc::new(AtomicBool::new(false));
+    let socket = b.daemon.socket.clone();
+    let prober = {
+        let stop = stop.clone();
+        thread::spawn(move || -> Result<Vec<f64>> {
+            let rt = crate::cli::runtime()?;
+            rt.block_on(async move {
+                let mut c =
+                    rtm::Client::connect(&socket, "rtm-bench-status", Default::default()).await?;
+                let mut rtts = Vec::new();
+                while !stop.load(Relaxed) {
+                    let t = Instant::now();
+                    c.request(rtm::wire::Request::Status).await?;
+                    rtts.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                Ok(rtts)
+            })
+        })
+    };
+    let ops = batches(b.routes.iter().map(|r| {
+        let mut r = r.clone();
+        r.metric = 2;
+        Op::RouteReplace(r)
+    }));
+    let pumped = w.pump(ops, &[], b.dl);
+    stop.store(true, Relaxed);
+    let mut rtts = match prober.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("the status prober panicked"),
+    };
+    pumped?;
+    rtts.sort_by(f64::total_cmp);
+    let rep = &mut *b.rep;
+    rep.add(
+        "status_rtt_p50_us_during_route_writes",
+        quantile(&rtts, 0.5),
+        "us",
+    );
+    rep.add(
+        "status_rtt_p99_us_during_route_writes",
+        quantile(&rtts, 0.99),
+        "us",
+    );
+    Ok(())
 }
 
 /// Phase 1: inserts, no subscriber.

@@ -31,6 +31,7 @@ pub async fn deliver(svc: &Services, action: DebugAction) -> Result<Reply, Failu
         T::Route => svc.route.send(Inject(action)).await.map_err(lost)?,
         T::Arp => svc.arp.send(Inject(action)).await.map_err(lost)?,
         T::Broker => svc.broker.send(Inject(action)).await.map_err(lost)?,
+        T::Registry => svc.registry.send(Inject(action)).await.map_err(lost)?,
         T::Listener => match svc.listener.get() {
             Some(l) => l.send(Inject(action)).await.map_err(lost)?,
             None => Err(Failure::Internal("the listener has not started".into())),

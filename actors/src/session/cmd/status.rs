@@ -1,23 +1,23 @@
 //! `Status`: version, uptime, table sizes and capacities, clients, restarts and counters.
 
-use rtm_proto::wire::{Failure, Reply, Status, Table};
+use rtm_proto::wire::{self, Failure, Reply, Status, Table};
 
-use super::{registry_unavailable, unavailable};
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::registry_unavailable;
 use crate::registry::ListClients;
+use crate::restart::ActorKind;
 use crate::session::Services;
-use crate::table::Size;
 
+/// Answered from what the actors keep in [`Health`](crate::counters::Health): a table busy with
+/// file work on its own thread does not hold it up.
 pub async fn status(svc: &Services) -> Result<Reply, Failure> {
-    let routes = svc
-        .route
-        .send(Size)
-        .await
-        .map_err(|e| unavailable(Table::Route, e))??;
-    let arps = svc
-        .arp
-        .send(Size)
-        .await
-        .map_err(|e| unavailable(Table::Arp, e))??;
+    let size = |t: Table| {
+        let s = &svc.health.table_sizes[t as usize];
+        (s.len.load(Relaxed), s.capacity.load(Relaxed))
+    };
+    let (routes, route_capacity) = size(Table::Route);
+    let (arps, arp_capacity) = size(Table::Arp);
     let clients = svc
         .registry
         .send(ListClients)
@@ -27,13 +27,18 @@ pub async fn status(svc: &Services) -> Result<Reply, Failure> {
     Ok(Reply::Status(Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_s: svc.health.started.elapsed().as_secs(),
-        routes: routes.len,
-        arps: arps.len,
-        route_capacity: routes.capacity,
-        arp_capacity: arps.capacity,
+        routes,
+        arps,
+        route_capacity,
+        arp_capacity,
         clients,
         restarts: svc.health.restarts.counts(),
-        counters: svc.health.counters.snapshot(),
+        counters: {
+            let mut c = svc.health.counters.snapshot();
+            let n = svc.health.restarts.count(ActorKind::Registry);
+            c.insert(wire::REGISTRY_RESTARTS.to_string(), n);
+            c
+        },
         last_failure: svc.health.restarts.last_failure(),
     }))
 }

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use rtm_proto::wire::{self, Failure, Hello, Reply, Table, Tables};
+use tracing::warn;
 
 use super::{registry_unavailable, unavailable};
 use crate::registry::{self, Registration};
@@ -32,6 +33,21 @@ impl Session {
             name: String::new(),
             caps: Default::default(),
         });
+        if hello.caps.sigusr1 && self.peer.pidfd.is_none() {
+            // Signalling by PID could hit a recycled one: such a client would never get its
+            // SIGUSR1 after a flush. Say so rather than register it and stay silent.
+            warn!(
+                session = self.id,
+                pid = self.peer.pid,
+                "a client announcing a SIGUSR1 handler has no pidfd; refusing its registration"
+            );
+            let why = format!(
+                "this client announced a SIGUSR1 handler, but the kernel gave no pidfd for it                  (pid {}; needs Linux 5.3 or later and a client in rtmd's PID namespace), so it                  could never be signalled; register without the SIGUSR1 capability",
+                self.peer.pid
+            );
+            self.answer_now(id, vec![Err(Failure::Unsupported(why))]);
+            return;
+        }
         let registration = Registration {
             id: self.id,
             pid: self.peer.pid,
