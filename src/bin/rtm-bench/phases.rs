@@ -62,9 +62,10 @@ fn status_during_route_writes(b: &mut Bench, w: &mut Writer) -> Result<()> {
             })
         })
     };
+    // Metric 3: between the update phases' 1 and 2, so each phase changes every route.
     let ops = batches(b.routes.iter().map(|r| {
         let mut r = r.clone();
-        r.metric = 2;
+        r.metric = 3;
         Op::RouteReplace(r)
     }));
     let pumped = w.pump(ops, &[], b.dl);
