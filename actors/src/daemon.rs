@@ -183,6 +183,8 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         dir: config.shm_dir.clone(),
     })?;
     held.0.push(shm_lock_path);
+    // Bound before the tables: a dashboard address in use stops the start with nothing to undo.
+    let http = crate::http::bind(&config.http)?;
     let health = Arc::new(Health::new(config.restart_budget));
     let route = open_table(
         &config,
@@ -223,6 +225,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         arp,
         cleanup,
         signals,
+        http,
     };
     system.block_on(async move {
         Supervisor::new(boot).start();

@@ -595,3 +595,4 @@ impl Instance {
         }
     }
 }
+pub mod http;

@@ -54,6 +54,8 @@ pub struct Config {
     /// The settings given as flags: they keep precedence over the file across reloads.
     pub flags: Settings,
     pub limits: LimitValues,
+    /// The dashboard and metrics listeners (`--http-listen`, `--metrics-listen`).
+    pub http: crate::http::HttpConfig,
 }
 
 impl Config {
@@ -148,6 +150,7 @@ impl Config {
             config_file: None,
             flags: s.clone(),
             limits: LimitValues::from_settings(s)?,
+            http: crate::http::HttpConfig::resolve(s)?,
         })
     }
 

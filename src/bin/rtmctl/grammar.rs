@@ -41,6 +41,8 @@ pub enum Command {
     Clients,
     Watch,
     Status,
+    /// A dashboard link with a token for the caller's uid.
+    DashboardUrl,
     Batch {
         file: String,
         force: bool,
@@ -50,7 +52,7 @@ pub enum Command {
     Debug(rtm::wire::DebugAction),
 }
 
-const HELP: &str = "expected: route|arp|flush|clients|watch|status|batch";
+const HELP: &str = "expected: route|arp|flush|clients|watch|status|batch|dashboard-url";
 
 /// Parses `OBJECT COMMAND [ARGS]`.
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
@@ -66,6 +68,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         "watch" => no_more("watch", rest).map(|_| Command::Watch),
         "status" => no_more("status", rest).map(|_| Command::Status),
         "batch" => parse_batch(rest),
+        "dashboard-url" => no_more("dashboard-url", rest).map(|_| Command::DashboardUrl),
         #[cfg(feature = "fault-injection")]
         "debug" => parse_debug(rest),
         other => Err(usage(format!(

@@ -31,7 +31,7 @@ use grammar::{Command, UsageError};
 #[command(
     version,
     override_usage = "rtmctl [--socket PATH] [-j|--json] OBJECT COMMAND [ARGS]",
-    after_help = "Commands:\n  route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]\n  route del PREFIX | route show [PREFIX] | route get ADDRESS | route flush\n  arp add|change|replace MAC IP [dev IFNAME]\n  arp del MAC | arp show [MAC] | arp get MAC | arp flush\n  flush | clients | watch | status | batch FILE|- [--force]"
+    after_help = "Commands:\n  route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]\n  route del PREFIX | route show [PREFIX] | route get ADDRESS | route flush\n  arp add|change|replace MAC IP [dev IFNAME]\n  arp del MAC | arp show [MAC] | arp get MAC | arp flush\n  flush | clients | watch | status | batch FILE|- [--force] | dashboard-url"
 )]
 struct Args {
     /// Socket path [env: RTM_SOCKET]
@@ -127,6 +127,10 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
         },
         Command::Status => match client.request(Request::Status).await? {
             Reply::Status(st) => print(&render::status(&st, json)),
+            other => return Err(unexpected(other)),
+        },
+        Command::DashboardUrl => match client.request(Request::DashboardUrl).await? {
+            Reply::DashboardUrl(d) => print(&render::dashboard_url(&d, json)),
             other => return Err(unexpected(other)),
         },
         Command::Watch => watch::run(client, json).await?,
