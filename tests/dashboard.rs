@@ -450,3 +450,74 @@ fn a_clean_stop_ends_open_streams() {
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut r, &mut rest);
 }
+
+#[test]
+fn pages_are_paged_searched_and_name_the_flush_count() {
+    let inst = dashboard(&[]);
+    let batch: String = (0..250)
+        .map(|i| format!("route add 10.{}.{}.0/24 dev eth0\n", i / 200, i % 200))
+        .collect();
+    let o = inst.batch(&batch, false);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    inst.ctl_ok(&["arp", "add", "00:11:22:33:44:55", "192.0.2.7"]);
+    inst.ctl_ok(&["arp", "add", "00:11:22:33:44:66", "192.0.2.8"]);
+    let _client = inst.client("pages-watcher", &[]);
+    let (host, token) = url(&inst);
+    let auth = bearer(&token);
+    let h = [("Authorization", auth.as_str())];
+    let rows = |a: &Answer| a.body.matches("<tr><td>").count();
+    // 100 rows a page; the third page holds the last 50.
+    let a = http::get(&host, "/routes", &h);
+    assert_eq!(rows(&a), 100, "{}", a.body);
+    assert!(
+        a.body.contains("1 to 100 of 250") && a.body.contains("page=1\">next"),
+        "{}",
+        a.body
+    );
+    let a = http::get(&host, "/routes?page=2", &h);
+    assert_eq!(rows(&a), 50);
+    assert!(a.body.contains("201 to 250 of 250") && !a.body.contains(">next<"));
+    // A prefix: the routes inside it.
+    let a = http::get(&host, "/routes?q=10.1.0.0%2F16", &h);
+    assert_eq!(rows(&a), 50, "{}", a.body);
+    assert!(a.body.contains("<td>10.1.49.0/24</td>") && !a.body.contains("<td>10.0.1.0/24</td>"));
+    // A bad search gets the parser's message, escaped.
+    let a = http::get(&host, "/routes?q=%3Cb%3E", &h);
+    assert!(
+        a.body.contains("invalid prefix &quot;&lt;b&gt;&quot;"),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("<b>"));
+    // An address with no covering route.
+    let a = http::get(&host, "/routes?q=192.0.2.1", &h);
+    assert!(
+        a.body.contains("No route contains 192.0.2.1."),
+        "{}",
+        a.body
+    );
+    // ARP by IP and by MAC.
+    let a = http::get(&host, "/arp?q=192.0.2.8", &h);
+    assert_eq!(rows(&a), 1);
+    assert!(a.body.contains("00:11:22:33:44:66"));
+    let a = http::get(&host, "/arp?q=00-11-22-33-44-55", &h);
+    assert_eq!(rows(&a), 1);
+    assert!(a.body.contains("192.0.2.7"));
+    // Clients: the registered one, by name.
+    let a = http::get(&host, "/clients", &h);
+    assert!(a.body.contains("<td>pages-watcher</td>"), "{}", a.body);
+    // The overview's flush buttons carry the counts the confirmation names.
+    let a = http::get(&host, "/", &h);
+    assert!(
+        a.body.contains("data-flush=\"route\" data-count=\"250\""),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body.contains("data-flush=\"all\" data-count=\"252\""),
+        "{}",
+        a.body
+    );
+    let a = http::get(&host, "/events", &h);
+    assert!(a.body.contains("id=\"events\"") && !a.body.contains("<script>"));
+}
