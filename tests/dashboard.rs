@@ -521,3 +521,42 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     let a = http::get(&host, "/events", &h);
     assert!(a.body.contains("id=\"events\"") && !a.body.contains("<script>"));
 }
+
+#[test]
+fn a_browser_that_stops_reading_is_resynced() {
+    let inst = dashboard(&["--route-capacity", "65536"]);
+    let (host, token) = url(&inst);
+    let auth = bearer(&token);
+    // Opened and then not read while far more than its queue of changes happen.
+    let s = http::send(
+        &host,
+        "GET",
+        "/events/stream",
+        &[("Authorization", &auth)],
+        "",
+    );
+    let mut r = BufReader::new(s);
+    assert_eq!(http::read_head(&mut r).0, 200);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let batch: String = (0..60_000)
+        .map(|i| format!("route add 10.{}.{}.0/24 dev eth0\n", i / 256, i % 256))
+        .collect();
+    let o = inst.batch(&batch, false);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // rtmd kept serving, and the stream, read again, says resync.
+    assert_eq!(inst.status()["routes"], 60_000);
+    inst.ctl_ok(&["route", "add", "192.0.2.0/24", "dev", "eth0"]);
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if line.starts_with("event: resync") {
+            assert!(inst.status()["counters"]["resyncs"].as_u64().unwrap() >= 1);
+            return;
+        }
+    }
+    panic!("no resync after the browser fell behind");
+}

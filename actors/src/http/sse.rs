@@ -1,12 +1,13 @@
 //! `/events/stream`: the live change stream as Server-Sent Events.
 //!
 //! Each open stream is one [`EventFeed`] actor subscribed to both tables like a session. It
-//! hands events to the HTTP response through a bounded channel: a browser that stops reading
-//! fills it, the feed then drops events and, once there is room again, sends `resync` (the page
-//! reloads its view from the tables), so a slow browser costs rtmd at most [`FEED_QUEUE`]
-//! frames and never slows the table actors.
+//! hands events to the HTTP response through a queue bounded in frames and in bytes: a browser
+//! that stops reading fills it, the feed then drops events and, once there is room again, sends
+//! `resync` (the page reloads its view from the tables), so a slow browser costs rtmd at most
+//! [`FEED_BYTES`] of queued events and never slows the table actors.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -22,6 +23,8 @@ use crate::table::{Notify, Subscribe, Unsubscribe};
 
 /// Frames (one per table batch) queued for one browser before it is resynced.
 pub const FEED_QUEUE: usize = 256;
+/// Bytes of frames queued for one browser before it is resynced.
+pub const FEED_BYTES: usize = 1 << 20;
 /// A comment line this often shows a dead connection and keeps proxies from timing out.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -30,8 +33,10 @@ pub struct EventFeed {
     id: u64,
     svc: Services,
     tx: mpsc::Sender<Bytes>,
-    /// Events were dropped: a `resync` is owed once the queue has room.
-    behind: bool,
+    /// Bytes queued and not yet taken by the response.
+    queued: Arc<AtomicUsize>,
+    /// Events were dropped: the response owes the browser a `resync` once the queue is empty.
+    behind: Arc<AtomicBool>,
 }
 
 /// One event as the page reads it (`data:` JSON).
@@ -64,22 +69,42 @@ pub fn frame(events: &[Event]) -> Bytes {
 }
 
 impl EventFeed {
-    fn offer(&mut self, b: Bytes, ctx: &mut Context<Self>) {
-        if self.behind {
-            let resync = Bytes::from_static(b"event: resync\ndata: {}\n\n");
-            match self.tx.try_send(resync) {
-                Ok(()) => {
-                    self.behind = false;
-                    Counters::bump(&self.svc.health.counters.resyncs);
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => return,
-                Err(mpsc::error::TrySendError::Closed(_)) => return ctx.stop(),
-            }
+    /// Drops from now on until the response has sent `resync`. A comment line wakes the
+    /// response in case it emptied the queue just before (a full queue wakes it anyway).
+    fn fall_behind(&mut self) {
+        self.behind.store(true, Relaxed);
+        let wake = Bytes::from_static(b":\n\n");
+        let n = wake.len();
+        self.queued.fetch_add(n, Relaxed);
+        if self.tx.try_send(wake).is_err() {
+            self.queued.fetch_sub(n, Relaxed);
         }
+    }
+
+    /// Queues a frame carrying `events` notifications (0 for a keepalive), or drops it while
+    /// the browser is behind: the response then sends `resync` once it has emptied the queue.
+    fn offer(&mut self, b: Bytes, events: u64, ctx: &mut Context<Self>) {
+        if self.tx.is_closed() {
+            return ctx.stop();
+        }
+        if self.behind.load(Relaxed) {
+            return;
+        }
+        let len = b.len();
+        if self.queued.load(Relaxed) + len > FEED_BYTES {
+            return self.fall_behind();
+        }
+        // Counted before the response can take it, so the count never goes below zero.
+        self.queued.fetch_add(len, Relaxed);
         match self.tx.try_send(b) {
-            Ok(()) => Counters::bump(&self.svc.health.counters.events_sent),
-            Err(mpsc::error::TrySendError::Full(_)) => self.behind = true,
-            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
+            Ok(()) => Counters::bump_by(&self.svc.health.counters.events_sent, events),
+            Err(e) => {
+                self.queued.fetch_sub(len, Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => self.fall_behind(),
+                    mpsc::error::TrySendError::Closed(_) => ctx.stop(),
+                }
+            }
         }
     }
 }
@@ -99,7 +124,7 @@ impl Actor for EventFeed {
             }
         }
         ctx.run_interval(KEEPALIVE, |act, ctx| {
-            act.offer(Bytes::from_static(b": keepalive\n\n"), ctx)
+            act.offer(Bytes::from_static(b": keepalive\n\n"), 0, ctx)
         });
     }
 
@@ -117,7 +142,7 @@ impl Handler<Notify> for EventFeed {
         if self.svc.health.shutting_down.load(Relaxed) {
             return ctx.stop();
         }
-        self.offer(frame(&msg.0), ctx);
+        self.offer(frame(&msg.0), msg.0.len() as u64, ctx);
     }
 }
 
@@ -127,15 +152,32 @@ pub async fn stream(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
         return r.into();
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(FEED_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let behind = Arc::new(AtomicBool::new(false));
     EventFeed {
         id: next_session_id(),
         svc: st.svc.clone(),
         tx,
-        behind: false,
+        queued: queued.clone(),
+        behind: behind.clone(),
     }
     .start();
+    let health = st.svc.health.clone();
     let body = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<_, actix_web::Error>))
+        use std::task::Poll;
+        match rx.poll_recv(cx) {
+            Poll::Ready(Some(b)) => {
+                queued.fetch_sub(b.len(), Relaxed);
+                Poll::Ready(Some(Ok::<_, actix_web::Error>(b)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            // Everything queued before the drop is out: now the resync, then what follows.
+            Poll::Pending if behind.swap(false, Relaxed) => {
+                Counters::bump(&health.counters.resyncs);
+                Poll::Ready(Some(Ok(Bytes::from_static(b"event: resync\ndata: {}\n\n"))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
