@@ -520,6 +520,12 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     );
     let a = http::get(&host, "/events", &h);
     assert!(a.body.contains("id=\"events\"") && !a.body.contains("<script>"));
+    // The overview's chart polls the status as JSON.
+    assert_eq!(http::get(&host, "/api/status", &[]).status, 401);
+    let a = http::get(&host, "/api/status", &h);
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["routes"], 250);
+    assert_eq!(v["arps"], 2);
 }
 
 #[test]

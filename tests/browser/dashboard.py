@@ -193,6 +193,8 @@ def main():
         browser.open(url)  # sets the cookie, redirects to the overview
         if "Overview" not in browser.eval("document.title"):
             fail(f"the token URL did not open the overview: {browser.eval('document.title')}")
+        until("the overview's rate chart", lambda: "now:" in browser.eval(
+            "document.getElementById('rates-now').textContent"))
         browser.screenshot(os.path.join(artefacts, "overview.png"))
 
         browser.open(base + "/routes")

@@ -154,6 +154,13 @@ pub async fn overview(
         st_.restarts.listener,
         esc(st_.last_failure.as_deref().unwrap_or("none")),
     );
+    b.push_str(
+        "<h2>Changes and notifications per second</h2>\
+         <canvas id=\"rates\" width=\"720\" height=\"160\" aria-label=\"rates chart\"></canvas>\
+         <p class=\"legend\"><span class=\"changes\">changes/s</span> \
+         <span class=\"events\">notifications/s</span> (last 5 minutes, every 2 s) \
+         <span id=\"rates-now\"></span></p>",
+    );
     b.push_str("<h2>Counters</h2><table class=\"kv\">");
     for (k, v) in &st_.counters {
         let _ = write!(b, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));

@@ -6,6 +6,7 @@
 //! | `GET /`, `/routes`, `/arp`, `/clients`, `/events` | pages ([`super::pages`]) |
 //! | `GET /events/stream` | the live change stream ([`super::sse`]) |
 //! | `GET /metrics` | Prometheus text ([`super::metrics`]) |
+//! | `GET /api/status` | what `rtmctl -j status` gets, for the overview's live chart |
 //! | `POST /api/change` | one add/change/replace/delete (JSON), token in `X-Rtm-Token` |
 //! | `POST /api/flush` | empty one table or both, token in `X-Rtm-Token` |
 //! | `POST /api/logout` | revokes the token of this session |
@@ -52,6 +53,7 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
             .route("/events", web::get().to(pages::events))
             .route("/events/stream", web::get().to(sse::stream))
             .route("/metrics", web::get().to(metrics_with_token))
+            .route("/api/status", web::get().to(status_json))
             .route("/api/change", web::post().to(change))
             .route("/api/flush", web::post().to(flush))
             .route("/api/logout", web::post().to(logout))
@@ -95,6 +97,21 @@ async fn metrics_with_token(req: HttpRequest, st: web::Data<AppState>) -> HttpRe
         return r.into();
     }
     metrics_text(&st.svc, Scope::WithClients).await
+}
+
+/// The status as JSON (the overview polls it for its chart).
+async fn status_json(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if let Err(r) = auth::reader(&req, &st.dash) {
+        return r.into();
+    }
+    match cmd::status::status(&st.svc).await {
+        Ok(Reply::Status(s)) => HttpResponse::Ok().json(s),
+        Ok(other) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("unexpected answer {other:?}"),
+        ),
+        Err(f) => refuse(StatusCode::SERVICE_UNAVAILABLE, &f.to_string()),
+    }
 }
 
 /// A change as the page's forms send it; every field a string, parsed here with the same

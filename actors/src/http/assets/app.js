@@ -111,3 +111,53 @@ if (live && window.EventSource) {
     while (events.rows.length > 500) events.deleteRow(-1);
   });
 }
+
+// The overview's chart: changes and notifications per second, polled from /api/status.
+const chart = document.getElementById("rates");
+if (chart) {
+  const points = []; // [changes/s, notifications/s], oldest first
+  const keep = 150;  // 5 minutes at one point every 2 s
+  let last = null;
+  const draw = () => {
+    const g = chart.getContext("2d");
+    const w = chart.width, h = chart.height;
+    g.clearRect(0, 0, w, h);
+    const top = Math.max(1, ...points.flat());
+    g.strokeStyle = "#c9ced6";
+    g.strokeRect(0.5, 0.5, w - 1, h - 1);
+    g.fillStyle = "#555";
+    g.fillText(`${Math.round(top)}/s`, 4, 12);
+    for (const [i, color] of [[0, "#1f6feb"], [1, "#d97706"]]) {
+      g.strokeStyle = color;
+      g.beginPath();
+      points.forEach((p, x) => {
+        const px = w - (points.length - 1 - x) * (w / (keep - 1));
+        const py = h - 2 - (p[i] / top) * (h - 16);
+        x === 0 ? g.moveTo(px, py) : g.lineTo(px, py);
+      });
+      g.stroke();
+    }
+  };
+  const poll = async () => {
+    try {
+      const r = await fetch("/api/status", { credentials: "same-origin" });
+      if (r.ok) {
+        const s = await r.json();
+        const now = performance.now();
+        const c = s.counters.changes ?? 0, e = s.counters.events_sent ?? 0;
+        if (last) {
+          const dt = (now - last.t) / 1000;
+          points.push([(c - last.c) / dt, (e - last.e) / dt]);
+          if (points.length > keep) points.shift();
+          const [pc, pe] = points[points.length - 1];
+          document.getElementById("rates-now").textContent =
+            `now: ${pc.toFixed(1)} changes/s, ${pe.toFixed(1)} notifications/s`;
+          draw();
+        }
+        last = { t: now, c, e };
+      }
+    } catch (_) { /* rtmd restarting: try again at the next tick */ }
+  };
+  poll();
+  setInterval(poll, 2000);
+}
