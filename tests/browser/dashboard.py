@@ -7,8 +7,8 @@ Usage: dashboard.py RTMD RTMCTL ARTEFACT_DIR
 Starts rtmd on a temporary socket with the dashboard on a free loopback port, then checks as
 a user would: a route added with rtmctl is listed on the routes page; a route added through the
 page's form shows in `rtmctl route show`; a route added with rtmctl while the page is open
-appears on it (live stream); a change without the token header, and a request without a
-token, are refused; a flush asks for confirmation naming the count. Saves a screenshot of
+appears on it (live stream); a change without the token header, a cross-site form post, a
+request without a token and a change by a uid that may not change tables are refused; a flush asks for confirmation naming the count. Saves a screenshot of
 each page in ARTEFACT_DIR. Every process has a deadline and is killed by its handle.
 """
 
@@ -155,13 +155,15 @@ def main():
     rtmd, rtmctl, artefacts = sys.argv[1:4]
     os.makedirs(artefacts, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="rtm-browser-")
+    os.chmod(tmp, 0o755)  # the non-admin check's rtmctl must reach the socket
     sock = os.path.join(tmp, "rtm.sock")
     shm = os.path.join(tmp, "shm")
     os.mkdir(shm)
     log = open(os.path.join(tmp, "rtmd.log"), "w")
     daemon = subprocess.Popen(
         [rtmd, "--socket", sock, "--shm-dir", shm, "--instance", "browser",
-         "--route-capacity", "8192", "--arp-capacity", "1024", "--http-listen", "127.0.0.1:0"],
+         "--route-capacity", "8192", "--arp-capacity", "1024", "--http-listen", "127.0.0.1:0",
+         "--socket-mode", "0666"],
         stdout=subprocess.DEVNULL, stderr=log)
     browser = None
 
@@ -235,6 +237,45 @@ def main():
             fail(f"a change without the token header got {status}")
         if "10.80.0.0/16" in ctl("route", "show"):
             fail("a change without the token header was applied")
+
+        # A cross-site form post (from a page of another origin) changes nothing.
+        browser.open("about:blank")
+        browser.eval(f"""(() => {{
+            const f = document.createElement('form');
+            f.method = 'POST'; f.action = '{base}/api/change';
+            const i = document.createElement('input');
+            i.name = 'table'; i.value = 'route'; f.append(i);
+            document.body.append(f); f.submit(); return true; }})()""")
+        until("the cross-site post's answer", lambda: browser.take("Page.loadEventFired"))
+        time.sleep(0.3)
+        if len(ctl("route", "show").splitlines()) != 3:
+            fail(f"a cross-site post changed the table: {ctl('route', 'show')}")
+
+        # A uid that may not change tables gets a read-only token (root only: setpriv).
+        if os.geteuid() == 0:
+            r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                "--clear-groups", rtmctl, "--socket", sock, "dashboard-url"],
+                               capture_output=True, text=True, timeout=DEADLINE)
+            if r.returncode != 0:
+                fail(f"dashboard-url as uid 65534: {r.stderr}")
+            browser.open(r.stdout.strip())
+            browser.open(base + "/routes")
+            if "read-only" not in browser.eval("document.querySelector('.who').textContent"):
+                fail("uid 65534's page does not say read-only")
+            if browser.eval("document.getElementById('route-form') !== null"):
+                fail("uid 65534's page offers the change form")
+            status = browser.eval("""fetch('/api/change', {method: 'POST',
+                headers: {'Content-Type': 'application/json', 'X-Rtm-Token':
+                  document.querySelector('meta[name="rtm-token"]').content},
+                body: JSON.stringify({table: 'route', op: 'del', prefix: '10.50.0.0/16'})
+                }).then(r => r.status)""")
+            if status != 403:
+                fail(f"uid 65534's change got {status}")
+            if "10.50.0.0/16" not in ctl("route", "show"):
+                fail("uid 65534 deleted a route")
+            browser.open(url)  # back to the admin's session
+        else:
+            print("browser test: the non-admin check needs root (setpriv); skipped")
 
         # ARP through the form.
         browser.open(base + "/arp")
