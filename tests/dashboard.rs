@@ -566,3 +566,64 @@ fn a_browser_that_stops_reading_is_resynced() {
     }
     panic!("no resync after the browser fell behind");
 }
+
+#[test]
+fn the_dashboard_socket_decides_by_the_peers_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("dash.sock");
+    let s = sock.to_str().unwrap();
+    let mut inst = Instance::start_with(&["--http-socket", s, "--socket-mode", "0666"]);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o666);
+    // No token: the kernel says who is on the other end.
+    let a = http::request_uds(&sock, "GET", "/routes", &[], "");
+    assert_eq!(a.status, 200, "{a:?}");
+    let json = [("Content-Type", "application/json")];
+    let body = r#"{"table":"route","op":"add","prefix":"10.3.0.0/16","dev":"eth0"}"#;
+    let a = http::request_uds(&sock, "POST", "/api/change", &json, body);
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(inst.ctl_ok(&["route", "show"]).contains("10.3.0.0/16"));
+    if nix::unistd::geteuid().is_root() {
+        // Another uid reads but may not change.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let curl_as_nobody = |extra: &[&str], path: &str| {
+            let mut cmd = Command::new("setpriv");
+            cmd.args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "curl",
+            ])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--unix-socket",
+                s,
+            ])
+            .args(extra)
+            .arg(format!("http://localhost{path}"));
+            let o = run(cmd, None, DEADLINE);
+            stdout(&o)
+        };
+        if Command::new("curl").arg("--version").output().is_ok() {
+            assert_eq!(curl_as_nobody(&[], "/routes"), "200");
+            let h = ["-H", "Content-Type: application/json", "-d", body];
+            assert_eq!(curl_as_nobody(&h, "/api/change"), "403");
+        } else {
+            eprintln!("skipped the other-uid part: no curl");
+        }
+    }
+    inst.signal_daemon(nix::sys::signal::Signal::SIGTERM);
+    assert!(inst.wait_daemon().success());
+    assert!(!sock.exists(), "the dashboard socket outlived a clean stop");
+}

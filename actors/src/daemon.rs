@@ -184,7 +184,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     })?;
     held.0.push(shm_lock_path);
     // Bound before the tables: a dashboard address in use stops the start with nothing to undo.
-    let http = crate::http::bind(&config.http)?;
+    let http = crate::http::bind(&config)?;
     let health = Arc::new(Health::new(config.restart_budget));
     let route = open_table(
         &config,
@@ -216,6 +216,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     };
     // Started: from here the supervisor's clean stop removes the socket and the lock files.
     let mut cleanup = vec![config.socket.clone()];
+    cleanup.extend(http.socket_path());
     cleanup.append(&mut held.0);
     let boot = Boot {
         config,

@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 client over a loopback `TcpStream`, enough to test the dashboard as a
 //! browser or a scraper meets it: one request per connection, every read under a deadline.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -85,8 +85,30 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Answer {
-    let s = send(url_host, method, path, headers, body);
-    let mut r = BufReader::new(s);
+    answer(BufReader::new(send(url_host, method, path, headers, body)))
+}
+
+/// One request over a Unix socket, its whole answer.
+pub fn request_uds(
+    socket: &std::path::Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    answer(BufReader::new(s))
+}
+
+fn answer(mut r: impl BufRead) -> Answer {
     let (status, headers) = read_head(&mut r);
     let mut raw = Vec::new();
     r.read_to_end(&mut raw).unwrap();

@@ -67,8 +67,42 @@ pub fn cookie_token(req: &HttpRequest) -> Option<String> {
     })
 }
 
+/// The grant of a connection to the dashboard's Unix socket: decided by the kernel's
+/// credentials of the peer, as for `rtmctl`.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketGrant(pub Grant);
+
+/// Records who connected to the dashboard's Unix socket.
+pub fn on_socket_connect(
+    svc: &crate::session::Services,
+    conn: &dyn std::any::Any,
+    ext: &mut actix_web::dev::Extensions,
+) {
+    let Some(stream) = conn.downcast_ref::<tokio::net::UnixStream>() else {
+        return;
+    };
+    match crate::listener::peer_of(stream) {
+        Ok(peer) => {
+            ext.insert(SocketGrant(Grant {
+                uid: peer.uid,
+                may_change: crate::session::may_change(svc, &peer),
+                // Never checked: the connection itself is the credential.
+                expires: std::time::Instant::now(),
+            }));
+        }
+        Err(e) => tracing::warn!("dashboard socket: cannot read the peer's credentials: {e}"),
+    }
+}
+
+fn socket_grant(req: &HttpRequest) -> Option<Grant> {
+    req.conn_data::<SocketGrant>().map(|g| g.0)
+}
+
 /// The grant of a reading request, or a 401.
 pub fn reader(req: &HttpRequest, dash: &Dashboard) -> Result<Grant, Refusal> {
+    if let Some(g) = socket_grant(req) {
+        return Ok(g);
+    }
     let token = presented_token(req).ok_or_else(|| {
         no(
             actix_web::http::StatusCode::UNAUTHORIZED,
@@ -100,13 +134,19 @@ pub fn changer(req: &HttpRequest, dash: &Dashboard) -> Result<Grant, Refusal> {
             ));
         }
     }
-    let Some(token) = header_token(req) else {
-        return Err(no(
-            StatusCode::FORBIDDEN,
-            "a change needs the dashboard token in the X-Rtm-Token header",
-        ));
+    let grant = match socket_grant(req) {
+        Some(g) => Some(g),
+        None => {
+            let Some(token) = header_token(req) else {
+                return Err(no(
+                    StatusCode::FORBIDDEN,
+                    "a change needs the dashboard token in the X-Rtm-Token header",
+                ));
+            };
+            dash.tokens.check(&token)
+        }
     };
-    let grant = dash.tokens.check(&token).ok_or_else(|| {
+    let grant = grant.ok_or_else(|| {
         no(
             StatusCode::UNAUTHORIZED,
             "this dashboard token is unknown or expired: get a new URL with `rtmctl dashboard-url`",

@@ -2,7 +2,8 @@
 //!
 //! Both are opt-in. `--http-listen ADDR:PORT` serves the dashboard: pages, the live event
 //! stream, the change API and `/metrics`, all behind a token that `rtmctl dashboard-url` gets
-//! minted over the Unix socket, bound to the caller's uid. `--metrics-listen ADDR:PORT` serves
+//! minted over the Unix socket, bound to the caller's uid. `--http-socket PATH` serves the same
+//! on a Unix socket, where the peer's credentials take the token's place. `--metrics-listen ADDR:PORT` serves
 //! `/metrics` alone, loopback only and without authentication, counts only.
 //!
 //! - this file: the settings, binding (at start-up, so a bad address stops rtmd) and starting
@@ -26,7 +27,9 @@ pub mod sse;
 pub mod tokens;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +49,8 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
 #[derive(Debug, Clone, Default)]
 pub struct HttpConfig {
     pub listen: Option<SocketAddr>,
+    /// A Unix socket for the dashboard (`--http-socket`): the peer's uid decides, no token.
+    pub socket: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     pub token_ttl: Duration,
 }
@@ -102,6 +107,10 @@ impl HttpConfig {
         }
         Ok(HttpConfig {
             listen,
+            socket: s
+                .http_socket
+                .clone()
+                .map(|p| std::path::absolute(&p).unwrap_or(p)),
             metrics_listen,
             token_ttl,
         })
@@ -120,6 +129,7 @@ pub struct Dashboard {
 #[derive(Default)]
 pub struct Bound {
     pub dashboard: Option<(TcpListener, Arc<Dashboard>)>,
+    pub socket: Option<(UnixListener, PathBuf)>,
     pub metrics: Option<TcpListener>,
 }
 
@@ -127,6 +137,11 @@ impl Bound {
     /// The dashboard's state, for the sessions that mint tokens.
     pub fn dashboard(&self) -> Option<Arc<Dashboard>> {
         self.dashboard.as_ref().map(|(_, d)| d.clone())
+    }
+
+    /// The dashboard socket's path, removed at a clean stop.
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        self.socket.as_ref().map(|(_, p)| p.clone())
     }
 }
 
@@ -141,8 +156,39 @@ fn bind_one(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartEr
     Ok(l)
 }
 
+/// Binds the dashboard's Unix socket with the mode and group of rtmd's socket, replacing a
+/// stale one but never a live one.
+fn bind_socket(path: &Path, mode: u32, gid: Option<u32>) -> Result<UnixListener, StartError> {
+    let io = |what| {
+        move |source| StartError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() || UnixStream::connect(path).is_ok() {
+            return Err(io("the dashboard socket is in use or not a socket")(
+                std::io::ErrorKind::AddrInUse.into(),
+            ));
+        }
+        std::fs::remove_file(path).map_err(io("cannot remove stale dashboard socket"))?;
+    }
+    let l = UnixListener::bind(path).map_err(io("cannot bind the dashboard socket"))?;
+    if let Some(gid) = gid {
+        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| io("cannot set the dashboard socket's group")(e.into()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io("cannot set the dashboard socket's mode"))?;
+    l.set_nonblocking(true)
+        .map_err(io("cannot bind the dashboard socket"))?;
+    Ok(l)
+}
+
 /// Binds the configured listeners; an address in use or not ours stops the start.
-pub fn bind(config: &HttpConfig) -> Result<Bound, StartError> {
+pub fn bind(full: &crate::config::Config) -> Result<Bound, StartError> {
+    let config = &full.http;
     let dashboard = match config.listen {
         Some(addr) => {
             let l = bind_one("cannot listen for the dashboard on", addr)?;
@@ -159,7 +205,18 @@ pub fn bind(config: &HttpConfig) -> Result<Bound, StartError> {
         Some(addr) => Some(bind_one("cannot listen for metrics on", addr)?),
         None => None,
     };
-    Ok(Bound { dashboard, metrics })
+    let socket = match &config.socket {
+        Some(p) => Some((
+            bind_socket(p, full.socket_mode, full.socket_gid)?,
+            p.clone(),
+        )),
+        None => None,
+    };
+    Ok(Bound {
+        dashboard,
+        socket,
+        metrics,
+    })
 }
 
 /// What every request handler of the dashboard shares.
@@ -172,6 +229,36 @@ pub struct AppState {
 /// Starts the servers on the current actor system. One worker each: the work is in the
 /// table actors, a handler only waits for them.
 pub fn serve(bound: Bound, svc: Services) {
+    // The socket shares the TCP listener's tokens (none needed there) or has its own store.
+    let socket_dash = bound.dashboard().unwrap_or_else(|| {
+        Arc::new(Dashboard {
+            base_url: String::new(),
+            tokens: TokenStore::new(DEFAULT_TOKEN_TTL),
+        })
+    });
+    if let Some((listener, path)) = bound.socket {
+        let state = AppState {
+            svc: svc.clone(),
+            dash: socket_dash,
+        };
+        let s2 = svc.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .configure(routes::dashboard)
+        })
+        .on_connect(move |conn, ext| auth::on_socket_connect(&s2, conn, ext))
+        .disable_signals()
+        .workers(1)
+        .listen_uds(listener);
+        match server {
+            Ok(s) => {
+                actix_rt::spawn(s.run());
+                info!(path = %path.display(), "dashboard listening on a Unix socket");
+            }
+            Err(e) => error!("cannot start the dashboard on {}: {e}", path.display()),
+        }
+    }
     if let Some((listener, dash)) = bound.dashboard {
         let addr = listener.local_addr().ok();
         let state = AppState {
