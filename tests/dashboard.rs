@@ -256,6 +256,12 @@ fn a_read_only_uid_gets_a_token_that_cannot_change() {
     assert_eq!(a.status, 403, "{a:?}");
     assert!(inst.ctl_ok(&["route", "show"]).trim().is_empty());
     assert!(inst.status()["counters"]["denied"].as_u64().unwrap() >= 2);
+    assert!(
+        inst.log_text()
+            .contains("change denied uid=65534 via=\"dashboard\""),
+        "{}",
+        inst.log_text()
+    );
 }
 
 #[test]

@@ -153,6 +153,7 @@ pub fn changer(req: &HttpRequest, dash: &Dashboard) -> Result<Grant, Refusal> {
         )
     })?;
     if !grant.may_change {
+        tracing::warn!(uid = grant.uid, via = "dashboard", "change denied");
         return Err(no(
             StatusCode::FORBIDDEN,
             &format!(
