@@ -186,6 +186,8 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         dir: config.shm_dir.clone(),
     })?;
     held.0.push(shm_lock_path);
+    // Bound before the tables: a dashboard address in use stops the start with nothing to undo.
+    let http = crate::http::bind(&config)?;
     let health = Arc::new(Health::new(config.restart_budget));
     let nofile = crate::connections::raise_fd_limit();
     health
@@ -221,6 +223,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
     };
     // Started: from here the supervisor's clean stop removes the socket and the lock files.
     let mut cleanup = vec![config.socket.clone()];
+    cleanup.extend(http.socket_path());
     cleanup.append(&mut held.0);
     let boot = Boot {
         config,
@@ -230,6 +233,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         arp,
         cleanup,
         signals,
+        http,
     };
     system.block_on(async move {
         Supervisor::new(boot).start();

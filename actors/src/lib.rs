@@ -20,6 +20,9 @@
 //!   (whose file is the authoritative copy), the sequence counter, the journal, the
 //!   subscribers.
 //! - [`registry`]: the registered subscribers, for `rtmctl clients`, `--max-clients` and flushes.
+//! - [`http`]: the dashboard (`--http-listen`) and the Prometheus endpoint
+//!   (`--metrics-listen`), an actix-web server in the same actor system whose every change goes
+//!   through the same request code as a session's.
 //! - [`signal_broker`]: SIGTERM/SIGINT/SIGHUP in, SIGUSR1 out through pidfds.
 //! - [`config`]: the settings, from built-in defaults, a config file and flags;
 //!   [`counters`]: the figures `rtmctl status` shows; [`faults`]: the test hooks behind
@@ -40,6 +43,7 @@ pub mod connections;
 pub mod counters;
 pub mod daemon;
 pub mod faults;
+pub mod http;
 pub mod journal;
 pub mod listener;
 pub mod registry;

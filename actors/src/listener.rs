@@ -151,7 +151,7 @@ fn refuse(stream: UnixStream, why: Refusal) {
 /// can race with the peer exiting and its PID being reused, which the socket option cannot.
 /// The supplementary groups come from `/proc/PID/status`, and count only if the pidfd shows
 /// the same process still alive after they were read (so they cannot be a reused PID's).
-fn peer_of(stream: &UnixStream) -> std::io::Result<Peer> {
+pub(crate) fn peer_of(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = stream.peer_cred()?;
     let pid = cred.pid().unwrap_or(0);
     let pidfd = match getsockopt(stream, PeerPidfd) {

@@ -41,6 +41,8 @@ pub struct Boot {
     pub cleanup: Vec<PathBuf>,
     /// Installed before the socket was bound.
     pub signals: OsSignals,
+    /// The dashboard and metrics listeners, bound (`--http-listen`, `--metrics-listen`).
+    pub http: crate::http::Bound,
 }
 
 pub struct Supervisor {
@@ -107,6 +109,7 @@ impl Actor for Supervisor {
             arp_shm: boot.config.arp_shm_path().display().to_string().into(),
             daemon_uid: rustix::process::geteuid().as_raw(),
             admin_gid: boot.config.admin_gid,
+            dashboard: boot.http.dashboard(),
             #[cfg(feature = "fault-injection")]
             listener: Default::default(),
         };
@@ -125,6 +128,7 @@ impl Actor for Supervisor {
                 ("registry", svc.registry.clone().recipient()),
             ],
         );
+        crate::http::serve(boot.http, svc.clone());
         self.services = Some(svc);
         info!(
             socket = %boot.config.socket.display(),

@@ -195,6 +195,9 @@ pub enum Request {
     Deregister,
     /// Test hooks, only honoured by daemons built with the `fault-injection` feature.
     Debug(DebugAction),
+    /// A dashboard URL with a fresh token bound to the caller's uid (`rtmctl dashboard-url`).
+    /// A daemon older than this variant cannot decode it and closes the connection.
+    DashboardUrl,
 }
 
 /// Fault injection: make a daemon actor fail on purpose (`rtmctl debug ...`). Daemons built
@@ -282,6 +285,7 @@ impl Request {
             Request::Subscribe { .. } => "subscribe",
             Request::Deregister => "deregister",
             Request::Debug(_) => "debug",
+            Request::DashboardUrl => "dashboard-url",
         }
     }
 
@@ -345,6 +349,20 @@ pub enum Reply {
     Status(Status),
     Subscribed,
     Deregistered,
+    /// The dashboard's address with a token for the asking uid.
+    DashboardUrl(DashboardUrl),
+}
+
+/// A dashboard token minted for the uid on the other end of the socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardUrl {
+    /// Open this in a browser; it carries the token.
+    pub url: String,
+    pub uid: u32,
+    /// Whether the token may change the tables (the same rule as for `rtmctl`).
+    pub may_change: bool,
+    /// Seconds until the token expires.
+    pub expires_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -252,6 +252,22 @@ pub fn clients(list: &[ClientInfo], as_json: bool) -> String {
     s
 }
 
+/// `rtmctl dashboard-url`: the link alone on stdout (so `xdg-open "$(rtmctl dashboard-url)"`
+/// works); with `--json` also whose it is and how long it lasts.
+pub fn dashboard_url(d: &rtm::wire::DashboardUrl, as_json: bool) -> String {
+    if as_json {
+        return serde_json::json!({
+            "url": d.url,
+            "uid": d.uid,
+            "may_change": d.may_change,
+            "expires_s": d.expires_s,
+        })
+        .to_string()
+            + "\n";
+    }
+    format!("{}\n", d.url)
+}
+
 pub fn status(st: &Status, as_json: bool) -> String {
     if as_json {
         return json::status(st).to_string() + "\n";

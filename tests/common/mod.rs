@@ -609,3 +609,4 @@ impl Instance {
         }
     }
 }
+pub mod http;

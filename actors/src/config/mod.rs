@@ -59,6 +59,8 @@ pub struct Config {
     /// The config file's settings in force (a reload updates only the reloadable ones).
     pub file: Settings,
     pub limits: LimitValues,
+    /// The dashboard and metrics listeners (`--http-listen`, `--metrics-listen`).
+    pub http: crate::http::HttpConfig,
 }
 
 impl Config {
@@ -160,6 +162,7 @@ impl Config {
             flags: s.clone(),
             file: Settings::default(),
             limits: LimitValues::from_settings(s)?,
+            http: crate::http::HttpConfig::resolve(s)?,
         })
     }
 

@@ -115,6 +115,23 @@ settings! {
     /// The window of --max-restarts [default: 10s]
     #[arg(long)]
     restart_window: String,
+    /// Serve the dashboard on ADDR:PORT (loopback only unless --http-allow-remote); open it with
+    /// the URL `rtmctl dashboard-url` prints
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: String,
+    /// Let --http-listen take a non-loopback address (plain HTTP: put TLS in front of it)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    http_allow_remote: bool,
+    /// Serve the dashboard on a Unix socket too (same mode and group as --socket); there the
+    /// peer's uid decides access exactly as for rtmctl, without a token
+    #[arg(long, value_name = "PATH")]
+    http_socket: PathBuf,
+    /// How long a dashboard token stays valid [default: 8h]
+    #[arg(long)]
+    dashboard_token_ttl: String,
+    /// Serve Prometheus metrics (counts only, no authentication) on a loopback ADDR:PORT
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: String,
 }
 
 impl Settings {

@@ -58,6 +58,8 @@ pub struct Services {
     pub daemon_uid: u32,
     /// Members of this group (primary or supplementary) may mutate too (`--admin-group`).
     pub admin_gid: Option<u32>,
+    /// The dashboard, if `--http-listen` is given: sessions mint its tokens.
+    pub dashboard: Option<Arc<crate::http::Dashboard>>,
     /// The listener, for fault injection (set once it has started).
     #[cfg(feature = "fault-injection")]
     pub listener: Arc<std::sync::OnceLock<Recipient<crate::faults::Inject>>>,
@@ -76,6 +78,21 @@ pub struct Peer {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh id for a table subscriber (sessions and the dashboard's event streams share them).
+pub fn next_session_id() -> u64 {
+    NEXT_ID.fetch_add(1, Relaxed)
+}
+
+/// Whether a peer may change the tables: root, rtmd's own uid, or a member of `--admin-group`.
+/// Decided only by what the kernel says about the peer, never by what it claims.
+pub fn may_change(svc: &Services, peer: &Peer) -> bool {
+    peer.uid == 0
+        || peer.uid == svc.daemon_uid
+        || svc
+            .admin_gid
+            .is_some_and(|g| peer.gid == g || peer.groups.contains(&g))
+}
 
 pub struct Session {
     id: u64,
@@ -111,7 +128,7 @@ impl Session {
             let limits = svc.limits.load();
             let (read, write) = stream.into_split();
             let stats = Arc::new(SessionStats::default());
-            let id = NEXT_ID.fetch_add(1, Relaxed);
+            let id = next_session_id();
             let out = OutboxHandle::spawn(
                 write,
                 id,
@@ -166,14 +183,9 @@ impl Session {
             .map_or(wire::PROTOCOL_VERSION, |h| h.version)
     }
 
-    /// Decided only by what the kernel says about the peer, never by what it claims.
+    /// See [`may_change`].
     fn may_mutate(&self) -> bool {
-        self.peer.uid == 0
-            || self.peer.uid == self.svc.daemon_uid
-            || self
-                .svc
-                .admin_gid
-                .is_some_and(|g| self.peer.gid == g || self.peer.groups.contains(&g))
+        may_change(&self.svc, &self.peer)
     }
 
     /// Queues a request read from the socket and starts it if none is running.
@@ -302,6 +314,10 @@ impl Session {
         match req {
             Request::Subscribe { tables } => self.subscribe(id, tables, ctx),
             Request::Deregister => self.deregister(id, ctx),
+            Request::DashboardUrl => {
+                let r = cmd::dashboard::url(&self.svc, &self.peer);
+                self.answer_now(id, vec![r]);
+            }
             Request::Debug(action) if cmd::debug::targets_session(&action) => {
                 let r = self.debug_here(action);
                 self.answer_now(id, vec![r]);

@@ -192,6 +192,12 @@ pub const OBJECTS: &[Object] = &[
         verbs: &[],
     },
     Object {
+        names: &["dashboard-url"],
+        about: "A link to the web dashboard with a token for your uid (rtmd --http-listen/--http-socket)",
+        args: "",
+        verbs: &[],
+    },
+    Object {
         names: &["completions"],
         about: "Print a completion script for bash, zsh or fish",
         args: "bash|zsh|fish",

@@ -55,6 +55,8 @@ pub enum Command {
     Clients,
     Watch,
     Status,
+    /// A dashboard link with a token for the caller's uid.
+    DashboardUrl,
     Batch {
         file: String,
         force: bool,
@@ -91,6 +93,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         "watch" => no_more("watch", rest).map(|_| Command::Watch),
         "status" => no_more("status", rest).map(|_| Command::Status),
         "batch" => parse_batch(rest),
+        "dashboard-url" => no_more("dashboard-url", rest).map(|_| Command::DashboardUrl),
         "completions" => match rest {
             [shell] => shell
                 .parse::<clap_complete::Shell>()

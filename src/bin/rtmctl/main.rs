@@ -377,6 +377,10 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
             Reply::Status(st) => print(&render::status(&st, json)),
             other => return Err(unexpected(other)),
         },
+        Command::DashboardUrl => match client.request(Request::DashboardUrl).await? {
+            Reply::DashboardUrl(d) => print(&render::dashboard_url(&d, json)),
+            other => return Err(unexpected(other)),
+        },
         Command::Watch => watch::run(client, json).await?,
         Command::Batch { force, .. } => match batch {
             Some(batch) => batch::run(&mut client, batch, force).await?,

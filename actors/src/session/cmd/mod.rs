@@ -14,9 +14,11 @@
 //! | `Status` | [`status`] |
 //! | `Subscribe`, `Deregister` | [`subscribe`] |
 //! | `Debug` (fault-injection builds) | [`debug`] |
+//! | `DashboardUrl` | [`dashboard`] |
 
 pub mod change;
 pub mod clients;
+pub mod dashboard;
 pub mod debug;
 pub mod flush;
 pub mod get;
@@ -46,7 +48,7 @@ pub fn answer(svc: Services, req: Request) -> LocalBoxFuture<Answer> {
         Request::Clients => Box::pin(async move { vec![clients::list(&svc).await] }),
         Request::Status => Box::pin(async move { vec![status::status(&svc).await] }),
         Request::Debug(action) => Box::pin(async move { vec![debug::deliver(&svc, action).await] }),
-        Request::Subscribe { .. } | Request::Deregister => {
+        Request::Subscribe { .. } | Request::Deregister | Request::DashboardUrl => {
             unreachable!("the session handles {} itself", req.name())
         }
     }

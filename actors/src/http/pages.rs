@@ -1,0 +1,450 @@
+//! The dashboard's pages, rendered on the server: tables are paged and filtered here, so a page
+//! of a large table costs one page of HTML. The script (`assets/app.js`) only sends the forms,
+//! asks before a flush and follows the live stream; no script is inline.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use rtm_proto::wire::{Reply, Table};
+use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
+use serde::Deserialize;
+
+use super::tokens::Grant;
+use super::{auth, AppState};
+use crate::registry::ListClients;
+use crate::session::cmd::{status, unavailable};
+use crate::table::route::Lookup;
+use crate::table::Show;
+
+/// Rows on one page of a table.
+pub const PAGE_ROWS: usize = 100;
+
+/// Text made safe for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A whole page around `body`. The token is in a `<meta>` for the script's change requests.
+fn layout(title: &str, token: &str, grant: &Grant, body: &str) -> HttpResponse {
+    let nav = [
+        ("/", "Overview"),
+        ("/routes", "Routes"),
+        ("/arp", "ARP"),
+        ("/clients", "Clients"),
+        ("/events", "Events"),
+    ]
+    .iter()
+    .map(|(href, name)| {
+        let cur = if *name == title {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{cur}>{name}</a>")
+    })
+    .collect::<Vec<_>>()
+    .join(" ");
+    let role = if grant.may_change {
+        "may change tables"
+    } else {
+        "read-only"
+    };
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <meta name=\"rtm-token\" content=\"{token}\">\
+             <meta name=\"rtm-may-change\" content=\"{may}\">\
+             <title>rtm · {title}</title>\
+             <link rel=\"stylesheet\" href=\"/assets/style.css\">\
+             <script src=\"/assets/app.js\" defer></script></head>\
+             <body><header><strong>rtm</strong> <nav>{nav}</nav>\
+             <span class=\"who\">uid {uid}, {role}</span></header>\
+             <main><h1>{title}</h1>{body}</main></body></html>\n",
+            token = esc(token),
+            may = grant.may_change,
+            title = esc(title),
+            uid = grant.uid,
+        ))
+}
+
+/// The reader's grant and token, or the answer that refuses it.
+fn reader(req: &HttpRequest, st: &AppState) -> Result<(Grant, String), auth::Refusal> {
+    let grant = auth::reader(req, &st.dash)?;
+    Ok((grant, auth::presented_token(req).unwrap_or_default()))
+}
+
+fn failed(what: &str, why: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{what}: {why}\n"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OpenQuery {
+    pub token: Option<String>,
+}
+
+/// `GET /`: with `?token=`, opens a session (cookie) and redirects without the token in the
+/// address bar; else the overview.
+pub async fn overview(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<OpenQuery>,
+) -> HttpResponse {
+    if let Some(t) = &q.token {
+        let Some(grant) = st.dash.tokens.check(t) else {
+            return auth::refuse(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "this dashboard token is unknown or expired: get a new URL with `rtmctl dashboard-url`",
+            );
+        };
+        let left = grant
+            .expires
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs();
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/"))
+            .insert_header((header::SET_COOKIE, auth::session_cookie(t, left)))
+            .finish();
+    }
+    let (grant, token) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let st_ = match status::status(&st.svc).await {
+        Ok(Reply::Status(s)) => s,
+        Ok(other) => return failed("status", format!("{other:?}")),
+        Err(f) => return failed("status", f),
+    };
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<table class=\"kv\"><tr><th>version</th><td>{}</td></tr>\
+         <tr><th>uptime</th><td>{} s</td></tr>\
+         <tr><th>routes</th><td id=\"routes-count\">{}</td><td>of {}</td></tr>\
+         <tr><th>ARP entries</th><td id=\"arps-count\">{}</td><td>of {}</td></tr>\
+         <tr><th>clients</th><td>{}</td></tr>\
+         <tr><th>restarts</th><td>route {}, arp {}, broker {}, listener {}</td></tr>\
+         <tr><th>last failure</th><td>{}</td></tr></table>",
+        esc(&st_.version),
+        st_.uptime_s,
+        st_.routes,
+        st_.route_capacity,
+        st_.arps,
+        st_.arp_capacity,
+        st_.clients,
+        st_.restarts.route,
+        st_.restarts.arp,
+        st_.restarts.broker,
+        st_.restarts.listener,
+        esc(st_.last_failure.as_deref().unwrap_or("none")),
+    );
+    b.push_str(
+        "<h2>Changes and notifications per second</h2>\
+         <canvas id=\"rates\" width=\"720\" height=\"160\" aria-label=\"rates chart\"></canvas>\
+         <p class=\"legend\"><span class=\"changes\">changes/s</span> \
+         <span class=\"events\">notifications/s</span> (last 5 minutes, every 2 s) \
+         <span id=\"rates-now\"></span></p>",
+    );
+    b.push_str("<h2>Counters</h2><table class=\"kv\">");
+    for (k, v) in &st_.counters {
+        let _ = write!(b, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));
+    }
+    b.push_str("</table>");
+    if grant.may_change {
+        let _ = write!(
+            b,
+            "<h2>Flush</h2><p>Empties tables and tells every client.</p>\
+             <button class=\"danger\" data-flush=\"route\" data-count=\"{r}\">Flush routes</button> \
+             <button class=\"danger\" data-flush=\"arp\" data-count=\"{a}\">Flush ARP</button> \
+             <button class=\"danger\" data-flush=\"all\" data-count=\"{t}\">Flush both</button>\
+             <p class=\"result\" role=\"status\"></p>",
+            r = st_.routes,
+            a = st_.arps,
+            t = st_.routes + st_.arps,
+        );
+    }
+    layout("Overview", &token, &grant, &b)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TableQuery {
+    /// A prefix (routes inside it), an address (its longest-prefix match), a MAC, or text.
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub page: usize,
+}
+
+/// The links to the previous and next pages.
+fn pager(path: &str, q: &str, page: usize, shown: usize, total: usize) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                b => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let mut o = format!(
+        "<p class=\"pager\">{} to {} of {total} ",
+        if shown == 0 { 0 } else { page * PAGE_ROWS + 1 },
+        page * PAGE_ROWS + shown
+    );
+    if page > 0 {
+        let _ = write!(
+            o,
+            "<a href=\"{path}?q={}&amp;page={}\">previous</a> ",
+            enc(q),
+            page - 1
+        );
+    }
+    if (page + 1) * PAGE_ROWS < total {
+        let _ = write!(
+            o,
+            "<a href=\"{path}?q={}&amp;page={}\">next</a>",
+            enc(q),
+            page + 1
+        );
+    }
+    o.push_str("</p>");
+    o
+}
+
+fn search_form(path: &str, q: &str, hint: &str) -> String {
+    format!(
+        "<form method=\"get\" action=\"{path}\" class=\"search\"><input name=\"q\" value=\"{}\" \
+         placeholder=\"{hint}\" aria-label=\"search\"> <button>Search</button></form>",
+        esc(q)
+    )
+}
+
+fn route_row(r: &Route, may_change: bool) -> String {
+    let del = if may_change {
+        format!(
+            "<button data-del-route=\"{}\">delete</button>",
+            esc(&r.dst.to_string())
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{del}</td></tr>",
+        r.dst,
+        r.via.map(|v| v.to_string()).unwrap_or_default(),
+        esc(&r.dev.map(|d| d.to_string()).unwrap_or_default()),
+        r.metric
+    )
+}
+
+/// `GET /routes`: a page of routes, searched by prefix or by address (longest-prefix match).
+pub async fn routes(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<TableQuery>,
+) -> HttpResponse {
+    let (grant, token) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let query = q.q.trim();
+    let mut b = search_form("/routes", query, "prefix 10.0.0.0/8 or address 10.1.2.3");
+    if let Ok(addr) = query.parse::<Ipv4Addr>() {
+        match st.svc.route.send(Lookup(addr)).await {
+            Ok(Ok(Some(r))) => {
+                let _ = write!(
+                    b,
+                    "<p class=\"lpm\">Longest-prefix match for {addr}: <strong>{}</strong> \
+                     (the longest of the table's prefixes that contain {addr})</p>\
+                     <table id=\"routes\"><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
+                     <th>metric</th><th></th></tr></thead><tbody>{}</tbody></table>",
+                    r.dst,
+                    route_row(&r, grant.may_change)
+                );
+            }
+            Ok(Ok(None)) => {
+                let _ = write!(b, "<p class=\"lpm\">No route contains {addr}.</p>");
+            }
+            Ok(Err(f)) => return failed("route lookup", f),
+            Err(e) => return failed("route lookup", unavailable(Table::Route, e)),
+        }
+    } else {
+        let within = if query.is_empty() {
+            None
+        } else {
+            match query.parse::<Prefix>() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let _ = write!(b, "<p class=\"error\">{}</p>", esc(&e.to_string()));
+                    return layout("Routes", &token, &grant, &b);
+                }
+            }
+        };
+        let all = match st.svc.route.send(Show::<Route> { key: None }).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(f)) => return failed("routes", f),
+            Err(e) => return failed("routes", unavailable(Table::Route, e)),
+        };
+        let inside =
+            |r: &&Route| within.is_none_or(|p| r.dst.len() >= p.len() && p.contains(r.dst.addr()));
+        let total = all.iter().filter(inside).count();
+        let rows: String = all
+            .iter()
+            .filter(inside)
+            .skip(q.page * PAGE_ROWS)
+            .take(PAGE_ROWS)
+            .map(|r| route_row(r, grant.may_change))
+            .collect();
+        let shown = rows.matches("<tr>").count();
+        let _ = write!(
+            b,
+            "<table id=\"routes\"><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
+             <th>metric</th><th></th></tr></thead><tbody>{rows}</tbody></table>{}",
+            pager("/routes", query, q.page, shown, total)
+        );
+    }
+    if grant.may_change {
+        b.push_str(
+            "<h2>Add or change a route</h2><form id=\"route-form\" class=\"change\">\
+             <input name=\"prefix\" placeholder=\"10.0.0.0/8\" aria-label=\"prefix\" required>\
+             <input name=\"via\" placeholder=\"via 192.0.2.1\" aria-label=\"via\">\
+             <input name=\"dev\" placeholder=\"dev eth0\" aria-label=\"dev\">\
+             <input name=\"metric\" placeholder=\"metric 0\" aria-label=\"metric\">\
+             <select name=\"op\" aria-label=\"operation\"><option>add</option>\
+             <option>change</option><option>replace</option></select>\
+             <button>Apply</button></form><p class=\"result\" role=\"status\"></p>",
+        );
+    }
+    layout("Routes", &token, &grant, &b)
+}
+
+fn arp_row(a: &ArpEntry, may_change: bool) -> String {
+    let del = if may_change {
+        format!("<button data-del-arp=\"{}\">delete</button>", a.mac)
+    } else {
+        String::new()
+    };
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{del}</td></tr>",
+        a.mac,
+        a.ip,
+        esc(&a.dev.map(|d| d.to_string()).unwrap_or_default())
+    )
+}
+
+/// `GET /arp`: a page of ARP entries, searched by MAC, by IP or by text.
+pub async fn arp(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<TableQuery>,
+) -> HttpResponse {
+    let (grant, token) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let query = q.q.trim();
+    let mut b = search_form("/arp", query, "MAC or IP");
+    let key = query.parse::<MacAddr>().ok();
+    let ip = query.parse::<Ipv4Addr>().ok();
+    let all = match st.svc.arp.send(Show::<ArpEntry> { key }).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(f)) => return failed("arp", f),
+        Err(e) => return failed("arp", unavailable(Table::Arp, e)),
+    };
+    let keep = |a: &&ArpEntry| match (key, ip) {
+        (Some(_), _) => true,
+        (None, Some(ip)) => a.ip == ip,
+        (None, None) => query.is_empty() || a.to_string().contains(query),
+    };
+    let total = all.iter().filter(keep).count();
+    let rows: String = all
+        .iter()
+        .filter(keep)
+        .skip(q.page * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .map(|a| arp_row(a, grant.may_change))
+        .collect();
+    let shown = rows.matches("<tr>").count();
+    let _ = write!(
+        b,
+        "<table id=\"arps\"><thead><tr><th>MAC</th><th>IP</th><th>dev</th><th></th></tr>\
+         </thead><tbody>{rows}</tbody></table>{}",
+        pager("/arp", query, q.page, shown, total)
+    );
+    if grant.may_change {
+        b.push_str(
+            "<h2>Add or change an entry</h2><form id=\"arp-form\" class=\"change\">\
+             <input name=\"mac\" placeholder=\"00:11:22:33:44:55\" aria-label=\"MAC\" required>\
+             <input name=\"ip\" placeholder=\"192.0.2.10\" aria-label=\"IP\" required>\
+             <input name=\"dev\" placeholder=\"dev eth0\" aria-label=\"dev\">\
+             <select name=\"op\" aria-label=\"operation\"><option>add</option>\
+             <option>change</option><option>replace</option></select>\
+             <button>Apply</button></form><p class=\"result\" role=\"status\"></p>",
+        );
+    }
+    layout("ARP", &token, &grant, &b)
+}
+
+/// `GET /clients`: every registered client and its queue.
+pub async fn clients(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    let (grant, token) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let list = match st.svc.registry.send(ListClients).await {
+        Ok(l) => l,
+        Err(e) => return failed("clients", e),
+    };
+    let mut b = String::from(
+        "<table id=\"clients\"><thead><tr><th>id</th><th>pid</th><th>uid</th><th>name</th>\
+         <th>queued</th><th>sent</th><th>resyncs</th><th>SIGUSR1</th></tr></thead><tbody>",
+    );
+    for c in &list {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            c.id,
+            c.pid,
+            c.uid,
+            esc(&c.name),
+            c.queued,
+            c.sent,
+            c.resyncs,
+            if c.sigusr1 { "yes" } else { "no" }
+        );
+    }
+    b.push_str("</tbody></table>");
+    layout("Clients", &token, &grant, &b)
+}
+
+/// `GET /events`: the live change stream (filled by the script from `/events/stream`).
+pub async fn events(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    let (grant, token) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let b = "<p><button id=\"pause\">Pause</button> \
+             <input id=\"filter\" placeholder=\"filter\" aria-label=\"filter\"> \
+             <span id=\"stream-state\">connecting</span></p>\
+             <table id=\"events\"><thead><tr><th>seq</th><th>table</th><th>op</th><th>key</th>\
+             </tr></thead><tbody></tbody></table>";
+    layout("Events", &token, &grant, b)
+}

@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser: Debian's chromium, headless, driven over the DevTools
+protocol on a pipe (--remote-debugging-pipe; Python's standard library only, no WebDriver).
+
+Usage: dashboard.py RTMD RTMCTL ARTEFACT_DIR
+
+Starts rtmd on a temporary socket with the dashboard on a free loopback port, then checks as
+a user would: a route added with rtmctl is listed on the routes page; a route added through the
+page's form shows in `rtmctl route show`; a route added with rtmctl while the page is open
+appears on it (live stream); a change without the token header, a cross-site form post, a
+request without a token and a change by a uid that may not change tables are refused; a flush asks for confirmation naming the count. Saves a screenshot of
+each page in ARTEFACT_DIR. Every process has a deadline and is killed by its handle.
+"""
+
+import base64
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+DEADLINE = 20.0
+
+
+def fail(msg):
+    print(f"browser test: FAIL: {msg}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def until(what, cond, deadline=DEADLINE):
+    end = time.monotonic() + deadline
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Browser:
+    """chromium with the DevTools protocol on fds 3 (to it) and 4 (from it)."""
+
+    def __init__(self, profile):
+        to_r, self.to_w = os.pipe()
+        self.from_r, from_w = os.pipe()
+
+        def child_fds():
+            # Move both out of the way first: either may already be 3 or 4.
+            a = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10)
+            b = fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        exe = shutil.which("chromium") or fail("chromium is not installed")
+        self.proc = subprocess.Popen(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", "--remote-debugging-pipe",
+             f"--user-data-dir={profile}", "--window-size=1280,900", "about:blank"],
+            close_fds=False, preexec_fn=child_fds,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_r)
+        os.close(from_w)
+        os.set_blocking(self.from_r, False)
+        self.buf = b""
+        self.next_id = 0
+        self.events = []
+        self.session = None
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget",
+                                 {"targetId": page["targetId"], "flatten": True})["sessionId"]
+        self.call("Page.enable")
+        self.call("Runtime.enable")
+
+    def _read(self, deadline):
+        while b"\0" not in self.buf:
+            if time.monotonic() > deadline:
+                fail("the browser did not answer in time")
+            try:
+                chunk = os.read(self.from_r, 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            if not chunk:
+                fail("the browser closed its pipe")
+            self.buf += chunk
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, params=None):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params or {}}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self.to_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            m = self._read(deadline)
+            if m.get("id") == self.next_id:
+                if "error" in m:
+                    fail(f"{method}: {m['error']}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def pump(self):
+        """Reads the events waiting on the pipe."""
+        while True:
+            try:
+                chunk = os.read(self.from_r, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        while b"\0" in self.buf:
+            msg, self.buf = self.buf.split(b"\0", 1)
+            self.events.append(json.loads(msg))
+
+    def take(self, method):
+        self.pump()
+        for i, e in enumerate(self.events):
+            if e.get("method") == method:
+                return self.events.pop(i)
+        return None
+
+    def open(self, url):
+        self.events.clear()
+        self.call("Page.navigate", {"url": url})
+        until(f"{url} to load", lambda: self.take("Page.loadEventFired"))
+
+    def eval(self, expr):
+        r = self.call("Runtime.evaluate", {"expression": expr, "awaitPromise": True,
+                                           "returnByValue": True})
+        if "exceptionDetails" in r:
+            fail(f"{expr}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def screenshot(self, path):
+        data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(timeout=DEADLINE)
+
+
+def main():
+    rtmd, rtmctl, artefacts = sys.argv[1:4]
+    os.makedirs(artefacts, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="rtm-browser-")
+    os.chmod(tmp, 0o755)  # the non-admin check's rtmctl must reach the socket
+    sock = os.path.join(tmp, "rtm.sock")
+    shm = os.path.join(tmp, "shm")
+    os.mkdir(shm)
+    log = open(os.path.join(tmp, "rtmd.log"), "w")
+    daemon = subprocess.Popen(
+        [rtmd, "--socket", sock, "--shm-dir", shm, "--instance", "browser",
+         "--route-capacity", "8192", "--arp-capacity", "1024", "--http-listen", "127.0.0.1:0",
+         "--socket-mode", "0666"],
+        stdout=subprocess.DEVNULL, stderr=log)
+    browser = None
+
+    def ctl(*args, check=True):
+        r = subprocess.run([rtmctl, "--socket", sock, *args], capture_output=True, text=True,
+                           timeout=DEADLINE)
+        if check and r.returncode != 0:
+            fail(f"rtmctl {' '.join(args)}: {r.stderr}")
+        return r.stdout
+
+    try:
+        until("rtmd's socket", lambda: os.path.exists(sock))
+        until("rtmd to answer", lambda: subprocess.run(
+            [rtmctl, "--socket", sock, "status"], capture_output=True,
+            timeout=DEADLINE).returncode == 0)
+        ctl("route", "add", "10.50.0.0/16", "via", "192.0.2.1")
+        url = ctl("dashboard-url").strip()
+        base = url.split("/?token=")[0]
+
+        # Without a token: refused.
+        try:
+            urllib.request.urlopen(base + "/routes", timeout=DEADLINE)
+            fail("/routes without a token was served")
+        except urllib.error.HTTPError as e:
+            if e.code != 401:
+                fail(f"/routes without a token: {e.code}")
+
+        browser = Browser(os.path.join(tmp, "profile"))
+        browser.open(url)  # sets the cookie, redirects to the overview
+        if "Overview" not in browser.eval("document.title"):
+            fail(f"the token URL did not open the overview: {browser.eval('document.title')}")
+        until("the overview's rate chart", lambda: "now:" in browser.eval(
+            "document.getElementById('rates-now').textContent"))
+        browser.screenshot(os.path.join(artefacts, "overview.png"))
+
+        browser.open(base + "/routes")
+        rows = browser.eval("document.querySelector('#routes').innerText")
+        if "10.50.0.0/16" not in rows:
+            fail(f"the routes page does not list the route rtmctl added: {rows}")
+
+        # Add through the form.
+        browser.eval("""(() => {
+            const f = document.getElementById('route-form');
+            f.prefix.value = '10.60.0.0/16'; f.via.value = '192.0.2.2'; f.metric.value = '5';
+            f.requestSubmit(); return true; })()""")
+        until("the form's route in `rtmctl route show`",
+              lambda: "10.60.0.0/16 via 192.0.2.2 metric 5" in ctl("route", "show"))
+        until("the form's route on the page", lambda: "10.60.0.0/16" in browser.eval(
+            "document.querySelector('#routes')?.innerText ?? ''"))
+
+        # A bad value: the CLI's message on the page, nothing changed.
+        browser.eval("""(() => {
+            const f = document.getElementById('route-form');
+            f.prefix.value = '10.61.0.1/16'; f.via.value = '192.0.2.2';
+            f.requestSubmit(); return true; })()""")
+        until("the validation message", lambda: "host bits are set" in browser.eval(
+            "document.querySelector('.result').textContent"))
+        browser.screenshot(os.path.join(artefacts, "routes.png"))
+
+        # Live: a route added with rtmctl appears on the open page.
+        ctl("route", "add", "10.70.0.0/16", "dev", "eth0")
+        until("rtmctl's route on the open page", lambda: "10.70.0.0/16" in browser.eval(
+            "document.querySelector('#routes')?.innerText ?? ''"))
+
+        # The cookie alone (no token header) changes nothing.
+        status = browser.eval("""fetch('/api/change', {method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({table: 'route', op: 'add', prefix: '10.80.0.0/16', dev: 'eth0'})
+            }).then(r => r.status)""")
+        if status != 403:
+            fail(f"a change without the token header got {status}")
+        if "10.80.0.0/16" in ctl("route", "show"):
+            fail("a change without the token header was applied")
+
+        # A cross-site form post (from a page of another origin) changes nothing.
+        browser.open("about:blank")
+        browser.eval(f"""(() => {{
+            const f = document.createElement('form');
+            f.method = 'POST'; f.action = '{base}/api/change';
+            const i = document.createElement('input');
+            i.name = 'table'; i.value = 'route'; f.append(i);
+            document.body.append(f); f.submit(); return true; }})()""")
+        until("the cross-site post's answer", lambda: browser.take("Page.loadEventFired"))
+        time.sleep(0.3)
+        if len(ctl("route", "show").splitlines()) != 3:
+            fail(f"a cross-site post changed the table: {ctl('route', 'show')}")
+
+        # A uid that may not change tables gets a read-only token (root only: setpriv).
+        if os.geteuid() == 0:
+            # A copy uid 65534 can run whatever the checkout's permissions are.
+            their_ctl = os.path.join(tmp, "rtmctl")
+            shutil.copy(rtmctl, their_ctl)
+            os.chmod(their_ctl, 0o755)
+            r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                "--clear-groups", their_ctl, "--socket", sock, "dashboard-url"],
+                               capture_output=True, text=True, timeout=DEADLINE)
+            if r.returncode != 0:
+                fail(f"dashboard-url as uid 65534: {r.stderr}")
+            browser.open(r.stdout.strip())
+            browser.open(base + "/routes")
+            if "read-only" not in browser.eval("document.querySelector('.who').textContent"):
+                fail("uid 65534's page does not say read-only")
+            if browser.eval("document.getElementById('route-form') !== null"):
+                fail("uid 65534's page offers the change form")
+            status = browser.eval("""fetch('/api/change', {method: 'POST',
+                headers: {'Content-Type': 'application/json', 'X-Rtm-Token':
+                  document.querySelector('meta[name="rtm-token"]').content},
+                body: JSON.stringify({table: 'route', op: 'del', prefix: '10.50.0.0/16'})
+                }).then(r => r.status)""")
+            if status != 403:
+                fail(f"uid 65534's change got {status}")
+            if "10.50.0.0/16" not in ctl("route", "show"):
+                fail("uid 65534 deleted a route")
+            browser.open(url)  # back to the admin's session
+        else:
+            print("browser test: the non-admin check needs root (setpriv); skipped")
+
+        # ARP through the form.
+        browser.open(base + "/arp")
+        browser.eval("""(() => {
+            const f = document.getElementById('arp-form');
+            f.mac.value = '00:11:22:33:44:55'; f.ip.value = '192.0.2.40';
+            f.requestSubmit(); return true; })()""")
+        until("the ARP entry in `rtmctl arp show`",
+              lambda: "192.0.2.40" in ctl("arp", "show"))
+        browser.screenshot(os.path.join(artefacts, "arp.png"))
+
+        browser.open(base + "/clients")
+        browser.screenshot(os.path.join(artefacts, "clients.png"))
+        browser.open(base + "/events")
+        until("the event stream", lambda: browser.eval(
+            "document.getElementById('stream-state').textContent") == "live")
+        ctl("route", "add", "10.90.0.0/16", "dev", "eth0")
+        until("the change on the events page", lambda: "10.90.0.0/16" in browser.eval(
+            "document.querySelector('#events').innerText"))
+        browser.screenshot(os.path.join(artefacts, "events.png"))
+
+        # Flush: the confirmation names the count.
+        browser.open(base + "/")
+        routes = len(ctl("route", "show").split("\n")) - 1
+        browser.call("Runtime.evaluate", {"expression":
+            "setTimeout(() => document.querySelector('[data-flush=\"route\"]').click(), 0)"})
+        dialog = until("the flush confirmation",
+                       lambda: browser.take("Page.javascriptDialogOpening"))
+        text = dialog["params"]["message"]
+        if f"delete all {routes} routes" not in text:
+            fail(f"the confirmation does not name the {routes} routes: {text!r}")
+        browser.call("Page.handleJavaScriptDialog", {"accept": True})
+        until("the flush", lambda: ctl("route", "show").strip() == "")
+        print(f"browser test: ok ({len(os.listdir(artefacts))} screenshots in {artefacts})")
+    finally:
+        if browser:
+            browser.close()
+        daemon.kill()
+        daemon.wait(timeout=DEADLINE)
+        log.close()
+        if os.environ.get("RTM_KEEP_BROWSER_TMP"):
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
