@@ -63,7 +63,29 @@ pub struct Client {
 impl Client {
     /// Connects and says hello. `caps.sigusr1` must only be set once a SIGUSR1 handler is
     /// installed: the daemon will signal this process after flushes.
+    ///
+    /// It offers [`wire::PROTOCOL_VERSION`]; a daemon that speaks only older versions refuses
+    /// it naming the newest it speaks, and the client connects again at that one (requests
+    /// newer than the session's version are then refused locally, see [`Client::send`]).
     pub async fn connect(socket: &Path, name: &str, caps: Caps) -> Result<Client, ClientError> {
+        match Client::connect_at(socket, name, caps, wire::PROTOCOL_VERSION).await {
+            Err(ClientError::Refused(Failure::Version { min, max, .. }))
+                if (wire::MIN_PROTOCOL_VERSION..wire::PROTOCOL_VERSION).contains(&max)
+                    && min <= max =>
+            {
+                Client::connect_at(socket, name, caps, max).await
+            }
+            r => r,
+        }
+    }
+
+    /// Connects and says hello at protocol `version`.
+    async fn connect_at(
+        socket: &Path,
+        name: &str,
+        caps: Caps,
+        version: u16,
+    ) -> Result<Client, ClientError> {
         let handshake = async {
             paths_ok(socket)?;
             let stream =
@@ -75,7 +97,7 @@ impl Client {
                     })?;
             let mut framed = Framed::new(stream, wire::codec(wire::MAX_SERVER_FRAME));
             let hello = ClientMsg::Hello(Hello {
-                version: wire::PROTOCOL_VERSION,
+                version,
                 name: name.to_string(),
                 caps,
             });
@@ -113,8 +135,18 @@ impl Client {
         &self.welcome
     }
 
-    /// Sends a request without waiting for its reply; returns its id.
+    /// Sends a request without waiting for its reply; returns its id. A request newer than
+    /// the session's protocol version is refused here with `Unsupported`: the daemon could not
+    /// decode it.
     pub async fn send(&mut self, req: Request) -> Result<u32, ClientError> {
+        if req.since() > self.welcome.version {
+            return Err(ClientError::Refused(Failure::Unsupported(format!(
+                "{} needs protocol version {}; this rtmd speaks {}",
+                req.name(),
+                req.since(),
+                self.welcome.version
+            ))));
+        }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.framed
@@ -309,4 +341,78 @@ fn paths_ok(socket: &Path) -> Result<(), ClientError> {
         path: socket.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    /// A daemon that speaks only version 2: it refuses newer hellos the way rtmd does and
+    /// welcomes a version 2 one. Answers the hello versions it saw.
+    async fn old_daemon(listener: UnixListener) -> Vec<u16> {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut framed = Framed::new(stream, wire::codec(wire::MAX_SERVER_FRAME));
+            let frame = framed.next().await.expect("a hello").expect("read");
+            let ClientMsg::Hello(h) = wire::decode(&frame).expect("decode") else {
+                panic!("expected a hello");
+            };
+            seen.push(h.version);
+            let answer = if h.version > 2 {
+                ServerMsg::Refused(Failure::Version {
+                    client: h.version,
+                    min: 1,
+                    max: 2,
+                })
+            } else {
+                ServerMsg::Welcome(Welcome {
+                    version: h.version,
+                    daemon: "0.0.0".into(),
+                    session: 1,
+                    route_shm: String::new(),
+                    arp_shm: String::new(),
+                })
+            };
+            framed
+                .send(wire::encode(&answer).expect("encode"))
+                .await
+                .expect("send");
+            if h.version <= 2 {
+                // Keep the session open until the client goes.
+                while framed.next().await.is_some() {}
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn an_older_daemon_gets_its_newest_version_and_no_request_it_cannot_decode() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sock");
+        rt.block_on(async {
+            let listener = UnixListener::bind(&path).expect("bind");
+            let daemon = tokio::spawn(old_daemon(listener));
+            let mut c = Client::connect(&path, "t", Caps::default())
+                .await
+                .expect("connects at the daemon's version");
+            assert_eq!(c.welcome().version, 2);
+            match c.send(Request::DashboardUrl).await {
+                Err(ClientError::Refused(Failure::Unsupported(why))) => {
+                    assert!(why.contains("needs protocol version 3"), "{why}")
+                }
+                other => panic!("{other:?}"),
+            }
+            drop(c);
+            assert_eq!(
+                daemon.await.expect("daemon"),
+                vec![wire::PROTOCOL_VERSION, 2]
+            );
+        });
+    }
 }

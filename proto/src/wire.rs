@@ -29,8 +29,10 @@ use tokio_util::codec::LengthDelimitedCodec;
 use crate::types::{ArpEntry, MacAddr, Prefix, Route};
 
 /// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
-/// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
+/// [`Request::DashboardUrl`] and its reply, and [`DebugTarget::Registry`]; a client sends them
+/// only on a session that runs at version 3 ([`Request::since`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -196,7 +198,7 @@ pub enum Request {
     /// Test hooks, only honoured by daemons built with the `fault-injection` feature.
     Debug(DebugAction),
     /// A dashboard URL with a fresh token bound to the caller's uid (`rtmctl dashboard-url`).
-    /// A daemon older than this variant cannot decode it and closes the connection.
+    /// Since version 3.
     DashboardUrl,
 }
 
@@ -221,7 +223,7 @@ pub enum DebugTarget {
     Broker,
     Listener,
     Session,
-    /// Appended: older daemons cannot decode a debug request naming it (debug builds only).
+    /// Since version 3.
     Registry,
 }
 
@@ -286,6 +288,25 @@ impl Request {
             Request::Deregister => "deregister",
             Request::Debug(_) => "debug",
             Request::DashboardUrl => "dashboard-url",
+        }
+    }
+
+    /// The first protocol version that has this request. A daemon that speaks an older one
+    /// cannot decode it and would close the session, so a client does not send it there.
+    pub fn since(&self) -> u16 {
+        match self {
+            Request::DashboardUrl
+            | Request::Debug(
+                DebugAction::Panic {
+                    target: DebugTarget::Registry,
+                    ..
+                }
+                | DebugAction::Stall {
+                    target: DebugTarget::Registry,
+                    ..
+                },
+            ) => 3,
+            _ => 1,
         }
     }
 
