@@ -153,15 +153,7 @@ fn connections_beyond_max_connections_are_refused_with_a_reason() {
 /// = 50 connections fit, and the 51st is told that the open-file limit refuses it.
 #[test]
 fn the_open_file_limit_is_raised_and_sizes_the_connection_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut inst = Instance {
-        socket: dir.path().join("rtm.sock"),
-        shm_dir: dir.path().join("shm"),
-        log: dir.path().join("rtmd.log"),
-        daemon: None,
-        dir,
-    };
-    std::fs::create_dir(&inst.shm_dir).unwrap();
+    let mut inst = Instance::unstarted();
     let daemon = inst.daemon_cmd(&["--max-connections", "1000"]);
     let mut cmd = Command::new("prlimit");
     cmd.arg("--nofile=100:164")

@@ -88,15 +88,7 @@ fn a_warm_restart_keeps_the_old_table_readable_until_the_new_one_is_whole() {
 
 #[test]
 fn a_repair_keeps_the_old_table_readable_until_the_new_one_is_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut inst = Instance {
-        socket: dir.path().join("rtm.sock"),
-        shm_dir: dir.path().join("shm"),
-        log: dir.path().join("rtmd.log"),
-        daemon: None,
-        dir,
-    };
-    std::fs::create_dir(&inst.shm_dir).unwrap();
+    let mut inst = Instance::unstarted();
     let mut cmd = inst.daemon_cmd(&[]);
     cmd.env(STALL, "route:3000")
         .stdout(std::process::Stdio::null())

@@ -23,6 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tmpfs::{hold, unsupported};
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -40,50 +41,6 @@ const NO_ARP_FILE: &str = "320k";
 
 /// Flags that take the capacities out of the way: only the file system limits the tables.
 const UNCAPPED: [&str; 4] = ["--route-capacity", "100000", "--arp-capacity", "100000"];
-
-/// Mounts a tmpfs and holds its namespace: `$1` size, `$2` mount point, `$3` a file made once
-/// the mount is there (outside the tmpfs, so visible outside the namespace).
-const MOUNT_AND_HOLD: &str =
-    r#"mount -t tmpfs -o size="$1" tmpfs "$2" && : > "$3" && exec sleep 3600"#;
-
-/// Why these tests cannot run on this machine, if they cannot: not root, no util-linux, or no
-/// right to make a mount namespace and mount a tmpfs in it (a restricted container).
-fn unsupported() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root to mount a tmpfs in a mount namespace".into());
-    }
-    for tool in ["unshare", "nsenter"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|st| st.success());
-        if !found {
-            return Some(format!("needs `{tool}` (util-linux)"));
-        }
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut probe = Command::new("unshare");
-    probe
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "mount",
-            "-t",
-            "tmpfs",
-        ])
-        .args(["-o", "size=4k", "tmpfs"])
-        .arg(dir.path());
-    let o = run(probe, None, DEADLINE);
-    (code(&o) != 0).then(|| {
-        format!(
-            "cannot mount a tmpfs in a mount namespace here: {}",
-            stderr(&o).trim()
-        )
-    })
-}
 
 /// Returns from the test, saying why, if it cannot run here.
 macro_rules! skip_unless_supported {
@@ -119,17 +76,8 @@ impl DerefMut for OnTmpfs {
 impl OnTmpfs {
     /// Mounts a tmpfs of `size` at the instance's shm dir, in a new mount namespace.
     fn mount(size: &str) -> OnTmpfs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let shm_dir = dir.path().join("shm");
-        std::fs::create_dir(&shm_dir).unwrap();
-        let holder = hold(dir.path(), size);
-        let inst = Instance {
-            socket: dir.path().join("rtm.sock"),
-            log: dir.path().join("rtmd.log"),
-            shm_dir,
-            daemon: None,
-            dir,
-        };
+        let inst = Instance::unstarted();
+        let holder = hold(inst.dir.path(), &inst.shm_dir, size);
         OnTmpfs { inst, holder }
     }
 
@@ -137,7 +85,11 @@ impl OnTmpfs {
     fn remount(&mut self, size: &str) {
         assert!(self.inst.daemon.is_none(), "rtmd still runs");
         let _ = std::fs::remove_file(self.dir.path().join("mounted"));
-        self.holder = hold(self.inst.dir.path(), size);
+        self.holder = hold(
+            self.inst.dir.path(),
+            &self.inst.dir.path().join("shm"),
+            size,
+        );
     }
 
     /// `program args...` run inside the tmpfs's mount namespace (`nsenter` executes it in its
@@ -223,32 +175,6 @@ impl OnTmpfs {
         let v: Value = serde_json::from_str(&stdout(&o)).expect("dump prints JSON");
         keyed(v[table.dump_field()].clone(), table.key())
     }
-}
-
-/// Mounts a tmpfs of `size` at `dir/shm` in a new mount namespace; returns the process that
-/// holds the namespace (and with it the tmpfs).
-fn hold(dir: &std::path::Path, size: &str) -> KillOnDrop {
-    let mounted = dir.join("mounted");
-    let err_path = dir.join("holder.err");
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-        .args([MOUNT_AND_HOLD, "sh", size])
-        .arg(dir.join("shm"))
-        .arg(&mounted)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap());
-    let mut holder = KillOnDrop(cmd.spawn().expect("spawn unshare"));
-    let end = Instant::now() + DEADLINE;
-    while !path_exists(&mounted) {
-        if let Some(st) = holder.0.try_wait().unwrap() {
-            let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-            panic!("cannot mount a {size} tmpfs ({st}): {}", err.trim());
-        }
-        assert!(Instant::now() < end, "the tmpfs was not mounted in time");
-        thread::sleep(Duration::from_millis(10));
-    }
-    holder
 }
 
 /// Which table a test fills.

@@ -62,15 +62,7 @@ fn an_over_long_client_name_is_refused_with_the_limit() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn a_sigusr1_client_without_a_pidfd_is_refused_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut inst = Instance {
-        socket: dir.path().join("rtm.sock"),
-        shm_dir: dir.path().join("shm"),
-        log: dir.path().join("rtmd.log"),
-        daemon: None,
-        dir,
-    };
-    std::fs::create_dir(&inst.shm_dir).unwrap();
+    let mut inst = Instance::unstarted();
     let mut cmd: Command = inst.daemon_cmd(&[]);
     cmd.env("RTMD_DEBUG_NO_PIDFD", "1")
         .stdout(std::process::Stdio::null())
@@ -98,15 +90,7 @@ fn a_sigusr1_client_without_a_pidfd_is_refused_with_the_reason() {
 #[test]
 fn the_socket_is_owner_only_until_its_mode_is_set() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let mut inst = Instance {
-        socket: dir.path().join("rtm.sock"),
-        shm_dir: dir.path().join("shm"),
-        log: dir.path().join("rtmd.log"),
-        daemon: None,
-        dir,
-    };
-    std::fs::create_dir(&inst.shm_dir).unwrap();
+    let mut inst = Instance::unstarted();
     let daemon = inst.daemon_cmd(&["--socket-mode", "0660"]);
     let mut cmd = Command::new("sh");
     cmd.args(["-c", r#"umask 000; exec "$0" "$@""#])

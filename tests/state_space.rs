@@ -14,70 +14,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tmpfs::{hold, unsupported};
 use common::*;
 use nix::sys::signal::Signal;
-
-/// Mounts a tmpfs and holds its namespace: `$1` size, `$2` mount point, `$3` a file made once
-/// the mount is there (outside the tmpfs, so visible outside the namespace).
-const MOUNT_AND_HOLD: &str =
-    r#"mount -t tmpfs -o size="$1" tmpfs "$2" && : > "$3" && exec sleep 3600"#;
-
-/// Why this test cannot run here, if it cannot.
-fn unsupported() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root to mount a tmpfs in a mount namespace".into());
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut probe = Command::new("unshare");
-    probe
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "mount",
-            "-t",
-            "tmpfs",
-        ])
-        .args(["-o", "size=4k", "tmpfs"])
-        .arg(dir.path());
-    probe.stdout(Stdio::null()).stderr(Stdio::null());
-    match probe.status() {
-        Ok(st) if st.success() => None,
-        Ok(st) => Some(format!("cannot mount a tmpfs in a mount namespace ({st})")),
-        Err(e) => Some(format!("needs `unshare` (util-linux): {e}")),
-    }
-}
-
-/// Mounts a tmpfs of `size` at `mount` in a new mount namespace; returns the process that holds
-/// the namespace (and with it the tmpfs).
-fn hold(dir: &Path, mount: &Path, size: &str) -> KillOnDrop {
-    let mounted = dir.join("mounted");
-    let err_path = dir.join("holder.err");
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-        .args([MOUNT_AND_HOLD, "sh", size])
-        .arg(mount)
-        .arg(&mounted)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap());
-    let mut holder = KillOnDrop(cmd.spawn().expect("spawn unshare"));
-    let end = Instant::now() + DEADLINE;
-    while !path_exists(&mounted) {
-        if let Some(st) = holder.0.try_wait().unwrap() {
-            let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-            panic!("cannot mount a {size} tmpfs ({st}): {}", err.trim());
-        }
-        assert!(Instant::now() < end, "the tmpfs was not mounted in time");
-        thread::sleep(Duration::from_millis(10));
-    }
-    holder
-}
 
 /// An instance whose state dir is a tmpfs in a mount namespace of its own.
 struct StateOnTmpfs {
@@ -95,19 +39,10 @@ impl StateOnTmpfs {
 
     /// The state dir, with `which` (`state` or `shm`) on a tmpfs of `size`.
     fn mount_at(which: &str, size: &str) -> StateOnTmpfs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let shm_dir = dir.path().join("shm");
-        let state = dir.path().join("state");
-        std::fs::create_dir(&shm_dir).unwrap();
+        let inst = Instance::unstarted();
+        let state = inst.dir.path().join("state");
         std::fs::create_dir(&state).unwrap();
-        let holder = hold(dir.path(), &dir.path().join(which), size);
-        let inst = Instance {
-            socket: dir.path().join("rtm.sock"),
-            log: dir.path().join("rtmd.log"),
-            shm_dir,
-            daemon: None,
-            dir,
-        };
+        let holder = hold(inst.dir.path(), &inst.dir.path().join(which), size);
         StateOnTmpfs {
             inst,
             holder,

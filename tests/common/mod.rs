@@ -610,3 +610,4 @@ impl Instance {
     }
 }
 pub mod http;
+pub mod tmpfs;
