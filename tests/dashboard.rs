@@ -483,6 +483,24 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     let a = http::get(&host, "/routes?page=2", &h);
     assert_eq!(rows(&a), 50);
     assert!(a.body.contains("201 to 250 of 250") && !a.body.contains(">next<"));
+    // Pages are in key order, read from the route file at an offset.
+    let a = http::get(&host, "/routes?page=1", &h);
+    assert_eq!(rows(&a), 100);
+    assert!(
+        a.body.contains("<td>10.0.100.0/24</td>")
+            && a.body.contains("<td>10.0.199.0/24</td>")
+            && !a.body.contains("<td>10.0.99.0/24</td>")
+            && !a.body.contains("<td>10.1.0.0/24</td>"),
+        "{}",
+        a.body
+    );
+    let a = http::get(&host, "/routes?q=10.0.0.0%2F8&page=2", &h);
+    assert_eq!(rows(&a), 50);
+    assert!(a.body.contains("201 to 250 of 250"), "{}", a.body);
+    // A prefix narrower than a slot of the file.
+    let a = http::get(&host, "/routes?q=10.0.5.0%2F24", &h);
+    assert_eq!(rows(&a), 1);
+    assert!(a.body.contains("1 to 1 of 1"), "{}", a.body);
     // A prefix: the routes inside it.
     let a = http::get(&host, "/routes?q=10.1.0.0%2F16", &h);
     assert_eq!(rows(&a), 50, "{}", a.body);

@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod metrics;
 pub mod pages;
+pub mod route_file;
 pub mod routes;
 pub mod sse;
 pub mod tokens;
@@ -224,6 +225,8 @@ pub fn bind(full: &crate::config::Config) -> Result<Bound, StartError> {
 pub struct AppState {
     pub svc: Services,
     pub dash: Arc<Dashboard>,
+    /// The route table's file, read directly for the routes page.
+    pub routes: Arc<route_file::RouteFile>,
 }
 
 /// Starts the servers on the current actor system. One worker each: the work is in the
@@ -236,10 +239,12 @@ pub fn serve(bound: Bound, svc: Services) {
             tokens: TokenStore::new(DEFAULT_TOKEN_TTL),
         })
     });
+    let routes = Arc::new(route_file::RouteFile::new(&svc.route_shm));
     if let Some((listener, path)) = bound.socket {
         let state = AppState {
             svc: svc.clone(),
             dash: socket_dash,
+            routes: routes.clone(),
         };
         let s2 = svc.clone();
         let server = HttpServer::new(move || {
@@ -264,6 +269,7 @@ pub fn serve(bound: Bound, svc: Services) {
         let state = AppState {
             svc: svc.clone(),
             dash,
+            routes,
         };
         let server = HttpServer::new(move || {
             App::new()

@@ -297,20 +297,19 @@ pub async fn routes(
                 }
             }
         };
-        let all = match st.svc.route.send(Show::<Route> { key: None }).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(f)) => return failed("routes", f),
-            Err(e) => return failed("routes", unavailable(Table::Route, e)),
+        let within = within.unwrap_or(Prefix::DEFAULT);
+        let page = match st
+            .routes
+            .page(&within, q.page.saturating_mul(PAGE_ROWS), PAGE_ROWS)
+        {
+            Ok(p) => p,
+            Err(e) => return failed("routes", e),
         };
-        let inside =
-            |r: &&Route| within.is_none_or(|p| r.dst.len() >= p.len() && p.contains(r.dst.addr()));
-        let total = all.iter().filter(inside).count();
-        let rows: String = all
+        let total = page.total;
+        let rows: String = page
+            .rows
             .iter()
-            .filter(inside)
-            .skip(q.page * PAGE_ROWS)
-            .take(PAGE_ROWS)
-            .map(|r| route_row(r, grant.may_change))
+            .map(|r| route_row(&r.entry, grant.may_change))
             .collect();
         let shown = rows.matches("<tr>").count();
         let _ = write!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 
 use super::layout::{
-    entry_fields, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_VALID,
+    entry_fields, slot_of, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_VALID,
 };
 use super::lookups::Lookups;
 use super::view::{consistent, Garbage, Lpm, NextHop, Unstable, View};
@@ -290,6 +290,155 @@ impl RouteReader {
     }
 }
 
+/// Key order of routes: (address, prefix length), as entries are kept in their blocks.
+fn key(p: &Prefix) -> (u32, u8) {
+    (p.addr_u32(), p.len())
+}
+
+/// The last address inside `p`.
+fn last_addr(p: &Prefix) -> u32 {
+    p.addr_u32() | (u32::MAX.checked_shr(u32::from(p.len())).unwrap_or(0))
+}
+
+/// Ordered reads of part of the table, for paging through a large one: cursors, offsets and
+/// counts. Whole slots and pages of slots are counted from their block words without reading
+/// their entries. Each slot is read consistently; a read spanning slots sees each slot as it
+/// was when it was read (as [`TableReader::entries`] does).
+impl RouteReader {
+    /// Up to `limit` routes in key order, the first the least not before `from` in key order
+    /// (`from` itself if present): a cursor over the table.
+    pub fn entries_from(&self, from: &Prefix, limit: usize) -> Vec<Versioned<Route>> {
+        self.range(key(from), u32::MAX, 0, limit)
+    }
+
+    /// Routes inside `within` (their prefix is `within` or longer and starts in it), in key
+    /// order: the `skip`th on, at most `limit`.
+    pub fn entries_within(
+        &self,
+        within: &Prefix,
+        skip: usize,
+        limit: usize,
+    ) -> Vec<Versioned<Route>> {
+        self.range(key(within), last_addr(within), skip, limit)
+    }
+
+    /// How many routes are inside `within` ([`RouteReader::entries_within`]'s whole range);
+    /// reads entries only in the slots at the range's two ends.
+    pub fn count_within(&self, within: &Prefix) -> usize {
+        let (lo, hi) = (key(within), last_addr(within));
+        let (s0, s1) = (slot_of(lo.0), slot_of(hi));
+        let mut buf = Vec::new();
+        let mut in_slot = |slot: usize| {
+            buf.clear();
+            self.slot_routes(slot, &mut buf);
+            buf.iter()
+                .filter(|r| key(&r.entry.dst) >= lo && r.entry.dst.addr_u32() <= hi)
+                .count()
+        };
+        if s0 == s1 {
+            return in_slot(s0);
+        }
+        in_slot(s0) + self.count_slots(s0 + 1, s1) + in_slot(s1)
+    }
+
+    /// How many routes start in the slots before `slot` (addresses below `slot << 14`), from
+    /// block words alone.
+    pub fn count_before_slot(&self, slot: usize) -> usize {
+        self.count_slots(0, slot.min(SLOTS))
+    }
+
+    /// The routes of slots `a..b`, from block words (a whole page at a time when it can).
+    fn count_slots(&self, a: usize, b: usize) -> usize {
+        let mut n = 0;
+        let mut slot = a;
+        while slot < b {
+            let page = slot / PAGE_SLOTS;
+            let end = ((page + 1) * PAGE_SLOTS).min(b);
+            n += self.count_page(slot, end);
+            slot = end;
+        }
+        n
+    }
+
+    /// The routes of slots `a..b`, all in one page of slots, read consistently.
+    fn count_page(&self, a: usize, b: usize) -> usize {
+        if self.view().top_blk[a / PAGE_SLOTS].load(Relaxed) == 0 {
+            return 0;
+        }
+        self.read(|v| {
+            let mut n = 0;
+            for slot in a..b {
+                n += v.block(slot)?.0;
+            }
+            Ok(n)
+        })
+        .unwrap_or(0)
+    }
+
+    /// Routes with key `lo` or after and address `hi` or before, in key order: the `skip`th
+    /// on, at most `limit`. Pages and slots wholly skipped are counted, not read.
+    fn range(
+        &self,
+        lo: (u32, u8),
+        hi: u32,
+        mut skip: usize,
+        limit: usize,
+    ) -> Vec<Versioned<Route>> {
+        let mut out = Vec::with_capacity(limit.min(4096));
+        if limit == 0 || lo.0 > hi {
+            return out;
+        }
+        let (s0, s1) = (slot_of(lo.0), slot_of(hi));
+        let mut buf = Vec::new();
+        let mut slot = s0;
+        while slot <= s1 {
+            let page = slot / PAGE_SLOTS;
+            let page_end = (page + 1) * PAGE_SLOTS;
+            if self.view().top_blk[page].load(Relaxed) == 0 {
+                slot = page_end;
+                continue;
+            }
+            // Slots strictly between the ends hold only routes in range: skip them by count.
+            if skip > 0 && slot > s0 {
+                if page_end <= s1 && slot % PAGE_SLOTS == 0 {
+                    let n = self.count_page(slot, page_end);
+                    if n <= skip {
+                        skip -= n;
+                        slot = page_end;
+                        continue;
+                    }
+                }
+                if slot < s1 {
+                    let n = self.count_page(slot, slot + 1);
+                    if n <= skip {
+                        skip -= n;
+                        slot += 1;
+                        continue;
+                    }
+                }
+            }
+            buf.clear();
+            self.slot_routes(slot, &mut buf);
+            for r in buf.drain(..) {
+                let k = key(&r.entry.dst);
+                if k < lo || k.0 > hi {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                out.push(r);
+                if out.len() == limit {
+                    return out;
+                }
+            }
+            slot += 1;
+        }
+        out
+    }
+}
+
 impl TableReader<Route> for RouteReader {
     fn open(path: &Path) -> Result<Self, ShmError> {
         let o = file::open_read_only(path, TableKind::Route)?;
@@ -428,5 +577,125 @@ impl std::fmt::Debug for RouteReader {
             .field("path", &self.path)
             .field("generation", &self.info.generation)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use crate::shm::tests::{dir, p, route, routes_at};
+    use crate::shm::{RouteReader, TableReader, TableWriter};
+    use crate::types::{Prefix, Route};
+
+    /// The routes of `all` inside `within`, the reference for the ranged reads.
+    fn inside(all: &[Route], within: &Prefix) -> Vec<Route> {
+        all.iter()
+            .filter(|r| r.dst.len() >= within.len() && within.contains(r.dst.addr()))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn ranged_reads_agree_with_entries() {
+        let d = dir();
+        let path = d.path().join("routes");
+        let mut w = routes_at(&path, 50_000);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        // Dense in 10/8 (many routes a slot, long blocks), sparse elsewhere, nested prefixes.
+        for n in 0..20_000u32 {
+            let (addr, len) = if n % 4 == 0 {
+                (rng.random::<u32>(), rng.random_range(0..=32))
+            } else {
+                (
+                    0x0a00_0000 | rng.random_range(0..1 << 20),
+                    rng.random_range(20..=32),
+                )
+            };
+            let dst = Prefix::truncating(addr.into(), len);
+            w.upsert(&route(dst, n), u64::from(n) + 1).unwrap();
+        }
+        for x in [
+            "10.0.0.0/8",
+            "10.0.0.0/12",
+            "10.1.0.0/16",
+            "0.0.0.0/0",
+            "10.0.0.0/20",
+        ] {
+            w.upsert(&route(p(x), 7), 30_000).unwrap();
+        }
+        let r = RouteReader::open(&path).unwrap();
+        let all: Vec<Route> = r.entries().into_iter().map(|v| v.entry).collect();
+        assert_eq!(all.len(), r.len());
+
+        // A cursor from every kind of place: a present key, between keys, before and after all.
+        for from in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "10.0.0.0/9",
+            "10.3.7.0/24",
+            "255.255.255.255/32",
+        ]
+        .into_iter()
+        .map(p)
+        .chain(all.iter().step_by(997).map(|r| r.dst))
+        {
+            let want: Vec<Route> = all
+                .iter()
+                .filter(|r| (r.dst.addr_u32(), r.dst.len()) >= (from.addr_u32(), from.len()))
+                .take(250)
+                .cloned()
+                .collect();
+            let got: Vec<Route> = r
+                .entries_from(&from, 250)
+                .into_iter()
+                .map(|v| v.entry)
+                .collect();
+            assert_eq!(got, want, "from {from}");
+        }
+
+        // Offsets and counts inside prefixes wider and narrower than a slot.
+        for within in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "10.0.0.0/12",
+            "10.1.0.0/16",
+            "10.0.0.0/20",
+            "10.0.3.0/24",
+            "11.0.0.0/8",
+            "192.0.2.0/24",
+        ] {
+            let within = p(within);
+            let want = inside(&all, &within);
+            assert_eq!(r.count_within(&within), want.len(), "count {within}");
+            for skip in [
+                0,
+                1,
+                99,
+                100,
+                1_000,
+                4_321,
+                want.len().saturating_sub(5),
+                want.len(),
+            ] {
+                let got: Vec<Route> = r
+                    .entries_within(&within, skip, 100)
+                    .into_iter()
+                    .map(|v| v.entry)
+                    .collect();
+                let want: Vec<Route> = want.iter().skip(skip).take(100).cloned().collect();
+                assert_eq!(got, want, "within {within} skip {skip}");
+            }
+        }
+
+        // Counts before a slot from block words alone.
+        for slot in [0, 1, 10 << 10, (10 << 10) + 37, 11 << 10, 1 << 18] {
+            let want = all
+                .iter()
+                .filter(|r| (r.dst.addr_u32() >> 14) < slot as u32)
+                .count();
+            assert_eq!(r.count_before_slot(slot), want, "before slot {slot}");
+        }
+        assert_eq!(r.entries_within(&p("10.0.0.0/8"), 0, 0), vec![]);
     }
 }
