@@ -278,14 +278,14 @@ pub fn serve(bound: Bound, svc: Services) {
         })
         .disable_signals()
         .workers(1)
-        .listen(listener);
-        match server {
-            Ok(s) => {
-                actix_rt::spawn(s.run());
-                info!(addr = ?addr, "dashboard listening; `rtmctl dashboard-url` gives a link");
-            }
-            Err(e) => error!("cannot start the dashboard: {e}"),
-        }
+        .listen(listener)
+        .map(|s| s.run());
+        run(
+            server,
+            addr,
+            "the dashboard",
+            "; `rtmctl dashboard-url` gives a link",
+        );
     }
     if let Some(listener) = bound.metrics {
         let addr = listener.local_addr().ok();
@@ -296,13 +296,25 @@ pub fn serve(bound: Bound, svc: Services) {
         })
         .disable_signals()
         .workers(1)
-        .listen(listener);
-        match server {
-            Ok(s) => {
-                actix_rt::spawn(s.run());
-                info!(addr = ?addr, "metrics listening");
-            }
-            Err(e) => error!("cannot start the metrics endpoint: {e}"),
+        .listen(listener)
+        .map(|s| s.run());
+        run(server, addr, "metrics", "");
+    }
+}
+
+/// Runs a bound server on rtmd's actor system and logs `WHAT listening addr=…` (tests and
+/// docs/dashboard.md rely on the words), or says why it cannot.
+fn run(
+    server: std::io::Result<actix_web::dev::Server>,
+    addr: Option<std::net::SocketAddr>,
+    what: &str,
+    hint: &str,
+) {
+    match server {
+        Ok(s) => {
+            actix_rt::spawn(s);
+            info!(addr = ?addr, "{what} listening{hint}");
         }
+        Err(e) => error!("cannot start the {what} listener: {e}"),
     }
 }
