@@ -125,7 +125,7 @@ pub(crate) fn open_current(path: &Path, kind: TableKind) -> Option<(File, Mappin
     }
     let file = File::from(fd);
     let map = Mapping::read_write(&file, HEADER_SIZE, HEADER_SIZE).ok()?;
-    map.header().check(kind, st.st_size as u64).ok()?;
+    map.header().check(kind, || file_size(&file)).ok()?;
     Some((file, map))
 }
 
@@ -182,9 +182,9 @@ pub(crate) fn open_read_only(path: &Path, kind: TableKind) -> Result<Opened, Shm
     let file = File::from(fd);
     let head =
         Mapping::read_only(&file, HEADER_SIZE, HEADER_SIZE).map_err(|e| ShmError::io(path, e))?;
-    let info = head
+    let (info, size) = head
         .header()
-        .check(kind, size)
+        .check(kind, || file_size(&file).max(size))
         .map_err(|why| ShmError::bad(path, why))?;
     drop(head);
     let map = Mapping::read_only(&file, info.map_len as usize, size as usize)

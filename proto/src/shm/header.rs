@@ -38,7 +38,10 @@
 //! sees them.
 
 use super::record::TableKind;
-use super::sync::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use super::sync::{
+    AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed},
+};
 
 /// `b"RTMSHM\0\0"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTMSHM\0\0");
@@ -98,9 +101,15 @@ pub struct HeaderInfo {
 }
 
 impl Header {
-    /// Checks the fields that never change: magic, version, kind, sizes. `file_size` is the
-    /// file's length from `fstat`.
-    pub fn check(&self, kind: TableKind, file_size: u64) -> Result<HeaderInfo, String> {
+    /// Checks the fields that never change: magic, version, kind, sizes. `file_size` gives the
+    /// file's length from `fstat`; it is asked only after `file_len` is read, because a writer
+    /// grows the file before it raises `file_len`, and a length taken earlier can be older than
+    /// the header. Returns the checked header and the length it was checked against.
+    pub fn check(
+        &self,
+        kind: TableKind,
+        file_size: impl FnOnce() -> u64,
+    ) -> Result<(HeaderInfo, u64), String> {
         if self.magic.load(Relaxed) != MAGIC {
             return Err("not an rtm table file (bad magic)".into());
         }
@@ -131,7 +140,8 @@ impl Header {
             ));
         }
         let map_len = self.map_len.load(Relaxed);
-        let file_len = self.file_len.load(Relaxed);
+        let file_len = self.file_len.load(Acquire);
+        let file_size = file_size();
         if file_len > file_size || file_len > map_len || file_len < HEADER_SIZE as u64 {
             return Err(format!(
                 "header says {file_len} bytes of {map_len} are in use, the file has {file_size}"
@@ -140,11 +150,12 @@ impl Header {
         if map_len > 1 << 40 || map_len % HEADER_SIZE as u64 != 0 {
             return Err(format!("implausible mapping length {map_len}"));
         }
-        Ok(HeaderInfo {
+        let info = HeaderInfo {
             generation: self.generation.load(Relaxed),
             map_len,
             limit: self.limit.load(Relaxed),
             region: std::array::from_fn(|i| self.region[i].load(Relaxed)),
-        })
+        };
+        Ok((info, file_size))
     }
 }
