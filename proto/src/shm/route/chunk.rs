@@ -73,6 +73,14 @@ pub fn shape(n: usize) -> (usize, usize) {
 /// line `at` on; returns the lines and the tree depth. The root comes first, then each level
 /// down; the leaves last.
 pub fn encode(r: &[(u16, u16)], at: u32) -> (Vec<[u64; 8]>, usize) {
+    let mut lines = Vec::new();
+    let depth = encode_into(r, at, &mut lines);
+    (lines, depth)
+}
+
+/// [`encode`] into `lines` (emptied first), so that a caller encoding many chunks keeps one
+/// buffer; returns the tree depth.
+pub fn encode_into(r: &[(u16, u16)], at: u32, lines: &mut Vec<[u64; 8]>) -> usize {
     let n = r.len();
     let (total, depth) = shape(n);
     debug_assert!(depth <= MAX_TREE_DEPTH, "{n} ranges");
@@ -89,7 +97,8 @@ pub fn encode(r: &[(u16, u16)], at: u32) -> (Vec<[u64; 8]>, usize) {
         first.push(off);
         off += s;
     }
-    let mut lines = vec![[0u64; 8]; total];
+    lines.clear();
+    lines.resize(total, [0u64; 8]);
     // Leaves.
     let leaves = first[sizes.len() - 1];
     for (j, part) in r.chunks(LEAF_RANGES).enumerate() {
@@ -121,7 +130,7 @@ pub fn encode(r: &[(u16, u16)], at: u32) -> (Vec<[u64; 8]>, usize) {
         }
         below = this;
     }
-    (lines, depth)
+    depth
 }
 
 fn lanes(q: &[u16]) -> u64 {

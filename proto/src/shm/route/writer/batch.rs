@@ -21,7 +21,7 @@ use super::super::layout::{
 use super::super::nexthops::Acquired;
 use super::super::view::NextHop;
 use super::file::write_record;
-use super::paint::tier2_spans;
+use super::paint::{tier2_spans, OldChunk};
 use super::room::{Which, SLACK};
 use super::RouteWriter;
 use crate::shm::record::{Planned, ShmError, SEQ_MASK};
@@ -68,8 +68,9 @@ pub(super) struct Batch {
     /// after a flush are planned once it has emptied the table.
     plan_from: usize,
     planned: usize,
-    /// The tier-2 slots the planned steps change, with their final ranges.
-    chunks: Vec<(usize, Ranges)>,
+    /// The tier-2 slots the planned steps change, with their final ranges and the chunk they
+    /// replace (decoded once, when planned).
+    chunks: Vec<(usize, Ranges, OldChunk)>,
 }
 
 impl Batch {
@@ -270,10 +271,13 @@ impl RouteWriter {
     /// Plays `steps` on copies of the slots they touch: fills in each step's old and new value,
     /// and returns the runs of lines the final images take (LPM, blocks) with the final ranges
     /// of each tier-2 slot that changes.
-    fn play(&self, steps: &mut [Step]) -> (Vec<u32>, Vec<u32>, Vec<(usize, Ranges)>) {
+    #[allow(clippy::type_complexity)]
+    fn play(&self, steps: &mut [Step]) -> (Vec<u32>, Vec<u32>, Vec<(usize, Ranges, OldChunk)>) {
         let v = self.view();
-        let mut ranges: FastMap<usize, (Ranges, bool)> = FastMap::default();
-        let mut blocks: FastMap<usize, usize> = FastMap::default();
+        let mut ranges: FastMap<usize, (Ranges, bool, OldChunk)> =
+            FastMap::with_capacity_and_hasher(steps.len(), Default::default());
+        let mut blocks: FastMap<usize, usize> =
+            FastMap::with_capacity_and_hasher(steps.len(), Default::default());
         let mut now: FastMap<Prefix, u32> =
             FastMap::with_capacity_and_hasher(steps.len(), Default::default());
         let mut scratch = Ranges::new();
@@ -310,9 +314,10 @@ impl RouteWriter {
                     }
                 };
                 for (t, lo, hi) in tier2_spans(addr, len) {
-                    let (r, changed) = ranges
-                        .entry(t)
-                        .or_insert_with(|| (self.slot_ranges(t).0, false));
+                    let (r, changed, _) = ranges.entry(t).or_insert_with(|| {
+                        let (r, old) = self.slot_ranges(t);
+                        (r, false, old)
+                    });
                     chunk::paint_into(r, lo, hi, repaint, new, &mut scratch);
                     if scratch != *r {
                         std::mem::swap(r, &mut scratch);
@@ -338,14 +343,14 @@ impl RouteWriter {
             );
         }
         let (mut lpm, mut blk) = (Vec::new(), Vec::new());
-        let mut chunks: Vec<(usize, Ranges)> = ranges
+        let mut chunks: Vec<(usize, Ranges, OldChunk)> = ranges
             .into_iter()
-            .filter(|(_, (_, changed))| *changed)
-            .map(|(t, (r, _))| (t, r))
+            .filter(|(_, (_, changed, _))| *changed)
+            .map(|(t, (r, _, old))| (t, r, old))
             .collect();
-        chunks.sort_unstable_by_key(|&(t, _)| t);
+        chunks.sort_unstable_by_key(|&(t, _, _)| t);
         let mut pages = Vec::new();
-        for (t, r) in &chunks {
+        for (t, r, _) in &chunks {
             if r.len() > 1 {
                 lpm.push(chunk::shape(r.len()).0 as u32);
             }
@@ -508,23 +513,24 @@ impl RouteWriter {
                 }
             }
         }
-        for (slot, ranges) in &b.chunks {
-            self.write_chunk(*slot, ranges)?;
+        let mut image = Vec::new();
+        for (slot, ranges, old) in b.chunks {
+            self.write_chunk(slot, &ranges, old, &mut image)?;
         }
-        let mut by_block: FastMap<usize, Vec<&Step>> = FastMap::default();
-        for s in steps {
-            if matches!(s.kind, Kind::Put(..)) || (matches!(s.kind, Kind::Del) && s.old != 0) {
-                by_block
-                    .entry(slot_of(s.key.addr_u32()))
-                    .or_default()
-                    .push(s);
-            }
-        }
-        let mut slots: Vec<usize> = by_block.keys().copied().collect();
-        slots.sort_unstable();
-        for slot in slots {
-            let (mut entries, old_block) = self.block_entries(slot);
-            for s in &by_block[&slot] {
+        // The steps that change entry blocks, by slot (stable: in order within a slot).
+        let mut by_block: Vec<(usize, &Step)> = steps
+            .iter()
+            .filter(|s| {
+                matches!(s.kind, Kind::Put(..)) || (matches!(s.kind, Kind::Del) && s.old != 0)
+            })
+            .map(|s| (slot_of(s.key.addr_u32()), s))
+            .collect();
+        by_block.sort_by_key(|&(slot, _)| slot);
+        let mut entries = Vec::new();
+        for group in by_block.chunk_by(|a, b| a.0 == b.0) {
+            let slot = group[0].0;
+            let old_block = self.block_entries(slot, &mut entries);
+            for &(_, s) in group {
                 let (addr, len) = (s.key.addr_u32(), s.key.len());
                 let probe = entry_order(entry_word(addr, len, ORIGIN_RTM, 0));
                 let at = entries.binary_search_by_key(&probe, |&(a, _)| entry_order(a));
@@ -541,7 +547,7 @@ impl RouteWriter {
                     (_, Err(_)) => {}
                 }
             }
-            self.set_block(slot, &entries, old_block)?;
+            self.set_block(slot, &entries, old_block, &mut image)?;
         }
         for s in steps {
             let len = usize::from(s.key.len());

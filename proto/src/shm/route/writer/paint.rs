@@ -15,6 +15,10 @@ use crate::types::{Prefix, Route};
 
 use super::super::view::NextHop;
 
+/// A chunk in the file: its root line, its lines and the value indices of its ranges (to
+/// release when it is replaced); `None` for a slot word holding one value.
+pub(super) type OldChunk = Option<(u32, u32, Vec<u16>)>;
+
 /// A run of heap lines: (first, count), if there is one.
 pub(super) type Lines = Option<(u32, u32)>;
 
@@ -72,7 +76,7 @@ impl RouteWriter {
 
     /// The ranges of a tier-2 slot with their values, and for a chunk its root, lines and
     /// value indices (to release when it is replaced).
-    pub(super) fn slot_ranges(&self, slot: usize) -> (Ranges, Option<(u32, u32, Vec<u16>)>) {
+    pub(super) fn slot_ranges(&self, slot: usize) -> (Ranges, OldChunk) {
         let w = self.view().tier2_word(slot).unwrap_or(0);
         if w == 0 || w & VALUE_VALID != 0 {
             return (chunk::uniform(w), None);
@@ -101,9 +105,15 @@ impl RouteWriter {
 
     /// Replaces tier-2 slot `slot`'s chunk with `ranges` (a value for the whole slot if there
     /// is one range): the new chunk is written into reserved lines and published by one store;
-    /// the old one's lines and value entries are freed.
-    pub(super) fn write_chunk(&mut self, slot: usize, ranges: &Ranges) -> Result<(), ShmError> {
-        let (_, old) = self.slot_ranges(slot);
+    /// the old one's lines and value entries (`old`, as [`RouteWriter::slot_ranges`] found
+    /// them) are freed. `image` is a buffer the caller keeps from one chunk to the next.
+    pub(super) fn write_chunk(
+        &mut self,
+        slot: usize,
+        ranges: &Ranges,
+        old: OldChunk,
+        image: &mut Vec<[u64; 8]>,
+    ) -> Result<(), ShmError> {
         let w = if ranges.len() == 1 {
             ranges[0].1
         } else {
@@ -118,8 +128,8 @@ impl RouteWriter {
             }
             let (lines, _) = chunk::shape(indexed.len());
             let at = self.alloc(Which::Lpm, lines as u32)?;
-            let (image, depth) = chunk::encode(&indexed, at);
-            self.write_lines(Which::Lpm, at, &image);
+            let depth = chunk::encode_into(&indexed, at, image);
+            self.write_lines(Which::Lpm, at, image);
             chunk_word(depth, at)
         };
         self.set_slot_word(Which::Lpm, slot, w)?;
@@ -151,30 +161,32 @@ impl RouteWriter {
 
     // ===== entry blocks =====
 
-    /// The entries of `slot`'s block and its (first line, lines).
-    pub(super) fn block_entries(&self, slot: usize) -> (Vec<(u64, u64)>, Lines) {
+    /// The entries of `slot`'s block into `entries` (emptied first), and the block's (first
+    /// line, lines).
+    pub(super) fn block_entries(&self, slot: usize, entries: &mut Vec<(u64, u64)>) -> Lines {
+        entries.clear();
         let v = self.view();
         let (n, first) = v.block(slot).unwrap_or((0, 0));
         if n == 0 {
-            return (Vec::new(), None);
+            return None;
         }
-        let entries = (0..n)
-            .map(|i| v.entry(first, i).unwrap_or((0, 0)))
-            .collect();
+        entries.extend((0..n).map(|i| v.entry(first, i).unwrap_or((0, 0))));
         let start = if n as u32 > SHORT_BLOCK_MAX {
             first - 1
         } else {
             first
         };
-        (entries, Some((start, block_lines(n) as u32)))
+        Some((start, block_lines(n) as u32))
     }
 
-    /// Replaces `slot`'s block with `entries` (sorted).
+    /// Replaces `slot`'s block with `entries` (sorted); `image` is a buffer the caller keeps
+    /// from one block to the next.
     pub(super) fn set_block(
         &mut self,
         slot: usize,
         entries: &[(u64, u64)],
         old: Lines,
+        image: &mut Vec<[u64; 8]>,
     ) -> Result<(), ShmError> {
         let n = entries.len();
         let w = if n == 0 {
@@ -182,7 +194,8 @@ impl RouteWriter {
         } else {
             let lines = block_lines(n);
             let at = self.alloc(Which::Blk, lines as u32)?;
-            let mut image = vec![[0u64; 8]; lines];
+            image.clear();
+            image.resize(lines, [0u64; 8]);
             let skip = usize::from(n as u32 > SHORT_BLOCK_MAX);
             if skip == 1 {
                 image[0][0] = n as u64;
@@ -191,7 +204,7 @@ impl RouteWriter {
                 image[skip + j / 4][(j % 4) * 2] = a;
                 image[skip + j / 4][(j % 4) * 2 + 1] = b;
             }
-            self.write_lines(Which::Blk, at, &image);
+            self.write_lines(Which::Blk, at, image);
             block_word(n as u32, at)
         };
         self.set_slot_word(Which::Blk, slot, w)?;

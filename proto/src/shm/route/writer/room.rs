@@ -8,7 +8,6 @@
 //! [`SLACK`] lines of each heap free, so that on a full file system deletes still find the few
 //! lines their copies need.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,12 +34,17 @@ pub(super) enum Which {
     Blk,
 }
 
+/// Reserved runs up to this many lines are kept by length; longer ones in a list.
+const RUN_CLASSES: usize = 65;
+
 /// Lines reserved for a batch, not yet used: runs taken from freed ones, each as long as the
 /// write it was taken for, and one run of fresh lines for all the other writes.
 #[derive(Debug, Default)]
 pub(super) struct Reserved {
-    /// (length, first line).
-    runs: BTreeSet<(u32, u32)>,
+    /// `by_len[n]`: the first lines of the reserved runs of `n` lines (`n < RUN_CLASSES`).
+    by_len: Vec<Vec<u32>>,
+    /// Longer runs: (length, first line).
+    long: Vec<(u32, u32)>,
     /// (first line, length).
     fresh: (u32, u32),
     lines: u64,
@@ -53,8 +57,46 @@ impl Reserved {
     }
 
     fn push(&mut self, line: u32, n: u32) {
-        self.runs.insert((n, line));
+        self.put(line, n);
         self.lines += u64::from(n);
+    }
+
+    fn put(&mut self, line: u32, n: u32) {
+        let k = n as usize;
+        if k < RUN_CLASSES {
+            if self.by_len.len() <= k {
+                self.by_len.resize_with(k + 1, Vec::new);
+            }
+            self.by_len[k].push(line);
+        } else {
+            self.long.push((n, line));
+        }
+    }
+
+    /// A run of exactly `n` lines.
+    fn exact(&mut self, n: u32) -> Option<u32> {
+        let k = n as usize;
+        if k < RUN_CLASSES {
+            return self.by_len.get_mut(k)?.pop();
+        }
+        let i = self.long.iter().position(|&(len, _)| len == n)?;
+        Some(self.long.swap_remove(i).1)
+    }
+
+    /// The shortest run longer than `n` lines: (length, first line).
+    fn longer(&mut self, n: u32) -> Option<(u32, u32)> {
+        let from = n as usize + 1;
+        if let Some(k) = (from..self.by_len.len()).find(|&k| !self.by_len[k].is_empty()) {
+            let line = self.by_len[k].pop().expect("not empty");
+            return Some((k as u32, line));
+        }
+        let (i, _) = self
+            .long
+            .iter()
+            .enumerate()
+            .filter(|(_, &(len, _))| len > n)
+            .min_by_key(|(_, &(len, _))| len)?;
+        Some(self.long.swap_remove(i))
     }
 
     fn set_fresh(&mut self, line: u32, n: u32) {
@@ -67,18 +109,16 @@ impl Reserved {
     /// shortest longer run (whose rest stays reserved). Each write takes what was reserved for
     /// one of its length, so the first two always serve.
     fn take(&mut self, n: u32) -> Option<u32> {
-        let line = if let Some(&(len, line)) = self.runs.range((n, 0)..(n + 1, 0)).next() {
-            self.runs.remove(&(len, line));
+        let line = if let Some(line) = self.exact(n) {
             line
         } else if self.fresh.1 >= n {
             let line = self.fresh.0;
             self.fresh = (line + n, self.fresh.1 - n);
             line
         } else {
-            let &(len, line) = self.runs.range((n, 0)..).next()?;
-            self.runs.remove(&(len, line));
+            let (len, line) = self.longer(n)?;
             if len > n {
-                self.runs.insert((len - n, line + n));
+                self.put(line + n, len - n);
             }
             line
         };
@@ -87,12 +127,16 @@ impl Reserved {
     }
 
     /// Every run, emptying the reservation.
-    fn drain(&mut self) -> impl Iterator<Item = (u32, u32)> {
+    fn drain(&mut self) -> impl Iterator<Item = (u32, u32)> + '_ {
         self.lines = 0;
         let fresh = std::mem::take(&mut self.fresh);
-        std::mem::take(&mut self.runs)
-            .into_iter()
-            .map(|(n, line)| (line, n))
+        let short = self
+            .by_len
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(n, lines)| lines.drain(..).map(move |line| (line, n as u32)));
+        short
+            .chain(self.long.drain(..).map(|(n, line)| (line, n)))
             .chain((fresh.1 > 0).then_some(fresh))
     }
 }
