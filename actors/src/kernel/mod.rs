@@ -23,7 +23,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::FutureExt;
 use netlink_packet_core::NetlinkPayload;
-use netlink_sys::AsyncSocketExt;
+use netlink_sys::{AsyncSocketExt, TokioSocket};
 use rtm_proto::Route;
 use tracing::{info, warn};
 
@@ -43,6 +43,8 @@ pub const DEFAULT_RCVBUF: usize = 4 << 20;
 pub const RESTART_PAUSE: Duration = Duration::from_secs(3);
 /// Most event datagrams read before their changes go to the route table in one `Apply`.
 const EVENTS_PER_APPLY: usize = 1024;
+/// Most queued events thrown away before a re-dump (far more than any receive buffer holds).
+const DRAIN_MAX: usize = 1 << 22;
 
 /// `--kernel import`, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +136,8 @@ impl Actor for KernelMirror {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (config, route, mirror) = (self.config.clone(), self.route.clone(), self.mirror.clone());
+        let (config, route, mirror) =
+            (self.config.clone(), self.route.clone(), self.mirror.clone());
         let pause = self.restarted.then_some(RESTART_PAUSE);
         let fut = async move {
             if let Some(p) = pause {
@@ -197,7 +200,8 @@ async fn follow(
             let first = events.recv_from_full().await;
             let mut datagrams = vec![first];
             // Whatever else is already queued goes into the same Apply.
-            while datagrams.len() < EVENTS_PER_APPLY && datagrams.last().is_some_and(Result::is_ok) {
+            while datagrams.len() < EVENTS_PER_APPLY && datagrams.last().is_some_and(Result::is_ok)
+            {
                 match events.recv_from_full().now_or_never() {
                     Some(r) => datagrams.push(r),
                     None => break,
@@ -214,7 +218,9 @@ async fn follow(
                             overflow = true;
                         }
                         changes.extend(msgs.into_iter().filter_map(|(_, p)| match p {
-                            NetlinkPayload::InnerMessage(m) => Some(netlink::change(m, config.table)),
+                            NetlinkPayload::InnerMessage(m) => {
+                                Some(netlink::change(m, config.table))
+                            }
                             _ => None,
                         }));
                     }
@@ -226,10 +232,28 @@ async fn follow(
             submit(&route, &mirror, ops).await?;
             if overflow {
                 warn!("the kernel dropped route events (ENOBUFS); dumping again to reconcile");
+                drain(&events)?;
                 break;
             }
         }
     }
+}
+
+/// Throws away every event already queued: the dump that follows covers them. The kernel
+/// reports an overflow only once until the queue has been emptied, so a re-dump on a socket
+/// still holding stale events could miss later drops unheard.
+fn drain(events: &TokioSocket) -> io::Result<()> {
+    for _ in 0..DRAIN_MAX {
+        match events.recv_from_full().now_or_never() {
+            None => return Ok(()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "more than {DRAIN_MAX} kernel events queued while draining"
+    )))
 }
 
 /// Sends the mirror's operations to the route table as one `Apply` (each applied on its own:

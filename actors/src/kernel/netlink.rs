@@ -57,7 +57,9 @@ pub enum Change {
 /// Why a route of the mirrored table is not mirrored, or `None` if it is.
 pub fn skipped(msg: &RouteMessage) -> Option<&'static str> {
     if msg.header.kind != RouteType::Unicast {
-        return Some("not unicast (local, broadcast, multicast, blackhole, unreachable, prohibit, …)");
+        return Some(
+            "not unicast (local, broadcast, multicast, blackhole, unreachable, prohibit, …)",
+        );
     }
     if msg.header.flags.contains(RouteFlags::Cloned) {
         return Some("a cached clone");
@@ -117,7 +119,9 @@ pub fn link(msg: &LinkMessage) -> Option<Link> {
 /// What an event message means for a mirror of `table`.
 pub fn change(msg: RouteNetlinkMessage, table: u32) -> Change {
     match msg {
-        RouteNetlinkMessage::NewRoute(m) => route(&m, table).map_or(Change::Ignored, Change::RouteAdded),
+        RouteNetlinkMessage::NewRoute(m) => {
+            route(&m, table).map_or(Change::Ignored, Change::RouteAdded)
+        }
         RouteNetlinkMessage::DelRoute(m) => {
             route(&m, table).map_or(Change::Ignored, Change::RouteRemoved)
         }
@@ -224,11 +228,10 @@ async fn dump_once(req: RouteNetlinkMessage) -> io::Result<Option<Vec<RouteNetli
             match payload {
                 NetlinkPayload::Done(_) => return Ok((!interrupted).then_some(out)),
                 NetlinkPayload::Error(e) => {
-                    return Err(e
-                        .code
-                        .map_or_else(|| io::Error::other("dump refused"), |c| {
-                            io::Error::from_raw_os_error(-c.get())
-                        }))
+                    return Err(e.code.map_or_else(
+                        || io::Error::other("dump refused"),
+                        |c| io::Error::from_raw_os_error(-c.get()),
+                    ))
                 }
                 NetlinkPayload::InnerMessage(m) => out.push(m),
                 _ => {}

@@ -93,7 +93,9 @@ impl Mirror {
         self.links = links.into_iter().map(|l| (l.index, l)).collect();
         self.routes.clear();
         for r in routes {
-            if r.oif.is_some_and(|i| self.links.get(&i).is_some_and(|l| !l.up)) {
+            if r.oif
+                .is_some_and(|i| self.links.get(&i).is_some_and(|l| !l.up))
+            {
                 continue;
             }
             self.routes
@@ -228,7 +230,11 @@ mod tests {
         let mut m = Mirror::default();
         m.resync(
             vec![link(2, "v0", true), link(3, "v1", true)],
-            vec![kr("10.0.0.0/24", 0, 2), kr("10.1.0.0/24", 0, 3), kr("10.1.0.0/24", 5, 2)],
+            vec![
+                kr("10.0.0.0/24", 0, 2),
+                kr("10.1.0.0/24", 0, 3),
+                kr("10.1.0.0/24", 5, 2),
+            ],
         );
         let ops = m.apply(vec![Change::Link(link(2, "v0", false))]);
         assert_eq!(puts(&ops), ["del 10.0.0.0/24"]);
