@@ -257,6 +257,11 @@ fn routes_follow_ip_route() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("10.2.0.0/24"), "lookup: {}", stdout(&o));
 
+    // The mirror is a supervised actor of its own: `status` counts its restarts.
+    let st = inst.status();
+    assert_eq!(st["restarts"]["kernel"], 0, "{st}");
+    assert!(st["counters"].get("kernel_restarts").is_none(), "{st}");
+
     ns.route("del 10.2.0.0/24 dev vb metric 7");
     let ev = c.expect(|v| v["key"] == "10.2.0.0/24");
     assert_eq!(ev["op"], "delete", "{ev}");

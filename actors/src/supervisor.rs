@@ -129,6 +129,7 @@ impl Actor for Supervisor {
             ],
         );
         if let Some(k) = boot.config.kernel.clone() {
+            svc.health.kernel_mirror.store(true, Relaxed);
             let (route, h) = (svc.route.clone(), svc.health.clone());
             actix::Supervisor::start(move |_| crate::kernel::KernelMirror::new(k, route, h));
             info!("kernel mirror on: importing the kernel's IPv4 routes");
