@@ -77,6 +77,8 @@ pub struct Health {
     /// Each table's size as its actor last published it (route, ARP), so that `status`
     /// answers without waiting for a table busy with file work.
     pub table_sizes: [TableSizes; 2],
+    /// The kernel mirror runs (`--kernel import`): `status` then reports its restarts.
+    pub kernel_mirror: AtomicBool,
 }
 
 /// Entries and capacity of one table, kept up to date by its actor.
@@ -102,6 +104,7 @@ impl Health {
             closing_writers: AtomicU64::new(0),
             connections: Default::default(),
             table_sizes: Default::default(),
+            kernel_mirror: AtomicBool::new(false),
         }
     }
 }

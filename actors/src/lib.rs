@@ -45,6 +45,7 @@ pub mod daemon;
 pub mod faults;
 pub mod http;
 pub mod journal;
+pub mod kernel;
 pub mod listener;
 pub mod registry;
 pub mod restart;

@@ -32,6 +32,7 @@ pub enum ActorKind {
     Broker,
     Listener,
     Registry,
+    Kernel,
 }
 
 impl ActorKind {
@@ -42,6 +43,7 @@ impl ActorKind {
             ActorKind::Broker => "broker",
             ActorKind::Listener => "listener",
             ActorKind::Registry => "registry",
+            ActorKind::Kernel => "kernel",
         }
     }
 }
@@ -74,7 +76,7 @@ pub const EXIT_RESTART_BUDGET: i32 = 70;
 /// window.
 #[derive(Debug)]
 pub struct RestartLog {
-    counts: [AtomicU64; 5],
+    counts: [AtomicU64; 6],
     last_failure: Mutex<Option<String>>,
     budget: RestartBudget,
     /// When the restarts inside the budget's window happened.

@@ -128,6 +128,12 @@ impl Actor for Supervisor {
                 ("registry", svc.registry.clone().recipient()),
             ],
         );
+        if let Some(k) = boot.config.kernel.clone() {
+            svc.health.kernel_mirror.store(true, Relaxed);
+            let (route, h) = (svc.route.clone(), svc.health.clone());
+            actix::Supervisor::start(move |_| crate::kernel::KernelMirror::new(k, route, h));
+            info!("kernel mirror on: importing the kernel's IPv4 routes");
+        }
         crate::http::serve(boot.http, svc.clone());
         self.services = Some(svc);
         info!(

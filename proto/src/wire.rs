@@ -549,6 +549,10 @@ pub struct Status {
 /// clients show it as `restarts.registry`.
 pub const REGISTRY_RESTARTS: &str = "registry_restarts";
 
+/// Like [`REGISTRY_RESTARTS`], for the kernel mirror (`rtmd --kernel import`); present only
+/// when the mirror runs. Clients show it as `restarts.kernel`.
+pub const KERNEL_RESTARTS: &str = "kernel_restarts";
+
 /// How often the supervisor restarted each actor since the daemon started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restarts {

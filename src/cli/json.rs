@@ -100,6 +100,13 @@ pub fn status(s: &Status) -> serde_json::Value {
         .and_then(|c| c.remove(rtm::wire::REGISTRY_RESTARTS))
         .unwrap_or(serde_json::Value::from(0));
     v["restarts"]["registry"] = registry;
+    // Likewise the kernel mirror's, where it runs (a key added only then).
+    let kernel = v["counters"]
+        .as_object_mut()
+        .and_then(|c| c.remove(rtm::wire::KERNEL_RESTARTS));
+    if let Some(k) = kernel {
+        v["restarts"]["kernel"] = k;
+    }
     v
 }
 

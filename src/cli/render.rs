@@ -284,16 +284,21 @@ pub fn status(st: &Status, as_json: bool) -> String {
         .get(rtm::wire::REGISTRY_RESTARTS)
         .copied()
         .unwrap_or(0);
+    let kernel = st
+        .counters
+        .get(rtm::wire::KERNEL_RESTARTS)
+        .map(|n| format!(" kernel {n}"))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
-        "restarts route {} arp {} broker {} listener {} registry {registry}",
+        "restarts route {} arp {} broker {} listener {} registry {registry}{kernel}",
         r.route, r.arp, r.broker, r.listener
     );
     if let Some(f) = &st.last_failure {
         let _ = writeln!(s, "last failure {f}");
     }
     for (k, v) in &st.counters {
-        if k != rtm::wire::REGISTRY_RESTARTS {
+        if k != rtm::wire::REGISTRY_RESTARTS && k != rtm::wire::KERNEL_RESTARTS {
             let _ = writeln!(s, "{k} {v}");
         }
     }

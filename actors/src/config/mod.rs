@@ -61,6 +61,8 @@ pub struct Config {
     pub limits: LimitValues,
     /// The dashboard and metrics listeners (`--http-listen`, `--metrics-listen`).
     pub http: crate::http::HttpConfig,
+    /// Mirror of the kernel's routes (`--kernel import`), if on.
+    pub kernel: Option<crate::kernel::KernelConfig>,
 }
 
 impl Config {
@@ -163,6 +165,7 @@ impl Config {
             file: Settings::default(),
             limits: LimitValues::from_settings(s)?,
             http: crate::http::HttpConfig::resolve(s)?,
+            kernel: crate::kernel::KernelConfig::resolve(s)?,
         })
     }
 

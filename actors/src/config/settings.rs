@@ -132,6 +132,17 @@ settings! {
     /// Serve Prometheus metrics (counts only, no authentication) on a loopback ADDR:PORT
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: String,
+    /// Mirror the kernel's IPv4 routes into the route table over rtnetlink ("import"; see
+    /// docs/kernel.md) [default: off]
+    #[arg(long, value_name = "import")]
+    kernel: String,
+    /// With --kernel import: the kernel routing table to mirror [default: 254, main]
+    #[arg(long, value_name = "N")]
+    kernel_table: u32,
+    /// Receive buffer of the kernel-event socket in bytes; small values make the kernel drop
+    /// events (ENOBUFS) and rtmd re-dump, which tests use [default: 4194304]
+    #[arg(long, hide = true)]
+    kernel_rcvbuf: usize,
 }
 
 impl Settings {

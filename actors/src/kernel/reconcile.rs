@@ -1,0 +1,255 @@
+//! What the mirror knows of the kernel, and what it has put into rtm's route table.
+//!
+//! The kernel keys a route by (table, prefix, tos, priority); rtm by prefix. The mirror keeps
+//! every carried kernel route of its table per prefix, ordered by (priority, tos), and puts
+//! into rtm the first one whose output link it knows: the one the kernel forwards with. When
+//! that one goes, the next one is promoted. Every change is computed as a difference between
+//! what rtm should hold (from the kernel's routes) and what the mirror has put there
+//! (`installed`), so an event, a link going down and a whole re-dump (mark and sweep after
+//! ENOBUFS) all end the same way: rtm's kernel routes equal the kernel's.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rtm_proto::types::Prefix;
+use rtm_proto::Route;
+
+use super::netlink::{Change, KernelRoute, Link};
+use crate::table::TableOp;
+
+#[derive(Debug, Default)]
+pub struct Mirror {
+    /// The kernel's carried routes, per prefix, by (priority, tos).
+    routes: HashMap<Prefix, BTreeMap<(u32, u8), KernelRoute>>,
+    links: HashMap<u32, Link>,
+    /// What the mirror has put into rtm's table, per prefix.
+    installed: HashMap<Prefix, Route>,
+}
+
+impl Mirror {
+    /// Routes the kernel has in the mirrored table that rtm carries (all priorities).
+    pub fn kernel_routes(&self) -> usize {
+        self.routes.values().map(BTreeMap::len).sum()
+    }
+
+    /// Prefixes the mirror has put into rtm.
+    pub fn installed(&self) -> usize {
+        self.installed.len()
+    }
+
+    /// The route rtm should hold for `dst`: the lowest (priority, tos) one whose link is known.
+    fn wanted(&self, dst: Prefix) -> Option<Route> {
+        self.routes.get(&dst)?.values().find_map(|k| {
+            let dev = match k.oif {
+                Some(i) => Some(self.links.get(&i)?.name.parse().ok()?),
+                None => None,
+            };
+            let r = Route {
+                dst,
+                via: k.via,
+                dev,
+                metric: k.priority,
+            };
+            r.validate().is_ok().then_some(r)
+        })
+    }
+
+    /// The operations that bring rtm's table to what the mirror wants for `touched`; records
+    /// them as installed.
+    fn ops(&mut self, touched: impl IntoIterator<Item = Prefix>) -> Vec<TableOp<Route>> {
+        let mut ops = Vec::new();
+        for dst in touched.into_iter().collect::<BTreeSet<_>>() {
+            let want = self.wanted(dst);
+            if want.as_ref() == self.installed.get(&dst) {
+                continue;
+            }
+            match want {
+                Some(r) => {
+                    self.installed.insert(dst, r.clone());
+                    ops.push(TableOp::Replace(r));
+                }
+                None => {
+                    self.installed.remove(&dst);
+                    ops.push(TableOp::Del(dst));
+                }
+            }
+        }
+        ops
+    }
+
+    /// A refused operation: the mirror forgets it put anything there, so the next re-dump or
+    /// event for that prefix tries again.
+    pub fn refused(&mut self, op: &TableOp<Route>) {
+        match op {
+            TableOp::Replace(r) | TableOp::Add(r) | TableOp::Change(r) => {
+                self.installed.remove(&r.dst);
+            }
+            TableOp::Del(_) | TableOp::Flush => {}
+        }
+    }
+
+    /// The kernel's whole state (a dump): mark every prefix the mirror has installed or the
+    /// kernel has, and sweep what is no longer wanted.
+    pub fn resync(&mut self, links: Vec<Link>, routes: Vec<KernelRoute>) -> Vec<TableOp<Route>> {
+        self.links = links.into_iter().map(|l| (l.index, l)).collect();
+        self.routes.clear();
+        for r in routes {
+            if r.oif
+                .is_some_and(|i| self.links.get(&i).is_some_and(|l| !l.up))
+            {
+                continue;
+            }
+            self.routes
+                .entry(r.dst)
+                .or_default()
+                .insert((r.priority, r.tos), r);
+        }
+        let marked: Vec<Prefix> = self
+            .installed
+            .keys()
+            .chain(self.routes.keys())
+            .copied()
+            .collect();
+        self.ops(marked)
+    }
+
+    /// Events, in the order the kernel sent them.
+    pub fn apply(&mut self, changes: Vec<Change>) -> Vec<TableOp<Route>> {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                Change::RouteAdded(r) => {
+                    touched.push(r.dst);
+                    self.routes
+                        .entry(r.dst)
+                        .or_default()
+                        .insert((r.priority, r.tos), r);
+                }
+                Change::RouteRemoved(r) => {
+                    touched.push(r.dst);
+                    if let Some(m) = self.routes.get_mut(&r.dst) {
+                        m.remove(&(r.priority, r.tos));
+                        if m.is_empty() {
+                            self.routes.remove(&r.dst);
+                        }
+                    }
+                }
+                Change::Link(l) => {
+                    let old = self.links.insert(l.index, l.clone());
+                    let renamed = old.is_some_and(|o| o.name != l.name);
+                    if !l.up {
+                        // The kernel drops a downed link's routes without RTM_DELROUTE.
+                        touched.extend(self.drop_link_routes(l.index));
+                    } else if renamed {
+                        touched.extend(self.link_routes(l.index));
+                    }
+                }
+                Change::LinkRemoved(i) => {
+                    self.links.remove(&i);
+                    touched.extend(self.drop_link_routes(i));
+                }
+                Change::Ignored => {}
+            }
+        }
+        self.ops(touched)
+    }
+
+    fn link_routes(&self, index: u32) -> Vec<Prefix> {
+        self.routes
+            .iter()
+            .filter(|(_, m)| m.values().any(|r| r.oif == Some(index)))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Forgets every route over link `index`; returns their prefixes.
+    fn drop_link_routes(&mut self, index: u32) -> Vec<Prefix> {
+        let gone = self.link_routes(index);
+        for p in &gone {
+            if let Some(m) = self.routes.get_mut(p) {
+                m.retain(|_, r| r.oif != Some(index));
+                if m.is_empty() {
+                    self.routes.remove(p);
+                }
+            }
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kr(dst: &str, priority: u32, oif: u32) -> KernelRoute {
+        KernelRoute {
+            dst: dst.parse().unwrap(),
+            tos: 0,
+            priority,
+            via: None,
+            oif: Some(oif),
+        }
+    }
+
+    fn link(index: u32, name: &str, up: bool) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            up,
+        }
+    }
+
+    fn puts(ops: &[TableOp<Route>]) -> Vec<String> {
+        ops.iter()
+            .map(|o| match o {
+                TableOp::Replace(r) => format!("put {r}"),
+                TableOp::Del(p) => format!("del {p}"),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    /// The lowest priority is mirrored; deleting it promotes the next one.
+    #[test]
+    fn lowest_priority_then_promotion() {
+        let mut m = Mirror::default();
+        let ops = m.resync(
+            vec![link(2, "v0", true)],
+            vec![kr("10.0.0.0/24", 20, 2), kr("10.0.0.0/24", 10, 2)],
+        );
+        assert_eq!(puts(&ops), ["put 10.0.0.0/24 dev v0 metric 10"]);
+        let ops = m.apply(vec![Change::RouteRemoved(kr("10.0.0.0/24", 10, 2))]);
+        assert_eq!(puts(&ops), ["put 10.0.0.0/24 dev v0 metric 20"]);
+        let ops = m.apply(vec![Change::RouteRemoved(kr("10.0.0.0/24", 20, 2))]);
+        assert_eq!(puts(&ops), ["del 10.0.0.0/24"]);
+        assert_eq!(m.installed(), 0);
+    }
+
+    /// A link going down takes its routes with it, the other link's stay.
+    #[test]
+    fn link_down_and_removed() {
+        let mut m = Mirror::default();
+        m.resync(
+            vec![link(2, "v0", true), link(3, "v1", true)],
+            vec![
+                kr("10.0.0.0/24", 0, 2),
+                kr("10.1.0.0/24", 0, 3),
+                kr("10.1.0.0/24", 5, 2),
+            ],
+        );
+        let ops = m.apply(vec![Change::Link(link(2, "v0", false))]);
+        assert_eq!(puts(&ops), ["del 10.0.0.0/24"]);
+        let ops = m.apply(vec![Change::LinkRemoved(3)]);
+        assert_eq!(puts(&ops), ["del 10.1.0.0/24"]);
+    }
+
+    /// A re-dump sweeps what the kernel no longer has and adds what was missed.
+    #[test]
+    fn resync_is_mark_and_sweep() {
+        let mut m = Mirror::default();
+        m.resync(vec![link(2, "v0", true)], vec![kr("10.0.0.0/24", 0, 2)]);
+        let ops = m.resync(vec![link(2, "v0", true)], vec![kr("10.2.0.0/24", 0, 2)]);
+        assert_eq!(puts(&ops), ["del 10.0.0.0/24", "put 10.2.0.0/24 dev v0"]);
+        let ops = m.resync(vec![link(2, "v0", true)], vec![kr("10.2.0.0/24", 0, 2)]);
+        assert!(ops.is_empty());
+    }
+}

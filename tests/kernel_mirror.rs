@@ -1,0 +1,393 @@
+//! `rtmd --kernel import`: rtm follows the kernel's IPv4 routes. Each test makes a network
+//! namespace of its own (`ip netns add`, removed at the end) with a veth pair in it, runs rtmd
+//! inside it and changes the kernel's routes with `ip`. Needs root and iproute2; the tests say
+//! why and pass without checking anything where they cannot run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use serde_json::Value;
+
+/// A network namespace with the veth pair `va`/`vb`, both up, `192.0.2.1/24` on `va`; deleted
+/// on drop.
+struct Netns {
+    name: String,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!(
+            "rtm-kernel-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let ns = Netns { name };
+        ns.ip_ok(&["netns", "add", &ns.name], false);
+        ns.ip_ok(
+            &["link", "add", "va", "type", "veth", "peer", "name", "vb"],
+            true,
+        );
+        ns.ip_ok(&["link", "set", "va", "up"], true);
+        ns.ip_ok(&["link", "set", "vb", "up"], true);
+        ns.ip_ok(&["addr", "add", "192.0.2.1/24", "dev", "va"], true);
+        ns.ip_ok(&["addr", "add", "198.51.100.1/24", "dev", "vb"], true);
+        ns
+    }
+
+    fn ip_cmd(&self, args: &[&str], inside: bool) -> Command {
+        let mut c = Command::new("ip");
+        if inside {
+            c.args(["-n", &self.name]);
+        }
+        c.args(args);
+        c
+    }
+
+    /// `ip [-n NS] ARGS`, which must succeed.
+    fn ip_ok(&self, args: &[&str], inside: bool) -> String {
+        let o = run(self.ip_cmd(args, inside), None, DEADLINE);
+        assert_eq!(code(&o), 0, "ip {args:?}: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// `ip route ARGS` in the namespace.
+    fn route(&self, args: &str) {
+        let mut a = vec!["route"];
+        a.extend(args.split_whitespace());
+        self.ip_ok(&a, true);
+    }
+
+    /// The main table's unicast routes as rtm mirrors them: per prefix the lowest metric.
+    fn kernel_table(&self) -> BTreeMap<String, Value> {
+        let v: Value =
+            serde_json::from_str(&self.ip_ok(&["-j", "route", "show", "table", "main"], true))
+                .expect("ip -j");
+        let mut out: BTreeMap<String, Value> = BTreeMap::new();
+        for r in v.as_array().expect("array") {
+            if r.get("type").is_some_and(|t| t != "unicast") {
+                continue;
+            }
+            let dst = match r["dst"].as_str().unwrap() {
+                "default" => "0.0.0.0/0".to_string(),
+                d if d.contains('/') => d.to_string(),
+                d => format!("{d}/32"),
+            };
+            let metric = r.get("metric").and_then(Value::as_u64).unwrap_or(0);
+            let mut e = serde_json::json!({ "dst": dst, "metric": metric });
+            if let Some(g) = r.get("gateway") {
+                e["via"] = g.clone();
+            }
+            if let Some(d) = r.get("dev") {
+                e["dev"] = d.clone();
+            }
+            let better = out
+                .get(&dst)
+                .is_none_or(|o| o["metric"].as_u64().unwrap() > metric);
+            if better {
+                out.insert(dst, e);
+            }
+        }
+        out
+    }
+
+    /// rtmd on `inst`'s paths, inside this namespace.
+    fn start_rtmd(&self, inst: &mut Instance, extra: &[&str]) {
+        let d = inst.daemon_cmd(extra);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(d.get_program());
+        cmd.args(d.get_args());
+        for (k, v) in d.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        inst.spawn_daemon_cmd(cmd);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(
+            self.ip_cmd(&["netns", "del", &self.name], false),
+            None,
+            DEADLINE,
+        );
+    }
+}
+
+/// Why these tests cannot run here, if they cannot.
+fn unsupported() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root to make a network namespace".into());
+    }
+    let ip = Command::new("ip").arg("-V").output();
+    if !ip.is_ok_and(|o| o.status.success()) {
+        return Some("needs `ip` (iproute2)".into());
+    }
+    let probe = format!("rtm-kernel-probe-{}", std::process::id());
+    let made = run(
+        {
+            let mut c = Command::new("ip");
+            c.args(["netns", "add", &probe]);
+            c
+        },
+        None,
+        DEADLINE,
+    );
+    if code(&made) != 0 {
+        return Some(format!(
+            "cannot make a network namespace: {}",
+            stderr(&made)
+        ));
+    }
+    let mut del = Command::new("ip");
+    del.args(["netns", "del", &probe]);
+    run(del, None, DEADLINE);
+    None
+}
+
+macro_rules! needs_netns {
+    () => {
+        if let Some(why) = unsupported() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// rtm's route table as `rtmctl -j route show` prints it, without the origin field.
+fn rtm_table(inst: &Instance) -> BTreeMap<String, Value> {
+    comparable(inst.routes())
+}
+
+/// Routes as rtm shows them, in the shape [`Netns::kernel_table`] gives.
+fn comparable(routes: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    routes
+        .into_iter()
+        .map(|(k, mut v)| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("origin");
+                o.entry("metric").or_insert(0.into());
+            }
+            (k, v)
+        })
+        .collect()
+}
+
+fn started(ns: &Netns, extra: &[&str]) -> Instance {
+    let mut inst = Instance::unstarted();
+    let mut args = vec!["--kernel", "import"];
+    args.extend_from_slice(extra);
+    ns.start_rtmd(&mut inst, &args);
+    // The start dump: at least the connected routes of the two addresses.
+    inst.eventually("the connected routes are mirrored", || {
+        let t = rtm_table(&inst);
+        t.contains_key("192.0.2.0/24") && t.contains_key("198.51.100.0/24")
+    });
+    inst
+}
+
+/// Waits (bounded) until rtm's table equals the kernel's; on failure says how they differ.
+fn converges(ns: &Netns, inst: &Instance) {
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (rtm, kernel) = (rtm_table(inst), ns.kernel_table());
+        if rtm == kernel {
+            return;
+        }
+        if std::time::Instant::now() > end {
+            let only_rtm: Vec<_> = rtm
+                .iter()
+                .filter(|(k, v)| kernel.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            let only_kernel: Vec<_> = kernel
+                .iter()
+                .filter(|(k, v)| rtm.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            panic!(
+                "rtm has {} routes, the kernel {}; rtm differs at {only_rtm:?}, the kernel at {only_kernel:?}\nlog: {}",
+                rtm.len(),
+                kernel.len(),
+                inst.log_text()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Routes present at start, added and deleted later appear and vanish in rtm, as events to a
+/// client and in shared memory.
+#[test]
+fn routes_follow_ip_route() {
+    needs_netns!();
+    let ns = Netns::new();
+    ns.route("add 10.1.0.0/16 via 192.0.2.2");
+    let inst = started(&ns, &[]);
+    let before = rtm_table(&inst);
+    assert_eq!(before["10.1.0.0/16"]["via"], "192.0.2.2", "{before:?}");
+    assert_eq!(before["10.1.0.0/16"]["dev"], "va", "{before:?}");
+    assert_eq!(before["192.0.2.0/24"]["dev"], "va", "{before:?}");
+
+    let mut c = inst.client("k", &["--table", "route"]);
+    ns.route("add 10.2.0.0/24 dev vb metric 7");
+    let ev = c.expect(|v| v["key"] == "10.2.0.0/24");
+    assert_eq!(ev["op"], "create", "{ev}");
+    assert_eq!(ev["entry"]["dev"], "vb", "{ev}");
+    assert_eq!(ev["entry"]["metric"], 7, "{ev}");
+    let o = run(
+        {
+            let mut l = Command::new(RTM_CLIENT);
+            l.arg("--socket")
+                .arg(&inst.socket)
+                .args(["lookup", "10.2.0.9"]);
+            l
+        },
+        None,
+        DEADLINE,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("10.2.0.0/24"), "lookup: {}", stdout(&o));
+
+    // The mirror is a supervised actor of its own: `status` counts its restarts.
+    let st = inst.status();
+    assert_eq!(st["restarts"]["kernel"], 0, "{st}");
+    assert!(st["counters"].get("kernel_restarts").is_none(), "{st}");
+
+    ns.route("del 10.2.0.0/24 dev vb metric 7");
+    let ev = c.expect(|v| v["key"] == "10.2.0.0/24");
+    assert_eq!(ev["op"], "delete", "{ev}");
+    converges(&ns, &inst);
+}
+
+/// The kernel keys by (prefix, tos, priority), rtm by prefix: the lowest metric is mirrored and
+/// the next one is promoted when it goes.
+#[test]
+fn next_metric_is_promoted() {
+    needs_netns!();
+    let ns = Netns::new();
+    let inst = started(&ns, &[]);
+    let mut c = inst.client("k", &["--table", "route"]);
+    ns.route("add 10.3.0.0/24 via 192.0.2.2 metric 20");
+    ns.route("add 10.3.0.0/24 via 198.51.100.2 metric 10");
+    let ev = c.expect(|v| v["key"] == "10.3.0.0/24" && v["entry"]["metric"] == 10);
+    assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
+    // A higher metric than the mirrored one changes nothing in rtm.
+    ns.route("add 10.3.0.0/24 via 192.0.2.3 metric 30");
+    ns.route("del 10.3.0.0/24 metric 10");
+    let ev = c.expect(|v| v["key"] == "10.3.0.0/24");
+    assert_eq!(ev["op"], "update", "{ev}");
+    assert_eq!(ev["entry"]["metric"], 20, "{ev}");
+    assert_eq!(ev["entry"]["via"], "192.0.2.2", "{ev}");
+    ns.route("del 10.3.0.0/24 metric 20");
+    let ev = c.expect(|v| v["key"] == "10.3.0.0/24");
+    assert_eq!(ev["entry"]["metric"], 30, "{ev}");
+    converges(&ns, &inst);
+}
+
+/// The kernel drops a downed or deleted link's routes without telling route listeners: rtm
+/// drops them too, and keeps the other link's.
+#[test]
+fn link_down_and_delete_remove_its_routes() {
+    needs_netns!();
+    let ns = Netns::new();
+    ns.route("add 10.4.0.0/24 via 192.0.2.2");
+    ns.route("add 10.5.0.0/24 dev vb");
+    let inst = started(&ns, &[]);
+    inst.eventually("both routes mirrored", || rtm_table(&inst).len() == 4);
+    ns.ip_ok(&["link", "set", "va", "down"], true);
+    inst.eventually("va's routes gone", || {
+        let t = rtm_table(&inst);
+        !t.contains_key("10.4.0.0/24") && !t.contains_key("192.0.2.0/24")
+    });
+    assert!(rtm_table(&inst).contains_key("10.5.0.0/24"));
+    converges(&ns, &inst);
+    ns.ip_ok(&["link", "set", "va", "up"], true);
+    ns.route("add 10.4.0.0/24 via 192.0.2.2");
+    inst.eventually("va's route back", || {
+        rtm_table(&inst).contains_key("10.4.0.0/24")
+    });
+    // Deleting one end of the pair deletes both.
+    ns.ip_ok(&["link", "del", "vb"], true);
+    inst.eventually("all routes gone", || rtm_table(&inst).is_empty());
+    converges(&ns, &inst);
+}
+
+/// A burst of a few thousand routes into a deliberately tiny event buffer: the kernel drops
+/// events (ENOBUFS), rtmd dumps again, and rtm's table ends equal to the kernel's.
+#[test]
+fn burst_with_enobufs_ends_equal() {
+    needs_netns!();
+    let ns = Netns::new();
+    let inst = started(&ns, &["--kernel-rcvbuf", "1024"]);
+    let mut c = inst.client("k", &["--table", "route"]);
+    let n = 3000;
+    let mut batch = String::new();
+    for i in 0..n {
+        let dev = if i % 2 == 0 { "va" } else { "vb" };
+        batch += &format!(
+            "route add 10.{}.{}.0/24 dev {dev} metric {}\n",
+            100 + i / 256,
+            i % 256,
+            i % 3
+        );
+    }
+    // A few with a second metric, so that promotion takes part in the reconcile.
+    for i in 0..50 {
+        batch += &format!(
+            "route add 10.{}.{}.0/24 via 192.0.2.9 metric 100\n",
+            100 + i / 256,
+            i % 256
+        );
+    }
+    let mut cmd = ns.ip_cmd(&["-batch", "-"], true);
+    cmd.stdin(std::process::Stdio::piped());
+    let o = run(cmd, Some(batch.as_bytes()), DEADLINE);
+    assert_eq!(code(&o), 0, "ip -batch: {}", stderr(&o));
+    // Half of them again, out, so that the re-dump has something to sweep.
+    let mut del = String::new();
+    for i in (0..n).step_by(2) {
+        del += &format!(
+            "route del 10.{}.{}.0/24 metric {}\n",
+            100 + i / 256,
+            i % 256,
+            i % 3
+        );
+    }
+    let mut cmd = ns.ip_cmd(&["-batch", "-"], true);
+    cmd.stdin(std::process::Stdio::piped());
+    let o = run(cmd, Some(del.as_bytes()), DEADLINE);
+    assert_eq!(code(&o), 0, "ip -batch: {}", stderr(&o));
+
+    let kernel = ns.kernel_table();
+    assert_eq!(kernel.len(), 2 + n / 2 + 25, "the kernel's own count");
+    converges(&ns, &inst);
+    assert!(
+        inst.log_text().contains("ENOBUFS"),
+        "the tiny buffer did not overflow, so the re-dump was not tested: {}",
+        inst.log_text()
+    );
+    // The client heard the same table as ordinary changes (it reads until it has; a line
+    // missing for DEADLINE fails the test).
+    let mut model = EventModel::from_seen(&c);
+    let mut quiet = 0;
+    loop {
+        match c.next_within(std::time::Duration::from_millis(200)) {
+            Some(v) => model.feed(&v),
+            // Compared only once the client has nothing more to say for a moment.
+            None if comparable(model.routes.clone()) == kernel => break,
+            None => {
+                quiet += 1;
+                assert!(quiet < 100, "the client's table never became the kernel's");
+            }
+        }
+    }
+}
