@@ -47,7 +47,7 @@ pub const MAX_CLIENT_NAME: usize = 255;
 pub const SHOW_CHUNK: usize = 8192;
 /// Subscribers per [`Reply::ClientsPage`]: with names of at most [`MAX_CLIENT_NAME`] bytes a
 /// page stays far below [`MAX_SERVER_FRAME`].
-pub const CLIENTS_CHUNK: usize = 1024;
+pub const CLIENTS_CHUNK: usize = 256;
 /// Operations per batch frame a client should send (the daemon enforces its frame size).
 pub const BATCH_CHUNK: usize = 4096;
 
