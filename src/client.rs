@@ -221,6 +221,17 @@ impl Client {
         .await
     }
 
+    /// The registered subscribers. A version 3 daemon sends them in pages (`ClientsPage`,
+    /// `more` false on the last), an older one in one `Clients` reply; both end up here.
+    pub async fn clients(&mut self) -> Result<Vec<wire::ClientInfo>, ClientError> {
+        self.show(Request::Clients, |r| match r {
+            Reply::ClientsPage { clients, more } => Some((clients, more)),
+            Reply::Clients(all) => Some((all, false)),
+            _ => None,
+        })
+        .await
+    }
+
     /// Sends a `show` and gathers its chunks (`more` is false on the last).
     async fn show<T>(
         &mut self,

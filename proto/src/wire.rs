@@ -12,7 +12,8 @@
 //!    protocol version so that any daemon can read it: postcard cannot skip unknown variants.
 //! 2. Then the client sends [`ClientMsg::Request`]s, each with an id; each gets exactly one
 //!    [`ServerMsg::Reply`] with that id, except `show` requests, whose answer may come in several
-//!    chunks (`more: true` on all but the last).
+//!    chunks (`more: true` on all but the last), and `Clients` at version 3, answered in pages
+//!    the same way.
 //! 3. After [`Request::Subscribe`], the daemon also sends [`ServerMsg::Events`]: per table a
 //!    [`Event::Start`] carrying the sequence number the subscription starts after, then every
 //!    change with a higher sequence number, in order. A notification names the change (op, table,
@@ -31,7 +32,8 @@ use crate::types::{ArpEntry, MacAddr, Prefix, Route};
 /// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
 /// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
 /// [`Request::DashboardUrl`] and its reply, and [`DebugTarget::Registry`]; a client sends them
-/// only on a session that runs at version 3 ([`Request::since`]).
+/// only on a session that runs at version 3 ([`Request::since`]). Version 3 also answers
+/// `Clients` in pages ([`Reply::ClientsPage`]).
 pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
@@ -43,6 +45,9 @@ pub const MAX_SERVER_FRAME: usize = 16 << 20;
 /// Longest client name (`Hello::name`) in bytes; a longer one is refused at the handshake.
 pub const MAX_CLIENT_NAME: usize = 255;
 pub const SHOW_CHUNK: usize = 8192;
+/// Subscribers per [`Reply::ClientsPage`]: with names of at most [`MAX_CLIENT_NAME`] bytes a
+/// page stays far below [`MAX_SERVER_FRAME`].
+pub const CLIENTS_CHUNK: usize = 256;
 /// Operations per batch frame a client should send (the daemon enforces its frame size).
 pub const BATCH_CHUNK: usize = 4096;
 
@@ -372,6 +377,13 @@ pub enum Reply {
     Deregistered,
     /// The dashboard's address with a token for the asking uid.
     DashboardUrl(DashboardUrl),
+    /// One page of the answer to `Clients` on a session at version 3 or later: at most
+    /// [`CLIENTS_CHUNK`] subscribers, `more: true` on all but the last page. Older sessions get
+    /// one [`Reply::Clients`]. Since version 3.
+    ClientsPage {
+        clients: Vec<ClientInfo>,
+        more: bool,
+    },
 }
 
 /// A dashboard token minted for the uid on the other end of the socket.

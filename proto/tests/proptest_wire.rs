@@ -232,6 +232,8 @@ fn reply() -> impl Strategy<Value = Reply> {
         )
             .prop_map(|(applied, failures)| Reply::Batch { applied, failures }),
         vec(client_info(), 0..3).prop_map(Reply::Clients),
+        (vec(client_info(), 0..3), any::<bool>())
+            .prop_map(|(clients, more)| Reply::ClientsPage { clients, more }),
         status().prop_map(Reply::Status),
         Just(Reply::Subscribed),
         Just(Reply::Deregistered),

@@ -111,7 +111,7 @@ pub struct Session {
     /// before it, then close.
     closing: bool,
     /// This connection's place under `--max-connections`, freed with the session.
-    _slot: Slot,
+    slot: Slot,
 }
 
 // ===== impl Session =====
@@ -157,7 +157,7 @@ impl Session {
                 busy: false,
                 inflight,
                 closing: false,
-                _slot: slot,
+                slot: slot,
             }
         })
     }
@@ -277,6 +277,11 @@ impl Session {
             return;
         }
         debug!(session = self.id, name = %hello.name, pid = self.peer.pid, "hello");
+        if !hello.caps.sigusr1 && self.peer.pidfd.take().is_some() {
+            // Only a client with a SIGUSR1 handler is ever signalled through its pidfd; any
+            // other connection holds its socket alone.
+            self.slot.released_pidfd();
+        }
         self.send(&ServerMsg::Welcome(Welcome {
             version: hello.version.min(wire::PROTOCOL_VERSION),
             daemon: env!("CARGO_PKG_VERSION").to_string(),
@@ -321,6 +326,11 @@ impl Session {
             Request::Debug(action) if cmd::debug::targets_session(&action) => {
                 let r = self.debug_here(action);
                 self.answer_now(id, vec![r]);
+            }
+            Request::Clients => {
+                let (svc, version) = (self.svc.clone(), self.version());
+                let fut = Box::pin(async move { cmd::clients::list(&svc, version).await });
+                self.run(id, fut, ctx);
             }
             req => {
                 let fut = cmd::answer(self.svc.clone(), req);
@@ -456,11 +466,7 @@ impl Handler<Notify> for Session {
 
     fn handle(&mut self, msg: Notify, ctx: &mut Context<Self>) {
         let r = catch_panic(|| {
-            self.out.with(|o| {
-                for ev in msg.0.iter() {
-                    o.push_event(*ev);
-                }
-            })
+            self.out.with(|o| o.push_batch(&msg.0, &msg.1))
         });
         if let Err(why) = r {
             self.failed(&why, ctx);

@@ -37,12 +37,45 @@ enum Item {
     /// An encoded reply body.
     Reply(Bytes),
     Event(Event),
+    /// A table's batch of notifications, shared with every other subscriber (never copied
+    /// per session), with its frames encoded once for all of them.
+    Batch(Arc<[Event]>, SharedFrames),
     /// A pending resync; its sequence number is read from `Outbox::resync_seq` when written.
     Resync(Table),
 }
 
 /// Most events per `Events` frame; keeps frames far below the client's frame limit.
 const EVENTS_PER_FRAME: usize = 4096;
+/// Batches with fewer events are copied into the queue (and coalesce with their neighbours
+/// into one frame); larger ones are queued shared, as [`Item::Batch`].
+const SHARE_MIN: usize = 8;
+/// A drained queue keeps at most this many slots of capacity.
+const IDLE_QUEUE_SLOTS: usize = 8;
+
+/// The encoded `Events` frames (length prefix included) of one published batch, made by the
+/// first session that writes the batch and reused by every other.
+pub type SharedFrames = Arc<std::sync::OnceLock<Bytes>>;
+
+/// Encodes `events` as `Events` frames of at most [`EVENTS_PER_FRAME`] events each.
+fn encode_frames(events: &[Event]) -> Bytes {
+    let mut buf = BytesMut::new();
+    for chunk in events.chunks(EVENTS_PER_FRAME) {
+        let body =
+            wire::encode(&ServerMsg::Events(chunk.to_vec())).expect("events always encode");
+        put_frame(&mut buf, &body);
+    }
+    buf.freeze()
+}
+
+fn event_seq(ev: &Event) -> u64 {
+    match *ev {
+        Event::Start { seq, .. }
+        | Event::Change { seq, .. }
+        | Event::Flush { seq, .. }
+        | Event::Resync { seq, .. } => seq,
+        Event::Bye => 0,
+    }
+}
 /// Most bytes gathered for one write.
 const WRITE_CHUNK: usize = 256 * 1024;
 /// How long a closing session may take to hand its last frames to a client.
@@ -102,41 +135,74 @@ impl Outbox {
             self.events += 1;
             return;
         };
-        let seq = match ev {
-            Event::Start { seq, .. }
-            | Event::Change { seq, .. }
-            | Event::Flush { seq, .. }
-            | Event::Resync { seq, .. } => seq,
-            Event::Bye => unreachable!("Bye has no table"),
-        };
-        let s = slot(table);
-        if let Some(pending) = &mut self.resync_seq[s] {
-            // Already collapsed: the resync covers this change too.
-            *pending = seq;
-            return;
-        }
-        if self.events >= self.limits.client_queue().max(1) {
-            let before = self.items.len();
-            self.items
-                .retain(|it| !matches!(it, Item::Event(e) if e.table() == Some(table)));
-            let dropped = before - self.items.len();
-            self.events -= dropped;
-            self.items.push_back(Item::Resync(table));
-            self.resync_seq[s] = Some(seq);
-            tracing::info!(
-                id = self.session,
-                table = table.name(),
-                dropped,
-                seq,
-                "client fell behind: its queued notifications collapse into a resync"
-            );
-            self.stats.resyncs.fetch_add(1, Relaxed);
-            crate::counters::Counters::bump(&self.health.counters.resyncs);
-        } else {
+        if self.admit(table, 1, event_seq(&ev)) {
             self.items.push_back(Item::Event(ev));
             self.events += 1;
         }
         self.stats.queued.store(self.events as u64, Relaxed);
+    }
+
+    /// Queues a published batch (all of one table): small ones event by event, larger ones
+    /// as one shared item, so that a session's queue holds a pointer per batch rather than a
+    /// copy of every event.
+    pub fn push_batch(&mut self, events: &Arc<[Event]>, frames: &SharedFrames) {
+        if self.dead {
+            return;
+        }
+        let table = events.first().and_then(Event::table);
+        let (Some(table), true) = (table, events.len() >= SHARE_MIN) else {
+            for ev in events.iter() {
+                self.push_event(*ev);
+            }
+            return;
+        };
+        let last = events.last().map_or(0, event_seq);
+        if self.admit(table, events.len(), last) {
+            self.items
+                .push_back(Item::Batch(events.clone(), frames.clone()));
+            self.events += events.len();
+        }
+        self.stats.queued.store(self.events as u64, Relaxed);
+    }
+
+    /// Whether `n` more notifications of `table`, the last with sequence number `seq`, fit
+    /// under `client_queue`. If not (or if the table is already collapsed), the table's queued
+    /// notifications collapse into one resync at `seq`, and they are not queued.
+    fn admit(&mut self, table: Table, n: usize, seq: u64) -> bool {
+        let s = slot(table);
+        if let Some(pending) = &mut self.resync_seq[s] {
+            // Already collapsed: the resync covers these changes too.
+            *pending = seq;
+            return false;
+        }
+        if self.events + n <= self.limits.client_queue().max(1) {
+            return true;
+        }
+        let mut dropped = 0;
+        self.items.retain(|it| match it {
+            Item::Event(e) if e.table() == Some(table) => {
+                dropped += 1;
+                false
+            }
+            Item::Batch(evs, _) if evs.first().and_then(Event::table) == Some(table) => {
+                dropped += evs.len();
+                false
+            }
+            _ => true,
+        });
+        self.events -= dropped;
+        self.items.push_back(Item::Resync(table));
+        self.resync_seq[s] = Some(seq);
+        tracing::info!(
+            id = self.session,
+            table = table.name(),
+            dropped,
+            seq,
+            "client fell behind: its queued notifications collapse into a resync"
+        );
+        self.stats.resyncs.fetch_add(1, Relaxed);
+        crate::counters::Counters::bump(&self.health.counters.resyncs);
+        false
     }
 
     /// Encodes queued items into `buf` as frames, up to about [`WRITE_CHUNK`] bytes.
@@ -158,6 +224,13 @@ impl Outbox {
                     self.events -= 1;
                     ev
                 }
+                Item::Batch(evs, frames) => {
+                    self.events -= evs.len();
+                    sent += evs.len() as u64;
+                    flush_events(&mut batch, buf);
+                    buf.extend_from_slice(frames.get_or_init(|| encode_frames(&evs)));
+                    continue;
+                }
                 Item::Resync(t) => Event::Resync {
                     table: t,
                     seq: self.resync_seq[slot(t)].take().unwrap_or_default(),
@@ -173,6 +246,10 @@ impl Outbox {
             }
         }
         flush_events(&mut batch, buf);
+        if self.items.is_empty() && self.items.capacity() > IDLE_QUEUE_SLOTS {
+            // An idle subscriber keeps no memory from its last backlog.
+            self.items.shrink_to(IDLE_QUEUE_SLOTS);
+        }
         self.stats.queued.store(self.events as u64, Relaxed);
         self.stats.sent.fetch_add(sent, Relaxed);
         crate::counters::Counters::bump_by(&self.health.counters.events_sent, sent);
@@ -324,7 +401,8 @@ impl OutboxHandle {
     }
 
     async fn write_all(&self, mut sink: OwnedWriteHalf) {
-        let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+        // Allocated per write and freed after it: an idle session holds no write buffer.
+        let mut buf = BytesMut::new();
         loop {
             let gathered = {
                 let mut o = self.inner.borrow_mut();
@@ -346,7 +424,7 @@ impl OutboxHandle {
                 r = sink.write_all(&buf) => r,
                 () = self.close_deadline() => Err(std::io::ErrorKind::TimedOut.into()),
             };
-            buf.clear();
+            buf = BytesMut::new();
             self.drained.notify_waiters();
             if let Err(e) = res {
                 debug!("session write failed: {e}");

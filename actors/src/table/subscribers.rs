@@ -8,11 +8,19 @@ use rtm_proto::wire::{Event, Failure};
 
 use super::{TableActor, TableRecord};
 use crate::restart::guarded;
+use crate::session::outbox::SharedFrames;
 
-/// Notifications for a subscriber, shared by all subscribers of one batch.
+/// Notifications for a subscriber, shared by all subscribers of one batch, with the batch's
+/// encoded frames, made once by whichever session writes it first.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
-pub struct Notify(pub Arc<[Event]>);
+pub struct Notify(pub Arc<[Event]>, pub SharedFrames);
+
+impl Notify {
+    pub fn new(events: Arc<[Event]>) -> Self {
+        Notify(events, SharedFrames::default())
+    }
+}
 
 /// Subscribe `to` to this table. The subscriber first receives `Event::Start` with the current
 /// sequence number, then every later change.
@@ -30,7 +38,7 @@ impl<R: TableRecord> Handler<Subscribe> for TableActor<R> {
         guarded(self, ctx, |act, _| {
             // Start goes through the same mailbox as the changes that follow it, so the
             // subscriber sees it first and nothing between.
-            msg.to.do_send(Notify(Arc::from([Event::Start {
+            msg.to.do_send(Notify::new(Arc::from([Event::Start {
                 table: R::TABLE,
                 seq: act.seq,
             }])));
@@ -57,11 +65,12 @@ impl<R: TableRecord> Handler<Unsubscribe> for TableActor<R> {
 impl<R: TableRecord> TableActor<R> {
     /// Sends one batch of events to every live subscriber, forgetting the gone ones.
     pub(super) fn publish(&mut self, events: Arc<[Event]>) {
+        let msg = Notify::new(events);
         self.subscribers.retain(|_, to| {
             if !to.connected() {
                 return false;
             }
-            to.do_send(Notify(events.clone()));
+            to.do_send(msg.clone());
             true
         });
     }

@@ -57,6 +57,14 @@ pub struct Args {
     /// the temp dir]. E.g. a tmpfs mounted with `huge=within_size` to measure huge pages
     #[arg(long)]
     pub scratch_dir: Option<PathBuf>,
+    /// Instead of the other phases: hold this many registered subscribers (from a few
+    /// threads) and measure rtmd's memory and descriptors per subscriber, a run of
+    /// `--session-updates` changes to all of them, and `rtmctl clients`
+    #[arg(long)]
+    pub sessions: Option<usize>,
+    /// Route additions in the `--sessions` run
+    #[arg(long, default_value_t = 100_000)]
+    pub session_updates: usize,
     #[arg(long, hide = true)]
     pub as_client: Option<String>,
     #[arg(long, hide = true)]

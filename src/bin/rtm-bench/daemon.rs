@@ -34,6 +34,18 @@ impl Daemon {
         arps: usize,
         dl: &Deadline,
     ) -> Result<Self> {
+        Daemon::start_with(rtmd, dir, routes, arps, dl, &["--max-clients".into(), "1024".into()])
+    }
+
+    /// As [`Daemon::start`], with `extra` flags.
+    pub fn start_with(
+        rtmd: &Path,
+        dir: &Path,
+        routes: usize,
+        arps: usize,
+        dl: &Deadline,
+        extra: &[String],
+    ) -> Result<Self> {
         let socket = dir.join("rtm.sock");
         let shm_dir = dir.join("shm");
         std::fs::create_dir(&shm_dir)?;
@@ -48,7 +60,7 @@ impl Daemon {
             .args(["--route-capacity", &routes.max(1024).to_string()])
             .args(["--arp-capacity", &arps.max(1024).to_string()])
             .args(["--client-queue", &CLIENT_QUEUE.to_string()])
-            .args(["--max-clients", "1024"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

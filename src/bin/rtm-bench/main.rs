@@ -36,6 +36,7 @@ mod perf;
 mod phases;
 mod pump;
 mod report;
+mod sessions;
 mod table;
 mod util;
 
@@ -114,6 +115,9 @@ fn run(args: &Args) -> Result<()> {
         pct(25..=32)
     ));
 
+    if let Some(n) = args.sessions {
+        return run_sessions(args, &s, n, &rtmd, &dl, started);
+    }
     let scratch = ScratchDir::new("run", args.scratch_dir.as_deref())?;
     let clog = scratch.path().join("clients.log");
     let daemon = Daemon::start(&rtmd, scratch.path(), s.routes, s.arps, &dl)?;
@@ -149,5 +153,35 @@ fn run(args: &Args) -> Result<()> {
 
     let elapsed_s = (now_ns() - started) as f64 / 1e9;
     print_report(args, &s, &rep, elapsed_s);
+    Ok(())
+}
+
+/// `--sessions N`: only the many-subscribers phase, on an rtmd of its own ([`sessions`]).
+fn run_sessions(
+    args: &Args,
+    s: &Sizes,
+    n: usize,
+    rtmd: &std::path::Path,
+    dl: &Deadline,
+    started: u64,
+) -> Result<()> {
+    if n == 0 {
+        bail!("--sessions must be at least 1");
+    }
+    let mut rep = Report::default();
+    let scratch = ScratchDir::new("sessions", args.scratch_dir.as_deref())?;
+    let extra = sessions::daemon_args(n);
+    let daemon = Daemon::start_with(rtmd, scratch.path(), args.session_updates, 1024, dl, &extra)?;
+    let result = sessions::run(&daemon, n, args.session_updates, args.seed, dl, &mut rep);
+    let stopped = daemon.stop();
+    if let Err(e) = result {
+        bail!(
+            "{e:#}\n--- rtmd log ---\n{}",
+            std::fs::read_to_string(scratch.path().join("rtmd.log")).unwrap_or_default()
+        );
+    }
+    stopped?;
+    let elapsed_s = (now_ns() - started) as f64 / 1e9;
+    print_report(args, s, &rep, elapsed_s);
     Ok(())
 }

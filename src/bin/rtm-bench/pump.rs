@@ -53,6 +53,15 @@ impl Writer {
         Ok(Writer { rt, client })
     }
 
+    /// One batch frame, answered; fails unless every op was applied.
+    pub fn batch(&mut self, ops: Vec<Op>) -> Result<()> {
+        let len = ops.len();
+        match block(&self.rt, CALL, self.client.batch(ops, false))? {
+            (applied, failures) if failures.is_empty() && applied as usize == len => Ok(()),
+            other => bail!("batch not fully applied: {other:?}"),
+        }
+    }
+
     /// One op, answered.
     pub fn apply(&mut self, op: Op) -> Result<u64> {
         block(&self.rt, CALL, self.client.apply(op))

@@ -369,10 +369,7 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
             Reply::Route(r) => print(&render::entry(&Entry::Route(r), json)),
             other => return Err(unexpected(other)),
         },
-        Command::Clients => match client.request(Request::Clients).await? {
-            Reply::Clients(list) => print(&render::clients(&list, json)),
-            other => return Err(unexpected(other)),
-        },
+        Command::Clients => print(&render::clients(&client.clients().await?, json)),
         Command::Status => match client.request(Request::Status).await? {
             Reply::Status(st) => print(&render::status(&st, json)),
             other => return Err(unexpected(other)),

@@ -31,7 +31,8 @@ use rtm_proto::wire::{Failure, Reply, Request, Table};
 
 use super::Services;
 
-/// The answer to one request: usually one reply, several for chunked `show`s.
+/// The answer to one request: usually one reply, several for chunked `show`s and paged
+/// `clients`.
 pub type Answer = Vec<Result<Reply, Failure>>;
 
 pub type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
@@ -45,7 +46,8 @@ pub fn answer(svc: Services, req: Request) -> LocalBoxFuture<Answer> {
         Request::ArpShow(key) => Box::pin(show::arps(svc, key)),
         Request::RouteGet(addr) => Box::pin(async move { vec![get::route(&svc, addr).await] }),
         Request::ArpGet(mac) => Box::pin(async move { vec![get::arp(&svc, mac).await] }),
-        Request::Clients => Box::pin(async move { vec![clients::list(&svc).await] }),
+        // In one reply; a session pages it for a client at version 3 ([`clients::list`]).
+        Request::Clients => Box::pin(async move { clients::list(&svc, 1).await }),
         Request::Status => Box::pin(async move { vec![status::status(&svc).await] }),
         Request::Debug(action) => Box::pin(async move { vec![debug::deliver(&svc, action).await] }),
         Request::Subscribe { .. } | Request::Deregister | Request::DashboardUrl => {
