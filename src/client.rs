@@ -221,7 +221,7 @@ impl Client {
         .await
     }
 
-    /// The registered subscribers. A version 3 daemon sends them in pages (`ClientsPage`,
+    /// The registered subscribers. A session at version 4 gets them in pages (`ClientsPage`,
     /// `more` false on the last), an older one in one `Clients` reply; both end up here.
     pub async fn clients(&mut self) -> Result<Vec<wire::ClientInfo>, ClientError> {
         self.show(Request::Clients, |r| match r {

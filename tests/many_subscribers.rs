@@ -1,5 +1,5 @@
 //! Many registered subscribers from one process: each costs rtmd one descriptor (no pidfd
-//! without a SIGUSR1 handler), `rtmctl clients` lists them all (a version 3 session gets the
+//! without a SIGUSR1 handler), `rtmctl clients` lists them all (a version 4 session gets the
 //! list in pages, an older one in one reply), and each receives every change, in order, both
 //! from a batch (queued shared) and from single changes (queued one by one).
 #![forbid(unsafe_code)]
@@ -148,10 +148,10 @@ fn many_subscribers_are_listed_in_pages_and_each_gets_every_change() {
     let want: BTreeSet<String> = (0..SUBSCRIBERS).map(|i| format!("sub-{i}")).collect();
     assert_eq!(names, want);
 
-    // At version 3 the list comes in pages of at most CLIENTS_CHUNK, `more` on all but the
-    // last; a version 2 session gets it in one reply.
-    let mut v3 = welcomed(&inst, "lister-3", wire::PROTOCOL_VERSION);
-    let pages = clients_pages(&mut v3);
+    // At version 4 the list comes in pages of at most CLIENTS_CHUNK, `more` on all but the
+    // last; a version 3 session gets it in one reply.
+    let mut v4 = welcomed(&inst, "lister-4", wire::PROTOCOL_VERSION);
+    let pages = clients_pages(&mut v4);
     let sizes: Vec<usize> = pages.iter().map(|(rows, _)| rows.len()).collect();
     let full = SUBSCRIBERS / wire::CLIENTS_CHUNK;
     let mut want_sizes = vec![wire::CLIENTS_CHUNK; full];
@@ -162,8 +162,8 @@ fn many_subscribers_are_listed_in_pages_and_each_gets_every_change() {
     assert!(mores[..mores.len() - 1].iter().all(|m| *m) && !mores[mores.len() - 1]);
     let paged: BTreeSet<String> = pages.into_iter().flat_map(|(rows, _)| rows).collect();
     assert_eq!(paged, want);
-    let mut v2 = welcomed(&inst, "lister-2", 2);
-    let pages = clients_pages(&mut v2);
+    let mut v3 = welcomed(&inst, "lister-3", 3);
+    let pages = clients_pages(&mut v3);
     assert_eq!(pages.len(), 1);
     assert_eq!(pages[0].0.len(), SUBSCRIBERS);
 

@@ -138,7 +138,10 @@ impl Connections {
     pub fn admit(health: &Arc<Health>, max_connections: u32) -> Result<Slot, Refusal> {
         let c = &health.connections;
         let (max, room) = (max_connections as usize, c.fd_room());
-        if c.live.fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1)).is_err() {
+        if c.live
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_err()
+        {
             return Err(Refusal::Configured { max });
         }
         let fds = c.fds.fetch_update(Relaxed, Relaxed, |n| {

@@ -12,7 +12,7 @@
 //!    protocol version so that any daemon can read it: postcard cannot skip unknown variants.
 //! 2. Then the client sends [`ClientMsg::Request`]s, each with an id; each gets exactly one
 //!    [`ServerMsg::Reply`] with that id, except `show` requests, whose answer may come in several
-//!    chunks (`more: true` on all but the last), and `Clients` at version 3, answered in pages
+//!    chunks (`more: true` on all but the last), and `Clients` at version 4, answered in pages
 //!    the same way.
 //! 3. After [`Request::Subscribe`], the daemon also sends [`ServerMsg::Events`]: per table a
 //!    [`Event::Start`] carrying the sequence number the subscription starts after, then every
@@ -32,9 +32,9 @@ use crate::types::{ArpEntry, MacAddr, Prefix, Route};
 /// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
 /// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
 /// [`Request::DashboardUrl`] and its reply, and [`DebugTarget::Registry`]; a client sends them
-/// only on a session that runs at version 3 ([`Request::since`]). Version 3 also answers
-/// `Clients` in pages ([`Reply::ClientsPage`]).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// only on a session that runs at version 3 ([`Request::since`]). Version 4 answers `Clients` in
+/// pages ([`Reply::ClientsPage`]).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -377,9 +377,9 @@ pub enum Reply {
     Deregistered,
     /// The dashboard's address with a token for the asking uid.
     DashboardUrl(DashboardUrl),
-    /// One page of the answer to `Clients` on a session at version 3 or later: at most
+    /// One page of the answer to `Clients` on a session at version 4 or later: at most
     /// [`CLIENTS_CHUNK`] subscribers, `more: true` on all but the last page. Older sessions get
-    /// one [`Reply::Clients`]. Since version 3.
+    /// one [`Reply::Clients`]. Since version 4.
     ClientsPage {
         clients: Vec<ClientInfo>,
         more: bool,

@@ -157,7 +157,7 @@ impl Session {
                 busy: false,
                 inflight,
                 closing: false,
-                slot: slot,
+                slot,
             }
         })
     }
@@ -465,9 +465,7 @@ impl Handler<Notify> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Notify, ctx: &mut Context<Self>) {
-        let r = catch_panic(|| {
-            self.out.with(|o| o.push_batch(&msg.0, &msg.1))
-        });
+        let r = catch_panic(|| self.out.with(|o| o.push_batch(&msg.0, &msg.1)));
         if let Err(why) = r {
             self.failed(&why, ctx);
         }

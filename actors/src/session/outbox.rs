@@ -60,8 +60,7 @@ pub type SharedFrames = Arc<std::sync::OnceLock<Bytes>>;
 fn encode_frames(events: &[Event]) -> Bytes {
     let mut buf = BytesMut::new();
     for chunk in events.chunks(EVENTS_PER_FRAME) {
-        let body =
-            wire::encode(&ServerMsg::Events(chunk.to_vec())).expect("events always encode");
+        let body = wire::encode(&ServerMsg::Events(chunk.to_vec())).expect("events always encode");
         put_frame(&mut buf, &body);
     }
     buf.freeze()

@@ -34,7 +34,14 @@ impl Daemon {
         arps: usize,
         dl: &Deadline,
     ) -> Result<Self> {
-        Daemon::start_with(rtmd, dir, routes, arps, dl, &["--max-clients".into(), "1024".into()])
+        Daemon::start_with(
+            rtmd,
+            dir,
+            routes,
+            arps,
+            dl,
+            &["--max-clients".into(), "1024".into()],
+        )
     }
 
     /// As [`Daemon::start`], with `extra` flags.

@@ -66,7 +66,14 @@ fn fds_of(pid: u32) -> Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
-pub fn run(daemon: &Daemon, n: usize, updates: usize, seed: u64, dl: &Deadline, rep: &mut Report) -> Result<()> {
+pub fn run(
+    daemon: &Daemon,
+    n: usize,
+    updates: usize,
+    seed: u64,
+    dl: &Deadline,
+    rep: &mut Report,
+) -> Result<()> {
     raise_own_fd_limit(n)?;
     let pid = daemon.pid();
     let p = |s: &str| format!("sessions_{n}_{s}");
@@ -81,7 +88,8 @@ pub fn run(daemon: &Daemon, n: usize, updates: usize, seed: u64, dl: &Deadline, 
     for t in 0..THREADS {
         let ids: Vec<usize> = (t..n).step_by(THREADS).collect();
         let socket = daemon.socket.clone();
-        let (progress, registered, target) = (progress.clone(), registered.clone(), target_rx.clone());
+        let (progress, registered, target) =
+            (progress.clone(), registered.clone(), target_rx.clone());
         threads.push(thread::spawn(move || -> Result<Vec<Seen>> {
             let rt = crate::cli::runtime()?;
             rt.block_on(subscribers(&socket, ids, progress, registered, target))
@@ -94,7 +102,8 @@ pub fn run(daemon: &Daemon, n: usize, updates: usize, seed: u64, dl: &Deadline, 
             let got = registered.load(Relaxed);
             for t in threads {
                 if t.is_finished() {
-                    t.join().map_err(|_| anyhow!("a subscriber thread panicked"))??;
+                    t.join()
+                        .map_err(|_| anyhow!("a subscriber thread panicked"))??;
                 }
             }
             bail!("only {got} of {n} subscribers registered");
@@ -105,7 +114,11 @@ pub fn run(daemon: &Daemon, n: usize, updates: usize, seed: u64, dl: &Deadline, 
     thread::sleep(Duration::from_millis(500));
     let rss1 = util::proc_status_bytes(pid, "VmRSS")?;
     let fds1 = fds_of(pid)?;
-    rep.add(p("rss_per_subscriber_bytes"), rss1.saturating_sub(rss0) as f64 / n as f64, "B");
+    rep.add(
+        p("rss_per_subscriber_bytes"),
+        rss1.saturating_sub(rss0) as f64 / n as f64,
+        "B",
+    );
     rep.add(p("fds"), fds1 as f64, "fds");
     rep.note(format!(
         "sessions: rtmd RSS {} -> {} KiB, fds {fds0} -> {fds1} with {n} idle subscribers",
@@ -115,7 +128,9 @@ pub fn run(daemon: &Daemon, n: usize, updates: usize, seed: u64, dl: &Deadline, 
 
     clients_list(&daemon.socket, n, rep)?;
 
-    phase(&format!("sessions: {updates} route additions to {n} subscribers"));
+    phase(&format!(
+        "sessions: {updates} route additions to {n} subscribers"
+    ));
     let routes = crate::table::internet_routes(updates, seed);
     let mut w = crate::pump::Writer::connect(&daemon.socket)?;
     // Every subscriber started at the same sequence number: nothing changed while they came.
@@ -141,7 +156,10 @@ pub fn run(daemon: &Daemon, n: usize, updates: usize, seed: u64, dl: &Deadline, 
     target_tx.send_replace(last);
     let mut seen = Vec::with_capacity(n);
     for t in threads {
-        seen.extend(t.join().map_err(|_| anyhow!("a subscriber thread panicked"))??);
+        seen.extend(
+            t.join()
+                .map_err(|_| anyhow!("a subscriber thread panicked"))??,
+        );
     }
     let secs = started.elapsed().as_secs_f64();
     let lost = seen.iter().filter(|s| s.last < last || s.gaps > 0).count();
@@ -182,7 +200,10 @@ async fn subscribers(
         .zip(ids)
         .map(|(c, i)| follow(c, i, progress.clone(), registered.clone(), target.clone()))
         .collect();
-    futures_util::future::join_all(tasks).await.into_iter().collect()
+    futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .collect()
 }
 
 async fn follow(
@@ -236,7 +257,10 @@ async fn follow(
 /// Times `rtmctl clients` (from next to this executable) and checks it lists `n` subscribers.
 fn clients_list(socket: &Path, n: usize, rep: &mut Report) -> Result<()> {
     let exe = std::env::current_exe()?;
-    let rtmctl = exe.parent().map(|d| d.join("rtmctl")).context("no rtmctl")?;
+    let rtmctl = exe
+        .parent()
+        .map(|d| d.join("rtmctl"))
+        .context("no rtmctl")?;
     let mut cmd = std::process::Command::new(&rtmctl);
     cmd.arg("--socket").arg(socket).args(["-j", "clients"]);
     let started = Instant::now();

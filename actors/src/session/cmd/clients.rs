@@ -1,4 +1,4 @@
-//! `Clients`: the registered subscribers, as the registry knows them. A session at version 3
+//! `Clients`: the registered subscribers, as the registry knows them. A session at version 4
 //! or later gets them in pages of at most [`wire::CLIENTS_CHUNK`] (`ClientsPage`), streamed at
 //! the client's pace like a `show`; an older session gets one `Clients` reply.
 
@@ -13,7 +13,7 @@ pub async fn list(svc: &Services, version: u16) -> Answer {
         Ok(all) => all,
         Err(e) => return vec![Err::<Reply, Failure>(registry_unavailable(e))],
     };
-    if version < 3 {
+    if version < 4 {
         return vec![Ok(Reply::Clients(all))];
     }
     if all.is_empty() {

@@ -46,7 +46,7 @@ pub fn answer(svc: Services, req: Request) -> LocalBoxFuture<Answer> {
         Request::ArpShow(key) => Box::pin(show::arps(svc, key)),
         Request::RouteGet(addr) => Box::pin(async move { vec![get::route(&svc, addr).await] }),
         Request::ArpGet(mac) => Box::pin(async move { vec![get::arp(&svc, mac).await] }),
-        // In one reply; a session pages it for a client at version 3 ([`clients::list`]).
+        // In one reply; a session pages it for a client at version 4 ([`clients::list`]).
         Request::Clients => Box::pin(async move { clients::list(&svc, 1).await }),
         Request::Status => Box::pin(async move { vec![status::status(&svc).await] }),
         Request::Debug(action) => Box::pin(async move { vec![debug::deliver(&svc, action).await] }),
