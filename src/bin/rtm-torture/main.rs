@@ -148,6 +148,8 @@ struct Shared {
     lookups: AtomicU64,
     /// Resyncs seen by subscribers that have since been replaced.
     resyncs: AtomicU64,
+    /// Events (with a sequence number) seen by those subscribers.
+    events: AtomicU64,
     violations: Mutex<Vec<String>>,
 }
 
@@ -274,6 +276,7 @@ fn run(args: &Args) -> Result<usize> {
         batches_failed: AtomicU64::new(0),
         lookups: AtomicU64::new(0),
         resyncs: AtomicU64::new(0),
+        events: AtomicU64::new(0),
         violations: Mutex::new(Vec::new()),
     });
     let lab_ref = Arc::new(LabCmd {
@@ -306,7 +309,6 @@ fn run(args: &Args) -> Result<usize> {
     let mut max_rss = 0u64;
     let mut max_fds = 0usize;
     let mut max_status = Duration::ZERO;
-    let mut total_resyncs;
     let started = Instant::now();
     let end = started + Duration::from_secs(args.seconds);
     let mut violations_seen = 0usize;
@@ -346,12 +348,14 @@ fn run(args: &Args) -> Result<usize> {
 
     // Stop: writers and readers first, then the subscribers and rtmd.
     shared.stop.store(true, Ordering::Relaxed);
-    total_resyncs = shared.resyncs.load(Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
     }
     for s in &subs {
-        total_resyncs += s.seen.lock().unwrap().resyncs;
+        let seen = s.seen.lock().unwrap();
+        shared.resyncs.fetch_add(seen.resyncs, Ordering::Relaxed);
+        shared.events.fetch_add(seen.events, Ordering::Relaxed);
+        drop(seen);
         violations_of_sub(&shared, s);
     }
     drop(subs);
@@ -391,7 +395,14 @@ fn run(args: &Args) -> Result<usize> {
         shared.batches_failed.load(Ordering::Relaxed)
     );
     println!("shm_lookups: {}", shared.lookups.load(Ordering::Relaxed));
-    println!("subscriber_resyncs: {total_resyncs}");
+    println!(
+        "subscriber_events: {}",
+        shared.events.load(Ordering::Relaxed)
+    );
+    println!(
+        "subscriber_resyncs: {}",
+        shared.resyncs.load(Ordering::Relaxed)
+    );
     println!("max_rtmd_rss_kib: {max_rss}");
     println!("max_rtmd_fds: {max_fds}");
     println!("max_status_ms: {}", max_status.as_millis());
