@@ -1,4 +1,4 @@
-//! Readers map only table files whose owner they trust (docs/guarantees.md §11): registered
+//! Readers map only table files whose owner they trust (docs/shared-memory.md, "Who may have made a file"): registered
 //! clients files of root, their own uid or the daemon's (its socket's `SO_PEERCRED`); one-shot
 //! readers with `--shm-dir` (the daemon down) files of root, their own uid or the shm
 //! directory's owner. A file of any other uid is refused with an error naming the path, its
