@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rtm_proto::shm::Owners;
 use rtm_proto::wire::{
     self, BatchFailure, Caps, ClientMsg, Event, Failure, Hello, Op, Reply, Request, ServerMsg,
     Tables, Welcome,
@@ -53,6 +54,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Client {
     framed: Framed<UnixStream, LengthDelimitedCodec>,
     welcome: Welcome,
+    /// The daemon's uid as the kernel reports it for the socket (`SO_PEERCRED`).
+    daemon_uid: Option<u32>,
     next_id: u32,
     /// Events received and decoded but not yet returned by `next_event`.
     events: VecDeque<Event>,
@@ -95,6 +98,7 @@ impl Client {
                         path: socket.to_path_buf(),
                         source,
                     })?;
+            let daemon_uid = stream.peer_cred().ok().map(|c| c.uid());
             let mut framed = Framed::new(stream, wire::codec(wire::MAX_SERVER_FRAME));
             let hello = ClientMsg::Hello(Hello {
                 version,
@@ -115,6 +119,7 @@ impl Client {
                 ServerMsg::Welcome(welcome) => Ok(Client {
                     framed,
                     welcome,
+                    daemon_uid,
                     next_id: 1,
                     events: VecDeque::new(),
                     warmed: 0,
@@ -133,6 +138,20 @@ impl Client {
     /// The daemon's answer to our hello: versions and shared-memory paths.
     pub fn welcome(&self) -> &Welcome {
         &self.welcome
+    }
+
+    /// The uid the daemon runs as, as the kernel reports it for the socket (`SO_PEERCRED`);
+    /// `None` if the kernel did not say.
+    pub fn daemon_uid(&self) -> Option<u32> {
+        self.daemon_uid
+    }
+
+    /// Whose shared-memory files this client maps: root's, its own, and the daemon's (the uid
+    /// of its socket's peer). The files the welcome names are opened with this rule
+    /// ([`Mirror::open`](crate::Mirror::open)), so a file someone else planted at those paths
+    /// is refused.
+    pub fn shm_owners(&self) -> Owners {
+        self.daemon_uid.map_or(Owners::DirOwner, Owners::Daemon)
     }
 
     /// Sends a request without waiting for its reply; returns its id. A request newer than

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use rtm_proto::shm::{Record, ShmError, ShmReader, TableReader};
+use rtm_proto::shm::{Owners, Record, ShmError, ShmReader, TableReader};
 use rtm_proto::wire::{ChangeOp, Event, Key, Table, Tables, Welcome};
 use rtm_proto::{ArpEntry, Route};
 
@@ -122,9 +122,11 @@ fn seq62(seq: u64) -> u64 {
 }
 
 impl<R: Mirrored> TableMirror<R> {
-    pub fn open(path: &std::path::Path) -> Result<Self, ShmError> {
+    /// Maps the file at `path` if its owner is root, this process's uid or the one `owners`
+    /// names.
+    pub fn open(path: &std::path::Path, owners: Owners) -> Result<Self, ShmError> {
         Ok(TableMirror {
-            reader: ShmReader::<R>::open(path)?,
+            reader: ShmReader::<R>::open_owned(path, owners)?,
             map: BTreeMap::new(),
             handled: 0,
             synced_to: 0,
@@ -298,16 +300,24 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Opens the shared-memory files the daemon named, for the tables in `tables`.
-    pub fn open(welcome: &Welcome, tables: Tables, keep: bool) -> Result<Mirror, ShmError> {
+    /// Opens the shared-memory files the daemon named, for the tables in `tables`, if they are
+    /// owned by root, this process's uid or the uid `owners` names
+    /// ([`Client::shm_owners`](crate::Client::shm_owners): the daemon's); otherwise
+    /// [`ShmError::Owner`].
+    pub fn open(
+        welcome: &Welcome,
+        owners: Owners,
+        tables: Tables,
+        keep: bool,
+    ) -> Result<Mirror, ShmError> {
         Ok(Mirror {
             route: tables
                 .contains(Table::Route)
-                .then(|| TableMirror::open(welcome.route_shm.as_ref()))
+                .then(|| TableMirror::open(welcome.route_shm.as_ref(), owners))
                 .transpose()?,
             arp: tables
                 .contains(Table::Arp)
-                .then(|| TableMirror::open(welcome.arp_shm.as_ref()))
+                .then(|| TableMirror::open(welcome.arp_shm.as_ref(), owners))
                 .transpose()?,
             keep,
         })
@@ -460,7 +470,7 @@ mod tests {
             route_shm: path.to_str().unwrap().to_string(),
             arp_shm: String::new(),
         };
-        let mut m = Mirror::open(&welcome, Tables::Route, true).unwrap();
+        let mut m = Mirror::open(&welcome, Owners::DirOwner, Tables::Route, true).unwrap();
         let mut out = Vec::new();
         let start = Event::Start {
             table: Table::Route,

@@ -11,6 +11,7 @@ use rustix::fs::{flock, FallocateFlags, FileType, FlockOperation, Mode, OFlags};
 
 use super::header::{Header, HeaderInfo, HEADER_SIZE, STATE_RETIRED};
 use super::mapping::Mapping;
+use super::owner::Owners;
 use super::record::{Access, ShmError, TableKind};
 use super::sync::Ordering::Release;
 
@@ -153,9 +154,13 @@ pub(crate) struct Opened {
 }
 
 /// Opens the table file at `path` read-only: never follows a symlink, refuses what is not a
-/// regular file or is writable by others, checks the header for `kind`, and maps what the
-/// header says a reader maps.
-pub(crate) fn open_read_only(path: &Path, kind: TableKind) -> Result<Opened, ShmError> {
+/// regular file, is writable by others or is owned by a uid `owners` does not accept, checks
+/// the header for `kind`, and maps what the header says a reader maps.
+pub(crate) fn open_read_only(
+    path: &Path,
+    kind: TableKind,
+    owners: Owners,
+) -> Result<Opened, ShmError> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
@@ -171,6 +176,14 @@ pub(crate) fn open_read_only(path: &Path, kind: TableKind) -> Result<Opened, Shm
     }
     if st.st_mode & 0o002 != 0 {
         return Err(ShmError::bad(path, "world-writable"));
+    }
+    let expected = owners.uids(path);
+    if !expected.contains(&st.st_uid) {
+        return Err(ShmError::Owner {
+            path: path.to_path_buf(),
+            owner: st.st_uid,
+            expected,
+        });
     }
     let size = st.st_size as u64;
     if size < HEADER_SIZE as u64 {

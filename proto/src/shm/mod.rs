@@ -17,6 +17,7 @@ mod file;
 pub mod header;
 #[cfg(not(loom))]
 mod mapping;
+pub mod owner;
 // Some error constructors serve only the file code, which loom builds leave out.
 #[cfg_attr(loom, allow(dead_code))]
 pub mod record;
@@ -32,6 +33,7 @@ pub use record::{Planned, TableReader, TableWriter};
 
 #[cfg(not(loom))]
 pub use arp::{ArpReader, ArpWriter};
+pub use owner::Owners;
 pub use route::NextHop;
 #[cfg(not(loom))]
 pub use route::{Lookups, NextHopRef, RouteReader, RouteWriter, BATCH_GROUP};

@@ -98,6 +98,18 @@ pub enum ShmError {
     Layout { what: String, limit: u64 },
     #[error("bad shared-memory file {}: {why}", path.display())]
     BadFile { path: PathBuf, why: String },
+    /// The file is owned by a uid the reader does not trust (see [`crate::shm::Owners`]):
+    /// another local user may have made it to serve fake tables. Nothing was mapped.
+    #[error(
+        "shared-memory file {} is owned by uid {owner}, not by {}: another user may have made it to serve fake tables",
+        path.display(),
+        crate::shm::owner::uid_list(expected)
+    )]
+    Owner {
+        path: PathBuf,
+        owner: u32,
+        expected: Vec<u32>,
+    },
     /// A read kept meeting the writer in the middle of a change (a writer stopped, not dead,
     /// in the middle of it): the answer is unknown, not absent.
     #[error("shared-memory table {} busy: the writer is in the middle of a change", path.display())]
@@ -198,8 +210,14 @@ pub trait TableWriter<R: Record>: Sized + Send + Unpin {
 #[cfg(not(loom))]
 pub trait TableReader<R: Record>: Sized + Send + Sync + Unpin {
     /// Opens and checks the file at `path` (never follows a symlink; refuses files others may
-    /// write).
-    fn open(path: &Path) -> Result<Self, ShmError>;
+    /// write, and files owned by anyone but root, the caller and the owner of the directory
+    /// holding the file: [`crate::shm::Owners::DirOwner`]).
+    fn open(path: &Path) -> Result<Self, ShmError> {
+        Self::open_owned(path, crate::shm::Owners::DirOwner)
+    }
+    /// As [`TableReader::open`], accepting files owned by root, the caller and the uid
+    /// `owners` names; [`TableReader::refresh`] reopens the path with the same rule.
+    fn open_owned(path: &Path, owners: crate::shm::Owners) -> Result<Self, ShmError>;
     /// The entry with `key`.
     fn get(&self, key: &R::Key) -> Option<Versioned<R>>;
     /// Every entry, in key order.

@@ -51,7 +51,7 @@ pub fn main(mode: &str, socket: &Path, name: &str) -> Result<()> {
 async fn late_join(socket: &Path, name: &str) -> Result<()> {
     let t0 = now_ns();
     let mut c = Client::connect(socket, name, Caps::default()).await?;
-    let mut mirror = Mirror::open(c.welcome(), Tables::Route, true)?;
+    let mut mirror = Mirror::open(c.welcome(), c.shm_owners(), Tables::Route, true)?;
     c.subscribe(Tables::Route).await?;
     let start = loop {
         match c.next_event().await? {
@@ -117,7 +117,8 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
     let mut c = Client::connect(socket, name, Caps::default()).await?;
     let reader_path = c.welcome().route_shm.clone();
     let mut reader: ShmReader<Route> =
-        ShmReader::<Route>::open(reader_path.as_ref()).context("open route shm")?;
+        ShmReader::<Route>::open_owned(reader_path.as_ref(), c.shm_owners())
+            .context("open route shm")?;
     c.subscribe(Tables::Route).await?;
 
     let mut n = Counts::default();

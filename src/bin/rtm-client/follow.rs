@@ -113,7 +113,7 @@ async fn session(args: &Args, socket: &Path, sig: &mut Signals) -> Result<Ended,
     let mut updates = Vec::new();
     let setup = async {
         let mut client = Client::connect(socket, &args.name, Caps { sigusr1: true }).await?;
-        let mirror = Mirror::open(client.welcome(), tables, true)
+        let mirror = Mirror::open(client.welcome(), client.shm_owners(), tables, true)
             .map_err(|e| ClientError::Protocol(format!("cannot map shared memory: {e}")))?;
         client.subscribe(tables).await?;
         Ok::<_, ClientError>((client, mirror))

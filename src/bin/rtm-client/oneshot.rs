@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rtm::shm::{ArpReader, Record, RouteReader, ShmReader, TableReader};
+use rtm::shm::{ArpReader, Owners, Record, RouteReader, ShmReader, TableReader};
 use rtm::types::parse_addr;
 use rtm::wire::{Caps, Table, Tables};
 use rtm::{paths, ArpEntry, Client, Entry, MacAddr, Route};
@@ -13,14 +13,20 @@ use rtm::{paths, ArpEntry, Client, Entry, MacAddr, Route};
 use crate::cli::{self, json, render};
 use crate::{print, Args, Cmd};
 
-/// The shm paths: explicit flags first, then what a running daemon says, then the defaults.
-async fn shm_paths(args: &Args) -> (PathBuf, PathBuf) {
+/// The shm paths and whose files to map: explicit flags first, then what a running daemon says
+/// (files of root, ours or the daemon's uid from its socket's peer credentials), then the
+/// defaults (files of root, ours or the shm directory's owner).
+async fn shm_paths(args: &Args) -> (PathBuf, PathBuf, Owners) {
     if args.shm_dir.is_none() && args.instance.is_none() {
         let socket = paths::client_socket_path(args.socket.clone());
         let ask = Client::connect(&socket, "rtm-client-oneshot", Caps::default());
         if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
             let w = c.welcome();
-            return (PathBuf::from(&w.route_shm), PathBuf::from(&w.arp_shm));
+            return (
+                PathBuf::from(&w.route_shm),
+                PathBuf::from(&w.arp_shm),
+                c.shm_owners(),
+            );
         }
     }
     let dir = args
@@ -31,6 +37,7 @@ async fn shm_paths(args: &Args) -> (PathBuf, PathBuf) {
     (
         paths::shm_path(&dir, inst, Table::Route),
         paths::shm_path(&dir, inst, Table::Arp),
+        Owners::DirOwner,
     )
 }
 
@@ -64,10 +71,10 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
             }
         },
     };
-    let (route_path, arp_path) = shm_paths(args).await;
+    let (route_path, arp_path, owners) = shm_paths(args).await;
     if stdin_keys {
         return match cmd {
-            Cmd::Lookup { .. } => match RouteReader::open(&route_path) {
+            Cmd::Lookup { .. } => match RouteReader::open_owned(&route_path, owners) {
                 Ok(r) => many(args.json, |line| {
                     let addr = parse_addr(line).map_err(|e| e.to_string())?;
                     match r.lookup(addr) {
@@ -79,7 +86,7 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
                 }),
                 Err(e) => open_fail(&route_path, e),
             },
-            _ => match ArpReader::open(&arp_path) {
+            _ => match ArpReader::open_owned(&arp_path, owners) {
                 Ok(r) => many(args.json, |line| {
                     let mac = line.parse::<MacAddr>().map_err(|e| e.to_string())?;
                     match r.lookup(&mac) {
@@ -94,15 +101,17 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
         };
     }
     match target {
-        Some(Ok(addr)) => match RouteReader::open(&route_path).map(|r| r.lookup(addr)) {
-            Ok(Ok(Some(v))) => print(&render::entry(&Entry::Route(v), args.json)),
-            Ok(Ok(None)) => {
-                cli::warn(format_args!("rtm-client: no route to {addr}"));
-                return 2;
+        Some(Ok(addr)) => {
+            match RouteReader::open_owned(&route_path, owners).map(|r| r.lookup(addr)) {
+                Ok(Ok(Some(v))) => print(&render::entry(&Entry::Route(v), args.json)),
+                Ok(Ok(None)) => {
+                    cli::warn(format_args!("rtm-client: no route to {addr}"));
+                    return 2;
+                }
+                Ok(Err(e)) | Err(e) => return open_fail(&route_path, e),
             }
-            Ok(Err(e)) | Err(e) => return open_fail(&route_path, e),
-        },
-        Some(Err(mac)) => match ArpReader::open(&arp_path).map(|r| r.lookup(&mac)) {
+        }
+        Some(Err(mac)) => match ArpReader::open_owned(&arp_path, owners).map(|r| r.lookup(&mac)) {
             Ok(Ok(Some(v))) => print(&render::entry(&Entry::Arp(v.entry), args.json)),
             Ok(Ok(None)) => {
                 cli::warn(format_args!("rtm-client: no ARP entry for {mac}"));
@@ -110,7 +119,7 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
             }
             Ok(Err(e)) | Err(e) => return open_fail(&arp_path, e),
         },
-        None => return dump(args, &route_path, &arp_path),
+        None => return dump(args, &route_path, &arp_path, owners),
     }
     0
 }
@@ -166,22 +175,22 @@ fn many(json: bool, mut answer: impl FnMut(&str) -> Result<Result<Entry, String>
 }
 
 /// Every entry of a table file, sorted by key.
-fn sorted_entries<R: Record>(path: &Path) -> Result<Vec<R>, u8> {
-    let reader = ShmReader::<R>::open(path).map_err(|e| open_fail(path, e))?;
+fn sorted_entries<R: Record>(path: &Path, owners: Owners) -> Result<Vec<R>, u8> {
+    let reader = ShmReader::<R>::open_owned(path, owners).map_err(|e| open_fail(path, e))?;
     // `entries` comes in key order.
     Ok(reader.entries().into_iter().map(|v| v.entry).collect())
 }
 
-fn dump(args: &Args, route_path: &Path, arp_path: &Path) -> u8 {
+fn dump(args: &Args, route_path: &Path, arp_path: &Path, owners: Owners) -> u8 {
     let tables: Tables = args.table.into();
     let read = || -> Result<_, u8> {
         let routes = tables
             .contains(Table::Route)
-            .then(|| sorted_entries::<Route>(route_path))
+            .then(|| sorted_entries::<Route>(route_path, owners))
             .transpose()?;
         let arps = tables
             .contains(Table::Arp)
-            .then(|| sorted_entries::<ArpEntry>(arp_path))
+            .then(|| sorted_entries::<ArpEntry>(arp_path, owners))
             .transpose()?;
         Ok((routes, arps))
     };

@@ -14,7 +14,7 @@ use crate::Fail;
 pub async fn run(mut client: Client, json: bool) -> Result<(), Fail> {
     let mut term = signal(SignalKind::terminate()).map_err(ClientError::Io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ClientError::Io)?;
-    let mut mirror = Mirror::open(client.welcome(), Tables::All, false)
+    let mut mirror = Mirror::open(client.welcome(), client.shm_owners(), Tables::All, false)
         .map_err(|e| ClientError::Protocol(format!("cannot map shared memory: {e}")))?;
     client.subscribe(Tables::All).await?;
     let mut updates = Vec::new();

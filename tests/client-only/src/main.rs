@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: Ipv4Addr = args.next().as_deref().unwrap_or("10.0.0.1").parse()?;
 
     let mut client = Client::connect(&socket, "client-only", Caps::default()).await?;
-    let mut mirror = Mirror::open(client.welcome(), Tables::Route, true)?;
+    let mut mirror = Mirror::open(client.welcome(), client.shm_owners(), Tables::Route, true)?;
     let lpm = RouteReader::open(client.welcome().route_shm.as_ref())?;
     client.subscribe(Tables::Route).await?;
     let mut updates = Vec::new();

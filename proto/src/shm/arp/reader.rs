@@ -9,6 +9,7 @@ use super::writer::{dev_words, regions_of, Regions};
 use crate::shm::file;
 use crate::shm::header::{HeaderInfo, STATE_RETIRED};
 use crate::shm::mapping::{prefetch, Mapping};
+use crate::shm::owner::Owners;
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
 use crate::shm::seqlock::{read_patient, Patient};
 use crate::shm::sync::{fence, Ordering::Acquire, Ordering::Relaxed, Quad};
@@ -16,6 +17,8 @@ use crate::types::{ArpEntry, MacAddr};
 
 pub struct ArpReader {
     path: PathBuf,
+    /// Whose files this reader maps (kept for reopening the path).
+    owners: Owners,
     file: File,
     map: Mapping,
     info: HeaderInfo,
@@ -101,8 +104,8 @@ impl ArpReader {
 }
 
 impl TableReader<ArpEntry> for ArpReader {
-    fn open(path: &Path) -> Result<Self, ShmError> {
-        let o = file::open_read_only(path, TableKind::Arp)?;
+    fn open_owned(path: &Path, owners: Owners) -> Result<Self, ShmError> {
+        let o = file::open_read_only(path, TableKind::Arp, owners)?;
         let reg = Regions::of(&o.info.region)
             .ok_or_else(|| ShmError::bad(path, "inconsistent regions"))?;
         if reg.file_len() as u64 > o.info.map_len || regions_of(&o.map, &reg).is_none() {
@@ -110,6 +113,7 @@ impl TableReader<ArpEntry> for ArpReader {
         }
         Ok(ArpReader {
             path: path.to_path_buf(),
+            owners,
             file: o.file,
             map: o.map,
             info: o.info,
@@ -167,7 +171,7 @@ impl TableReader<ArpEntry> for ArpReader {
         if !retired && !replaced {
             return Ok(false);
         }
-        match ArpReader::open(&self.path) {
+        match ArpReader::open_owned(&self.path, self.owners) {
             Ok(r) => {
                 *self = r;
                 Ok(true)

@@ -17,6 +17,7 @@ use super::writer::Regions;
 use crate::shm::file;
 use crate::shm::header::{HeaderInfo, STATE_RETIRED};
 use crate::shm::mapping::{prefetch, views3, Mapping, Region};
+use crate::shm::owner::Owners;
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
 use crate::shm::sync::{fence, AtomicU32, Line, Ordering::Acquire, Ordering::Relaxed};
 use crate::types::{Prefix, Route};
@@ -33,6 +34,8 @@ pub struct NextHopRef {
 
 pub struct RouteReader {
     path: PathBuf,
+    /// Whose files this reader maps (kept for reopening the path).
+    owners: Owners,
     file: File,
     map: Mapping,
     /// The regions of `map`, checked once.
@@ -440,8 +443,8 @@ impl RouteReader {
 }
 
 impl TableReader<Route> for RouteReader {
-    fn open(path: &Path) -> Result<Self, ShmError> {
-        let o = file::open_read_only(path, TableKind::Route)?;
+    fn open_owned(path: &Path, owners: Owners) -> Result<Self, ShmError> {
+        let o = file::open_read_only(path, TableKind::Route, owners)?;
         let reg = Regions::of(&o.info.region, o.info.map_len)
             .ok_or_else(|| ShmError::bad(path, "inconsistent regions"))?;
         let outside = || ShmError::bad(path, "regions outside the file");
@@ -458,6 +461,7 @@ impl TableReader<Route> for RouteReader {
         );
         let r = RouteReader {
             path: path.to_path_buf(),
+            owners,
             file: o.file,
             tier1,
             values,
@@ -538,7 +542,7 @@ impl TableReader<Route> for RouteReader {
         if !retired && !replaced {
             return Ok(false);
         }
-        match RouteReader::open(&self.path) {
+        match RouteReader::open_owned(&self.path, self.owners) {
             Ok(r) => {
                 *self = r;
                 Ok(true)
