@@ -27,11 +27,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `extra`: further rtmd arguments (the dashboard run adds its listener).
     pub fn start(
         rtmd: &Path,
         dir: &Path,
         routes: usize,
         arps: usize,
+        extra: &[&str],
         dl: &Deadline,
     ) -> Result<Self> {
         let socket = dir.join("rtm.sock");
@@ -49,6 +51,7 @@ impl Daemon {
             .args(["--arp-capacity", &arps.max(1024).to_string()])
             .args(["--client-queue", &CLIENT_QUEUE.to_string()])
             .args(["--max-clients", "1024"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
