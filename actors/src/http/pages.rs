@@ -348,6 +348,104 @@ fn arp_row(a: &ArpEntry, may_change: bool) -> String {
     )
 }
 
+/// `GET /api/rows`: the keys a page's event stream named, each as the row it shows now (`null`
+/// if the entry is gone or does not match the page's search), so the page updates those rows in
+/// place. Answers for the routes view (`table=route`, a prefix search or none) and the ARP view.
+#[derive(Debug, Deserialize)]
+pub struct RowsQuery {
+    pub table: String,
+    #[serde(default)]
+    pub q: String,
+    /// Comma-separated keys, as the event stream names them.
+    #[serde(default)]
+    pub keys: String,
+}
+
+/// Most keys one `/api/rows` request may ask for (a page asks for more by reloading its view).
+pub const MAX_ROW_KEYS: usize = 2 * PAGE_ROWS;
+
+pub async fn rows(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<RowsQuery>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let (grant, _) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let bad = |why: String| auth::refuse(StatusCode::BAD_REQUEST, &why);
+    let keys: Vec<&str> = q.keys.split(',').filter(|k| !k.is_empty()).collect();
+    if keys.len() > MAX_ROW_KEYS {
+        return bad(format!(
+            "{} keys asked for; at most {MAX_ROW_KEYS} at once",
+            keys.len()
+        ));
+    }
+    let query = q.q.trim();
+    let mut out = serde_json::Map::new();
+    match q.table.as_str() {
+        "route" => {
+            let within = if query.is_empty() {
+                Prefix::DEFAULT
+            } else {
+                match query.parse::<Prefix>() {
+                    Ok(p) => p,
+                    Err(e) => return bad(format!("q {query:?}: {e}")),
+                }
+            };
+            let inside = |p: &Prefix| {
+                p.len() >= within.len()
+                    && p.addr_u32() & rtm_proto::types::mask(within.len()) == within.addr_u32()
+            };
+            for k in keys {
+                let p = match k.parse::<Prefix>() {
+                    Ok(p) => p,
+                    Err(e) => return bad(format!("key {k:?}: {e}")),
+                };
+                let row = match st.routes.get(&p) {
+                    Ok(r) => r.filter(|r| inside(&r.dst)),
+                    Err(e) => return failed("routes", e),
+                };
+                out.insert(
+                    k.to_string(),
+                    row.map_or(serde_json::Value::Null, |r| {
+                        route_row(&r, grant.may_change).into()
+                    }),
+                );
+            }
+        }
+        "arp" => {
+            let key = query.parse::<MacAddr>().ok();
+            let ip = query.parse::<Ipv4Addr>().ok();
+            for k in keys {
+                let mac = match k.parse::<MacAddr>() {
+                    Ok(m) => m,
+                    Err(e) => return bad(format!("key {k:?}: {e}")),
+                };
+                let found = match st.svc.arp.send(Show::<ArpEntry> { key: Some(mac) }).await {
+                    Ok(Ok(v)) => v.into_iter().next(),
+                    Ok(Err(f)) => return failed("arp", f),
+                    Err(e) => return failed("arp", unavailable(Table::Arp, e)),
+                };
+                let shown = found.filter(|a| match (key, ip) {
+                    (Some(m), _) => a.mac == m,
+                    (None, Some(ip)) => a.ip == ip,
+                    (None, None) => query.is_empty() || a.to_string().contains(query),
+                });
+                out.insert(
+                    k.to_string(),
+                    shown.map_or(serde_json::Value::Null, |a| {
+                        arp_row(&a, grant.may_change).into()
+                    }),
+                );
+            }
+        }
+        other => return bad(format!("table {other:?}: expected route or arp")),
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "rows": out }))
+}
+
 /// `GET /arp`: a page of ARP entries, searched by MAC, by IP or by text.
 pub async fn arp(
     req: HttpRequest,

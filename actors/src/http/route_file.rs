@@ -49,4 +49,14 @@ impl RouteFile {
             rows: r.entries_within(within, skip, limit),
         })
     }
+
+    /// The route with exactly the prefix `p`, if there is one.
+    pub fn get(&self, p: &Prefix) -> Result<Option<Route>, ShmError> {
+        self.with(|r| {
+            r.entries_from(p, 1)
+                .into_iter()
+                .map(|v| v.entry)
+                .find(|e| e.dst == *p)
+        })
+    }
 }

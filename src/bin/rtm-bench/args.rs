@@ -32,6 +32,11 @@ pub struct Args {
     /// `ip -batch`, with 0, 1 and 8 `ip monitor route` listeners (root only)
     #[arg(long)]
     pub compare_kernel: bool,
+    /// Measure the web dashboard instead of the other phases: pages, address searches, the
+    /// event stream's latency, an idle open page's CPU and a stalled stream's memory, with
+    /// --routes loaded and --clients followers subscribed
+    #[arg(long)]
+    pub dashboard: bool,
     /// Seed of the generated table, addresses and MACs
     #[arg(long, default_value_t = table::DEFAULT_SEED)]
     pub seed: u64,

@@ -27,21 +27,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `extra`: further rtmd arguments (the dashboard run adds its listener).
     pub fn start(
         rtmd: &Path,
         dir: &Path,
         routes: usize,
         arps: usize,
+        extra: &[&str],
         dl: &Deadline,
     ) -> Result<Self> {
-        Daemon::start_with(
-            rtmd,
-            dir,
-            routes,
-            arps,
-            dl,
-            &["--max-clients".into(), "1024".into()],
-        )
+        let mut args: Vec<String> = vec!["--max-clients".into(), "1024".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Daemon::start_with(rtmd, dir, routes, arps, dl, &args)
     }
 
     /// As [`Daemon::start`], with `extra` flags.

@@ -11,7 +11,7 @@
 //! - `daemon`: the rtmd under test; `clients`: the client processes it is measured with, whose
 //!   roles are in `client_role` and `latency`.
 //! - `pump`: the writer that loads the table; `perf`: `perf record` of rtmd during one phase.
-//! - `phases`: the measured phases in order; `lookups`: in-process lookups from shared memory
+//! - `phases`: the measured phases in order; `dashboard`: the `--dashboard` run instead; `lookups`: in-process lookups from shared memory
 //!   against baselines; `latency`: probes and the machine's floor; `kernel`: the kernel FIB
 //!   comparison.
 //! - `table`: the generated Internet-like table; `report`: the figures and how they print;
@@ -28,6 +28,7 @@ mod cli;
 mod client_role;
 mod clients;
 mod daemon;
+mod dashboard;
 mod deadline;
 mod kernel;
 mod latency;
@@ -120,8 +121,13 @@ fn run(args: &Args) -> Result<()> {
     }
     let scratch = ScratchDir::new("run", args.scratch_dir.as_deref())?;
     let clog = scratch.path().join("clients.log");
-    let daemon = Daemon::start(&rtmd, scratch.path(), s.routes, s.arps, &dl)?;
-    let result = phases::measure(&mut Bench {
+    let extra: &[&str] = if args.dashboard {
+        &["--http-listen", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
+    let daemon = Daemon::start(&rtmd, scratch.path(), s.routes, s.arps, extra, &dl)?;
+    let mut bench = Bench {
         args,
         sizes: &s,
         dl: &dl,
@@ -130,7 +136,12 @@ fn run(args: &Args) -> Result<()> {
         arps: &arps,
         client_log: &clog,
         rep: &mut rep,
-    });
+    };
+    let result = if args.dashboard {
+        dashboard::measure(&mut bench)
+    } else {
+        phases::measure(&mut bench)
+    };
     let stopped = daemon.stop();
     if let Err(e) = result {
         let clients = std::fs::read_to_string(&clog).unwrap_or_default();
@@ -142,7 +153,7 @@ fn run(args: &Args) -> Result<()> {
     }
     stopped?;
 
-    if args.compare_kernel {
+    if args.compare_kernel && !args.dashboard {
         if nix::unistd::geteuid().is_root() {
             phase("kernel FIB comparison (ip -batch in a fresh network namespace)");
             kernel::compare(&routes, scratch.path(), &dl, &mut rep)?;

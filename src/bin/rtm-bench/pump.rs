@@ -62,6 +62,11 @@ impl Writer {
         }
     }
 
+    /// One request, answered.
+    pub fn request(&mut self, req: Request) -> Result<Reply> {
+        block(&self.rt, CALL, self.client.request(req))
+    }
+
     /// One op, answered.
     pub fn apply(&mut self, op: Op) -> Result<u64> {
         block(&self.rt, CALL, self.client.apply(op))

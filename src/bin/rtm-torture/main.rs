@@ -358,7 +358,9 @@ fn run(args: &Args) -> Result<usize> {
         let seen = s.seen.lock().unwrap();
         shared.resyncs.fetch_add(seen.resyncs, Ordering::Relaxed);
         shared.events.fetch_add(seen.events, Ordering::Relaxed);
-        shared.skipped_seqs.fetch_add(seen.skipped, Ordering::Relaxed);
+        shared
+            .skipped_seqs
+            .fetch_add(seen.skipped, Ordering::Relaxed);
         drop(seen);
         violations_of_sub(&shared, s);
     }
@@ -577,7 +579,9 @@ fn inject(
                 let seen = subs[i].seen.lock().unwrap();
                 shared.resyncs.fetch_add(seen.resyncs, Ordering::Relaxed);
                 shared.events.fetch_add(seen.events, Ordering::Relaxed);
-                shared.skipped_seqs.fetch_add(seen.skipped, Ordering::Relaxed);
+                shared
+                    .skipped_seqs
+                    .fetch_add(seen.skipped, Ordering::Relaxed);
             }
             *sub_gen += 1;
             subs[i] = Sub::spawn(lab, i, *sub_gen)?; // the old one is killed as it drops
