@@ -471,7 +471,7 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     let (host, token) = url(&inst);
     let auth = bearer(&token);
     let h = [("Authorization", auth.as_str())];
-    let rows = |a: &Answer| a.body.matches("<tr><td>").count();
+    let rows = |a: &Answer| a.body.matches("<tr data-key=").count();
     // 100 rows a page; the third page holds the last 50.
     let a = http::get(&host, "/routes", &h);
     assert_eq!(rows(&a), 100, "{}", a.body);
@@ -550,6 +550,66 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(v["routes"], 250);
     assert_eq!(v["arps"], 2);
+
+    // A table view asks for the rows of the keys its stream named: each row as the page would
+    // show it, or null when the key is gone or outside the page's search.
+    assert_eq!(
+        http::get(&host, "/api/rows?table=route&keys=10.0.5.0/24", &[]).status,
+        401
+    );
+    let rows_of = |query: &str| -> serde_json::Value {
+        let a = http::get(&host, &format!("/api/rows?{query}"), &h);
+        assert_eq!(a.status, 200, "{query}: {}", a.body);
+        serde_json::from_str::<serde_json::Value>(&a.body).unwrap()["rows"].clone()
+    };
+    let r = rows_of("table=route&keys=10.0.5.0%2F24,10.9.9.0%2F24");
+    let row = r["10.0.5.0/24"].as_str().expect("a row for a present key");
+    assert!(
+        row.starts_with("<tr data-key=\"10.0.5.0/24\" data-order=\"0a00050018\">")
+            && row.contains("<td>eth0</td>")
+            && row.contains("data-del-route=\"10.0.5.0/24\""),
+        "{row}"
+    );
+    assert!(r["10.9.9.0/24"].is_null(), "{r}");
+    let r = rows_of("table=route&q=10.1.0.0%2F16&keys=10.0.5.0%2F24,10.1.5.0%2F24");
+    assert!(
+        r["10.0.5.0/24"].is_null() && r["10.1.5.0/24"].is_string(),
+        "{r}"
+    );
+    let r = rows_of("table=arp&q=192.0.2.8&keys=00:11:22:33:44:55,00:11:22:33:44:66");
+    assert!(r["00:11:22:33:44:55"].is_null(), "{r}");
+    assert!(
+        r["00:11:22:33:44:66"]
+            .as_str()
+            .is_some_and(|row| row.contains("<td>192.0.2.8</td>")),
+        "{r}"
+    );
+    // Bad keys, a bad table and too many keys are refused, naming what was wrong.
+    let a = http::get(&host, "/api/rows?table=route&keys=10.0.5.1%2F24", &h);
+    assert!(
+        a.status == 400 && a.body.contains("10.0.5.1/24") && a.body.contains("host bits"),
+        "{} {}",
+        a.status,
+        a.body
+    );
+    let a = http::get(&host, "/api/rows?table=neigh&keys=x", &h);
+    assert!(
+        a.status == 400 && a.body.contains("\"neigh\""),
+        "{}",
+        a.body
+    );
+    let many: Vec<String> = (0..201).map(|i| format!("10.2.{i}.0/24")).collect();
+    let a = http::get(
+        &host,
+        &format!("/api/rows?table=route&keys={}", many.join(",")),
+        &h,
+    );
+    assert!(
+        a.status == 400 && a.body.contains("201 keys"),
+        "{} {}",
+        a.status,
+        a.body
+    );
 }
 
 #[test]

@@ -223,10 +223,23 @@ def main():
             "document.querySelector('.result').textContent"))
         browser.screenshot(os.path.join(artefacts, "routes.png"))
 
-        # Live: a route added with rtmctl appears on the open page.
+        # Live: routes added, changed and deleted with rtmctl update the open page's rows in
+        # place, in key order, without a reload (a reload would drop the marker).
+        browser.eval("window.rtmMarker = 'kept'; true")
+        keys = "[...document.querySelectorAll('#routes tbody tr')].map(r => r.dataset.key)"
         ctl("route", "add", "10.70.0.0/16", "dev", "eth0")
-        until("rtmctl's route on the open page", lambda: "10.70.0.0/16" in browser.eval(
-            "document.querySelector('#routes')?.innerText ?? ''"))
+        ctl("route", "add", "10.55.0.0/16", "dev", "eth0")
+        until("rtmctl's routes on the open page, in order", lambda: browser.eval(keys) ==
+              ["10.50.0.0/16", "10.55.0.0/16", "10.60.0.0/16", "10.70.0.0/16"])
+        ctl("route", "change", "10.55.0.0/16", "via", "192.0.2.9", "metric", "7")
+        row = "document.querySelector('#routes tr[data-key=\"10.55.0.0/16\"]')?.innerText ?? ''"
+        until("the changed route's row", lambda: "192.0.2.9" in browser.eval(row)
+              and "7" in browser.eval(row))
+        ctl("route", "del", "10.55.0.0/16")
+        until("the deleted route's row gone", lambda: browser.eval(keys) ==
+              ["10.50.0.0/16", "10.60.0.0/16", "10.70.0.0/16"])
+        if browser.eval("window.rtmMarker ?? 'reloaded'") != "kept":
+            fail("the routes page reloaded instead of updating its rows")
 
         # The cookie alone (no token header) changes nothing.
         status = browser.eval("""fetch('/api/change', {method: 'POST',

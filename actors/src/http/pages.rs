@@ -228,6 +228,15 @@ fn pager(path: &str, q: &str, page: usize, shown: usize, total: usize) -> String
     o
 }
 
+/// What the page script needs to update a table view in place: which page it shows, how many
+/// rows a page holds, and how many keys one `/api/rows` request may name.
+fn live_attrs(page: usize) -> String {
+    format!(
+        "data-live=\"rows\" data-page=\"{page}\" data-page-rows=\"{PAGE_ROWS}\" \
+         data-max-keys=\"{MAX_ROW_KEYS}\""
+    )
+}
+
 fn search_form(path: &str, q: &str, hint: &str) -> String {
     format!(
         "<form method=\"get\" action=\"{path}\" class=\"search\"><input name=\"q\" value=\"{}\" \
@@ -245,8 +254,14 @@ fn route_row(r: &Route, may_change: bool) -> String {
     } else {
         String::new()
     };
+    // `data-key` names the row as the event stream names the route; `data-order` sorts rows as
+    // the table does (address, then length), so the page script can place a new one.
     format!(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{del}</td></tr>",
+        "<tr data-key=\"{}\" data-order=\"{:08x}{:02x}\"><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{del}</td></tr>",
+        r.dst,
+        r.dst.addr_u32(),
+        r.dst.len(),
         r.dst,
         r.via.map(|v| v.to_string()).unwrap_or_default(),
         esc(&r.dev.map(|d| d.to_string()).unwrap_or_default()),
@@ -273,7 +288,7 @@ pub async fn routes(
                     b,
                     "<p class=\"lpm\">Longest-prefix match for {addr}: <strong>{}</strong> \
                      (the longest of the table's prefixes that contain {addr})</p>\
-                     <table id=\"routes\"><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
+                     <table id=\"routes\" data-live=\"reload\"><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
                      <th>metric</th><th></th></tr></thead><tbody>{}</tbody></table>",
                     r.dst,
                     route_row(&r, grant.may_change)
@@ -311,11 +326,12 @@ pub async fn routes(
             .iter()
             .map(|r| route_row(&r.entry, grant.may_change))
             .collect();
-        let shown = rows.matches("<tr>").count();
+        let shown = page.rows.len();
         let _ = write!(
             b,
-            "<table id=\"routes\"><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
+            "<table id=\"routes\" {}><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
              <th>metric</th><th></th></tr></thead><tbody>{rows}</tbody></table>{}",
+            live_attrs(q.page),
             pager("/routes", query, q.page, shown, total)
         );
     }
@@ -341,7 +357,9 @@ fn arp_row(a: &ArpEntry, may_change: bool) -> String {
         String::new()
     };
     format!(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{del}</td></tr>",
+        "<tr data-key=\"{}\" data-order=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{del}</td></tr>",
+        a.mac,
+        a.mac,
         a.mac,
         a.ip,
         esc(&a.dev.map(|d| d.to_string()).unwrap_or_default())
@@ -471,18 +489,22 @@ pub async fn arp(
         (None, None) => query.is_empty() || a.to_string().contains(query),
     };
     let total = all.iter().filter(keep).count();
-    let rows: String = all
+    let shown_entries: Vec<&ArpEntry> = all
         .iter()
         .filter(keep)
         .skip(q.page * PAGE_ROWS)
         .take(PAGE_ROWS)
+        .collect();
+    let shown = shown_entries.len();
+    let rows: String = shown_entries
+        .into_iter()
         .map(|a| arp_row(a, grant.may_change))
         .collect();
-    let shown = rows.matches("<tr>").count();
     let _ = write!(
         b,
-        "<table id=\"arps\"><thead><tr><th>MAC</th><th>IP</th><th>dev</th><th></th></tr>\
+        "<table id=\"arps\" {}><thead><tr><th>MAC</th><th>IP</th><th>dev</th><th></th></tr>\
          </thead><tbody>{rows}</tbody></table>{}",
+        live_attrs(q.page),
         pager("/arp", query, q.page, shown, total)
     );
     if grant.may_change {

@@ -4,6 +4,10 @@
 "use strict";
 
 const token = document.querySelector('meta[name="rtm-token"]')?.content ?? "";
+// A table view that follows the stream row by row (set below); otherwise a change reloads.
+const rowsTable = document.querySelector('table[data-live="rows"]');
+const followsRows = Boolean(rowsTable && window.EventSource);
+const reloadUnlessLive = () => followsRows || location.reload();
 
 async function post(path, body) {
   const r = await fetch(path, {
@@ -41,7 +45,7 @@ for (const [id, table] of [["route-form", "route"], ["arp-form", "arp"]]) {
     e.preventDefault();
     const answer = await post("/api/change", formBody(form, table));
     say(form, answer);
-    if (answer.ok) setTimeout(() => location.reload(), 300);
+    if (answer.ok) setTimeout(reloadUnlessLive, 300);
   });
 }
 
@@ -50,10 +54,10 @@ document.addEventListener("click", async (e) => {
   if (!b) return;
   if (b.dataset.delRoute) {
     say(b.closest("table"), await post("/api/change", { table: "route", op: "del", prefix: b.dataset.delRoute }));
-    location.reload();
+    reloadUnlessLive();
   } else if (b.dataset.delArp) {
     say(b.closest("table"), await post("/api/change", { table: "arp", op: "del", mac: b.dataset.delArp }));
-    location.reload();
+    reloadUnlessLive();
   } else if (b.dataset.flush) {
     const what = { route: "routes", arp: "ARP entries", all: "routes and ARP entries" }[b.dataset.flush];
     if (!confirm(`Flush: delete all ${b.dataset.count} ${what}?`)) return;
@@ -63,7 +67,66 @@ document.addEventListener("click", async (e) => {
   }
 });
 
-// The live stream: on the Events page a list; on the table pages a reload after changes.
+// A table view's rows updated in place: the keys the stream names are asked for (/api/rows,
+// under the page's search) and each row is replaced, removed, or placed in key order when it
+// falls on this page. A flush, a resync or more keys than one request takes reload instead.
+function rowUpdater(table) {
+  const name = table.id === "routes" ? "route" : "arp";
+  const q = new URLSearchParams(location.search).get("q") ?? "";
+  const page = Number(table.dataset.page), perPage = Number(table.dataset.pageRows);
+  const maxKeys = Number(table.dataset.maxKeys);
+  let keys = new Set(), soon = null, reloading = false;
+  const reload = () => {
+    if (!reloading) setTimeout(() => location.reload(), 300);
+    reloading = true;
+  };
+  const place = (body, row) => {
+    const rows = [...body.rows];
+    const old = rows.find((r) => r.dataset.key === row.dataset.key);
+    if (old) return old.replaceWith(row);
+    const after = rows.find((r) => r.dataset.order > row.dataset.order);
+    // Before the first row of a later page, or past the last of a full page: another page's.
+    if (after ? after === rows[0] && page > 0 : rows.length >= perPage) return;
+    after ? after.before(row) : body.append(row);
+    if (body.rows.length > perPage) body.rows[body.rows.length - 1].remove();
+  };
+  const fetchRows = async () => {
+    soon = null;
+    const asked = [...keys];
+    keys = new Set();
+    const url = `/api/rows?table=${name}&q=${encodeURIComponent(q)}&keys=` +
+      asked.map(encodeURIComponent).join(",");
+    try {
+      const r = await fetch(url, { credentials: "same-origin" });
+      if (!r.ok) return reload();
+      const { rows } = await r.json();
+      const body = table.tBodies[0];
+      for (const [key, html] of Object.entries(rows)) {
+        if (html === null) {
+          [...body.rows].find((r) => r.dataset.key === key)?.remove();
+          continue;
+        }
+        const t = document.createElement("template");
+        t.innerHTML = html;
+        place(body, t.content.firstElementChild);
+      }
+    } catch (_) {
+      reload();
+    }
+  };
+  return (list) => {
+    for (const ev of list) {
+      if (ev.table !== name || ev.kind === "start") continue;
+      if (ev.kind !== "change" || !ev.key) return reload();
+      keys.add(ev.key);
+    }
+    if (keys.size > maxKeys) return reload();
+    if (keys.size && !soon && !reloading) soon = setTimeout(fetchRows, 100);
+  };
+}
+
+// The live stream: on the Events page a list; on the table pages rows updated in place (an
+// address search's single answer reloads).
 const events = document.querySelector("#events tbody");
 const live = events || document.getElementById("routes") || document.getElementById("arps");
 if (live && window.EventSource) {
@@ -72,6 +135,7 @@ if (live && window.EventSource) {
   const pause = document.getElementById("pause");
   let paused = false;
   let reloadSoon = null;
+  const updateRows = followsRows ? rowUpdater(rowsTable) : null;
   pause?.addEventListener("click", () => {
     paused = !paused;
     pause.textContent = paused ? "Resume" : "Pause";
@@ -89,6 +153,7 @@ if (live && window.EventSource) {
   });
   es.addEventListener("changes", (m) => {
     const list = JSON.parse(m.data);
+    if (updateRows) return updateRows(list);
     if (!events) {
       const table = live.id === "routes" ? "route" : "arp";
       if (list.some((ev) => ev.table === table && ev.kind !== "start") && !reloadSoon) {
