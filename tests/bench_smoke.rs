@@ -40,30 +40,41 @@ const REQUIRED: &[&str] = &[
     "shm_fs_used_bytes",
 ];
 
-#[test]
-fn quick_run_prints_every_figure() {
+/// Runs `rtm-bench` with `args`; its standard output, after checking that it succeeded.
+fn bench(args: &[&str]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtm-bench"));
-    cmd.arg("--quick");
+    cmd.args(args);
     let o = common::run(cmd, None, BENCH_DEADLINE);
     let (status, stdout, stderr) = (o.status, common::stdout(&o), common::stderr(&o));
     assert!(
         status.success(),
-        "rtm-bench --quick: {status}\n{stdout}\n{stderr}"
+        "rtm-bench {args:?}: {status}\n{stdout}\n{stderr}"
     );
+    stdout
+}
 
+/// The value of the figure `name` (a `name: VALUE UNIT` line), which must be a finite number.
+fn figure(stdout: &str, name: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no `{name}:` line in:\n{stdout}"));
+    let value = line[name.len() + 2..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    let v: f64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("`{line}`: value is not a number"));
+    assert!(v.is_finite(), "`{line}`: value is not finite");
+    v
+}
+
+#[test]
+fn quick_run_prints_every_figure() {
+    let stdout = bench(&["--quick"]);
     for name in REQUIRED {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no `{name}:` line in:\n{stdout}"));
-        let value = line[name.len() + 2..]
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        let v: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("`{line}`: value is not a number"));
-        assert!(v.is_finite(), "`{line}`: value is not finite");
+        figure(&stdout, name);
     }
     assert!(
         stdout
@@ -71,4 +82,45 @@ fn quick_run_prints_every_figure() {
             .any(|l| l == "notifications_lost_clients_8: 0 events"),
         "notifications were lost:\n{stdout}"
     );
+}
+
+#[test]
+fn dashboard_run_prints_every_figure_and_resyncs_a_stalled_stream() {
+    let stdout = bench(&["--quick", "--dashboard"]);
+    for name in [
+        "dashboard_routes_page_p50_ms",
+        "dashboard_routes_page_p99_ms",
+        "dashboard_lpm_search_p50_ms",
+        "dashboard_lpm_search_p99_ms",
+        "dashboard_stream_latency_p50_ms",
+        "dashboard_stream_latency_p99_ms",
+        "dashboard_idle_cpu_pct",
+        "dashboard_unstalled_rss_growth_bytes",
+        "dashboard_stalled_rss_growth_bytes",
+        "dashboard_stalled_rss_growth_after_bytes",
+        "dashboard_stalled_stream_bytes_read",
+    ] {
+        figure(&stdout, name);
+    }
+    assert!(
+        figure(&stdout, "dashboard_stalled_resync") >= 1.0,
+        "the stalled stream was not resynced:\n{stdout}"
+    );
+}
+
+#[test]
+fn sessions_run_counts_descriptors_and_loses_nothing() {
+    let stdout = bench(&["--quick", "--sessions", "64", "--session-updates", "2000"]);
+    for name in [
+        "sessions_64_rss_per_subscriber_bytes",
+        "sessions_64_clients_list_ms",
+        "sessions_64_updates_per_s",
+        "sessions_64_events_per_s",
+    ] {
+        figure(&stdout, name);
+    }
+    // One descriptor per subscriber without a SIGUSR1 handler, beside rtmd's own.
+    let fds = figure(&stdout, "sessions_64_fds");
+    assert!((64.0..64.0 + 64.0).contains(&fds), "{fds} fds:\n{stdout}");
+    assert_eq!(figure(&stdout, "sessions_64_lost"), 0.0, "{stdout}");
 }
