@@ -530,6 +530,19 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     // Clients: the registered one, by name.
     let a = http::get(&host, "/clients", &h);
     assert!(a.body.contains("<td>pages-watcher</td>"), "{}", a.body);
+    // The rows its script polls: the same, and without the client once it is gone.
+    assert_eq!(http::get(&host, "/api/clients", &[]).status, 401);
+    let client_rows = || -> String {
+        let a = http::get(&host, "/api/clients", &h);
+        assert_eq!(a.status, 200, "{}", a.body);
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        v["rows"].as_str().expect("rows").to_string()
+    };
+    assert!(client_rows().contains("<td>pages-watcher</td>"));
+    drop(_client);
+    inst.eventually("the ended client gone from /api/clients", || {
+        !client_rows().contains("pages-watcher")
+    });
     // The overview's flush buttons carry the counts the confirmation names.
     let a = http::get(&host, "/", &h);
     assert!(
@@ -539,6 +552,13 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
     );
     assert!(
         a.body.contains("data-flush=\"all\" data-count=\"252\""),
+        "{}",
+        a.body
+    );
+    // Restarts of every supervised actor (the kernel mirror's only when it runs).
+    assert!(
+        a.body
+            .contains("route 0, arp 0, broker 0, listener 0, registry 0</td>"),
         "{}",
         a.body
     );

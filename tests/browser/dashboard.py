@@ -166,6 +166,7 @@ def main():
          "--socket-mode", "0666"],
         stdout=subprocess.DEVNULL, stderr=log)
     browser = None
+    watcher = None
 
     def ctl(*args, check=True):
         r = subprocess.run([rtmctl, "--socket", sock, *args], capture_output=True, text=True,
@@ -204,6 +205,12 @@ def main():
         if "10.50.0.0/16" not in rows:
             fail(f"the routes page does not list the route rtmctl added: {rows}")
 
+        # A subscriber (`rtmctl watch`) that sees what the page does.
+        watch_out = os.path.join(tmp, "watch.out")
+        watcher = subprocess.Popen([rtmctl, "--socket", sock, "watch"],
+                                   stdout=open(watch_out, "w"), stderr=subprocess.DEVNULL)
+        until("the watcher registered", lambda: "rtmctl-watch" in ctl("clients"))
+
         # Add through the form.
         browser.eval("""(() => {
             const f = document.getElementById('route-form');
@@ -213,6 +220,8 @@ def main():
               lambda: "10.60.0.0/16 via 192.0.2.2 metric 5" in ctl("route", "show"))
         until("the form's route on the page", lambda: "10.60.0.0/16" in browser.eval(
             "document.querySelector('#routes')?.innerText ?? ''"))
+        until("the form's route in the watcher's output",
+              lambda: "create route 10.60.0.0/16 via 192.0.2.2" in open(watch_out).read())
 
         # A bad value: the CLI's message on the page, nothing changed.
         browser.eval("""(() => {
@@ -231,13 +240,22 @@ def main():
         ctl("route", "add", "10.55.0.0/16", "dev", "eth0")
         until("rtmctl's routes on the open page, in order", lambda: browser.eval(keys) ==
               ["10.50.0.0/16", "10.55.0.0/16", "10.60.0.0/16", "10.70.0.0/16"])
+        pager = "document.querySelector('.pager').textContent"
+        until("the pager counting them", lambda: browser.eval(pager).startswith("1 to 4 of 4"))
         ctl("route", "change", "10.55.0.0/16", "via", "192.0.2.9", "metric", "7")
         row = "document.querySelector('#routes tr[data-key=\"10.55.0.0/16\"]')?.innerText ?? ''"
         until("the changed route's row", lambda: "192.0.2.9" in browser.eval(row)
               and "7" in browser.eval(row))
-        ctl("route", "del", "10.55.0.0/16")
+        # Delete through the row's button.
+        browser.eval("document.querySelector('button[data-del-route=\"10.55.0.0/16\"]')"
+                     ".click(); true")
         until("the deleted route's row gone", lambda: browser.eval(keys) ==
               ["10.50.0.0/16", "10.60.0.0/16", "10.70.0.0/16"])
+        until("the pager counting 3", lambda: browser.eval(pager).startswith("1 to 3 of 3"))
+        if "10.55.0.0/16" in ctl("route", "show"):
+            fail("the delete button did not delete 10.55.0.0/16")
+        until("the delete in the watcher's output",
+              lambda: "delete route 10.55.0.0/16" in open(watch_out).read())
         if browser.eval("window.rtmMarker ?? 'reloaded'") != "kept":
             fail("the routes page reloaded instead of updating its rows")
 
@@ -304,8 +322,17 @@ def main():
               lambda: "192.0.2.40" in ctl("arp", "show"))
         browser.screenshot(os.path.join(artefacts, "arp.png"))
 
+        # Clients, live: the watcher is listed, and goes when it ends.
         browser.open(base + "/clients")
+        pid_cell = f"<td>{watcher.pid}</td>"
+        clients_html = "document.querySelector('#clients tbody').innerHTML"
+        if pid_cell not in browser.eval(clients_html):
+            fail(f"the clients page does not list the watcher (pid {watcher.pid})")
         browser.screenshot(os.path.join(artefacts, "clients.png"))
+        watcher.kill()
+        watcher.wait(timeout=DEADLINE)
+        until("the ended watcher gone from the open clients page",
+              lambda: pid_cell not in browser.eval(clients_html))
         browser.open(base + "/events")
         until("the event stream", lambda: browser.eval(
             "document.getElementById('stream-state').textContent") == "live")
@@ -328,6 +355,9 @@ def main():
         until("the flush", lambda: ctl("route", "show").strip() == "")
         print(f"browser test: ok ({len(os.listdir(artefacts))} screenshots in {artefacts})")
     finally:
+        if watcher:
+            watcher.kill()
+            watcher.wait(timeout=DEADLINE)
         if browser:
             browser.close()
         daemon.kill()

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use rtm_proto::wire::{Reply, Table};
+use rtm_proto::wire::{self, Reply, Table};
 use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
 use serde::Deserialize;
 
@@ -139,7 +139,7 @@ pub async fn overview(
          <tr><th>routes</th><td id=\"routes-count\">{}</td><td>of {}</td></tr>\
          <tr><th>ARP entries</th><td id=\"arps-count\">{}</td><td>of {}</td></tr>\
          <tr><th>clients</th><td>{}</td></tr>\
-         <tr><th>restarts</th><td>route {}, arp {}, broker {}, listener {}</td></tr>\
+         <tr><th>restarts</th><td>route {}, arp {}, broker {}, listener {}, registry {}{}</td></tr>\
          <tr><th>last failure</th><td>{}</td></tr></table>",
         esc(&st_.version),
         st_.uptime_s,
@@ -152,6 +152,14 @@ pub async fn overview(
         st_.restarts.arp,
         st_.restarts.broker,
         st_.restarts.listener,
+        st_.counters
+            .get(wire::REGISTRY_RESTARTS)
+            .copied()
+            .unwrap_or(0),
+        // The kernel mirror's, only when it runs.
+        st_.counters
+            .get(wire::KERNEL_RESTARTS)
+            .map_or(String::new(), |n| format!(", kernel {n}")),
         esc(st_.last_failure.as_deref().unwrap_or("none")),
     );
     b.push_str(
@@ -527,19 +535,43 @@ pub async fn clients(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse 
         Ok(g) => g,
         Err(r) => return r.into(),
     };
+    let rows = match client_rows(&st).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let b = format!(
+        "<table id=\"clients\"><thead><tr><th>id</th><th>pid</th><th>uid</th><th>name</th>\
+         <th title=\"notifications not yet written to its socket: how far behind the table it \
+         is\">queued</th><th>sent</th><th>resyncs</th><th>SIGUSR1</th></tr></thead>\
+         <tbody>{rows}</tbody></table>"
+    );
+    layout("Clients", &token, &grant, &b)
+}
+
+/// `GET /api/clients`: the clients page's rows, which its script swaps in every 2 s.
+pub async fn clients_rows(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if let Err(r) = reader(&req, &st) {
+        return r.into();
+    }
+    match client_rows(&st).await {
+        Ok(rows) => HttpResponse::Ok().json(serde_json::json!({ "rows": rows })),
+        Err(r) => r,
+    }
+}
+
+/// One `<tr>` per registered client.
+async fn client_rows(st: &AppState) -> Result<String, HttpResponse> {
     let list = match st.svc.registry.send(ListClients).await {
         Ok(l) => l,
-        Err(e) => return failed("clients", e),
+        Err(e) => return Err(failed("clients", e)),
     };
-    let mut b = String::from(
-        "<table id=\"clients\"><thead><tr><th>id</th><th>pid</th><th>uid</th><th>name</th>\
-         <th>queued</th><th>sent</th><th>resyncs</th><th>SIGUSR1</th></tr></thead><tbody>",
-    );
+    let mut b = String::new();
     for c in &list {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td></tr>",
+            "<tr data-key=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.id,
             c.id,
             c.pid,
             c.uid,
@@ -550,8 +582,7 @@ pub async fn clients(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse 
             if c.sigusr1 { "yes" } else { "no" }
         );
     }
-    b.push_str("</tbody></table>");
-    layout("Clients", &token, &grant, &b)
+    Ok(b)
 }
 
 /// `GET /events`: the live change stream (filled by the script from `/events/stream`).

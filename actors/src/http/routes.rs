@@ -8,6 +8,7 @@
 //! | `GET /metrics` | Prometheus text ([`super::metrics`]) |
 //! | `GET /api/status` | what `rtmctl -j status` gets, for the overview's live chart |
 //! | `GET /api/rows?table=&q=&keys=` | the rows of changed keys, for a table view's live update |
+//! | `GET /api/clients` | the clients page's rows, polled every 2 s |
 //! | `POST /api/change` | one add/change/replace/delete (JSON), token in `X-Rtm-Token` |
 //! | `POST /api/flush` | empty one table or both, token in `X-Rtm-Token` |
 //! | `POST /api/logout` | revokes the token of this session |
@@ -56,6 +57,7 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics_with_token))
             .route("/api/status", web::get().to(status_json))
             .route("/api/rows", web::get().to(pages::rows))
+            .route("/api/clients", web::get().to(pages::clients_rows))
             .route("/api/change", web::post().to(change))
             .route("/api/flush", web::post().to(flush))
             .route("/api/logout", web::post().to(logout))

@@ -75,10 +75,22 @@ function rowUpdater(table) {
   const q = new URLSearchParams(location.search).get("q") ?? "";
   const page = Number(table.dataset.page), perPage = Number(table.dataset.pageRows);
   const maxKeys = Number(table.dataset.maxKeys);
-  let keys = new Set(), soon = null, reloading = false;
+  const pager = document.querySelector(".pager")?.firstChild;
+  // key -> whether the stream created it since the last request
+  let keys = new Map(), soon = null, reloading = false;
+  let previous = Promise.resolve(); // one request at a time, answers applied in order
   const reload = () => {
     if (!reloading) setTimeout(() => location.reload(), 300);
     reloading = true;
+  };
+  // The pager's "A to B of T": B from the rows shown, T moved by `dTotal`.
+  const recount = (body, dTotal) => {
+    const m = pager?.nodeType === Node.TEXT_NODE && /^(\d+) to (\d+) of (\d+)/.exec(pager.data);
+    if (!m) return;
+    const shown = body.rows.length;
+    const total = Math.max(page * perPage + shown, Number(m[3]) + dTotal);
+    pager.data = pager.data.replace(m[0],
+      `${shown ? page * perPage + 1 : 0} to ${page * perPage + shown} of ${total}`);
   };
   const place = (body, row) => {
     const rows = [...body.rows];
@@ -92,8 +104,9 @@ function rowUpdater(table) {
   };
   const fetchRows = async () => {
     soon = null;
-    const asked = [...keys];
-    keys = new Set();
+    const created = keys;
+    const asked = [...keys.keys()];
+    keys = new Map();
     const url = `/api/rows?table=${name}&q=${encodeURIComponent(q)}&keys=` +
       asked.map(encodeURIComponent).join(",");
     try {
@@ -101,15 +114,20 @@ function rowUpdater(table) {
       if (!r.ok) return reload();
       const { rows } = await r.json();
       const body = table.tBodies[0];
+      let dTotal = 0;
       for (const [key, html] of Object.entries(rows)) {
+        const old = [...body.rows].find((r) => r.dataset.key === key);
         if (html === null) {
-          [...body.rows].find((r) => r.dataset.key === key)?.remove();
+          if (old && !created.get(key)) dTotal -= 1;
+          old?.remove();
           continue;
         }
+        if (created.get(key) && !old) dTotal += 1;
         const t = document.createElement("template");
         t.innerHTML = html;
         place(body, t.content.firstElementChild);
       }
+      recount(body, dTotal);
     } catch (_) {
       reload();
     }
@@ -118,10 +136,12 @@ function rowUpdater(table) {
     for (const ev of list) {
       if (ev.table !== name || ev.kind === "start") continue;
       if (ev.kind !== "change" || !ev.key) return reload();
-      keys.add(ev.key);
+      keys.set(ev.key, Boolean(keys.get(ev.key)) || ev.op === "create");
     }
     if (keys.size > maxKeys) return reload();
-    if (keys.size && !soon && !reloading) soon = setTimeout(fetchRows, 100);
+    if (keys.size && !soon && !reloading) {
+      soon = setTimeout(() => (previous = previous.then(fetchRows)), 100);
+    }
   };
 }
 
@@ -175,6 +195,17 @@ if (live && window.EventSource) {
     }
     while (events.rows.length > 500) events.deleteRow(-1);
   });
+}
+
+// The clients page: its rows again every 2 s (queues and counts move).
+const clientRows = document.querySelector("#clients tbody");
+if (clientRows) {
+  setInterval(async () => {
+    try {
+      const r = await fetch("/api/clients", { credentials: "same-origin" });
+      if (r.ok) clientRows.innerHTML = (await r.json()).rows;
+    } catch (_) { /* rtmd restarting: try again at the next tick */ }
+  }, 2000);
 }
 
 // The overview's chart: changes and notifications per second, polled from /api/status.
