@@ -555,6 +555,13 @@ fn pages_are_paged_searched_and_name_the_flush_count() {
         "{}",
         a.body
     );
+    // Without a state directory the overview says the tables are not kept.
+    assert!(
+        a.body
+            .contains("<th>journal</th><td>off: no state directory"),
+        "{}",
+        a.body
+    );
     // Restarts of every supervised actor (the kernel mirror's only when it runs).
     assert!(
         a.body
@@ -730,4 +737,21 @@ fn the_dashboard_socket_decides_by_the_peers_uid() {
     inst.signal_daemon(nix::sys::signal::Signal::SIGTERM);
     assert!(inst.wait_daemon().success());
     assert!(!sock.exists(), "the dashboard socket outlived a clean stop");
+}
+
+#[test]
+fn the_overview_shows_the_journal_with_a_state_dir() {
+    let state = tempfile::tempdir().unwrap();
+    let inst = dashboard(&["--state-dir", state.path().to_str().unwrap()]);
+    inst.ctl_ok(&["route", "add", "10.1.0.0/16", "dev", "eth0"]);
+    inst.ctl_ok(&["arp", "add", "00:11:22:33:44:55", "192.0.2.7"]);
+    let (host, token) = url(&inst);
+    let auth = bearer(&token);
+    let a = http::get(&host, "/", &[("Authorization", auth.as_str())]);
+    assert!(
+        a.body
+            .contains("<th>journal</th><td>2 commits, 0 compactions</td>"),
+        "{}",
+        a.body
+    );
 }

@@ -145,6 +145,9 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
     let status = inst.status();
     assert_eq!(status["restarts"]["route"], 0, "{status}");
     assert_eq!(status["routes"], 20, "{status}");
+    // Counted where an operator looks: one commit so far (the first batch), one failed.
+    assert_eq!(status["counters"]["journal_commits"], 1, "{status}");
+    assert_eq!(status["counters"]["journal_commit_failures"], 1, "{status}");
 
     // Room again: the same batch and a single add go through, no restart.
     t.sh(r#"rm "$1/fill""#);
@@ -155,6 +158,8 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
     assert_eq!(now.len(), 621);
     let status = inst.status();
     assert_eq!(status["restarts"]["route"], 0, "{status}");
+    assert_eq!(status["counters"]["journal_commits"], 3, "{status}");
+    assert_eq!(status["counters"]["journal_commit_failures"], 1, "{status}");
 
     // The subscriber saw exactly the applied changes, in sequence, without a gap.
     model.follow(&mut sub, |v| v["key"] == "192.0.2.0/24");

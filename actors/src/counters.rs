@@ -79,6 +79,41 @@ pub struct Health {
     pub table_sizes: [TableSizes; 2],
     /// The kernel mirror runs (`--kernel import`): `status` then reports its restarts.
     pub kernel_mirror: AtomicBool,
+    /// The tables keep a journal (`--state-dir`): `status` then reports its counters.
+    pub journal: JournalCounters,
+}
+
+/// What the tables' journals did (both tables together); shown only with `--state-dir`.
+#[derive(Debug, Default)]
+pub struct JournalCounters {
+    pub on: AtomicBool,
+    /// Requests made durable (one commit each, whatever their size).
+    pub commits: AtomicU64,
+    /// Commits that failed (a full or failing state disk): the request was refused.
+    pub commit_failures: AtomicU64,
+    /// Snapshots rewritten and journals started afresh.
+    pub compactions: AtomicU64,
+    pub compaction_failures: AtomicU64,
+}
+
+impl JournalCounters {
+    /// The counters under their `rtmctl status` names, if the tables keep a journal.
+    pub fn snapshot(&self) -> Option<[(&'static str, u64); 4]> {
+        self.on.load(Relaxed).then(|| {
+            [
+                ("journal_commits", self.commits.load(Relaxed)),
+                (
+                    "journal_commit_failures",
+                    self.commit_failures.load(Relaxed),
+                ),
+                ("journal_compactions", self.compactions.load(Relaxed)),
+                (
+                    "journal_compaction_failures",
+                    self.compaction_failures.load(Relaxed),
+                ),
+            ]
+        })
+    }
 }
 
 /// Entries and capacity of one table, kept up to date by its actor.
@@ -105,6 +140,7 @@ impl Health {
             connections: Default::default(),
             table_sizes: Default::default(),
             kernel_mirror: AtomicBool::new(false),
+            journal: JournalCounters::default(),
         }
     }
 }

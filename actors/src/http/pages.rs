@@ -140,6 +140,7 @@ pub async fn overview(
          <tr><th>ARP entries</th><td id=\"arps-count\">{}</td><td>of {}</td></tr>\
          <tr><th>clients</th><td>{}</td></tr>\
          <tr><th>restarts</th><td>route {}, arp {}, broker {}, listener {}, registry {}{}</td></tr>\
+         <tr><th>journal</th><td>{}</td></tr>\
          <tr><th>last failure</th><td>{}</td></tr></table>",
         esc(&st_.version),
         st_.uptime_s,
@@ -160,6 +161,7 @@ pub async fn overview(
         st_.counters
             .get(wire::KERNEL_RESTARTS)
             .map_or(String::new(), |n| format!(", kernel {n}")),
+        journal_state(&st_.counters),
         esc(st_.last_failure.as_deref().unwrap_or("none")),
     );
     b.push_str(
@@ -275,6 +277,27 @@ fn route_row(r: &Route, may_change: bool) -> String {
         esc(&r.dev.map(|d| d.to_string()).unwrap_or_default()),
         r.metric
     )
+}
+
+/// The overview's journal line, from the `journal_*` counters (present only with a state dir).
+fn journal_state(c: &std::collections::BTreeMap<String, u64>) -> String {
+    let n = |k: &str| c.get(k).copied();
+    match (n("journal_commits"), n("journal_commit_failures")) {
+        (Some(commits), Some(failed)) => format!(
+            "{commits} commits{}, {} compactions{}",
+            if failed > 0 {
+                format!(" <strong class=\"error\">({failed} failed)</strong>")
+            } else {
+                String::new()
+            },
+            n("journal_compactions").unwrap_or(0),
+            match n("journal_compaction_failures").unwrap_or(0) {
+                0 => String::new(),
+                f => format!(" <strong class=\"error\">({f} failed)</strong>"),
+            }
+        ),
+        _ => "off: no state directory, the tables start empty after a restart".into(),
+    }
 }
 
 /// `GET /routes`: a page of routes, searched by prefix or by address (longest-prefix match).

@@ -265,10 +265,15 @@ impl<R: TableRecord> TableActor<R> {
             Effect::Del(key, seq) => journal.stage_del(seq, &key),
             Effect::Flush(seq) => journal.stage_flush(seq),
         });
-        staged.and_then(|()| journal.commit()).inspect_err(|_| {
-            journal.discard();
-            self.journal_broken = journal.is_poisoned();
-        })
+        let counts = &self.health.journal;
+        staged
+            .and_then(|()| journal.commit())
+            .inspect(|()| Counters::bump(&counts.commits))
+            .inspect_err(|_| {
+                Counters::bump(&counts.commit_failures);
+                journal.discard();
+                self.journal_broken = journal.is_poisoned();
+            })
     }
 
     /// Writes the committed effects in `unpublished` to shared memory, in order, turning each

@@ -31,7 +31,7 @@ use rtm_proto::shm::{Record, ShmError, ShmWriter, TableWriter};
 use rtm_proto::wire::{Event, Failure, Key, PanicPoint, Table};
 use tracing::{error, info, warn};
 
-use crate::counters::Health;
+use crate::counters::{Counters, Health};
 use crate::faults::Faults;
 use crate::journal::{Journal, JournalError};
 use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
@@ -131,6 +131,10 @@ impl<R: TableRecord> TableActor<R> {
     /// A table restored from its journal: `shm` already holds what the journal recovered, up
     /// to sequence number `seq`, and every later change goes through the journal first.
     pub fn durable(shm: ShmWriter<R>, health: Arc<Health>, journal: Journal<R>, seq: u64) -> Self {
+        health
+            .journal
+            .on
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut t = TableActor::new(shm, health);
         t.seq = seq;
         t.journal = Some(journal);
@@ -166,9 +170,13 @@ impl<R: TableRecord> TableActor<R> {
         match journal.compact(entries.iter(), self.seq) {
             Ok(()) => {
                 self.journal_broken = false;
+                Counters::bump(&self.health.journal.compactions);
                 info!(table = %R::TABLE, entries = entries.len(), "journal compacted");
             }
-            Err(e) => error!(table = %R::TABLE, "journal compaction failed: {e}"),
+            Err(e) => {
+                Counters::bump(&self.health.journal.compaction_failures);
+                error!(table = %R::TABLE, "journal compaction failed: {e}")
+            }
         }
     }
 

@@ -45,6 +45,9 @@ pub async fn status(svc: &Services) -> Result<Reply, Failure> {
                 let n = svc.health.restarts.count(ActorKind::Kernel);
                 c.insert(wire::KERNEL_RESTARTS.to_string(), n);
             }
+            for (k, n) in svc.health.journal.snapshot().into_iter().flatten() {
+                c.insert(k.to_string(), n);
+            }
             c
         },
         last_failure: svc.health.restarts.last_failure(),
