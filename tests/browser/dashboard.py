@@ -2,12 +2,14 @@
 """The dashboard in a real browser: Debian's chromium, headless, driven over the DevTools
 protocol on a pipe (--remote-debugging-pipe; Python's standard library only, no WebDriver).
 
-Usage: dashboard.py RTMD RTMCTL ARTEFACT_DIR
+Usage: dashboard.py RTMD RTMCTL RTM_CLIENT ARTEFACT_DIR
 
 Starts rtmd on a temporary socket with the dashboard on a free loopback port, then checks as
 a user would: a route added with rtmctl is listed on the routes page; a route added through the
-page's form shows in `rtmctl route show`; a route added with rtmctl while the page is open
-appears on it (live stream); a change without the token header, a cross-site form post, a
+page's form shows in `rtmctl route show` and in an rtm-client's output; routes added and changed
+with rtmctl, and deleted through a row's button, update the open page's rows and pager in place
+(live stream, no reload); the clients page lists the rtm-client and drops it once it ends; a
+change without the token header, a cross-site form post, a
 request without a token and a change by a uid that may not change tables are refused; a flush asks for confirmation naming the count. Saves a screenshot of
 each page in ARTEFACT_DIR. Every process has a deadline and is killed by its handle.
 """
@@ -152,7 +154,7 @@ class Browser:
 
 
 def main():
-    rtmd, rtmctl, artefacts = sys.argv[1:4]
+    rtmd, rtmctl, client, artefacts = sys.argv[1:5]
     os.makedirs(artefacts, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="rtm-browser-")
     os.chmod(tmp, 0o755)  # the non-admin check's rtmctl must reach the socket
@@ -205,11 +207,11 @@ def main():
         if "10.50.0.0/16" not in rows:
             fail(f"the routes page does not list the route rtmctl added: {rows}")
 
-        # A subscriber (`rtmctl watch`) that sees what the page does.
+        # A subscriber (`rtm-client`) that sees what the page does.
         watch_out = os.path.join(tmp, "watch.out")
-        watcher = subprocess.Popen([rtmctl, "--socket", sock, "watch"],
+        watcher = subprocess.Popen([client, "--socket", sock, "--name", "browser-test"],
                                    stdout=open(watch_out, "w"), stderr=subprocess.DEVNULL)
-        until("the watcher registered", lambda: "rtmctl-watch" in ctl("clients"))
+        until("the subscriber's sync", lambda: "sync-done route" in open(watch_out).read())
 
         # Add through the form.
         browser.eval("""(() => {
