@@ -37,6 +37,11 @@ pub struct Args {
     /// --routes loaded and --clients followers subscribed
     #[arg(long)]
     pub dashboard: bool,
+    /// Measure rtmd following the kernel (`--kernel import`) instead of the other phases: an
+    /// `ip -batch` burst of --routes [default 100000] and latency probes, against `ip monitor`
+    /// in the same network namespace (root only)
+    #[arg(long, conflicts_with_all = ["dashboard", "compare_kernel"])]
+    pub kernel_mirror: bool,
     /// Seed of the generated table, addresses and MACs
     #[arg(long, default_value_t = table::DEFAULT_SEED)]
     pub seed: u64,
@@ -94,7 +99,11 @@ impl Sizes {
     pub fn of(args: &Args) -> Sizes {
         let q = args.quick;
         Sizes {
-            routes: args.routes.unwrap_or(if q { 16_384 } else { 1 << 20 }),
+            routes: args.routes.unwrap_or(match (q, args.kernel_mirror) {
+                (true, _) => 16_384,
+                (false, true) => 100_000,
+                (false, false) => 1 << 20,
+            }),
             arps: args.arps.unwrap_or(if q { 4096 } else { 65_536 }),
             lat_samples: args.latency_samples.unwrap_or(if q { 300 } else { 5000 }),
             lookup_time: Duration::from_millis(if q { 100 } else { 1000 }),

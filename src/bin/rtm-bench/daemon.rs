@@ -50,12 +50,33 @@ impl Daemon {
         dl: &Deadline,
         extra: &[String],
     ) -> Result<Self> {
+        Daemon::start_in(rtmd, dir, routes, arps, dl, extra, None)
+    }
+
+    /// As [`Daemon::start_with`], inside the network namespace `netns` (a `/proc/PID/ns/net`
+    /// path) if given: `nsenter` execs rtmd in place, so the child's pid is rtmd's.
+    pub fn start_in(
+        rtmd: &Path,
+        dir: &Path,
+        routes: usize,
+        arps: usize,
+        dl: &Deadline,
+        extra: &[String],
+        netns: Option<&Path>,
+    ) -> Result<Self> {
         let socket = dir.join("rtm.sock");
         let shm_dir = dir.join("shm");
         std::fs::create_dir(&shm_dir)?;
         let log = dir.join("rtmd.log");
         let logf = File::create(&log)?;
-        let mut cmd = Command::new(rtmd);
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(rtmd);
+                c
+            }
+            None => Command::new(rtmd),
+        };
         cmd.arg("--socket")
             .arg(&socket)
             .arg("--shm-dir")

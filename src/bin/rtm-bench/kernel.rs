@@ -25,13 +25,13 @@ use crate::util::{count_lines, proc_cpu_s, reaped_children_cpu_s, run_ok};
 
 /// A network namespace that lives as long as this value (and never longer than rtm-bench):
 /// dropping it kills the holder by its handle, and the namespace goes with its last process.
-struct NetNs {
+pub struct NetNs {
     _holder: KillOnDrop,
     ns: PathBuf,
 }
 
 impl NetNs {
-    fn new() -> Result<NetNs> {
+    pub fn new() -> Result<NetNs> {
         // setpriv sets PR_SET_PDEATHSIG, which survives the execs of unshare and sleep: the
         // holder dies with rtm-bench.
         let mut cmd = Command::new("setpriv");
@@ -84,8 +84,13 @@ impl NetNs {
         Ok(netns)
     }
 
+    /// The namespace, for `nsenter --net=`.
+    pub fn path(&self) -> &Path {
+        &self.ns
+    }
+
     /// `ip ARGS` inside the namespace.
-    fn ip(&self, args: &[&str]) -> Command {
+    pub fn ip(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.ns.display()))
             .arg("ip")

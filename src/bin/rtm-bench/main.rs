@@ -13,7 +13,7 @@
 //! - `pump`: the writer that loads the table; `perf`: `perf record` of rtmd during one phase.
 //! - `phases`: the measured phases in order; `dashboard`: the `--dashboard` run instead; `lookups`: in-process lookups from shared memory
 //!   against baselines; `latency`: probes and the machine's floor; `kernel`: the kernel FIB
-//!   comparison.
+//!   comparison; `kernel_mirror`: the `--kernel-mirror` run (rtmd following the kernel).
 //! - `table`: the generated Internet-like table; `report`: the figures and how they print;
 //!   `util`: clocks, process figures, scratch directory; `child` (shared with the tests):
 //!   children under a deadline.
@@ -31,6 +31,7 @@ mod daemon;
 mod dashboard;
 mod deadline;
 mod kernel;
+mod kernel_mirror;
 mod latency;
 mod lookups;
 mod perf;
@@ -118,6 +119,24 @@ fn run(args: &Args) -> Result<()> {
 
     if let Some(n) = args.sessions {
         return run_sessions(args, &s, n, &rtmd, &dl, started);
+    }
+    if args.kernel_mirror {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("--kernel-mirror needs root to create a network namespace");
+        }
+        let scratch = ScratchDir::new("kernel-mirror", args.scratch_dir.as_deref())?;
+        let run = kernel_mirror::Run {
+            rtmd: &rtmd,
+            dir: scratch.path(),
+            routes: &routes,
+            clients: args.clients,
+            samples: s.lat_samples,
+            rate: args.latency_rate,
+            dl: &dl,
+        };
+        kernel_mirror::measure(&run, &mut rep)?;
+        print_report(args, &s, &rep, (now_ns() - started) as f64 / 1e9);
+        return Ok(());
     }
     let scratch = ScratchDir::new("run", args.scratch_dir.as_deref())?;
     let clog = scratch.path().join("clients.log");

@@ -1,0 +1,403 @@
+//! `--kernel-mirror`: rtmd following the kernel (`rtmd --kernel import`) inside a fresh network
+//! namespace, measured against `ip monitor route` in the same namespace and the same run.
+//!
+//! 1. **Burst.** One `ip -batch` adds the routes; `--clients` follower processes (outside the
+//!    namespace: the socket and the table files are paths) count the notifications they handled,
+//!    one `ip monitor route` counts its lines. Figures: how long after `ip` finished each had
+//!    everything, and what is missing.
+//! 2. **ENOBUFS.** The same burst into a second rtmd whose netlink receive buffer is tiny
+//!    (`--kernel-rcvbuf`), so the kernel drops events and the mirror must dump again: the time
+//!    until rtm's table equals the kernel's, and the prefixes that differ at the end (must be 0).
+//! 3. **Latency.** Single `/32` probes through one `ip -batch -` that reads standard input, paced
+//!    at `--latency-rate`; each probe's metric carries [`LAT_FLAG`] and its id, so the followers
+//!    record when they read it from shared memory (as in the main run) and the monitor's line
+//!    names it too. Both latencies start at the same instant, just before the line is written
+//!    to `ip`.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rtm::shm::{RouteReader, TableReader};
+use rtm::Route;
+
+use crate::child::KillOnDrop;
+use crate::client_role::LAT_FLAG;
+use crate::clients::ClientProc;
+use crate::daemon::Daemon;
+use crate::deadline::Deadline;
+use crate::kernel::NetNs;
+use crate::report::{phase, Report};
+use crate::table::{DEV, LOCAL_ADDR};
+use crate::util::{now_ns, quantile, run_ok};
+
+/// Netlink receive buffer of the ENOBUFS run's rtmd (the kernel doubles it).
+const TINY_RCVBUF: &str = "16384";
+/// How long after `ip` finished a run waits for the mirror before it counts what is missing.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// `ip monitor route` in the namespace: its lines counted, and the arrival of each probe's line.
+struct Monitor {
+    _child: KillOnDrop,
+    lines: Arc<AtomicU64>,
+    /// (probe id, CLOCK_MONOTONIC ns) of each probe route the monitor printed.
+    probes: Arc<Mutex<Vec<(u64, u64)>>>,
+}
+
+impl Monitor {
+    fn start(ns: &NetNs) -> Result<Monitor> {
+        let mut c = ns.ip(&["monitor", "route"]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = KillOnDrop(c.spawn().context("spawn ip monitor route")?);
+        let out = child.0.stdout.take().expect("piped");
+        let lines = Arc::new(AtomicU64::new(0));
+        let probes = Arc::new(Mutex::new(Vec::new()));
+        let (l, p) = (lines.clone(), probes.clone());
+        thread::spawn(move || {
+            for line in BufReader::with_capacity(1 << 16, out).lines() {
+                let Ok(line) = line else { break };
+                let t = now_ns();
+                l.fetch_add(1, Relaxed);
+                if let Some(m) = metric_of(&line) {
+                    if m & LAT_FLAG != 0 && !line.starts_with("Deleted") {
+                        p.lock().unwrap().push((u64::from(m & !LAT_FLAG), t));
+                    }
+                }
+            }
+        });
+        Ok(Monitor {
+            _child: child,
+            lines,
+            probes,
+        })
+    }
+}
+
+/// The `metric N` of an `ip monitor` line.
+fn metric_of(line: &str) -> Option<u32> {
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "metric" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Waits until `done()` or `SETTLE` passes; when it became true, if it did.
+fn until(dl: &Deadline, mut done: impl FnMut() -> bool) -> Result<Option<Instant>> {
+    let end = Instant::now() + dl.cap(SETTLE)?;
+    loop {
+        if done() {
+            return Ok(Some(Instant::now()));
+        }
+        if Instant::now() > end {
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The prefixes in rtm's route file.
+fn rtm_prefixes(daemon: &Daemon) -> Result<BTreeSet<String>> {
+    let r = RouteReader::open(&daemon.shm("route"))?;
+    Ok(r.entries()
+        .into_iter()
+        .map(|v| v.entry.dst.to_string())
+        .collect())
+}
+
+/// The prefixes of the kernel's main table in `ns` (the generated routes and the veth's
+/// connected subnet, which the mirror follows too).
+fn kernel_prefixes(ns: &NetNs, dl: &Deadline) -> Result<BTreeSet<String>> {
+    let o = run_ok(
+        ns.ip(&["-4", "route", "show", "table", "main"]),
+        dl.cap(Duration::from_secs(60))?,
+    )?;
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|p| match p {
+            "default" => "0.0.0.0/0".to_string(),
+            p if p.contains('/') => p.to_string(),
+            p => format!("{p}/32"),
+        })
+        .collect())
+}
+
+/// rtmd with `--kernel import` inside `ns`; `extra` adds flags.
+fn start_rtmd(
+    rtmd: &Path,
+    dir: &Path,
+    capacity: usize,
+    ns: &NetNs,
+    extra: &[&str],
+    dl: &Deadline,
+) -> Result<Daemon> {
+    std::fs::create_dir_all(dir)?;
+    let args: Vec<String> = ["--kernel", "import", "--max-clients", "1024"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(String::from)
+        .collect();
+    Daemon::start_in(rtmd, dir, capacity, 1024, dl, &args, Some(ns.path()))
+}
+
+pub struct Run<'a> {
+    pub rtmd: &'a Path,
+    pub dir: &'a Path,
+    pub routes: &'a [Route],
+    pub clients: usize,
+    pub samples: usize,
+    pub rate: u32,
+    pub dl: &'a Deadline,
+}
+
+pub fn measure(run: &Run, rep: &mut Report) -> Result<()> {
+    let batch = run.dir.join("kernel-mirror.batch");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&batch)?);
+        for r in run.routes {
+            let via = r.via.expect("generated routes have a gateway");
+            writeln!(f, "route add {} via {via} dev {DEV}", r.dst)?;
+        }
+        f.flush()?;
+    }
+    burst(run, &batch, rep)?;
+    enobufs(run, &batch, rep)
+}
+
+/// Phases 1 and 3 on one namespace and one rtmd.
+fn burst(run: &Run, batch: &Path, rep: &mut Report) -> Result<()> {
+    let n = run.routes.len() as u64;
+    let k = run.clients;
+    let ns = NetNs::new()?;
+    let dir = run.dir.join("mirror");
+    let capacity = run.routes.len() + run.samples + 1024;
+    let daemon = start_rtmd(run.rtmd, &dir, capacity, &ns, &[], run.dl)?;
+    let clog = dir.join("clients.log");
+    let mut followers = Vec::with_capacity(k);
+    for i in 0..k {
+        followers.push(ClientProc::spawn(
+            "follow",
+            &daemon.socket,
+            &format!("kmirror-{i}"),
+            &clog,
+        )?);
+    }
+    for f in &mut followers {
+        f.expect("ready", run.dl.cap(Duration::from_secs(30))?)?;
+    }
+    let mon = Monitor::start(&ns)?;
+    // Let the monitor join its multicast group before the burst starts.
+    thread::sleep(Duration::from_millis(300));
+
+    phase(&format!(
+        "kernel mirror: ip -batch of {n} routes, {k} followers, 1 ip monitor"
+    ));
+    let t0 = Instant::now();
+    let mut cmd = ns.ip(&["-batch"]);
+    cmd.arg(batch);
+    run_ok(cmd, run.dl.cap(Duration::from_secs(900))?)?;
+    let ip_done = Instant::now();
+    // When the followers, and the monitor, each had everything (watched in one loop, so
+    // neither time waits on the other).
+    let (mut clients_done, mut mon_done) = (None, None);
+    let end = Instant::now() + run.dl.cap(SETTLE)?;
+    while (clients_done.is_none() || mon_done.is_none()) && Instant::now() < end {
+        if clients_done.is_none() && followers.iter().all(|f| f.progress() >= n) {
+            clients_done = Some(Instant::now());
+        }
+        if mon_done.is_none() && mon.lines.load(Relaxed) >= n {
+            mon_done = Some(Instant::now());
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    let after = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(ip_done));
+    rep.add("kernel_mirror_burst_routes", n as f64, "routes");
+    rep.add(
+        "kernel_mirror_burst_ip_ms",
+        (ip_done - t0).as_secs_f64() * 1e3,
+        "ms",
+    );
+    match after(clients_done) {
+        Some(d) => rep.add(
+            format!("kernel_mirror_burst_clients_{k}_after_ip_ms"),
+            d.as_secs_f64() * 1e3,
+            "ms",
+        ),
+        None => rep.skip(
+            &format!("kernel_mirror_burst_clients_{k}_after_ip_ms"),
+            "not every follower had every route 30 s after ip finished",
+        ),
+    }
+    match after(mon_done) {
+        Some(d) => rep.add(
+            "kernel_mirror_burst_ip_monitor_after_ip_ms",
+            d.as_secs_f64() * 1e3,
+            "ms",
+        ),
+        None => rep.skip(
+            "kernel_mirror_burst_ip_monitor_after_ip_ms",
+            "ip monitor had not printed every route 30 s after ip finished",
+        ),
+    }
+    let lost: u64 = followers
+        .iter()
+        .map(|f| n.saturating_sub(f.progress()))
+        .sum();
+    rep.add(
+        format!("kernel_mirror_burst_lost_clients_{k}"),
+        lost as f64,
+        "events",
+    );
+    rep.add(
+        "kernel_mirror_burst_ip_monitor_lost",
+        n.saturating_sub(mon.lines.load(Relaxed)) as f64,
+        "events",
+    );
+
+    // Latency: probes through one `ip -batch -` reading standard input.
+    for f in &mut followers {
+        f.command("quiet")?;
+        f.expect("quiet", run.dl.cap(Duration::from_secs(30))?)?;
+    }
+    phase(&format!(
+        "kernel mirror: {} probes at {} per s",
+        run.samples, run.rate
+    ));
+    let mut ip = ns.ip(&["-batch", "-"]);
+    ip.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut ip = KillOnDrop(ip.spawn().context("spawn ip -batch -")?);
+    let mut stdin = ip.0.stdin.take().expect("piped");
+    let gateway = Ipv4Addr::from(u32::from(LOCAL_ADDR) + 1);
+    let (sent_at, _) = crate::latency::paced(run.samples, run.rate, |i| {
+        // 198.19.0.0/16 is inside the benchmarking block no generated route uses.
+        let line = format!(
+            "route add 198.19.{}.{}/32 via {gateway} dev {DEV} metric {}\n",
+            (i >> 8) & 0xff,
+            i & 0xff,
+            LAT_FLAG | i as u32
+        );
+        stdin.write_all(line.as_bytes())?;
+        stdin.flush()?;
+        Ok(())
+    })?;
+    drop(stdin);
+    // Quiet followers report progress when asked.
+    let want = n + run.samples as u64;
+    let end = Instant::now() + run.dl.cap(SETTLE)?;
+    while Instant::now() < end
+        && (followers.iter().any(|f| f.progress() < want)
+            || mon.probes.lock().unwrap().len() < run.samples)
+    {
+        for f in &mut followers {
+            f.command("progress")?;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = ip.finish(Duration::from_secs(10));
+    let mut rtm_lat = Vec::new();
+    let mut missing = 0;
+    for f in followers {
+        let r = f.finish(run.dl.cap(Duration::from_secs(30))?)?;
+        missing += crate::latency::collect(&r, &sent_at, &mut rtm_lat);
+    }
+    let mut mon_lat: Vec<f64> = mon
+        .probes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|&(id, t)| {
+            let t0 = *sent_at.get(id as usize)?;
+            Some((t as f64 - t0 as f64) / 1e3)
+        })
+        .collect();
+    rtm_lat.sort_by(f64::total_cmp);
+    mon_lat.sort_by(f64::total_cmp);
+    for (name, v) in [
+        ("kernel_mirror_latency_p50_us", quantile(&rtm_lat, 0.5)),
+        ("kernel_mirror_latency_p99_us", quantile(&rtm_lat, 0.99)),
+        ("kernel_ip_monitor_latency_p50_us", quantile(&mon_lat, 0.5)),
+        ("kernel_ip_monitor_latency_p99_us", quantile(&mon_lat, 0.99)),
+    ] {
+        rep.add(name, v, "us");
+    }
+    rep.add(
+        "kernel_mirror_latency_p99_vs_ip_monitor",
+        quantile(&rtm_lat, 0.99) / quantile(&mon_lat, 0.99),
+        "x",
+    );
+    rep.add("kernel_mirror_latency_missing", missing as f64, "samples");
+    daemon.stop()?;
+    Ok(())
+}
+
+/// Phase 2: the burst into an rtmd whose netlink buffer overflows.
+fn enobufs(run: &Run, batch: &Path, rep: &mut Report) -> Result<()> {
+    let n = run.routes.len();
+    let ns = NetNs::new()?;
+    let dir = run.dir.join("mirror-enobufs");
+    let daemon = start_rtmd(
+        run.rtmd,
+        &dir,
+        n + 1024,
+        &ns,
+        &["--kernel-rcvbuf", TINY_RCVBUF],
+        run.dl,
+    )?;
+    phase(&format!(
+        "kernel mirror: ip -batch of {n} routes into a {TINY_RCVBUF}-byte netlink buffer"
+    ));
+    let mut cmd = ns.ip(&["-batch"]);
+    cmd.arg(batch);
+    run_ok(cmd, run.dl.cap(Duration::from_secs(900))?)?;
+    let ip_done = Instant::now();
+    let kernel = kernel_prefixes(&ns, run.dl)?;
+    if kernel.len() < n {
+        bail!(
+            "the kernel holds {} routes, fewer than the {n} added",
+            kernel.len()
+        );
+    }
+    let equal = until(run.dl, || {
+        rtm_prefixes(&daemon).is_ok_and(|p| p.len() == kernel.len() && p == kernel)
+    })?;
+    let rtm = rtm_prefixes(&daemon)?;
+    let differ = rtm.symmetric_difference(&kernel).count();
+    match equal {
+        Some(t) => rep.add(
+            "kernel_mirror_enobufs_equal_after_ip_ms",
+            t.saturating_duration_since(ip_done).as_secs_f64() * 1e3,
+            "ms",
+        ),
+        None => rep.skip(
+            "kernel_mirror_enobufs_equal_after_ip_ms",
+            "rtm's table still differed from the kernel's 30 s after ip finished",
+        ),
+    }
+    rep.add(
+        "kernel_mirror_enobufs_differing_prefixes",
+        differ as f64,
+        "prefixes",
+    );
+    let log = std::fs::read_to_string(dir.join("rtmd.log")).unwrap_or_default();
+    rep.add(
+        "kernel_mirror_enobufs_redumps",
+        log.matches("dumping again").count() as f64,
+        "dumps",
+    );
+    daemon.stop()?;
+    Ok(())
+}
