@@ -130,10 +130,11 @@ fn many_subscribers_are_listed_in_pages_and_each_gets_every_change() {
     let fds_before = fd_count(pid);
     let mut subs: Vec<Sub> = (0..SUBSCRIBERS).map(|i| subscribe(&inst, i)).collect();
 
-    // One descriptor each: a client without a SIGUSR1 handler leaves no pidfd open in rtmd.
+    // One descriptor each: a client without a SIGUSR1 handler leaves no pidfd open in rtmd
+    // (two each would be 600). A few descriptors of rtmd's start may close meanwhile.
     let fds = fd_count(pid) - fds_before;
     assert!(
-        (SUBSCRIBERS..SUBSCRIBERS + 16).contains(&fds),
+        (SUBSCRIBERS - 16..SUBSCRIBERS + 16).contains(&fds),
         "{SUBSCRIBERS} subscribers hold {fds} descriptors in rtmd"
     );
 
