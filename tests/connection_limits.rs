@@ -6,50 +6,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::raw::{frame, hello, read_msg, welcomed};
 use common::*;
-use rtm::wire::{self, Caps, ClientMsg, Hello, Reply, Request, ServerMsg};
-
-/// A length-prefixed frame of `m`.
-fn frame(m: &ClientMsg) -> Vec<u8> {
-    let body = wire::encode(m).unwrap();
-    let mut f = (body.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(&body);
-    f
-}
-
-fn hello(name: &str) -> Vec<u8> {
-    frame(&ClientMsg::Hello(Hello {
-        version: wire::PROTOCOL_VERSION,
-        name: name.into(),
-        caps: Caps::default(),
-    }))
-}
-
-/// Reads one server frame.
-fn read_msg(s: &mut UnixStream) -> ServerMsg {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("frame length");
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).expect("frame body");
-    wire::decode(&body).expect("a server message")
-}
-
-/// A raw connection that said hello and got its welcome.
-fn welcomed(inst: &Instance, name: &str) -> UnixStream {
-    let mut s = UnixStream::connect(&inst.socket).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(&hello(name)).unwrap();
-    match read_msg(&mut s) {
-        ServerMsg::Welcome(_) => s,
-        other => panic!("expected a welcome, got {other:?}"),
-    }
-}
+use rtm::wire::{self, ClientMsg, Reply, Request, ServerMsg};
 
 const ROUTES: usize = 5_000;
 const SHOWS: u32 = 600;
@@ -72,7 +37,7 @@ fn pipelined_shows_stream_with_bounded_memory() {
     let pid = inst.daemon_pid();
     let base = proc_status_kib(pid, "VmHWM");
 
-    let mut s = welcomed(&inst, "reader");
+    let mut s = welcomed(&inst, "reader", wire::PROTOCOL_VERSION);
     let requests_before = inst.status()["counters"]["requests"].as_u64().unwrap();
     let mut pipelined = Vec::new();
     for id in 1..=SHOWS {
@@ -122,7 +87,9 @@ fn pipelined_shows_stream_with_bounded_memory() {
 #[test]
 fn connections_beyond_max_connections_are_refused_with_a_reason() {
     let inst = Instance::start_with(&["--max-connections", "3", "--max-clients", "10"]);
-    let held: Vec<UnixStream> = (0..3).map(|i| welcomed(&inst, &format!("c{i}"))).collect();
+    let held: Vec<UnixStream> = (0..3)
+        .map(|i| welcomed(&inst, &format!("c{i}"), wire::PROTOCOL_VERSION))
+        .collect();
     let o = inst.ctl(&["status"]);
     assert_eq!(code(&o), 2, "refused by the daemon: {}", stdout(&o));
     let err = stderr(&o);
@@ -184,7 +151,8 @@ fn the_open_file_limit_is_raised_and_sizes_the_connection_limit() {
     for i in 0..110 {
         let mut s = UnixStream::connect(&inst.socket).unwrap();
         s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s.write_all(&hello(&format!("c{i}"))).unwrap();
+        s.write_all(&hello(&format!("c{i}"), wire::PROTOCOL_VERSION))
+            .unwrap();
         match read_msg(&mut s) {
             ServerMsg::Welcome(_) => held.push(s),
             ServerMsg::Refused(f) => {

@@ -7,46 +7,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 
+use common::raw::{frame, read_msg, welcomed};
 use common::*;
-use rtm::wire::{self, Caps, ClientMsg, Event, Hello, Reply, Request, ServerMsg, Tables};
+use rtm::wire::{self, ClientMsg, Event, Reply, Request, ServerMsg, Tables};
 
 const SUBSCRIBERS: usize = 300;
 
 fn send(s: &mut UnixStream, m: &ClientMsg) {
-    let body = wire::encode(m).unwrap();
-    let mut f = (body.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(&body);
-    s.write_all(&f).expect("write a frame");
-}
-
-fn read_msg(s: &mut UnixStream) -> ServerMsg {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("frame length");
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).expect("frame body");
-    wire::decode(&body).expect("a server message")
-}
-
-/// A raw connection at protocol `version` that said hello and got its welcome.
-fn welcomed(inst: &Instance, name: &str, version: u16) -> UnixStream {
-    let mut s = UnixStream::connect(&inst.socket).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    send(
-        &mut s,
-        &ClientMsg::Hello(Hello {
-            version,
-            name: name.into(),
-            caps: Caps::default(),
-        }),
-    );
-    match read_msg(&mut s) {
-        ServerMsg::Welcome(w) => assert_eq!(w.version, version),
-        other => panic!("{name}: expected a welcome, got {other:?}"),
-    }
-    s
+    s.write_all(&frame(m)).expect("write a frame");
 }
 
 /// A subscriber of the route table: its connection and the last sequence number it has.

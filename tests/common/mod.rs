@@ -610,4 +610,5 @@ impl Instance {
     }
 }
 pub mod http;
+pub mod raw;
 pub mod tmpfs;
