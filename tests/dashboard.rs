@@ -349,6 +349,10 @@ fn metrics_parse_on_both_listeners() {
     inst.ctl_ok(&["arp", "add", "00:11:22:33:44:55", "192.0.2.7"]);
     let _client = inst.client("scraped", &[]);
     inst.eventually("the client registered", || inst.status()["clients"] == 1);
+    inst.ctl_ok(&["route", "add", "10.3.0.0/16", "dev", "eth0"]);
+    inst.eventually("the client notified", || {
+        inst.status()["counters"]["events_sent"].as_u64() >= Some(1)
+    });
     // The token-free listener: counts only, no per-client series.
     let mhost = metrics_host(&inst);
     let a = http::get(&mhost, "/metrics", &[]);
@@ -360,9 +364,31 @@ fn metrics_parse_on_both_listeners() {
     let s = parse_metrics(&a.body);
     assert_eq!(
         sample(&s, "rtm_table_entries", Some(("table", "route"))),
-        2.0
+        3.0
     );
     assert_eq!(sample(&s, "rtm_table_entries", Some(("table", "arp"))), 1.0);
+    // The notification delay histogram: rising cumulative buckets ending in +Inf, holding
+    // the write that handed the client its change.
+    let h = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "rtm_notification_delay_seconds")
+        .map(|x| &x.value);
+    let Some(prometheus_parse::Value::Histogram(buckets)) = h else {
+        panic!("no notification delay histogram: {h:?}\n{}", a.body);
+    };
+    assert!(buckets
+        .windows(2)
+        .all(|w| w[0].count <= w[1].count && w[0].less_than < w[1].less_than));
+    let last = buckets.last().unwrap();
+    assert!(
+        last.less_than.is_infinite() && last.count >= 1.0,
+        "{buckets:?}"
+    );
+    assert_eq!(
+        sample(&s, "rtm_notification_delay_seconds_count", None),
+        last.count
+    );
     assert_eq!(
         sample(&s, "rtm_table_capacity", Some(("table", "route"))),
         8192.0
@@ -389,7 +415,7 @@ fn metrics_parse_on_both_listeners() {
     );
     assert_eq!(
         sample(&s, "rtm_table_entries", Some(("table", "route"))),
-        2.0
+        3.0
     );
 }
 

@@ -81,6 +81,47 @@ pub struct Health {
     pub kernel_mirror: AtomicBool,
     /// The tables keep a journal (`--state-dir`): `status` then reports its counters.
     pub journal: JournalCounters,
+    /// Commit → socket write of notifications (`/metrics`' `rtm_notification_delay_seconds`).
+    pub notify_delay: DelayHistogram,
+}
+
+/// Upper bounds (seconds) of [`DelayHistogram`]'s buckets; one more bucket holds the rest.
+pub const DELAY_BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    5.0,
+];
+
+/// A Prometheus-style histogram of delays: a count per bucket (not cumulative; `/metrics`
+/// sums them) and the total in nanoseconds. Recording is a few relaxed atomic adds.
+#[derive(Debug, Default)]
+pub struct DelayHistogram {
+    buckets: [AtomicU64; DELAY_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl DelayHistogram {
+    pub fn record(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        let i = DELAY_BUCKETS
+            .iter()
+            .position(|&le| s <= le)
+            .unwrap_or(DELAY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// Cumulative counts per bucket (the last is `+Inf`, the total count) and the sum in
+    /// seconds.
+    pub fn snapshot(&self) -> ([u64; DELAY_BUCKETS.len() + 1], f64) {
+        let mut out = [0; DELAY_BUCKETS.len() + 1];
+        let mut total = 0;
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            total += b.load(Relaxed);
+            *o = total;
+        }
+        (out, self.sum_ns.load(Relaxed) as f64 / 1e9)
+    }
 }
 
 /// What the tables' journals did (both tables together); shown only with `--state-dir`.
@@ -141,6 +182,7 @@ impl Health {
             table_sizes: Default::default(),
             kernel_mirror: AtomicBool::new(false),
             journal: JournalCounters::default(),
+            notify_delay: DelayHistogram::default(),
         }
     }
 }

@@ -465,7 +465,7 @@ impl Handler<Notify> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Notify, ctx: &mut Context<Self>) {
-        let r = catch_panic(|| self.out.with(|o| o.push_batch(&msg.0, &msg.1)));
+        let r = catch_panic(|| self.out.with(|o| o.push_batch(&msg.0, &msg.1, msg.2)));
         if let Err(why) = r {
             self.failed(&why, ctx);
         }

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rtm_proto::wire::{self, Event, ServerMsg, Table};
@@ -100,6 +100,9 @@ pub struct Outbox {
     dead: bool,
     stats: Arc<SessionStats>,
     health: Arc<crate::counters::Health>,
+    /// When the oldest notification not yet handed to the socket was published; taken, and
+    /// recorded in the delay histogram, by the write that empties the queue.
+    oldest: Option<Instant>,
 }
 
 fn slot(t: Table) -> usize {
@@ -144,10 +147,11 @@ impl Outbox {
     /// Queues a published batch (all of one table): small ones event by event, larger ones
     /// as one shared item, so that a session's queue holds a pointer per batch rather than a
     /// copy of every event.
-    pub fn push_batch(&mut self, events: &Arc<[Event]>, frames: &SharedFrames) {
+    pub fn push_batch(&mut self, events: &Arc<[Event]>, frames: &SharedFrames, at: Instant) {
         if self.dead {
             return;
         }
+        self.oldest.get_or_insert(at);
         let table = events.first().and_then(Event::table);
         let (Some(table), true) = (table, events.len() >= SHARE_MIN) else {
             for ev in events.iter() {
@@ -325,6 +329,7 @@ impl OutboxHandle {
                 dead: false,
                 stats,
                 health,
+                oldest: None,
             })),
             wake: Rc::new(Notify::new()),
             drained: Rc::new(Notify::new()),
@@ -425,6 +430,14 @@ impl OutboxHandle {
             };
             buf = BytesMut::new();
             self.drained.notify_waiters();
+            if res.is_ok() {
+                let mut o = self.inner.borrow_mut();
+                if o.is_empty() {
+                    if let Some(at) = o.oldest.take() {
+                        o.health.notify_delay.record(at.elapsed());
+                    }
+                }
+            }
             if let Err(e) = res {
                 debug!("session write failed: {e}");
                 // The read side sees the hang-up too and ends the session; drop what is queued.

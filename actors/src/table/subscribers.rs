@@ -2,6 +2,7 @@
 //! goes out to each of them as one shared `Notify`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use rtm_proto::wire::{Event, Failure};
@@ -11,14 +12,15 @@ use crate::restart::guarded;
 use crate::session::outbox::SharedFrames;
 
 /// Notifications for a subscriber, shared by all subscribers of one batch, with the batch's
-/// encoded frames, made once by whichever session writes it first.
+/// encoded frames, made once by whichever session writes it first, and the moment the batch
+/// was published (for the notification delay histogram).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
-pub struct Notify(pub Arc<[Event]>, pub SharedFrames);
+pub struct Notify(pub Arc<[Event]>, pub SharedFrames, pub Instant);
 
 impl Notify {
     pub fn new(events: Arc<[Event]>) -> Self {
-        Notify(events, SharedFrames::default())
+        Notify(events, SharedFrames::default(), Instant::now())
     }
 }
 
