@@ -119,7 +119,7 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
     let mut t = StateOnTmpfs::mount("512k");
     t.start();
     let inst = &t.inst;
-    let o = inst.batch(&routes(0, 20), false);
+    let o = inst.batch_file(&routes(0, 20));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let mut sub = inst.client("sub", &["--table", "route"]);
     let mut model = EventModel::from_seen(&sub);
@@ -131,7 +131,7 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
 
     // A 600-line batch is one request whose journal frame (about 9 KB) needs more than the
     // free tail of the journal's last page.
-    let o = inst.batch(&routes(1000, 600), false);
+    let o = inst.batch_file(&routes(1000, 600));
     assert_eq!(code(&o), 2, "refused by the daemon: {}", stdout(&o));
     let err = stderr(&o);
     assert!(
@@ -151,7 +151,7 @@ fn a_full_state_disk_refuses_the_request_and_writes_resume_once_there_is_room() 
 
     // Room again: the same batch and a single add go through, no restart.
     t.sh(r#"rm "$1/fill""#);
-    let o = inst.batch(&routes(1000, 600), false);
+    let o = inst.batch_file(&routes(1000, 600));
     assert_eq!(code(&o), 0, "after freeing space: {}", stderr(&o));
     inst.ctl_line("route add 192.0.2.0/24 dev eth1");
     let now = inst.routes();

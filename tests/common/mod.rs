@@ -194,6 +194,16 @@ impl Instance {
         run(self.ctl_cmd(&args), Some(text.as_bytes()), DEADLINE)
     }
 
+    /// `rtmctl batch FILE` of `text`: read whole, so it goes out as one request per
+    /// `BATCH_CHUNK` lines however the machine schedules (standard input goes out as it
+    /// arrives, which a loaded machine may split).
+    pub fn batch_file(&self, text: &str) -> Output {
+        let f = tempfile::NamedTempFile::new_in(self.dir.path()).expect("batch file");
+        std::fs::write(f.path(), text).expect("write batch file");
+        let path = f.path().to_str().expect("utf-8 path").to_string();
+        run(self.ctl_cmd(&["batch", &path]), None, DEADLINE)
+    }
+
     /// Starts a registered `rtm-client --json` and waits until its tables are synced.
     pub fn client(&self, name: &str, extra: &[&str]) -> ClientProc {
         let mut c = self.client_unsynced(name, extra);
