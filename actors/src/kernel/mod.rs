@@ -23,7 +23,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::FutureExt;
 use netlink_packet_core::NetlinkPayload;
-use netlink_sys::{AsyncSocketExt, TokioSocket};
+use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use rtm_proto::Route;
 use tracing::{info, warn};
 
@@ -244,11 +244,15 @@ async fn follow(
 /// still holding stale events could miss later drops unheard.
 fn drain(events: &TokioSocket) -> io::Result<()> {
     for _ in 0..DRAIN_MAX {
-        match events.recv_from_full().now_or_never() {
-            None => return Ok(()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {}
-            Some(Err(e)) => return Err(e),
+        // Straight on the non-blocking socket, not through the runtime's readiness (which
+        // may not know of what arrived since it was last polled): only a read that finds
+        // the queue empty ends the kernel's congestion, and until then it drops every event
+        // without a word.
+        match events.socket_ref().recv_from_full() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {}
+            Err(e) => return Err(e),
         }
     }
     Err(io::Error::other(format!(
