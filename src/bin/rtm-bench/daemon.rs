@@ -121,6 +121,15 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log's warnings and errors so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The shared-memory file of `table` (`route` or `arp`).
     pub fn shm(&self, table: &str) -> PathBuf {
         self.shm_dir.join(format!("{INSTANCE}.{table}"))

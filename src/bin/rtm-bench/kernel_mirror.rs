@@ -255,6 +255,25 @@ fn burst(run: &Run, batch: &Path, rep: &mut Report) -> Result<()> {
         .iter()
         .map(|f| n.saturating_sub(f.progress()))
         .sum();
+    // Whether rtm's table holds what the kernel's does: tells a route rtmd never mirrored from
+    // one it mirrored but did not tell a follower of.
+    let rtm = rtm_prefixes(&daemon)?;
+    let kernel = kernel_prefixes(&ns, run.dl)?;
+    rep.add(
+        "kernel_mirror_burst_differing_prefixes",
+        rtm.symmetric_difference(&kernel).count() as f64,
+        "prefixes",
+    );
+    if lost > 0 {
+        let progress: Vec<u64> = followers.iter().map(|f| f.progress()).collect();
+        eprintln!("rtm-bench: followers short of {n} routes; their counts: {progress:?}");
+        for p in kernel.difference(&rtm).take(10) {
+            eprintln!("rtm-bench: in the kernel, not in rtm: {p}");
+        }
+        for line in daemon.warnings().iter().take(20) {
+            eprintln!("rtm-bench: rtmd: {line}");
+        }
+    }
     rep.add(
         format!("kernel_mirror_burst_lost_clients_{k}"),
         lost as f64,
