@@ -55,6 +55,8 @@ pub struct Supervisor {
     stopping: bool,
     /// The threads the table actors run on (stopped with the system).
     table_threads: Vec<Arbiter>,
+    /// The kernel export (`--kernel export`), told to withdraw its routes at a clean stop.
+    export: Option<Addr<crate::kernel::export::KernelExport>>,
 }
 
 impl Supervisor {
@@ -69,6 +71,7 @@ impl Supervisor {
             services: None,
             stopping: false,
             table_threads: Vec::new(),
+            export: None,
         }
     }
 }
@@ -130,9 +133,22 @@ impl Actor for Supervisor {
         );
         if let Some(k) = boot.config.kernel.clone() {
             svc.health.kernel_mirror.store(true, Relaxed);
+            let mirror = k.import.then(Arc::default);
+            if let Some(m) = mirror.clone() {
+                let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
+                actix::Supervisor::start(move |_| crate::kernel::KernelMirror::new(k, route, h, m));
+                info!("kernel mirror on: importing the kernel's IPv4 routes");
+            }
             let (route, h) = (svc.route.clone(), svc.health.clone());
-            actix::Supervisor::start(move |_| crate::kernel::KernelMirror::new(k, route, h));
-            info!("kernel mirror on: importing the kernel's IPv4 routes");
+            let shm = boot.config.route_shm_path();
+            if let Some(e) = crate::kernel::export::KernelExport::new(k, route, shm, mirror, h) {
+                let proto = e.proto();
+                self.export = Some(actix::Supervisor::start(move |_| e));
+                info!(
+                    proto,
+                    "kernel export on: writing rtm's routes into the kernel"
+                );
+            }
         }
         crate::http::serve(boot.http, svc.clone());
         self.services = Some(svc);
@@ -162,12 +178,16 @@ impl Handler<Shutdown> for Supervisor {
         svc.health.shutting_down.store(true, Relaxed);
         let cleanup = self.cleanup.clone();
         let keep_shm = self.config.as_ref().is_some_and(|c| c.keep_shm);
+        let export = self.export.clone();
         let fut = async move {
             let n = svc.registry.send(SayBye).await.unwrap_or(0);
             // Wait (bounded) until every session's writer has flushed its last frames.
             let deadline = Instant::now() + BYE_GRACE;
             while svc.health.closing_writers.load(Relaxed) > 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if let Some(e) = export {
+                let _ = e.send(crate::kernel::export::Withdraw).await;
             }
             let _ = svc.route.send(Retire { keep_shm }).await;
             let _ = svc.arp.send(Retire { keep_shm }).await;

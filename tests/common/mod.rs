@@ -620,5 +620,6 @@ impl Instance {
     }
 }
 pub mod http;
+pub mod netns;
 pub mod raw;
 pub mod tmpfs;

@@ -132,13 +132,20 @@ settings! {
     /// Serve Prometheus metrics (counts only, no authentication) on a loopback ADDR:PORT
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: String,
-    /// Mirror the kernel's IPv4 routes into the route table over rtnetlink ("import"; see
-    /// docs/kernel.md) [default: off]
-    #[arg(long, value_name = "import")]
+    /// Follow the kernel's IPv4 routes ("import"), write rtm's own routes into the kernel
+    /// ("export"), or both ("import,export"), over rtnetlink; see docs/kernel.md [default: off]
+    #[arg(long, value_name = "import|export|import,export")]
     kernel: String,
-    /// With --kernel import: the kernel routing table to mirror [default: 254, main]
+    /// The kernel routing table followed and written [default: 254, main]
     #[arg(long, value_name = "N")]
     kernel_table: u32,
+    /// With --kernel export: the route protocol (`ip route … proto N`) of the routes rtm
+    /// writes; rtm owns every route of that number in the table [default: 200]
+    #[arg(long, value_name = "N")]
+    kernel_proto: u8,
+    /// With --kernel export: leave the exported routes in the kernel at a clean stop
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    kernel_keep: bool,
     /// Receive buffer of the kernel-event socket in bytes; small values make the kernel drop
     /// events (ENOBUFS) and rtmd re-dump, which tests use [default: 4194304]
     #[arg(long, hide = true)]

@@ -13,8 +13,12 @@
 //! of any other change. A netlink failure stops this actor alone; its supervisor restarts it
 //! (after [`RESTART_PAUSE`]) and the tables go on untouched.
 
+pub mod config;
+pub mod export;
 pub mod netlink;
 pub mod reconcile;
+
+pub use config::{ExportConfig, KernelConfig};
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -27,17 +31,12 @@ use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use rtm_proto::Route;
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, Settings};
 use crate::counters::Health;
 use crate::restart::{failed, guarded_future, ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
 use crate::table::{Apply, TableOp};
 use reconcile::Mirror;
 
-/// The kernel's main routing table.
-pub const MAIN_TABLE: u32 = 254;
-/// Receive buffer asked for the event socket unless `--kernel-rcvbuf` says otherwise.
-pub const DEFAULT_RCVBUF: usize = 4 << 20;
 /// How long a restarted mirror waits before it talks to the kernel again, so that a kernel
 /// link that keeps failing does not spend the daemon's restart budget at once.
 pub const RESTART_PAUSE: Duration = Duration::from_secs(3);
@@ -45,69 +44,6 @@ pub const RESTART_PAUSE: Duration = Duration::from_secs(3);
 const EVENTS_PER_APPLY: usize = 1024;
 /// Most queued events thrown away before a re-dump (far more than any receive buffer holds).
 const DRAIN_MAX: usize = 1 << 22;
-
-/// `--kernel import`, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelConfig {
-    /// The kernel routing table mirrored (`--kernel-table`).
-    pub table: u32,
-    /// Receive buffer of the event socket (`--kernel-rcvbuf`).
-    pub rcvbuf: usize,
-}
-
-impl KernelConfig {
-    /// `None` unless `--kernel import`; the other kernel settings need it.
-    pub fn resolve(s: &Settings) -> Result<Option<KernelConfig>, ConfigError> {
-        match s.kernel.as_deref() {
-            Some("import") => {}
-            Some("off") | None => {
-                for (key, set) in [
-                    ("kernel-table", s.kernel_table.is_some()),
-                    ("kernel-rcvbuf", s.kernel_rcvbuf.is_some()),
-                ] {
-                    if set {
-                        return Err(ConfigError::Value {
-                            key,
-                            value: match key {
-                                "kernel-table" => format!("{:?}", s.kernel_table),
-                                _ => format!("{:?}", s.kernel_rcvbuf),
-                            }
-                            .trim_start_matches("Some(")
-                            .trim_end_matches(')')
-                            .to_string(),
-                            why: "needs kernel = \"import\"".into(),
-                        });
-                    }
-                }
-                return Ok(None);
-            }
-            Some(other) => {
-                return Err(ConfigError::Value {
-                    key: "kernel",
-                    value: other.to_string(),
-                    why: "expected \"import\" or \"off\"".into(),
-                })
-            }
-        }
-        let table = s.kernel_table.unwrap_or(MAIN_TABLE);
-        if table == 0 {
-            return Err(ConfigError::Value {
-                key: "kernel-table",
-                value: "0".into(),
-                why: "table 0 is not a routing table (1..=4294967295; main is 254)".into(),
-            });
-        }
-        let rcvbuf = s.kernel_rcvbuf.unwrap_or(DEFAULT_RCVBUF);
-        if rcvbuf == 0 {
-            return Err(ConfigError::Value {
-                key: "kernel-rcvbuf",
-                value: "0".into(),
-                why: "must be at least 1".into(),
-            });
-        }
-        Ok(Some(KernelConfig { table, rcvbuf }))
-    }
-}
 
 /// The kernel mirror actor.
 pub struct KernelMirror {
@@ -121,12 +57,18 @@ pub struct KernelMirror {
 }
 
 impl KernelMirror {
-    pub fn new(config: KernelConfig, route: Addr<RouteTable>, health: Arc<Health>) -> Self {
+    /// `mirror` is shared with the export (if on), which leaves the routes it holds alone.
+    pub fn new(
+        config: KernelConfig,
+        route: Addr<RouteTable>,
+        health: Arc<Health>,
+        mirror: Arc<Mutex<Mirror>>,
+    ) -> Self {
         KernelMirror {
             config,
             route,
             health,
-            mirror: Arc::default(),
+            mirror,
             restarted: false,
         }
     }
@@ -181,8 +123,11 @@ async fn follow(
 ) -> io::Result<()> {
     // Subscribed before the dump: a change made while the dump runs is heard afterwards.
     let events = netlink::event_socket(config.rcvbuf)?;
+    // With export on too, rtm's own routes come back as kernel events: left alone.
+    let own = config.own_proto();
     loop {
-        let (links, routes) = netlink::dump(config.table).await?;
+        let (links, mut routes) = netlink::dump(config.table).await?;
+        routes.retain(|r| Some(r.protocol) != own);
         let ops = lock(&mirror).resync(links, routes);
         let changed = ops.len();
         submit(&route, &mirror, ops).await?;
@@ -219,7 +164,7 @@ async fn follow(
                         }
                         changes.extend(msgs.into_iter().filter_map(|(_, p)| match p {
                             NetlinkPayload::InnerMessage(m) => {
-                                Some(netlink::change(m, config.table))
+                                Some(netlink::change(m, config.table).unless_proto(own))
                             }
                             _ => None,
                         }));

@@ -5,11 +5,12 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
@@ -33,6 +34,8 @@ pub struct KernelRoute {
     pub via: Option<Ipv4Addr>,
     /// The output link's index.
     pub oif: Option<u32>,
+    /// Who put it there (`ip route … proto N`): 2 kernel, 3 boot, 4 static, …
+    pub protocol: u8,
 }
 
 /// A link as the mirror needs it: its name (rtm's `dev`) and whether it is up.
@@ -101,6 +104,7 @@ pub fn route(msg: &RouteMessage, table: u32) -> Option<KernelRoute> {
         priority,
         via,
         oif,
+        protocol: msg.header.protocol.into(),
     })
 }
 
@@ -170,14 +174,7 @@ pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
 
 /// Every link, then every route of `table` the mirror carries.
 pub async fn dump(table: u32) -> io::Result<(Vec<Link>, Vec<KernelRoute>)> {
-    let links = dump_of(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-        .await?
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => link(&l),
-            _ => None,
-        })
-        .collect();
+    let links = dump_links().await?;
     let mut req = RouteMessage::default();
     req.header.address_family = AddressFamily::Inet;
     let routes = dump_of(RouteNetlinkMessage::GetRoute(req))
@@ -189,6 +186,20 @@ pub async fn dump(table: u32) -> io::Result<(Vec<Link>, Vec<KernelRoute>)> {
         })
         .collect();
     Ok((links, routes))
+}
+
+/// Every link.
+pub async fn dump_links() -> io::Result<Vec<Link>> {
+    Ok(
+        dump_of(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .await?
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => link(&l),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// Runs one dump request to its end, again if the kernel says it was interrupted.
@@ -238,4 +249,197 @@ async fn dump_once(req: RouteNetlinkMessage) -> io::Result<Option<Vec<RouteNetli
             }
         }
     }
+}
+
+impl Change {
+    /// This change, or `Ignored` if it is about a route of protocol `own` (rtm's own exported
+    /// routes, which the import leaves alone).
+    pub fn unless_proto(self, own: Option<u8>) -> Change {
+        match &self {
+            Change::RouteAdded(r) | Change::RouteRemoved(r) if Some(r.protocol) == own => {
+                Change::Ignored
+            }
+            _ => self,
+        }
+    }
+}
+
+/// A route as rtm writes it into the kernel (`ip route replace DST via VIA dev OIF metric
+/// PRIORITY table T proto P`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelWrite {
+    pub dst: Prefix,
+    pub via: Option<Ipv4Addr>,
+    pub oif: Option<u32>,
+    pub priority: u32,
+}
+
+/// What a route request asks of the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Add the route; refused if the kernel has one with the same (prefix, priority).
+    Add(KernelWrite),
+    /// Add the route or replace the one with the same (prefix, priority).
+    Replace(KernelWrite),
+    /// Delete the route of rtm's protocol with this prefix and priority.
+    Del(Prefix, u32),
+}
+
+fn route_message(w: &KernelWrite, table: u32, proto: u8) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet;
+    m.header.destination_prefix_length = w.dst.len();
+    m.header.protocol = proto.into();
+    m.header.kind = RouteType::Unicast;
+    m.header.scope = if w.via.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
+    set_table(&mut m, table);
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(
+            w.dst.addr(),
+        )));
+    if let Some(via) = w.via {
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
+    }
+    if let Some(oif) = w.oif {
+        m.attributes.push(RouteAttribute::Oif(oif));
+    }
+    m.attributes.push(RouteAttribute::Priority(w.priority));
+    m
+}
+
+/// Tables above 255 go in an attribute; the header's byte then says `RT_TABLE_UNSPEC`.
+fn set_table(m: &mut RouteMessage, table: u32) {
+    match u8::try_from(table) {
+        Ok(t) => m.header.table = t,
+        Err(_) => {
+            m.header.table = 0;
+            m.attributes.push(RouteAttribute::Table(table));
+        }
+    }
+}
+
+impl Request {
+    fn message(&self, table: u32, proto: u8) -> (RouteNetlinkMessage, u16) {
+        match self {
+            Request::Add(w) => (
+                RouteNetlinkMessage::NewRoute(route_message(w, table, proto)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            ),
+            Request::Replace(w) => (
+                RouteNetlinkMessage::NewRoute(route_message(w, table, proto)),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            ),
+            Request::Del(dst, priority) => {
+                let mut m = RouteMessage::default();
+                m.header.address_family = AddressFamily::Inet;
+                m.header.destination_prefix_length = dst.len();
+                m.header.protocol = proto.into();
+                m.header.scope = RouteScope::NoWhere;
+                set_table(&mut m, table);
+                m.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet(dst.addr())));
+                m.attributes.push(RouteAttribute::Priority(*priority));
+                (RouteNetlinkMessage::DelRoute(m), 0)
+            }
+        }
+    }
+}
+
+/// Requests in flight at once on a [`Requester`]: their acknowledgements (and the errors,
+/// which quote the request) stay far below the socket's receive buffer.
+const IN_FLIGHT: usize = 128;
+
+/// A netlink socket for route requests, each acknowledged by the kernel.
+pub struct Requester {
+    sock: TokioSocket,
+    seq: u32,
+    table: u32,
+    proto: u8,
+}
+
+impl Requester {
+    pub fn open(table: u32, proto: u8) -> io::Result<Requester> {
+        let mut sock = TokioSocket::new(NETLINK_ROUTE)?;
+        sock.socket_mut().bind_auto()?;
+        sock.socket_ref().connect(&SocketAddr::new(0, 0))?;
+        Ok(Requester {
+            sock,
+            seq: 0,
+            table,
+            proto,
+        })
+    }
+
+    /// Sends every request (at most [`IN_FLIGHT`] unanswered at a time) and returns, for
+    /// each, `Ok` or the kernel's refusal. An `Err` of the whole call is a socket failure.
+    pub async fn run(&mut self, reqs: &[Request]) -> io::Result<Vec<io::Result<()>>> {
+        let mut out: Vec<Option<io::Result<()>>> = (0..reqs.len()).map(|_| None).collect();
+        for (w, window) in reqs.chunks(IN_FLIGHT).enumerate() {
+            let base = self.seq;
+            for (i, r) in window.iter().enumerate() {
+                let (msg, flags) = r.message(self.table, self.proto);
+                let mut header = NetlinkHeader::default();
+                header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+                header.sequence_number = base.wrapping_add(i as u32);
+                let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+                nl.finalize();
+                let mut buf = vec![0; nl.buffer_len()];
+                nl.serialize(&mut buf);
+                self.sock.send(&buf).await?;
+            }
+            self.seq = base.wrapping_add(window.len() as u32);
+            let mut left = window.len();
+            while left > 0 {
+                let (data, _) = self.sock.recv_from_full().await?;
+                let (msgs, bad) = messages_with_seq(&data);
+                if bad > 0 {
+                    return Err(io::Error::other("undecodable kernel acknowledgement"));
+                }
+                for (seq, payload) in msgs {
+                    let NetlinkPayload::Error(e) = payload else {
+                        continue;
+                    };
+                    let i = seq.wrapping_sub(base) as usize;
+                    let Some(slot) = out.get_mut(w * IN_FLIGHT + i).filter(|_| i < window.len())
+                    else {
+                        continue;
+                    };
+                    if slot.is_none() {
+                        left -= 1;
+                    }
+                    *slot = Some(match e.code {
+                        None => Ok(()),
+                        Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+                    });
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("no answer"))))
+            .collect())
+    }
+}
+
+/// [`messages`] with each message's sequence number instead of its flags.
+fn messages_with_seq(buf: &[u8]) -> (Vec<(u32, NetlinkPayload<RouteNetlinkMessage>)>, usize) {
+    let (mut out, mut bad, mut off) = (Vec::new(), 0, 0);
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            bad += 1;
+            break;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
+            Ok(m) => out.push((m.header.sequence_number, m.payload)),
+            Err(_) => bad += 1,
+        }
+        off += (len + 3) & !3;
+    }
+    (out, bad)
 }

@@ -36,6 +36,12 @@ impl Mirror {
         self.installed.len()
     }
 
+    /// Whether rtm's `route` is the one the mirror put there (a kernel route, which the
+    /// export does not write back).
+    pub fn holds(&self, route: &Route) -> bool {
+        self.installed.get(&route.dst) == Some(route)
+    }
+
     /// The route rtm should hold for `dst`: the lowest (priority, tos) one whose link is known.
     fn wanted(&self, dst: Prefix) -> Option<Route> {
         self.routes.get(&dst)?.values().find_map(|k| {
@@ -187,6 +193,7 @@ mod tests {
             priority,
             via: None,
             oif: Some(oif),
+            protocol: 3,
         }
     }
 
