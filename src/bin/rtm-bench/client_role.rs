@@ -30,6 +30,18 @@ use crate::util::now_ns;
 
 /// Metric bit that marks a latency probe.
 pub const LAT_FLAG: u32 = 0x8000_0000;
+/// The whole metric of a latency probe that names its id in the low 16 bits of its address
+/// instead (so that every probe has the same next hop, as most real changes do).
+pub const LAT_BY_ADDR: u32 = 0x4000_0000;
+
+/// The probe id of a route, if it is a latency probe.
+pub fn probe_id(r: &Route) -> Option<u32> {
+    if r.metric == LAT_BY_ADDR {
+        Some(r.dst.addr_u32() & 0xffff)
+    } else {
+        (r.metric & LAT_FLAG != 0).then_some(r.metric & !LAT_FLAG)
+    }
+}
 
 pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -167,8 +179,8 @@ async fn follow(socket: &Path, name: &str) -> Result<()> {
                             match reader.get(&p) {
                                 Some(v) => {
                                     let t = now_ns();
-                                    if v.entry.metric & LAT_FLAG != 0 {
-                                        n.samples.push((v.entry.metric & !LAT_FLAG, t));
+                                    if let Some(id) = probe_id(&v.entry) {
+                                        n.samples.push((id, t));
                                     }
                                     if v.seq < (seq & rtm::shm::SEQ_MASK) {
                                         n.stale += 1;

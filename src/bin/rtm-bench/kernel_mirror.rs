@@ -9,9 +9,10 @@
 //!    (`--kernel-rcvbuf`), so the kernel drops events and the mirror must dump again: the time
 //!    until rtm's table equals the kernel's, and the prefixes that differ at the end (must be 0).
 //! 3. **Latency.** Single `/32` probes through one `ip -batch -` that reads standard input, paced
-//!    at `--latency-rate`; each probe's metric carries [`LAT_FLAG`] and its id, so the followers
-//!    record when they read it from shared memory (as in the main run) and the monitor's line
-//!    names it too. Both latencies start at the same instant, just before the line is written
+//!    at `--latency-rate`; every probe has the metric [`LAT_BY_ADDR`] and the same gateway (one
+//!    next hop, as most real changes bring none) and its id in the low 16 bits of its address
+//!    (`198.19.0.0/16`), so the followers record when they read it from shared memory and the
+//!    monitor's line names it too. Both latencies start at the same instant, just before the line is written
 //!    to `ip`.
 
 use std::collections::BTreeSet;
@@ -29,7 +30,7 @@ use rtm::shm::{RouteReader, TableReader};
 use rtm::Route;
 
 use crate::child::KillOnDrop;
-use crate::client_role::LAT_FLAG;
+use crate::client_role::LAT_BY_ADDR;
 use crate::clients::ClientProc;
 use crate::daemon::Daemon;
 use crate::deadline::Deadline;
@@ -67,9 +68,9 @@ impl Monitor {
                 let Ok(line) = line else { break };
                 let t = now_ns();
                 l.fetch_add(1, Relaxed);
-                if let Some(m) = metric_of(&line) {
-                    if m & LAT_FLAG != 0 && !line.starts_with("Deleted") {
-                        p.lock().unwrap().push((u64::from(m & !LAT_FLAG), t));
+                if metric_of(&line) == Some(LAT_BY_ADDR) && !line.starts_with("Deleted") {
+                    if let Some(id) = probe_of(&line) {
+                        p.lock().unwrap().push((u64::from(id), t));
                     }
                 }
             }
@@ -80,6 +81,12 @@ impl Monitor {
             probes,
         })
     }
+}
+
+/// The probe id of an `ip monitor` line about a probe: the low 16 bits of its address.
+fn probe_of(line: &str) -> Option<u32> {
+    let dst: Ipv4Addr = line.split_whitespace().next()?.parse().ok()?;
+    Some(u32::from(dst) & 0xffff)
 }
 
 /// The `metric N` of an `ip monitor` line.
@@ -304,10 +311,9 @@ fn burst(run: &Run, batch: &Path, rep: &mut Report) -> Result<()> {
     let (sent_at, _) = crate::latency::paced(run.samples, run.rate, |i| {
         // 198.19.0.0/16 is inside the benchmarking block no generated route uses.
         let line = format!(
-            "route add 198.19.{}.{}/32 via {gateway} dev {DEV} metric {}\n",
+            "route add 198.19.{}.{}/32 via {gateway} dev {DEV} metric {LAT_BY_ADDR}\n",
             (i >> 8) & 0xff,
             i & 0xff,
-            LAT_FLAG | i as u32
         );
         stdin.write_all(line.as_bytes())?;
         stdin.flush()?;
