@@ -136,7 +136,12 @@ pub fn change(msg: RouteNetlinkMessage, table: u32) -> Change {
 }
 
 /// The messages in one datagram; undecodable ones are counted, not fatal.
-pub fn messages(buf: &[u8]) -> (Vec<(u16, NetlinkPayload<RouteNetlinkMessage>)>, usize) {
+pub fn messages(
+    buf: &[u8],
+) -> (
+    Vec<(NetlinkHeader, NetlinkPayload<RouteNetlinkMessage>)>,
+    usize,
+) {
     let (mut out, mut bad, mut off) = (Vec::new(), 0, 0);
     while off < buf.len() {
         // The header's first word is the message length.
@@ -152,7 +157,7 @@ pub fn messages(buf: &[u8]) -> (Vec<(u16, NetlinkPayload<RouteNetlinkMessage>)>,
             break;
         }
         match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
-            Ok(m) => out.push((m.header.flags, m.payload)),
+            Ok(m) => out.push((m.header, m.payload)),
             Err(_) => bad += 1,
         }
         // Messages are aligned to 4 bytes.
@@ -234,8 +239,8 @@ async fn dump_once(req: RouteNetlinkMessage) -> io::Result<Option<Vec<RouteNetli
         if bad > 0 {
             return Err(io::Error::other("undecodable message in a kernel dump"));
         }
-        for (flags, payload) in msgs {
-            interrupted |= flags & NLM_F_DUMP_INTR != 0;
+        for (header, payload) in msgs {
+            interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
             match payload {
                 NetlinkPayload::Done(_) => return Ok((!interrupted).then_some(out)),
                 NetlinkPayload::Error(e) => {
@@ -396,15 +401,15 @@ impl Requester {
             let mut left = window.len();
             while left > 0 {
                 let (data, _) = self.sock.recv_from_full().await?;
-                let (msgs, bad) = messages_with_seq(&data);
+                let (msgs, bad) = messages(&data);
                 if bad > 0 {
                     return Err(io::Error::other("undecodable kernel acknowledgement"));
                 }
-                for (seq, payload) in msgs {
+                for (header, payload) in msgs {
                     let NetlinkPayload::Error(e) = payload else {
                         continue;
                     };
-                    let i = seq.wrapping_sub(base) as usize;
+                    let i = header.sequence_number.wrapping_sub(base) as usize;
                     let Some(slot) = out.get_mut(w * IN_FLIGHT + i).filter(|_| i < window.len())
                     else {
                         continue;
@@ -424,22 +429,4 @@ impl Requester {
             .map(|r| r.unwrap_or_else(|| Err(io::Error::other("no answer"))))
             .collect())
     }
-}
-
-/// [`messages`] with each message's sequence number instead of its flags.
-fn messages_with_seq(buf: &[u8]) -> (Vec<(u32, NetlinkPayload<RouteNetlinkMessage>)>, usize) {
-    let (mut out, mut bad, mut off) = (Vec::new(), 0, 0);
-    while off + 16 <= buf.len() {
-        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if len < 16 || off + len > buf.len() {
-            bad += 1;
-            break;
-        }
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
-            Ok(m) => out.push((m.header.sequence_number, m.payload)),
-            Err(_) => bad += 1,
-        }
-        off += (len + 3) & !3;
-    }
-    (out, bad)
 }
