@@ -322,6 +322,9 @@ def main():
             f.requestSubmit(); return true; })()""")
         until("the ARP entry in `rtmctl arp show`",
               lambda: "192.0.2.40" in ctl("arp", "show"))
+        until("the ARP entry in the page's rows (live, no reload)",
+              lambda: "192.0.2.40" in browser.eval(
+                  "document.querySelector('#arps tbody').textContent"))
         browser.screenshot(os.path.join(artefacts, "arp.png"))
 
         # Clients, live: the watcher is listed, and goes when it ends.
