@@ -64,6 +64,9 @@ pub struct KernelExport {
     pending: Rc<RefCell<Pending>>,
     wake: Rc<Wake>,
     restarted: bool,
+    /// Its subscriber id, kept across restarts so that a restart's subscription replaces the
+    /// last one rather than adding a second.
+    session: u64,
 }
 
 impl KernelExport {
@@ -84,6 +87,7 @@ impl KernelExport {
             pending: Rc::default(),
             wake: Rc::default(),
             restarted: false,
+            session: crate::session::next_session_id(),
         })
     }
 }
@@ -106,7 +110,7 @@ impl Actor for KernelExport {
         }));
         self.wake = Rc::default();
         let sub = Subscribe {
-            session: crate::session::next_session_id(),
+            session: self.session,
             to: ctx.address().recipient(),
         };
         let route = self.route.clone();
