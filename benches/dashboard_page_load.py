@@ -19,12 +19,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "browser"))
-from dashboard import Browser, fail, until  # noqa: E402
+from dashboard import Browser, Rtmd, fail, until  # noqa: E402
 
 LOAD_DEADLINE = 600.0
 
@@ -61,27 +60,13 @@ def main():
     rtmd, rtmctl, client = sys.argv[1:4]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 1 << 20
     loads = int(sys.argv[5]) if len(sys.argv) > 5 else 10
-    tmp = tempfile.mkdtemp(prefix="rtm-page-load-")
-    sock = os.path.join(tmp, "rtm.sock")
-    shm = os.path.join(tmp, "shm")
-    os.mkdir(shm)
-    log = open(os.path.join(tmp, "rtmd.log"), "w")
-    daemon = subprocess.Popen(
-        [rtmd, "--socket", sock, "--shm-dir", shm, "--instance", "pageload",
-         "--route-capacity", str(max(n, 1024)), "--http-listen", "127.0.0.1:0"],
-        stdout=subprocess.DEVNULL, stderr=log)
+    daemon = Rtmd(rtmd, rtmctl, "pageload", ["--route-capacity", str(max(n, 1024))])
+    tmp, sock, ctl = daemon.tmp, daemon.sock, daemon.ctl
     followers = []
     browser = None
 
-    def ctl(*args):
-        r = subprocess.run([rtmctl, "--socket", sock, *args], capture_output=True, text=True,
-                           timeout=60)
-        if r.returncode != 0:
-            fail(f"rtmctl {' '.join(args)}: {r.stderr}")
-        return r.stdout
-
     try:
-        until("rtmd's socket", lambda: os.path.exists(sock))
+        daemon.wait_ready()
         t = time.monotonic()
         batch = subprocess.Popen([rtmctl, "--socket", sock, "batch", "-"],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -99,7 +84,7 @@ def main():
                 [client, "--socket", sock, "--name", f"follower-{i}"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         until("8 followers", lambda: ctl("clients").count("follower-") >= 8)
-        until("the followers to mirror the table", lambda: settled(followers + [daemon]),
+        until("the followers to mirror the table", lambda: settled(followers + [daemon.proc]),
               deadline=LOAD_DEADLINE)
 
         # An address inside the table's middle route, for the search page.
@@ -148,8 +133,7 @@ def main():
         for f in followers:
             f.kill()
             f.wait(timeout=10)
-        daemon.kill()
-        daemon.wait(timeout=10)
+        daemon.stop()
 
 
 if __name__ == "__main__":

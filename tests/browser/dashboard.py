@@ -153,35 +153,58 @@ class Browser:
         self.proc.wait(timeout=DEADLINE)
 
 
-def main():
-    rtmd, rtmctl, client, artefacts = sys.argv[1:5]
-    os.makedirs(artefacts, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="rtm-browser-")
-    os.chmod(tmp, 0o755)  # the non-admin check's rtmctl must reach the socket
-    sock = os.path.join(tmp, "rtm.sock")
-    shm = os.path.join(tmp, "shm")
-    os.mkdir(shm)
-    log = open(os.path.join(tmp, "rtmd.log"), "w")
-    daemon = subprocess.Popen(
-        [rtmd, "--socket", sock, "--shm-dir", shm, "--instance", "browser",
-         "--route-capacity", "8192", "--arp-capacity", "1024", "--http-listen", "127.0.0.1:0",
-         "--socket-mode", "0666"],
-        stdout=subprocess.DEVNULL, stderr=log)
-    browser = None
-    watcher = None
+class Rtmd:
+    """rtmd on a socket and shm dir in a temporary directory of its own, with the dashboard on a
+    free loopback port; `ctl` runs rtmctl against it (with a deadline), `stop` kills it by its
+    handle and removes the directory (kept with RTM_KEEP_BROWSER_TMP set)."""
 
-    def ctl(*args, check=True):
-        r = subprocess.run([rtmctl, "--socket", sock, *args], capture_output=True, text=True,
-                           timeout=DEADLINE)
+    def __init__(self, rtmd, rtmctl, name, extra):
+        self.rtmctl = rtmctl
+        self.tmp = tempfile.mkdtemp(prefix=f"rtm-{name}-")
+        os.chmod(self.tmp, 0o755)  # a check may run rtmctl as another uid
+        self.sock = os.path.join(self.tmp, "rtm.sock")
+        shm = os.path.join(self.tmp, "shm")
+        os.mkdir(shm)
+        self.log = open(os.path.join(self.tmp, "rtmd.log"), "w")
+        self.proc = subprocess.Popen(
+            [rtmd, "--socket", self.sock, "--shm-dir", shm, "--instance", name,
+             "--http-listen", "127.0.0.1:0", *extra],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def wait_ready(self):
+        until("rtmd's socket", lambda: os.path.exists(self.sock))
+        until("rtmd to answer", lambda: subprocess.run(
+            [self.rtmctl, "--socket", self.sock, "status"], capture_output=True,
+            timeout=DEADLINE).returncode == 0)
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([self.rtmctl, "--socket", self.sock, *args], capture_output=True,
+                           text=True, timeout=DEADLINE)
         if check and r.returncode != 0:
             fail(f"rtmctl {' '.join(args)}: {r.stderr}")
         return r.stdout
 
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=DEADLINE)
+        self.log.close()
+        if os.environ.get("RTM_KEEP_BROWSER_TMP"):
+            print(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main():
+    rtmd, rtmctl, client, artefacts = sys.argv[1:5]
+    os.makedirs(artefacts, exist_ok=True)
+    daemon = Rtmd(rtmd, rtmctl, "browser",
+                  ["--route-capacity", "8192", "--arp-capacity", "1024", "--socket-mode", "0666"])
+    tmp, sock, ctl = daemon.tmp, daemon.sock, daemon.ctl
+    browser = None
+    watcher = None
+
     try:
-        until("rtmd's socket", lambda: os.path.exists(sock))
-        until("rtmd to answer", lambda: subprocess.run(
-            [rtmctl, "--socket", sock, "status"], capture_output=True,
-            timeout=DEADLINE).returncode == 0)
+        daemon.wait_ready()
         ctl("route", "add", "10.50.0.0/16", "via", "192.0.2.1")
         url = ctl("dashboard-url").strip()
         base = url.split("/?token=")[0]
@@ -365,13 +388,7 @@ def main():
             watcher.wait(timeout=DEADLINE)
         if browser:
             browser.close()
-        daemon.kill()
-        daemon.wait(timeout=DEADLINE)
-        log.close()
-        if os.environ.get("RTM_KEEP_BROWSER_TMP"):
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        daemon.stop()
 
 
 if __name__ == "__main__":
