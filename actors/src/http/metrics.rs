@@ -35,31 +35,9 @@ pub async fn gather(svc: &Services, scope: Scope) -> Result<String, Failure> {
             .await
             .map_err(registry_unavailable)?,
     };
-    let mut text = render(&st, &clients);
-    render_delay(&mut text, &svc.health.notify_delay);
-    Ok(text)
-}
-
-/// Appends the notification delay histogram: from a batch's publication by its table to the
-/// socket write that hands it (or the resync that replaced it) to a client, sampled once per
-/// run of writes that empties a session's queue (the oldest notification in that run).
-fn render_delay(text: &mut String, h: &DelayHistogram) {
-    let name = "rtm_notification_delay_seconds";
-    let mut o = Out(std::mem::take(text));
-    o.family(
-        name,
-        "histogram",
-        "Publication of a change to the socket write handing it to a client (the oldest change of each write run).",
-    );
-    let (cumulative, sum) = h.snapshot();
-    for (le, n) in DELAY_BUCKETS.iter().zip(&cumulative) {
-        let _ = writeln!(o.0, "{name}_bucket{{le=\"{le}\"}} {n}");
-    }
-    let count = cumulative[DELAY_BUCKETS.len()];
-    let _ = writeln!(o.0, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(o.0, "{name}_sum {sum}");
-    let _ = writeln!(o.0, "{name}_count {count}");
-    *text = o.0;
+    let mut o = Out(render(&st, &clients));
+    o.delay_histogram(&svc.health.notify_delay);
+    Ok(o.0)
 }
 
 struct Out(String);
@@ -68,6 +46,26 @@ impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    /// Appends the notification delay histogram: from a batch's publication by its table to the
+    /// socket write that hands it (or the resync that replaced it) to a client, sampled once per
+    /// run of writes that empties a session's queue (the oldest notification in that run).
+    fn delay_histogram(&mut self, h: &DelayHistogram) {
+        let name = "rtm_notification_delay_seconds";
+        self.family(
+            name,
+            "histogram",
+            "Publication of a change to the socket write handing it to a client (the oldest change of each write run).",
+        );
+        let (cumulative, sum) = h.snapshot();
+        for (le, n) in DELAY_BUCKETS.iter().zip(&cumulative) {
+            let _ = writeln!(self.0, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let count = cumulative[DELAY_BUCKETS.len()];
+        let _ = writeln!(self.0, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(self.0, "{name}_sum {sum}");
+        let _ = writeln!(self.0, "{name}_count {count}");
     }
 
     fn one(&mut self, name: &str, kind: &str, help: &str, v: u64) {
