@@ -31,9 +31,9 @@ use tracing::{info, warn};
 
 use super::netlink::{self, KernelWrite, Request, Requester};
 use super::reconcile::Mirror;
-use super::{ExportConfig, KernelConfig, RESTART_PAUSE};
+use super::{ExportConfig, KernelConfig};
 use crate::counters::Health;
-use crate::restart::{failed, guarded_future, ActorKind, RestartLog, Restartable};
+use crate::restart::{ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
 use crate::table::subscribers::{Notify, Subscribe};
 
@@ -125,11 +125,7 @@ impl Actor for KernelExport {
             exported: HashMap::new(),
             reader: None,
         };
-        let pause = self.restarted.then_some(RESTART_PAUSE);
-        let fut = async move {
-            if let Some(p) = pause {
-                tokio::time::sleep(p).await;
-            }
+        let task = async move {
             route
                 .send(sub)
                 .await
@@ -137,11 +133,7 @@ impl Actor for KernelExport {
                 .map_err(|e| io::Error::other(format!("cannot subscribe: {e}")))?;
             w.run().await
         };
-        ctx.spawn(guarded_future(fut).map(|r, act, ctx| {
-            if let Ok(Err(e)) = r {
-                failed(act, ctx, &format!("kernel export: {e}"));
-            }
-        }));
+        super::run_task(ctx, self.restarted, "kernel export", task);
     }
 }
 

@@ -80,20 +80,38 @@ impl Actor for KernelMirror {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let (config, route, mirror) =
             (self.config.clone(), self.route.clone(), self.mirror.clone());
-        let pause = self.restarted.then_some(RESTART_PAUSE);
-        let fut = async move {
-            if let Some(p) = pause {
-                tokio::time::sleep(p).await;
-            }
-            follow(config, route, mirror).await
-        };
-        ctx.spawn(guarded_future(fut).map(|r, act, ctx| {
-            // A panic was recorded and the actor stopped by the guard already.
-            if let Ok(Err(e)) = r {
-                failed(act, ctx, &format!("kernel link: {e}"));
-            }
-        }));
+        run_task(
+            ctx,
+            self.restarted,
+            "kernel link",
+            follow(config, route, mirror),
+        );
     }
+}
+
+/// Runs a kernel actor's task on its context: after [`RESTART_PAUSE`] if the actor was
+/// restarted; an error of the task (`what: …`) fails the actor for its supervisor, a panic too.
+fn run_task<A>(
+    ctx: &mut Context<A>,
+    restarted: bool,
+    what: &'static str,
+    task: impl std::future::Future<Output = io::Result<()>> + 'static,
+) where
+    A: Restartable + Actor<Context = Context<A>>,
+{
+    let pause = restarted.then_some(RESTART_PAUSE);
+    let fut = async move {
+        if let Some(p) = pause {
+            tokio::time::sleep(p).await;
+        }
+        task.await
+    };
+    ctx.spawn(guarded_future(fut).map(move |r, act, ctx| {
+        // A panic was recorded and the actor stopped by the guard already.
+        if let Ok(Err(e)) = r {
+            failed(act, ctx, &format!("{what}: {e}"));
+        }
+    }));
 }
 
 impl Supervised for KernelMirror {
