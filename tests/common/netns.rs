@@ -125,8 +125,10 @@ pub fn unsupported() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("needs root to make a network namespace".into());
     }
-    let ip = Command::new("ip").arg("-V").output();
-    if !ip.is_ok_and(|o| o.status.success()) {
+    let mut v = Command::new("ip");
+    v.arg("-V");
+    let found = super::child::run(v, None, DEADLINE).is_ok_and(|o| o.status.success());
+    if !found {
         return Some("needs `ip` (iproute2)".into());
     }
     let probe = format!("rtm-kernel-probe-{}", std::process::id());
