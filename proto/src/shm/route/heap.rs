@@ -2,10 +2,7 @@
 //! before they may be reused, and how far the file backs the heap. Nothing of it is in shared
 //! memory: a reader never needs it.
 
-use std::collections::BTreeMap;
-
-/// Free runs kept in size classes up to this many lines; longer ones by exact size.
-const CLASSES: usize = 65;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) struct Heap {
     /// First line never handed out (line 0 is never used: a word naming line 0 means "none").
@@ -14,14 +11,16 @@ pub(super) struct Heap {
     pub cap: u32,
     /// Lines the readers' mappings hold: the file never grows past them.
     pub max: u32,
-    free: Vec<Vec<u32>>,
-    /// Bit `c` set: `free[c]` is not empty.
-    nonempty: u128,
-    big: BTreeMap<u32, Vec<u32>>,
+    /// Free runs by first line: first line → length. Adjacent runs are always merged, so that
+    /// the copies a block leaves behind as it grows come back as one run long enough for the
+    /// next, larger copy.
+    runs: BTreeMap<u32, u32>,
+    /// The same runs by (length, first line), for the best fit.
+    by_len: BTreeSet<(u32, u32)>,
     /// Freed since the last epoch: reusable only after the next one.
     pending: Vec<(u32, u32)>,
     pending_lines: u64,
-    /// Lines in `free` and `big`.
+    /// Lines in `runs`.
     free_lines: u64,
     /// Lines handed out and not freed.
     pub in_use: u64,
@@ -33,9 +32,8 @@ impl Heap {
             next: next.max(1),
             cap,
             max,
-            free: vec![Vec::new(); CLASSES],
-            nonempty: 0,
-            big: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            by_len: BTreeSet::new(),
             pending: Vec::new(),
             pending_lines: 0,
             free_lines: 0,
@@ -56,7 +54,7 @@ impl Heap {
         debug_assert!(n > 0);
         let (line, run) = self.take_run(n)?;
         if run > n {
-            self.put_free(line + n, run - n);
+            self.insert_run(line + n, run - n);
         }
         self.in_use += u64::from(n);
         Some(line)
@@ -74,41 +72,41 @@ impl Heap {
         Some(line)
     }
 
-    /// The free run of `n` lines, else the smallest longer one: (first line, its length).
+    /// The free run of `n` lines, else the smallest longer one (the lowest first line among
+    /// equals): (first line, its length).
     fn take_run(&mut self, n: u32) -> Option<(u32, u32)> {
-        if self.free_lines == 0 {
-            return None;
-        }
-        let n_us = n as usize;
-        if n_us < CLASSES {
-            let classes = self.nonempty & (u128::MAX << n_us);
-            if classes != 0 {
-                let size = classes.trailing_zeros() as usize;
-                let line = self.free[size].pop()?;
-                if self.free[size].is_empty() {
-                    self.nonempty &= !(1u128 << size);
-                }
-                self.free_lines -= size as u64;
-                return Some((line, size as u32));
-            }
-        }
-        let (&size, runs) = self.big.range_mut(n.max(CLASSES as u32)..).next()?;
-        let line = runs.pop()?;
-        if runs.is_empty() {
-            self.big.remove(&size);
-        }
-        self.free_lines -= u64::from(size);
-        Some((line, size))
+        let &(len, line) = self.by_len.range((n, 0)..).next()?;
+        self.remove_run(line, len);
+        Some((line, len))
     }
 
-    fn put_free(&mut self, line: u32, n: u32) {
+    fn insert_run(&mut self, line: u32, n: u32) {
+        self.runs.insert(line, n);
+        self.by_len.insert((n, line));
         self.free_lines += u64::from(n);
-        if (n as usize) < CLASSES {
-            self.free[n as usize].push(line);
-            self.nonempty |= 1u128 << n;
-        } else {
-            self.big.entry(n).or_default().push(line);
+    }
+
+    fn remove_run(&mut self, line: u32, n: u32) {
+        self.runs.remove(&line);
+        self.by_len.remove(&(n, line));
+        self.free_lines -= u64::from(n);
+    }
+
+    /// Makes `n` lines from `line` free, merged with the free runs just before and after it.
+    fn put_free(&mut self, mut line: u32, mut n: u32) {
+        if let Some((&before, &len)) = self.runs.range(..line).next_back() {
+            debug_assert!(before + len <= line, "a run freed twice");
+            if before + len == line {
+                self.remove_run(before, len);
+                line = before;
+                n += len;
+            }
         }
+        if let Some(&len) = self.runs.get(&(line + n)) {
+            self.remove_run(line + n, len);
+            n += len;
+        }
+        self.insert_run(line, n);
     }
 
     /// Gives back `n` lines from `line` that were handed out but never written or published
@@ -147,9 +145,8 @@ impl Heap {
     /// Everything is free again (a flush, after the epoch moved on).
     pub fn reset(&mut self) {
         self.next = 1;
-        self.free.iter_mut().for_each(Vec::clear);
-        self.nonempty = 0;
-        self.big.clear();
+        self.runs.clear();
+        self.by_len.clear();
         self.pending.clear();
         self.pending_lines = 0;
         self.free_lines = 0;
@@ -199,5 +196,32 @@ mod tests {
         h.unreserve(101, 2);
         assert_eq!(h.spare(), 99);
         assert_eq!(h.alloc_reused(2), Some(101), "given back at once");
+    }
+
+    #[test]
+    fn freed_neighbours_merge_into_one_run() {
+        let mut h = Heap::new(1, 100, 100);
+        let (a, b, c) = (
+            h.alloc(10).unwrap(),
+            h.alloc(10).unwrap(),
+            h.alloc(10).unwrap(),
+        );
+        let d = h.alloc(5).unwrap();
+        h.release(a, 10);
+        h.release(c, 10);
+        h.release(b, 10);
+        h.reclaim();
+        assert_eq!(h.alloc_reused(30), Some(a), "a, b and c are one run again");
+        h.release(a, 30);
+        h.reclaim();
+        assert_eq!(h.alloc_reused(31), None, "d is still in use");
+        h.release(d, 5);
+        h.reclaim();
+        assert_eq!(h.alloc_reused(35), Some(a));
+        assert_eq!(
+            (h.in_use, h.spare()),
+            (35, 64),
+            "line 0 is never handed out"
+        );
     }
 }

@@ -410,3 +410,44 @@ fn batched_lookups_follow_a_grown_heap() {
         .zip(&routes)
         .all(|(g, rt)| g.as_ref() == Some(rt)));
 }
+
+/// A /18 filled one route at a time rewrites its entry block with every change, one line longer
+/// now and then: the copies it leaves behind must come back (merged) for the next, longer copy,
+/// else the heap grows with every change and a new generation follows another.
+#[test]
+fn a_dense_block_written_a_route_at_a_time_reuses_its_old_copies() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let routes: Vec<Route> = (0..4096u32)
+        .map(|i| Route {
+            dst: format!("198.19.{}.{}/32", i >> 8, i & 0xff)
+                .parse()
+                .unwrap(),
+            via: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            dev: None,
+            metric: 7,
+        })
+        .collect();
+    let mut w = routes_at(&path, 8192);
+    for (i, r) in routes.iter().enumerate() {
+        w.upsert(r, i as u64 + 1).unwrap();
+    }
+    let one_by_one = std::fs::metadata(&path).unwrap().len();
+    let at_once_path = d.path().join("at-once");
+    let entries = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Versioned {
+            entry: r.clone(),
+            seq: i as u64 + 1,
+        })
+        .collect();
+    let at_once = RouteWriter::create(&at_once_path, 8192, 0o644, entries, 4096).unwrap();
+    let built = std::fs::metadata(&at_once_path).unwrap().len();
+    assert_eq!(w.generation(), 1, "growing republished the table");
+    assert!(
+        one_by_one <= 2 * built,
+        "{one_by_one} bytes written a route at a time, {built} built at once"
+    );
+    assert_eq!(w.len(), at_once.len());
+}
