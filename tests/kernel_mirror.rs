@@ -112,6 +112,16 @@ fn routes_follow_ip_route() {
     let st = inst.status();
     assert_eq!(st["restarts"]["kernel"], 0, "{st}");
     assert!(st["counters"].get("kernel_restarts").is_none(), "{st}");
+    // And what it did: one dump, the routes it put into rtm (the two at start, then one).
+    let n = &st["counters"];
+    assert_eq!(n["kernel_dumps"], 1, "{n}");
+    assert_eq!(n["kernel_overflows"], 0, "{n}");
+    assert_eq!(n["kernel_changes"], before.len() as u64 + 1, "{n}");
+    assert_eq!(n["kernel_refused"], 0, "{n}");
+    assert!(
+        n.get("kernel_export_writes").is_none(),
+        "export is off: {n}"
+    );
 
     ns.route("del 10.2.0.0/24 dev vb metric 7");
     let ev = c.expect(|v| v["key"] == "10.2.0.0/24");
@@ -225,6 +235,15 @@ fn burst_with_enobufs_ends_equal() {
         inst.log_text().contains("ENOBUFS"),
         "the tiny buffer did not overflow, so the re-dump was not tested: {}",
         inst.log_text()
+    );
+    let counters = &inst.status()["counters"];
+    assert!(
+        counters["kernel_overflows"].as_u64() >= Some(1),
+        "{counters}"
+    );
+    assert!(
+        counters["kernel_dumps"].as_u64() > counters["kernel_overflows"].as_u64(),
+        "one dump at start and one after each overflow: {counters}"
     );
     // The client heard the same table as ordinary changes (it reads until it has; a line
     // missing for DEADLINE fails the test).

@@ -81,6 +81,8 @@ pub struct Health {
     pub kernel_mirror: AtomicBool,
     /// The tables keep a journal (`--state-dir`): `status` then reports its counters.
     pub journal: JournalCounters,
+    /// The kernel import's and export's counters (`status` reports those of the sides on).
+    pub kernel: KernelCounters,
     /// Commit → socket write of notifications (`/metrics`' `rtm_notification_delay_seconds`).
     pub notify_delay: DelayHistogram,
 }
@@ -157,6 +159,55 @@ impl JournalCounters {
     }
 }
 
+/// What the kernel import (`--kernel import`) and export (`--kernel export`) have done.
+#[derive(Debug, Default)]
+pub struct KernelCounters {
+    pub import: AtomicBool,
+    pub export: AtomicBool,
+    /// Dumps of the kernel's routes reconciled into rtm: one at start, one after each restart
+    /// of the import and each overflow.
+    pub dumps: AtomicU64,
+    /// Times the kernel dropped events (`ENOBUFS`) or sent one that did not decode.
+    pub overflows: AtomicU64,
+    /// Changes the import made to rtm's table.
+    pub changes: AtomicU64,
+    /// Kernel routes rtm's table refused (full, …): logged, and left out of rtm.
+    pub refused: AtomicU64,
+    /// Whole-table reconciles of the export (start, restart, flush, resync, backlog).
+    pub export_reconciles: AtomicU64,
+    /// Routes the kernel took from the export (added, replaced or removed).
+    pub export_writes: AtomicU64,
+    /// Writes the kernel refused (no such link, a gateway off-link, a route rtm did not
+    /// write in the way, …): logged, and tried again at the next change or reconcile.
+    pub export_failures: AtomicU64,
+}
+
+impl KernelCounters {
+    /// The counters under their `rtmctl status` names, of the sides that are on.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let mut out = Vec::new();
+        if self.import.load(Relaxed) {
+            out.extend([
+                ("kernel_dumps", self.dumps.load(Relaxed)),
+                ("kernel_overflows", self.overflows.load(Relaxed)),
+                ("kernel_changes", self.changes.load(Relaxed)),
+                ("kernel_refused", self.refused.load(Relaxed)),
+            ]);
+        }
+        if self.export.load(Relaxed) {
+            out.extend([
+                (
+                    "kernel_export_reconciles",
+                    self.export_reconciles.load(Relaxed),
+                ),
+                ("kernel_export_writes", self.export_writes.load(Relaxed)),
+                ("kernel_export_failures", self.export_failures.load(Relaxed)),
+            ]);
+        }
+        out
+    }
+}
+
 /// Entries and capacity of one table, kept up to date by its actor.
 #[derive(Debug, Default)]
 pub struct TableSizes {
@@ -182,6 +233,7 @@ impl Health {
             table_sizes: Default::default(),
             kernel_mirror: AtomicBool::new(false),
             journal: JournalCounters::default(),
+            kernel: KernelCounters::default(),
             notify_delay: DelayHistogram::default(),
         }
     }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use rtm_proto::shm::{Owners, RouteReader, TableReader};
 use rtm_proto::types::Prefix;
-use rtm_proto::wire::{Event, Key};
+use rtm_proto::wire::{Event, Key, PanicPoint};
 use rtm_proto::Route;
 use tokio::sync::{oneshot, Notify as Wake};
 use tracing::{info, warn};
@@ -32,8 +32,9 @@ use tracing::{info, warn};
 use super::netlink::{self, KernelWrite, Request, Requester};
 use super::reconcile::Mirror;
 use super::{ExportConfig, KernelConfig};
-use crate::counters::Health;
-use crate::restart::{ActorKind, RestartLog, Restartable};
+use crate::counters::{Counters, Health};
+use crate::faults::Faults;
+use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
 use crate::table::subscribers::{Notify, Subscribe};
 
@@ -64,6 +65,7 @@ pub struct KernelExport {
     pending: Rc<RefCell<Pending>>,
     wake: Rc<Wake>,
     restarted: bool,
+    faults: Faults,
     /// Its subscriber id, kept across restarts so that a restart's subscription replaces the
     /// last one rather than adding a second.
     session: u64,
@@ -87,6 +89,7 @@ impl KernelExport {
             pending: Rc::default(),
             wake: Rc::default(),
             restarted: false,
+            faults: Faults::default(),
             session: crate::session::next_session_id(),
         })
     }
@@ -124,6 +127,7 @@ impl Actor for KernelExport {
             links: HashMap::new(),
             exported: HashMap::new(),
             reader: None,
+            health: self.health.clone(),
         };
         let task = async move {
             route
@@ -138,9 +142,19 @@ impl Actor for KernelExport {
 }
 
 impl Supervised for KernelExport {
-    fn restarting(&mut self, _: &mut Context<Self>) {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.restarted = true;
+        guarded(self, ctx, |act, _| act.faults.trip(PanicPoint::Restart));
         info!("kernel export restarting: it dumps its routes again and reconciles");
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::faults::Inject> for KernelExport {
+    type Result = Result<(), rtm_proto::wire::Failure>;
+
+    fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
+        crate::faults::inject(self, msg.0, ctx, false, |act| &mut act.faults)
     }
 }
 
@@ -217,6 +231,7 @@ struct Worker {
     /// What rtm has in the kernel, per prefix, as rtm spells it.
     exported: HashMap<Prefix, Route>,
     reader: Option<RouteReader>,
+    health: Arc<Health>,
 }
 
 /// One prefix's requests and what the exported record becomes on their outcome.
@@ -289,6 +304,7 @@ impl Worker {
         keys.extend(self.exported.keys().copied());
         let adopted = self.exported.len();
         self.sync(req, keys).await?;
+        Counters::bump(&self.health.kernel.export_reconciles);
         info!(
             table = self.table,
             proto = self.export.proto,
@@ -359,6 +375,7 @@ impl Worker {
                             Some(i) => Some(*i),
                             None => {
                                 warn!(route = %w, "not written into the kernel: it has no link named {dev}");
+                                Counters::bump(&self.health.kernel.export_failures);
                                 if plan.del.is_none() && have.is_some() {
                                     plan.del = Some(reqs.len());
                                     reqs.push(Request::Del(dst, w.metric));
@@ -388,6 +405,15 @@ impl Worker {
             return Ok(());
         }
         let out = req.run(&reqs).await?;
+        let k = &self.health.kernel;
+        for r in &out {
+            match r {
+                Ok(()) => Counters::bump(&k.export_writes),
+                // A route already gone is what a removal wanted.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => {}
+                Err(_) => Counters::bump(&k.export_failures),
+            }
+        }
         for p in plans {
             let put_ok = match p.put {
                 Some((i, r)) => match &out[i] {

@@ -28,11 +28,13 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 use netlink_packet_core::NetlinkPayload;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
+use rtm_proto::wire::PanicPoint;
 use rtm_proto::Route;
 use tracing::{info, warn};
 
-use crate::counters::Health;
-use crate::restart::{failed, guarded_future, ActorKind, RestartLog, Restartable};
+use crate::counters::{Counters, Health, KernelCounters};
+use crate::faults::Faults;
+use crate::restart::{failed, guarded, guarded_future, ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
 use crate::table::{Apply, TableOp};
 use reconcile::Mirror;
@@ -54,6 +56,7 @@ pub struct KernelMirror {
     /// reconciled against.
     mirror: Arc<Mutex<Mirror>>,
     restarted: bool,
+    faults: Faults,
 }
 
 impl KernelMirror {
@@ -70,6 +73,7 @@ impl KernelMirror {
             health,
             mirror,
             restarted: false,
+            faults: Faults::default(),
         }
     }
 }
@@ -80,11 +84,12 @@ impl Actor for KernelMirror {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let (config, route, mirror) =
             (self.config.clone(), self.route.clone(), self.mirror.clone());
+        let health = self.health.clone();
         run_task(
             ctx,
             self.restarted,
             "kernel link",
-            follow(config, route, mirror),
+            follow(config, route, mirror, health),
         );
     }
 }
@@ -115,9 +120,19 @@ fn run_task<A>(
 }
 
 impl Supervised for KernelMirror {
-    fn restarting(&mut self, _: &mut Context<Self>) {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.restarted = true;
+        guarded(self, ctx, |act, _| act.faults.trip(PanicPoint::Restart));
         info!("kernel mirror restarting: it dumps the kernel's routes again and reconciles");
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::faults::Inject> for KernelMirror {
+    type Result = Result<(), rtm_proto::wire::Failure>;
+
+    fn handle(&mut self, msg: crate::faults::Inject, ctx: &mut Context<Self>) -> Self::Result {
+        crate::faults::inject(self, msg.0, ctx, false, |act| &mut act.faults)
     }
 }
 
@@ -138,7 +153,9 @@ async fn follow(
     config: KernelConfig,
     route: Addr<RouteTable>,
     mirror: Arc<Mutex<Mirror>>,
+    health: Arc<Health>,
 ) -> io::Result<()> {
+    let counters = &health.kernel;
     // Subscribed before the dump: a change made while the dump runs is heard afterwards.
     let events = netlink::event_socket(config.rcvbuf)?;
     // With export on too, rtm's own routes come back as kernel events: left alone.
@@ -148,7 +165,8 @@ async fn follow(
         routes.retain(|r| Some(r.protocol) != own);
         let ops = lock(&mirror).resync(links, routes);
         let changed = ops.len();
-        submit(&route, &mirror, ops).await?;
+        submit(&route, &mirror, ops, counters).await?;
+        Counters::bump(&counters.dumps);
         {
             let m = lock(&mirror);
             info!(
@@ -192,8 +210,9 @@ async fn follow(
                 }
             }
             let ops = lock(&mirror).apply(changes);
-            submit(&route, &mirror, ops).await?;
+            submit(&route, &mirror, ops, counters).await?;
             if overflow {
+                Counters::bump(&counters.overflows);
                 warn!("the kernel dropped route events (ENOBUFS); dumping again to reconcile");
                 drain(&events)?;
                 break;
@@ -229,6 +248,7 @@ async fn submit(
     route: &Addr<RouteTable>,
     mirror: &Mutex<Mirror>,
     ops: Vec<TableOp<Route>>,
+    counters: &KernelCounters,
 ) -> io::Result<()> {
     if ops.is_empty() {
         return Ok(());
@@ -239,13 +259,18 @@ async fn submit(
         .await
         .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?;
     let mut m = lock(mirror);
+    let mut refused = 0;
+    let failed = outcome.failures.len() as u64;
     for (i, why) in outcome.failures {
         let op = &kept[i as usize];
         // A kernel route rtm cannot take (full table, …) or one already gone from rtm.
         if !matches!(op, TableOp::Del(_)) {
             warn!(?op, "kernel route not mirrored: {why}");
+            refused += 1;
         }
         m.refused(op);
     }
+    Counters::bump_by(&counters.refused, refused);
+    Counters::bump_by(&counters.changes, kept.len() as u64 - failed);
     Ok(())
 }

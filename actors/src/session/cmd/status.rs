@@ -48,6 +48,9 @@ pub async fn status(svc: &Services) -> Result<Reply, Failure> {
             for (k, n) in svc.health.journal.snapshot().into_iter().flatten() {
                 c.insert(k.to_string(), n);
             }
+            for (k, n) in svc.health.kernel.snapshot() {
+                c.insert(k.to_string(), n);
+            }
             c
         },
         last_failure: svc.health.restarts.last_failure(),
