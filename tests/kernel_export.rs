@@ -61,6 +61,18 @@ fn rtm_routes_go_into_the_kernel_and_leave_at_a_clean_stop() {
         inst.log_text()
             .contains("not written into the kernel: it has no link named nosuch0")
     });
+    // `status` counts what the export did; the import is off, so its counters are absent.
+    let c = &inst.status()["counters"];
+    assert!(c["kernel_export_reconciles"].as_u64() >= Some(1), "{c}");
+    assert!(
+        c["kernel_export_writes"].as_u64() >= Some(3),
+        "the stale delete and 2 adds: {c}"
+    );
+    assert!(
+        c["kernel_export_failures"].as_u64() >= Some(1),
+        "nosuch0: {c}"
+    );
+    assert!(c.get("kernel_dumps").is_none(), "{c}");
 
     // A new metric is a new kernel route: the old one goes.
     inst.ctl_ok(&["route", "change", "10.2.0.0/16", "dev", "vb", "metric", "9"]);
@@ -142,4 +154,67 @@ fn import_and_export_together_make_no_loop_and_keep_keeps() {
         kernel_proto(&ns, "200").is_empty()
     });
     assert!(inst.log_text().contains("adopted=1"), "{}", inst.log_text());
+}
+
+/// Each kernel actor is supervised on its own: a panic in the export or in the import restarts
+/// that actor (counted in `restarts.kernel`), which reconciles again and goes on; the tables,
+/// their subscribers and the other kernel actor are not touched.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_failing_kernel_actor_is_restarted_and_the_tables_are_not() {
+    needs_netns!();
+    let ns = Netns::new();
+    let inst = started(&ns, &["--kernel", "import,export"]);
+    let mut c = inst.client("k", &["--table", "route"]);
+    inst.ctl_ok(&["route", "add", "10.9.0.0/16", "via", "192.0.2.9"]);
+    ns.route("add 10.8.0.0/16 via 192.0.2.8");
+    inst.eventually("both sides hold both", || {
+        inst.routes().contains_key("10.8.0.0/16")
+            && kernel_proto(&ns, "200").contains_key("10.9.0.0/16")
+    });
+
+    inst.ctl_ok(&["debug", "panic", "kernel-export"]);
+    inst.eventually("the export restarted", || {
+        inst.status()["restarts"]["kernel"] == 1
+    });
+    // It works again: a new rtm route reaches the kernel (after its restart pause).
+    inst.ctl_ok(&["route", "add", "10.10.0.0/16", "via", "192.0.2.10"]);
+    inst.eventually("the restarted export writes", || {
+        kernel_proto(&ns, "200").contains_key("10.10.0.0/16")
+    });
+    // (Once or twice: its start asks for it, and so may the subscription's first message.)
+    inst.eventually("it reconciled again", || {
+        inst.status()["counters"]["kernel_export_reconciles"].as_u64() >= Some(2)
+    });
+    let before = c.collect_until(|v| v["key"] == "10.10.0.0/16");
+    assert!(before.iter().all(|v| v["op"] != "resync"), "{before:?}");
+
+    inst.ctl_ok(&["debug", "panic", "kernel"]);
+    inst.eventually("the import restarted", || {
+        inst.status()["restarts"]["kernel"] == 2
+    });
+    ns.route("add 10.7.0.0/16 via 192.0.2.7");
+    let heard = c.collect_until(|v| v["key"] == "10.7.0.0/16");
+    // The restarted import's dump found rtm as it had left it: no change of the routes it
+    // had mirrored, and the subscriber was not resynced.
+    assert!(
+        heard
+            .iter()
+            .all(|v| v["key"] != "10.8.0.0/16" && v["op"] != "resync"),
+        "{heard:?}"
+    );
+    let st = inst.status();
+    assert_eq!(st["counters"]["kernel_dumps"], 2, "{st}");
+    for table in ["route", "arp"] {
+        assert_eq!(st["restarts"][table], 0, "{st}");
+    }
+    let rtm = inst.routes();
+    for p in ["10.7.0.0/16", "10.8.0.0/16", "10.9.0.0/16", "10.10.0.0/16"] {
+        assert!(rtm.contains_key(p), "{p} missing: {rtm:?}");
+    }
+    assert_eq!(
+        kernel_proto(&ns, "200").len(),
+        2,
+        "rtm's two routes, once each"
+    );
 }

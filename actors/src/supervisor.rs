@@ -115,6 +115,10 @@ impl Actor for Supervisor {
             dashboard: boot.http.dashboard(),
             #[cfg(feature = "fault-injection")]
             listener: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            kernel_import: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            kernel_export: Default::default(),
         };
         let socket = Arc::new(boot.socket);
         let s = svc.clone();
@@ -133,17 +137,28 @@ impl Actor for Supervisor {
         );
         if let Some(k) = boot.config.kernel.clone() {
             svc.health.kernel_mirror.store(true, Relaxed);
+            svc.health.kernel.import.store(k.import, Relaxed);
+            svc.health.kernel.export.store(k.export.is_some(), Relaxed);
             let mirror = k.import.then(Arc::default);
             if let Some(m) = mirror.clone() {
                 let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
-                actix::Supervisor::start(move |_| crate::kernel::KernelMirror::new(k, route, h, m));
+                let a = actix::Supervisor::start(move |_| {
+                    crate::kernel::KernelMirror::new(k, route, h, m)
+                });
+                #[cfg(feature = "fault-injection")]
+                let _ = svc.kernel_import.set(a.recipient());
+                #[cfg(not(feature = "fault-injection"))]
+                drop(a);
                 info!("kernel mirror on: importing the kernel's IPv4 routes");
             }
             let (route, h) = (svc.route.clone(), svc.health.clone());
             let shm = boot.config.route_shm_path();
             if let Some(e) = crate::kernel::export::KernelExport::new(k, route, shm, mirror, h) {
                 let proto = e.proto();
-                self.export = Some(actix::Supervisor::start(move |_| e));
+                let a = actix::Supervisor::start(move |_| e);
+                #[cfg(feature = "fault-injection")]
+                let _ = svc.kernel_export.set(a.clone().recipient());
+                self.export = Some(a);
                 info!(
                     proto,
                     "kernel export on: writing rtm's routes into the kernel"

@@ -33,8 +33,9 @@ use crate::types::{ArpEntry, MacAddr, Prefix, Route};
 /// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
 /// [`Request::DashboardUrl`] and its reply, and [`DebugTarget::Registry`]; a client sends them
 /// only on a session that runs at version 3 ([`Request::since`]). Version 4 answers `Clients` in
-/// pages ([`Reply::ClientsPage`]).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// pages ([`Reply::ClientsPage`]). Version 5 added [`DebugTarget::Kernel`] and
+/// [`DebugTarget::KernelExport`].
+pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -230,6 +231,10 @@ pub enum DebugTarget {
     Session,
     /// Since version 3.
     Registry,
+    /// The kernel import (`rtmd --kernel import`). Since version 5.
+    Kernel,
+    /// The kernel export (`rtmd --kernel export`). Since version 5.
+    KernelExport,
 }
 
 impl DebugTarget {
@@ -241,6 +246,8 @@ impl DebugTarget {
             DebugTarget::Listener => "listener",
             DebugTarget::Session => "session",
             DebugTarget::Registry => "registry",
+            DebugTarget::Kernel => "kernel",
+            DebugTarget::KernelExport => "kernel-export",
         }
     }
 }
@@ -311,6 +318,16 @@ impl Request {
                     ..
                 },
             ) => 3,
+            Request::Debug(
+                DebugAction::Panic {
+                    target: DebugTarget::Kernel | DebugTarget::KernelExport,
+                    ..
+                }
+                | DebugAction::Stall {
+                    target: DebugTarget::Kernel | DebugTarget::KernelExport,
+                    ..
+                },
+            ) => 5,
             _ => 1,
         }
     }

@@ -63,6 +63,11 @@ pub struct Services {
     /// The listener, for fault injection (set once it has started).
     #[cfg(feature = "fault-injection")]
     pub listener: Arc<std::sync::OnceLock<Recipient<crate::faults::Inject>>>,
+    /// The kernel import and export, for fault injection (set if they run).
+    #[cfg(feature = "fault-injection")]
+    pub kernel_import: Arc<std::sync::OnceLock<Recipient<crate::faults::Inject>>>,
+    #[cfg(feature = "fault-injection")]
+    pub kernel_export: Arc<std::sync::OnceLock<Recipient<crate::faults::Inject>>>,
 }
 
 /// Who is on the other end, from the kernel (`SO_PEERCRED`, `SO_PEERPIDFD`).

@@ -10,8 +10,9 @@
 //! arp del MAC | arp show [MAC] [dev IFNAME] | arp get MAC | arp flush [dev IFNAME]
 //! neigh add|change|replace IP lladdr MAC [dev IFNAME] | neigh del IP|MAC | neigh show|get|flush …
 //! flush | clients | watch | status | batch FILE|- [--force] | completions bash|zsh|fish
-//! debug panic route|arp|broker|listener|session|registry [in handler|async|interval|stream|restart|publish]
-//! debug stall route|arp|broker|listener|session|registry MS        (fault-injection builds only)
+//! debug panic TARGET [in handler|async|interval|stream|restart|publish]
+//! debug stall TARGET MS                                    (fault-injection builds only)
+//!   TARGET = route|arp|broker|listener|session|registry|kernel|kernel-export
 //! ```
 //! Every error names the offending word.
 
@@ -194,7 +195,8 @@ fn parse_batch(rest: &[&str]) -> Result<Command, UsageError> {
 fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
     use rtm::wire::{DebugAction, DebugTarget, PanicPoint};
     const USE: &str = "debug panic TARGET [in handler|async|interval|stream|restart|publish] | \
-                       debug stall TARGET MS, TARGET = route|arp|broker|listener|session|registry";
+                       debug stall TARGET MS, \
+                       TARGET = route|arp|broker|listener|session|registry|kernel|kernel-export";
     let target = |w: Option<&&str>| match w.copied() {
         Some("route") => Ok(DebugTarget::Route),
         Some("arp") => Ok(DebugTarget::Arp),
@@ -202,6 +204,8 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
         Some("listener") => Ok(DebugTarget::Listener),
         Some("session") => Ok(DebugTarget::Session),
         Some("registry") => Ok(DebugTarget::Registry),
+        Some("kernel") => Ok(DebugTarget::Kernel),
+        Some("kernel-export") => Ok(DebugTarget::KernelExport),
         Some(w) => Err(usage(format!(
             "unknown debug target \"{}\"; {USE}",
             shown(w)

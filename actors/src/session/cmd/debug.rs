@@ -36,6 +36,19 @@ pub async fn deliver(svc: &Services, action: DebugAction) -> Result<Reply, Failu
             Some(l) => l.send(Inject(action)).await.map_err(lost)?,
             None => Err(Failure::Internal("the listener has not started".into())),
         },
+        T::Kernel | T::KernelExport => {
+            let (actor, flag) = match target {
+                T::Kernel => (&svc.kernel_import, "--kernel import"),
+                _ => (&svc.kernel_export, "--kernel export"),
+            };
+            match actor.get() {
+                Some(a) => a.send(Inject(action)).await.map_err(lost)?,
+                None => Err(Failure::Unsupported(format!(
+                    "the {} actor does not run (rtmd was started without {flag})",
+                    target.name()
+                ))),
+            }
+        }
         T::Session => unreachable!("handled by the session itself"),
     };
     r.map(|()| Reply::Done { seq: 0 })
