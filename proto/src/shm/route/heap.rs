@@ -2,11 +2,9 @@
 //! before they may be reused, and how far the file backs the heap. Nothing of it is in shared
 //! memory: a reader never needs it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-type Map = HashMap<u32, u32, foldhash::fast::RandomState>;
-
-/// Free runs are listed in size classes up to this many lines; longer ones by exact size.
+/// Free runs kept in size classes up to this many lines; longer ones by exact size.
 const CLASSES: usize = 65;
 
 pub(super) struct Heap {
@@ -16,27 +14,17 @@ pub(super) struct Heap {
     pub cap: u32,
     /// Lines the readers' mappings hold: the file never grows past them.
     pub max: u32,
-    /// The free runs, first line → length. Adjacent runs are always merged, so that the
-    /// copies a block leaves behind as it grows come back as one run long enough for the next,
-    /// larger copy.
-    by_start: Map,
-    /// The same runs, one past the last line → first line.
-    by_end: Map,
-    /// First lines of free runs by length (`free[n]`: runs of `n` lines). Only hints: a run
-    /// merged away or taken leaves its line here, and [`Heap::take_run`] checks each against
-    /// `by_start` and drops the stale.
     free: Vec<Vec<u32>>,
     /// Bit `c` set: `free[c]` is not empty.
     nonempty: u128,
-    /// Longer runs' first lines by length, hints in the same way.
     big: BTreeMap<u32, Vec<u32>>,
-    /// Hints in `free` and `big`, stale or not.
-    hints: usize,
     /// Freed since the last epoch: reusable only after the next one.
     pending: Vec<(u32, u32)>,
     pending_lines: u64,
-    /// Lines in free runs.
+    /// Lines in `free` and `big`.
     free_lines: u64,
+    /// Lines that became free since the free runs were last merged.
+    freed_since_merge: u64,
     /// Lines handed out and not freed.
     pub in_use: u64,
 }
@@ -47,15 +35,13 @@ impl Heap {
             next: next.max(1),
             cap,
             max,
-            by_start: Map::default(),
-            by_end: Map::default(),
             free: vec![Vec::new(); CLASSES],
             nonempty: 0,
             big: BTreeMap::new(),
-            hints: 0,
             pending: Vec::new(),
             pending_lines: 0,
             free_lines: 0,
+            freed_since_merge: 0,
             in_use: u64::from(next.max(1) - 1),
         }
     }
@@ -68,12 +54,23 @@ impl Heap {
     }
 
     /// `n` consecutive freed lines: a run of that size, else the smallest larger run, whose
-    /// rest stays free.
+    /// rest stays free. If none is long enough though enough lines are free, and lines were
+    /// freed since the last merge, the free runs that touch are merged first (see
+    /// [`Heap::merge_runs`]).
     pub fn alloc_reused(&mut self, n: u32) -> Option<u32> {
         debug_assert!(n > 0);
-        let (line, run) = self.take_run(n)?;
+        let (line, run) = match self.take_run(n) {
+            Some(r) => r,
+            None if self.free_lines >= u64::from(n)
+                && self.freed_since_merge >= (self.free_lines / 2).max(u64::from(n)) =>
+            {
+                self.merge_runs();
+                self.take_run(n)?
+            }
+            None => return None,
+        };
         if run > n {
-            self.insert_run(line + n, run - n);
+            self.put_free(line + n, run - n);
         }
         self.in_use += u64::from(n);
         Some(line)
@@ -91,61 +88,63 @@ impl Heap {
         Some(line)
     }
 
-    /// Whether a hint names a free run of `len` lines now.
-    fn live(&self, line: u32, len: u32) -> bool {
-        self.by_start.get(&line) == Some(&len)
+    /// Merges the free runs that touch into one. A chunk or entry block that grows with each
+    /// change is copied each time, and its old copies, each a line shorter than the next, never
+    /// fit a later copy alone: merged, they do. Done only when a run was wanted that no free
+    /// run holds and at least half as many lines as are free became free since the last merge,
+    /// so that its cost (a sort of the free runs) is spread over as many lines.
+    fn merge_runs(&mut self) {
+        let mut runs: Vec<(u32, u32)> = Vec::with_capacity(64);
+        for (n, lines) in self.free.iter_mut().enumerate() {
+            runs.extend(lines.drain(..).map(|line| (line, n as u32)));
+        }
+        for (n, lines) in std::mem::take(&mut self.big) {
+            runs.extend(lines.into_iter().map(|line| (line, n)));
+        }
+        self.nonempty = 0;
+        self.free_lines = 0;
+        self.freed_since_merge = 0;
+        runs.sort_unstable();
+        let mut at = 0;
+        while at < runs.len() {
+            let (line, mut n) = runs[at];
+            at += 1;
+            while at < runs.len() && runs[at].0 == line + n {
+                n += runs[at].1;
+                at += 1;
+            }
+            self.put_free(line, n);
+        }
     }
 
-    /// The free run of `n` lines, else the smallest longer one: (first line, its length),
-    /// taken out of the free runs.
+    /// The free run of `n` lines, else the smallest longer one: (first line, its length).
     fn take_run(&mut self, n: u32) -> Option<(u32, u32)> {
-        if self.free_lines < u64::from(n) {
+        if self.free_lines == 0 {
             return None;
         }
         let n_us = n as usize;
         if n_us < CLASSES {
-            loop {
-                let classes = self.nonempty & (u128::MAX << n_us);
-                if classes == 0 {
-                    break;
-                }
+            let classes = self.nonempty & (u128::MAX << n_us);
+            if classes != 0 {
                 let size = classes.trailing_zeros() as usize;
-                while let Some(line) = self.free[size].pop() {
-                    self.hints -= 1;
-                    if self.live(line, size as u32) {
-                        if self.free[size].is_empty() {
-                            self.nonempty &= !(1u128 << size);
-                        }
-                        self.remove_run(line, size as u32);
-                        return Some((line, size as u32));
-                    }
+                let line = self.free[size].pop()?;
+                if self.free[size].is_empty() {
+                    self.nonempty &= !(1u128 << size);
                 }
-                self.nonempty &= !(1u128 << size);
+                self.free_lines -= size as u64;
+                return Some((line, size as u32));
             }
         }
-        loop {
-            let (&size, lines) = self.big.range_mut(n.max(CLASSES as u32)..).next()?;
-            let mut found = None;
-            while let Some(line) = lines.pop() {
-                self.hints -= 1;
-                if self.by_start.get(&line) == Some(&size) {
-                    found = Some(line);
-                    break;
-                }
-            }
-            if lines.is_empty() {
-                self.big.remove(&size);
-            }
-            if let Some(line) = found {
-                self.remove_run(line, size);
-                return Some((line, size));
-            }
+        let (&size, runs) = self.big.range_mut(n.max(CLASSES as u32)..).next()?;
+        let line = runs.pop()?;
+        if runs.is_empty() {
+            self.big.remove(&size);
         }
+        self.free_lines -= u64::from(size);
+        Some((line, size))
     }
 
-    fn insert_run(&mut self, line: u32, n: u32) {
-        self.by_start.insert(line, n);
-        self.by_end.insert(line + n, line);
+    fn put_free(&mut self, line: u32, n: u32) {
         self.free_lines += u64::from(n);
         if (n as usize) < CLASSES {
             self.free[n as usize].push(line);
@@ -153,47 +152,6 @@ impl Heap {
         } else {
             self.big.entry(n).or_default().push(line);
         }
-        self.hints += 1;
-        if self.hints > 2 * self.by_start.len() + 4096 {
-            self.rehint();
-        }
-    }
-
-    fn remove_run(&mut self, line: u32, n: u32) {
-        self.by_start.remove(&line);
-        self.by_end.remove(&(line + n));
-        self.free_lines -= u64::from(n);
-    }
-
-    /// Lists the free runs' hints afresh, dropping the stale ones.
-    fn rehint(&mut self) {
-        self.free.iter_mut().for_each(Vec::clear);
-        self.nonempty = 0;
-        self.big.clear();
-        for (&line, &n) in &self.by_start {
-            if (n as usize) < CLASSES {
-                self.free[n as usize].push(line);
-                self.nonempty |= 1u128 << n;
-            } else {
-                self.big.entry(n).or_default().push(line);
-            }
-        }
-        self.hints = self.by_start.len();
-    }
-
-    /// Makes `n` lines from `line` free, merged with the free runs just before and after it.
-    fn put_free(&mut self, mut line: u32, mut n: u32) {
-        if let Some(before) = self.by_end.get(&line).copied() {
-            let len = line - before;
-            self.remove_run(before, len);
-            line = before;
-            n += len;
-        }
-        if let Some(len) = self.by_start.get(&(line + n)).copied() {
-            self.remove_run(line + n, len);
-            n += len;
-        }
-        self.insert_run(line, n);
     }
 
     /// Gives back `n` lines from `line` that were handed out but never written or published
@@ -203,6 +161,7 @@ impl Heap {
             return;
         }
         self.put_free(line, n);
+        self.freed_since_merge += u64::from(n);
         self.in_use -= u64::from(n);
     }
 
@@ -226,21 +185,20 @@ impl Heap {
         for (line, n) in std::mem::take(&mut self.pending) {
             self.put_free(line, n);
         }
+        self.freed_since_merge += self.pending_lines;
         self.pending_lines = 0;
     }
 
     /// Everything is free again (a flush, after the epoch moved on).
     pub fn reset(&mut self) {
         self.next = 1;
-        self.by_start.clear();
-        self.by_end.clear();
         self.free.iter_mut().for_each(Vec::clear);
         self.nonempty = 0;
         self.big.clear();
-        self.hints = 0;
         self.pending.clear();
         self.pending_lines = 0;
         self.free_lines = 0;
+        self.freed_since_merge = 0;
         self.in_use = 0;
     }
 
@@ -258,6 +216,19 @@ impl Heap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Heap {
+        /// Every free run: (first line, length).
+        fn runs(&self) -> Vec<(u32, u32)> {
+            let small = self.free.iter().enumerate();
+            let small = small.flat_map(|(n, ls)| ls.iter().map(move |&l| (l, n as u32)));
+            let big = self
+                .big
+                .iter()
+                .flat_map(|(&n, ls)| ls.iter().map(move |&l| (l, n)));
+            small.chain(big).collect()
+        }
+    }
 
     #[test]
     fn freed_lines_come_back_only_after_reclaim() {
@@ -317,10 +288,10 @@ mod tests {
     }
 
     /// Random allocations, frees, epochs and give-backs against a model of which lines are
-    /// in use: nothing is handed out twice, every free line is in one run, and no two free
-    /// runs touch (they would have been merged).
+    /// in use: nothing is handed out twice, free runs hold only free lines and never overlap,
+    /// and after a merge no two of them touch.
     #[test]
-    fn random_use_keeps_runs_disjoint_and_merged() {
+    fn random_use_keeps_runs_disjoint_and_merges_them() {
         use rand::{rngs::StdRng, Rng, SeedableRng};
         for seed in 0..20u64 {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -361,20 +332,26 @@ mod tests {
                         }
                     }
                 }
-                let mut runs: Vec<(u32, u32)> = h.by_start.iter().map(|(&l, &n)| (l, n)).collect();
-                runs.sort_unstable();
-                let mut free = 0u64;
-                for w in runs.windows(2) {
-                    assert!(w[0].0 + w[0].1 < w[1].0, "runs {w:?} touch or overlap");
+                let merge = rng.random_bool(0.05);
+                if merge {
+                    h.merge_runs();
                 }
+                let mut runs = h.runs();
+                runs.sort_unstable();
+                for w in runs.windows(2) {
+                    assert!(w[0].0 + w[0].1 <= w[1].0, "runs {w:?} overlap");
+                    assert!(
+                        !merge || w[0].0 + w[0].1 < w[1].0,
+                        "runs {w:?} touch after a merge"
+                    );
+                }
+                let mut free = 0u64;
                 for &(l, n) in &runs {
                     assert!(l + n <= h.next);
                     assert!(used[l as usize..(l + n) as usize].iter().all(|u| !u));
-                    assert_eq!(h.by_end.get(&(l + n)), Some(&l));
                     free += u64::from(n);
                 }
                 assert_eq!(free, h.free_lines);
-                assert_eq!(h.by_end.len(), runs.len());
             }
         }
     }
