@@ -142,9 +142,13 @@ impl Actor for Supervisor {
             let mirror = k.import.then(Arc::default);
             if let Some(m) = mirror.clone() {
                 let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
-                let a = actix::Supervisor::start(move |_| {
-                    crate::kernel::KernelMirror::new(k, route, h, m)
-                });
+                // On the route table's thread: each batch of kernel events goes to the table
+                // without a wake-up of another thread, and the mirror waits for the table's
+                // answer before it reads on anyway.
+                let a = actix::Supervisor::start_in_arbiter(
+                    &self.table_threads[0].handle(),
+                    move |_| crate::kernel::KernelMirror::new(k, route, h, m),
+                );
                 #[cfg(feature = "fault-injection")]
                 let _ = svc.kernel_import.set(a.recipient());
                 #[cfg(not(feature = "fault-injection"))]
