@@ -88,12 +88,18 @@ impl Heap {
         Some(line)
     }
 
+    /// Whether free runs may touch: lines were freed since the last merge.
+    pub fn unmerged(&self) -> bool {
+        self.freed_since_merge > 0 && self.free_lines > 0
+    }
+
     /// Merges the free runs that touch into one. A chunk or entry block that grows with each
     /// change is copied each time, and its old copies, each a line shorter than the next, never
-    /// fit a later copy alone: merged, they do. Done only when a run was wanted that no free
-    /// run holds and at least half as many lines as are free became free since the last merge,
-    /// so that its cost (a sort of the free runs) is spread over as many lines.
-    fn merge_runs(&mut self) {
+    /// fit a later copy alone: merged, they do. Done when a run was wanted that no free run
+    /// holds and at least half as many lines as are free became free since the last merge (so
+    /// that its cost, a sort of the free runs, is spread over as many lines), and by the writer
+    /// before it grows the file.
+    pub fn merge_runs(&mut self) {
         let mut runs: Vec<(u32, u32)> = Vec::with_capacity(64);
         for (n, lines) in self.free.iter_mut().enumerate() {
             runs.extend(lines.drain(..).map(|line| (line, n as u32)));
@@ -352,6 +358,17 @@ mod tests {
                     free += u64::from(n);
                 }
                 assert_eq!(free, h.free_lines);
+                let in_use = used.iter().filter(|&&u| u).count() as u64;
+                let pending: u64 = pending.iter().map(|&(_, n)| u64::from(n)).sum();
+                assert_eq!(
+                    h.in_use + pending,
+                    in_use,
+                    "lines in use or waiting for the epoch"
+                );
+                assert_eq!(
+                    h.in_use + h.free_lines + h.pending_lines(),
+                    u64::from(h.next) - 1
+                );
             }
         }
     }
