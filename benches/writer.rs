@@ -5,7 +5,9 @@
 //! `cargo bench --bench writer` (table size: `RTM_BENCH_ROUTES`, default 1,048,576 routes;
 //! repetitions: `RTM_BENCH_REPS`, default 3, the median is printed). Changes go in batches of
 //! 4,096, reserved and then handed over one by one, as the table actor does with a `Batch`
-//! request; the file is in `/dev/shm` when it can be.
+//! request; the file is in `/dev/shm` when it can be. Last, the milliseconds to build and
+//! publish the whole table as a new file at once (`RouteWriter::create` from the sorted routes),
+//! what the route table actor does when it restarts, after reading them from its file.
 #![forbid(unsafe_code)]
 
 #[path = "../src/bin/rtm-bench/table.rs"]
@@ -16,7 +18,7 @@ use std::time::Instant;
 
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
-use rtm_proto::shm::{Planned, RouteWriter, TableWriter};
+use rtm_proto::shm::{Planned, RouteWriter, TableWriter, Versioned};
 use rtm_proto::{Prefix, Route};
 
 const BATCH: usize = 4096;
@@ -65,6 +67,29 @@ fn rtm_run(routes: &[Route], updated: &[Route]) -> [f64; 3] {
     [insert, update, delete]
 }
 
+/// Milliseconds to build and publish `routes` as a new file at once.
+fn build_run(routes: &[Route]) -> f64 {
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("tempdir");
+    let mut entries: Vec<Versioned<Route>> = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Versioned {
+            entry: r.clone(),
+            seq: i as u64 + 1,
+        })
+        .collect();
+    entries.sort_by_key(|v| v.entry.dst);
+    let n = entries.len();
+    let t = Instant::now();
+    let w = RouteWriter::create(&dir.path().join("bench.route"), n * 2, 0o644, entries, 0)
+        .expect("route shm");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(w.len(), n);
+    ms
+}
+
 fn trie_run(routes: &[Route], updated: &[Route]) -> [f64; 3] {
     let net = |r: &Route| Ipv4Net::new(r.dst.addr(), r.dst.len()).expect("prefix");
     let mut map: PrefixMap<Ipv4Net, Route> = PrefixMap::new();
@@ -103,6 +128,7 @@ fn main() {
         })
         .collect();
     let (mut rtm, mut trie) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
+    let mut build = Vec::new();
     // Alternate, so that a noisy neighbour hits both sides alike.
     for _ in 0..reps {
         for (i, x) in rtm_run(&routes, &updated).into_iter().enumerate() {
@@ -111,6 +137,7 @@ fn main() {
         for (i, x) in trie_run(&routes, &updated).into_iter().enumerate() {
             trie[i].push(x);
         }
+        build.push(build_run(&routes));
     }
     println!("route writer, {n} routes, batches of {BATCH}, median of {reps} (ns per change)");
     println!(
@@ -123,4 +150,7 @@ fn main() {
         println!("writer_ns_per_{name} {a:.0}");
         println!("trie_ns_per_{name} {b:.0}");
     }
+    let b = median(build);
+    println!("whole table built and published at once: {b:.1} ms");
+    println!("writer_ms_build {b:.1}");
 }
