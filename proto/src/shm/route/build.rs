@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use super::chunk::{self, Ranges};
 use super::layout::{
     block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, ORIGIN_RTM,
@@ -59,8 +61,8 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         live: routes.len(),
         len_counts: [0; 33],
     };
-    let mut value_index: HashMap<u32, u16> = HashMap::new();
-    let mut index: HashMap<NextHop, u32> = HashMap::new();
+    let mut value_index: FastMap<u32, u16> = FastMap::default();
+    let mut index: FastMap<NextHop, u32> = FastMap::default();
     let mut nh_of = Vec::with_capacity(routes.len());
     for v in routes {
         let nh = NextHop::of(&v.entry);
@@ -73,9 +75,19 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         img.len_counts[v.entry.dst.len() as usize] += 1;
     }
 
-    // Tier 1 and the tier-2 paint jobs per slot, in key order: a route painted after the
-    // routes that contain it wins where it lies.
-    let mut jobs: BTreeMap<usize, Vec<(u32, u32, u32)>> = BTreeMap::new();
+    // Tier 1 and the tier-2 paint jobs (slot, low, high, value), in key order: a route painted
+    // after the routes that contain it wins where it lies. A /17 paints two slots: the second
+    // slot's job waits in `carry` until the jobs of the first are all in, so that the jobs stay
+    // in slot order and each slot's in key order.
+    type Job = (u32, u32, u32, u32);
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut carry: Option<Job> = None;
+    let push = |jobs: &mut Vec<Job>, carry: &mut Option<Job>, job: Job| {
+        if let Some(c) = carry.take_if(|c| c.0 <= job.0) {
+            jobs.push(c);
+        }
+        jobs.push(job);
+    };
     for (v, &nh) in routes.iter().zip(&nh_of) {
         let (addr, len) = (v.entry.dst.addr_u32(), v.entry.dst.len());
         let val = value(len, nh);
@@ -83,24 +95,26 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
             let first = (addr >> 16) as usize;
             img.tier1[first..first + (1usize << (16 - len))].fill(val);
         } else if len == 17 {
-            let s = slot_of(addr);
-            for slot in [s, s + 1] {
-                jobs.entry(slot).or_default().push((0, KEY_MASK + 1, val));
-            }
+            let s = slot_of(addr) as u32;
+            push(&mut jobs, &mut carry, (s, 0, KEY_MASK + 1, val));
+            carry = Some((s + 1, 0, KEY_MASK + 1, val));
         } else {
             let lo = addr & KEY_MASK;
-            jobs.entry(slot_of(addr)).or_default().push((
-                lo,
-                lo + (1 << (32 - u32::from(len))),
-                val,
-            ));
+            let hi = lo + (1 << (32 - u32::from(len)));
+            push(&mut jobs, &mut carry, (slot_of(addr) as u32, lo, hi, val));
         }
     }
+    jobs.extend(carry);
+    debug_assert!(jobs.is_sorted_by_key(|j| j.0));
     let mut pages: BTreeMap<usize, Page> = BTreeMap::new();
-    for (slot, ops) in jobs {
-        let mut r: Ranges = chunk::uniform(0);
-        for (lo, hi, v) in ops {
-            r = chunk::paint(&r, lo, hi, |_| true, v);
+    let (mut r, mut painted): (Ranges, Ranges) = (Vec::new(), Vec::new());
+    for ops in jobs.chunk_by(|a, b| a.0 == b.0) {
+        let slot = ops[0].0 as usize;
+        r.clear();
+        r.extend(chunk::uniform(0));
+        for &(_, lo, hi, v) in ops {
+            chunk::paint_into(&r, lo, hi, |_| true, v, &mut painted);
+            std::mem::swap(&mut r, &mut painted);
         }
         let w = if r.len() == 1 {
             r[0].1

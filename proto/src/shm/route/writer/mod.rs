@@ -67,6 +67,10 @@ pub struct RouteWriter {
 
 /// Sorts routes by prefix and keeps the last of each prefix.
 fn unique(mut entries: Vec<Versioned<Route>>) -> Vec<Versioned<Route>> {
+    // A table read back from its file (a restart, a republish) is in key order already.
+    if entries.windows(2).all(|w| w[0].entry.dst < w[1].entry.dst) {
+        return entries;
+    }
     // Stable: equal keys stay in their order, so the last one given is kept.
     entries.sort_by_key(|v| v.entry.dst);
     let mut out: Vec<Versioned<Route>> = Vec::with_capacity(entries.len());
