@@ -9,7 +9,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use super::chunk::{self, Ranges};
 use super::layout::{
     block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, ORIGIN_RTM,
-    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, TIER1_WORDS, VALUE_SLOTS,
+    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, SLOTS, TIER1_WORDS, VALUE_SLOTS,
 };
 use super::view::NextHop;
 use crate::shm::record::{Versioned, SEQ_MASK};
@@ -80,7 +80,7 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
     // slot's job waits in `carry` until the jobs of the first are all in, so that the jobs stay
     // in slot order and each slot's in key order.
     type Job = (u32, u32, u32, u32);
-    let mut jobs: Vec<Job> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::with_capacity(routes.len());
     let mut carry: Option<Job> = None;
     let push = |jobs: &mut Vec<Job>, carry: &mut Option<Job>, job: Job| {
         if let Some(c) = carry.take_if(|c| c.0 <= job.0) {
@@ -152,7 +152,12 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         img.top_lpm[p] = write_page(&mut img.lpm, &page);
     }
 
-    // Entry blocks: routes are in key order, so each slot's are consecutive and sorted.
+    // Entry blocks: routes are in key order, so each slot's are consecutive and sorted. A
+    // slot's block takes at most a line per 4 routes and 2 more; capacity is only address
+    // space until it is written, and reserving it saves copying the heap as it grows.
+    let slots = routes.len().min(SLOTS);
+    img.blk
+        .reserve(routes.len() / 4 + 2 * slots + PAGE_LINES * slots.div_ceil(PAGE_SLOTS));
     let mut pages: BTreeMap<usize, Page> = BTreeMap::new();
     let mut i = 0;
     while i < routes.len() {
