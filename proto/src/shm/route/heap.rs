@@ -88,18 +88,14 @@ impl Heap {
         Some(line)
     }
 
-    /// Whether free runs may touch: lines were freed since the last merge.
-    pub fn unmerged(&self) -> bool {
-        self.freed_since_merge > 0 && self.free_lines > 0
-    }
-
     /// Merges the free runs that touch into one. A chunk or entry block that grows with each
     /// change is copied each time, and its old copies, each a line shorter than the next, never
-    /// fit a later copy alone: merged, they do. Done when a run was wanted that no free run
-    /// holds and at least half as many lines as are free became free since the last merge (so
-    /// that its cost, a sort of the free runs, is spread over as many lines), and by the writer
-    /// before it grows the file.
-    pub fn merge_runs(&mut self) {
+    /// fit a later copy alone: merged, they do. Done only when a run was wanted that no free
+    /// run holds and at least half as many lines as are free became free since the last merge,
+    /// so that its cost (a sort of the free runs) is spread over as many lines. (Merging also
+    /// before each growth of the file cost `rtm-bench`'s inserts 18-36 %: a heap filling up
+    /// grows many times, each time with many free runs to sort.)
+    fn merge_runs(&mut self) {
         let mut runs: Vec<(u32, u32)> = Vec::with_capacity(64);
         for (n, lines) in self.free.iter_mut().enumerate() {
             runs.extend(lines.drain(..).map(|line| (line, n as u32)));

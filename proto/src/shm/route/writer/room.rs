@@ -195,11 +195,10 @@ impl RouteWriter {
     }
 
     /// Takes `runs` out of `which` heap into its reservation: freed runs first (moving the
-    /// epoch on once if freed lines wait for it and are needed, and merging free runs that
-    /// touch once), then fresh lines, growing the file so that `slack` lines are left spare
-    /// beyond them.
+    /// epoch on once if freed lines wait for it and are needed), then fresh lines, growing the
+    /// file so that `slack` lines are left spare beyond them.
     fn reserve_runs(&mut self, which: Which, runs: &[u32], slack: u32) -> Result<(), ShmError> {
-        let (mut epoch_moved, mut merged) = (false, false);
+        let mut epoch_moved = false;
         loop {
             let mut fresh = Vec::new();
             for &n in runs {
@@ -216,13 +215,6 @@ impl RouteWriter {
                 self.unreserve_heap(which);
                 self.advance_epoch();
                 epoch_moved = true;
-                continue;
-            }
-            // Before the file grows: free runs that touch may hold what is wanted once merged.
-            if need > heap.room() && !merged && heap.unmerged() {
-                self.unreserve_heap(which);
-                self.heap_mut(which).merge_runs();
-                merged = true;
                 continue;
             }
             let generation = self.generation;
