@@ -438,6 +438,16 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+            // The kernel actors' debug targets came with version 5.
+            for target in [wire::DebugTarget::Kernel, wire::DebugTarget::KernelExport] {
+                let req = Request::Debug(wire::DebugAction::Stall { target, ms: 1 });
+                match c.send(req).await {
+                    Err(ClientError::Refused(Failure::Unsupported(why))) => {
+                        assert!(why.contains("needs protocol version 5"), "{why}")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
             drop(c);
             assert_eq!(
                 daemon.await.expect("daemon"),
