@@ -217,7 +217,7 @@ fn capacity(key: &'static str, v: Option<usize>, default: usize) -> Result<usize
     check_positive(key, v.unwrap_or(default))
 }
 
-fn check_positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
+pub(crate) fn check_positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
     if n == 0 {
         return Err(ConfigError::Value {
             key,

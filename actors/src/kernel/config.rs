@@ -1,6 +1,6 @@
 //! `--kernel import|export|import,export` and the flags that go with it, resolved and checked.
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{check_positive, ConfigError, Settings};
 
 /// The kernel's main routing table.
 pub const MAIN_TABLE: u32 = 254;
@@ -82,39 +82,43 @@ impl KernelConfig {
                 }
             }
         }
-        let needs = |key: &'static str, set: Option<String>, what: &str| match set {
-            Some(value) => Err(ConfigError::Value {
-                key,
-                value,
-                why: format!("needs kernel = {what}"),
-            }),
-            None => Ok(()),
-        };
-        if !export {
-            needs(
-                "kernel-proto",
+        // Each flag and the mode it needs.
+        let (any, imp, exp) = ("\"import\" or \"export\"", "\"import\"", "\"export\"");
+        for (set, on, key, what) in [
+            (
                 s.kernel_proto.map(|v| v.to_string()),
-                "\"export\"",
-            )?;
-            needs(
-                "kernel-keep",
+                export,
+                "kernel-proto",
+                exp,
+            ),
+            (
                 s.kernel_keep.map(|v| v.to_string()),
-                "\"export\"",
-            )?;
-        }
-        if !import {
-            needs(
-                "kernel-rcvbuf",
+                export,
+                "kernel-keep",
+                exp,
+            ),
+            (
                 s.kernel_rcvbuf.map(|v| v.to_string()),
-                "\"import\"",
-            )?;
+                import,
+                "kernel-rcvbuf",
+                imp,
+            ),
+            (
+                s.kernel_table.map(|v| v.to_string()),
+                import || export,
+                "kernel-table",
+                any,
+            ),
+        ] {
+            if let (Some(value), false) = (set, on) {
+                return Err(ConfigError::Value {
+                    key,
+                    value,
+                    why: format!("needs kernel = {what}"),
+                });
+            }
         }
         if !import && !export {
-            needs(
-                "kernel-table",
-                s.kernel_table.map(|v| v.to_string()),
-                "\"import\" or \"export\"",
-            )?;
             return Ok(None);
         }
         let table = s.kernel_table.unwrap_or(MAIN_TABLE);
@@ -125,14 +129,7 @@ impl KernelConfig {
                 why: "table 0 is not a routing table (1..=4294967295; main is 254)".into(),
             });
         }
-        let rcvbuf = s.kernel_rcvbuf.unwrap_or(DEFAULT_RCVBUF);
-        if rcvbuf == 0 {
-            return Err(ConfigError::Value {
-                key: "kernel-rcvbuf",
-                value: "0".into(),
-                why: "must be at least 1".into(),
-            });
-        }
+        let rcvbuf = check_positive("kernel-rcvbuf", s.kernel_rcvbuf.unwrap_or(DEFAULT_RCVBUF))?;
         let export = export
             .then(|| {
                 let proto = s.kernel_proto.unwrap_or(DEFAULT_PROTO);
