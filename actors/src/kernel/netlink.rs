@@ -219,19 +219,30 @@ async fn dump_of(req: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage
     )))
 }
 
-/// One dump; `None` if the kernel marked it interrupted.
-async fn dump_once(req: RouteNetlinkMessage) -> io::Result<Option<Vec<RouteNetlinkMessage>>> {
+/// A socket for requests to the kernel (a dump, route changes), bound to an address of its own.
+fn request_socket() -> io::Result<TokioSocket> {
     let mut s = TokioSocket::new(NETLINK_ROUTE)?;
     s.socket_mut().bind_auto()?;
     s.socket_ref().connect(&SocketAddr::new(0, 0))?;
+    Ok(s)
+}
+
+/// `msg` as one netlink message with these flags and sequence number.
+fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    header.sequence_number = 1;
-    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(req));
-    msg.finalize();
-    let mut buf = vec![0; msg.buffer_len()];
-    msg.serialize(&mut buf);
-    s.send(&buf).await?;
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    nl.finalize();
+    let mut buf = vec![0; nl.buffer_len()];
+    nl.serialize(&mut buf);
+    buf
+}
+
+/// One dump; `None` if the kernel marked it interrupted.
+async fn dump_once(req: RouteNetlinkMessage) -> io::Result<Option<Vec<RouteNetlinkMessage>>> {
+    let s = request_socket()?;
+    s.send(&encode(req, NLM_F_REQUEST | NLM_F_DUMP, 1)).await?;
     let (mut out, mut interrupted) = (Vec::new(), false);
     loop {
         let (data, _) = s.recv_from_full().await?;
@@ -290,22 +301,27 @@ pub enum Request {
     Del(Prefix, u32),
 }
 
-fn route_message(w: &KernelWrite, table: u32, proto: u8) -> RouteMessage {
+/// A route message of rtm's protocol for `dst` in `table`, with `scope`.
+fn message_for(dst: Prefix, table: u32, proto: u8, scope: RouteScope) -> RouteMessage {
     let mut m = RouteMessage::default();
     m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = w.dst.len();
+    m.header.destination_prefix_length = dst.len();
     m.header.protocol = proto.into();
-    m.header.kind = RouteType::Unicast;
-    m.header.scope = if w.via.is_some() {
+    m.header.scope = scope;
+    set_table(&mut m, table);
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(dst.addr())));
+    m
+}
+
+fn route_message(w: &KernelWrite, table: u32, proto: u8) -> RouteMessage {
+    let scope = if w.via.is_some() {
         RouteScope::Universe
     } else {
         RouteScope::Link
     };
-    set_table(&mut m, table);
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(
-            w.dst.addr(),
-        )));
+    let mut m = message_for(w.dst, table, proto, scope);
+    m.header.kind = RouteType::Unicast;
     if let Some(via) = w.via {
         m.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
@@ -340,14 +356,7 @@ impl Request {
                 NLM_F_CREATE | NLM_F_REPLACE,
             ),
             Request::Del(dst, priority) => {
-                let mut m = RouteMessage::default();
-                m.header.address_family = AddressFamily::Inet;
-                m.header.destination_prefix_length = dst.len();
-                m.header.protocol = proto.into();
-                m.header.scope = RouteScope::NoWhere;
-                set_table(&mut m, table);
-                m.attributes
-                    .push(RouteAttribute::Destination(RouteAddress::Inet(dst.addr())));
+                let mut m = message_for(*dst, table, proto, RouteScope::NoWhere);
                 m.attributes.push(RouteAttribute::Priority(*priority));
                 (RouteNetlinkMessage::DelRoute(m), 0)
             }
@@ -369,11 +378,8 @@ pub struct Requester {
 
 impl Requester {
     pub fn open(table: u32, proto: u8) -> io::Result<Requester> {
-        let mut sock = TokioSocket::new(NETLINK_ROUTE)?;
-        sock.socket_mut().bind_auto()?;
-        sock.socket_ref().connect(&SocketAddr::new(0, 0))?;
         Ok(Requester {
-            sock,
+            sock: request_socket()?,
             seq: 0,
             table,
             proto,
@@ -388,13 +394,8 @@ impl Requester {
             let base = self.seq;
             for (i, r) in window.iter().enumerate() {
                 let (msg, flags) = r.message(self.table, self.proto);
-                let mut header = NetlinkHeader::default();
-                header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-                header.sequence_number = base.wrapping_add(i as u32);
-                let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-                nl.finalize();
-                let mut buf = vec![0; nl.buffer_len()];
-                nl.serialize(&mut buf);
+                let seq = base.wrapping_add(i as u32);
+                let buf = encode(msg, NLM_F_REQUEST | NLM_F_ACK | flags, seq);
                 self.sock.send(&buf).await?;
             }
             self.seq = base.wrapping_add(window.len() as u32);
