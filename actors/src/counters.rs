@@ -175,7 +175,7 @@ pub struct KernelCounters {
     pub refused: AtomicU64,
     /// Whole-table reconciles of the export (start, restart, flush, resync, backlog).
     pub export_reconciles: AtomicU64,
-    /// Routes the kernel took from the export (added, replaced or removed).
+    /// Route writes the kernel took from the export (each add, replace or removal).
     pub export_writes: AtomicU64,
     /// Writes the kernel refused (no such link, a gateway off-link, a route rtm did not
     /// write in the way, …): logged, and tried again at the next change or reconcile.

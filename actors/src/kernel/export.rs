@@ -296,7 +296,7 @@ impl Worker {
             }
         }
         if !extra.is_empty() {
-            req.run(&extra).await?;
+            self.send(req, &extra).await?;
         }
         let reader = self.reader()?;
         let mut keys: BTreeSet<Prefix> =
@@ -313,6 +313,21 @@ impl Worker {
             "kernel export reconciled"
         );
         Ok(())
+    }
+
+    /// Runs `reqs` on `req` and counts what the kernel took and refused.
+    async fn send(&self, req: &mut Requester, reqs: &[Request]) -> io::Result<Vec<io::Result<()>>> {
+        let out = req.run(reqs).await?;
+        let k = &self.health.kernel;
+        for r in &out {
+            match r {
+                Ok(()) => Counters::bump(&k.export_writes),
+                // A route already gone is what a removal wanted.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => {}
+                Err(_) => Counters::bump(&k.export_failures),
+            }
+        }
+        Ok(out)
     }
 
     fn reader(&mut self) -> io::Result<&RouteReader> {
@@ -404,16 +419,7 @@ impl Worker {
         if reqs.is_empty() {
             return Ok(());
         }
-        let out = req.run(&reqs).await?;
-        let k = &self.health.kernel;
-        for r in &out {
-            match r {
-                Ok(()) => Counters::bump(&k.export_writes),
-                // A route already gone is what a removal wanted.
-                Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => {}
-                Err(_) => Counters::bump(&k.export_failures),
-            }
-        }
+        let out = self.send(req, &reqs).await?;
         for p in plans {
             let put_ok = match p.put {
                 Some((i, r)) => match &out[i] {
@@ -457,7 +463,7 @@ impl Worker {
             .values()
             .map(|r| Request::Del(r.dst, r.metric))
             .collect();
-        let out = req.run(&reqs).await?;
+        let out = self.send(req, &reqs).await?;
         let kept = out
             .iter()
             .filter(|r| {
