@@ -77,11 +77,10 @@ pub struct Health {
     /// Each table's size as its actor last published it (route, ARP), so that `status`
     /// answers without waiting for a table busy with file work.
     pub table_sizes: [TableSizes; 2],
-    /// The kernel mirror runs (`--kernel import`): `status` then reports its restarts.
-    pub kernel_mirror: AtomicBool,
     /// The tables keep a journal (`--state-dir`): `status` then reports its counters.
     pub journal: JournalCounters,
-    /// The kernel import's and export's counters (`status` reports those of the sides on).
+    /// The kernel import's and export's counters (`status` reports those of the sides on, and
+    /// the kernel actors' restarts if either is).
     pub kernel: KernelCounters,
     /// Commit → socket write of notifications (`/metrics`' `rtm_notification_delay_seconds`).
     pub notify_delay: DelayHistogram,
@@ -183,6 +182,11 @@ pub struct KernelCounters {
 }
 
 impl KernelCounters {
+    /// Whether rtmd runs with `--kernel` (import, export or both).
+    pub fn on(&self) -> bool {
+        self.import.load(Relaxed) || self.export.load(Relaxed)
+    }
+
     /// The counters under their `rtmctl status` names, of the sides that are on.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
         let mut out = Vec::new();
@@ -231,7 +235,6 @@ impl Health {
             closing_writers: AtomicU64::new(0),
             connections: Default::default(),
             table_sizes: Default::default(),
-            kernel_mirror: AtomicBool::new(false),
             journal: JournalCounters::default(),
             kernel: KernelCounters::default(),
             notify_delay: DelayHistogram::default(),

@@ -136,7 +136,6 @@ impl Actor for Supervisor {
             ],
         );
         if let Some(k) = boot.config.kernel.clone() {
-            svc.health.kernel_mirror.store(true, Relaxed);
             svc.health.kernel.import.store(k.import, Relaxed);
             svc.health.kernel.export.store(k.export.is_some(), Relaxed);
             let mirror = k.import.then(Arc::default);

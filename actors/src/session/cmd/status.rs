@@ -37,11 +37,7 @@ pub async fn status(svc: &Services) -> Result<Reply, Failure> {
             let mut c = svc.health.counters.snapshot();
             let n = svc.health.restarts.count(ActorKind::Registry);
             c.insert(wire::REGISTRY_RESTARTS.to_string(), n);
-            if svc
-                .health
-                .kernel_mirror
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            if svc.health.kernel.on() {
                 let n = svc.health.restarts.count(ActorKind::Kernel);
                 c.insert(wire::KERNEL_RESTARTS.to_string(), n);
             }
