@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::netns::needs_netns;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -127,10 +129,7 @@ fn sessions_run_counts_descriptors_and_loses_nothing() {
 
 #[test]
 fn kernel_mirror_run_follows_a_burst_and_loses_nothing() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to make a network namespace");
-        return;
-    }
+    needs_netns!();
     let stdout = bench(&["--quick", "--kernel-mirror"]);
     // Not `kernel_mirror_burst_ip_monitor_after_ip_ms`: on a loaded machine the kernel drops
     // events for `ip monitor` too, and then that figure is skipped.
