@@ -16,9 +16,7 @@ use std::sync::LazyLock;
 use divan::{black_box, Bencher};
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
-use rtm_proto::shm::{
-    ArpReader, ArpWriter, RouteReader, RouteWriter, TableReader, TableWriter, Versioned,
-};
+use rtm_proto::shm::{ArpReader, ArpWriter, RouteReader, RouteWriter, TableReader, TableWriter};
 use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
 
 const KEYS: usize = 1 << 20;
@@ -57,10 +55,10 @@ static DATA: LazyLock<Data> = LazyLock::new(|| {
         .expect("tempdir");
     let rpath = dir.path().join("bench.route");
     let apath = dir.path().join("bench.arp");
-    let rw = RouteWriter::create(&rpath, n, 0o644, versioned(routes.clone()), n as u64)
+    let rw = RouteWriter::create(&rpath, n, 0o644, table::versioned(routes.clone()), n as u64)
         .expect("route shm");
-    let aw =
-        ArpWriter::create(&apath, m, 0o644, versioned(arps.clone()), m as u64).expect("arp shm");
+    let aw = ArpWriter::create(&apath, m, 0o644, table::versioned(arps.clone()), m as u64)
+        .expect("arp shm");
     let mut trie = PrefixMap::new();
     for (i, r) in routes.iter().enumerate() {
         trie.insert(
@@ -86,17 +84,6 @@ static DATA: LazyLock<Data> = LazyLock::new(|| {
             .collect(),
     }
 });
-
-/// Entries with the sequence numbers of a table filled in order.
-fn versioned<T>(v: Vec<T>) -> Vec<Versioned<T>> {
-    v.into_iter()
-        .enumerate()
-        .map(|(i, entry)| Versioned {
-            entry,
-            seq: i as u64 + 1,
-        })
-        .collect()
-}
 
 /// [`KEYS`] prefixes of `routes`, in an order that jumps around the table.
 fn scrambled(routes: &[Route]) -> Vec<Prefix> {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
-use rtm_proto::shm::{Planned, RouteWriter, TableWriter, Versioned};
+use rtm_proto::shm::{Planned, RouteWriter, TableWriter};
 use rtm_proto::{Prefix, Route};
 
 const BATCH: usize = 4096;
@@ -72,14 +72,7 @@ fn build_run(routes: &[Route]) -> f64 {
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .expect("tempdir");
-    let mut entries: Vec<Versioned<Route>> = routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Versioned {
-            entry: r.clone(),
-            seq: i as u64 + 1,
-        })
-        .collect();
+    let mut entries = table::versioned(routes.to_vec());
     entries.sort_by_key(|v| v.entry.dst);
     let n = entries.len();
     let t = Instant::now();

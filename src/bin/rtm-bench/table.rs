@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rtm_proto::shm::Versioned;
 use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
 /// Prefix-length weights per 10,000 routes, shaped like a full IPv4 Internet table: ~60 % /24,
@@ -166,4 +167,15 @@ pub fn length_shares(routes: &[Route]) -> [usize; 33] {
         h[r.dst.len() as usize] += 1;
     }
     h
+}
+
+/// Entries with the sequence numbers of a table filled in order (1, 2, …).
+pub fn versioned<T>(v: Vec<T>) -> Vec<Versioned<T>> {
+    v.into_iter()
+        .enumerate()
+        .map(|(i, entry)| Versioned {
+            entry,
+            seq: i as u64 + 1,
+        })
+        .collect()
 }
