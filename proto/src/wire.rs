@@ -221,6 +221,15 @@ pub enum DebugAction {
     Stall { target: DebugTarget, ms: u32 },
 }
 
+impl DebugAction {
+    /// The actor it hits.
+    pub fn target(&self) -> DebugTarget {
+        match self {
+            DebugAction::Panic { target, .. } | DebugAction::Stall { target, .. } => *target,
+        }
+    }
+}
+
 /// The actor a debug action hits. `Session` is the session that sent the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DebugTarget {
@@ -248,6 +257,15 @@ impl DebugTarget {
             DebugTarget::Registry => "registry",
             DebugTarget::Kernel => "kernel",
             DebugTarget::KernelExport => "kernel-export",
+        }
+    }
+
+    /// The first protocol version that has this target.
+    pub fn since(self) -> u16 {
+        match self {
+            DebugTarget::Registry => 3,
+            DebugTarget::Kernel | DebugTarget::KernelExport => 5,
+            _ => 1,
         }
     }
 }
@@ -307,27 +325,8 @@ impl Request {
     /// cannot decode it and would close the session, so a client does not send it there.
     pub fn since(&self) -> u16 {
         match self {
-            Request::DashboardUrl
-            | Request::Debug(
-                DebugAction::Panic {
-                    target: DebugTarget::Registry,
-                    ..
-                }
-                | DebugAction::Stall {
-                    target: DebugTarget::Registry,
-                    ..
-                },
-            ) => 3,
-            Request::Debug(
-                DebugAction::Panic {
-                    target: DebugTarget::Kernel | DebugTarget::KernelExport,
-                    ..
-                }
-                | DebugAction::Stall {
-                    target: DebugTarget::Kernel | DebugTarget::KernelExport,
-                    ..
-                },
-            ) => 5,
+            Request::DashboardUrl => 3,
+            Request::Debug(a) => a.target().since(),
             _ => 1,
         }
     }

@@ -7,8 +7,7 @@ use crate::session::{Services, Session};
 
 /// Whether the request is aimed at the session that received it.
 pub fn targets_session(action: &DebugAction) -> bool {
-    let (DebugAction::Panic { target, .. } | DebugAction::Stall { target, .. }) = action;
-    *target == DebugTarget::Session
+    action.target() == DebugTarget::Session
 }
 
 /// The answer of a daemon built without the fault-injection hooks.
@@ -25,7 +24,7 @@ pub async fn deliver(svc: &Services, action: DebugAction) -> Result<Reply, Failu
     use crate::faults::Inject;
     use actix::MailboxError;
     use DebugTarget as T;
-    let (DebugAction::Panic { target, .. } | DebugAction::Stall { target, .. }) = action;
+    let target = action.target();
     let lost = |e: MailboxError| Failure::Internal(format!("{} actor: {e}", target.name()));
     let r = match target {
         T::Route => svc.route.send(Inject(action)).await.map_err(lost)?,
