@@ -147,6 +147,7 @@ fn route(dst: &str, dev: Option<&str>) -> Route {
         via: None,
         dev: dev.map(|d| d.parse::<IfName>().unwrap()),
         metric: 0,
+        origin: Default::default(),
     }
 }
 
@@ -185,6 +186,7 @@ fn hostile_sessions_are_answered_or_closed_and_leave_the_daemon_healthy() {
         via: None,
         dev: None,
         metric: 0,
+        origin: Default::default(),
     };
     let got = session(
         &inst,
@@ -204,6 +206,7 @@ fn hostile_sessions_are_answered_or_closed_and_leave_the_daemon_healthy() {
         via: Some("224.0.0.1".parse().unwrap()),
         dev: None,
         metric: 0,
+        origin: Default::default(),
     };
     let group_mac = ArpEntry {
         mac: "01:00:5e:00:00:01".parse().unwrap(),

@@ -1,5 +1,5 @@
 //! The table types every rtm process agrees on: [`Prefix`], [`MacAddr`], [`IfName`],
-//! [`Route`] and [`ArpEntry`].
+//! [`Route`], [`ArpEntry`] and [`Origin`].
 //!
 //! Parsing is strict and canonical (docs/cli.md, "Entries and values"): a prefix with host bits
 //! set is rejected with an error naming the canonical form, MAC addresses are accepted in the
@@ -415,15 +415,63 @@ impl<'de> Deserialize<'de> for IfName {
     }
 }
 
+// ===== Origin =====
+
+/// Who put an entry into its table. A client never chooses it: the daemon sets it from the
+/// writer (`rtmctl`, a batch and the dashboard write `Rtm`, the kernel mirror writes `Kernel`).
+/// `rtmctl` changes an entry of another origin only when told to (`--override-kernel`): its
+/// owner would put it back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Origin {
+    /// Written through rtm itself.
+    #[default]
+    Rtm,
+    /// Mirrored from the Linux kernel's table (`rtmd --kernel import`).
+    Kernel,
+}
+
+impl Origin {
+    /// Every origin, in the order of their numbers.
+    pub const ALL: [Origin; 2] = [Origin::Rtm, Origin::Kernel];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Rtm => "rtm",
+            Origin::Kernel => "kernel",
+        }
+    }
+
+    /// The number shared memory and the journal store.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(v: u8) -> Option<Origin> {
+        Origin::ALL.get(v as usize).copied()
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 // ===== Route =====
 
 /// One route: the key `dst` and its next hop.
+///
+/// `origin` is not part of the route's serde form: on the wire a client's route carries none
+/// (the daemon sets it) and replies carry it beside the route where the protocol version has it
+/// ([`crate::wire::Reply::RouteList`]); the journal stores it beside each entry.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     pub dst: Prefix,
     pub via: Option<Ipv4Addr>,
     pub dev: Option<IfName>,
     pub metric: u32,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 impl Route {
@@ -440,7 +488,8 @@ impl Route {
     }
 }
 
-/// iproute2 style: `10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10` (`metric 0` omitted).
+/// iproute2 style: `10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10` (`metric 0` omitted), then
+/// `origin kernel` for a route rtm did not write.
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.dst)?;
@@ -452,6 +501,9 @@ impl fmt::Display for Route {
         }
         if self.metric != 0 {
             write!(f, " metric {}", self.metric)?;
+        }
+        if self.origin != Origin::Rtm {
+            write!(f, " origin {}", self.origin)?;
         }
         Ok(())
     }
@@ -634,6 +686,7 @@ mod tests {
             via: Some("192.168.1.1".parse().unwrap()),
             dev: Some("eth0".parse().unwrap()),
             metric: 10,
+            origin: Default::default(),
         };
         assert_eq!(
             r.to_string(),

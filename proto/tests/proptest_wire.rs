@@ -49,6 +49,7 @@ fn route() -> impl Strategy<Value = Route> {
             via,
             dev,
             metric,
+            origin: Default::default(),
         })
 }
 

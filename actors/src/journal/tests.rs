@@ -15,6 +15,7 @@ fn route(i: u32) -> Route {
         via: Some(Ipv4Addr::new(192, 168, 1, (i % 250) as u8 + 1)),
         dev: Some("eth0".parse().unwrap()),
         metric: i,
+        origin: Default::default(),
     }
 }
 

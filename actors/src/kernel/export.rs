@@ -286,6 +286,7 @@ impl Worker {
                 via: k.via,
                 dev: k.oif.and_then(|i| names.get(&i)?.parse().ok()),
                 metric: k.priority,
+                origin: Default::default(),
             };
             match self.exported.entry(k.dst) {
                 // A second route of ours for one prefix (another metric): one goes.

@@ -54,6 +54,7 @@ impl Mirror {
                 via: k.via,
                 dev,
                 metric: k.priority,
+                origin: Default::default(),
             };
             r.validate().is_ok().then_some(r)
         })

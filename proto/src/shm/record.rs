@@ -63,6 +63,12 @@ pub trait Record: Clone + Sized + Send + 'static {
     #[cfg(not(loom))]
     type Reader: TableReader<Self>;
     fn key(&self) -> Self::Key;
+    /// Who put the entry into its table.
+    fn origin(&self) -> crate::types::Origin {
+        crate::types::Origin::Rtm
+    }
+    /// Sets who put the entry into its table (for kinds that record it).
+    fn set_origin(&mut self, _origin: crate::types::Origin) {}
 }
 
 /// An entry with the sequence number of the change that last wrote it.

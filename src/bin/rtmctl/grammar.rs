@@ -416,6 +416,7 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
         via,
         dev,
         metric: metric.unwrap_or(0),
+        origin: Default::default(),
     };
     route.validate()?;
     Ok(route)

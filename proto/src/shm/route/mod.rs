@@ -47,4 +47,12 @@ impl crate::shm::record::Record for crate::types::Route {
     fn key(&self) -> crate::types::Prefix {
         self.dst
     }
+
+    fn origin(&self) -> crate::types::Origin {
+        self.origin
+    }
+
+    fn set_origin(&mut self, origin: crate::types::Origin) {
+        self.origin = origin;
+    }
 }

@@ -173,6 +173,7 @@ impl NextHop {
             via: self.via,
             dev: self.dev,
             metric: self.metric,
+            origin: Default::default(),
         }
     }
 

@@ -426,6 +426,7 @@ fn a_dense_block_written_a_route_at_a_time_reuses_its_old_copies() {
             via: Some(Ipv4Addr::new(10, 0, 0, 1)),
             dev: None,
             metric: 7,
+            origin: Default::default(),
         })
         .collect();
     let mut w = routes_at(&path, 8192);
