@@ -421,7 +421,9 @@ impl<'de> Deserialize<'de> for IfName {
 /// writer (`rtmctl`, a batch and the dashboard write `Rtm`, the kernel mirror writes `Kernel`).
 /// `rtmctl` changes an entry of another origin only when told to (`--override-kernel`): its
 /// owner would put it back.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum Origin {
     /// Written through rtm itself.
     #[default]

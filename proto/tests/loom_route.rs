@@ -507,8 +507,8 @@ fn chunk_three() -> Vec<(u16, u16)> {
 
 fn chunk_image() -> Image {
     let mut i = Image::default();
-    i.value(1, value(18, 1));
-    i.value(2, value(24, 2));
+    i.value(1, value(18, 1, 0));
+    i.value(2, value(24, 2, 0));
     let (lines, depth) = chunk::encode(&chunk_one(), FIRST);
     i.lines(FIRST, &lines);
     i.slot_word(LPM_PAGE, 0, chunk_word(depth, FIRST));
@@ -518,15 +518,15 @@ fn chunk_image() -> Image {
 fn chunk_writer(f: &File, epoch: Epoch) {
     // The chunk is replaced by one in other lines, naming new value entries; its line and
     // its entries are freed.
-    f.write_value(3, value(18, 5));
-    f.write_value(4, value(24, 6));
+    f.write_value(3, value(18, 5, 0));
+    f.write_value(4, value(24, 6, 0));
     let (lines, depth) = chunk::encode(&chunk_two(), SECOND);
     f.write_lines(SECOND, &lines);
     f.set_slot_word(LPM_PAGE, 0, chunk_word(depth, SECOND));
     f.advance_epoch(epoch);
     // The freed line and entries are reused at once for the next chunk of the slot.
-    f.write_value(1, value(18, 3));
-    f.write_value(2, value(23, 4));
+    f.write_value(1, value(18, 3, 0));
+    f.write_value(2, value(23, 4, 0));
     let (lines, depth) = chunk::encode(&chunk_three(), FIRST);
     f.write_lines(FIRST, &lines);
     f.set_slot_word(LPM_PAGE, 0, chunk_word(depth, FIRST));
@@ -544,8 +544,8 @@ static CHUNK_LINES_REUSED: Scenario<u32> = Scenario {
     image: chunk_image,
     write: chunk_writer,
     read: chunk_value,
-    answers: || vec![value(24, 2), value(24, 6), value(18, 3)],
-    added: (chunk_value_elsewhere, || value(23, 4)),
+    answers: || vec![value(24, 2, 0), value(24, 6, 0), value(18, 3, 0)],
+    added: (chunk_value_elsewhere, || value(23, 4, 0)),
 };
 
 #[test]
@@ -618,7 +618,7 @@ fn negative_control_chunk_lines_reused_without_epoch_fence() {
 fn record_image() -> Image {
     let mut i = Image::default();
     i.record(1, &hop(1));
-    i.slot_word(LPM_PAGE, 0, value(18, 1));
+    i.slot_word(LPM_PAGE, 0, value(18, 1, 0));
     i
 }
 
@@ -626,12 +626,12 @@ fn record_writer(f: &File, epoch: Epoch) {
     // The route moves to a new next hop: a new record, written before anything names it; the
     // old record is freed.
     f.write_record(2, &hop(2));
-    f.set_slot_word(LPM_PAGE, 0, value(18, 2));
+    f.set_slot_word(LPM_PAGE, 0, value(18, 2, 0));
     f.advance_epoch(epoch);
     // Another route, 0.0.64.0/18 (slot 1, the other half of the page word), with a third next
     // hop reuses the freed record at once.
     f.write_record(1, &hop(3));
-    f.set_slot_word(LPM_PAGE, 1, value(18, 1));
+    f.set_slot_word(LPM_PAGE, 1, value(18, 1, 0));
 }
 
 fn record_lookup(r: &Reader) -> Result<Option<(u8, NextHop)>, Unstable> {

@@ -8,8 +8,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use super::chunk::{self, Ranges};
 use super::layout::{
-    block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, ORIGIN_RTM,
-    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, SLOTS, TIER1_WORDS, VALUE_SLOTS,
+    block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, PAGE_LINES,
+    PAGE_SLOTS, SHORT_BLOCK_MAX, SLOTS, TIER1_WORDS, VALUE_SLOTS,
 };
 use super::view::NextHop;
 use crate::shm::record::{Versioned, SEQ_MASK};
@@ -90,7 +90,7 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
     };
     for (v, &nh) in routes.iter().zip(&nh_of) {
         let (addr, len) = (v.entry.dst.addr_u32(), v.entry.dst.len());
-        let val = value(len, nh);
+        let val = value(len, nh, v.entry.origin.as_u8());
         if len <= 16 {
             let first = (addr >> 16) as usize;
             img.tier1[first..first + (1usize << (16 - len))].fill(val);
@@ -177,7 +177,12 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         };
         for (j, (v, &nh)) in routes[i..end].iter().zip(&nh_of[i..end]).enumerate() {
             let l = &mut img.blk[first + j / 4];
-            l[(j % 4) * 2] = entry_word(v.entry.dst.addr_u32(), v.entry.dst.len(), ORIGIN_RTM, nh);
+            l[(j % 4) * 2] = entry_word(
+                v.entry.dst.addr_u32(),
+                v.entry.dst.len(),
+                v.entry.origin.as_u8(),
+                nh,
+            );
             l[(j % 4) * 2 + 1] = v.seq & SEQ_MASK;
         }
         pages

@@ -300,13 +300,13 @@ mod tests {
     #[test]
     fn paint_splits_and_merges() {
         use super::super::layout::value;
-        let a = value(17, 1);
-        let b = value(24, 2);
+        let a = value(17, 1, 0);
+        let b = value(24, 2, 0);
         let r = uniform(a);
         let r = paint(&r, 256, 512, loses_to(24), b);
         assert_eq!(r, vec![(0, a), (256, b), (512, a)]);
         // A longer route inside stays; the shorter one around it is repainted.
-        let c = value(20, 3);
+        let c = value(20, 3, 0);
         let r2 = paint(&r, 0, 1024, loses_to(20), c);
         assert_eq!(r2, vec![(0, c), (256, b), (512, c), (1024, a)]);
         // Deleting b restores what covers it.

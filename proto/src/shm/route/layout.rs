@@ -18,7 +18,9 @@
 //! # Values
 //!
 //! A *value* (u32) says which route an address matches: `0` is none; otherwise bit 31 is set,
-//! bits 29..24 are the route's prefix length `depth` and bits 23..0 its next-hop index. The
+//! bit 30 is the route's origin (0: written through rtm, 1: mirrored from the kernel; the same
+//! number as the entry's flags), bits 29..24 are the route's prefix length `depth` and bits
+//! 23..0 its next-hop index. The
 //! matching prefix is the address truncated to `depth` bits: a value names a route without
 //! naming its prefix, so neighbouring address ranges with equal values are one range.
 //!
@@ -95,8 +97,8 @@
 //! Entries are sorted by prefix (address, then length):
 //!
 //! ```text
-//! word A   bits 31..0 address; bits 37..32 length; bits 39..38 flags (origin); bits 63..40
-//!          next-hop index
+//! word A   bits 31..0 address; bits 37..32 length; bits 39..38 flags: the route's origin (0 rtm,
+//!          1 kernel; no writer writes 2 or 3); bits 63..40 next-hop index
 //! word B   bits 61..0 sequence number of the change that last wrote the route
 //! ```
 //!
@@ -156,10 +158,40 @@ const NH_MASK: u32 = (1 << NH_BITS) - 1;
 /// Most next-hop records of a file.
 pub const MAX_NEXTHOPS: usize = 1 << NH_BITS;
 
-/// The value of a route of prefix length `depth` through next-hop record `nh`.
+/// Where a value keeps its route's origin (one bit: there are two origins).
+const VALUE_ORIGIN_SHIFT: u32 = 30;
+const _: () = assert!(crate::types::Origin::ALL.len() <= 2);
+
+/// The value of a route of prefix length `depth` through next-hop record `nh`, whose entry
+/// has `flags` (its origin's number).
 #[inline]
-pub const fn value(depth: u8, nh: u32) -> u32 {
-    VALUE_VALID | ((depth as u32) << DEPTH_SHIFT) | (nh & NH_MASK)
+pub const fn value(depth: u8, nh: u32, flags: u8) -> u32 {
+    VALUE_VALID
+        | (((flags & 1) as u32) << VALUE_ORIGIN_SHIFT)
+        | ((depth as u32) << DEPTH_SHIFT)
+        | (nh & NH_MASK)
+}
+
+/// A value's entry flags (its route's origin).
+#[inline]
+pub const fn value_flags(v: u32) -> u8 {
+    ((v >> VALUE_ORIGIN_SHIFT) & 1) as u8
+}
+
+/// A value's route's origin.
+#[inline]
+pub fn value_origin(v: u32) -> crate::types::Origin {
+    if value_flags(v) == 0 {
+        crate::types::Origin::Rtm
+    } else {
+        crate::types::Origin::Kernel
+    }
+}
+
+/// The origin entry `flags` name; `None` for flags no writer writes.
+#[inline]
+pub fn flags_origin(flags: u8) -> Option<crate::types::Origin> {
+    crate::types::Origin::from_u8(flags)
 }
 
 /// A value's prefix length.
@@ -225,7 +257,8 @@ pub const fn block_lines(count: usize) -> usize {
     }
 }
 
-/// Entry flags: where the route came from.
+/// Entry flags of a route written through rtm (flags are the origin's number,
+/// [`crate::types::Origin::as_u8`]).
 pub const ORIGIN_RTM: u8 = 0;
 
 /// An entry's first word.

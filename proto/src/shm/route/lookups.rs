@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::net::Ipv4Addr;
 
-use super::layout::{value_depth, value_nh, VALUE_VALID};
+use super::layout::{value_depth, value_nh, value_origin, VALUE_VALID};
 use super::reader::{NextHopRef, RouteReader};
 use super::view::{Lpm, NextHop};
 use crate::shm::record::ShmError;
@@ -58,6 +58,7 @@ impl<'a> Lookups<'a> {
         Ok((val & VALUE_VALID != 0).then(|| NextHopRef {
             dst: Prefix::truncating(addr, value_depth(val)),
             nexthop: value_nh(val),
+            origin: value_origin(val),
         }))
     }
 
@@ -78,9 +79,12 @@ impl<'a> Lookups<'a> {
         let r = read();
         fence(Acquire);
         match r {
-            Some(found) if self.epoch.load(Relaxed) == e1 => {
-                Ok(found.map(|(val, hop)| hop.route(Prefix::truncating(addr, value_depth(val)))))
-            }
+            Some(found) if self.epoch.load(Relaxed) == e1 => Ok(found.map(|(val, hop)| {
+                hop.route(
+                    Prefix::truncating(addr, value_depth(val)),
+                    value_origin(val),
+                )
+            })),
             _ => self.route_again(addr),
         }
     }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 
 use super::layout::{
-    entry_fields, slot_of, value_depth, value_nh, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_VALID,
+    entry_fields, flags_origin, slot_of, value_depth, value_nh, value_origin, PAGE_SLOTS, SLOTS,
+    TIER1_WORDS, VALUE_VALID,
 };
 use super::lookups::Lookups;
 use super::view::{consistent, Garbage, Lpm, NextHop, Unstable, View};
@@ -20,16 +21,17 @@ use crate::shm::mapping::{prefetch, views3, Mapping, Region};
 use crate::shm::owner::Owners;
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
 use crate::shm::sync::{fence, AtomicU32, Line, Ordering::Acquire, Ordering::Relaxed};
-use crate::types::{Prefix, Route};
+use crate::types::{Origin, Prefix, Route};
 
 pub use super::view::BATCH_GROUP;
 
-/// What a next-hop-index lookup answers: the matching prefix and the index of its next-hop
-/// record ([`RouteReader::nexthop`]).
+/// What a next-hop-index lookup answers: the matching prefix, the index of its next-hop
+/// record ([`RouteReader::nexthop`]) and who put the route into the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHopRef {
     pub dst: Prefix,
     pub nexthop: u32,
+    pub origin: Origin,
 }
 
 pub struct RouteReader {
@@ -201,7 +203,8 @@ impl RouteReader {
                 return Ok(None);
             }
             let hop = v.nexthop(value_nh(val))?;
-            Ok(Some(hop.route(Prefix::truncating(addr, value_depth(val)))))
+            let dst = Prefix::truncating(addr, value_depth(val));
+            Ok(Some(hop.route(dst, value_origin(val))))
         })
     }
 
@@ -237,7 +240,12 @@ impl RouteReader {
             // freed and reused between the two reads would pair a prefix with another's hop.
             self.group(a, &mut vals, Some(&mut hops))?;
             for (((addr, val), hop), slot) in a.iter().zip(&vals).zip(&hops).zip(o.iter_mut()) {
-                *slot = hop.map(|h: NextHop| h.route(Prefix::truncating(*addr, value_depth(*val))));
+                *slot = hop.map(|h: NextHop| {
+                    h.route(
+                        Prefix::truncating(*addr, value_depth(*val)),
+                        value_origin(*val),
+                    )
+                });
             }
         }
         Ok(())
@@ -261,6 +269,7 @@ impl RouteReader {
                 *slot = (val & VALUE_VALID != 0).then(|| NextHopRef {
                     dst: Prefix::truncating(*addr, value_depth(*val)),
                     nexthop: value_nh(*val),
+                    origin: value_origin(*val),
                 });
             }
         }
@@ -275,13 +284,14 @@ impl RouteReader {
             let (n, first) = v.block(slot)?;
             for i in 0..n {
                 let (a, b) = v.entry(first, i)?;
-                let (addr, len, _, nh) = entry_fields(a);
+                let (addr, len, flags, nh) = entry_fields(a);
                 let hop = v.nexthop(nh)?;
                 if len > 32 {
                     return Err(Garbage);
                 }
+                let origin = flags_origin(flags).ok_or(Garbage)?;
                 out.push(Versioned {
-                    entry: hop.route(Prefix::truncating(addr.into(), len)),
+                    entry: hop.route(Prefix::truncating(addr.into(), len), origin),
                     seq: b & SEQ_MASK,
                 });
             }
@@ -484,11 +494,12 @@ impl TableReader<Route> for RouteReader {
 
     fn get(&self, key: &Prefix) -> Option<Versioned<Route>> {
         self.read(|v| {
-            let Some((nh, _, b)) = v.find(key.addr_u32(), key.len())? else {
+            let Some((nh, flags, b)) = v.find(key.addr_u32(), key.len())? else {
                 return Ok(None);
             };
+            let origin = flags_origin(flags).ok_or(Garbage)?;
             Ok(Some(Versioned {
-                entry: v.nexthop(nh)?.route(*key),
+                entry: v.nexthop(nh)?.route(*key, origin),
                 seq: b & SEQ_MASK,
             }))
         })

@@ -17,7 +17,7 @@ use crate::shm::seqlock::try_read_words;
 use crate::shm::sync::{
     fence, prefetch, AtomicU32, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed,
 };
-use crate::types::{IfName, Prefix, Route};
+use crate::types::{IfName, Origin, Prefix, Route};
 
 /// The regions of a route file, as slices of atomics.
 #[derive(Clone, Copy)]
@@ -166,14 +166,15 @@ impl NextHop {
         }
     }
 
+    /// The route to `dst` through this next hop, put into the table by `origin`.
     #[inline]
-    pub fn route(&self, dst: Prefix) -> Route {
+    pub fn route(&self, dst: Prefix, origin: Origin) -> Route {
         Route {
             dst,
             via: self.via,
             dev: self.dev,
             metric: self.metric,
-            origin: Default::default(),
+            origin,
         }
     }
 

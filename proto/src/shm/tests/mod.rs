@@ -25,14 +25,18 @@ pub(super) fn p(s: &str) -> Prefix {
     s.parse().unwrap()
 }
 
-/// A route for `dst` whose fields vary with `n`.
+/// A route for `dst` whose fields vary with `n` (one in seven is the kernel's).
 pub(super) fn route(dst: Prefix, n: u32) -> Route {
     Route {
         dst,
         via: (n % 3 != 0).then(|| Ipv4Addr::from(n.wrapping_mul(2_654_435_761))),
         dev: (n % 5 != 0).then(|| format!("eth{}", n % 1000).parse().unwrap()),
         metric: n,
-        origin: Default::default(),
+        origin: if n % 7 == 3 {
+            crate::types::Origin::Kernel
+        } else {
+            crate::types::Origin::Rtm
+        },
     }
 }
 

@@ -452,3 +452,58 @@ fn a_dense_block_written_a_route_at_a_time_reuses_its_old_copies() {
     );
     assert_eq!(w.len(), at_once.len());
 }
+
+/// A route's origin is its own: the same next hop under two origins reads back with each
+/// route's own, through every read (exact match, longest-prefix match, next-hop lookups, the
+/// whole table) and after the table is rebuilt from its entries.
+#[test]
+fn origins_are_kept_per_route_whatever_the_next_hop() {
+    use crate::types::Origin;
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = routes_at(&path, 100);
+    let r = RouteReader::open(&path).unwrap();
+    let with = |dst: &str, origin| Route {
+        origin,
+        ..route(p(dst), 1)
+    };
+    // Both tiers, and a /32 inside a /24 of the other origin.
+    let routes = [
+        with("10.0.0.0/8", Origin::Kernel),
+        with("10.1.2.0/24", Origin::Rtm),
+        with("10.1.2.3/32", Origin::Kernel),
+        with("192.168.0.0/16", Origin::Rtm),
+    ];
+    for (i, x) in routes.iter().enumerate() {
+        w.upsert(x, i as u64 + 1).unwrap();
+    }
+    let check = |r: &RouteReader, routes: &[Route]| {
+        for x in routes {
+            assert_eq!(r.get(&x.dst).unwrap().entry, *x, "get {}", x.dst);
+            assert_eq!(lookup(r, x.dst.addr()), Some(x.clone()), "lookup {}", x.dst);
+            let n = r.lookup_nh(x.dst.addr()).unwrap().unwrap();
+            assert_eq!((n.dst, n.origin), (x.dst, x.origin), "lookup_nh {}", x.dst);
+        }
+        let mut all: Vec<Route> = r.entries().into_iter().map(|v| v.entry).collect();
+        all.sort_by_key(|x| x.dst);
+        let mut want = routes.to_vec();
+        want.sort_by_key(|x| x.dst);
+        assert_eq!(all, want);
+    };
+    check(&r, &routes);
+    // Only the origin changes: the next hop stays, the answers change.
+    let mut flipped = routes.clone();
+    for (i, x) in flipped.iter_mut().enumerate() {
+        x.origin = if x.origin == Origin::Rtm {
+            Origin::Kernel
+        } else {
+            Origin::Rtm
+        };
+        w.upsert(x, 10 + i as u64).unwrap();
+    }
+    check(&r, &flipped);
+    // Rebuilt whole from its own entries: the same.
+    w.republish(w.entries()).unwrap();
+    let r = RouteReader::open(&path).unwrap();
+    check(&r, &flipped);
+}

@@ -113,7 +113,11 @@ pub(super) fn check_lookups(r: &RouteReader, model: &Model, rng: &mut StdRng, n:
             "{ctx}: lookup_nh({a})"
         );
         if let (Some(n), Some(w)) = (nh, want) {
-            assert_eq!(r.nexthop(n.nexthop).unwrap().route(n.dst), *w, "{ctx}: {a}");
+            assert_eq!(
+                r.nexthop(n.nexthop).unwrap().route(n.dst, n.origin),
+                *w,
+                "{ctx}: {a}"
+            );
         }
     }
     for a in [0u32, u32::MAX, 0x0a00_0000, 0x0aff_ffff] {

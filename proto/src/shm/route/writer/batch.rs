@@ -49,6 +49,8 @@ struct Step {
     old: u32,
     new: u32,
     seq: u64,
+    /// A put's entry flags (its route's origin); 0 for other steps.
+    flags: u8,
 }
 
 /// What [`RouteWriter::flush_step`] found.
@@ -84,12 +86,12 @@ fn steps_of<'a>(ops: impl Iterator<Item = Planned<'a, Route>>) -> (Vec<Step>, Op
     let mut steps = Vec::new();
     let mut last_flush = None;
     for op in ops {
-        let (key, kind) = match op {
-            Planned::Put(r) => (r.dst, Kind::Put(NextHop::of(r), 0)),
-            Planned::Del(k) => (*k, Kind::Del),
+        let (key, kind, flags) = match op {
+            Planned::Put(r) => (r.dst, Kind::Put(NextHop::of(r), 0), r.origin.as_u8()),
+            Planned::Del(k) => (*k, Kind::Del, 0),
             Planned::Flush => {
                 last_flush = Some(steps.len());
-                (Prefix::truncating(0u32.into(), 0), Kind::Flush)
+                (Prefix::truncating(0u32.into(), 0), Kind::Flush, 0)
             }
         };
         steps.push(Step {
@@ -98,6 +100,7 @@ fn steps_of<'a>(ops: impl Iterator<Item = Planned<'a, Route>>) -> (Vec<Step>, Op
             old: 0,
             new: 0,
             seq: 0,
+            flags,
         });
     }
     if let Some(f) = last_flush {
@@ -166,7 +169,7 @@ impl RouteWriter {
         let v = self.view();
         let mut hops: Vec<NextHop> = Vec::new();
         let mut values: Vec<u32> = Vec::new();
-        let mut unknown: Vec<(u8, NextHop)> = Vec::new();
+        let mut unknown: Vec<(u8, u8, NextHop)> = Vec::new();
         for s in puts {
             let Kind::Put(hop, _) = s.kind else { continue };
             let (addr, len) = (s.key.addr_u32(), s.key.len());
@@ -178,8 +181,8 @@ impl RouteWriter {
                 continue;
             }
             match index {
-                Some(i) => values.push(value(len, i)),
-                None => unknown.push((len, hop)),
+                Some(i) => values.push(value(len, i, s.flags)),
+                None => unknown.push((len, s.flags, hop)),
             }
             for (t, _, _) in tier2_spans(addr, len) {
                 if let Ok(w) = v.tier2_word(t) {
@@ -197,7 +200,7 @@ impl RouteWriter {
         let key = |h: &NextHop| (h.via, h.metric, h.dev);
         hops.sort_unstable_by_key(key);
         hops.dedup();
-        unknown.sort_unstable_by_key(|(l, h)| (*l, key(h)));
+        unknown.sort_unstable_by_key(|(l, f, h)| (*l, *f, key(h)));
         unknown.dedup();
         values.sort_unstable();
         values.dedup();
@@ -285,7 +288,7 @@ impl RouteWriter {
             match now.get(&p) {
                 Some(&val) => val,
                 None => match v.find(p.addr_u32(), p.len()) {
-                    Ok(Some((nh, _, _))) => value(p.len(), nh),
+                    Ok(Some((nh, flags, _))) => value(p.len(), nh, flags),
                     _ => 0,
                 },
             }
@@ -294,7 +297,7 @@ impl RouteWriter {
             let (addr, len) = (s.key.addr_u32(), s.key.len());
             s.old = value_of(&now, s.key);
             s.new = match s.kind {
-                Kind::Put(_, nh) => value(len, nh),
+                Kind::Put(_, nh) => value(len, nh, s.flags),
                 Kind::Del if s.old == 0 => continue,
                 // What the covering route of the same tier answers there, as the batch left it.
                 Kind::Del => (if len >= 17 { 17 } else { 0 }..len)
@@ -436,7 +439,7 @@ impl RouteWriter {
     pub(super) fn hand_over(
         &mut self,
         key: Prefix,
-        hop: Option<NextHop>,
+        hop: Option<(NextHop, u8)>,
         seq: u64,
     ) -> Result<Option<bool>, ShmError> {
         let Some(b) = self.batch.as_mut() else {
@@ -446,7 +449,7 @@ impl RouteWriter {
             return Ok(None);
         };
         let expected = match (s.kind, hop) {
-            (Kind::Put(h, _), Some(hop)) => h == hop && s.key == key,
+            (Kind::Put(h, _), Some((hop, flags))) => h == hop && s.flags == flags && s.key == key,
             (Kind::Del, None) => s.key == key,
             (Kind::Skip, _) => s.key == key,
             _ => false,
@@ -536,10 +539,10 @@ impl RouteWriter {
                 let at = entries.binary_search_by_key(&probe, |&(a, _)| entry_order(a));
                 match (s.kind, at) {
                     (Kind::Put(_, nh), Ok(i)) => {
-                        entries[i] = (entry_word(addr, len, ORIGIN_RTM, nh), s.seq & SEQ_MASK)
+                        entries[i] = (entry_word(addr, len, s.flags, nh), s.seq & SEQ_MASK)
                     }
                     (Kind::Put(_, nh), Err(i)) => {
-                        entries.insert(i, (entry_word(addr, len, ORIGIN_RTM, nh), s.seq & SEQ_MASK))
+                        entries.insert(i, (entry_word(addr, len, s.flags, nh), s.seq & SEQ_MASK))
                     }
                     (_, Ok(i)) => {
                         entries.remove(i);

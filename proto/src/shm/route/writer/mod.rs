@@ -29,7 +29,8 @@ use room::{Reserved, Which};
 use super::build::{build, Image, TooManyValues};
 use super::heap::Heap;
 use super::layout::{
-    slot_of, value_depth, value_nh, MAX_NEXTHOPS, PAGE_SLOTS, SLOTS, TIER1_WORDS, VALUE_SLOTS,
+    flags_origin, slot_of, value_depth, value_nh, value_origin, MAX_NEXTHOPS, PAGE_SLOTS, SLOTS,
+    TIER1_WORDS, VALUE_SLOTS,
 };
 use super::nexthops::NextHops;
 use super::values::Values;
@@ -333,7 +334,10 @@ impl RouteWriter {
             return None;
         }
         let hop = v.nexthop(value_nh(val)).ok()?;
-        Some(hop.route(Prefix::truncating(addr, value_depth(val))))
+        Some(hop.route(
+            Prefix::truncating(addr, value_depth(val)),
+            value_origin(val),
+        ))
     }
 }
 
@@ -386,8 +390,8 @@ impl TableWriter<Route> for RouteWriter {
     }
 
     fn upsert(&mut self, rec: &Route, seq: u64) -> Result<(), ShmError> {
-        let hop = NextHop::of(rec);
-        if self.hand_over(rec.dst, Some(hop), seq)?.is_some() {
+        let hop = Some((NextHop::of(rec), rec.origin.as_u8()));
+        if self.hand_over(rec.dst, hop, seq)?.is_some() {
             return Ok(());
         }
         // A change made without a reservation: a batch of its own.
@@ -399,7 +403,7 @@ impl TableWriter<Route> for RouteWriter {
             });
         }
         self.reserve_batch(std::iter::once(Planned::Put(rec)))?;
-        self.hand_over(rec.dst, Some(hop), seq)?
+        self.hand_over(rec.dst, hop, seq)?
             .map(|_| ())
             .ok_or_else(|| self.no_space())
     }
@@ -452,10 +456,10 @@ impl TableWriter<Route> for RouteWriter {
     }
 
     fn get(&self, key: &Prefix) -> Option<Versioned<Route>> {
-        let (nh, _, b) = self.view().find(key.addr_u32(), key.len()).ok()??;
+        let (nh, flags, b) = self.view().find(key.addr_u32(), key.len()).ok()??;
         let hop = self.hop(nh)?;
         Some(Versioned {
-            entry: hop.route(*key),
+            entry: hop.route(*key, flags_origin(flags)?),
             seq: b & SEQ_MASK,
         })
     }

@@ -4,8 +4,8 @@
 
 use super::super::chunk::{self, Ranges};
 use super::super::layout::{
-    block_lines, block_word, chunk_of, chunk_word, entry_fields, slot_of, value, KEY_MASK,
-    PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, VALUE_VALID,
+    block_lines, block_word, chunk_of, chunk_word, entry_fields, flags_origin, slot_of, value,
+    KEY_MASK, PAGE_LINES, PAGE_SLOTS, SHORT_BLOCK_MAX, VALUE_VALID,
 };
 use super::room::Which;
 use super::{too_many_values, RouteWriter};
@@ -152,8 +152,8 @@ impl RouteWriter {
                 continue;
             }
             let q = Prefix::truncating(addr.into(), l);
-            if let Ok(Some((nh, _, _))) = v.find(q.addr_u32(), l) {
-                return value(l, nh);
+            if let Ok(Some((nh, flags, _))) = v.find(q.addr_u32(), l) {
+                return value(l, nh, flags);
             }
         }
         0
@@ -221,10 +221,10 @@ impl RouteWriter {
 
     /// A versioned route from an entry's words.
     pub(super) fn route_of(&self, a: u64, b: u64) -> Option<Versioned<Route>> {
-        let (addr, len, _, nh) = entry_fields(a);
+        let (addr, len, flags, nh) = entry_fields(a);
         let hop = self.hop(nh)?;
         Some(Versioned {
-            entry: hop.route(Prefix::truncating(addr.into(), len)),
+            entry: hop.route(Prefix::truncating(addr.into(), len), flags_origin(flags)?),
             seq: b & SEQ_MASK,
         })
     }
