@@ -61,6 +61,8 @@ pub struct Client {
     events: VecDeque<Event>,
     /// How many of the first `events` [`Client::warm_ahead`] has already shown its caller.
     warmed: usize,
+    /// [`Client::apply`] and [`Client::batch`] may change entries of another origin.
+    overriding: bool,
 }
 
 impl Client {
@@ -123,6 +125,7 @@ impl Client {
                     next_id: 1,
                     events: VecDeque::new(),
                     warmed: 0,
+                    overriding: false,
                 }),
                 ServerMsg::Refused(f) => Err(ClientError::Refused(f)),
                 other => Err(ClientError::Protocol(format!(
@@ -178,7 +181,7 @@ impl Client {
     pub async fn recv_reply(&mut self) -> Result<(u32, Result<Reply, Failure>), ClientError> {
         loop {
             match read_msg(&mut self.framed).await? {
-                ServerMsg::Reply { id, result } => return Ok((id, result)),
+                ServerMsg::Reply { id, result } => return Ok((id, result.map(Reply::normalized))),
                 ServerMsg::Events(evs) => self.events.extend(evs),
                 other => {
                     return Err(ClientError::Protocol(format!(
@@ -201,9 +204,21 @@ impl Client {
         Ok(result?)
     }
 
+    /// From now on, [`Client::apply`] and [`Client::batch`] may also change entries another
+    /// origin owns (the kernel's routes, `rtmctl --override-kernel`); without this the daemon
+    /// refuses such changes with [`Failure::Owned`]. Needs a daemon at protocol version 6.
+    pub fn override_kernel(&mut self, on: bool) {
+        self.overriding = on;
+    }
+
     /// Applies one change; returns its sequence number.
     pub async fn apply(&mut self, op: Op) -> Result<u64, ClientError> {
-        match self.request(Request::Apply(op)).await? {
+        let req = if self.overriding {
+            Request::ApplyOverriding(op)
+        } else {
+            Request::Apply(op)
+        };
+        match self.request(req).await? {
             Reply::Done { seq } => Ok(seq),
             other => Err(unexpected(other)),
         }
@@ -216,7 +231,12 @@ impl Client {
         ops: Vec<Op>,
         force: bool,
     ) -> Result<(u32, Vec<BatchFailure>), ClientError> {
-        match self.request(Request::Batch { ops, force }).await? {
+        let req = if self.overriding {
+            Request::BatchOverriding { ops, force }
+        } else {
+            Request::Batch { ops, force }
+        };
+        match self.request(req).await? {
             Reply::Batch { applied, failures } => Ok((applied, failures)),
             other => Err(unexpected(other)),
         }

@@ -63,7 +63,7 @@ fn pipelined_shows_stream_with_bounded_memory() {
     while done < SHOWS {
         match read_msg(&mut s) {
             ServerMsg::Reply {
-                result: Ok(Reply::Routes { routes: r, more }),
+                result: Ok(Reply::RouteList { routes: r, more }),
                 ..
             } => {
                 routes += r.len();

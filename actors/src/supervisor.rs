@@ -138,8 +138,8 @@ impl Actor for Supervisor {
         if let Some(k) = boot.config.kernel.clone() {
             svc.health.kernel.import.store(k.import, Relaxed);
             svc.health.kernel.export.store(k.export.is_some(), Relaxed);
-            let mirror = k.import.then(Arc::default);
-            if let Some(m) = mirror.clone() {
+            if k.import {
+                let m = Arc::default();
                 let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
                 // On the route table's thread: each batch of kernel events goes to the table
                 // without a wake-up of another thread, and the mirror waits for the table's
@@ -156,7 +156,7 @@ impl Actor for Supervisor {
             }
             let (route, h) = (svc.route.clone(), svc.health.clone());
             let shm = boot.config.route_shm_path();
-            if let Some(e) = crate::kernel::export::KernelExport::new(k, route, shm, mirror, h) {
+            if let Some(e) = crate::kernel::export::KernelExport::new(k, route, shm, h) {
                 let proto = e.proto();
                 let a = actix::Supervisor::start(move |_| e);
                 #[cfg(feature = "fault-injection")]

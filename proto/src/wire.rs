@@ -27,15 +27,17 @@ use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::types::{ArpEntry, MacAddr, Prefix, Route};
+use crate::types::{ArpEntry, MacAddr, Origin, Prefix, Route};
 
 /// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
 /// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
 /// [`Request::DashboardUrl`] and its reply, and [`DebugTarget::Registry`]; a client sends them
 /// only on a session that runs at version 3 ([`Request::since`]). Version 4 answers `Clients` in
 /// pages ([`Reply::ClientsPage`]). Version 5 added [`DebugTarget::Kernel`] and
-/// [`DebugTarget::KernelExport`].
-pub const PROTOCOL_VERSION: u16 = 5;
+/// [`DebugTarget::KernelExport`]. Version 6 carries each route's [`Origin`] in replies
+/// ([`Reply::for_version`]), and adds [`Request::ApplyOverriding`],
+/// [`Request::BatchOverriding`] and [`Failure::Owned`].
+pub const PROTOCOL_VERSION: u16 = 6;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -206,6 +208,15 @@ pub enum Request {
     /// A dashboard URL with a fresh token bound to the caller's uid (`rtmctl dashboard-url`).
     /// Since version 3.
     DashboardUrl,
+    /// `Apply`, which may also change entries of another origin than rtm (the kernel's
+    /// routes): `rtmctl --override-kernel`. Without it such a change is refused with
+    /// [`Failure::Owned`]. Since version 6.
+    ApplyOverriding(Op),
+    /// `Batch`, overriding like [`Request::ApplyOverriding`]. Since version 6.
+    BatchOverriding {
+        ops: Vec<Op>,
+        force: bool,
+    },
 }
 
 /// Fault injection: make a daemon actor fail on purpose (`rtmctl debug ...`). Daemons built
@@ -318,6 +329,8 @@ impl Request {
             Request::Deregister => "deregister",
             Request::Debug(_) => "debug",
             Request::DashboardUrl => "dashboard-url",
+            Request::ApplyOverriding(_) => "apply-overriding",
+            Request::BatchOverriding { .. } => "batch-overriding",
         }
     }
 
@@ -327,6 +340,7 @@ impl Request {
         match self {
             Request::DashboardUrl => 3,
             Request::Debug(a) => a.target().since(),
+            Request::ApplyOverriding(_) | Request::BatchOverriding { .. } => 6,
             _ => 1,
         }
     }
@@ -335,7 +349,11 @@ impl Request {
     pub fn is_mutation(&self) -> bool {
         matches!(
             self,
-            Request::Apply(_) | Request::Batch { .. } | Request::Debug(_)
+            Request::Apply(_)
+                | Request::Batch { .. }
+                | Request::Debug(_)
+                | Request::ApplyOverriding(_)
+                | Request::BatchOverriding { .. }
         )
     }
 }
@@ -400,6 +418,77 @@ pub enum Reply {
         clients: Vec<ClientInfo>,
         more: bool,
     },
+    /// [`Reply::Routes`] with each route's origin, to a client at version 6 or later
+    /// ([`Reply::for_version`]). Since version 6.
+    RouteList {
+        #[serde(with = "routes_with_origin")]
+        routes: Vec<Route>,
+        more: bool,
+    },
+    /// [`Reply::Route`] with the route's origin. Since version 6.
+    RouteWithOrigin(#[serde(with = "route_with_origin")] Route),
+}
+
+impl Reply {
+    /// The reply as it travels to a client at protocol `version`: from version 6 on, routes
+    /// go with their origin ([`Reply::RouteList`], [`Reply::RouteWithOrigin`]); before, in the
+    /// form that version decodes (without it).
+    pub fn for_version(self, version: u16) -> Reply {
+        match self {
+            Reply::Routes { routes, more } if version >= 6 => Reply::RouteList { routes, more },
+            Reply::Route(r) if version >= 6 => Reply::RouteWithOrigin(r),
+            Reply::RouteList { routes, more } if version < 6 => Reply::Routes { routes, more },
+            Reply::RouteWithOrigin(r) if version < 6 => Reply::Route(r),
+            r => r,
+        }
+    }
+
+    /// The reply whatever form it came in: routes as [`Reply::Routes`] and [`Reply::Route`]
+    /// (with their origin when the daemon sent it).
+    pub fn normalized(self) -> Reply {
+        match self {
+            Reply::RouteList { routes, more } => Reply::Routes { routes, more },
+            Reply::RouteWithOrigin(r) => Reply::Route(r),
+            r => r,
+        }
+    }
+}
+
+/// A route and its origin, as one (a route's own serde form has no origin).
+mod route_with_origin {
+    use super::{Origin, Route};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
+        (r, r.origin).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Route, D::Error> {
+        let (mut r, origin) = <(Route, Origin)>::deserialize(d)?;
+        r.origin = origin;
+        Ok(r)
+    }
+}
+
+/// Routes and their origins.
+mod routes_with_origin {
+    use super::{Origin, Route};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(routes: &[Route], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(routes.iter().map(|r| (r, r.origin)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
+        let pairs = Vec::<(Route, Origin)>::deserialize(d)?;
+        Ok(pairs
+            .into_iter()
+            .map(|(mut r, origin)| {
+                r.origin = origin;
+                r
+            })
+            .collect())
+    }
 }
 
 /// A dashboard token minted for the uid on the other end of the socket.
@@ -454,6 +543,29 @@ pub enum Failure {
     /// The file system of the shared-memory directory is full: nothing was changed.
     #[error("no space in {dir} for the {table} table")]
     NoSpace { table: Table, dir: String },
+    /// The change would touch entries another origin owns (the kernel's routes, which the
+    /// kernel mirror would put back), and the request was not an overriding one: `key` is the
+    /// entry, or `None` for a flush, which would remove `count` of them. Since version 6.
+    #[error("{}", owned_message(*.table, .key.as_deref(), *.count, *.origin))]
+    Owned {
+        table: Table,
+        key: Option<String>,
+        count: u64,
+        origin: Origin,
+    },
+}
+
+fn owned_message(table: Table, key: Option<&str>, count: u64, origin: Origin) -> String {
+    match key {
+        Some(key) => format!(
+            "{table} {key} comes from the {origin}, which would put it back; \
+             --override-kernel changes it anyway"
+        ),
+        None => format!(
+            "the {table} table holds {count} entries from the {origin}, which would put them \
+             back; --override-kernel flushes them anyway"
+        ),
+    }
 }
 
 impl Failure {
@@ -461,6 +573,7 @@ impl Failure {
     pub fn for_version(self, version: u16) -> Failure {
         match self {
             f @ Failure::NoSpace { .. } if version < 2 => Failure::Internal(f.to_string()),
+            f @ Failure::Owned { .. } if version < 6 => Failure::Invalid(f.to_string()),
             f => f,
         }
     }

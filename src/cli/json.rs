@@ -3,10 +3,11 @@
 use std::net::Ipv4Addr;
 
 use rtm::wire::{ClientInfo, Status};
-use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
+use rtm::{ArpEntry, IfName, MacAddr, Origin, Prefix, Route};
 use serde::Serialize;
 
-/// `{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}`
+/// `{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}`, and
+/// `"origin":"kernel"` for a route rtm did not write (absent for rtm's own).
 #[derive(Serialize)]
 pub struct RouteJson<'a> {
     pub dst: Prefix,
@@ -15,6 +16,8 @@ pub struct RouteJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<&'a IfName>,
     pub metric: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
 }
 
 impl<'a> From<&'a Route> for RouteJson<'a> {
@@ -24,6 +27,7 @@ impl<'a> From<&'a Route> for RouteJson<'a> {
             via: r.via,
             dev: r.dev.as_ref(),
             metric: r.metric,
+            origin: (r.origin != Origin::Rtm).then(|| r.origin.name()),
         }
     }
 }

@@ -8,9 +8,9 @@
 //! backlog is bounded by the table's size (past [`MAX_DIRTY`] prefixes it reconciles the whole
 //! table instead). At start, after a restart, a flush or a resync it reconciles the whole
 //! table: it dumps the kernel's routes of its protocol, adopts them, and adds, replaces or
-//! deletes until they are rtm's (a stale route left by a crashed rtmd goes). With `import`
-//! on too, the routes the import put into rtm are not written back. At a clean stop it removes
-//! what it wrote, unless `--kernel-keep`.
+//! deletes until they are rtm's (a stale route left by a crashed rtmd goes). Only routes of
+//! origin rtm are written: those the import put into rtm (origin kernel) are the kernel's
+//! already. At a clean stop it removes what it wrote, unless `--kernel-keep`.
 
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
@@ -18,19 +18,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use rtm_proto::shm::{Owners, RouteReader, TableReader};
 use rtm_proto::types::Prefix;
 use rtm_proto::wire::{Event, Key, PanicPoint};
-use rtm_proto::Route;
+use rtm_proto::{Origin, Route};
 use tokio::sync::{oneshot, Notify as Wake};
 use tracing::{info, warn};
 
 use super::netlink::{self, KernelWrite, Request, Requester};
-use super::reconcile::Mirror;
 use super::{ExportConfig, KernelConfig};
 use crate::counters::{Counters, Health};
 use crate::faults::Faults;
@@ -59,8 +58,6 @@ pub struct KernelExport {
     export: ExportConfig,
     route: Addr<RouteTable>,
     route_shm: PathBuf,
-    /// The import's record of what it put into rtm (with `import` on too).
-    mirror: Option<Arc<Mutex<Mirror>>>,
     health: Arc<Health>,
     pending: Rc<RefCell<Pending>>,
     wake: Rc<Wake>,
@@ -76,7 +73,6 @@ impl KernelExport {
         config: KernelConfig,
         route: Addr<RouteTable>,
         route_shm: PathBuf,
-        mirror: Option<Arc<Mutex<Mirror>>>,
         health: Arc<Health>,
     ) -> Option<Self> {
         Some(KernelExport {
@@ -84,7 +80,6 @@ impl KernelExport {
             config,
             route,
             route_shm,
-            mirror,
             health,
             pending: Rc::default(),
             wake: Rc::default(),
@@ -121,7 +116,6 @@ impl Actor for KernelExport {
             table: self.config.table,
             export: self.export,
             route_shm: self.route_shm.clone(),
-            mirror: self.mirror.clone(),
             pending: self.pending.clone(),
             wake: self.wake.clone(),
             links: HashMap::new(),
@@ -223,7 +217,6 @@ struct Worker {
     table: u32,
     export: ExportConfig,
     route_shm: PathBuf,
-    mirror: Option<Arc<Mutex<Mirror>>>,
     pending: Rc<RefCell<Pending>>,
     wake: Rc<Wake>,
     /// Link name → index.
@@ -286,7 +279,7 @@ impl Worker {
                 via: k.via,
                 dev: k.oif.and_then(|i| names.get(&i)?.parse().ok()),
                 metric: k.priority,
-                origin: Default::default(),
+                origin: Origin::Rtm,
             };
             match self.exported.entry(k.dst) {
                 // A second route of ours for one prefix (another metric): one goes.
@@ -346,15 +339,11 @@ impl Worker {
         Ok(self.reader.as_ref().expect("just opened"))
     }
 
-    /// rtm's route for `dst` if the export writes it (not one the import put there).
+    /// rtm's route for `dst` if the export writes it: one of origin rtm (a route the import
+    /// put there is the kernel's already).
     fn wanted(&mut self, dst: &Prefix) -> io::Result<Option<Route>> {
         let r = self.reader()?.get(dst).map(|v| v.entry);
-        let imported = |r: &Route| {
-            self.mirror
-                .as_ref()
-                .is_some_and(|m| m.lock().unwrap_or_else(|e| e.into_inner()).holds(r))
-        };
-        Ok(r.filter(|r| !imported(r)))
+        Ok(r.filter(|r| r.origin == Origin::Rtm))
     }
 
     /// Makes the kernel's route of each prefix in `keys` match rtm's.

@@ -29,14 +29,14 @@ use futures_util::FutureExt;
 use netlink_packet_core::NetlinkPayload;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use rtm_proto::wire::PanicPoint;
-use rtm_proto::Route;
+use rtm_proto::{Origin, Route};
 use tracing::{info, warn};
 
 use crate::counters::{Counters, Health, KernelCounters};
 use crate::faults::Faults;
 use crate::restart::{failed, guarded, guarded_future, ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
-use crate::table::{Apply, TableOp};
+use crate::table::{Apply, OwnedBy, TableOp};
 use reconcile::Mirror;
 
 /// How long a restarted mirror waits before it talks to the kernel again, so that a kernel
@@ -52,15 +52,15 @@ pub struct KernelMirror {
     config: KernelConfig,
     route: Addr<RouteTable>,
     health: Arc<Health>,
-    /// Kept across restarts: what the mirror has put into rtm is what the next dump is
-    /// reconciled against.
+    /// The kernel's routes and links as last heard, and what the mirror has put into rtm
+    /// (read from the table's origins before each dump is reconciled).
     mirror: Arc<Mutex<Mirror>>,
     restarted: bool,
     faults: Faults,
 }
 
 impl KernelMirror {
-    /// `mirror` is shared with the export (if on), which leaves the routes it holds alone.
+    /// `mirror` outlives the actor's restarts.
     pub fn new(
         config: KernelConfig,
         route: Addr<RouteTable>,
@@ -163,7 +163,17 @@ async fn follow(
     loop {
         let (links, mut routes) = netlink::dump(config.table).await?;
         routes.retain(|r| Some(r.protocol) != own);
-        let ops = lock(&mirror).resync(links, routes);
+        // Read after the dump: a kernel route rtm holds that the dump lacks is swept.
+        let in_rtm = route
+            .send(OwnedBy::<Route>::new(Origin::Kernel))
+            .await
+            .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?
+            .map_err(|f| io::Error::other(format!("route table: {f}")))?;
+        let ops = {
+            let mut m = lock(&mirror);
+            m.adopt(in_rtm);
+            m.resync(links, routes)
+        };
         let changed = ops.len();
         submit(&route, &mirror, ops, counters).await?;
         Counters::bump(&counters.dumps);
@@ -255,7 +265,7 @@ async fn submit(
     }
     let kept = ops.clone();
     let outcome = route
-        .send(Apply { ops, force: true })
+        .send(Apply::new(ops, true, true))
         .await
         .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?;
     let mut m = lock(mirror);

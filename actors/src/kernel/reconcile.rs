@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rtm_proto::types::Prefix;
-use rtm_proto::Route;
+use rtm_proto::{Origin, Route};
 
 use super::netlink::{Change, KernelRoute, Link};
 use crate::table::TableOp;
@@ -36,10 +36,12 @@ impl Mirror {
         self.installed.len()
     }
 
-    /// Whether rtm's `route` is the one the mirror put there (a kernel route, which the
-    /// export does not write back).
-    pub fn holds(&self, route: &Route) -> bool {
-        self.installed.get(&route.dst) == Some(route)
+    /// What rtm's table holds of the kernel's, before a dump is reconciled against it: the
+    /// routes of kernel origin there now (those an rtmd before a restart mirrored, less those
+    /// an operator overrode since) are what the mirror has put there, so the dump's sweep
+    /// removes those the kernel no longer has.
+    pub fn adopt(&mut self, in_rtm: Vec<Route>) {
+        self.installed = in_rtm.into_iter().map(|r| (r.dst, r)).collect();
     }
 
     /// The route rtm should hold for `dst`: the lowest (priority, tos) one whose link is known.
@@ -54,7 +56,7 @@ impl Mirror {
                 via: k.via,
                 dev,
                 metric: k.priority,
-                origin: Default::default(),
+                origin: Origin::Kernel,
             };
             r.validate().is_ok().then_some(r)
         })
@@ -224,9 +226,15 @@ mod tests {
             vec![link(2, "v0", true)],
             vec![kr("10.0.0.0/24", 20, 2), kr("10.0.0.0/24", 10, 2)],
         );
-        assert_eq!(puts(&ops), ["put 10.0.0.0/24 dev v0 metric 10"]);
+        assert_eq!(
+            puts(&ops),
+            ["put 10.0.0.0/24 dev v0 metric 10 origin kernel"]
+        );
         let ops = m.apply(vec![Change::RouteRemoved(kr("10.0.0.0/24", 10, 2))]);
-        assert_eq!(puts(&ops), ["put 10.0.0.0/24 dev v0 metric 20"]);
+        assert_eq!(
+            puts(&ops),
+            ["put 10.0.0.0/24 dev v0 metric 20 origin kernel"]
+        );
         let ops = m.apply(vec![Change::RouteRemoved(kr("10.0.0.0/24", 20, 2))]);
         assert_eq!(puts(&ops), ["del 10.0.0.0/24"]);
         assert_eq!(m.installed(), 0);
@@ -256,8 +264,29 @@ mod tests {
         let mut m = Mirror::default();
         m.resync(vec![link(2, "v0", true)], vec![kr("10.0.0.0/24", 0, 2)]);
         let ops = m.resync(vec![link(2, "v0", true)], vec![kr("10.2.0.0/24", 0, 2)]);
-        assert_eq!(puts(&ops), ["del 10.0.0.0/24", "put 10.2.0.0/24 dev v0"]);
+        assert_eq!(
+            puts(&ops),
+            ["del 10.0.0.0/24", "put 10.2.0.0/24 dev v0 origin kernel"]
+        );
         let ops = m.resync(vec![link(2, "v0", true)], vec![kr("10.2.0.0/24", 0, 2)]);
         assert!(ops.is_empty());
+    }
+
+    /// After a restart of rtmd the kernel routes rtm kept (from its state directory) are
+    /// adopted: the first dump sweeps those the kernel lost meanwhile and keeps the others.
+    #[test]
+    fn adopted_routes_are_swept_by_the_first_dump() {
+        let kept = |dst: &str| Route {
+            dst: dst.parse().unwrap(),
+            via: None,
+            dev: Some("v0".parse().unwrap()),
+            metric: 0,
+            origin: Origin::Kernel,
+        };
+        let mut m = Mirror::default();
+        m.adopt(vec![kept("10.0.0.0/24"), kept("10.9.0.0/24")]);
+        let ops = m.resync(vec![link(2, "v0", true)], vec![kr("10.0.0.0/24", 0, 2)]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+        assert_eq!(m.installed(), 1);
     }
 }

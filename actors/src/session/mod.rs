@@ -391,8 +391,8 @@ impl Session {
     }
 }
 
-/// One reply of an answer as a frame: counted if it is a failure, and with failures an older
-/// client cannot decode told in words it can.
+/// One reply of an answer as a frame: counted if it is a failure, and with what an older
+/// client cannot decode (failures, routes' origins) told in a form it can.
 fn reply_msg(svc: &Services, version: u16, id: u32, result: Result<Reply, Failure>) -> ServerMsg {
     if result.is_err() {
         Counters::bump(&svc.health.counters.failed_requests);
@@ -409,7 +409,7 @@ fn reply_msg(svc: &Services, version: u16, id: u32, result: Result<Reply, Failur
                 })
                 .collect(),
         }),
-        ok => ok,
+        Ok(reply) => Ok(reply.for_version(version)),
     };
     ServerMsg::Reply { id, result }
 }

@@ -22,12 +22,25 @@ use crate::counters::Counters;
 use crate::journal::JournalError;
 use crate::restart::{self, catch_panic};
 
-/// Apply operations in order. Without `force`, stop at the first failure.
+/// Apply operations in order. Without `force`, stop at the first failure. Without
+/// `overriding`, an operation that would change or remove an entry of another origin than rtm
+/// (the kernel's) fails with [`Failure::Owned`].
 #[derive(Message)]
 #[rtype(result = "ApplyOutcome")]
 pub struct Apply<R: Record + Send> {
     pub ops: Vec<TableOp<R>>,
     pub force: bool,
+    pub overriding: bool,
+}
+
+impl<R: Record + Send> Apply<R> {
+    pub fn new(ops: Vec<TableOp<R>>, force: bool, overriding: bool) -> Self {
+        Apply {
+            ops,
+            force,
+            overriding,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -90,7 +103,7 @@ impl<R: TableRecord> TableActor<R> {
         let (mut from, mut window) = (0, n);
         while from < n {
             let to = n.min(from + window);
-            match self.apply_part(&msg.ops, from..to, msg.force, &mut out) {
+            match self.apply_part(&msg, from..to, &mut out) {
                 PartEnd::Through { stopped: true } => break,
                 PartEnd::Through { stopped: false } => {
                     from = to;
@@ -112,14 +125,14 @@ impl<R: TableRecord> TableActor<R> {
         (out, None)
     }
 
-    /// Stages, reserves, commits and publishes `ops[part]`, adding to `out`.
+    /// Stages, reserves, commits and publishes `msg.ops[part]`, adding to `out`.
     fn apply_part(
         &mut self,
-        ops: &[TableOp<R>],
+        msg: &Apply<R>,
         part: Range<usize>,
-        force: bool,
         out: &mut ApplyOutcome,
     ) -> PartEnd {
+        let (ops, force) = (&msg.ops[..], msg.force);
         let failures_before = out.failures.len();
         let mut effects = Vec::with_capacity(part.len());
         // The index in `ops` of each effect.
@@ -136,7 +149,7 @@ impl<R: TableRecord> TableActor<R> {
             if (i - part.start) % WARM_AHEAD == 0 {
                 self.warm(&ops[i..part.end.min(i + WARM_AHEAD)]);
             }
-            match catch_panic(|| self.stage_one(&ops[i], &mut staged)) {
+            match catch_panic(|| self.stage_one(&ops[i], &mut staged, msg.overriding)) {
                 Ok(Ok(effect)) => {
                     effects.push(effect);
                     index.push(i);
@@ -201,6 +214,7 @@ impl<R: TableRecord> TableActor<R> {
         }
         out.applied += effects.len() as u32;
         out.flushed |= effects.iter().any(|e| matches!(e, Effect::Flush(_)));
+        self.count_effects(&effects);
         self.unpublished.extend(effects);
         // A panic here leaves the rest of the (durable) request in `unpublished` for the
         // restart; the reply still says what was applied.
@@ -251,7 +265,7 @@ impl<R: TableRecord> TableActor<R> {
         };
         shm.reserve(effects.iter().map(|e| match e {
             Effect::Put(rec, ..) => Planned::Put(rec),
-            Effect::Del(key, _) => Planned::Del(key),
+            Effect::Del(key, ..) => Planned::Del(key),
             Effect::Flush(_) => Planned::Flush,
         }))
     }
@@ -262,7 +276,7 @@ impl<R: TableRecord> TableActor<R> {
         };
         let staged: Result<(), JournalError> = effects.iter().try_for_each(|e| match *e {
             Effect::Put(ref rec, seq, _) => journal.stage_put(seq, rec),
-            Effect::Del(key, seq) => journal.stage_del(seq, &key),
+            Effect::Del(key, seq, _) => journal.stage_del(seq, &key),
             Effect::Flush(seq) => journal.stage_flush(seq),
         });
         let counts = &self.health.journal;
@@ -302,7 +316,7 @@ impl<R: TableRecord> TableActor<R> {
                     shm.clear(seq);
                     Event::Flush { table, seq }
                 }
-                Effect::Del(key, seq) => {
+                Effect::Del(key, seq, _) => {
                     shm.remove(&key, seq)?;
                     Event::Change {
                         table,
@@ -311,11 +325,11 @@ impl<R: TableRecord> TableActor<R> {
                         seq,
                     }
                 }
-                Effect::Put(ref rec, seq, existed) => {
+                Effect::Put(ref rec, seq, before) => {
                     shm.upsert(rec, seq)?;
                     Event::Change {
                         table,
-                        op: if existed {
+                        op: if before.is_some() {
                             ChangeOp::Update
                         } else {
                             ChangeOp::Create

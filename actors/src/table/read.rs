@@ -1,9 +1,11 @@
-//! Reading a table through its actor: `Show` (all entries in key order, or one) and `Size`.
-//! Clients that only read use shared memory instead; these serve `rtmctl show` and `status`.
+//! Reading a table through its actor: `Show` (all entries in key order, or one), `OwnedBy`
+//! (the entries of one origin) and `Size`. Clients that only read use shared memory instead;
+//! these serve `rtmctl show`, `status` and the kernel mirror.
 
 use actix::prelude::*;
 use rtm_proto::shm::TableWriter;
 use rtm_proto::wire::Failure;
+use rtm_proto::Origin;
 
 use super::{TableActor, TableRecord};
 use crate::restart::guarded;
@@ -30,6 +32,48 @@ impl<R: TableRecord> Handler<Show<R>> for TableActor<R> {
                 // Shared memory gives them in key order.
                 None => shm.entries().into_iter().map(|v| v.entry).collect(),
             })
+        });
+        MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
+    }
+}
+
+/// The entries another origin than rtm put into the table (the kernel mirror's, which it
+/// reconciles against the kernel's own after a restart of rtmd), in key order.
+pub struct OwnedBy<R: TableRecord> {
+    pub origin: Origin,
+    _table: std::marker::PhantomData<R>,
+}
+
+impl<R: TableRecord> OwnedBy<R> {
+    pub fn new(origin: Origin) -> Self {
+        OwnedBy {
+            origin,
+            _table: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R: TableRecord> Message for OwnedBy<R> {
+    type Result = Result<Vec<R>, Failure>;
+}
+
+impl<R: TableRecord> Handler<OwnedBy<R>> for TableActor<R> {
+    type Result = MessageResult<OwnedBy<R>>;
+
+    fn handle(&mut self, msg: OwnedBy<R>, ctx: &mut Context<Self>) -> Self::Result {
+        let out = guarded(self, ctx, |act, _| {
+            let Some(shm) = act.shm.as_ref() else {
+                return Err(Failure::ShuttingDown);
+            };
+            if act.origins[msg.origin.as_u8() as usize] == 0 {
+                return Ok(Vec::new());
+            }
+            Ok(shm
+                .entries()
+                .into_iter()
+                .map(|v| v.entry)
+                .filter(|e| e.origin() == msg.origin)
+                .collect())
         });
         MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use rtm_proto::shm::{Record, TableWriter, Versioned};
 use rtm_proto::wire::Failure;
+use rtm_proto::Origin;
 
 use super::{TableActor, TableRecord};
 
@@ -39,9 +40,10 @@ impl<R: Record> TableOp<R> {
 
 /// What one staged operation does, in the order of the request.
 pub(super) enum Effect<R: Record> {
-    /// The entry as written; `bool`: the key existed before.
-    Put(R, u64, bool),
-    Del(R::Key, u64),
+    /// The entry as written, and the origin of the entry it replaces (`None`: created).
+    Put(R, u64, Option<Origin>),
+    /// The key deleted, and the origin of its entry.
+    Del(R::Key, u64, Origin),
     Flush(u64),
 }
 
@@ -50,7 +52,7 @@ impl<R: Record> Effect<R> {
     pub(super) fn key(&self) -> Option<R::Key> {
         match self {
             Effect::Put(rec, ..) => Some(rec.key()),
-            Effect::Del(key, _) => Some(*key),
+            Effect::Del(key, ..) => Some(*key),
             Effect::Flush(_) => None,
         }
     }
@@ -59,8 +61,8 @@ impl<R: Record> Effect<R> {
 /// What the operations staged so far in one request did to the table, which shared memory does
 /// not show yet: validation of the next operation looks here first.
 pub(super) struct Staged<R: Record> {
-    /// Keys the staged operations created (true) or deleted (false).
-    pub keys: HashMap<R::Key, bool, foldhash::fast::RandomState>,
+    /// Keys the staged operations wrote: the origin of the entry they left (`None`: deleted).
+    pub keys: HashMap<R::Key, Option<Origin>, foldhash::fast::RandomState>,
     /// A staged flush emptied the table: keys not in `keys` are absent.
     pub flushed: bool,
     /// Live entries after the staged operations.
@@ -89,7 +91,7 @@ pub(super) fn with_effects<R: Record>(
                     },
                 );
             }
-            Effect::Del(key, _) => {
+            Effect::Del(key, ..) => {
                 map.remove(&key);
             }
             Effect::Flush(_) => map.clear(),
@@ -100,21 +102,45 @@ pub(super) fn with_effects<R: Record>(
 
 impl<R: TableRecord> TableActor<R> {
     /// Validates one operation against the table as the request's earlier operations left it,
-    /// and notes what it does. Nothing is written.
+    /// and notes what it does. Nothing is written. Without `overriding`, an operation that
+    /// would change or remove an entry of another origin than rtm is refused.
     pub(super) fn stage_one(
         &mut self,
         op: &TableOp<R>,
         st: &mut Staged<R>,
+        overriding: bool,
     ) -> Result<Effect<R>, Failure> {
         let table = R::TABLE;
         let seq = self.seq + 1;
         let shm = self.shm.as_ref().ok_or(Failure::ShuttingDown)?;
-        let exists = |key: &R::Key| match st.keys.get(key) {
-            Some(&present) => present,
-            None => !st.flushed && shm.contains(key),
+        let foreign = self.foreign();
+        // The origin of the key's entry, if there is one. While every entry is rtm's, a
+        // presence check says it (no entry is read).
+        let origin_of = |key: &R::Key| match st.keys.get(key) {
+            Some(&origin) => origin,
+            None if st.flushed => None,
+            None if foreign.is_none() => shm.contains(key).then_some(Origin::Rtm),
+            None => shm.get(key).map(|v| v.entry.origin()),
+        };
+        let owned = |key: &R::Key, origin: Option<Origin>| match origin {
+            Some(origin) if origin != Origin::Rtm && !overriding => Err(Failure::Owned {
+                table,
+                key: Some(key.to_string()),
+                count: 1,
+                origin,
+            }),
+            _ => Ok(()),
         };
         let (rec, must_exist) = match *op {
             TableOp::Flush => {
+                if let (Some((origin, count)), false) = (foreign, overriding || st.flushed) {
+                    return Err(Failure::Owned {
+                        table,
+                        key: None,
+                        count: count as u64,
+                        origin,
+                    });
+                }
                 st.keys.clear();
                 st.flushed = true;
                 st.live = 0;
@@ -122,16 +148,17 @@ impl<R: TableRecord> TableActor<R> {
                 return Ok(Effect::Flush(seq));
             }
             TableOp::Del(key) => {
-                if !exists(&key) {
+                let Some(origin) = origin_of(&key) else {
                     return Err(Failure::NotFound {
                         table,
                         key: key.to_string(),
                     });
-                }
-                st.keys.insert(key, false);
+                };
+                owned(&key, Some(origin))?;
+                st.keys.insert(key, None);
                 st.live -= 1;
                 self.seq = seq;
-                return Ok(Effect::Del(key, seq));
+                return Ok(Effect::Del(key, seq, origin));
             }
             TableOp::Add(ref r) => (r, Some(false)),
             TableOp::Change(ref r) => (r, Some(true)),
@@ -139,7 +166,8 @@ impl<R: TableRecord> TableActor<R> {
         };
         rec.validate()?;
         let key = rec.key();
-        let existed = exists(&key);
+        let before = origin_of(&key);
+        let existed = before.is_some();
         match (must_exist, existed) {
             (Some(false), true) => {
                 return Err(Failure::Exists {
@@ -165,9 +193,10 @@ impl<R: TableRecord> TableActor<R> {
             }
             st.live += 1;
         }
-        st.keys.insert(key, true);
+        owned(&key, before)?;
+        st.keys.insert(key, Some(rec.origin()));
         self.seq = seq;
-        Ok(Effect::Put(rec.clone(), seq, existed))
+        Ok(Effect::Put(rec.clone(), seq, before))
     }
 
     /// Prefetches what the next operations will touch in shared memory (each key's home slot,

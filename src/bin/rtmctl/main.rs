@@ -42,7 +42,7 @@ const ABOUT: &str = "Administer and inspect the rtm daemon: routes, ARP entries,
     about = ABOUT,
     version,
     disable_help_flag = true,
-    override_usage = "rtmctl [--socket PATH] [-j|--json] [-p|--pretty] OBJECT COMMAND [ARGS]"
+    override_usage = "rtmctl [--socket PATH] [-j|--json] [-p|--pretty] [--override-kernel] OBJECT COMMAND [ARGS]"
 )]
 struct Args {
     #[command(flatten)]
@@ -65,6 +65,10 @@ struct Globals {
     /// Print JSON, indented (implies -j)
     #[arg(short = 'p', long)]
     pretty: bool,
+    /// Change entries the kernel owns too (routes mirrored with `rtmd --kernel import`,
+    /// which the kernel would put back); without it they are refused
+    #[arg(long)]
+    override_kernel: bool,
     /// Print help: also after any object or command, or as `rtmctl help OBJECT [COMMAND]`
     #[arg(short = 'h', long)]
     help: bool,
@@ -78,7 +82,7 @@ fn full_command() -> clap::Command {
     let top = clap::Command::new("rtmctl")
         .version(env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
-        .override_usage("rtmctl [--socket PATH] [-j|--json] [-p|--pretty] OBJECT COMMAND [ARGS]")
+        .override_usage("rtmctl [--socket PATH] [-j|--json] [-p|--pretty] [--override-kernel] OBJECT COMMAND [ARGS]")
         .disable_help_flag(true)
         .disable_help_subcommand(true)
         .after_help("Exit codes: 0 done; 1 bad usage or input (nothing sent); 2 the daemon refused; 3 the daemon cannot be reached.");
@@ -158,8 +162,15 @@ fn main() -> ExitCode {
             };
         }
     };
-    let args = Args::from_arg_matches(&matches).expect("matches come from Args");
-    let g = args.globals;
+    let mut args = Args::from_arg_matches(&matches).expect("matches come from Args");
+    // Also after the command (`rtmctl route del P --override-kernel`), where the refusal's
+    // message leads a user to add it.
+    let before = args.words.len();
+    args.words.retain(|w| w != "--override-kernel");
+    let g = Globals {
+        override_kernel: args.globals.override_kernel || args.words.len() < before,
+        ..args.globals
+    };
     if g.print_man_page {
         return match cli::man::print(full_command(), "1", &commands::grammar_lines()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -191,7 +202,8 @@ fn main() -> ExitCode {
                 return Ok(());
             }
             let rt = cli::runtime().map_err(|e| Fail::Client(ClientError::Io(e)))?;
-            rt.block_on(run(cmd, paths::client_socket_path(g.socket), json))
+            let socket = paths::client_socket_path(g.socket);
+            rt.block_on(run(cmd, socket, json, g.override_kernel))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -280,7 +292,7 @@ fn indent_json(json: &str, out: &mut String) {
     }
 }
 
-async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
+async fn run(cmd: Command, socket: PathBuf, json: bool, overriding: bool) -> Result<(), Fail> {
     // Read a batch before connecting: a bad file is a usage error even with no daemon.
     let batch = match &cmd {
         Command::Batch { file, .. } if file != "-" => Some(batch::read(file)?),
@@ -292,6 +304,7 @@ async fn run(cmd: Command, socket: PathBuf, json: bool) -> Result<(), Fail> {
         "rtmctl"
     };
     let mut client = Client::connect(&socket, name, Caps::default()).await?;
+    client.override_kernel(overriding);
     match cmd {
         Command::Change(op) => {
             client.apply(op).await?;

@@ -9,9 +9,10 @@ use crate::session::Services;
 use crate::table::{Apply, ApplyOutcome, TableOp};
 use rtm_proto::wire::Table;
 
-/// One change: its sequence number, or why it was refused.
-pub async fn apply(svc: Services, op: Op) -> Answer {
-    let (_, failures, seq) = run_ops(&svc, vec![op], false).await;
+/// One change: its sequence number, or why it was refused. `overriding`: it may change
+/// entries of another origin (the kernel's).
+pub async fn apply(svc: Services, op: Op, overriding: bool) -> Answer {
+    let (_, failures, seq) = run_ops(&svc, vec![op], false, overriding).await;
     vec![match failures.into_iter().next() {
         Some(f) => Err(f.failure),
         None => Ok(Reply::Done { seq }),
@@ -19,14 +20,14 @@ pub async fn apply(svc: Services, op: Op) -> Answer {
 }
 
 /// Many changes in one request: how many were applied and which failed.
-pub async fn batch(svc: Services, ops: Vec<Op>, force: bool) -> Answer {
-    let (applied, failures, _) = run_ops(&svc, ops, force).await;
+pub async fn batch(svc: Services, ops: Vec<Op>, force: bool, overriding: bool) -> Answer {
+    let (applied, failures, _) = run_ops(&svc, ops, force, overriding).await;
     vec![Ok(Reply::Batch { applied, failures })]
 }
 
 /// A batch larger than `max-batch` is refused whole, before anything is applied.
 pub fn within_limits(svc: &Services, req: &Request) -> Result<(), Failure> {
-    if let Request::Batch { ops, .. } = req {
+    if let Request::Batch { ops, .. } | Request::BatchOverriding { ops, .. } = req {
         let max = svc.limits.load().max_batch;
         if ops.len() > max {
             return Err(Failure::Limit {
@@ -112,21 +113,26 @@ impl Tally {
 
 /// Applies operations in order; without `force` stops at the first failure.
 /// Returns (applied, failures, sequence number of the last applied change).
-async fn run_ops(svc: &Services, ops: Vec<Op>, force: bool) -> (u32, Vec<BatchFailure>, u64) {
+async fn run_ops(
+    svc: &Services,
+    ops: Vec<Op>,
+    force: bool,
+    overriding: bool,
+) -> (u32, Vec<BatchFailure>, u64) {
     let mut t = Tally::default();
     for step in plan(ops) {
         match step {
             Step::Route(group) => {
                 let (idx, ops): (Vec<u32>, Vec<_>) = group.into_iter().unzip();
-                let r = svc.route.send(Apply { ops, force }).await;
+                let r = svc.route.send(Apply::new(ops, force, overriding)).await;
                 t.absorb(&idx, r.map_err(|e| unavailable(Table::Route, e)));
             }
             Step::Arp(group) => {
                 let (idx, ops): (Vec<u32>, Vec<_>) = group.into_iter().unzip();
-                let r = svc.arp.send(Apply { ops, force }).await;
+                let r = svc.arp.send(Apply::new(ops, force, overriding)).await;
                 t.absorb(&idx, r.map_err(|e| unavailable(Table::Arp, e)));
             }
-            Step::Flush(i, tables) => match flush::flush(svc, tables).await {
+            Step::Flush(i, tables) => match flush::flush(svc, tables, overriding).await {
                 Ok(seq) => {
                     t.applied += 1;
                     t.last_seq = seq;

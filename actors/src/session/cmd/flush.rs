@@ -12,26 +12,25 @@ use crate::table::{Apply, TableOp};
 
 /// Empties the tables, then — once all of them are empty in shared memory — signals every
 /// client that handles SIGUSR1. Returns the first flushed table's sequence number. If a table
-/// cannot be flushed, the clients are still signalled for the ones that were.
-pub async fn flush(svc: &Services, tables: Tables) -> Result<u64, Failure> {
+/// cannot be flushed, the clients are still signalled for the ones that were. Without
+/// `overriding`, a table holding entries of another origin (the kernel's) is not flushed.
+pub async fn flush(svc: &Services, tables: Tables, overriding: bool) -> Result<u64, Failure> {
     let mut first_seq = None;
     let mut failure = None;
     for t in tables.iter() {
         let outcome = match t {
             Table::Route => svc
                 .route
-                .send(Apply::<Route> {
-                    ops: vec![TableOp::Flush],
-                    force: false,
-                })
+                .send(Apply::<Route>::new(vec![TableOp::Flush], false, overriding))
                 .await
                 .map_err(|e| unavailable(t, e)),
             Table::Arp => svc
                 .arp
-                .send(Apply::<ArpEntry> {
-                    ops: vec![TableOp::Flush],
-                    force: false,
-                })
+                .send(Apply::<ArpEntry>::new(
+                    vec![TableOp::Flush],
+                    false,
+                    overriding,
+                ))
                 .await
                 .map_err(|e| unavailable(t, e)),
         };

@@ -6,7 +6,7 @@
 //!
 //! | request | file |
 //! |---|---|
-//! | `Apply`, `Batch` (CRUD; a flush inside them too) | [`change`] |
+//! | `Apply`, `Batch`, and their overriding forms (CRUD; a flush inside them too) | [`change`] |
 //! | a flush's SIGUSR1 round | [`flush`] |
 //! | `RouteShow`, `ArpShow` | [`show`] |
 //! | `RouteGet`, `ArpGet` | [`get`] |
@@ -40,8 +40,10 @@ pub type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = 
 /// The future that answers a request which changes nothing in the session itself.
 pub fn answer(svc: Services, req: Request) -> LocalBoxFuture<Answer> {
     match req {
-        Request::Apply(op) => Box::pin(change::apply(svc, op)),
-        Request::Batch { ops, force } => Box::pin(change::batch(svc, ops, force)),
+        Request::Apply(op) => Box::pin(change::apply(svc, op, false)),
+        Request::Batch { ops, force } => Box::pin(change::batch(svc, ops, force, false)),
+        Request::ApplyOverriding(op) => Box::pin(change::apply(svc, op, true)),
+        Request::BatchOverriding { ops, force } => Box::pin(change::batch(svc, ops, force, true)),
         Request::RouteShow(key) => Box::pin(show::routes(svc, key)),
         Request::ArpShow(key) => Box::pin(show::arps(svc, key)),
         Request::RouteGet(addr) => Box::pin(async move { vec![get::route(&svc, addr).await] }),
