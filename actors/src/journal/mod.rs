@@ -46,7 +46,7 @@
 //!  8      8    last_seq     seq of the last record in the payload
 //! 16      4    payload_crc  CRC-32C of the payload
 //! 20      4    header_crc   CRC-32C of bytes 0..20 of this frame header
-//! 24    len    payload      records, each a postcard-encoded [`JournalRecord`], back to back
+//! 24    len    payload      records (below), each postcard-encoded, back to back
 //! ```
 //!
 //! A journal frame holds exactly one committed batch (one [`Journal::commit`]), so a batch is
