@@ -1,6 +1,6 @@
 //! The on-disk codec of snapshot and journal files: the file header, frames and their
 //! CRC-32C checksums, and the encoding of a whole snapshot. The layout is documented in the
-//! [module docs](super#on-disk-format-version-1): it is the contract of the state directory.
+//! [module docs](super#on-disk-format-version-2): it is the contract of the state directory.
 
 use std::fs::File;
 use std::io::Write;
@@ -15,10 +15,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{io_err, JournalError};
-use super::record::{JournalRecord, RecordRef};
+use super::record::{JournalRecord, RecordRef, RecordV1, RecordV2};
 
-/// The on-disk format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this code writes. It reads this one and every one back to
+/// [`OLDEST_FORMAT_VERSION`].
+///
+/// 1: the first. 2: a `Put` record also holds the entry's origin.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest on-disk format version this code reads (and rewrites in [`FORMAT_VERSION`] at
+/// start).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 pub(super) const SNAP_MAGIC: [u8; 8] = *b"rtm-snap";
 pub(super) const JOURNAL_MAGIC: [u8; 8] = *b"rtm-jrnl";
@@ -56,14 +63,25 @@ pub(super) fn file_header(
     h
 }
 
-/// Checks a file header; returns (seq, count).
+/// A checked file header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileHeader {
+    /// The format version of the file's records, between [`OLDEST_FORMAT_VERSION`] and
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    pub seq: u64,
+    pub count: u64,
+}
+
+/// Checks a file header: its magic, checksum, table kind, and a format version this code
+/// reads.
 pub(super) fn parse_file_header(
     path: &Path,
     data: &[u8],
     magic: [u8; 8],
     what: &str,
     kind: TableKind,
-) -> Result<(u64, u64), JournalError> {
+) -> Result<FileHeader, JournalError> {
     let bad = |why: String| JournalError::BadHeader {
         path: path.to_path_buf(),
         why,
@@ -81,9 +99,16 @@ pub(super) fn parse_file_header(
         return Err(bad(format!("{what} header checksum mismatch")));
     }
     let version = u32_at(data, 8);
-    if version != FORMAT_VERSION {
+    if version > FORMAT_VERSION {
         return Err(bad(format!(
-            "{what} format version {version}; this rtmd reads version {FORMAT_VERSION}"
+            "{what} format version {version}; this rtmd reads versions \
+             {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION} (the file was written by a newer rtmd)"
+        )));
+    }
+    if version < OLDEST_FORMAT_VERSION {
+        return Err(bad(format!(
+            "{what} format version {version}; this rtmd reads versions \
+             {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
         )));
     }
     let k = u32_at(data, 12);
@@ -95,7 +120,11 @@ pub(super) fn parse_file_header(
             "{what} holds the {found} table, expected {kind}"
         )));
     }
-    Ok((u64_at(data, 16), u64_at(data, 24)))
+    Ok(FileHeader {
+        version,
+        seq: u64_at(data, 16),
+        count: u64_at(data, 24),
+    })
 }
 
 // ===== frames =====
@@ -160,8 +189,12 @@ pub(super) fn next_valid_frame(data: &[u8], off: usize) -> Option<usize> {
     None
 }
 
-/// Decodes the records of one frame's payload.
-pub(super) fn decode_records<R>(payload: &[u8]) -> Result<Vec<JournalRecord<R>>, String>
+/// Decodes the records of one frame's payload, of a file of format `version` (one
+/// [`parse_file_header`] accepted).
+pub(super) fn decode_records<R>(
+    payload: &[u8],
+    version: u32,
+) -> Result<Vec<JournalRecord<R>>, String>
 where
     R: Record + DeserializeOwned,
     R::Key: DeserializeOwned,
@@ -169,12 +202,21 @@ where
     let mut out = Vec::new();
     let mut rest = payload;
     while !rest.is_empty() {
-        let (rec, tail) = postcard::take_from_bytes::<JournalRecord<R>>(rest).map_err(|e| {
-            format!(
-                "undecodable record at payload byte {} ({e}); written by a newer rtmd?",
-                payload.len() - rest.len()
-            )
-        })?;
+        let at = payload.len() - rest.len();
+        let undecodable =
+            |e| format!("undecodable record at payload byte {at} ({e}); written by a newer rtmd?");
+        let (rec, tail) = if version == 1 {
+            let (rec, tail) =
+                postcard::take_from_bytes::<RecordV1<R>>(rest).map_err(undecodable)?;
+            (rec.upgrade(), tail)
+        } else {
+            let (rec, tail) =
+                postcard::take_from_bytes::<RecordV2<R>>(rest).map_err(undecodable)?;
+            let rec = rec
+                .into_record()
+                .map_err(|why| format!("record at payload byte {at}: {why}"))?;
+            (rec, tail)
+        };
         out.push(rec);
         rest = tail;
     }
@@ -208,10 +250,7 @@ where
     let mut chunk = vec![0u8; FRAME_HEADER];
     let mut chunk_seq = 0;
     for v in entries {
-        let rec = RecordRef::Put {
-            seq: v.seq,
-            entry: &v.entry,
-        };
+        let rec = RecordRef::put(v.seq, &v.entry);
         chunk = postcard::to_extend(&rec, chunk).map_err(|source| JournalError::Encode {
             path: path.to_path_buf(),
             source,

@@ -22,14 +22,14 @@
 //! state directory is never followed; all names are resolved relative to one open handle of
 //! `DIR`.
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
 //!
 //! All integers are little-endian. Both files start with a 40-byte header:
 //!
 //! ```text
 //! offset size  field
 //!  0      8    magic        "rtm-snap" (snapshot) or "rtm-jrnl" (journal)
-//!  8      4    version      1
+//!  8      4    version      2 (FORMAT_VERSION); 1 is still read, see "Versions" below
 //! 12      4    kind         table kind: 1 = route, 2 = arp (a route file is never read as ARP)
 //! 16      8    seq          snapshot: the table's sequence number it was taken at;
 //!                           journal: the seq of the snapshot it continues ("base")
@@ -46,14 +46,34 @@
 //!  8      8    last_seq     seq of the last record in the payload
 //! 16      4    payload_crc  CRC-32C of the payload
 //! 20      4    header_crc   CRC-32C of bytes 0..20 of this frame header
-//! 24    len    payload      records, each a postcard-encoded [`JournalRecord`], back to back
+//! 24    len    payload      records (below), each postcard-encoded, back to back
 //! ```
 //!
 //! A journal frame holds exactly one committed batch (one [`Journal::commit`]), so a batch is
 //! replayed whole or not at all. Snapshot frames hold up to about 1 MiB of `Put` records each.
-//! Within a journal, sequence numbers strictly increase. Records are `Put { seq, entry }`,
-//! `Del { seq, key }` and `Flush { seq }`; the entry and key use the table type's serde
-//! encoding (the same compact postcard encoding as the wire protocol).
+//! Within a journal, sequence numbers strictly increase. Records are `Put { seq, origin, entry }`,
+//! `Del { seq, key }` and `Flush { seq }` (postcard: the variant index, then the fields in
+//! order); `origin` is one byte, the entry's [`Origin`](rtm_proto::Origin) (`0` rtm, `1`
+//! kernel: [`Record::origin`], restored with [`Record::set_origin`]); the entry and key use the
+//! table type's serde encoding (the same compact postcard encoding as the wire protocol, which
+//! leaves the origin out). An unknown origin number is an error naming the file and offset.
+//!
+//! ## Versions
+//!
+//! - **1**: as above without `origin`: a route's origin was lost across a restart.
+//! - **2** (this code writes it): `Put` records carry the entry's origin, so routes mirrored
+//!   from the kernel are still kernel routes after a restart.
+//!
+//! Each file is decoded by its own header's version, so a snapshot and a journal of different
+//! versions replay together. A version-1 file is read with origin rtm for every entry, and the
+//! start rewrites the table in version 2 (the compaction below runs whenever a file of an
+//! older version was read) and logs one info line naming the directory and both versions. The
+//! rewrite is an ordinary compaction, so a crash in its middle leaves a version-2 snapshot next
+//! to the version-1 journal it supersedes: a readable pair. A file of a version newer than
+//! [`FORMAT_VERSION`] (or 0) is refused with [`JournalError::BadHeader`] naming the file, its
+//! version and the versions this code reads; nothing is changed. An rtmd of version-1 code
+//! refuses a version-2 state directory the same way, so a downgrade needs the state directory
+//! the old release left (a copy taken before the upgrade) or an empty one.
 //!
 //! # Start-up
 //!
@@ -72,7 +92,9 @@
 //!
 //! The recovered sequence number is the larger of the snapshot's and the last replayed
 //! record's, so sequence numbers never go backwards across restarts. Then the state is
-//! compacted: a fresh snapshot and an empty journal.
+//! compacted: a fresh snapshot and an empty journal, both in the current format (skipped only
+//! when the journal is already empty, continues the snapshot, and both are of the current
+//! format).
 //!
 //! # Compaction
 //!
@@ -152,7 +174,7 @@ use serde::Serialize;
 use tracing::info;
 
 pub use error::JournalError;
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use options::{FsyncPolicy, JournalOptions, DEFAULT_COMPACT_MIN};
 pub use record::JournalRecord;
 pub use replay::Recovered;
@@ -269,6 +291,15 @@ where
         if compact {
             j.compact(recovered.entries.values(), seq)?;
         }
+        if let Some(old) = recovered.migrated_from {
+            info!(
+                table = %j.kind,
+                dir = %j.dir.display(),
+                from_version = old,
+                to_version = FORMAT_VERSION,
+                "table state read in an older journal format, rewritten in the current one"
+            );
+        }
         info!(
             table = %j.kind,
             dir = %j.dir.display(),
@@ -318,7 +349,7 @@ where
     /// Stages "entry `entry.key()` is now `entry`" for the next [`commit`](Self::commit).
     /// `seq` must be above every seq staged or committed before.
     pub fn stage_put(&mut self, seq: u64, entry: &R) -> Result<(), JournalError> {
-        self.stage_ref(seq, &RecordRef::Put { seq, entry })
+        self.stage_ref(seq, &RecordRef::put(seq, entry))
     }
 
     /// Stages "`key` is deleted".

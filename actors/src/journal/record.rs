@@ -1,16 +1,14 @@
 //! The records a journal holds: one per change of a table (put, delete, flush), each with the
-//! change's sequence number.
+//! change's sequence number; and their encodings, one per on-disk format version.
 
 use rtm_proto::shm::Record;
+use rtm_proto::Origin;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// One change of a table, as the journal stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "R: Serialize, R::Key: Serialize",
-    deserialize = "R: DeserializeOwned, R::Key: DeserializeOwned"
-))]
+/// One change of a table, as the journal stores it. A `Put`'s entry carries its origin
+/// ([`Record::origin`]); the journal keeps it (format 2 on).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalRecord<R: Record> {
     /// Create or update the entry with `entry.key()`.
     Put { seq: u64, entry: R },
@@ -30,12 +28,84 @@ impl<R: Record> JournalRecord<R> {
     }
 }
 
-/// [`JournalRecord`] by reference, for staging without cloning. Encodes exactly like it
-/// (same variants in the same order; serde encodes `&T` as `T`).
+/// A record as format 2 writes it, by reference, for staging without cloning: a `Put` holds
+/// the entry's origin ([`Origin::as_u8`], one byte) before the entry's serde form. Decodes as
+/// [`RecordV2`].
 #[derive(Serialize)]
 #[serde(bound(serialize = "R: Serialize, R::Key: Serialize"))]
 pub(super) enum RecordRef<'a, R: Record> {
-    Put { seq: u64, entry: &'a R },
+    Put { seq: u64, origin: u8, entry: &'a R },
     Del { seq: u64, key: &'a R::Key },
     Flush { seq: u64 },
+}
+
+impl<'a, R: Record> RecordRef<'a, R> {
+    pub(super) fn put(seq: u64, entry: &'a R) -> Self {
+        RecordRef::Put {
+            seq,
+            origin: entry.origin().as_u8(),
+            entry,
+        }
+    }
+}
+
+/// A record of format 2 (what [`RecordRef`] writes).
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "R: DeserializeOwned, R::Key: DeserializeOwned"))]
+pub(super) enum RecordV2<R: Record> {
+    Put { seq: u64, origin: u8, entry: R },
+    Del { seq: u64, key: R::Key },
+    Flush { seq: u64 },
+}
+
+/// A record of format 1 (read only): a `Put` is the entry's serde form alone, so the entry's
+/// origin was not recorded. (Tests write it, to stand for files of older releases.)
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+#[serde(bound(
+    serialize = "R: Serialize, R::Key: Serialize",
+    deserialize = "R: DeserializeOwned, R::Key: DeserializeOwned"
+))]
+pub(super) enum RecordV1<R: Record> {
+    Put { seq: u64, entry: R },
+    Del { seq: u64, key: R::Key },
+    Flush { seq: u64 },
+}
+
+impl<R: Record> RecordV1<R> {
+    /// Format 1 did not record origins: every entry it holds was written through rtm.
+    pub(super) fn upgrade(self) -> JournalRecord<R> {
+        match self {
+            RecordV1::Put { seq, mut entry } => {
+                entry.set_origin(Origin::Rtm);
+                JournalRecord::Put { seq, entry }
+            }
+            RecordV1::Del { seq, key } => JournalRecord::Del { seq, key },
+            RecordV1::Flush { seq } => JournalRecord::Flush { seq },
+        }
+    }
+}
+
+impl<R: Record> RecordV2<R> {
+    /// The record, or why not (an origin this code does not know).
+    pub(super) fn into_record(self) -> Result<JournalRecord<R>, String> {
+        Ok(match self {
+            RecordV2::Put {
+                seq,
+                origin,
+                mut entry,
+            } => {
+                let origin = Origin::from_u8(origin).ok_or_else(|| {
+                    format!(
+                        "entry with seq {seq} has unknown origin {origin}; \
+                         written by a newer rtmd?"
+                    )
+                })?;
+                entry.set_origin(origin);
+                JournalRecord::Put { seq, entry }
+            }
+            RecordV2::Del { seq, key } => JournalRecord::Del { seq, key },
+            RecordV2::Flush { seq } => JournalRecord::Flush { seq },
+        })
+    }
 }

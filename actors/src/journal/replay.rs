@@ -15,8 +15,8 @@ use tracing::warn;
 use super::error::{io_err, JournalError};
 use super::files::open_existing;
 use super::format::{
-    decode_records, frame_at, next_valid_frame, parse_file_header, FILE_HEADER, JOURNAL_MAGIC,
-    SNAP_MAGIC,
+    decode_records, frame_at, next_valid_frame, parse_file_header, FileHeader, FILE_HEADER,
+    FORMAT_VERSION, JOURNAL_MAGIC, SNAP_MAGIC,
 };
 use super::record::JournalRecord;
 
@@ -33,6 +33,10 @@ pub struct Recovered<R: Record> {
     pub replayed: u64,
     /// Offset in the journal at which a torn last write was dropped, if there was one.
     pub truncated_tail: Option<u64>,
+    /// The format version of the oldest file read, if it was older than
+    /// [`FORMAT_VERSION`]: the start rewrote the table in the current
+    /// format.
+    pub migrated_from: Option<u32>,
 }
 
 /// A table's files as start-up found them.
@@ -41,7 +45,8 @@ pub(super) struct Found<R: Record> {
     /// Bytes in the snapshot file (0 if there is none).
     pub snap_len: u64,
     /// The journal and its length if it can be appended to as it is: it continues the
-    /// snapshot and holds no frames. Otherwise the table must be compacted.
+    /// snapshot, holds no frames, and both are of the current format. Otherwise the table must
+    /// be compacted.
     pub clean: Option<(File, u64)>,
 }
 
@@ -57,14 +62,17 @@ where
     R::Key: DeserializeOwned,
 {
     let mut entries = BTreeMap::new();
+    // The oldest format version of the files read.
+    let mut oldest = FORMAT_VERSION;
     let (snap_seq, snap_len, from_snapshot) =
         match open_existing(dirfd, snap_name, snap_path, OFlags::RDONLY)? {
             Some(mut f) => {
                 let mut data = Vec::new();
                 f.read_to_end(&mut data)
                     .map_err(|e| io_err("cannot read", snap_path, e))?;
-                let (seq, count) = read_snapshot(snap_path, &data, &mut entries)?;
-                (Some(seq), data.len() as u64, count)
+                let h = read_snapshot(snap_path, &data, &mut entries)?;
+                oldest = oldest.min(h.version);
+                (Some(h.seq), data.len() as u64, h.count)
             }
             None => (None, 0, 0),
         };
@@ -78,6 +86,7 @@ where
         f.read_to_end(&mut data)
             .map_err(|e| io_err("cannot read", journal_path, e))?;
         let r = replay(journal_path, &data, snap_seq, R::KIND, &mut entries)?;
+        oldest = oldest.min(r.version);
         seq = seq.max(r.seq);
         replayed = r.replayed;
         truncated_tail = r.torn_at;
@@ -89,7 +98,12 @@ where
                 "journal ends in a torn write (never acknowledged); dropping it"
             );
         }
-        if r.frames == 0 && r.torn_at.is_none() && snap_seq == Some(r.base) {
+        // An older format is rewritten, never appended to.
+        if r.frames == 0
+            && r.torn_at.is_none()
+            && snap_seq == Some(r.base)
+            && oldest == FORMAT_VERSION
+        {
             clean = Some((f, data.len() as u64));
         }
     }
@@ -100,23 +114,29 @@ where
             from_snapshot,
             replayed,
             truncated_tail,
+            migrated_from: (oldest < FORMAT_VERSION).then_some(oldest),
         },
         snap_len,
         clean,
     })
 }
 
-/// Reads a snapshot into `entries`; returns (seq, count).
+/// Reads a snapshot into `entries`; returns its header.
 fn read_snapshot<R>(
     path: &Path,
     data: &[u8],
     entries: &mut BTreeMap<R::Key, Versioned<R>>,
-) -> Result<(u64, u64), JournalError>
+) -> Result<FileHeader, JournalError>
 where
     R: Record + DeserializeOwned,
     R::Key: DeserializeOwned,
 {
-    let (seq, count) = parse_file_header(path, data, SNAP_MAGIC, "snapshot", R::KIND)?;
+    let header = parse_file_header(path, data, SNAP_MAGIC, "snapshot", R::KIND)?;
+    let FileHeader {
+        version,
+        seq,
+        count,
+    } = header;
     let corrupt = |offset: usize, why: String| JournalError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -126,7 +146,7 @@ where
     let mut off = FILE_HEADER;
     while off < data.len() {
         let frame = frame_at(data, off).map_err(|why| corrupt(off, why.into()))?;
-        for rec in decode_records::<R>(frame.payload).map_err(|why| corrupt(off, why))? {
+        for rec in decode_records::<R>(frame.payload, version).map_err(|why| corrupt(off, why))? {
             let JournalRecord::Put { seq: s, entry } = rec else {
                 return Err(corrupt(off, "a snapshot holds only entries".into()));
             };
@@ -154,10 +174,11 @@ where
             ),
         ));
     }
-    Ok((seq, count))
+    Ok(header)
 }
 
 struct Replay {
+    version: u32,
     base: u64,
     seq: u64,
     frames: u64,
@@ -177,7 +198,9 @@ where
     R: Record + DeserializeOwned,
     R::Key: DeserializeOwned,
 {
-    let (base, _) = parse_file_header(path, data, JOURNAL_MAGIC, "journal", kind)?;
+    let FileHeader {
+        version, seq: base, ..
+    } = parse_file_header(path, data, JOURNAL_MAGIC, "journal", kind)?;
     let snap = snap_seq.unwrap_or(0);
     if base > snap {
         return Err(JournalError::BadHeader {
@@ -195,6 +218,7 @@ where
         next_valid: None,
     };
     let mut out = Replay {
+        version,
         base,
         seq: base,
         frames: 0,
@@ -218,7 +242,8 @@ where
                 break;
             }
         };
-        let records = decode_records::<R>(frame.payload).map_err(|why| corrupt(off, why))?;
+        let records =
+            decode_records::<R>(frame.payload, version).map_err(|why| corrupt(off, why))?;
         for rec in records {
             let s = rec.seq();
             if s <= out.seq {
