@@ -299,3 +299,169 @@ fn a_long_burst_past_an_overflow_loses_nothing() {
         inst.log_text()
     );
 }
+
+/// A mirrored route is marked as the kernel's (JSON, text, a client's events), and `rtmctl`
+/// leaves it alone unless told `--override-kernel`: a refused change, delete, batch or flush
+/// changes nothing at all.
+#[test]
+fn kernel_routes_are_marked_and_rtmctl_overrides_them_only_when_told() {
+    needs_netns!();
+    let ns = Netns::new();
+    ns.route("add 10.1.0.0/16 via 192.0.2.2");
+    let dash_dir = tempfile::tempdir().unwrap();
+    let dash = dash_dir.path().join("dash.sock");
+    let inst = started(&ns, &["--http-socket", dash.to_str().unwrap()]);
+    inst.eventually("10.1.0.0/16 mirrored", || {
+        inst.routes().contains_key("10.1.0.0/16")
+    });
+    inst.ctl_line("route add 10.7.0.0/16 via 192.0.2.3");
+    inst.ctl_line("arp add 02:00:00:00:00:01 192.0.2.3");
+    let t = inst.routes();
+    assert_eq!(t["10.1.0.0/16"]["origin"], "kernel", "{t:?}");
+    assert!(t["10.7.0.0/16"].get("origin").is_none(), "rtm's own: {t:?}");
+    let text = inst.ctl_line("route show");
+    assert!(
+        text.contains("10.1.0.0/16 via 192.0.2.2 dev va origin kernel\n")
+            && text.contains("10.7.0.0/16 via 192.0.2.3\n"),
+        "{text}"
+    );
+    // A client reads the origin from shared memory.
+    let c = inst.client("k", &["--table", "route"]);
+    let sync: Vec<Value> = c
+        .seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ev = sync
+        .iter()
+        .find(|v| v["key"] == "10.1.0.0/16")
+        .expect("synced");
+    assert_eq!(ev["entry"]["origin"], "kernel", "{ev}");
+
+    // The dashboard shows the origin, and offers no delete for the kernel's route; a change
+    // sent anyway is refused with the reason.
+    let page = common::http::request_uds(&dash, "GET", "/routes", &[], "").body;
+    let row = |key: &str| {
+        let at = page.find(&format!("data-key=\"{key}\"")).expect(key);
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row("10.1.0.0/16").contains("<td>kernel</td>"), "{page}");
+    assert!(!row("10.1.0.0/16").contains("data-del-route"), "{page}");
+    assert!(row("10.7.0.0/16").contains("<td>rtm</td>"), "{page}");
+    assert!(row("10.7.0.0/16").contains("data-del-route"), "{page}");
+    let a = common::http::request_uds(
+        &dash,
+        "POST",
+        "/api/change",
+        &[("Content-Type", "application/json")],
+        r#"{"table":"route","op":"del","prefix":"10.1.0.0/16"}"#,
+    );
+    assert!(a.body.contains("--override-kernel"), "{a:?}");
+
+    let before = (inst.routes(), inst.arps());
+    for args in [
+        &["route", "del", "10.1.0.0/16"][..],
+        &["route", "replace", "10.1.0.0/16", "dev", "vb"],
+        &[
+            "route",
+            "change",
+            "10.1.0.0/16",
+            "via",
+            "192.0.2.2",
+            "metric",
+            "5",
+        ],
+        &["route", "flush"],
+        &["flush"],
+    ] {
+        let o = inst.ctl(args);
+        assert_eq!(
+            code(&o),
+            2,
+            "rtmctl {args:?} must be refused: {}",
+            stdout(&o)
+        );
+        let e = stderr(&o);
+        assert!(
+            e.contains("kernel") && e.contains("--override-kernel"),
+            "rtmctl {args:?}: {e}"
+        );
+        if args[0] == "route" && args.len() > 2 {
+            assert!(e.contains("10.1.0.0/16"), "names the route: {e}");
+        }
+    }
+    let o = inst.batch(
+        "route add 10.8.0.0/16 via 192.0.2.3\nroute del 10.1.0.0/16\n",
+        false,
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+    inst.ctl_line("route del 10.8.0.0/16");
+    assert_eq!(
+        (inst.routes(), inst.arps()),
+        before,
+        "a refusal changed something"
+    );
+
+    // Told to, it changes them; the kernel keeps its own.
+    inst.ctl_line("--override-kernel route del 10.1.0.0/16");
+    inst.ctl_line("route del 192.0.2.0/24 --override-kernel");
+    let t = inst.routes();
+    assert!(
+        !t.contains_key("10.1.0.0/16") && !t.contains_key("192.0.2.0/24"),
+        "{t:?}"
+    );
+    assert!(ns.kernel_table().contains_key("10.1.0.0/16"));
+    let o = inst.ctl(&["route", "flush"]);
+    assert_eq!(code(&o), 2, "198.51.100.0/24 is still the kernel's");
+    inst.ctl_line("--override-kernel flush");
+    assert!(inst.routes().is_empty() && inst.arps().is_empty());
+    // A kernel event for a prefix puts the kernel's route back.
+    ns.route("replace 10.1.0.0/16 via 192.0.2.4");
+    inst.eventually("10.1.0.0/16 back", || {
+        inst.routes()
+            .get("10.1.0.0/16")
+            .is_some_and(|r| r["via"] == "192.0.2.4" && r["origin"] == "kernel")
+    });
+}
+
+/// With `--state-dir`, the kernel routes rtm kept across a restart are reconciled with the
+/// kernel's: one the kernel lost while rtmd was down goes, one it gained comes, and rtm's own
+/// routes stay.
+#[test]
+fn routes_the_kernel_lost_while_rtmd_was_down_are_swept() {
+    needs_netns!();
+    let ns = Netns::new();
+    ns.route("add 10.1.0.0/16 via 192.0.2.2");
+    ns.route("add 10.2.0.0/16 via 192.0.2.2");
+    let mut inst = Instance::unstarted();
+    let state = inst.dir.path().join("state");
+    let args = ["--kernel", "import", "--state-dir", state.to_str().unwrap()];
+    ns.start_rtmd(&mut inst, &args);
+    inst.eventually("both mirrored", || {
+        let t = inst.routes();
+        t.contains_key("10.1.0.0/16") && t.contains_key("10.2.0.0/16")
+    });
+    inst.ctl_line("route add 10.9.0.0/16 via 192.0.2.9");
+    inst.signal_daemon(Signal::SIGTERM);
+    assert!(inst.wait_daemon().success(), "{}", inst.log_text());
+
+    ns.route("del 10.2.0.0/16");
+    ns.route("add 10.3.0.0/16 via 192.0.2.2");
+    ns.start_rtmd(&mut inst, &args);
+    inst.eventually("the kernel's changes while down are mirrored", || {
+        let t = inst.routes();
+        !t.contains_key("10.2.0.0/16") && t.contains_key("10.3.0.0/16")
+    });
+    let t = inst.routes();
+    assert_eq!(t["10.1.0.0/16"]["origin"], "kernel", "{t:?}");
+    assert_eq!(t["10.9.0.0/16"]["via"], "192.0.2.9", "{t:?}");
+    assert!(t["10.9.0.0/16"].get("origin").is_none(), "{t:?}");
+    let mut kernel = ns.kernel_table();
+    kernel.insert("10.9.0.0/16".into(), Value::Null);
+    assert_eq!(
+        t.keys().collect::<Vec<_>>(),
+        kernel.keys().collect::<Vec<_>>(),
+        "rtm holds the kernel's routes and its own"
+    );
+}

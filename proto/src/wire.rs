@@ -731,4 +731,51 @@ mod tests {
         });
         assert_eq!(encode(&hello).unwrap()[0], 0);
     }
+
+    /// From version 6 on a route travels with its origin; before, in the form that version
+    /// decodes, and the refusal of an owned entry in words an old client knows.
+    #[test]
+    fn routes_carry_their_origin_from_version_6() {
+        let mut r = Route {
+            dst: "10.0.0.0/8".parse().unwrap(),
+            via: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            dev: None,
+            metric: 3,
+            origin: Origin::Kernel,
+        };
+        let list = Reply::Routes {
+            routes: vec![r.clone()],
+            more: false,
+        };
+        let at = |v: u16, reply: Reply| -> Reply {
+            let msg = ServerMsg::Reply {
+                id: 1,
+                result: Ok(reply.for_version(v)),
+            };
+            match decode::<ServerMsg>(&encode(&msg).unwrap()).unwrap() {
+                ServerMsg::Reply { result, .. } => result.unwrap().normalized(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(at(6, list.clone()), list);
+        assert_eq!(at(6, Reply::Route(r.clone())), Reply::Route(r.clone()));
+        // A version 5 client decodes the old variants, without the origin.
+        assert!(matches!(list.clone().for_version(5), Reply::Routes { .. }));
+        r.origin = Origin::Rtm;
+        assert_eq!(at(5, Reply::Route(r.clone())), Reply::Route(r));
+
+        let owned = Failure::Owned {
+            table: Table::Route,
+            key: Some("10.0.0.0/8".into()),
+            count: 1,
+            origin: Origin::Kernel,
+        };
+        let text = owned.to_string();
+        assert!(
+            text.contains("10.0.0.0/8") && text.contains("--override-kernel"),
+            "{text}"
+        );
+        assert_eq!(owned.clone().for_version(5), Failure::Invalid(text));
+        assert_eq!(owned.clone().for_version(6), owned);
+    }
 }

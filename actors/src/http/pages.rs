@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rtm_proto::wire::{self, Reply, Table};
-use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
+use rtm_proto::{ArpEntry, MacAddr, Origin, Prefix, Route};
 use serde::Deserialize;
 
 use super::tokens::Grant;
@@ -256,7 +256,14 @@ fn search_form(path: &str, q: &str, hint: &str) -> String {
 }
 
 fn route_row(r: &Route, may_change: bool) -> String {
-    let del = if may_change {
+    let del = if r.origin != Origin::Rtm {
+        // Refused here (no override from the page): the kernel would put it back.
+        format!(
+            "<span title=\"the {} owns it and would put it back; rtmctl --override-kernel \
+             changes it\">{}'s</span>",
+            r.origin, r.origin
+        )
+    } else if may_change {
         format!(
             "<button data-del-route=\"{}\">delete</button>",
             esc(&r.dst.to_string())
@@ -268,14 +275,15 @@ fn route_row(r: &Route, may_change: bool) -> String {
     // the table does (address, then length), so the page script can place a new one.
     format!(
         "<tr data-key=\"{}\" data-order=\"{:08x}{:02x}\"><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{del}</td></tr>",
+         <td>{}</td><td>{}</td><td>{del}</td></tr>",
         r.dst,
         r.dst.addr_u32(),
         r.dst.len(),
         r.dst,
         r.via.map(|v| v.to_string()).unwrap_or_default(),
         esc(&r.dev.map(|d| d.to_string()).unwrap_or_default()),
-        r.metric
+        r.metric,
+        r.origin
     )
 }
 
@@ -320,7 +328,7 @@ pub async fn routes(
                     "<p class=\"lpm\">Longest-prefix match for {addr}: <strong>{}</strong> \
                      (the longest of the table's prefixes that contain {addr})</p>\
                      <table id=\"routes\" data-live=\"reload\"><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
-                     <th>metric</th><th></th></tr></thead><tbody>{}</tbody></table>",
+                     <th>metric</th><th>origin</th><th></th></tr></thead><tbody>{}</tbody></table>",
                     r.dst,
                     route_row(&r, grant.may_change)
                 );
@@ -361,7 +369,7 @@ pub async fn routes(
         let _ = write!(
             b,
             "<table id=\"routes\" {}><thead><tr><th>prefix</th><th>via</th><th>dev</th>\
-             <th>metric</th><th></th></tr></thead><tbody>{rows}</tbody></table>{}",
+             <th>metric</th><th>origin</th><th></th></tr></thead><tbody>{rows}</tbody></table>{}",
             live_attrs(q.page),
             pager("/routes", query, q.page, shown, total)
         );
