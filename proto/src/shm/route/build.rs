@@ -63,13 +63,24 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
     };
     let mut value_index: FastMap<u32, u16> = FastMap::default();
     let mut index: FastMap<NextHop, u32> = FastMap::default();
+    // Tables name few next hops: a small direct-mapped cache in front of the map saves
+    // hashing one per route.
+    let mut recent: [Option<(NextHop, u32)>; 16] = [None; 16];
     let mut nh_of = Vec::with_capacity(routes.len());
     for v in routes {
         let nh = NextHop::of(&v.entry);
-        let i = *index.entry(nh).or_insert_with(|| {
-            img.nexthops.push((nh, 0));
-            img.nexthops.len() as u32
-        });
+        let way = (nh.via.map_or(0, u32::from) ^ nh.metric) as usize % recent.len();
+        let i = match recent[way] {
+            Some((h, i)) if h == nh => i,
+            _ => {
+                let i = *index.entry(nh).or_insert_with(|| {
+                    img.nexthops.push((nh, 0));
+                    img.nexthops.len() as u32
+                });
+                recent[way] = Some((nh, i));
+                i
+            }
+        };
         img.nexthops[i as usize - 1].1 += 1;
         nh_of.push(i);
         img.len_counts[v.entry.dst.len() as usize] += 1;
@@ -108,10 +119,14 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
     debug_assert!(jobs.is_sorted_by_key(|j| j.0));
     let mut pages: BTreeMap<usize, Page> = BTreeMap::new();
     let (mut r, mut painted): (Ranges, Ranges) = (Vec::new(), Vec::new());
+    // Buffers kept across slots: one allocation each, not one per slot.
+    let (mut indexed, mut lines) = (Vec::new(), Vec::new());
+    // As for next hops: (value, index), value 0 never cached.
+    let mut recent_values = [(0u32, 0u16); 64];
     for ops in jobs.chunk_by(|a, b| a.0 == b.0) {
         let slot = ops[0].0 as usize;
         r.clear();
-        r.extend(chunk::uniform(0));
+        r.push((0, 0));
         for &(_, lo, hi, v) in ops {
             chunk::paint_into(&r, lo, hi, |_| true, v, &mut painted);
             std::mem::swap(&mut r, &mut painted);
@@ -119,27 +134,35 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         let w = if r.len() == 1 {
             r[0].1
         } else {
-            let mut indexed = Vec::with_capacity(r.len());
+            indexed.clear();
             for &(s, v) in &r {
                 let i = if v == 0 {
                     0
                 } else {
-                    let next = img.values.len() + 1;
-                    if next >= VALUE_SLOTS && !value_index.contains_key(&v) {
-                        return Err(TooManyValues);
-                    }
-                    let i = *value_index.entry(v).or_insert_with(|| {
-                        img.values.push((v, 0));
-                        next as u16
-                    });
+                    let way = (v ^ (v >> 24)) as usize % recent_values.len();
+                    let i = match recent_values[way] {
+                        (w, i) if w == v => i,
+                        _ => {
+                            let next = img.values.len() + 1;
+                            if next >= VALUE_SLOTS && !value_index.contains_key(&v) {
+                                return Err(TooManyValues);
+                            }
+                            let i = *value_index.entry(v).or_insert_with(|| {
+                                img.values.push((v, 0));
+                                next as u16
+                            });
+                            recent_values[way] = (v, i);
+                            i
+                        }
+                    };
                     img.values[usize::from(i) - 1].1 += 1;
                     i
                 };
                 indexed.push((s, i));
             }
             let at = img.lpm.len() as u32;
-            let (lines, depth) = chunk::encode(&indexed, at);
-            img.lpm.extend(lines);
+            let depth = chunk::encode_into(&indexed, at, &mut lines);
+            img.lpm.extend_from_slice(&lines);
             chunk_word(depth, at)
         };
         if w != 0 {

@@ -84,23 +84,27 @@ pub fn encode_into(r: &[(u16, u16)], at: u32, lines: &mut Vec<[u64; 8]>) -> usiz
     let n = r.len();
     let (total, depth) = shape(n);
     debug_assert!(depth <= MAX_TREE_DEPTH, "{n} ranges");
-    // Level sizes from the leaves up.
-    let mut sizes = vec![n.div_ceil(LEAF_RANGES).max(1)];
-    while *sizes.last().expect("one level") > 1 {
-        let s = sizes.last().expect("one level").div_ceil(NODE_FANOUT);
-        sizes.push(s);
+    // Level sizes, root level first (on the stack: a chunk is encoded for every slot that
+    // changes, and most are one leaf).
+    let mut sizes = [0usize; MAX_TREE_DEPTH];
+    let mut levels = 1;
+    sizes[0] = n.div_ceil(LEAF_RANGES).max(1);
+    while sizes[levels - 1] > 1 {
+        sizes[levels] = sizes[levels - 1].div_ceil(NODE_FANOUT);
+        levels += 1;
     }
-    sizes.reverse(); // root level first
-    let mut first = Vec::with_capacity(sizes.len()); // first line of each level
+    let sizes = &mut sizes[..levels];
+    sizes.reverse();
+    let mut first = [0usize; MAX_TREE_DEPTH]; // first line of each level
     let mut off = 0;
-    for s in &sizes {
-        first.push(off);
+    for (f, s) in first.iter_mut().zip(sizes.iter()) {
+        *f = off;
         off += s;
     }
     lines.clear();
     lines.resize(total, [0u64; 8]);
     // Leaves.
-    let leaves = first[sizes.len() - 1];
+    let leaves = first[levels - 1];
     for (j, part) in r.chunks(LEAF_RANGES).enumerate() {
         let l = &mut lines[leaves + j];
         let mut starts = [FILL; LEAF_RANGES];
@@ -114,9 +118,12 @@ pub fn encode_into(r: &[(u16, u16)], at: u32, lines: &mut Vec<[u64; 8]>) -> usiz
             l[4 + w] = lanes(&vals[4 * w..4 * w + 4]);
         }
     }
+    if levels == 1 {
+        return depth;
+    }
     // Nodes, level by level upwards: the first start under each child.
     let mut below: Vec<u16> = r.chunks(LEAF_RANGES).map(|c| c[0].0).collect();
-    for lvl in (0..sizes.len() - 1).rev() {
+    for lvl in (0..levels - 1).rev() {
         let mut this = Vec::with_capacity(sizes[lvl]);
         for (j, kids) in below.chunks(NODE_FANOUT).enumerate() {
             let l = &mut lines[first[lvl] + j];
