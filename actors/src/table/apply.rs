@@ -214,7 +214,6 @@ impl<R: TableRecord> TableActor<R> {
         }
         out.applied += effects.len() as u32;
         out.flushed |= effects.iter().any(|e| matches!(e, Effect::Flush(_)));
-        self.count_effects(&effects);
         self.unpublished.extend(effects);
         // A panic here leaves the rest of the (durable) request in `unpublished` for the
         // restart; the reply still says what was applied.
@@ -265,7 +264,7 @@ impl<R: TableRecord> TableActor<R> {
         };
         shm.reserve(effects.iter().map(|e| match e {
             Effect::Put(rec, ..) => Planned::Put(rec),
-            Effect::Del(key, ..) => Planned::Del(key),
+            Effect::Del(key, _) => Planned::Del(key),
             Effect::Flush(_) => Planned::Flush,
         }))
     }
@@ -276,7 +275,7 @@ impl<R: TableRecord> TableActor<R> {
         };
         let staged: Result<(), JournalError> = effects.iter().try_for_each(|e| match *e {
             Effect::Put(ref rec, seq, _) => journal.stage_put(seq, rec),
-            Effect::Del(key, seq, _) => journal.stage_del(seq, &key),
+            Effect::Del(key, seq) => journal.stage_del(seq, &key),
             Effect::Flush(seq) => journal.stage_flush(seq),
         });
         let counts = &self.health.journal;
@@ -316,7 +315,7 @@ impl<R: TableRecord> TableActor<R> {
                     shm.clear(seq);
                     Event::Flush { table, seq }
                 }
-                Effect::Del(key, seq, _) => {
+                Effect::Del(key, seq) => {
                     shm.remove(&key, seq)?;
                     Event::Change {
                         table,
@@ -325,11 +324,11 @@ impl<R: TableRecord> TableActor<R> {
                         seq,
                     }
                 }
-                Effect::Put(ref rec, seq, before) => {
+                Effect::Put(ref rec, seq, existed) => {
                     shm.upsert(rec, seq)?;
                     Event::Change {
                         table,
-                        op: if before.is_some() {
+                        op: if existed {
                             ChangeOp::Update
                         } else {
                             ChangeOp::Create

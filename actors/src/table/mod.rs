@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rtm_proto::shm::{Record, ShmError, ShmWriter, TableWriter, Versioned};
+use rtm_proto::shm::{Record, ShmError, ShmWriter, TableWriter};
 use rtm_proto::wire::{Event, Failure, Key, PanicPoint, Table};
 use rtm_proto::Origin;
 use tracing::{error, info, warn};
@@ -58,15 +58,6 @@ pub trait TableRecord:
     fn validate(&self) -> Result<(), Failure> {
         Ok(())
     }
-}
-
-/// How many of `entries` each origin owns (index: [`Origin::as_u8`]).
-fn origins_of<R: Record>(entries: &[Versioned<R>]) -> [usize; Origin::ALL.len()] {
-    let mut origins = [0; Origin::ALL.len()];
-    for v in entries {
-        origins[v.entry.origin().as_u8() as usize] += 1;
-    }
-    origins
 }
 
 /// The refusal a client gets when shared memory cannot take a change.
@@ -107,16 +98,13 @@ pub struct TableActor<R: TableRecord> {
     /// A journal sync failed: the journal refuses commits until it is compacted again (tried
     /// before the next request and at a restart).
     journal_broken: bool,
-    /// Entries by origin (index: [`Origin::as_u8`]), to refuse changes of entries another
-    /// origin owns without reading an entry while there are none.
-    origins: [usize; Origin::ALL.len()],
 }
 
 // ===== impl TableActor =====
 
 impl<R: TableRecord> TableActor<R> {
     pub fn new(shm: ShmWriter<R>, health: Arc<Health>) -> Self {
-        let mut t = TableActor {
+        let t = TableActor {
             capacity: shm.capacity(),
             shm: Some(shm),
             unpublished: VecDeque::new(),
@@ -126,38 +114,18 @@ impl<R: TableRecord> TableActor<R> {
             faults: Faults::default(),
             journal: None,
             journal_broken: false,
-            origins: [0; Origin::ALL.len()],
         };
-        if let Some(shm) = &t.shm {
-            if TableWriter::len(shm) > 0 {
-                t.origins = origins_of(&TableWriter::entries(shm));
-            }
-        }
         t.note_size();
         t
     }
 
-    /// Keeps the counts by origin in step with committed effects.
-    fn count_effects(&mut self, effects: &[Effect<R>]) {
-        for e in effects {
-            match e {
-                Effect::Put(rec, _, before) => {
-                    if let Some(o) = before {
-                        self.origins[o.as_u8() as usize] -= 1;
-                    }
-                    self.origins[rec.origin().as_u8() as usize] += 1;
-                }
-                Effect::Del(_, _, o) => self.origins[o.as_u8() as usize] -= 1,
-                Effect::Flush(_) => self.origins = [0; Origin::ALL.len()],
-            }
-        }
-    }
-
-    /// The first origin other than rtm that owns entries of this table, and how many.
+    /// The first origin other than rtm that owns entries of this table, and how many (the
+    /// table file counts them as it writes them).
     pub(crate) fn foreign(&self) -> Option<(Origin, usize)> {
+        let shm = self.shm.as_ref()?;
         Origin::ALL[1..]
             .iter()
-            .map(|&o| (o, self.origins[o.as_u8() as usize]))
+            .map(|&o| (o, shm.len_of(o)))
             .find(|&(_, n)| n > 0)
     }
 
@@ -231,9 +199,7 @@ impl<R: TableRecord> TableActor<R> {
         crate::faults::stall_before_publish(R::TABLE.name());
         match self.shm.as_mut() {
             Some(shm) => {
-                let entries = with_effects(shm.entries(), self.unpublished.iter());
-                self.origins = origins_of(&entries);
-                match shm.republish(entries) {
+                match shm.republish(with_effects(shm.entries(), self.unpublished.iter())) {
                     Ok(()) => {
                         self.unpublished.clear();
                         shm.set_table_seq(seq);

@@ -65,7 +65,7 @@ impl<R: TableRecord> Handler<OwnedBy<R>> for TableActor<R> {
             let Some(shm) = act.shm.as_ref() else {
                 return Err(Failure::ShuttingDown);
             };
-            if act.origins[msg.origin.as_u8() as usize] == 0 {
+            if shm.len_of(msg.origin) == 0 {
                 return Ok(Vec::new());
             }
             Ok(shm

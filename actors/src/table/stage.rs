@@ -40,10 +40,9 @@ impl<R: Record> TableOp<R> {
 
 /// What one staged operation does, in the order of the request.
 pub(super) enum Effect<R: Record> {
-    /// The entry as written, and the origin of the entry it replaces (`None`: created).
-    Put(R, u64, Option<Origin>),
-    /// The key deleted, and the origin of its entry.
-    Del(R::Key, u64, Origin),
+    /// The entry as written; `bool`: the key existed before.
+    Put(R, u64, bool),
+    Del(R::Key, u64),
     Flush(u64),
 }
 
@@ -52,7 +51,7 @@ impl<R: Record> Effect<R> {
     pub(super) fn key(&self) -> Option<R::Key> {
         match self {
             Effect::Put(rec, ..) => Some(rec.key()),
-            Effect::Del(key, ..) => Some(*key),
+            Effect::Del(key, _) => Some(*key),
             Effect::Flush(_) => None,
         }
     }
@@ -91,7 +90,7 @@ pub(super) fn with_effects<R: Record>(
                     },
                 );
             }
-            Effect::Del(key, ..) => {
+            Effect::Del(key, _) => {
                 map.remove(&key);
             }
             Effect::Flush(_) => map.clear(),
@@ -158,7 +157,7 @@ impl<R: TableRecord> TableActor<R> {
                 st.keys.insert(key, None);
                 st.live -= 1;
                 self.seq = seq;
-                return Ok(Effect::Del(key, seq, origin));
+                return Ok(Effect::Del(key, seq));
             }
             TableOp::Add(ref r) => (r, Some(false)),
             TableOp::Change(ref r) => (r, Some(true)),
@@ -196,7 +195,7 @@ impl<R: TableRecord> TableActor<R> {
         owned(&key, before)?;
         st.keys.insert(key, Some(rec.origin()));
         self.seq = seq;
-        Ok(Effect::Put(rec.clone(), seq, before))
+        Ok(Effect::Put(rec.clone(), seq, existed))
     }
 
     /// Prefetches what the next operations will touch in shared memory (each key's home slot,

@@ -202,6 +202,14 @@ pub trait TableWriter<R: Record>: Sized + Send + Unpin {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Entries `origin` put into the table (kinds that record no origin: all are rtm's).
+    fn len_of(&self, origin: crate::types::Origin) -> usize {
+        if origin == crate::types::Origin::Rtm {
+            self.len()
+        } else {
+            0
+        }
+    }
     /// The most entries the table may hold (its configured limit).
     fn capacity(&self) -> usize;
     fn generation(&self) -> u64;

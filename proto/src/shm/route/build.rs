@@ -13,7 +13,7 @@ use super::layout::{
 };
 use super::view::NextHop;
 use crate::shm::record::{Versioned, SEQ_MASK};
-use crate::types::Route;
+use crate::types::{Origin, Route};
 
 /// A route file's contents, before they are written to a file.
 pub(super) struct Image {
@@ -30,6 +30,8 @@ pub(super) struct Image {
     pub top_blk: [u32; 256],
     pub live: usize,
     pub len_counts: [u32; 33],
+    /// Routes per origin (index: [`Origin::as_u8`]).
+    pub origins: [usize; Origin::ALL.len()],
 }
 
 /// A page of slot words being filled.
@@ -60,6 +62,7 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         top_blk: [0; 256],
         live: routes.len(),
         len_counts: [0; 33],
+        origins: [0; Origin::ALL.len()],
     };
     let mut value_index: FastMap<u32, u16> = FastMap::default();
     let mut index: FastMap<NextHop, u32> = FastMap::default();
@@ -84,6 +87,7 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         img.nexthops[i as usize - 1].1 += 1;
         nh_of.push(i);
         img.len_counts[v.entry.dst.len() as usize] += 1;
+        img.origins[v.entry.origin.as_u8() as usize] += 1;
     }
 
     // Tier 1 and the tier-2 paint jobs (slot, low, high, value), in key order: a route painted

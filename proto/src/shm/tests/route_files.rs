@@ -491,6 +491,8 @@ fn origins_are_kept_per_route_whatever_the_next_hop() {
         assert_eq!(all, want);
     };
     check(&r, &routes);
+    let kernel = |w: &RouteWriter| (w.len_of(Origin::Kernel), w.len_of(Origin::Rtm));
+    assert_eq!(kernel(&w), (2, 2));
     // Only the origin changes: the next hop stays, the answers change.
     let mut flipped = routes.clone();
     for (i, x) in flipped.iter_mut().enumerate() {
@@ -502,8 +504,15 @@ fn origins_are_kept_per_route_whatever_the_next_hop() {
         w.upsert(x, 10 + i as u64).unwrap();
     }
     check(&r, &flipped);
+    assert_eq!(kernel(&w), (2, 2));
+    w.remove(&flipped[1].dst, 20).unwrap();
+    assert_eq!(kernel(&w), (1, 2), "the /24 was the kernel's");
     // Rebuilt whole from its own entries: the same.
     w.republish(w.entries()).unwrap();
     let r = RouteReader::open(&path).unwrap();
-    check(&r, &flipped);
+    let rest = [flipped[0].clone(), flipped[2].clone(), flipped[3].clone()];
+    check(&r, &rest);
+    assert_eq!(kernel(&w), (1, 2));
+    w.clear(30);
+    assert_eq!(kernel(&w), (0, 0));
 }

@@ -227,6 +227,16 @@ fn lpm_model_add_replace_delete() {
         }
         assert_eq!(w.len(), model.keys.len());
         assert_eq!(w.nexthops_in_use(), model.next_hops(), "step {step}");
+        let kernel = model
+            .trie
+            .iter()
+            .filter(|(_, v)| v.entry.origin == crate::types::Origin::Kernel)
+            .count();
+        assert_eq!(
+            w.len_of(crate::types::Origin::Kernel),
+            kernel,
+            "step {step}: kernel routes"
+        );
         if r.is_retired() {
             assert!(r.refresh().unwrap());
         }

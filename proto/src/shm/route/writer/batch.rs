@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use super::super::chunk::{self, is_len, loses_to, Ranges};
 use super::super::layout::{
-    block_lines, entry_order, entry_word, slot_of, value, value_nh, ORIGIN_RTM, PAGE_LINES,
-    PAGE_SLOTS, VALUE_VALID,
+    block_lines, entry_order, entry_word, slot_of, value, value_flags, value_nh, ORIGIN_RTM,
+    PAGE_LINES, PAGE_SLOTS, VALUE_VALID,
 };
 use super::super::nexthops::Acquired;
 use super::super::view::NextHop;
@@ -555,15 +555,21 @@ impl RouteWriter {
         for s in steps {
             let len = usize::from(s.key.len());
             match s.kind {
-                Kind::Put(..) if s.old != 0 => self.release_hop(value_nh(s.old)),
+                Kind::Put(..) if s.old != 0 => {
+                    self.release_hop(value_nh(s.old));
+                    self.origins[usize::from(value_flags(s.old))] -= 1;
+                    self.origins[usize::from(s.flags)] += 1;
+                }
                 Kind::Put(..) => {
                     self.live += 1;
                     self.len_counts[len] += 1;
+                    self.origins[usize::from(s.flags)] += 1;
                 }
                 Kind::Del if s.old != 0 => {
                     self.release_hop(value_nh(s.old));
                     self.live -= 1;
                     self.len_counts[len] -= 1;
+                    self.origins[usize::from(value_flags(s.old))] -= 1;
                 }
                 _ => {}
             }

@@ -40,7 +40,7 @@ use crate::shm::header::Header;
 use crate::shm::mapping::{prefetch, Mapping};
 use crate::shm::record::{Access, Planned, ShmError, TableKind, TableWriter, Versioned, SEQ_MASK};
 use crate::shm::sync::{Line, Ordering::Relaxed, Ordering::Release};
-use crate::types::{Prefix, Route};
+use crate::types::{Origin, Prefix, Route};
 
 pub struct RouteWriter {
     path: PathBuf,
@@ -63,6 +63,8 @@ pub struct RouteWriter {
     live: usize,
     /// Routes per prefix length, so a delete probes only the lengths in use for what covers it.
     len_counts: [u32; 33],
+    /// Routes per origin (index: [`Origin::as_u8`]).
+    origins: [usize; Origin::ALL.len()],
     last_epoch: Instant,
 }
 
@@ -199,6 +201,7 @@ impl RouteWriter {
             nhs,
             live: img.live,
             len_counts: img.len_counts,
+            origins: img.origins,
             last_epoch: Instant::now(),
         })
     }
@@ -443,6 +446,7 @@ impl TableWriter<Route> for RouteWriter {
         self.values.reset();
         self.live = 0;
         self.len_counts = [0; 33];
+        self.origins = [0; Origin::ALL.len()];
         self.sync_live();
         if in_batch {
             // Room for the rest was made when the batch was reserved; if planning it fails
@@ -496,6 +500,10 @@ impl TableWriter<Route> for RouteWriter {
 
     fn len(&self) -> usize {
         self.live
+    }
+
+    fn len_of(&self, origin: Origin) -> usize {
+        self.origins[origin.as_u8() as usize]
     }
 
     fn capacity(&self) -> usize {
