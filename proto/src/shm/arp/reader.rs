@@ -4,15 +4,15 @@ use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use super::layout::{home, key_of, EMPTY, LIVE};
+use super::layout::{home, key_of, key_word, EMPTY, LIVE};
 use super::writer::{dev_words, regions_of, Regions};
 use crate::shm::file;
 use crate::shm::header::{HeaderInfo, STATE_RETIRED};
-use crate::shm::mapping::{prefetch, Mapping};
+use crate::shm::mapping::{prefetch, Mapping, Region};
 use crate::shm::owner::Owners;
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
-use crate::shm::seqlock::{read_patient, Patient};
-use crate::shm::sync::{fence, Ordering::Acquire, Ordering::Relaxed, Quad};
+use crate::shm::seqlock::{read_patient, try_read_words, Patient};
+use crate::shm::sync::{fence, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed, Quad};
 use crate::types::{ArpEntry, MacAddr};
 
 pub struct ArpReader {
@@ -23,6 +23,10 @@ pub struct ArpReader {
     map: Mapping,
     info: HeaderInfo,
     reg: Regions,
+    /// The slots and the device names, checked once when the file was opened: a lookup
+    /// makes its views from these without checking offsets again.
+    slots: Region<Quad>,
+    devs: Region<Line>,
     dev_ino: (u64, u64),
 }
 
@@ -33,58 +37,91 @@ enum Slot {
     Live(Versioned<ArpEntry>),
 }
 
+/// A MAC address as the low 48 bits of a word (as [`MacAddr::to_u64`], in one load).
+#[inline(always)]
+fn mac_word(mac: &MacAddr) -> u64 {
+    let [a, b, c, d, e, f] = mac.0;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+}
+
 impl ArpReader {
+    #[inline(always)]
     fn slots(&self) -> &[Quad] {
-        regions_of(&self.map, &self.reg).map_or(&[], |(_, s)| s)
+        self.slots.view(&self.map, self.reg.slot_count)
     }
 
-    /// Reads slot `q` for `mac` (any key if `None`).
-    #[inline]
-    fn read_slot(&self, q: &Quad, mac: Option<u64>) -> Result<Slot, ShmError> {
-        let (seq, rest) = q.split_first().expect("a slot has 4 words");
-        let rest: &[_; 3] = rest.try_into().expect("3 words");
-        let w = match read_patient(seq, rest, || file::writer_alive(&self.file)) {
-            Patient::Read(w) => w,
-            // Its writer died in the middle of it: skipped (the next writer repairs it).
-            Patient::Abandoned => return Ok(Slot::Other),
-            Patient::Busy => {
-                return Err(ShmError::Busy {
-                    path: self.path.clone(),
-                })
+    /// The entry slot words `w` (read torn-free) hold for `mac`, or `None` if they hold
+    /// something else (another key, no key, or words rtm's writer would not write).
+    #[inline(always)]
+    fn entry_of(&self, w: [u64; 3], mac: u64) -> Option<Versioned<ArpEntry>> {
+        // A live slot's key word is the MAC with the state LIVE and zeros between them.
+        let data = w[1];
+        if w[0] != key_word(mac, LIVE) || data >> 48 != 0 {
+            return None;
+        }
+        let dev = match (data >> 32) as u16 {
+            0 => None,
+            i => {
+                let devs = self.devs.view(&self.map, self.reg.dev_cap / 4);
+                crate::shm::dev::decode(dev_words(devs, i)?)?
             }
+        };
+        Some(Versioned {
+            entry: ArpEntry {
+                mac: MacAddr::from_u64(mac),
+                ip: Ipv4Addr::from(data as u32),
+                dev,
+            },
+            seq: w[2] & SEQ_MASK,
+        })
+    }
+
+    /// Slot `q`'s three words, read torn-free: at once if no write is under way (the fast
+    /// path), else waiting for the writer ([`read_patient`]); `None` if its writer died in the
+    /// middle of it.
+    #[inline(always)]
+    fn slot_words(&self, q: &Quad) -> Result<Option<[u64; 3]>, ShmError> {
+        let [seq, rest @ ..] = q;
+        match try_read_words(seq, rest) {
+            Ok(w) => Ok(Some(w)),
+            Err(_) => self.slot_words_patient(seq, rest),
+        }
+    }
+
+    /// [`Self::slot_words`] when the first attempt met a write: kept out of the lookup's code.
+    #[cold]
+    #[inline(never)]
+    fn slot_words_patient(
+        &self,
+        seq: &AtomicU64,
+        rest: &[AtomicU64; 3],
+    ) -> Result<Option<[u64; 3]>, ShmError> {
+        match read_patient(seq, rest, || file::writer_alive(&self.file)) {
+            Patient::Read(w) => Ok(Some(w)),
+            // Its writer died in the middle of it: skipped (the next writer repairs it).
+            Patient::Abandoned => Ok(None),
+            Patient::Busy => Err(ShmError::Busy {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// Reads slot `q`, whatever key it holds (the listing of the table).
+    fn read_slot(&self, q: &Quad) -> Result<Slot, ShmError> {
+        let Some(w) = self.slot_words(q)? else {
+            return Ok(Slot::Other);
         };
         let (m, state) = key_of(w[0]);
         if state == EMPTY {
             return Ok(Slot::Empty);
         }
-        if state != LIVE || mac.is_some_and(|k| k != m) {
-            return Ok(Slot::Other);
-        }
-        let devs = regions_of(&self.map, &self.reg).map_or(&[][..], |(d, _)| d);
-        let dev = match (w[1] >> 32) as u16 {
-            0 => None,
-            i => match dev_words(devs, i).and_then(crate::shm::dev::decode) {
-                Some(d) => d,
-                None => return Ok(Slot::Other),
-            },
-        };
-        if w[1] >> 48 != 0 {
-            return Ok(Slot::Other);
-        }
-        Ok(Slot::Live(Versioned {
-            entry: ArpEntry {
-                mac: MacAddr::from_u64(m),
-                ip: Ipv4Addr::from(w[1] as u32),
-                dev,
-            },
-            seq: w[2] & SEQ_MASK,
-        }))
+        Ok(self.entry_of(w, m).map_or(Slot::Other, Slot::Live))
     }
 
     /// The entry of `mac`; `Busy` if the writer is stopped in the middle of a slot on its way.
     #[inline]
     pub fn lookup(&self, mac: &MacAddr) -> Result<Option<Versioned<ArpEntry>>, ShmError> {
-        let k = mac.to_u64();
+        let k = mac_word(mac);
         let slots = self.slots();
         let n = slots.len();
         if n == 0 {
@@ -92,10 +129,13 @@ impl ArpReader {
         }
         let mut i = home(k, n);
         for _ in 0..n {
-            match self.read_slot(&slots[i], Some(k))? {
-                Slot::Empty => return Ok(None),
-                Slot::Live(v) => return Ok(Some(v)),
-                Slot::Other => {}
+            if let Some(w) = self.slot_words(&slots[i])? {
+                if let Some(v) = self.entry_of(w, k) {
+                    return Ok(Some(v));
+                }
+                if key_of(w[0]).1 == EMPTY {
+                    return Ok(None);
+                }
             }
             i = (i + 1) & (n - 1);
         }
@@ -111,6 +151,11 @@ impl TableReader<ArpEntry> for ArpReader {
         if reg.file_len() as u64 > o.info.map_len || regions_of(&o.map, &reg).is_none() {
             return Err(ShmError::bad(path, "shorter than its regions"));
         }
+        // Inside the backed part of the mapping (checked just above), so views never come
+        // out empty.
+        let short = || ShmError::bad(path, "shorter than its regions");
+        let slots = Region::new(&o.map, reg.slots, reg.slot_count).ok_or_else(short)?;
+        let devs = Region::new(&o.map, reg.dev, reg.dev_cap / 4).ok_or_else(short)?;
         Ok(ArpReader {
             path: path.to_path_buf(),
             owners,
@@ -118,6 +163,8 @@ impl TableReader<ArpEntry> for ArpReader {
             map: o.map,
             info: o.info,
             reg,
+            slots,
+            devs,
             dev_ino: o.dev_ino,
         })
     }
@@ -131,7 +178,7 @@ impl TableReader<ArpEntry> for ArpReader {
             .slots()
             .iter()
             .filter(|q| q[0].load(Relaxed) != 0)
-            .filter_map(|q| match self.read_slot(q, None) {
+            .filter_map(|q| match self.read_slot(q) {
                 Ok(Slot::Live(v)) => Some(v),
                 _ => None,
             })
@@ -192,7 +239,7 @@ impl TableReader<ArpEntry> for ArpReader {
     fn prefetch(&self, key: &MacAddr) {
         let slots = self.slots();
         if !slots.is_empty() {
-            prefetch(&slots[home(key.to_u64(), slots.len())]);
+            prefetch(&slots[home(mac_word(key), slots.len())]);
         }
     }
 }
