@@ -212,6 +212,7 @@ impl TableReader<ArpEntry> for ArpReader {
         })
     }
 
+    #[inline]
     fn get(&self, key: &MacAddr) -> Option<Versioned<ArpEntry>> {
         self.lookup(key).ok().flatten()
     }
