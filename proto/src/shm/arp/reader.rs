@@ -160,7 +160,10 @@ impl ArpReader {
     }
 
     /// The entry of `mac`; `Busy` if the writer is stopped in the middle of a slot on its way.
-    #[inline]
+    ///
+    /// Always inlined: called, its answer (a large `Result`) comes back through memory, which
+    /// cost more than the lookup itself in the profiles; the slow paths stay out of line.
+    #[inline(always)]
     pub fn lookup(&self, mac: &MacAddr) -> Result<Option<Versioned<ArpEntry>>, ShmError> {
         let k = mac_word(mac);
         let slots = self.slots();
@@ -212,7 +215,7 @@ impl TableReader<ArpEntry> for ArpReader {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn get(&self, key: &MacAddr) -> Option<Versioned<ArpEntry>> {
         self.lookup(key).ok().flatten()
     }
