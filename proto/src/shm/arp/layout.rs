@@ -29,10 +29,15 @@ pub const fn hash(mac: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The home slot of a MAC in a table of `n` slots.
+/// The home slot of a MAC in a table of `n` slots: the high 64 bits of `hash(mac) * n`, which
+/// for `n` a power of two (every table) are the top log2(n) bits of the hash.
 #[inline]
 pub const fn home(mac: u64, n: usize) -> usize {
-    ((hash(mac) as u128 * n as u128) >> 64) as usize
+    if n.is_power_of_two() {
+        (hash(mac) >> 1 >> (63 - n.trailing_zeros())) as usize
+    } else {
+        ((hash(mac) as u128 * n as u128) >> 64) as usize
+    }
 }
 
 /// Slot word 1.
@@ -58,4 +63,26 @@ pub fn slots_for(n: usize) -> usize {
     (n.saturating_mul(2))
         .next_power_of_two()
         .clamp(MIN_SLOTS, MAX_SLOTS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shift for a power of two is the high word of the product, as the layout says.
+    #[test]
+    fn home_is_the_high_word_of_the_product() {
+        for n in [1usize, 2, 64, 1 << 17, 1 << 30, 3, 100] {
+            for mac in [
+                0u64,
+                1,
+                0xffff_ffff_ffff,
+                0x0242_ac11_0002,
+                0x1234_5678_9abc,
+            ] {
+                let want = ((hash(mac) as u128 * n as u128) >> 64) as usize;
+                assert_eq!(home(mac, n), want, "n {n} mac {mac:#x}");
+            }
+        }
+    }
 }
