@@ -139,14 +139,13 @@ impl Actor for Supervisor {
             svc.health.kernel.import.store(k.import, Relaxed);
             svc.health.kernel.export.store(k.export.is_some(), Relaxed);
             if k.import {
-                let m = Arc::default();
                 let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
                 // On the route table's thread: each batch of kernel events goes to the table
                 // without a wake-up of another thread, and the mirror waits for the table's
                 // answer before it reads on anyway.
                 let a = actix::Supervisor::start_in_arbiter(
                     &self.table_threads[0].handle(),
-                    move |_| crate::kernel::KernelMirror::new(k, route, h, m),
+                    move |_| crate::kernel::KernelMirror::new(k, route, h),
                 );
                 #[cfg(feature = "fault-injection")]
                 let _ = svc.kernel_import.set(a.recipient());

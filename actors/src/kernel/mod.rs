@@ -21,7 +21,7 @@ pub mod reconcile;
 pub use config::{ExportConfig, KernelConfig};
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -52,26 +52,16 @@ pub struct KernelMirror {
     config: KernelConfig,
     route: Addr<RouteTable>,
     health: Arc<Health>,
-    /// The kernel's routes and links as last heard, and what the mirror has put into rtm
-    /// (read from the table's origins before each dump is reconciled).
-    mirror: Arc<Mutex<Mirror>>,
     restarted: bool,
     faults: Faults,
 }
 
 impl KernelMirror {
-    /// `mirror` outlives the actor's restarts.
-    pub fn new(
-        config: KernelConfig,
-        route: Addr<RouteTable>,
-        health: Arc<Health>,
-        mirror: Arc<Mutex<Mirror>>,
-    ) -> Self {
+    pub fn new(config: KernelConfig, route: Addr<RouteTable>, health: Arc<Health>) -> Self {
         KernelMirror {
             config,
             route,
             health,
-            mirror,
             restarted: false,
             faults: Faults::default(),
         }
@@ -82,14 +72,13 @@ impl Actor for KernelMirror {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (config, route, mirror) =
-            (self.config.clone(), self.route.clone(), self.mirror.clone());
+        let (config, route) = (self.config.clone(), self.route.clone());
         let health = self.health.clone();
         run_task(
             ctx,
             self.restarted,
             "kernel link",
-            follow(config, route, mirror, health),
+            follow(config, route, health),
         );
     }
 }
@@ -144,18 +133,16 @@ impl Restartable for KernelMirror {
     }
 }
 
-fn lock(m: &Mutex<Mirror>) -> std::sync::MutexGuard<'_, Mirror> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Dumps and reconciles, then follows the kernel's events; returns only on a netlink error.
+/// What the mirror knows lives only in this task: each dump starts from the kernel's routes
+/// and links it lists and from the kernel routes rtm's table holds, so a restart loses nothing.
 async fn follow(
     config: KernelConfig,
     route: Addr<RouteTable>,
-    mirror: Arc<Mutex<Mirror>>,
     health: Arc<Health>,
 ) -> io::Result<()> {
     let counters = &health.kernel;
+    let mut mirror = Mirror::default();
     // Subscribed before the dump: a change made while the dump runs is heard afterwards.
     let events = netlink::event_socket(config.rcvbuf)?;
     // With export on too, rtm's own routes come back as kernel events: left alone.
@@ -169,24 +156,18 @@ async fn follow(
             .await
             .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?
             .map_err(|f| io::Error::other(format!("route table: {f}")))?;
-        let ops = {
-            let mut m = lock(&mirror);
-            m.adopt(in_rtm);
-            m.resync(links, routes)
-        };
+        mirror.adopt(in_rtm);
+        let ops = mirror.resync(links, routes);
         let changed = ops.len();
-        submit(&route, &mirror, ops, counters).await?;
+        submit(&route, &mut mirror, ops, counters).await?;
         Counters::bump(&counters.dumps);
-        {
-            let m = lock(&mirror);
-            info!(
-                table = config.table,
-                kernel_routes = m.kernel_routes(),
-                mirrored = m.installed(),
-                changed,
-                "kernel routes dumped and reconciled"
-            );
-        }
+        info!(
+            table = config.table,
+            kernel_routes = mirror.kernel_routes(),
+            mirrored = mirror.installed(),
+            changed,
+            "kernel routes dumped and reconciled"
+        );
         loop {
             let first = events.recv_from_full().await;
             let mut datagrams = vec![first];
@@ -219,8 +200,8 @@ async fn follow(
                     Err(e) => return Err(e),
                 }
             }
-            let ops = lock(&mirror).apply(changes);
-            submit(&route, &mirror, ops, counters).await?;
+            let ops = mirror.apply(changes);
+            submit(&route, &mut mirror, ops, counters).await?;
             if overflow {
                 Counters::bump(&counters.overflows);
                 warn!("the kernel dropped route events (ENOBUFS); dumping again to reconcile");
@@ -256,7 +237,7 @@ fn drain(events: &TokioSocket) -> io::Result<()> {
 /// a refused one does not hold back the others).
 async fn submit(
     route: &Addr<RouteTable>,
-    mirror: &Mutex<Mirror>,
+    mirror: &mut Mirror,
     ops: Vec<TableOp<Route>>,
     counters: &KernelCounters,
 ) -> io::Result<()> {
@@ -268,7 +249,6 @@ async fn submit(
         .send(Apply::new(ops, true, true))
         .await
         .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?;
-    let mut m = lock(mirror);
     let mut refused = 0;
     let failed = outcome.failures.len() as u64;
     for (i, why) in outcome.failures {
@@ -278,7 +258,7 @@ async fn submit(
             warn!(?op, "kernel route not mirrored: {why}");
             refused += 1;
         }
-        m.refused(op);
+        mirror.refused(op);
     }
     Counters::bump_by(&counters.refused, refused);
     Counters::bump_by(&counters.changes, kept.len() as u64 - failed);
