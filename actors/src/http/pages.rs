@@ -480,7 +480,7 @@ pub async fn rows(
                     Ok(m) => m,
                     Err(e) => return bad(format!("key {k:?}: {e}")),
                 };
-                let found = match st.svc.arp.send(Show::<ArpEntry> { key: Some(mac) }).await {
+                let found = match st.svc.arp.send(Show::<ArpEntry>::of(Some(mac))).await {
                     Ok(Ok(v)) => v.into_iter().next(),
                     Ok(Err(f)) => return failed("arp", f),
                     Err(e) => return failed("arp", unavailable(Table::Arp, e)),
@@ -517,7 +517,7 @@ pub async fn arp(
     let mut b = search_form("/arp", query, "MAC or IP");
     let key = query.parse::<MacAddr>().ok();
     let ip = query.parse::<Ipv4Addr>().ok();
-    let all = match st.svc.arp.send(Show::<ArpEntry> { key }).await {
+    let all = match st.svc.arp.send(Show::<ArpEntry>::of(key)).await {
         Ok(Ok(v)) => v,
         Ok(Err(f)) => return failed("arp", f),
         Err(e) => return failed("arp", unavailable(Table::Arp, e)),

@@ -36,7 +36,7 @@ use crate::counters::{Counters, Health, KernelCounters};
 use crate::faults::Faults;
 use crate::restart::{failed, guarded, guarded_future, ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
-use crate::table::{Apply, OwnedBy, TableOp};
+use crate::table::{Apply, Show, TableOp};
 use reconcile::Mirror;
 
 /// How long a restarted mirror waits before it talks to the kernel again, so that a kernel
@@ -152,7 +152,10 @@ async fn follow(
         routes.retain(|r| Some(r.protocol) != own);
         // Read after the dump: a kernel route rtm holds that the dump lacks is swept.
         let in_rtm = route
-            .send(OwnedBy::<Route>::new(Origin::Kernel))
+            .send(Show::<Route> {
+                key: None,
+                origin: Some(Origin::Kernel),
+            })
             .await
             .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?
             .map_err(|f| io::Error::other(format!("route table: {f}")))?;

@@ -38,7 +38,7 @@ use crate::journal::{Journal, JournalError};
 use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 
 pub use apply::{Apply, ApplyOutcome};
-pub use read::{OwnedBy, Show, Size, TableSize};
+pub use read::{Show, Size, TableSize};
 pub use stage::TableOp;
 pub use subscribers::{Notify, Subscribe, Unsubscribe};
 

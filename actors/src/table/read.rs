@@ -1,5 +1,5 @@
-//! Reading a table through its actor: `Show` (all entries in key order, or one), `OwnedBy`
-//! (the entries of one origin) and `Size`. Clients that only read use shared memory instead;
+//! Reading a table through its actor: `Show` (all entries in key order, or one, optionally
+//! only those of one origin) and `Size`. Clients that only read use shared memory instead;
 //! these serve `rtmctl show`, `status` and the kernel mirror.
 
 use actix::prelude::*;
@@ -10,9 +10,18 @@ use rtm_proto::Origin;
 use super::{TableActor, TableRecord};
 use crate::restart::guarded;
 
-/// Entries in key order, all of them or the one with `key`.
+/// Entries in key order, all of them or the one with `key`; with `origin`, only those that
+/// origin put there (the kernel mirror reconciles its dumps against the kernel's).
 pub struct Show<R: TableRecord> {
     pub key: Option<R::Key>,
+    pub origin: Option<Origin>,
+}
+
+impl<R: TableRecord> Show<R> {
+    /// All entries (`None`) or the one with `key`, whatever their origin.
+    pub fn of(key: Option<R::Key>) -> Self {
+        Show { key, origin: None }
+    }
 }
 
 impl<R: TableRecord> Message for Show<R> {
@@ -27,53 +36,26 @@ impl<R: TableRecord> Handler<Show<R>> for TableActor<R> {
             let Some(shm) = act.shm.as_ref() else {
                 return Err(Failure::ShuttingDown);
             };
-            Ok(match msg.key {
-                Some(k) => shm.get(&k).map(|v| v.entry).into_iter().collect(),
-                // Shared memory gives them in key order.
-                None => shm.entries().into_iter().map(|v| v.entry).collect(),
-            })
-        });
-        MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
-    }
-}
-
-/// The entries another origin than rtm put into the table (the kernel mirror's, which it
-/// reconciles against the kernel's own after a restart of rtmd), in key order.
-pub struct OwnedBy<R: TableRecord> {
-    pub origin: Origin,
-    _table: std::marker::PhantomData<R>,
-}
-
-impl<R: TableRecord> OwnedBy<R> {
-    pub fn new(origin: Origin) -> Self {
-        OwnedBy {
-            origin,
-            _table: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<R: TableRecord> Message for OwnedBy<R> {
-    type Result = Result<Vec<R>, Failure>;
-}
-
-impl<R: TableRecord> Handler<OwnedBy<R>> for TableActor<R> {
-    type Result = MessageResult<OwnedBy<R>>;
-
-    fn handle(&mut self, msg: OwnedBy<R>, ctx: &mut Context<Self>) -> Self::Result {
-        let out = guarded(self, ctx, |act, _| {
-            let Some(shm) = act.shm.as_ref() else {
-                return Err(Failure::ShuttingDown);
-            };
-            if shm.len_of(msg.origin) == 0 {
+            // The file counts its entries per origin: none of that origin, nothing to read.
+            if msg.origin.is_some_and(|o| shm.len_of(o) == 0) {
                 return Ok(Vec::new());
             }
-            Ok(shm
-                .entries()
-                .into_iter()
-                .map(|v| v.entry)
-                .filter(|e| e.origin() == msg.origin)
-                .collect())
+            let wanted = |e: &R| msg.origin.is_none_or(|o| e.origin() == o);
+            Ok(match msg.key {
+                Some(k) => shm
+                    .get(&k)
+                    .map(|v| v.entry)
+                    .filter(wanted)
+                    .into_iter()
+                    .collect(),
+                // Shared memory gives them in key order.
+                None => shm
+                    .entries()
+                    .into_iter()
+                    .map(|v| v.entry)
+                    .filter(wanted)
+                    .collect(),
+            })
         });
         MessageResult(out.unwrap_or_else(|| Err(Self::crashed())))
     }

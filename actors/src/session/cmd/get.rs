@@ -23,7 +23,7 @@ pub async fn route(svc: &Services, addr: Ipv4Addr) -> Result<Reply, Failure> {
 }
 
 pub async fn arp(svc: &Services, mac: MacAddr) -> Result<Reply, Failure> {
-    match svc.arp.send(Show::<ArpEntry> { key: Some(mac) }).await {
+    match svc.arp.send(Show::<ArpEntry>::of(Some(mac))).await {
         Ok(Ok(mut v)) if !v.is_empty() => Ok(Reply::Arp(v.remove(0))),
         Ok(Err(f)) => Err(f),
         Ok(Ok(_)) => Err(Failure::NotFound {

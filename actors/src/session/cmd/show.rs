@@ -9,7 +9,7 @@ use crate::session::Services;
 use crate::table::Show;
 
 pub async fn routes(svc: Services, key: Option<Prefix>) -> Answer {
-    match svc.route.send(Show::<Route> { key }).await {
+    match svc.route.send(Show::<Route>::of(key)).await {
         Ok(Ok(all)) => chunks(all, |routes, more| Reply::Routes { routes, more }),
         Ok(Err(f)) => vec![Err(f)],
         Err(e) => vec![Err(unavailable(Table::Route, e))],
@@ -17,7 +17,7 @@ pub async fn routes(svc: Services, key: Option<Prefix>) -> Answer {
 }
 
 pub async fn arps(svc: Services, key: Option<MacAddr>) -> Answer {
-    match svc.arp.send(Show::<ArpEntry> { key }).await {
+    match svc.arp.send(Show::<ArpEntry>::of(key)).await {
         Ok(Ok(all)) => chunks(all, |entries, more| Reply::Arps { entries, more }),
         Ok(Err(f)) => vec![Err(f)],
         Err(e) => vec![Err(unavailable(Table::Arp, e))],
