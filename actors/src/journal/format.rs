@@ -99,16 +99,15 @@ pub(super) fn parse_file_header(
         return Err(bad(format!("{what} header checksum mismatch")));
     }
     let version = u32_at(data, 8);
-    if version > FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        let newer = if version > FORMAT_VERSION {
+            " (the file was written by a newer rtmd)"
+        } else {
+            ""
+        };
         return Err(bad(format!(
             "{what} format version {version}; this rtmd reads versions \
-             {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION} (the file was written by a newer rtmd)"
-        )));
-    }
-    if version < OLDEST_FORMAT_VERSION {
-        return Err(bad(format!(
-            "{what} format version {version}; this rtmd reads versions \
-             {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
+             {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}{newer}"
         )));
     }
     let k = u32_at(data, 12);
