@@ -20,6 +20,7 @@ fn route(i: u32) -> Route {
         via: Some(Ipv4Addr::new(192, 168, 1, 1 + (i % 200) as u8)),
         dev: Some(dev),
         metric: i % 16,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }

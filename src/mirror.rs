@@ -448,6 +448,7 @@ mod tests {
             via: None,
             dev: Some("eth0".parse().unwrap()),
             metric,
+            nexthops: Vec::new(),
             origin: Default::default(),
         }
     }

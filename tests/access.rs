@@ -268,6 +268,7 @@ fn pipelined_requests_are_answered_in_order_with_one_in_flight() {
                 via: None,
                 dev: Some("eth0".parse().unwrap()),
                 metric: i,
+                nexthops: Vec::new(),
                 origin: Default::default(),
             };
             let req = if i % 3 == 2 {

@@ -147,6 +147,7 @@ fn route(dst: &str, dev: Option<&str>) -> Route {
         via: None,
         dev: dev.map(|d| d.parse::<IfName>().unwrap()),
         metric: 0,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }
@@ -186,6 +187,7 @@ fn hostile_sessions_are_answered_or_closed_and_leave_the_daemon_healthy() {
         via: None,
         dev: None,
         metric: 0,
+        nexthops: Vec::new(),
         origin: Default::default(),
     };
     let got = session(
@@ -206,6 +208,7 @@ fn hostile_sessions_are_answered_or_closed_and_leave_the_daemon_healthy() {
         via: Some("224.0.0.1".parse().unwrap()),
         dev: None,
         metric: 0,
+        nexthops: Vec::new(),
         origin: Default::default(),
     };
     let group_mac = ArpEntry {

@@ -37,6 +37,7 @@ fn route(i: u32) -> Route {
         via: Some(Ipv4Addr::new(192, 168, 1, (i % 250) as u8 + 1)),
         dev: Some("eth0".parse().expect("interface name")),
         metric: i,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }

@@ -103,6 +103,7 @@ impl FRoute {
             via: self.via.as_ref().map(FAddr::get),
             dev: self.dev.as_ref().map(FIfName::get),
             metric: self.metric,
+            nexthops: Vec::new(),
             origin: Default::default(),
         }
     }

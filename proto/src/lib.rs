@@ -18,4 +18,4 @@ pub mod shm;
 pub mod types;
 pub mod wire;
 
-pub use types::{ArpEntry, IfName, MacAddr, Origin, ParseError, Prefix, Route};
+pub use types::{ArpEntry, Hop, IfName, MacAddr, Origin, ParseError, Prefix, Route};

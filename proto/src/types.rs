@@ -43,6 +43,10 @@ pub enum ParseError {
     },
     #[error("MAC {mac} is {kind} address; a neighbour has a unicast MAC")]
     GroupMac { mac: MacAddr, kind: &'static str },
+    #[error("invalid weight \"{}\": expected an integer 1..=256", shown(.0))]
+    Weight(String),
+    #[error("route {dst}: {why}")]
+    Multipath { dst: Prefix, why: String },
 }
 
 /// `ip` can be a gateway or a neighbour (`what` names it in the error): not 0.0.0.0, not the
@@ -461,25 +465,133 @@ impl fmt::Display for Origin {
 
 // ===== Route =====
 
-/// One route: the key `dst` and its next hop.
+/// Most next hops of one multipath route.
+pub const MAX_NEXTHOPS: usize = 256;
+/// The largest weight of a multipath route's next hop (the kernel's, too).
+pub const MAX_WEIGHT: u16 = 256;
+
+/// One next hop of a multipath route (`nexthop via A dev X weight W`): a gateway, a device or
+/// both, and its share of the traffic relative to the others (1..=[`MAX_WEIGHT`], default 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Hop {
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<IfName>,
+    pub weight: u16,
+}
+
+impl Hop {
+    /// Checks a hop of the route to `dst`.
+    pub fn validate(&self, dst: Prefix) -> Result<(), ParseError> {
+        if self.via.is_none() && self.dev.is_none() {
+            return Err(ParseError::Multipath {
+                dst,
+                why: "every nexthop needs a gateway (via) or a device (dev)".into(),
+            });
+        }
+        if let Some(via) = self.via {
+            unicast_next_hop("gateway", via)?;
+        }
+        if !(1..=MAX_WEIGHT).contains(&self.weight) {
+            return Err(ParseError::Weight(self.weight.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// `nexthop via 192.0.2.1 dev eth0 weight 1`, as iproute2 writes it (weight always shown).
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("nexthop")?;
+        if let Some(v) = self.via {
+            write!(f, " via {v}")?;
+        }
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        write!(f, " weight {}", self.weight)
+    }
+}
+
+/// Parses a weight: 1..=[`MAX_WEIGHT`].
+pub fn parse_weight(s: &str) -> Result<u16, ParseError> {
+    match s.parse::<u16>() {
+        Ok(w) if (1..=MAX_WEIGHT).contains(&w) && !s.starts_with(['0', '+']) => Ok(w),
+        _ => Err(ParseError::Weight(s.to_string())),
+    }
+}
+
+/// One route: the key `dst` and its next hop — `via` and/or `dev` — or, for a multipath
+/// route, its next hops in `nexthops` (then `via` and `dev` are `None`).
 ///
 /// `origin` is not part of the route's serde form: on the wire a client's route carries none
 /// (the daemon sets it) and replies carry it beside the route where the protocol version has it
-/// ([`crate::wire::Reply::RouteList`]); the journal stores it beside each entry.
+/// ([`crate::wire::Reply::RouteList`]); the journal stores it beside each entry. `nexthops` is
+/// part of it from protocol version 7 and journal format 3 on; older forms have
+/// [`route_v1`] (which cannot carry a multipath route).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     pub dst: Prefix,
     pub via: Option<Ipv4Addr>,
     pub dev: Option<IfName>,
     pub metric: u32,
+    /// The next hops of a multipath route (2..=[`MAX_NEXTHOPS`], in the order given); empty
+    /// for a route with one next hop.
+    pub nexthops: Vec<Hop>,
     #[serde(skip)]
     pub origin: Origin,
 }
 
 impl Route {
+    /// A route with one next hop, of origin rtm.
+    pub fn new(dst: Prefix, via: Option<Ipv4Addr>, dev: Option<IfName>, metric: u32) -> Route {
+        Route {
+            dst,
+            via,
+            dev,
+            metric,
+            nexthops: Vec::new(),
+            origin: Origin::Rtm,
+        }
+    }
+
+    /// A multipath route: its next hops in `hops`. One hop makes an ordinary route (its weight
+    /// means nothing alone), as the kernel does.
+    pub fn multipath(dst: Prefix, metric: u32, mut hops: Vec<Hop>) -> Route {
+        let mut r = Route::new(dst, None, None, metric);
+        if hops.len() == 1 {
+            let h = hops.pop().expect("one hop");
+            r.via = h.via;
+            r.dev = h.dev;
+        } else {
+            r.nexthops = hops;
+        }
+        r
+    }
+
+    /// Whether the route has several next hops.
+    pub fn is_multipath(&self) -> bool {
+        !self.nexthops.is_empty()
+    }
+
     /// Checks what the wire cannot express: a route needs `via` or `dev`, and a `via` that
-    /// can be a next hop.
+    /// can be a next hop; a multipath route, 2..=[`MAX_NEXTHOPS`] valid hops and no `via` or
+    /// `dev` of its own.
     pub fn validate(&self) -> Result<(), ParseError> {
+        if self.is_multipath() {
+            let why = if self.via.is_some() || self.dev.is_some() {
+                "a multipath route gives its gateways and devices in its nexthops only".into()
+            } else if self.nexthops.len() == 1 {
+                "a route with one nexthop gives it as via/dev".into()
+            } else if self.nexthops.len() > MAX_NEXTHOPS {
+                format!(
+                    "{} nexthops, at most {MAX_NEXTHOPS} allowed",
+                    self.nexthops.len()
+                )
+            } else {
+                return self.nexthops.iter().try_for_each(|h| h.validate(self.dst));
+            };
+            return Err(ParseError::Multipath { dst: self.dst, why });
+        }
         if self.via.is_none() && self.dev.is_none() {
             return Err(ParseError::NoNextHop(self.dst));
         }
@@ -490,8 +602,9 @@ impl Route {
     }
 }
 
-/// iproute2 style: `10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10` (`metric 0` omitted), then
-/// `origin kernel` for a route rtm did not write.
+/// iproute2 style: `10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10` (`metric 0` omitted), or
+/// `10.2.0.0/16 metric 10 nexthop via 192.0.2.1 weight 1 nexthop via 192.0.2.2 weight 2` on one
+/// line, then `origin kernel` for a route rtm did not write.
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.dst)?;
@@ -504,6 +617,9 @@ impl fmt::Display for Route {
         if self.metric != 0 {
             write!(f, " metric {}", self.metric)?;
         }
+        for h in &self.nexthops {
+            write!(f, " {h}")?;
+        }
         if self.origin != Origin::Rtm {
             write!(f, " origin {}", self.origin)?;
         }
@@ -514,6 +630,70 @@ impl fmt::Display for Route {
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Route({self})")
+    }
+}
+
+/// A route's serde form before multipath routes (protocol versions 1–6, journal formats 1–2):
+/// `dst`, `via`, `dev`, `metric`. Encoding a multipath route in it is an error naming the route.
+pub mod route_v1 {
+    use super::{IfName, Prefix, Route};
+    use serde::{ser::Error, Deserialize, Deserializer, Serialize, Serializer};
+    use std::net::Ipv4Addr;
+
+    #[derive(Serialize)]
+    struct Ref<'a> {
+        dst: &'a Prefix,
+        via: &'a Option<Ipv4Addr>,
+        dev: &'a Option<IfName>,
+        metric: u32,
+    }
+
+    #[derive(Deserialize)]
+    struct Owned {
+        dst: Prefix,
+        via: Option<Ipv4Addr>,
+        dev: Option<IfName>,
+        metric: u32,
+    }
+
+    /// Why a route has no form in the older encodings.
+    pub fn unencodable(r: &Route) -> String {
+        format!(
+            "route {} has {} nexthops, which protocol versions before 7 cannot carry",
+            r.dst,
+            r.nexthops.len()
+        )
+    }
+
+    pub fn serialize<S: Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
+        if r.is_multipath() {
+            return Err(S::Error::custom(unencodable(r)));
+        }
+        Ref {
+            dst: &r.dst,
+            via: &r.via,
+            dev: &r.dev,
+            metric: r.metric,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Route, D::Error> {
+        let o = Owned::deserialize(d)?;
+        Ok(Route::new(o.dst, o.via, o.dev, o.metric))
+    }
+
+    /// A route in this form, as a type of its own (for generic decoders).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RouteV1(#[serde(with = "self")] pub Route);
+
+    /// A borrowed route that serializes in this form.
+    pub struct AsV1<'a>(pub &'a Route);
+
+    impl Serialize for AsV1<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            serialize(self.0, s)
+        }
     }
 }
 
@@ -688,6 +868,7 @@ mod tests {
             via: Some("192.168.1.1".parse().unwrap()),
             dev: Some("eth0".parse().unwrap()),
             metric: 10,
+            nexthops: Vec::new(),
             origin: Default::default(),
         };
         assert_eq!(

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::types::{ArpEntry, MacAddr, Origin, Prefix, Route};
+use crate::types::{route_v1, ArpEntry, MacAddr, Origin, Prefix, Route};
 
 /// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
 /// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
@@ -36,8 +36,11 @@ use crate::types::{ArpEntry, MacAddr, Origin, Prefix, Route};
 /// pages ([`Reply::ClientsPage`]). Version 5 added [`DebugTarget::Kernel`] and
 /// [`DebugTarget::KernelExport`]. Version 6 carries each route's [`Origin`] in replies
 /// ([`Reply::for_version`]), and adds [`Request::ApplyOverriding`],
-/// [`Request::BatchOverriding`] and [`Failure::Owned`].
-pub const PROTOCOL_VERSION: u16 = 6;
+/// [`Request::BatchOverriding`] and [`Failure::Owned`]. Version 7 carries multipath routes
+/// ([`crate::types::Route::nexthops`]): in operations (their own variants on the wire, so that
+/// a route with one next hop still travels as every version reads it) and in replies
+/// ([`Reply::RoutesV7`], [`Reply::RouteV7`]).
+pub const PROTOCOL_VERSION: u16 = 7;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -153,7 +156,11 @@ impl Tables {
 }
 
 /// One table mutation. Each is applied atomically and gets its own sequence number.
+///
+/// On the wire a route with one next hop travels in the form every protocol version reads; a
+/// multipath route has variants of its own, since version 7 ([`OpWire`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "OpWire", into = "OpWire")]
 pub enum Op {
     RouteAdd(Route),
     RouteChange(Route),
@@ -166,7 +173,68 @@ pub enum Op {
     Flush(Tables),
 }
 
+/// [`Op`] as it travels.
+#[derive(Serialize, Deserialize)]
+enum OpWire {
+    RouteAdd(#[serde(with = "route_v1")] Route),
+    RouteChange(#[serde(with = "route_v1")] Route),
+    RouteReplace(#[serde(with = "route_v1")] Route),
+    RouteDel(Prefix),
+    ArpAdd(ArpEntry),
+    ArpChange(ArpEntry),
+    ArpReplace(ArpEntry),
+    ArpDel(MacAddr),
+    Flush(Tables),
+    /// Since version 7.
+    MultipathAdd(Route),
+    MultipathChange(Route),
+    MultipathReplace(Route),
+}
+
+impl From<Op> for OpWire {
+    fn from(op: Op) -> OpWire {
+        match op {
+            Op::RouteAdd(r) if r.is_multipath() => OpWire::MultipathAdd(r),
+            Op::RouteChange(r) if r.is_multipath() => OpWire::MultipathChange(r),
+            Op::RouteReplace(r) if r.is_multipath() => OpWire::MultipathReplace(r),
+            Op::RouteAdd(r) => OpWire::RouteAdd(r),
+            Op::RouteChange(r) => OpWire::RouteChange(r),
+            Op::RouteReplace(r) => OpWire::RouteReplace(r),
+            Op::RouteDel(p) => OpWire::RouteDel(p),
+            Op::ArpAdd(a) => OpWire::ArpAdd(a),
+            Op::ArpChange(a) => OpWire::ArpChange(a),
+            Op::ArpReplace(a) => OpWire::ArpReplace(a),
+            Op::ArpDel(m) => OpWire::ArpDel(m),
+            Op::Flush(t) => OpWire::Flush(t),
+        }
+    }
+}
+
+impl From<OpWire> for Op {
+    fn from(op: OpWire) -> Op {
+        match op {
+            OpWire::RouteAdd(r) | OpWire::MultipathAdd(r) => Op::RouteAdd(r),
+            OpWire::RouteChange(r) | OpWire::MultipathChange(r) => Op::RouteChange(r),
+            OpWire::RouteReplace(r) | OpWire::MultipathReplace(r) => Op::RouteReplace(r),
+            OpWire::RouteDel(p) => Op::RouteDel(p),
+            OpWire::ArpAdd(a) => Op::ArpAdd(a),
+            OpWire::ArpChange(a) => Op::ArpChange(a),
+            OpWire::ArpReplace(a) => Op::ArpReplace(a),
+            OpWire::ArpDel(m) => Op::ArpDel(m),
+            OpWire::Flush(t) => Op::Flush(t),
+        }
+    }
+}
+
 impl Op {
+    /// The first protocol version that can carry this operation.
+    pub fn since(&self) -> u16 {
+        match self {
+            Op::RouteAdd(r) | Op::RouteChange(r) | Op::RouteReplace(r) if r.is_multipath() => 7,
+            _ => 1,
+        }
+    }
+
     /// The table this operation writes, `None` for flushes (which may span both).
     pub fn table(&self) -> Option<Table> {
         match self {
@@ -340,7 +408,12 @@ impl Request {
         match self {
             Request::DashboardUrl => 3,
             Request::Debug(a) => a.target().since(),
-            Request::ApplyOverriding(_) | Request::BatchOverriding { .. } => 6,
+            Request::Apply(op) => op.since(),
+            Request::Batch { ops, .. } => ops.iter().map(Op::since).max().unwrap_or(1),
+            Request::ApplyOverriding(op) => op.since().max(6),
+            Request::BatchOverriding { ops, .. } => {
+                ops.iter().map(Op::since).max().unwrap_or(1).max(6)
+            }
             _ => 1,
         }
     }
@@ -390,10 +463,11 @@ pub enum Reply {
         seq: u64,
     },
     Routes {
+        #[serde(with = "routes_v1")]
         routes: Vec<Route>,
         more: bool,
     },
-    Route(Route),
+    Route(#[serde(with = "route_v1")] Route),
     Arps {
         entries: Vec<ArpEntry>,
         more: bool,
@@ -421,75 +495,142 @@ pub enum Reply {
     /// [`Reply::Routes`] with each route's origin, to a client at version 6 or later
     /// ([`Reply::for_version`]). Since version 6.
     RouteList {
-        #[serde(with = "routes_with_origin")]
+        #[serde(with = "routes_with_origin_v1")]
         routes: Vec<Route>,
         more: bool,
     },
     /// [`Reply::Route`] with the route's origin. Since version 6.
-    RouteWithOrigin(#[serde(with = "route_with_origin")] Route),
+    RouteWithOrigin(#[serde(with = "route_with_origin_v1")] Route),
+    /// [`Reply::Routes`] with each route's origin and next hops, multipath routes included, to a
+    /// client at version 7 or later. Since version 7.
+    RoutesV7 {
+        #[serde(with = "routes_with_origin")]
+        routes: Vec<Route>,
+        more: bool,
+    },
+    /// [`Reply::Route`] with the route's origin and next hops. Since version 7.
+    RouteV7(#[serde(with = "route_with_origin")] Route),
 }
 
 impl Reply {
-    /// The reply as it travels to a client at protocol `version`: from version 6 on, routes
-    /// go with their origin ([`Reply::RouteList`], [`Reply::RouteWithOrigin`]); before, in the
-    /// form that version decodes (without it).
-    pub fn for_version(self, version: u16) -> Reply {
-        match self {
+    /// The reply as it travels to a client at protocol `version`: from version 7 on, routes
+    /// go whole, origin and multipath next hops included ([`Reply::RoutesV7`],
+    /// [`Reply::RouteV7`]); at version 6 with their origin ([`Reply::RouteList`],
+    /// [`Reply::RouteWithOrigin`]); before, without it. A multipath route has no form before
+    /// version 7: the answer is then a failure that names it and says what to do.
+    pub fn for_version(self, version: u16) -> Result<Reply, Failure> {
+        let r = self.normalized();
+        if version < 7 {
+            let multipath = match &r {
+                Reply::Routes { routes, .. } => routes.iter().find(|r| r.is_multipath()),
+                Reply::Route(r) => Some(r).filter(|r| r.is_multipath()),
+                _ => None,
+            };
+            if let Some(m) = multipath {
+                return Err(Failure::Unsupported(format!(
+                    "{}; upgrade this client",
+                    route_v1::unencodable(m)
+                )));
+            }
+        }
+        Ok(match r {
+            Reply::Routes { routes, more } if version >= 7 => Reply::RoutesV7 { routes, more },
+            Reply::Route(r) if version >= 7 => Reply::RouteV7(r),
             Reply::Routes { routes, more } if version >= 6 => Reply::RouteList { routes, more },
             Reply::Route(r) if version >= 6 => Reply::RouteWithOrigin(r),
-            Reply::RouteList { routes, more } if version < 6 => Reply::Routes { routes, more },
-            Reply::RouteWithOrigin(r) if version < 6 => Reply::Route(r),
             r => r,
-        }
+        })
     }
 
     /// The reply whatever form it came in: routes as [`Reply::Routes`] and [`Reply::Route`]
-    /// (with their origin when the daemon sent it).
+    /// (with their origin and next hops when the daemon sent them).
     pub fn normalized(self) -> Reply {
         match self {
-            Reply::RouteList { routes, more } => Reply::Routes { routes, more },
-            Reply::RouteWithOrigin(r) => Reply::Route(r),
+            Reply::RouteList { routes, more } | Reply::RoutesV7 { routes, more } => {
+                Reply::Routes { routes, more }
+            }
+            Reply::RouteWithOrigin(r) | Reply::RouteV7(r) => Reply::Route(r),
             r => r,
         }
     }
 }
 
-/// A route and its origin, as one (a route's own serde form has no origin).
-mod route_with_origin {
-    use super::{Origin, Route};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
-        (r, r.origin).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Route, D::Error> {
-        let (mut r, origin) = <(Route, Origin)>::deserialize(d)?;
-        r.origin = origin;
-        Ok(r)
-    }
-}
-
-/// Routes and their origins.
-mod routes_with_origin {
-    use super::{Origin, Route};
+/// Routes in their form before version 7 ([`route_v1`]).
+mod routes_v1 {
+    use super::{
+        route_v1::{AsV1, RouteV1},
+        Route,
+    };
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(routes: &[Route], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(routes.iter().map(|r| (r, r.origin)))
+        s.collect_seq(routes.iter().map(AsV1))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
-        let pairs = Vec::<(Route, Origin)>::deserialize(d)?;
-        Ok(pairs
+        Ok(Vec::<RouteV1>::deserialize(d)?
             .into_iter()
-            .map(|(mut r, origin)| {
-                r.origin = origin;
-                r
-            })
+            .map(|r| r.0)
             .collect())
     }
 }
+
+/// A route (in `$form`) and its origin, as one (a route's own serde form has no origin).
+macro_rules! with_origin {
+    ($one:ident, $many:ident, $form:ty, $wrap:expr, $unwrap:expr) => {
+        mod $one {
+            use super::{Origin, Route};
+            use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+            pub fn serialize<S: Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
+                ($wrap(r), r.origin).serialize(s)
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Route, D::Error> {
+                let (r, origin) = <($form, Origin)>::deserialize(d)?;
+                let mut r: Route = $unwrap(r);
+                r.origin = origin;
+                Ok(r)
+            }
+        }
+
+        mod $many {
+            use super::{Origin, Route};
+            use serde::{Deserialize, Deserializer, Serializer};
+
+            pub fn serialize<S: Serializer>(routes: &[Route], s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(routes.iter().map(|r| ($wrap(r), r.origin)))
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
+                let pairs = Vec::<($form, Origin)>::deserialize(d)?;
+                Ok(pairs
+                    .into_iter()
+                    .map(|(r, origin)| {
+                        let mut r: Route = $unwrap(r);
+                        r.origin = origin;
+                        r
+                    })
+                    .collect())
+            }
+        }
+    };
+}
+
+with_origin!(
+    route_with_origin_v1,
+    routes_with_origin_v1,
+    crate::types::route_v1::RouteV1,
+    crate::types::route_v1::AsV1,
+    |r: crate::types::route_v1::RouteV1| r.0
+);
+with_origin!(
+    route_with_origin,
+    routes_with_origin,
+    Route,
+    std::convert::identity,
+    |r: Route| r
+);
 
 /// A dashboard token minted for the uid on the other end of the socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -741,6 +882,7 @@ mod tests {
             via: Some(Ipv4Addr::new(192, 0, 2, 1)),
             dev: None,
             metric: 3,
+            nexthops: Vec::new(),
             origin: Origin::Kernel,
         };
         let list = Reply::Routes {
@@ -750,7 +892,7 @@ mod tests {
         let at = |v: u16, reply: Reply| -> Reply {
             let msg = ServerMsg::Reply {
                 id: 1,
-                result: Ok(reply.for_version(v)),
+                result: reply.for_version(v),
             };
             match decode::<ServerMsg>(&encode(&msg).unwrap()).unwrap() {
                 ServerMsg::Reply { result, .. } => result.unwrap().normalized(),
@@ -760,7 +902,10 @@ mod tests {
         assert_eq!(at(6, list.clone()), list);
         assert_eq!(at(6, Reply::Route(r.clone())), Reply::Route(r.clone()));
         // A version 5 client decodes the old variants, without the origin.
-        assert!(matches!(list.clone().for_version(5), Reply::Routes { .. }));
+        assert!(matches!(
+            list.clone().for_version(5),
+            Ok(Reply::Routes { .. })
+        ));
         r.origin = Origin::Rtm;
         assert_eq!(at(5, Reply::Route(r.clone())), Reply::Route(r));
 
@@ -777,5 +922,69 @@ mod tests {
         );
         assert_eq!(owned.clone().for_version(5), Failure::Invalid(text));
         assert_eq!(owned.clone().for_version(6), owned);
+    }
+
+    /// A multipath route travels whole from version 7 on, in its own operation variants; a
+    /// route with one next hop keeps the encoding every version reads; an older client asking
+    /// for a multipath route is told why it cannot have it.
+    #[test]
+    fn multipath_routes_travel_from_version_7() {
+        let hop = |a: u8, w: u16| crate::types::Hop {
+            via: Some(Ipv4Addr::new(192, 0, 2, a)),
+            dev: None,
+            weight: w,
+        };
+        let dst: Prefix = "10.1.0.0/16".parse().unwrap();
+        let multi = Route::multipath(dst, 5, vec![hop(1, 1), hop(2, 3)]);
+        let single = Route::new(dst, Some(Ipv4Addr::new(192, 0, 2, 1)), None, 5);
+        let req = |op: Op| ClientMsg::Request {
+            id: 1,
+            req: Request::Apply(op),
+        };
+        for op in [
+            Op::RouteAdd(multi.clone()),
+            Op::RouteChange(multi.clone()),
+            Op::RouteReplace(multi.clone()),
+        ] {
+            assert_eq!(Request::Apply(op.clone()).since(), 7);
+            let msg = req(op);
+            assert_eq!(decode::<ClientMsg>(&encode(&msg).unwrap()).unwrap(), msg);
+        }
+        // One next hop: the bytes an older daemon decodes (variant 0, then the four fields).
+        assert_eq!(Request::Apply(Op::RouteAdd(single.clone())).since(), 1);
+        let op = encode(&Op::RouteAdd(single.clone())).unwrap();
+        let legacy = encode(&(0u8, crate::types::route_v1::AsV1(&single))).unwrap();
+        assert_eq!(op, legacy);
+
+        let list = Reply::Routes {
+            routes: vec![single.clone(), multi.clone()],
+            more: false,
+        };
+        let back = |reply: Reply| match decode::<ServerMsg>(
+            &encode(&ServerMsg::Reply {
+                id: 1,
+                result: Ok(reply),
+            })
+            .unwrap(),
+        )
+        .unwrap()
+        {
+            ServerMsg::Reply { result, .. } => result.unwrap().normalized(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(back(list.clone().for_version(7).unwrap()), list);
+        let why = list.clone().for_version(6).unwrap_err().to_string();
+        assert!(
+            why.contains("10.1.0.0/16") && why.contains("2 nexthops") && why.contains("upgrade"),
+            "{why}"
+        );
+        let only_single = Reply::Routes {
+            routes: vec![single],
+            more: false,
+        };
+        assert_eq!(
+            back(only_single.clone().for_version(6).unwrap()),
+            only_single
+        );
     }
 }

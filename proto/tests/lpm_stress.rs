@@ -77,6 +77,7 @@ fn shared_for(dst: Prefix, k: u32) -> Route {
         via: Some(Ipv4Addr::new(192, 0, 2, k as u8 + 1)),
         dev: Some(format!("s{k}").parse().unwrap()),
         metric: SHARED_METRIC + k,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }
@@ -95,6 +96,7 @@ fn route_for(dst: Prefix, n: u64) -> Route {
         via: (m % 3 != 0).then(|| Ipv4Addr::from(h)),
         dev: (m % 5 != 0).then(|| format!("e{}", h % 10_000).parse().unwrap()),
         metric: m,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }

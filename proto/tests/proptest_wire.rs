@@ -49,6 +49,7 @@ fn route() -> impl Strategy<Value = Route> {
             via,
             dev,
             metric,
+            nexthops: Vec::new(),
             origin: Default::default(),
         })
 }

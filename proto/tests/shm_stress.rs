@@ -64,6 +64,7 @@ fn route_for(n: u64) -> Route {
         via: (m % 7 != 0).then(|| Ipv4Addr::from(m.wrapping_mul(2_654_435_761) ^ 0x5555_5555)),
         dev: (m % 11 != 0).then(|| format!("d{}", m % 100_000).parse().unwrap()),
         metric: m,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }

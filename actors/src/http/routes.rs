@@ -189,6 +189,7 @@ pub fn form_op(f: &ChangeForm) -> Result<Op, String> {
                 via: parse_addr(&f.via)?,
                 dev,
                 metric,
+                nexthops: Vec::new(),
                 origin: Default::default(),
             };
             route.validate().map_err(|e| e.to_string())?;

@@ -279,6 +279,7 @@ impl Worker {
                 via: k.via,
                 dev: k.oif.and_then(|i| names.get(&i)?.parse().ok()),
                 metric: k.priority,
+                nexthops: Vec::new(),
                 origin: Origin::Rtm,
             };
             match self.exported.entry(k.dst) {

@@ -56,6 +56,7 @@ impl Mirror {
                 via: k.via,
                 dev,
                 metric: k.priority,
+                nexthops: Vec::new(),
                 origin: Origin::Kernel,
             };
             r.validate().is_ok().then_some(r)
@@ -281,6 +282,7 @@ mod tests {
             via: None,
             dev: Some("v0".parse().unwrap()),
             metric: 0,
+            nexthops: Vec::new(),
             origin: Origin::Kernel,
         };
         let mut m = Mirror::default();

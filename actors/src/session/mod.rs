@@ -409,7 +409,7 @@ fn reply_msg(svc: &Services, version: u16, id: u32, result: Result<Reply, Failur
                 })
                 .collect(),
         }),
-        Ok(reply) => Ok(reply.for_version(version)),
+        Ok(reply) => reply.for_version(version),
     };
     ServerMsg::Reply { id, result }
 }

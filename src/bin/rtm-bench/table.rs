@@ -103,6 +103,7 @@ pub fn internet_routes(n: usize, seed: u64) -> Vec<Route> {
             via: Some(gw),
             dev: Some(dev),
             metric: 0,
+            nexthops: Vec::new(),
             origin: Default::default(),
         });
     }

@@ -17,6 +17,7 @@ pub fn route(w: usize, k: usize, metric: u32) -> Route {
         via: Some(via_of(metric)),
         dev: Some(dev_of(metric)),
         metric,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }

@@ -416,6 +416,7 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
         via,
         dev,
         metric: metric.unwrap_or(0),
+        nexthops: Vec::new(),
         origin: Default::default(),
     };
     route.validate()?;

@@ -133,6 +133,7 @@ mod tests {
             via: None,
             dev: None,
             metric: 0,
+            nexthops: Vec::new(),
             origin: Default::default(),
         };
         if let Some(i) = w.iter().position(|x| *x == "via") {

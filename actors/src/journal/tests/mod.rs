@@ -15,6 +15,7 @@ fn route(i: u32) -> Route {
         via: Some(Ipv4Addr::new(192, 168, 1, (i % 250) as u8 + 1)),
         dev: Some("eth0".parse().unwrap()),
         metric: i,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }
@@ -70,6 +71,7 @@ fn crc32c_known_answer() {
 #[test]
 fn staged_by_reference_decodes_to_the_record() {
     let kernel = Route {
+        nexthops: Vec::new(),
         origin: Origin::Kernel,
         ..route(8)
     };

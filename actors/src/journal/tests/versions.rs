@@ -6,6 +6,7 @@ use crate::journal::format::{file_header, seal_frame, JOURNAL_MAGIC};
 
 fn kernel_route(i: u32) -> Route {
     Route {
+        nexthops: Vec::new(),
         origin: Origin::Kernel,
         ..route(i)
     }

@@ -174,6 +174,7 @@ impl NextHop {
             via: self.via,
             dev: self.dev,
             metric: self.metric,
+            nexthops: Vec::new(),
             origin,
         }
     }

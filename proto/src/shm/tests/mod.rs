@@ -32,6 +32,7 @@ pub(super) fn route(dst: Prefix, n: u32) -> Route {
         via: (n % 3 != 0).then(|| Ipv4Addr::from(n.wrapping_mul(2_654_435_761))),
         dev: (n % 5 != 0).then(|| format!("eth{}", n % 1000).parse().unwrap()),
         metric: n,
+        nexthops: Vec::new(),
         origin: if n % 7 == 3 {
             crate::types::Origin::Kernel
         } else {

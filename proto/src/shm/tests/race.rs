@@ -30,6 +30,7 @@ fn route(i: usize, dst: Prefix, change: u32) -> Route {
         via: Some(Ipv4Addr::from(metric.wrapping_mul(2_654_435_761))),
         dev: Some(format!("e{}", change % 7).parse().unwrap()),
         metric,
+        nexthops: Vec::new(),
         origin: Default::default(),
     }
 }

@@ -426,6 +426,7 @@ fn a_dense_block_written_a_route_at_a_time_reuses_its_old_copies() {
             via: Some(Ipv4Addr::new(10, 0, 0, 1)),
             dev: None,
             metric: 7,
+            nexthops: Vec::new(),
             origin: Default::default(),
         })
         .collect();
@@ -464,6 +465,7 @@ fn origins_are_kept_per_route_whatever_the_next_hop() {
     let mut w = routes_at(&path, 100);
     let r = RouteReader::open(&path).unwrap();
     let with = |dst: &str, origin| Route {
+        nexthops: Vec::new(),
         origin,
         ..route(p(dst), 1)
     };
