@@ -55,10 +55,11 @@ pub const STATE_ACTIVE: u32 = 1;
 pub const STATE_RETIRED: u32 = 2;
 /// Address family of IPv4 keys.
 pub const FAMILY_INET: u32 = 4;
-/// The `incompat` feature bits this program reads (none so far: next-hop groups, for one,
-/// will take a bit, so that a reader that does not know them refuses the file instead of
-/// misreading it).
-pub const INCOMPAT_KNOWN: u64 = 0;
+/// `incompat` bit: the route file may hold next-hop groups (multipath routes), which a reader
+/// that does not know them would misread; such a reader refuses the file.
+pub const INCOMPAT_GROUPS: u64 = 1;
+/// The `incompat` feature bits this program reads.
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_GROUPS;
 
 /// The header page, as atomics (other processes change it while it is mapped).
 #[repr(C)]

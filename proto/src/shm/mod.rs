@@ -34,7 +34,7 @@ pub use record::{Planned, TableReader, TableWriter};
 #[cfg(not(loom))]
 pub use arp::{ArpReader, ArpWriter};
 pub use owner::Owners;
-pub use route::NextHop;
+pub use route::{Group, NextHop};
 #[cfg(not(loom))]
 pub use route::{Lookups, NextHopRef, RouteReader, RouteWriter, BATCH_GROUP};
 

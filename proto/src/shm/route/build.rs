@@ -11,6 +11,7 @@ use super::layout::{
     block_lines, block_word, chunk_word, entry_word, slot_of, value, KEY_MASK, PAGE_LINES,
     PAGE_SLOTS, SHORT_BLOCK_MAX, SLOTS, TIER1_WORDS, VALUE_SLOTS,
 };
+use super::nexthops::{GroupKey, RecKey};
 use super::view::NextHop;
 use crate::shm::record::{Versioned, SEQ_MASK};
 use crate::types::{Origin, Route};
@@ -20,8 +21,10 @@ pub(super) struct Image {
     pub tier1: Vec<u32>,
     /// Value-table entries 1.. with the number of chunk ranges naming each.
     pub values: Vec<(u32, u32)>,
-    /// Next-hop records 1.. with the number of routes naming each.
-    pub nexthops: Vec<(NextHop, u32)>,
+    /// Next-hop records and groups, by first record (from 1, in order).
+    pub nexthops: Vec<ImgRecord>,
+    /// Records they take: the first free record.
+    pub nh_next: u32,
     /// LPM-heap lines; line 0 unused.
     pub lpm: Vec<[u64; 8]>,
     /// Block-heap lines; line 0 unused.
@@ -32,6 +35,58 @@ pub(super) struct Image {
     pub len_counts: [u32; 33],
     /// Routes per origin (index: [`Origin::as_u8`]).
     pub origins: [usize; Origin::ALL.len()],
+}
+
+/// A next-hop record or group of an image.
+pub(super) struct ImgRecord {
+    /// Its (first) record.
+    pub at: u32,
+    pub key: RecKey,
+    /// Routes naming it, and for a next hop's record, groups naming it.
+    pub refs: u32,
+    /// A group's members: (record, weight).
+    pub members: Vec<(u32, u16)>,
+}
+
+/// The records of an image being built, found by their contents.
+struct Records<'a> {
+    img: &'a mut Vec<ImgRecord>,
+    index: FastMap<RecKey, u32>,
+    next: u32,
+}
+
+impl Records<'_> {
+    /// The position in `img` of `key`'s record, made (with a group's members) if new; a new
+    /// record starts with no references.
+    fn of(&mut self, key: RecKey) -> u32 {
+        if let Some(&p) = self.index.get(&key) {
+            return p;
+        }
+        let members = match &key {
+            RecKey::Hop(_) => Vec::new(),
+            RecKey::Group(g) => g
+                .hops
+                .iter()
+                .map(|h| {
+                    let p = self.of(RecKey::Hop(GroupKey::member(h)));
+                    let m = &mut self.img[p as usize];
+                    m.refs += 1;
+                    (m.at, h.weight)
+                })
+                .collect(),
+        };
+        let at = self.next;
+        self.next += key.records();
+        self.img.push(ImgRecord {
+            at,
+            key: key.clone(),
+            refs: 0,
+            members,
+        });
+        let p = self.img.len() as u32 - 1;
+        self.index.insert(key, p);
+        p
+    }
 }
 
 /// A page of slot words being filled.
@@ -56,6 +111,7 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         tier1: vec![0; TIER1_WORDS],
         values: Vec::new(),
         nexthops: Vec::new(),
+        nh_next: 1,
         lpm: vec![[0; 8]],
         blk: vec![[0; 8]],
         top_lpm: [0; 256],
@@ -65,30 +121,38 @@ pub(super) fn build(routes: &[Versioned<Route>]) -> Result<Image, TooManyValues>
         origins: [0; Origin::ALL.len()],
     };
     let mut value_index: FastMap<u32, u16> = FastMap::default();
-    let mut index: FastMap<NextHop, u32> = FastMap::default();
+    let mut records = Records {
+        img: &mut img.nexthops,
+        index: FastMap::default(),
+        next: 1,
+    };
     // Tables name few next hops: a small direct-mapped cache in front of the map saves
-    // hashing one per route.
-    let mut recent: [Option<(NextHop, u32)>; 16] = [None; 16];
+    // hashing one per route. (Position in the records, record.)
+    let mut recent: [Option<(NextHop, u32, u32)>; 16] = [None; 16];
     let mut nh_of = Vec::with_capacity(routes.len());
     for v in routes {
-        let nh = NextHop::of(&v.entry);
-        let way = (nh.via.map_or(0, u32::from) ^ nh.metric) as usize % recent.len();
-        let i = match recent[way] {
-            Some((h, i)) if h == nh => i,
-            _ => {
-                let i = *index.entry(nh).or_insert_with(|| {
-                    img.nexthops.push((nh, 0));
-                    img.nexthops.len() as u32
-                });
-                recent[way] = Some((nh, i));
-                i
+        let (p, i) = if v.entry.is_multipath() {
+            let p = records.of(RecKey::of(&v.entry));
+            (p, records.img[p as usize].at)
+        } else {
+            let nh = NextHop::of(&v.entry);
+            let way = (nh.via.map_or(0, u32::from) ^ nh.metric) as usize % recent.len();
+            match recent[way] {
+                Some((h, p, i)) if h == nh => (p, i),
+                _ => {
+                    let p = records.of(RecKey::Hop(nh));
+                    let i = records.img[p as usize].at;
+                    recent[way] = Some((nh, p, i));
+                    (p, i)
+                }
             }
         };
-        img.nexthops[i as usize - 1].1 += 1;
+        records.img[p as usize].refs += 1;
         nh_of.push(i);
         img.len_counts[v.entry.dst.len() as usize] += 1;
         img.origins[v.entry.origin.as_u8() as usize] += 1;
     }
+    img.nh_next = records.next;
 
     // Tier 1 and the tier-2 paint jobs (slot, low, high, value), in key order: a route painted
     // after the routes that contain it wins where it lies. A /17 paints two slots: the second

@@ -67,7 +67,7 @@
 //!
 //! # Next hops
 //!
-//! Record `i` of the next-hop region, 64 bytes:
+//! Record `i` of the next-hop region, 64 bytes, holds one next hop:
 //!
 //! ```text
 //! word 0   seqlock sequence word (records are rewritten in place only under it)
@@ -75,17 +75,27 @@
 //! word 2   bits 31..0 metric
 //! words 3,4 device: 16 bytes, little-endian across the words: byte 0 = name length
 //!           (0 = none, 1..=15), then the name, zero padded
-//! words 5..7 zero (reserved for next-hop groups)
+//! words 5..7 zero
 //! ```
 //!
-//! Routes with the same via, device and metric share one record.
+//! or is the head of a next-hop group (a multipath route's paths), which takes this record and
+//! the next `ceil(n / 14)`:
 //!
-//! Room for multipath: a next-hop group will be a record of its own kind that routes name like
-//! any other (a value's 24-bit index), its words 5..7 saying where its members (records of
-//! this region, with weights) are listed; files that hold one set a header `incompat` bit, so
-//! a reader that does not know groups refuses the file rather than misreading it. IPv6 and
-//! other routing tables get files of their own, told apart by the header's `family` and
-//! `table_id`.
+//! ```text
+//! head     word 1 bit 63 set (the group mark), bits 8..0 the path count n (2..=256), the rest
+//!          zero; word 2 the metric; words 3..7 zero
+//! members  words 1..7 each hold two 32-bit member words (low half first), in path order:
+//!          bits 23..0 the index of the path's next-hop record (metric 0), bits 31..24 its
+//!          weight - 1; unused member words zero
+//! ```
+//!
+//! Routes with the same via, device and metric share one record; multipath routes with the same
+//! paths (in order, with weights) and metric share one group, and a group's paths share records
+//! with the single-path routes of metric 0 through them. Routes name either kind the same way
+//! (a value's or an entry's 24-bit index). A file that holds a group has the header's `incompat`
+//! bit [`crate::shm::header::INCOMPAT_GROUPS`] set, so a reader that does not know groups
+//! refuses it rather than misreading it. IPv6 and other routing tables get files of their own,
+//! told apart by the header's `family` and `table_id`.
 //!
 //! # Entries (exact match and key order)
 //!

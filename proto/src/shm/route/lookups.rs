@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 
 use super::layout::{value_depth, value_nh, value_origin, VALUE_VALID};
 use super::reader::{NextHopRef, RouteReader};
-use super::view::{Lpm, NextHop};
+use super::view::{Lpm, NextHop, Record};
 use crate::shm::record::ShmError;
 use crate::shm::sync::{fence, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed};
 use crate::types::{Prefix, Route};
@@ -74,7 +74,11 @@ impl<'a> Lookups<'a> {
                 return Some(None);
             }
             let l = self.nh.get(value_nh(val) as usize)?;
-            Some(Some((val, super::view::read_record(l).ok()?)))
+            match super::view::read_record(l).ok()? {
+                Record::Hop(h) => Some(Some((val, h))),
+                // A multipath route: the slow path reads its members.
+                Record::Group { .. } => None,
+            }
         };
         let r = read();
         fence(Acquire);

@@ -32,7 +32,7 @@ pub mod writer;
 pub use lookups::Lookups;
 #[cfg(not(loom))]
 pub use reader::{NextHopRef, RouteReader, BATCH_GROUP};
-pub use view::NextHop;
+pub use view::{Group, NextHop};
 #[cfg(not(loom))]
 pub use writer::RouteWriter;
 

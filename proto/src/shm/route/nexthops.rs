@@ -1,86 +1,183 @@
 //! The writer's index of the next-hop records: routes with the same next hop share one record,
-//! found by its fields; a record no route names any more is freed, and reused only after the
-//! next epoch.
+//! and multipath routes with the same next hops (and weights and metric) share one group, found
+//! by their contents; a record or group no route names any more is freed, and reused only
+//! after the next epoch.
+//!
+//! A group takes a run of consecutive records (its head, then its member records) and holds one
+//! reference on the record of each member next hop (a record of metric 0, shared with the
+//! routes through that next hop alone).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::view::NextHop;
+use super::view::{group_records, NextHop};
+use crate::types::{Hop, Route};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A multipath route's next hops as one shared object: its metric and members, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct GroupKey {
+    pub metric: u32,
+    pub hops: Vec<Hop>,
+}
+
+impl GroupKey {
+    /// The record of member `h` (a next hop without metric: the group has the metric).
+    pub fn member(h: &Hop) -> NextHop {
+        NextHop {
+            via: h.via,
+            dev: h.dev,
+            metric: 0,
+        }
+    }
+}
+
+/// What a route's record holds: what routes share a record by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum RecKey {
+    Hop(NextHop),
+    Group(Arc<GroupKey>),
+}
+
+impl RecKey {
+    #[inline]
+    pub fn of(r: &Route) -> RecKey {
+        if r.is_multipath() {
+            RecKey::Group(Arc::new(GroupKey {
+                metric: r.metric,
+                hops: r.nexthops.clone(),
+            }))
+        } else {
+            RecKey::Hop(NextHop::of(r))
+        }
+    }
+
+    /// Consecutive records it takes.
+    pub fn records(&self) -> u32 {
+        match self {
+            RecKey::Hop(_) => 1,
+            RecKey::Group(g) => group_records(g.hops.len()) as u32,
+        }
+    }
+
+    pub fn is_group(&self) -> bool {
+        matches!(self, RecKey::Group(_))
+    }
+}
 
 pub(super) struct NextHops {
-    index: HashMap<NextHop, u32, foldhash::fast::RandomState>,
-    /// Routes naming each record.
+    index: FastMap<RecKey, u32>,
+    /// The contents of each group's head record (a next hop's record is read from the file).
+    groups: FastMap<u32, Arc<GroupKey>>,
+    /// Routes (and groups) naming each record.
     refs: Vec<u32>,
     free: Vec<u32>,
-    pending: Vec<u32>,
+    /// Freed runs of records by length (groups), to be reused by groups of the same length.
+    free_runs: FastMap<u32, Vec<u32>>,
+    /// Freed records and runs (first, length) waiting for the next epoch.
+    pending: Vec<(u32, u32)>,
     /// First record never used (record 0 is never used).
     next: u32,
     /// Records the file has room for.
     pub cap: u32,
+    /// Records taken by keys in use.
+    used: usize,
 }
 
 /// What [`NextHops::acquire`] did.
 pub(super) enum Acquired {
     /// An existing record gained a route.
     Shared(u32),
-    /// A new record: the caller writes its fields before anything names it.
+    /// A new record (or run, for a group): the caller writes it before anything names it.
     New(u32),
 }
 
 impl NextHops {
     pub fn new(cap: u32) -> NextHops {
         NextHops {
-            index: HashMap::default(),
+            index: FastMap::default(),
+            groups: FastMap::default(),
             refs: vec![0; cap as usize],
             free: Vec::new(),
+            free_runs: FastMap::default(),
             pending: Vec::new(),
             next: 1,
             cap,
+            used: 0,
         }
     }
 
-    /// The record of `nh` with one more route naming it; `None` if it is new and there is no
-    /// room.
-    pub fn acquire(&mut self, nh: &NextHop) -> Option<Acquired> {
-        if let Some(&i) = self.index.get(nh) {
+    /// The record of `key` with one more route naming it; `None` if it is new and there is no
+    /// room. A new group's members must be acquired by the caller.
+    pub fn acquire(&mut self, key: &RecKey) -> Option<Acquired> {
+        if let Some(&i) = self.index.get(key) {
             self.refs[i as usize] += 1;
             return Some(Acquired::Shared(i));
         }
-        let i = match self.free.pop() {
-            Some(i) => i,
-            None if self.next < self.cap => {
-                self.next += 1;
-                self.next - 1
+        let len = key.records();
+        let i = if len == 1 {
+            match self.free.pop() {
+                Some(i) => i,
+                None => self.bump(1)?,
             }
-            None => return None,
+        } else {
+            match self.free_runs.get_mut(&len).and_then(Vec::pop) {
+                Some(i) => i,
+                None => self.bump(len)?,
+            }
         };
-        self.index.insert(*nh, i);
+        self.index.insert(key.clone(), i);
+        if let RecKey::Group(g) = key {
+            self.groups.insert(i, g.clone());
+        }
         self.refs[i as usize] = 1;
+        self.used += len as usize;
         Some(Acquired::New(i))
     }
 
-    /// One route fewer names record `i` of `nh`; freed at zero.
-    pub fn release(&mut self, i: u32, nh: &NextHop) {
+    fn bump(&mut self, len: u32) -> Option<u32> {
+        (self.cap - self.next >= len).then(|| {
+            self.next += len;
+            self.next - len
+        })
+    }
+
+    /// One route fewer names record `i` of `key`; whether that freed it (a group's caller then
+    /// releases its members).
+    pub fn release(&mut self, i: u32, key: &RecKey) -> bool {
         let r = &mut self.refs[i as usize];
         *r -= 1;
-        if *r == 0 {
-            self.index.remove(nh);
-            self.pending.push(i);
+        if *r != 0 {
+            return false;
         }
+        self.index.remove(key);
+        self.groups.remove(&i);
+        self.used -= key.records() as usize;
+        self.pending.push((i, key.records()));
+        true
     }
 
-    /// The record of `nh`, if it has one.
-    pub fn index_of(&self, nh: &NextHop) -> Option<u32> {
-        self.index.get(nh).copied()
+    /// The record of `key`, if it has one.
+    pub fn index_of(&self, key: &RecKey) -> Option<u32> {
+        self.index.get(key).copied()
     }
 
-    /// New records possible now.
-    pub fn room(&self) -> usize {
-        (self.cap - self.next) as usize + self.free.len()
+    /// The group whose head is record `i`, if it is one.
+    pub fn group_at(&self, i: u32) -> Option<&Arc<GroupKey>> {
+        self.groups.get(&i)
     }
 
-    /// Records in use.
+    /// Whether `singles` new records and new groups of `runs` records in all fit now.
+    pub fn fits(&self, singles: usize, runs: usize) -> bool {
+        let tail = (self.cap - self.next) as usize;
+        let from_tail = singles.saturating_sub(self.free.len());
+        from_tail + runs <= tail
+    }
+
+    /// Records in use (by keys in use; a group counts all its records).
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.used
     }
 
     /// Whether records wait for the next epoch.
@@ -89,22 +186,37 @@ impl NextHops {
     }
 
     pub fn reclaim(&mut self) {
-        self.free.append(&mut self.pending);
+        for (i, len) in self.pending.drain(..) {
+            if len == 1 {
+                self.free.push(i);
+            } else {
+                self.free_runs.entry(len).or_default().push(i);
+            }
+        }
     }
 
     /// No route names any record (a flush, after the epoch moved on).
     pub fn reset(&mut self) {
         self.index.clear();
+        self.groups.clear();
         self.refs.iter_mut().for_each(|r| *r = 0);
         self.free.clear();
+        self.free_runs.clear();
         self.pending.clear();
         self.next = 1;
+        self.used = 0;
     }
 
-    /// Rebuilds the index of a freshly built file: record `i` holds `nh` for `refs` routes.
-    pub fn adopt(&mut self, i: u32, nh: NextHop, refs: u32) {
-        self.index.insert(nh, i);
+    /// Rebuilds the index of a freshly built file: record `i` holds `key` for `refs` routes
+    /// (and groups).
+    pub fn adopt(&mut self, i: u32, key: RecKey, refs: u32) {
+        let len = key.records();
+        if let RecKey::Group(g) = &key {
+            self.groups.insert(i, g.clone());
+        }
+        self.index.insert(key, i);
         self.refs[i as usize] = refs;
-        self.next = self.next.max(i + 1);
+        self.used += len as usize;
+        self.next = self.next.max(i + len);
     }
 }

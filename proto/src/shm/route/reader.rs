@@ -13,7 +13,7 @@ use super::layout::{
     TIER1_WORDS, VALUE_VALID,
 };
 use super::lookups::Lookups;
-use super::view::{consistent, Garbage, Lpm, NextHop, Unstable, View};
+use super::view::{consistent, Garbage, Group, Lpm, NextHop, Record, Unstable, View};
 use super::writer::Regions;
 use crate::shm::file;
 use crate::shm::header::{HeaderInfo, STATE_RETIRED};
@@ -107,11 +107,11 @@ impl RouteReader {
     /// The values of up to [`BATCH_GROUP`] addresses (and, with `hops`, the next-hop records
     /// they name), read consistently.
     #[inline]
-    fn group(
+    fn read_group(
         &self,
         addrs: &[Ipv4Addr],
         out: &mut [u32; BATCH_GROUP],
-        mut hops: Option<&mut [Option<NextHop>; BATCH_GROUP]>,
+        mut hops: Option<&mut [Option<Record>; BATCH_GROUP]>,
     ) -> Result<(), ShmError> {
         let mut a = [0u32; BATCH_GROUP];
         for (x, y) in a.iter_mut().zip(addrs) {
@@ -120,14 +120,14 @@ impl RouteReader {
         let a = &a[..addrs.len().min(BATCH_GROUP)];
         let read = |v: &View<'_>,
                     out: &mut [u32; BATCH_GROUP],
-                    hops: &mut Option<&mut [Option<NextHop>; BATCH_GROUP]>| {
+                    hops: &mut Option<&mut [Option<Record>; BATCH_GROUP]>| {
             v.lpm().values(a, out)?;
             if let Some(hops) = hops {
                 for (val, h) in out.iter().zip(hops.iter_mut()).take(a.len()) {
                     *h = if *val == 0 {
                         None
                     } else {
-                        Some(v.nexthop(value_nh(*val))?)
+                        Some(v.record(value_nh(*val))?)
                     };
                 }
             }
@@ -202,9 +202,8 @@ impl RouteReader {
             if val == 0 {
                 return Ok(None);
             }
-            let hop = v.nexthop(value_nh(val))?;
             let dst = Prefix::truncating(addr, value_depth(val));
-            Ok(Some(hop.route(dst, value_origin(val))))
+            Ok(Some(v.route(value_nh(val), dst, value_origin(val))?))
         })
     }
 
@@ -215,9 +214,35 @@ impl RouteReader {
         self.lookups().nexthop_of(addr)
     }
 
-    /// Next-hop record `i`.
+    /// Next-hop record `i` as one next hop: a next hop's record, or for a group (a multipath
+    /// route's), the member a flow hash of 0 takes — see [`RouteReader::path`] to spread flows
+    /// over the members.
     pub fn nexthop(&self, i: u32) -> Result<NextHop, ShmError> {
-        self.read(|v| v.nexthop(i))
+        self.nexthop_for(i, 0)
+    }
+
+    /// The next hop through record `i` that a flow with hash `hash` takes: the record's own
+    /// next hop, or for a group, the member whose share of the 32-bit hash space holds `hash`
+    /// (shares in proportion to the weights, members in order; the group's metric). The same
+    /// hash always picks the same member while the group is unchanged.
+    pub fn nexthop_for(&self, i: u32, hash: u32) -> Result<NextHop, ShmError> {
+        self.read(|v| v.nexthop_for(i, hash))
+    }
+
+    /// The next-hop group whose head is record `i` (a multipath route's next hops with their
+    /// weights, and its metric); `None` if record `i` is one next hop's.
+    pub fn group(&self, i: u32) -> Result<Option<Group>, ShmError> {
+        let dst = Prefix::truncating(Ipv4Addr::UNSPECIFIED, 0);
+        self.read(|v| match v.record(i)? {
+            Record::Hop(_) => Ok(None),
+            Record::Group { .. } => {
+                let r = v.route(i, dst, Origin::Rtm)?;
+                Ok(Some(Group {
+                    metric: r.metric,
+                    hops: r.nexthops,
+                }))
+            }
+        })
     }
 
     /// [`RouteReader::lookup`] of many addresses: `out[i]` answers `addrs[i]`. The addresses
@@ -238,14 +263,17 @@ impl RouteReader {
         for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
             // The values and the next hops they name, read in one epoch window: a record
             // freed and reused between the two reads would pair a prefix with another's hop.
-            self.group(a, &mut vals, Some(&mut hops))?;
+            self.read_group(a, &mut vals, Some(&mut hops))?;
             for (((addr, val), hop), slot) in a.iter().zip(&vals).zip(&hops).zip(o.iter_mut()) {
-                *slot = hop.map(|h: NextHop| {
-                    h.route(
+                *slot = match hop {
+                    None => None,
+                    Some(Record::Hop(h)) => Some(h.route(
                         Prefix::truncating(*addr, value_depth(*val)),
                         value_origin(*val),
-                    )
-                });
+                    )),
+                    // A multipath route: read whole on its own.
+                    Some(Record::Group { .. }) => self.route_read(*addr)?,
+                };
             }
         }
         Ok(())
@@ -264,7 +292,7 @@ impl RouteReader {
         );
         let mut vals = [0u32; BATCH_GROUP];
         for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
-            self.group(a, &mut vals, None)?;
+            self.read_group(a, &mut vals, None)?;
             for ((addr, val), slot) in a.iter().zip(&vals).zip(o.iter_mut()) {
                 *slot = (val & VALUE_VALID != 0).then(|| NextHopRef {
                     dst: Prefix::truncating(*addr, value_depth(*val)),
@@ -285,13 +313,12 @@ impl RouteReader {
             for i in 0..n {
                 let (a, b) = v.entry(first, i)?;
                 let (addr, len, flags, nh) = entry_fields(a);
-                let hop = v.nexthop(nh)?;
                 if len > 32 {
                     return Err(Garbage);
                 }
                 let origin = flags_origin(flags).ok_or(Garbage)?;
                 out.push(Versioned {
-                    entry: hop.route(Prefix::truncating(addr.into(), len), origin),
+                    entry: v.route(nh, Prefix::truncating(addr.into(), len), origin)?,
                     seq: b & SEQ_MASK,
                 });
             }
@@ -499,7 +526,7 @@ impl TableReader<Route> for RouteReader {
             };
             let origin = flags_origin(flags).ok_or(Garbage)?;
             Ok(Some(Versioned {
-                entry: v.nexthop(nh)?.route(*key, origin),
+                entry: v.route(nh, *key, origin)?,
                 seq: b & SEQ_MASK,
             }))
         })

@@ -17,7 +17,7 @@ use crate::shm::seqlock::try_read_words;
 use crate::shm::sync::{
     fence, prefetch, AtomicU32, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed,
 };
-use crate::types::{IfName, Origin, Prefix, Route};
+use crate::types::{Hop, IfName, Origin, Prefix, Route, MAX_NEXTHOPS};
 
 /// The regions of a route file, as slices of atomics.
 #[derive(Clone, Copy)]
@@ -206,13 +206,114 @@ impl NextHop {
     }
 }
 
-/// A next-hop record's fields, read under its seqlock; `Garbage` in the middle of a rewrite.
+/// Word 1's mark of a next-hop group's head record (never set in a next hop's record).
+pub const GROUP_MARK: u64 = 1 << 63;
+/// Word 1's bits of a group head that hold its member count.
+const GROUP_COUNT_MASK: u64 = 0x1ff;
+/// Member words in each member record of a group (two in each of words 1..=7).
+pub const MEMBERS_PER_RECORD: usize = 14;
+/// A member word's bits that name the member's record; the bits above hold its weight − 1.
+const MEMBER_INDEX_MASK: u32 = (1 << 24) - 1;
+
+/// What a next-hop record holds: one next hop, or the head of a next-hop group (a multipath
+/// route's next hops), whose members follow it in the next
+/// [`group_records`]` − 1` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Hop(NextHop),
+    Group { paths: u16, metric: u32 },
+}
+
+impl Record {
+    /// The record's contents from words 1..=7; `None` for words no writer writes.
+    #[inline]
+    pub fn decode(w: &[u64; 7]) -> Option<Record> {
+        if w[0] & GROUP_MARK == 0 {
+            return NextHop::decode(w).map(Record::Hop);
+        }
+        let n = (w[0] & GROUP_COUNT_MASK) as usize;
+        let clean = w[0] & !(GROUP_MARK | GROUP_COUNT_MASK) == 0
+            && w[1] >> 32 == 0
+            && w[2] | w[3] | w[4] | w[5] | w[6] == 0;
+        (clean && (2..=MAX_NEXTHOPS).contains(&n)).then_some(Record::Group {
+            paths: n as u16,
+            metric: w[1] as u32,
+        })
+    }
+}
+
+/// A next-hop group as a reader gets it whole ([`crate::shm::RouteReader::group`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub metric: u32,
+    /// The members with their weights, in order.
+    pub hops: Vec<Hop>,
+}
+
+impl Group {
+    /// The member a flow of hash `hash` takes (see [`crate::shm::RouteReader::path`]).
+    pub fn pick(&self, hash: u32) -> &Hop {
+        &self.hops[pick(self.hops.iter().map(|h| h.weight), hash)]
+    }
+}
+
+/// The member of a group whose share of the 32-bit hash space holds `hash`: the space is cut
+/// in the members' order into parts in proportion to their `weights` (hash-threshold, as the
+/// kernel picks a multipath route's next hop).
+pub fn pick(weights: impl Iterator<Item = u16> + Clone, hash: u32) -> usize {
+    let total: u64 = weights.clone().map(u64::from).sum();
+    let x = (u64::from(hash) * total) >> 32;
+    let mut upto = 0u64;
+    for (k, w) in weights.enumerate() {
+        upto += u64::from(w);
+        if x < upto {
+            return k;
+        }
+    }
+    0
+}
+
+/// Records a group of `paths` next hops takes: its head, then its member records.
+#[inline]
+pub const fn group_records(paths: usize) -> usize {
+    1 + paths.div_ceil(MEMBERS_PER_RECORD)
+}
+
+/// Words 1..=7 of each record of a group: the head (`metric`, the count), then the member
+/// records. `members` are (record index, weight) of each next hop, in order.
+pub fn encode_group(metric: u32, members: &[(u32, u16)]) -> Vec<[u64; 7]> {
+    let mut out = vec![[
+        GROUP_MARK | members.len() as u64,
+        u64::from(metric),
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]];
+    for chunk in members.chunks(MEMBERS_PER_RECORD) {
+        let mut w = [0u64; 7];
+        for (k, &(i, weight)) in chunk.iter().enumerate() {
+            let word = (i & MEMBER_INDEX_MASK) | (u32::from(weight - 1) << 24);
+            w[k / 2] |= u64::from(word) << (32 * (k % 2));
+        }
+        out.push(w);
+    }
+    out
+}
+
+/// A record's words 1..=7, read under its seqlock; `Garbage` in the middle of a rewrite.
 #[inline(always)]
-pub fn read_record(l: &Line) -> Result<NextHop, Garbage> {
+fn read_words(l: &Line) -> Result<[u64; 7], Garbage> {
     let (seq, words) = l.split_first().expect("a line has 8 words");
     let words: &[AtomicU64; 7] = words.try_into().expect("7 words");
-    let w = try_read_words(seq, words).map_err(|_| Garbage)?;
-    NextHop::decode(&w).ok_or(Garbage)
+    try_read_words(seq, words).map_err(|_| Garbage)
+}
+
+/// A next-hop record's contents, read under its seqlock; `Garbage` in the middle of a rewrite.
+#[inline(always)]
+pub fn read_record(l: &Line) -> Result<Record, Garbage> {
+    Record::decode(&read_words(l)?).ok_or(Garbage)
 }
 
 /// Loads a word that names memory written before it, and orders the reads of that memory
@@ -287,8 +388,72 @@ impl View<'_> {
     /// Next-hop record `i`. Records are rewritten in place only under their seqlock; one found
     /// in the middle of a write reads as `Garbage` (the caller retries).
     #[inline(always)]
-    pub fn nexthop(&self, i: u32) -> Result<NextHop, Garbage> {
+    pub fn record(&self, i: u32) -> Result<Record, Garbage> {
         read_record(self.nh.get(i as usize).ok_or(Garbage)?)
+    }
+
+    /// The member words of the group whose head is record `i`, with `paths` members: each is
+    /// (record index, weight).
+    fn members(&self, i: u32, paths: u16, out: &mut [(u32, u16)]) -> Result<(), Garbage> {
+        let n = usize::from(paths);
+        for (r, chunk) in out[..n].chunks_mut(MEMBERS_PER_RECORD).enumerate() {
+            let at = (i as usize).checked_add(1 + r).ok_or(Garbage)?;
+            let w = read_words(self.nh.get(at).ok_or(Garbage)?)?;
+            for (k, m) in chunk.iter_mut().enumerate() {
+                let word = (w[k / 2] >> (32 * (k % 2))) as u32;
+                let index = word & MEMBER_INDEX_MASK;
+                if index == 0 {
+                    return Err(Garbage);
+                }
+                *m = (index, (word >> 24) as u16 + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The route to `dst` of `origin` through next-hop record `i`: its next hop, or for a
+    /// group, every member with its weight.
+    pub fn route(&self, i: u32, dst: Prefix, origin: Origin) -> Result<Route, Garbage> {
+        match self.record(i)? {
+            Record::Hop(h) => Ok(h.route(dst, origin)),
+            Record::Group { paths, metric } => {
+                let mut m = [(0u32, 0u16); MAX_NEXTHOPS];
+                self.members(i, paths, &mut m)?;
+                let mut hops = Vec::with_capacity(usize::from(paths));
+                for &(index, weight) in &m[..usize::from(paths)] {
+                    let Record::Hop(h) = self.record(index)? else {
+                        return Err(Garbage);
+                    };
+                    hops.push(Hop {
+                        via: h.via,
+                        dev: h.dev,
+                        weight,
+                    });
+                }
+                let mut r = Route::multipath(dst, metric, hops);
+                r.origin = origin;
+                Ok(r)
+            }
+        }
+    }
+
+    /// The next hop through record `i` that a flow of hash `hash` takes: the record's own, or
+    /// for a group, the member whose share of the hash space (in proportion to its weight,
+    /// members in order) holds `hash`, with the group's metric.
+    pub fn nexthop_for(&self, i: u32, hash: u32) -> Result<NextHop, Garbage> {
+        match self.record(i)? {
+            Record::Hop(h) => Ok(h),
+            Record::Group { paths, metric } => {
+                let mut m = [(0u32, 0u16); MAX_NEXTHOPS];
+                self.members(i, paths, &mut m)?;
+                let m = &m[..usize::from(paths)];
+                let index = m[pick(m.iter().map(|&(_, w)| w), hash)].0;
+                match self.record(index)? {
+                    Record::Hop(h) => Ok(NextHop { metric, ..h }),
+                    Record::Group { .. } => Err(Garbage),
+                }
+            }
+        }
     }
 
     /// The entries of `slot`'s block: (count, first entry line).

@@ -5,6 +5,7 @@
 mod arp;
 mod race;
 mod route_files;
+mod route_groups;
 mod route_model;
 
 use std::net::Ipv4Addr;
@@ -23,6 +24,23 @@ pub(super) fn dir() -> tempfile::TempDir {
 
 pub(super) fn p(s: &str) -> Prefix {
     s.parse().unwrap()
+}
+
+/// A multipath route for `dst` whose paths vary with `n`: 2 to 4 of a few next hops (which
+/// single-path routes of metric 0 may use too), weights 1 to 3; one in seven is the kernel's.
+pub(super) fn multipath_route(dst: Prefix, n: u32) -> Route {
+    let hops = (0..2 + n % 3)
+        .map(|k| crate::types::Hop {
+            via: Some(Ipv4Addr::new(192, 0, 2, ((n / 3 + k) % 5) as u8 + 1)),
+            dev: Some(format!("mp{k}").parse().unwrap()),
+            weight: 1 + ((n + k) % 3) as u16,
+        })
+        .collect();
+    let mut r = Route::multipath(dst, n % 4, hops);
+    if n % 7 == 3 {
+        r.origin = crate::types::Origin::Kernel;
+    }
+    r
 }
 
 /// A route for `dst` whose fields vary with `n` (one in seven is the kernel's).

@@ -10,9 +10,19 @@ use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use super::{dir, lookup, route, routes_at};
+use super::{dir, lookup, multipath_route, route, routes_at};
+use crate::shm::route::view::group_records;
 use crate::shm::{RouteReader, RouteWriter, TableReader, TableWriter, Versioned, BATCH_GROUP};
 use crate::types::{mask, Prefix, Route};
+
+/// A route whose fields vary with `n`; one in six multipath.
+fn any_route(dst: Prefix, n: u32) -> Route {
+    if n % 6 == 5 {
+        multipath_route(dst, n / 6)
+    } else {
+        route(dst, n)
+    }
+}
 
 fn net(p: &Prefix) -> Ipv4Net {
     Ipv4Net::new(p.addr(), p.len()).unwrap()
@@ -59,14 +69,26 @@ impl Model {
             .map(|(_, v)| &v.entry)
     }
 
-    /// Next-hop records the routes need: one per distinct (via, dev, metric).
+    /// Next-hop records the routes need: one per distinct (via, dev, metric), where a
+    /// multipath route's paths count with metric 0, and the records of each distinct group
+    /// (metric and paths).
     fn next_hops(&self) -> usize {
-        let hops: HashSet<_> = self
-            .trie
-            .iter()
-            .map(|(_, v)| (v.entry.via, v.entry.dev, v.entry.metric))
-            .collect();
+        let mut hops = HashSet::new();
+        let mut groups = HashSet::new();
+        for (_, v) in self.trie.iter() {
+            let r = &v.entry;
+            if r.is_multipath() {
+                hops.extend(r.nexthops.iter().map(|h| (h.via, h.dev, 0)));
+                groups.insert((r.metric, r.nexthops.clone()));
+            } else {
+                hops.insert((r.via, r.dev, r.metric));
+            }
+        }
         hops.len()
+            + groups
+                .iter()
+                .map(|(_, paths)| group_records(paths.len()))
+                .sum::<usize>()
     }
 
     /// Addresses worth looking up: inside, at the edges of and right outside known prefixes.
@@ -113,11 +135,26 @@ pub(super) fn check_lookups(r: &RouteReader, model: &Model, rng: &mut StdRng, n:
             "{ctx}: lookup_nh({a})"
         );
         if let (Some(n), Some(w)) = (nh, want) {
-            assert_eq!(
-                r.nexthop(n.nexthop).unwrap().route(n.dst, n.origin),
-                *w,
-                "{ctx}: {a}"
-            );
+            let hash: u32 = rng.random();
+            let path = r.nexthop_for(n.nexthop, hash).unwrap();
+            let got = match r.group(n.nexthop).unwrap() {
+                Some(g) => {
+                    let h = g.pick(hash);
+                    assert_eq!(
+                        (path.via, path.dev, path.metric),
+                        (h.via, h.dev, g.metric),
+                        "{ctx}: {a}: the path of hash {hash:#x}"
+                    );
+                    let mut r = Route::multipath(n.dst, g.metric, g.hops);
+                    r.origin = n.origin;
+                    r
+                }
+                None => {
+                    assert_eq!(path, r.nexthop(n.nexthop).unwrap(), "{ctx}: {a}");
+                    path.route(n.dst, n.origin)
+                }
+            };
+            assert_eq!(got, *w, "{ctx}: {a}");
         }
     }
     for a in [0u32, u32::MAX, 0x0a00_0000, 0x0aff_ffff] {
@@ -186,12 +223,12 @@ fn lpm_model_add_replace_delete() {
             // Half the routes share a few next hops (so replacing one may keep or change its
             // next hop, and records are shared and released), half have their own.
             let n = if rng.random_bool(0.5) {
-                rng.random_range(0..6)
+                rng.random_range(0..18)
             } else {
                 rng.random()
             };
             let v = Versioned {
-                entry: route(dst, n),
+                entry: any_route(dst, n),
                 seq,
             };
             w.reserve([crate::shm::Planned::Put(&v.entry)].into_iter())
@@ -442,7 +479,10 @@ fn batches_use_exactly_what_they_reserve() {
             } else {
                 let dst =
                     Prefix::truncating(Ipv4Addr::from(random_addr(&mut rng)), random_len(&mut rng));
-                ops.push(Some(route(dst, rng.random_range(0..(batch % 9 + 2)))));
+                ops.push(Some(any_route(
+                    dst,
+                    rng.random_range(0..(batch % 9 + 2) * 6),
+                )));
             }
         }
         let mut di = dels.iter();

@@ -11,37 +11,38 @@
 //! A batch that holds a flush is written as what follows its last flush, on the emptied table:
 //! what comes before is erased by the flush anyway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::super::chunk::{self, is_len, loses_to, Ranges};
 use super::super::layout::{
     block_lines, entry_order, entry_word, slot_of, value, value_flags, value_nh, ORIGIN_RTM,
     PAGE_LINES, PAGE_SLOTS, VALUE_VALID,
 };
-use super::super::nexthops::Acquired;
-use super::super::view::NextHop;
+use super::super::nexthops::{Acquired, GroupKey, RecKey};
+use super::super::view::encode_group;
 use super::file::write_record;
 use super::paint::{tier2_spans, OldChunk};
 use super::room::{Which, SLACK};
-use super::RouteWriter;
+use super::{Needs, RouteWriter};
 use crate::shm::record::{Planned, ShmError, SEQ_MASK};
 use crate::shm::sync::Ordering::Relaxed;
 use crate::types::{Prefix, Route};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// What one change of a batch does, as planned.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Kind {
-    /// The route through this next hop and its record (acquired when planned).
-    Put(NextHop, u32),
+    /// The route through this next hop or group and its record (acquired when planned).
+    Put(RecKey, u32),
     Del,
     /// Erased by a later flush of the same batch: nothing to write.
     Skip,
     Flush,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Step {
     key: Prefix,
     kind: Kind,
@@ -87,7 +88,7 @@ fn steps_of<'a>(ops: impl Iterator<Item = Planned<'a, Route>>) -> (Vec<Step>, Op
     let mut last_flush = None;
     for op in ops {
         let (key, kind, flags) = match op {
-            Planned::Put(r) => (r.dst, Kind::Put(NextHop::of(r), 0), r.origin.as_u8()),
+            Planned::Put(r) => (r.dst, Kind::Put(RecKey::of(r), 0), r.origin.as_u8()),
             Planned::Del(k) => (*k, Kind::Del, 0),
             Planned::Flush => {
                 last_flush = Some(steps.len());
@@ -126,22 +127,16 @@ impl RouteWriter {
             .iter()
             .filter(|s| !matches!(s.kind, Kind::Flush | Kind::Skip))
             .partition(|s| matches!(s.kind, Kind::Put(..)));
-        let (new_hops, new_values) = if last_flush.is_some() {
+        let need = if last_flush.is_some() {
             // Planned on the emptied table: count everything as new.
-            let mut hops: Vec<NextHop> = puts
-                .iter()
-                .filter_map(|s| match s.kind {
-                    Kind::Put(h, _) => Some(h),
-                    _ => None,
-                })
-                .collect();
-            hops.sort_unstable_by_key(|h| (h.via, h.metric, h.dev));
-            hops.dedup();
-            (hops.len(), 2 * puts.len() + dels.len())
+            Needs {
+                values: 2 * puts.len() + dels.len(),
+                ..new_records(puts.iter().filter_map(|s| s.rec_key()), |_| false)
+            }
         } else {
             self.new_needs(&puts, &dels)
         };
-        self.make_table_room(new_hops, new_values)?;
+        self.make_table_room(need)?;
         let mut batch = Batch {
             steps,
             next: 0,
@@ -163,26 +158,25 @@ impl RouteWriter {
     }
 
     /// Next-hop records and value-table entries the changes `puts` and `dels` may need that the
-    /// table does not hold: a put's next hop and its own value (its length and next hop), the
-    /// value a put splits where its slot is one value now; a delete's covering route's value.
-    fn new_needs(&self, puts: &[&Step], dels: &[&Step]) -> (usize, usize) {
+    /// table does not hold: a put's next hop or group (with its members) and its own value (its
+    /// length and record), the value a put splits where its slot is one value now; a delete's
+    /// covering route's value.
+    fn new_needs(&self, puts: &[&Step], dels: &[&Step]) -> Needs {
         let v = self.view();
-        let mut hops: Vec<NextHop> = Vec::new();
         let mut values: Vec<u32> = Vec::new();
-        let mut unknown: Vec<(u8, u8, NextHop)> = Vec::new();
+        let mut unknown: FastSet<(u8, u8, &RecKey)> = FastSet::default();
         for s in puts {
-            let Kind::Put(hop, _) = s.kind else { continue };
+            let Some(key) = s.rec_key() else { continue };
             let (addr, len) = (s.key.addr_u32(), s.key.len());
-            let index = self.nhs.index_of(&hop);
-            if index.is_none() {
-                hops.push(hop);
-            }
+            let index = self.nhs.index_of(key);
             if len < 17 {
                 continue;
             }
             match index {
                 Some(i) => values.push(value(len, i, s.flags)),
-                None => unknown.push((len, s.flags, hop)),
+                None => {
+                    unknown.insert((len, s.flags, key));
+                }
             }
             for (t, _, _) in tier2_spans(addr, len) {
                 if let Ok(w) = v.tier2_word(t) {
@@ -197,15 +191,15 @@ impl RouteWriter {
                 values.push(self.covering(s.key.addr_u32(), s.key.len()));
             }
         }
-        let key = |h: &NextHop| (h.via, h.metric, h.dev);
-        hops.sort_unstable_by_key(key);
-        hops.dedup();
-        unknown.sort_unstable_by_key(|(l, f, h)| (*l, *f, key(h)));
-        unknown.dedup();
         values.sort_unstable();
         values.dedup();
         values.retain(|&val| !self.values.contains(val));
-        (hops.len(), values.len() + unknown.len())
+        Needs {
+            values: values.len() + unknown.len(),
+            ..new_records(puts.iter().filter_map(|s| s.rec_key()), |k| {
+                self.nhs.index_of(k).is_some()
+            })
+        }
     }
 
     /// Acquires the next-hop records of the steps from `batch.plan_from` on, plays them on
@@ -249,26 +243,89 @@ impl RouteWriter {
     /// names them); on `Err` releases what it acquired.
     fn acquire_hops(&mut self, steps: &mut [Step]) -> Result<(), ShmError> {
         for k in 0..steps.len() {
-            let Kind::Put(hop, _) = steps[k].kind else {
+            let Kind::Put(key, _) = &steps[k].kind else {
                 continue;
             };
-            let i = match self.nhs.acquire(&hop) {
-                Some(Acquired::Shared(i)) => i,
-                Some(Acquired::New(i)) => {
-                    write_record(&self.view().nh[i as usize], &hop.encode());
-                    i
-                }
-                None => {
+            let key = key.clone();
+            match self.acquire_record(&key) {
+                Ok(i) => steps[k].kind = Kind::Put(key, i),
+                Err(e) => {
                     self.release_hops(&steps[..k]);
-                    return Err(ShmError::Layout {
-                        what: "distinct next hops".into(),
-                        limit: self.reg.nh_cap as u64 - 1,
-                    });
+                    return Err(e);
                 }
-            };
-            steps[k].kind = Kind::Put(hop, i);
+            }
         }
         Ok(())
+    }
+
+    /// The record of `key` with one more route naming it. A new one is written before it is
+    /// returned (a new group after its members' records), so nothing names it half-written.
+    fn acquire_record(&mut self, key: &RecKey) -> Result<u32, ShmError> {
+        let group = match key {
+            RecKey::Group(g) if self.nhs.index_of(key).is_none() => g,
+            _ => return self.acquire_one(key),
+        };
+        let mut members = Vec::with_capacity(group.hops.len());
+        for h in &group.hops {
+            let member = RecKey::Hop(GroupKey::member(h));
+            match self.acquire_one(&member) {
+                Ok(i) => members.push((i, h.weight)),
+                Err(e) => {
+                    for (h, &(i, _)) in group.hops.iter().zip(&members) {
+                        self.release_record(i, &RecKey::Hop(GroupKey::member(h)));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let at = match self.acquire_one(key) {
+            Ok(at) => at,
+            Err(e) => {
+                for (h, &(i, _)) in group.hops.iter().zip(&members) {
+                    self.release_record(i, &RecKey::Hop(GroupKey::member(h)));
+                }
+                return Err(e);
+            }
+        };
+        let v = self.view();
+        for (k, words) in encode_group(group.metric, &members).iter().enumerate() {
+            write_record(&v.nh[at as usize + k], words);
+        }
+        Ok(at)
+    }
+
+    /// The record of `key` with one more route naming it; a new next hop's record written, a
+    /// new group's left for the caller to write.
+    fn acquire_one(&mut self, key: &RecKey) -> Result<u32, ShmError> {
+        match self.nhs.acquire(key) {
+            Some(Acquired::Shared(i)) => Ok(i),
+            Some(Acquired::New(i)) => {
+                if let RecKey::Hop(hop) = key {
+                    write_record(&self.view().nh[i as usize], &hop.encode());
+                }
+                Ok(i)
+            }
+            None => Err(ShmError::Layout {
+                what: "next-hop records (distinct next hops and groups)".into(),
+                limit: self.reg.nh_cap as u64 - 1,
+            }),
+        }
+    }
+
+    /// One route fewer names record `i`, which holds `key`; a group freed by that gives back
+    /// its members' records.
+    fn release_record(&mut self, i: u32, key: &RecKey) {
+        if !self.nhs.release(i, key) {
+            return;
+        }
+        if let RecKey::Group(g) = key {
+            for h in &g.hops {
+                let member = RecKey::Hop(GroupKey::member(h));
+                if let Some(m) = self.nhs.index_of(&member) {
+                    self.release_record(m, &member);
+                }
+            }
+        }
     }
 
     /// Plays `steps` on copies of the slots they touch: fills in each step's old and new value,
@@ -416,8 +473,8 @@ impl RouteWriter {
     /// Gives back what the records of `steps`' puts were acquired for.
     fn release_hops(&mut self, steps: &[Step]) {
         for s in steps {
-            if let Kind::Put(hop, i) = s.kind {
-                self.nhs.release(i, &hop);
+            if let Kind::Put(key, i) = &s.kind {
+                self.release_record(*i, key);
             }
         }
     }
@@ -439,7 +496,7 @@ impl RouteWriter {
     pub(super) fn hand_over(
         &mut self,
         key: Prefix,
-        hop: Option<(NextHop, u8)>,
+        hop: Option<(RecKey, u8)>,
         seq: u64,
     ) -> Result<Option<bool>, ShmError> {
         let Some(b) = self.batch.as_mut() else {
@@ -448,8 +505,10 @@ impl RouteWriter {
         let Some(s) = b.steps.get_mut(b.next) else {
             return Ok(None);
         };
-        let expected = match (s.kind, hop) {
-            (Kind::Put(h, _), Some((hop, flags))) => h == hop && s.flags == flags && s.key == key,
+        let expected = match (&s.kind, hop) {
+            (Kind::Put(planned, _), Some((rec, flags))) => {
+                *planned == rec && s.flags == flags && s.key == key
+            }
             (Kind::Del, None) => s.key == key,
             (Kind::Skip, _) => s.key == key,
             _ => false,
@@ -474,7 +533,7 @@ impl RouteWriter {
         let Some(b) = self.batch.as_mut() else {
             return FlushStep::NotReserved;
         };
-        match b.steps.get(b.next).map(|s| s.kind) {
+        match b.steps.get(b.next).map(|s| &s.kind) {
             Some(Kind::Skip) => {
                 b.next += 1;
                 FlushStep::Erased
@@ -537,11 +596,11 @@ impl RouteWriter {
                 let (addr, len) = (s.key.addr_u32(), s.key.len());
                 let probe = entry_order(entry_word(addr, len, ORIGIN_RTM, 0));
                 let at = entries.binary_search_by_key(&probe, |&(a, _)| entry_order(a));
-                match (s.kind, at) {
-                    (Kind::Put(_, nh), Ok(i)) => {
+                match (&s.kind, at) {
+                    (&Kind::Put(_, nh), Ok(i)) => {
                         entries[i] = (entry_word(addr, len, s.flags, nh), s.seq & SEQ_MASK)
                     }
-                    (Kind::Put(_, nh), Err(i)) => {
+                    (&Kind::Put(_, nh), Err(i)) => {
                         entries.insert(i, (entry_word(addr, len, s.flags, nh), s.seq & SEQ_MASK))
                     }
                     (_, Ok(i)) => {
@@ -585,8 +644,50 @@ impl RouteWriter {
     }
 
     fn release_hop(&mut self, i: u32) {
-        if let Some(hop) = self.hop(i) {
-            self.nhs.release(i, &hop);
+        if let Some(key) = self.rec_key(i) {
+            self.release_record(i, &key);
         }
     }
+}
+
+impl Step {
+    /// A put's next hop or group.
+    fn rec_key(&self) -> Option<&RecKey> {
+        match &self.kind {
+            Kind::Put(key, _) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The next-hop records the distinct `keys` that `known` does not find take: one per next hop,
+/// a run per group, and one per member of a new group that is not found either.
+fn new_records<'a>(
+    keys: impl Iterator<Item = &'a RecKey>,
+    known: impl Fn(&RecKey) -> bool,
+) -> Needs {
+    let mut seen: FastSet<&RecKey> = FastSet::default();
+    let mut members: FastSet<RecKey> = FastSet::default();
+    let mut need = Needs::default();
+    for key in keys {
+        if known(key) || !seen.insert(key) {
+            continue;
+        }
+        match key {
+            RecKey::Hop(_) => need.singles += 1,
+            RecKey::Group(g) => {
+                need.groups = true;
+                need.runs += key.records() as usize;
+                for h in &g.hops {
+                    let m = RecKey::Hop(GroupKey::member(h));
+                    if !known(&m) && !seen.contains(&m) {
+                        members.insert(m);
+                    }
+                }
+            }
+        }
+    }
+    members.retain(|m| !seen.contains(m));
+    need.singles += members.len();
+    need
 }

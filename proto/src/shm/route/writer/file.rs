@@ -8,9 +8,13 @@ use super::super::layout::{
     MAX_HEAP_LINES, MAX_NEXTHOPS, REGION_BLK, REGION_BLK_MAX, REGION_LPM, REGION_LPM_MAX,
     REGION_NH, REGION_NH_CAP, REGION_TIER1, REGION_VALUES, TIER1_WORDS, VALUE_SLOTS,
 };
+use super::super::nexthops::RecKey;
+use super::super::view::encode_group;
 use super::room::{MIN_HEADROOM, SLACK};
 use crate::shm::file::{self, NewFile};
-use crate::shm::header::{Header, FAMILY_INET, HEADER_SIZE, LAYOUT_VERSION, MAGIC, STATE_ACTIVE};
+use crate::shm::header::{
+    Header, FAMILY_INET, HEADER_SIZE, INCOMPAT_GROUPS, LAYOUT_VERSION, MAGIC, STATE_ACTIVE,
+};
 use crate::shm::mapping::Mapping;
 use crate::shm::record::{Access, ShmError, TableKind};
 use crate::shm::seqlock::write_words;
@@ -147,6 +151,9 @@ pub(super) struct Spec {
     pub generation: u64,
     pub table_seq: u64,
     pub limit: usize,
+    /// Whether the file may hold next-hop groups even if the image has none (its header says
+    /// so, and readers that do not know groups refuse it).
+    pub groups: bool,
 }
 
 /// A freshly written file, not yet at its path.
@@ -174,7 +181,7 @@ fn write_sized(path: &Path, img: &Image, spec: &Spec, room: Room) -> Result<Writ
     let blk_cap = room.heap(img.blk.len(), spec.blk_max);
     let reg = Regions::new(
         spec.values_cap.max(room.values(img.values.len())),
-        spec.nh_cap.max(room.nexthops(img.nexthops.len())),
+        spec.nh_cap.max(room.nexthops(img.nh_next as usize - 1)),
         spec.lpm_max.max(lpm_cap),
         spec.blk_max.max(blk_cap),
     );
@@ -204,8 +211,15 @@ fn write_sized(path: &Path, img: &Image, spec: &Spec, room: Room) -> Result<Writ
     let nh = map
         .lines(reg.nh, reg.nh_cap)
         .ok_or_else(|| bad("next hops"))?;
-    for (i, (hop, _)) in img.nexthops.iter().enumerate() {
-        write_record(&nh[i + 1], &hop.encode());
+    for r in &img.nexthops {
+        match &r.key {
+            RecKey::Hop(hop) => write_record(&nh[r.at as usize], &hop.encode()),
+            RecKey::Group(g) => {
+                for (k, words) in encode_group(g.metric, &r.members).iter().enumerate() {
+                    write_record(&nh[r.at as usize + k], words);
+                }
+            }
+        }
     }
     for (off, cap, lines, what) in [
         (reg.lpm, lpm_cap, &img.lpm, "LPM heap"),
@@ -270,6 +284,9 @@ fn write_header(
     h.heap_lines.store(blk_cap as u64, Relaxed);
     h.lpm_lines.store(lpm_cap as u64, Relaxed);
     h.limit.store(spec.limit as u64, Relaxed);
+    if spec.groups || img.nexthops.iter().any(|r| r.key.is_group()) {
+        h.incompat.store(INCOMPAT_GROUPS, Relaxed);
+    }
 }
 
 /// Stores the non-zero words of `src` into `dst` (a new file reads as zeros).

@@ -32,11 +32,11 @@ use super::layout::{
     flags_origin, slot_of, value_depth, value_nh, value_origin, MAX_NEXTHOPS, PAGE_SLOTS, SLOTS,
     TIER1_WORDS, VALUE_SLOTS,
 };
-use super::nexthops::NextHops;
+use super::nexthops::{NextHops, RecKey};
 use super::values::Values;
-use super::view::{NextHop, View};
+use super::view::View;
 use crate::shm::file as shm_file;
-use crate::shm::header::Header;
+use crate::shm::header::{Header, INCOMPAT_GROUPS};
 use crate::shm::mapping::{prefetch, Mapping};
 use crate::shm::record::{Access, Planned, ShmError, TableKind, TableWriter, Versioned, SEQ_MASK};
 use crate::shm::sync::{Line, Ordering::Relaxed, Ordering::Release};
@@ -60,6 +60,8 @@ pub struct RouteWriter {
     batch: Option<Batch>,
     values: Values,
     nhs: NextHops,
+    /// Whether the file may hold next-hop groups (its header's `incompat` bit).
+    groups: bool,
     live: usize,
     /// Routes per prefix length, so a delete probes only the lengths in use for what covers it.
     len_counts: [u32; 33],
@@ -84,6 +86,19 @@ fn unique(mut entries: Vec<Versioned<Route>>) -> Vec<Versioned<Route>> {
         }
     }
     out
+}
+
+/// What a batch needs that the file may not have room for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Needs {
+    /// New next-hop records of one next hop.
+    singles: usize,
+    /// Records of new groups, all told.
+    runs: usize,
+    /// New value-table entries.
+    values: usize,
+    /// Whether the batch has a group.
+    groups: bool,
 }
 
 fn too_many_values() -> ShmError {
@@ -177,9 +192,10 @@ impl RouteWriter {
         let dev_ino = new.dev_ino;
         let file = shm_file::publish(new, path, old)?;
         let mut nhs = NextHops::new(reg.nh_cap as u32);
-        for (i, (hop, refs)) in img.nexthops.iter().enumerate() {
-            nhs.adopt(i as u32 + 1, *hop, *refs);
+        for r in &img.nexthops {
+            nhs.adopt(r.at, r.key.clone(), r.refs);
         }
+        let groups = map.header().incompat.load(Relaxed) & INCOMPAT_GROUPS != 0;
         let mut values = Values::new(reg.values_cap);
         for (i, &(v, refs)) in img.values.iter().enumerate() {
             values.adopt(i as u16 + 1, v, refs);
@@ -199,6 +215,7 @@ impl RouteWriter {
             reg,
             values,
             nhs,
+            groups,
             live: img.live,
             len_counts: img.len_counts,
             origins: img.origins,
@@ -207,7 +224,8 @@ impl RouteWriter {
     }
 
     /// Publishes a new generation holding `routes` (sorted, unique) with room for at least
-    /// `values_cap` values, `nh_cap` next hops and the heap maxima, and switches to it.
+    /// `values_cap` values, `nh_cap` next-hop records and the heap maxima, able to hold
+    /// next-hop groups if `groups` or if it has some, and switches to it.
     fn rebuild(
         &mut self,
         routes: &[Versioned<Route>],
@@ -215,6 +233,7 @@ impl RouteWriter {
         nh_cap: usize,
         lpm_max: usize,
         blk_max: usize,
+        groups: bool,
     ) -> Result<(), ShmError> {
         let img = built(routes)?;
         let spec = Spec {
@@ -226,6 +245,7 @@ impl RouteWriter {
             generation: self.generation.wrapping_add(1),
             table_seq: self.header().table_seq.load(Relaxed),
             limit: self.limit,
+            groups,
         };
         let w = write_file(&self.path, &img, &spec)?;
         let next = RouteWriter::adopt(
@@ -261,24 +281,32 @@ impl RouteWriter {
         out
     }
 
-    /// Makes sure `new_hops` more next-hop records and `new_values` more value-table entries
-    /// fit: a new generation with larger regions if not.
-    fn make_table_room(&mut self, new_hops: usize, new_values: usize) -> Result<(), ShmError> {
-        let fit = |w: &RouteWriter| (new_hops <= w.nhs.room(), new_values <= w.values.room());
-        if fit(self) == (true, true) {
+    /// Makes sure `need` fits: more next-hop records and groups, more value-table entries, and
+    /// groups at all. If not, a new generation with larger regions, or one whose header lets
+    /// it hold groups.
+    fn make_table_room(&mut self, need: Needs) -> Result<(), ShmError> {
+        let new_values = need.values;
+        let fit = |w: &RouteWriter| {
+            (
+                w.nhs.fits(need.singles, need.runs),
+                new_values <= w.values.room(),
+            )
+        };
+        let groups = self.groups || need.groups;
+        if fit(self) == (true, true) && groups == self.groups {
             return Ok(());
         }
         if self.nhs.has_pending() || self.values.has_pending() {
             self.advance_epoch();
         }
         let (hops_fit, values_fit) = fit(self);
-        if hops_fit && values_fit {
+        if hops_fit && values_fit && groups == self.groups {
             return Ok(());
         }
         let nh_cap = if hops_fit {
             self.reg.nh_cap
         } else {
-            Room::Roomy.nexthops(self.nhs.len() + new_hops)
+            Room::Roomy.nexthops(self.nhs.len() + need.singles + need.runs)
         };
         let values_cap = if values_fit {
             self.reg.values_cap
@@ -302,6 +330,7 @@ impl RouteWriter {
             nh_cap,
             self.reg.lpm_max,
             self.reg.blk_max,
+            groups,
         )
     }
 
@@ -336,11 +365,12 @@ impl RouteWriter {
         if val == 0 {
             return None;
         }
-        let hop = v.nexthop(value_nh(val)).ok()?;
-        Some(hop.route(
+        v.route(
+            value_nh(val),
             Prefix::truncating(addr, value_depth(val)),
             value_origin(val),
-        ))
+        )
+        .ok()
     }
 }
 
@@ -372,6 +402,7 @@ impl TableWriter<Route> for RouteWriter {
             generation,
             table_seq,
             limit,
+            groups: false,
         };
         let w = write_file(path, &img, &spec)?;
         RouteWriter::adopt(
@@ -393,8 +424,8 @@ impl TableWriter<Route> for RouteWriter {
     }
 
     fn upsert(&mut self, rec: &Route, seq: u64) -> Result<(), ShmError> {
-        let hop = Some((NextHop::of(rec), rec.origin.as_u8()));
-        if self.hand_over(rec.dst, hop, seq)?.is_some() {
+        let hop = Some((RecKey::of(rec), rec.origin.as_u8()));
+        if self.hand_over(rec.dst, hop.clone(), seq)?.is_some() {
             return Ok(());
         }
         // A change made without a reservation: a batch of its own.
@@ -461,9 +492,8 @@ impl TableWriter<Route> for RouteWriter {
 
     fn get(&self, key: &Prefix) -> Option<Versioned<Route>> {
         let (nh, flags, b) = self.view().find(key.addr_u32(), key.len()).ok()??;
-        let hop = self.hop(nh)?;
         Some(Versioned {
-            entry: hop.route(*key, flags_origin(flags)?),
+            entry: self.view().route(nh, *key, flags_origin(flags)?).ok()?,
             seq: b & SEQ_MASK,
         })
     }
@@ -491,7 +521,7 @@ impl TableWriter<Route> for RouteWriter {
             });
         }
         self.drop_batch();
-        self.rebuild(&routes, 0, 0, 0, 0)
+        self.rebuild(&routes, 0, 0, 0, 0, false)
     }
 
     fn set_table_seq(&self, seq: u64) {

@@ -13,7 +13,8 @@ use crate::shm::record::{ShmError, Versioned, SEQ_MASK};
 use crate::shm::sync::{AtomicU32, Ordering::Relaxed, Ordering::Release};
 use crate::types::{Prefix, Route};
 
-use super::super::view::NextHop;
+use super::super::nexthops::RecKey;
+use super::super::view::Record;
 
 /// A chunk in the file: its root line, its lines and the value indices of its ranges (to
 /// release when it is replaced); `None` for a slot word holding one value.
@@ -214,17 +215,23 @@ impl RouteWriter {
         Ok(())
     }
 
-    /// Reads the next-hop record `i` of our own file.
-    pub(super) fn hop(&self, i: u32) -> Option<NextHop> {
-        self.view().nexthop(i).ok()
+    /// What next-hop record `i` of our own file holds.
+    pub(super) fn rec_key(&self, i: u32) -> Option<RecKey> {
+        if let Some(g) = self.nhs.group_at(i) {
+            return Some(RecKey::Group(g.clone()));
+        }
+        match self.view().record(i).ok()? {
+            Record::Hop(h) => Some(RecKey::Hop(h)),
+            Record::Group { .. } => None,
+        }
     }
 
     /// A versioned route from an entry's words.
     pub(super) fn route_of(&self, a: u64, b: u64) -> Option<Versioned<Route>> {
         let (addr, len, flags, nh) = entry_fields(a);
-        let hop = self.hop(nh)?;
+        let dst = Prefix::truncating(addr.into(), len);
         Some(Versioned {
-            entry: hop.route(Prefix::truncating(addr.into(), len), flags_origin(flags)?),
+            entry: self.view().route(nh, dst, flags_origin(flags)?).ok()?,
             seq: b & SEQ_MASK,
         })
     }

@@ -273,7 +273,8 @@ impl RouteWriter {
             self.unreserve();
             let routes = self.all_routes();
             let (values_cap, nh_cap) = (self.reg.values_cap, self.reg.nh_cap);
-            return self.rebuild(&routes, values_cap, nh_cap, lpm_max, blk_max);
+            let groups = self.groups;
+            return self.rebuild(&routes, values_cap, nh_cap, lpm_max, blk_max, groups);
         }
         let cap = u64::from(heap.cap);
         let roomy = want
