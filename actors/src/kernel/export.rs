@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rtm_proto::shm::{Owners, RouteReader, TableReader};
-use rtm_proto::types::Prefix;
+use rtm_proto::types::{IfName, Prefix};
 use rtm_proto::wire::{Event, Key, PanicPoint};
 use rtm_proto::{Origin, Route};
 use tokio::sync::{oneshot, Notify as Wake};
 use tracing::{info, warn};
 
-use super::netlink::{self, KernelWrite, Request, Requester};
+use super::netlink::{self, KernelWrite, Request, Requester, WriteHop};
 use super::{ExportConfig, KernelConfig};
 use crate::counters::{Counters, Health};
 use crate::faults::Faults;
@@ -265,7 +265,7 @@ impl Worker {
     /// The kernel's routes of rtm's protocol, adopted as exported; then every prefix of
     /// either side synced.
     async fn reconcile(&mut self, req: &mut Requester) -> io::Result<()> {
-        let (links, routes) = netlink::dump(self.table).await?;
+        let netlink::Dump { links, routes, .. } = netlink::dump(self.table).await?;
         self.links = links.into_iter().map(|l| (l.name, l.index)).collect();
         let names: HashMap<u32, &String> = self.links.iter().map(|(n, i)| (*i, n)).collect();
         self.exported.clear();
@@ -274,13 +274,12 @@ impl Worker {
             .into_iter()
             .filter(|k| k.protocol == self.export.proto)
         {
-            let r = Route {
-                dst: k.dst,
-                via: k.via,
-                dev: k.oif.and_then(|i| names.get(&i)?.parse().ok()),
-                metric: k.priority,
-                nexthops: Vec::new(),
-                origin: Origin::Rtm,
+            // As written, dead paths too: rtm wrote them, the kernel keeps them.
+            let r = match k.to_route(|i| names.get(&i).map(|n| n.to_string()), false, Origin::Rtm) {
+                Ok(Some(r)) => r,
+                // One rtm cannot spell (a link it cannot name): unequal to any route of rtm's,
+                // so the sync below replaces or deletes it.
+                Ok(None) | Err(_) => Route::new(k.dst, None, None, k.priority),
             };
             match self.exported.entry(k.dst) {
                 // A second route of ours for one prefix (another metric): one goes.
@@ -354,8 +353,8 @@ impl Worker {
         let mut links_fresh = false;
         for dst in keys {
             let want = self.wanted(&dst)?;
-            let have = self.exported.get(&dst);
-            if want.as_ref() == have {
+            let have = self.exported.get(&dst).cloned();
+            if want == have {
                 continue;
             }
             let mut plan = Plan {
@@ -363,40 +362,24 @@ impl Worker {
                 del: None,
                 put: None,
             };
-            let same_metric = matches!((&want, have), (Some(w), Some(h)) if w.metric == h.metric);
-            if let (Some(h), false) = (have, same_metric) {
+            let same_metric = matches!((&want, &have), (Some(w), Some(h)) if w.metric == h.metric);
+            if let (Some(h), false) = (&have, same_metric) {
                 plan.del = Some(reqs.len());
                 reqs.push(Request::Del(dst, h.metric));
             }
             if let Some(w) = want {
-                let oif = match &w.dev {
-                    None => None,
-                    Some(dev) => {
-                        if !self.links.contains_key(dev.as_str()) && !links_fresh {
-                            let links = netlink::dump_links().await?;
-                            self.links = links.into_iter().map(|l| (l.name, l.index)).collect();
-                            links_fresh = true;
+                let kw = match self.write_of(&w, &mut links_fresh).await? {
+                    Ok(kw) => kw,
+                    Err(dev) => {
+                        warn!(route = %w, "not written into the kernel: it has no link named {dev}");
+                        Counters::bump(&self.health.kernel.export_failures);
+                        if plan.del.is_none() && have.is_some() {
+                            plan.del = Some(reqs.len());
+                            reqs.push(Request::Del(dst, w.metric));
                         }
-                        match self.links.get(dev.as_str()) {
-                            Some(i) => Some(*i),
-                            None => {
-                                warn!(route = %w, "not written into the kernel: it has no link named {dev}");
-                                Counters::bump(&self.health.kernel.export_failures);
-                                if plan.del.is_none() && have.is_some() {
-                                    plan.del = Some(reqs.len());
-                                    reqs.push(Request::Del(dst, w.metric));
-                                }
-                                plans.push(plan);
-                                continue;
-                            }
-                        }
+                        plans.push(plan);
+                        continue;
                     }
-                };
-                let kw = KernelWrite {
-                    dst,
-                    via: w.via,
-                    oif,
-                    priority: w.metric,
                 };
                 plan.put = Some((reqs.len(), w));
                 reqs.push(if same_metric {
@@ -445,6 +428,55 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// The index of the link named `dev`; the links are dumped again (once per round, said
+    /// by `fresh`) if it is not known.
+    async fn oif(&mut self, dev: &IfName, fresh: &mut bool) -> io::Result<Option<u32>> {
+        if !self.links.contains_key(dev.as_str()) && !*fresh {
+            let links = netlink::dump_links().await?;
+            self.links = links.into_iter().map(|l| (l.name, l.index)).collect();
+            *fresh = true;
+        }
+        Ok(self.links.get(dev.as_str()).copied())
+    }
+
+    /// What rtm's route `w` is written into the kernel as, or the name of a link of it the
+    /// kernel does not have.
+    async fn write_of(
+        &mut self,
+        w: &Route,
+        fresh: &mut bool,
+    ) -> io::Result<Result<KernelWrite, IfName>> {
+        let mut oif = None;
+        if let Some(dev) = &w.dev {
+            match self.oif(dev, fresh).await? {
+                Some(i) => oif = Some(i),
+                None => return Ok(Err(*dev)),
+            }
+        }
+        let mut nexthops = Vec::with_capacity(w.nexthops.len());
+        for h in &w.nexthops {
+            let oif = match &h.dev {
+                None => None,
+                Some(dev) => match self.oif(dev, fresh).await? {
+                    Some(i) => Some(i),
+                    None => return Ok(Err(*dev)),
+                },
+            };
+            nexthops.push(WriteHop {
+                via: h.via,
+                oif,
+                weight: h.weight,
+            });
+        }
+        Ok(Ok(KernelWrite {
+            dst: w.dst,
+            via: w.via,
+            oif,
+            priority: w.metric,
+            nexthops,
+        }))
     }
 
     /// Removes every exported route (a clean stop).

@@ -20,6 +20,7 @@ pub mod reconcile;
 
 pub use config::{ExportConfig, KernelConfig};
 
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,13 +31,14 @@ use netlink_packet_core::NetlinkPayload;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use rtm_proto::wire::PanicPoint;
 use rtm_proto::{Origin, Route};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::counters::{Counters, Health, KernelCounters};
 use crate::faults::Faults;
 use crate::restart::{failed, guarded, guarded_future, ActorKind, RestartLog, Restartable};
 use crate::table::route::RouteTable;
 use crate::table::{Apply, Show, TableOp};
+use netlink::{Change, Skip};
 use reconcile::Mirror;
 
 /// How long a restarted mirror waits before it talks to the kernel again, so that a kernel
@@ -148,8 +150,14 @@ async fn follow(
     // With export on too, rtm's own routes come back as kernel events: left alone.
     let own = config.own_proto();
     loop {
-        let (links, mut routes) = netlink::dump(config.table).await?;
+        let netlink::Dump {
+            links,
+            mut routes,
+            mut uncarried,
+        } = netlink::dump(config.table).await?;
         routes.retain(|r| Some(r.protocol) != own);
+        uncarried.retain(|u| Some(u.protocol) != own);
+        let mut warned = log_uncarried(&uncarried);
         // Read after the dump: a kernel route rtm holds that the dump lacks is swept.
         let in_rtm = route
             .send(Show::<Route> {
@@ -192,15 +200,20 @@ async fn follow(
                             warn!(bad, "undecodable kernel event; re-dumping");
                             overflow = true;
                         }
-                        changes.extend(msgs.into_iter().filter_map(|(_, p)| match p {
+                        changes.extend(msgs.into_iter().filter_map(|(h, p)| match p {
                             NetlinkPayload::InnerMessage(m) => {
-                                Some(netlink::change(m, config.table).unless_proto(own))
+                                Some(netlink::change(m, config.table, h.flags).unless_proto(own))
                             }
                             _ => None,
                         }));
                     }
                     Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => overflow = true,
                     Err(e) => return Err(e),
+                }
+            }
+            for c in &changes {
+                if let Change::Uncarried { route: u, .. } = c {
+                    log_uncarried_event(u, &mut warned);
                 }
             }
             let ops = mirror.apply(changes);
@@ -212,6 +225,44 @@ async fn follow(
                 break;
             }
         }
+    }
+}
+
+/// Logs what a dump found that the mirror does not carry: per reason worth a warning, one line
+/// with the count and a first example (a table with many such routes, say an FRR using
+/// next-hop objects, gets a few lines per dump, not one per route). Returns those reasons, so
+/// that the events after the dump warn only of others.
+fn log_uncarried(uncarried: &[netlink::Uncarried]) -> HashSet<Skip> {
+    let mut by_why: BTreeMap<&'static str, (usize, &netlink::Uncarried)> = BTreeMap::new();
+    for u in uncarried {
+        if u.why.worth_a_warning() {
+            by_why.entry(u.why.why()).or_insert((0, u)).0 += 1;
+        } else {
+            debug!(prefix = %u.dst, metric = u.priority, "kernel route not mirrored: {}", u.why.why());
+        }
+    }
+    for (why, (count, first)) in &by_why {
+        warn!(
+            count,
+            first = %first.dst,
+            "kernel routes not mirrored: {why}"
+        );
+    }
+    by_why.values().map(|(_, u)| u.why).collect()
+}
+
+/// Logs a route event the mirror does not carry: at warning the first time for its reason
+/// since the last dump (whose summary counted those already there), then at debug.
+fn log_uncarried_event(u: &netlink::Uncarried, warned: &mut HashSet<Skip>) {
+    if u.why.worth_a_warning() && warned.insert(u.why) {
+        warn!(
+            prefix = %u.dst,
+            metric = u.priority,
+            "kernel route not mirrored: {}; more like it are logged at debug until the next dump",
+            u.why.why()
+        );
+    } else {
+        debug!(prefix = %u.dst, metric = u.priority, "kernel route not mirrored: {}", u.why.why());
     }
 }
 

@@ -5,16 +5,18 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteNextHopFlags,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
-use rtm_proto::types::Prefix;
+use rtm_proto::types::{Hop, IfName, Prefix, MAX_NEXTHOPS};
+use rtm_proto::{Origin, Route};
 
 /// The multicast groups the mirror follows (`RTNLGRP_LINK`, `RTNLGRP_IPV4_ROUTE`).
 const RTNLGRP_LINK: u32 = 1;
@@ -24,7 +26,8 @@ const RTNLGRP_IPV4_ROUTE: u32 = 7;
 /// while it was read) is tried again before the mirror gives up and restarts.
 const DUMP_TRIES: usize = 10;
 
-/// One kernel route the mirror can carry: unicast, one next hop.
+/// One kernel route the mirror can carry: unicast, with one next hop (`via`/`oif`) or several
+/// (`nexthops`, from `RTA_MULTIPATH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRoute {
     pub dst: Prefix,
@@ -34,8 +37,72 @@ pub struct KernelRoute {
     pub via: Option<Ipv4Addr>,
     /// The output link's index.
     pub oif: Option<u32>,
+    /// The paths of a multipath route, in the kernel's order; empty for a route with one
+    /// next hop (then `via` and `oif` say it).
+    pub nexthops: Vec<KernelHop>,
     /// Who put it there (`ip route … proto N`): 2 kernel, 3 boot, 4 static, …
     pub protocol: u8,
+}
+
+/// One path of a multipath route (an `rtnexthop` of `RTA_MULTIPATH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelHop {
+    /// `RTA_GATEWAY` inside the `rtnexthop`.
+    pub via: Option<Ipv4Addr>,
+    /// `rtnh_ifindex` (0: none given).
+    pub oif: u32,
+    /// `rtnh_hops + 1`: 1..=256, as `ip route` shows it.
+    pub weight: u16,
+    /// `RTNH_F_DEAD`: the kernel does not forward over this path (its link is down).
+    pub dead: bool,
+}
+
+/// Why a route of the mirrored table is not mirrored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// `local`, `broadcast`, `blackhole`, … (no next hop to forward to).
+    NotUnicast,
+    /// A cached clone, not a route of the table.
+    Cloned,
+    /// `nhid N`: its next hops are in a next-hop object.
+    NhId,
+    /// More paths than rtm's route holds.
+    TooManyPaths,
+    /// `RTA_VIA`: a gateway of another address family (`via inet6 …`).
+    ForeignGateway,
+    /// `RTA_ENCAP`: a lightweight-tunnel encapsulation (`encap mpls …`) rtm cannot carry.
+    Encap,
+}
+
+impl Skip {
+    pub fn why(self) -> &'static str {
+        match self {
+            Skip::NotUnicast => {
+                "not unicast (local, broadcast, multicast, blackhole, unreachable, prohibit, …)"
+            }
+            Skip::Cloned => "a cached clone",
+            Skip::NhId => "it uses a next-hop object (nhid), which rtm does not mirror yet",
+            Skip::TooManyPaths => "more than 256 paths (rtm's limit)",
+            Skip::ForeignGateway => "a gateway of another address family (via inet6)",
+            Skip::Encap => "an encapsulation (encap), which rtm's route cannot carry",
+        }
+    }
+
+    /// Whether an operator should hear of it: a route of a kind rtm never mirrors (no next
+    /// hop, a clone) is not worth a warning; one that looks like a forwarding route is.
+    pub fn worth_a_warning(self) -> bool {
+        !matches!(self, Skip::NotUnicast | Skip::Cloned)
+    }
+}
+
+/// A route of the mirrored table that rtm does not carry, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncarried {
+    pub dst: Prefix,
+    pub tos: u8,
+    pub priority: u32,
+    pub protocol: u8,
+    pub why: Skip,
 }
 
 /// A link as the mirror needs it: its name (rtm's `dev`) and whether it is up.
@@ -51,6 +118,12 @@ pub struct Link {
 pub enum Change {
     RouteAdded(KernelRoute),
     RouteRemoved(KernelRoute),
+    /// A route of the mirrored table rtm does not carry was added (`replaces`: in place of
+    /// whatever the kernel had at its key, so a carried route there is gone) or removed.
+    Uncarried {
+        route: Uncarried,
+        replaces: bool,
+    },
     Link(Link),
     LinkRemoved(u32),
     /// Not for the mirror (another table or family, a skipped route type, …).
@@ -58,32 +131,59 @@ pub enum Change {
 }
 
 /// Why a route of the mirrored table is not mirrored, or `None` if it is.
-pub fn skipped(msg: &RouteMessage) -> Option<&'static str> {
+pub fn skipped(msg: &RouteMessage) -> Option<Skip> {
     if msg.header.kind != RouteType::Unicast {
-        return Some(
-            "not unicast (local, broadcast, multicast, blackhole, unreachable, prohibit, …)",
-        );
+        return Some(Skip::NotUnicast);
     }
     if msg.header.flags.contains(RouteFlags::Cloned) {
-        return Some("a cached clone");
+        return Some(Skip::Cloned);
     }
     for a in &msg.attributes {
         match a {
-            RouteAttribute::MultiPath(_) => return Some("multipath"),
-            RouteAttribute::NhId(_) => return Some("next-hop object (nhid)"),
+            RouteAttribute::NhId(_) => return Some(Skip::NhId),
+            RouteAttribute::MultiPath(hops) => {
+                if hops.len() > MAX_NEXTHOPS {
+                    return Some(Skip::TooManyPaths);
+                }
+                for h in hops {
+                    if let Some(s) = hop_attributes_skip(&h.attributes) {
+                        return Some(s);
+                    }
+                }
+            }
             _ => {}
         }
     }
-    None
+    hop_attributes_skip(&msg.attributes)
 }
 
-/// The route in `msg` if it belongs to `table` and is one the mirror carries.
-pub fn route(msg: &RouteMessage, table: u32) -> Option<KernelRoute> {
+/// Why a path with these attributes (a route's own, or an `rtnexthop`'s) cannot be carried.
+fn hop_attributes_skip(attrs: &[RouteAttribute]) -> Option<Skip> {
+    attrs.iter().find_map(|a| match a {
+        RouteAttribute::Via(_) => Some(Skip::ForeignGateway),
+        RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => Some(Skip::Encap),
+        _ => None,
+    })
+}
+
+/// What a route message of the kernel is to a mirror of one table.
+#[derive(Debug)]
+pub enum Parsed {
+    Route(KernelRoute),
+    /// Of the mirrored table, but not carried.
+    Uncarried(Uncarried),
+    /// Not of the mirrored table (or not IPv4, or without a destination rtm can hold).
+    Other,
+}
+
+/// What `msg` is to a mirror of `table`.
+pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
     if msg.header.address_family != AddressFamily::Inet {
-        return None;
+        return Parsed::Other;
     }
     let mut in_table = u32::from(msg.header.table);
     let (mut dst, mut via, mut oif, mut priority) = (Ipv4Addr::UNSPECIFIED, None, None, 0);
+    let mut nexthops = Vec::new();
     for a in &msg.attributes {
         match a {
             RouteAttribute::Table(t) => in_table = *t,
@@ -91,21 +191,118 @@ pub fn route(msg: &RouteMessage, table: u32) -> Option<KernelRoute> {
             RouteAttribute::Gateway(RouteAddress::Inet(a)) => via = Some(*a),
             RouteAttribute::Oif(i) => oif = Some(*i),
             RouteAttribute::Priority(p) => priority = *p,
+            RouteAttribute::MultiPath(hops) => {
+                nexthops = hops.iter().map(hop).collect();
+            }
             _ => {}
         }
     }
-    if in_table != table || skipped(msg).is_some() {
-        return None;
+    if in_table != table {
+        return Parsed::Other;
     }
-    let dst = Prefix::new(dst, msg.header.destination_prefix_length)?;
-    Some(KernelRoute {
+    let Some(dst) = Prefix::new(dst, msg.header.destination_prefix_length) else {
+        return Parsed::Other;
+    };
+    let (tos, protocol) = (msg.header.tos, msg.header.protocol.into());
+    if let Some(why) = skipped(msg) {
+        return Parsed::Uncarried(Uncarried {
+            dst,
+            tos,
+            priority,
+            protocol,
+            why,
+        });
+    }
+    Parsed::Route(KernelRoute {
         dst,
-        tos: msg.header.tos,
+        tos,
         priority,
         via,
         oif,
-        protocol: msg.header.protocol.into(),
+        nexthops,
+        protocol,
     })
+}
+
+/// One `rtnexthop`: its gateway, link, weight (`rtnh_hops + 1`) and whether it is dead.
+fn hop(h: &RouteNextHop) -> KernelHop {
+    KernelHop {
+        via: h.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+            _ => None,
+        }),
+        oif: h.interface_index,
+        weight: u16::from(h.hops) + 1,
+        dead: h.flags.contains(RouteNextHopFlags::Dead),
+    }
+}
+
+/// The route in `msg` if it belongs to `table` and is one the mirror carries.
+pub fn route(msg: &RouteMessage, table: u32) -> Option<KernelRoute> {
+    match parse_route(msg, table) {
+        Parsed::Route(r) => Some(r),
+        Parsed::Uncarried(_) | Parsed::Other => None,
+    }
+}
+
+impl KernelRoute {
+    /// The route as rtm spells it, with `origin`: each link index named by `name`. With
+    /// `live_only` the paths the kernel marks dead are left out (what it forwards with), and a
+    /// route left with none is `Ok(None)`. `Err` says why rtm cannot hold it.
+    pub fn to_route(
+        &self,
+        name: impl Fn(u32) -> Option<String>,
+        live_only: bool,
+        origin: Origin,
+    ) -> Result<Option<Route>, String> {
+        let dev = |i: u32| -> Result<IfName, String> {
+            let n = name(i).ok_or_else(|| format!("no link with index {i} is known"))?;
+            n.parse()
+                .map_err(|e| format!("link {n:?} (index {i}) cannot be rtm's dev: {e}"))
+        };
+        let mut r = if self.nexthops.is_empty() {
+            Route::new(
+                self.dst,
+                self.via,
+                self.oif.map(dev).transpose()?,
+                self.priority,
+            )
+        } else {
+            let mut hops = Vec::with_capacity(self.nexthops.len());
+            for (n, h) in self.nexthops.iter().enumerate() {
+                if live_only && h.dead {
+                    continue;
+                }
+                let d = match h.oif {
+                    0 => None,
+                    i => Some(dev(i).map_err(|e| format!("path {}: {e}", n + 1))?),
+                };
+                hops.push(Hop {
+                    via: h.via,
+                    dev: d,
+                    weight: h.weight,
+                });
+            }
+            if hops.is_empty() {
+                return Ok(None);
+            }
+            Route::multipath(self.dst, self.priority, hops)
+        };
+        r.origin = origin;
+        r.validate().map_err(|e| e.to_string())?;
+        Ok(Some(r))
+    }
+
+    /// Whether the kernel forwards with it at all: not a multipath route all of whose paths
+    /// are dead.
+    pub fn alive(&self) -> bool {
+        self.nexthops.is_empty() || self.nexthops.iter().any(|h| !h.dead)
+    }
+
+    /// Whether any of its paths goes out of link `index`.
+    pub fn uses_link(&self, index: u32) -> bool {
+        self.oif == Some(index) || self.nexthops.iter().any(|h| h.oif == index)
+    }
 }
 
 pub fn link(msg: &LinkMessage) -> Option<Link> {
@@ -120,15 +317,26 @@ pub fn link(msg: &LinkMessage) -> Option<Link> {
     })
 }
 
-/// What an event message means for a mirror of `table`.
-pub fn change(msg: RouteNetlinkMessage, table: u32) -> Change {
+/// What an event message means for a mirror of `table`; `flags` are its netlink header's
+/// (`NLM_F_APPEND`: a route added beside the one at its key, which the kernel goes on using).
+pub fn change(msg: RouteNetlinkMessage, table: u32, flags: u16) -> Change {
     match msg {
-        RouteNetlinkMessage::NewRoute(m) => {
-            route(&m, table).map_or(Change::Ignored, Change::RouteAdded)
-        }
-        RouteNetlinkMessage::DelRoute(m) => {
-            route(&m, table).map_or(Change::Ignored, Change::RouteRemoved)
-        }
+        RouteNetlinkMessage::NewRoute(m) => match parse_route(&m, table) {
+            Parsed::Route(r) => Change::RouteAdded(r),
+            Parsed::Uncarried(route) => Change::Uncarried {
+                route,
+                replaces: flags & NLM_F_APPEND == 0,
+            },
+            Parsed::Other => Change::Ignored,
+        },
+        RouteNetlinkMessage::DelRoute(m) => match parse_route(&m, table) {
+            Parsed::Route(r) => Change::RouteRemoved(r),
+            Parsed::Uncarried(route) => Change::Uncarried {
+                route,
+                replaces: false,
+            },
+            Parsed::Other => Change::Ignored,
+        },
         RouteNetlinkMessage::NewLink(m) => link(&m).map_or(Change::Ignored, Change::Link),
         RouteNetlinkMessage::DelLink(m) => Change::LinkRemoved(m.header.index),
         _ => Change::Ignored,
@@ -177,20 +385,35 @@ pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
     Ok(s)
 }
 
-/// Every link, then every route of `table` the mirror carries.
-pub async fn dump(table: u32) -> io::Result<(Vec<Link>, Vec<KernelRoute>)> {
+/// What a dump of the links and one table's routes found.
+#[derive(Debug, Default)]
+pub struct Dump {
+    pub links: Vec<Link>,
+    /// The routes of the table the mirror carries.
+    pub routes: Vec<KernelRoute>,
+    /// The table's routes it does not carry.
+    pub uncarried: Vec<Uncarried>,
+}
+
+/// Every link, then every route of `table`.
+pub async fn dump(table: u32) -> io::Result<Dump> {
     let links = dump_links().await?;
     let mut req = RouteMessage::default();
     req.header.address_family = AddressFamily::Inet;
-    let routes = dump_of(RouteNetlinkMessage::GetRoute(req))
-        .await?
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(r) => route(&r, table),
-            _ => None,
-        })
-        .collect();
-    Ok((links, routes))
+    let mut out = Dump {
+        links,
+        ..Dump::default()
+    };
+    for m in dump_of(RouteNetlinkMessage::GetRoute(req)).await? {
+        if let RouteNetlinkMessage::NewRoute(r) = m {
+            match parse_route(&r, table) {
+                Parsed::Route(r) => out.routes.push(r),
+                Parsed::Uncarried(u) => out.uncarried.push(u),
+                Parsed::Other => {}
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Every link.
@@ -271,27 +494,43 @@ impl Change {
     /// This change, or `Ignored` if it is about a route of protocol `own` (rtm's own exported
     /// routes, which the import leaves alone).
     pub fn unless_proto(self, own: Option<u8>) -> Change {
-        match &self {
-            Change::RouteAdded(r) | Change::RouteRemoved(r) if Some(r.protocol) == own => {
-                Change::Ignored
-            }
-            _ => self,
+        let proto = match &self {
+            Change::RouteAdded(r) | Change::RouteRemoved(r) => r.protocol,
+            Change::Uncarried { route, .. } => route.protocol,
+            _ => return self,
+        };
+        if Some(proto) == own {
+            Change::Ignored
+        } else {
+            self
         }
     }
 }
 
 /// A route as rtm writes it into the kernel (`ip route replace DST via VIA dev OIF metric
-/// PRIORITY table T proto P`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// PRIORITY table T proto P`, or `… nexthop via A dev X weight W nexthop …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelWrite {
     pub dst: Prefix,
     pub via: Option<Ipv4Addr>,
     pub oif: Option<u32>,
     pub priority: u32,
+    /// A multipath route's paths (then `via` and `oif` are `None`), in rtm's order.
+    pub nexthops: Vec<WriteHop>,
+}
+
+/// One path of a multipath route rtm writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteHop {
+    pub via: Option<Ipv4Addr>,
+    /// The link's index; `None` lets the kernel find it from the gateway.
+    pub oif: Option<u32>,
+    /// 1..=256; the kernel's `rtnh_hops` is one less.
+    pub weight: u16,
 }
 
 /// What a route request asks of the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Add the route; refused if the kernel has one with the same (prefix, priority).
     Add(KernelWrite),
@@ -315,7 +554,9 @@ fn message_for(dst: Prefix, table: u32, proto: u8, scope: RouteScope) -> RouteMe
 }
 
 fn route_message(w: &KernelWrite, table: u32, proto: u8) -> RouteMessage {
-    let scope = if w.via.is_some() {
+    // As `ip route`: a route with a gateway, or several paths, has scope universe; one
+    // straight onto a link, scope link.
+    let scope = if w.via.is_some() || !w.nexthops.is_empty() {
         RouteScope::Universe
     } else {
         RouteScope::Link
@@ -328,6 +569,24 @@ fn route_message(w: &KernelWrite, table: u32, proto: u8) -> RouteMessage {
     }
     if let Some(oif) = w.oif {
         m.attributes.push(RouteAttribute::Oif(oif));
+    }
+    if !w.nexthops.is_empty() {
+        let hops = w
+            .nexthops
+            .iter()
+            .map(|h| {
+                let mut nh = RouteNextHop::default();
+                // Weights are 1..=256 (validated by rtm); the kernel stores weight - 1.
+                nh.hops = u8::try_from(h.weight.saturating_sub(1)).unwrap_or(u8::MAX);
+                nh.interface_index = h.oif.unwrap_or(0);
+                if let Some(via) = h.via {
+                    nh.attributes
+                        .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
+                }
+                nh
+            })
+            .collect();
+        m.attributes.push(RouteAttribute::MultiPath(hops));
     }
     m.attributes.push(RouteAttribute::Priority(w.priority));
     m

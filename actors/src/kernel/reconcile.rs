@@ -2,16 +2,26 @@
 //!
 //! The kernel keys a route by (table, prefix, tos, priority); rtm by prefix. The mirror keeps
 //! every carried kernel route of its table per prefix, ordered by (priority, tos), and puts
-//! into rtm the first one whose output link it knows: the one the kernel forwards with. When
-//! that one goes, the next one is promoted. Every change is computed as a difference between
-//! what rtm should hold (from the kernel's routes) and what the mirror has put there
+//! into rtm the first one it can name (every output link known): the one the kernel forwards
+//! with. When that one goes, the next one is promoted. Every change is computed as a difference
+//! between what rtm should hold (from the kernel's routes) and what the mirror has put there
 //! (`installed`), so an event, a link going down and a whole re-dump (mark and sweep after
 //! ENOBUFS) all end the same way: rtm's kernel routes equal the kernel's.
+//!
+//! A multipath route is put into rtm with the paths the kernel forwards over: those it marks
+//! dead (`RTNH_F_DEAD`, their link is down) are left out. The kernel sends no route event when
+//! a link goes down, comes up or goes away, so the mirror does what the kernel does then
+//! (`fib_sync_down_dev`, `fib_sync_up`): a link set down kills its paths, and a route whose
+//! every path is dead is gone (the kernel flushes it); a link set up again revives the dead
+//! paths over it of the routes still there; a link deleted takes every route with a path over
+//! it, whole. The carrier (`linkdown` without `dead`) changes nothing: the kernel still
+//! forwards over such a path unless `ignore_routes_with_linkdown` is set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rtm_proto::types::Prefix;
 use rtm_proto::{Origin, Route};
+use tracing::warn;
 
 use super::netlink::{Change, KernelRoute, Link};
 use crate::table::TableOp;
@@ -44,23 +54,24 @@ impl Mirror {
         self.installed = in_rtm.into_iter().map(|r| (r.dst, r)).collect();
     }
 
-    /// The route rtm should hold for `dst`: the lowest (priority, tos) one whose link is known.
+    /// The route rtm should hold for `dst`: the lowest (priority, tos) one rtm can hold, with
+    /// the paths the kernel forwards over.
     fn wanted(&self, dst: Prefix) -> Option<Route> {
-        self.routes.get(&dst)?.values().find_map(|k| {
-            let dev = match k.oif {
-                Some(i) => Some(self.links.get(&i)?.name.parse().ok()?),
-                None => None,
-            };
-            let r = Route {
-                dst,
-                via: k.via,
-                dev,
-                metric: k.priority,
-                nexthops: Vec::new(),
-                origin: Origin::Kernel,
-            };
-            r.validate().is_ok().then_some(r)
-        })
+        let name = |i: u32| self.links.get(&i).map(|l| l.name.clone());
+        self.routes
+            .get(&dst)?
+            .values()
+            .find_map(|k| match k.to_route(name, true, Origin::Kernel) {
+                Ok(r) => r,
+                Err(why) => {
+                    warn!(
+                        prefix = %dst,
+                        metric = k.priority,
+                        "kernel route not mirrored: {why}"
+                    );
+                    None
+                }
+            })
     }
 
     /// The operations that bring rtm's table to what the mirror wants for `touched`; records
@@ -102,10 +113,16 @@ impl Mirror {
     pub fn resync(&mut self, links: Vec<Link>, routes: Vec<KernelRoute>) -> Vec<TableOp<Route>> {
         self.links = links.into_iter().map(|l| (l.index, l)).collect();
         self.routes.clear();
-        for r in routes {
-            if r.oif
-                .is_some_and(|i| self.links.get(&i).is_some_and(|l| !l.up))
-            {
+        for mut r in routes {
+            // A path over a link that is down is dead, whatever the dump said a moment before.
+            let down = |i: u32| self.links.get(&i).is_some_and(|l| !l.up);
+            if r.oif.is_some_and(down) {
+                continue;
+            }
+            for h in &mut r.nexthops {
+                h.dead |= down(h.oif);
+            }
+            if !r.alive() {
                 continue;
             }
             self.routes
@@ -136,26 +153,33 @@ impl Mirror {
                 }
                 Change::RouteRemoved(r) => {
                     touched.push(r.dst);
-                    if let Some(m) = self.routes.get_mut(&r.dst) {
-                        m.remove(&(r.priority, r.tos));
-                        if m.is_empty() {
-                            self.routes.remove(&r.dst);
-                        }
+                    self.forget(r.dst, (r.priority, r.tos));
+                }
+                Change::Uncarried { route, replaces } => {
+                    // The kernel's route at this key is now one rtm does not carry: the one
+                    // it replaced (if carried) is no longer what the kernel forwards with.
+                    if replaces {
+                        touched.push(route.dst);
+                        self.forget(route.dst, (route.priority, route.tos));
                     }
                 }
                 Change::Link(l) => {
                     let old = self.links.insert(l.index, l.clone());
                     let renamed = old.is_some_and(|o| o.name != l.name);
                     if !l.up {
-                        // The kernel drops a downed link's routes without RTM_DELROUTE.
-                        touched.extend(self.drop_link_routes(l.index));
-                    } else if renamed {
-                        touched.extend(self.link_routes(l.index));
+                        // The kernel kills a downed link's paths without RTM_DELROUTE.
+                        touched.extend(self.link_down(l.index));
+                    } else {
+                        // And revives them when it comes up (the routes still there).
+                        touched.extend(self.link_up(l.index));
+                        if renamed {
+                            touched.extend(self.link_routes(l.index));
+                        }
                     }
                 }
                 Change::LinkRemoved(i) => {
                     self.links.remove(&i);
-                    touched.extend(self.drop_link_routes(i));
+                    touched.extend(self.link_removed(i));
                 }
                 Change::Ignored => {}
             }
@@ -163,26 +187,80 @@ impl Mirror {
         self.ops(touched)
     }
 
+    /// Forgets the kernel's route at `key` of `dst`.
+    fn forget(&mut self, dst: Prefix, key: (u32, u8)) {
+        if let Some(m) = self.routes.get_mut(&dst) {
+            m.remove(&key);
+            if m.is_empty() {
+                self.routes.remove(&dst);
+            }
+        }
+    }
+
+    /// The prefixes with a route that has a path over link `index`.
     fn link_routes(&self, index: u32) -> Vec<Prefix> {
         self.routes
             .iter()
-            .filter(|(_, m)| m.values().any(|r| r.oif == Some(index)))
+            .filter(|(_, m)| m.values().any(|r| r.uses_link(index)))
             .map(|(p, _)| *p)
             .collect()
     }
 
-    /// Forgets every route over link `index`; returns their prefixes.
-    fn drop_link_routes(&mut self, index: u32) -> Vec<Prefix> {
-        let gone = self.link_routes(index);
-        for p in &gone {
+    /// Link `index` went down: its single-path routes go, its paths of multipath routes die,
+    /// and a multipath route left with no live path goes. Returns the prefixes touched.
+    fn link_down(&mut self, index: u32) -> Vec<Prefix> {
+        self.retain_link_routes(index, |r| {
+            if r.nexthops.is_empty() {
+                return false;
+            }
+            for h in &mut r.nexthops {
+                h.dead |= h.oif == index;
+            }
+            r.alive()
+        })
+    }
+
+    /// Link `index` came up: the dead paths over it live again. Returns the prefixes touched.
+    fn link_up(&mut self, index: u32) -> Vec<Prefix> {
+        let mut touched = Vec::new();
+        for (p, m) in &mut self.routes {
+            let mut revived = false;
+            for h in m.values_mut().flat_map(|r| r.nexthops.iter_mut()) {
+                if h.oif == index && h.dead {
+                    h.dead = false;
+                    revived = true;
+                }
+            }
+            if revived {
+                touched.push(*p);
+            }
+        }
+        touched
+    }
+
+    /// Link `index` is gone: every route with a path over it goes, whole (as the kernel does
+    /// when a link is unregistered). Returns the prefixes touched.
+    fn link_removed(&mut self, index: u32) -> Vec<Prefix> {
+        self.retain_link_routes(index, |_| false)
+    }
+
+    /// Passes each route with a path over link `index` to `keep` (which may change it) and
+    /// forgets those it refuses; returns their prefixes.
+    fn retain_link_routes(
+        &mut self,
+        index: u32,
+        mut keep: impl FnMut(&mut KernelRoute) -> bool,
+    ) -> Vec<Prefix> {
+        let touched = self.link_routes(index);
+        for p in &touched {
             if let Some(m) = self.routes.get_mut(p) {
-                m.retain(|_, r| r.oif != Some(index));
+                m.retain(|_, r| !r.uses_link(index) || keep(r));
                 if m.is_empty() {
                     self.routes.remove(p);
                 }
             }
         }
-        gone
+        touched
     }
 }
 
@@ -197,6 +275,7 @@ mod tests {
             priority,
             via: None,
             oif: Some(oif),
+            nexthops: Vec::new(),
             protocol: 3,
         }
     }
