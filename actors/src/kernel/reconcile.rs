@@ -266,6 +266,7 @@ impl Mirror {
 
 #[cfg(test)]
 mod tests {
+    use super::super::netlink::{KernelHop, Skip, Uncarried};
     use super::*;
 
     fn kr(dst: &str, priority: u32, oif: u32) -> KernelRoute {
@@ -369,5 +370,171 @@ mod tests {
         let ops = m.resync(vec![link(2, "v0", true)], vec![kr("10.0.0.0/24", 0, 2)]);
         assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
         assert_eq!(m.installed(), 1);
+    }
+
+    fn mp(dst: &str, priority: u32, paths: &[(&str, u32, u16)]) -> KernelRoute {
+        KernelRoute {
+            dst: dst.parse().unwrap(),
+            tos: 0,
+            priority,
+            via: None,
+            oif: None,
+            nexthops: paths
+                .iter()
+                .map(|(via, oif, weight)| KernelHop {
+                    via: Some(via.parse().unwrap()),
+                    oif: *oif,
+                    weight: *weight,
+                    dead: false,
+                })
+                .collect(),
+            protocol: 3,
+        }
+    }
+
+    const AB: [(&str, u32, u16); 2] = [("192.0.2.2", 2, 1), ("198.51.100.2", 3, 3)];
+    const BOTH: &str =
+        "put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 1 nexthop via 198.51.100.2 dev vb weight 3 origin kernel";
+
+    fn two_links() -> Vec<Link> {
+        vec![link(2, "va", true), link(3, "vb", true)]
+    }
+
+    /// A multipath route is mirrored with its paths; a replace with other weights updates it.
+    #[test]
+    fn multipath_mirrored_and_replaced() {
+        let mut m = Mirror::default();
+        let ops = m.resync(two_links(), vec![mp("10.50.0.0/24", 0, &AB)]);
+        assert_eq!(puts(&ops), [BOTH]);
+        let ops = m.apply(vec![Change::RouteAdded(mp(
+            "10.50.0.0/24",
+            0,
+            &[("192.0.2.2", 2, 2), ("198.51.100.2", 3, 5)],
+        ))]);
+        assert_eq!(
+            puts(&ops),
+            ["put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 2 nexthop via 198.51.100.2 dev vb weight 5 origin kernel"]
+        );
+        let ops = m.apply(vec![Change::RouteRemoved(mp("10.50.0.0/24", 0, &AB))]);
+        assert_eq!(puts(&ops), ["del 10.50.0.0/24"]);
+    }
+
+    /// A link going down kills its paths (one left: an ordinary route), coming up revives
+    /// them; with every path dead the route is gone and does not come back.
+    #[test]
+    fn link_down_kills_paths_and_up_revives_them() {
+        let mut m = Mirror::default();
+        m.resync(two_links(), vec![mp("10.50.0.0/24", 0, &AB)]);
+        let ops = m.apply(vec![Change::Link(link(2, "va", false))]);
+        assert_eq!(
+            puts(&ops),
+            ["put 10.50.0.0/24 via 198.51.100.2 dev vb origin kernel"]
+        );
+        let ops = m.apply(vec![Change::Link(link(2, "va", true))]);
+        assert_eq!(puts(&ops), [BOTH]);
+        // Up again and again (a carrier or MTU change) changes nothing.
+        assert!(m.apply(vec![Change::Link(link(2, "va", true))]).is_empty());
+        let ops = m.apply(vec![
+            Change::Link(link(2, "va", false)),
+            Change::Link(link(3, "vb", false)),
+        ]);
+        assert_eq!(puts(&ops), ["del 10.50.0.0/24"]);
+        assert!(m
+            .apply(vec![
+                Change::Link(link(2, "va", true)),
+                Change::Link(link(3, "vb", true))
+            ])
+            .is_empty());
+        assert_eq!(m.kernel_routes(), 0);
+    }
+
+    /// A link deleted takes every route with a path over it, whole.
+    #[test]
+    fn link_removed_takes_the_whole_route() {
+        let mut m = Mirror::default();
+        m.resync(
+            two_links(),
+            vec![mp("10.50.0.0/24", 0, &AB), kr("10.51.0.0/24", 0, 2)],
+        );
+        let ops = m.apply(vec![Change::LinkRemoved(3)]);
+        assert_eq!(puts(&ops), ["del 10.50.0.0/24"]);
+    }
+
+    /// A dump's dead paths (and those over a link it lists down) are left out.
+    #[test]
+    fn dumped_dead_paths_are_left_out() {
+        let mut r = mp("10.50.0.0/24", 0, &AB);
+        r.nexthops[1].dead = true;
+        let mut m = Mirror::default();
+        let ops = m.resync(two_links(), vec![r]);
+        assert_eq!(
+            puts(&ops),
+            ["put 10.50.0.0/24 via 192.0.2.2 dev va origin kernel"]
+        );
+        let mut m = Mirror::default();
+        let ops = m.resync(
+            vec![link(2, "va", false), link(3, "vb", true)],
+            vec![mp("10.50.0.0/24", 0, &AB)],
+        );
+        assert_eq!(
+            puts(&ops),
+            ["put 10.50.0.0/24 via 198.51.100.2 dev vb origin kernel"]
+        );
+        // The link coming up revives the path the dump had dead.
+        let ops = m.apply(vec![Change::Link(link(2, "va", true))]);
+        assert_eq!(puts(&ops), [BOTH]);
+    }
+
+    /// A path over a link the mirror does not know: that route is not mirrored, the next
+    /// metric is.
+    #[test]
+    fn unnamed_path_skips_to_the_next_route() {
+        let mut m = Mirror::default();
+        let ops = m.resync(
+            two_links(),
+            vec![
+                mp(
+                    "10.50.0.0/24",
+                    0,
+                    &[("192.0.2.2", 2, 1), ("192.0.2.3", 9, 1)],
+                ),
+                kr("10.50.0.0/24", 10, 3),
+            ],
+        );
+        assert_eq!(
+            puts(&ops),
+            ["put 10.50.0.0/24 dev vb metric 10 origin kernel"]
+        );
+    }
+
+    /// An uncarried route (nhid) replacing the mirrored one takes it out of rtm and the next
+    /// metric is promoted; one appended beside it changes nothing.
+    #[test]
+    fn uncarried_replacement_forgets_the_key() {
+        let mut m = Mirror::default();
+        m.resync(
+            two_links(),
+            vec![mp("10.50.0.0/24", 0, &AB), kr("10.50.0.0/24", 10, 3)],
+        );
+        let u = Uncarried {
+            dst: "10.50.0.0/24".parse().unwrap(),
+            tos: 0,
+            priority: 0,
+            protocol: 3,
+            why: Skip::NhId,
+        };
+        let ops = m.apply(vec![Change::Uncarried {
+            route: u.clone(),
+            replaces: false,
+        }]);
+        assert!(ops.is_empty());
+        let ops = m.apply(vec![Change::Uncarried {
+            route: u,
+            replaces: true,
+        }]);
+        assert_eq!(
+            puts(&ops),
+            ["put 10.50.0.0/24 dev vb metric 10 origin kernel"]
+        );
     }
 }
