@@ -207,6 +207,29 @@ impl RouteReader {
         })
     }
 
+    /// The path a flow of hash `hash` to `addr` takes, read at once: the longest prefix
+    /// containing `addr` with its record index and origin, and the next hop — the route's own,
+    /// or for a multipath route the path [`RouteReader::nexthop_for`] picks.
+    pub fn lookup_path(
+        &self,
+        addr: Ipv4Addr,
+        hash: u32,
+    ) -> Result<Option<(NextHopRef, NextHop)>, ShmError> {
+        let a = u32::from(addr);
+        self.read(|v| {
+            let val = v.value(a)?;
+            if val == 0 {
+                return Ok(None);
+            }
+            let r = NextHopRef {
+                dst: Prefix::truncating(addr, value_depth(val)),
+                nexthop: value_nh(val),
+                origin: value_origin(val),
+            };
+            Ok(Some((r, v.nexthop_for(r.nexthop, hash)?)))
+        })
+    }
+
     /// The matching prefix and its next-hop index only (data planes that keep their own copy
     /// of the next-hop records, which [`RouteReader::nexthop`] reads).
     #[inline]

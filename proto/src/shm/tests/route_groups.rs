@@ -73,6 +73,21 @@ fn groups_are_shared_spread_by_weight_and_freed() {
     assert_eq!((g.metric, g.hops.clone()), (5, vec![x, y]));
     // Weights 1 and 3: a quarter and three quarters of the flows.
     assert_eq!(spread(&r, ia, 2, 1024), vec![256, 768]);
+    for hash in [0, 1 << 30, (1 << 30) + 1, u32::MAX] {
+        let (at, path) = r
+            .lookup_path(Ipv4Addr::new(10, 2, 3, 4), hash)
+            .unwrap()
+            .unwrap();
+        assert_eq!((at.dst, at.nexthop), (a.dst, ia));
+        assert_eq!(path, r.nexthop_for(ia, hash).unwrap());
+        let want = if hash < 1 << 30 { &x } else { &y };
+        assert_eq!(
+            (path.via, path.dev, path.metric),
+            (want.via, want.dev, 5),
+            "{hash:#x}"
+        );
+    }
+    assert_eq!(r.lookup_path(Ipv4Addr::new(11, 0, 0, 1), 7).unwrap(), None);
 
     // The same paths share the group; a single-path route through a member (metric 0)
     // shares the member's record.
