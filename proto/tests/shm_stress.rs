@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use common::Stress;
 use rtm_proto::shm::{RouteWriter, TableReader, TableWriter, Versioned};
-use rtm_proto::{Prefix, Route};
+use rtm_proto::{Hop, Prefix, Route};
 
 const STRESS: Stress = Stress {
     test: "torn_read_stress",
@@ -55,10 +55,22 @@ fn key_index(p: &Prefix) -> Option<u32> {
     keys().iter().position(|k| k == p).map(|i| i as u32)
 }
 
-/// The entry written for change `n` of key `n % KEYS`: every field derives from `n`.
+/// The entry written for change `n` of key `n % KEYS`: every field derives from `n`. One
+/// change in three writes a multipath route of 2 to 16 paths (a group of two or three records),
+/// each path's fields and weight derived from `n` too.
 fn route_for(n: u64) -> Route {
     let i = (n % u64::from(KEYS)) as u32;
     let m = n as u32;
+    if m % 3 == 1 {
+        let hops = (0..2 + m % 15)
+            .map(|k| Hop {
+                via: Some(Ipv4Addr::from(m.wrapping_mul(40_503).wrapping_add(k))),
+                dev: (k % 4 != 0).then(|| format!("p{}", (m + k) % 100_000).parse().unwrap()),
+                weight: 1 + ((m + k) % 256) as u16,
+            })
+            .collect();
+        return Route::multipath(key(i), m, hops);
+    }
     Route {
         dst: key(i),
         via: (m % 7 != 0).then(|| Ipv4Addr::from(m.wrapping_mul(2_654_435_761) ^ 0x5555_5555)),
@@ -122,6 +134,23 @@ fn reader_main(path: &Path) -> Result<u64, String> {
                 }
                 if !v.dst.contains(a) {
                     return Err(format!("lookup({a}) returned {v:?}"));
+                }
+                reads += 1;
+            }
+            // The path a flow takes: one of its route's paths (or its next hop), with the
+            // route's metric.
+            if let Some((at, hop)) = r.lookup_path(a, rand()).map_err(|e| e.to_string())? {
+                let want = route_for(u64::from(hop.metric));
+                let ok = at.dst == want.dst
+                    && if want.is_multipath() {
+                        want.nexthops
+                            .iter()
+                            .any(|h| (h.via, h.dev) == (hop.via, hop.dev))
+                    } else {
+                        (want.via, want.dev) == (hop.via, hop.dev)
+                    };
+                if !ok {
+                    return Err(format!("lookup_path({a}): {at:?} {hop:?}, not of {want:?}"));
                 }
                 reads += 1;
             }
