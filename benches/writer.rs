@@ -8,6 +8,11 @@
 //! request; the file is in `/dev/shm` when it can be. Last, the milliseconds to build and
 //! publish the whole table as a new file at once (`RouteWriter::create` from the sorted routes),
 //! what the route table actor does when it restarts, after reading them from its file.
+//!
+//! Then the same prefixes as multipath routes of 16 paths, spread over 64 distinct groups (the
+//! route file shares a group among the routes with the same paths, as a real table's few ECMP
+//! sets are): the same three phases against the same baseline, and the ratio to the
+//! single-path figures of the same run.
 #![forbid(unsafe_code)]
 
 #[path = "../src/bin/rtm-bench/table.rs"]
@@ -19,7 +24,9 @@ use std::time::Instant;
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
 use rtm_proto::shm::{Planned, RouteWriter, TableWriter};
-use rtm_proto::{Prefix, Route};
+use std::net::Ipv4Addr;
+
+use rtm_proto::{Hop, Prefix, Route};
 
 const BATCH: usize = 4096;
 
@@ -103,6 +110,32 @@ fn trie_run(routes: &[Route], updated: &[Route]) -> [f64; 3] {
     [insert, update, delete]
 }
 
+/// `routes`' prefixes and metrics as multipath routes of `paths` equal-weight paths, over
+/// `groups` distinct sets of paths.
+fn multipath(routes: &[Route], paths: usize, groups: usize) -> Vec<Route> {
+    let sets: Vec<Vec<Hop>> = (0..groups)
+        .map(|g| {
+            (0..paths)
+                .map(|k| Hop {
+                    via: Some(Ipv4Addr::new(
+                        100,
+                        64 + (g / 256) as u8,
+                        (g % 256) as u8,
+                        k as u8 + 1,
+                    )),
+                    dev: Some(format!("eth{k}").parse().expect("a name")),
+                    weight: 1,
+                })
+                .collect()
+        })
+        .collect();
+    routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Route::multipath(r.dst, r.metric, sets[i % groups].clone()))
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -120,7 +153,16 @@ fn main() {
             ..r.clone()
         })
         .collect();
+    let mp = multipath(&routes, 16, 64);
+    let mp_updated: Vec<Route> = mp
+        .iter()
+        .map(|r| Route {
+            metric: r.metric + 1,
+            ..r.clone()
+        })
+        .collect();
     let (mut rtm, mut trie) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
+    let (mut rtm_mp, mut trie_mp) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
     let mut build = Vec::new();
     // Alternate, so that a noisy neighbour hits both sides alike.
     for _ in 0..reps {
@@ -131,6 +173,12 @@ fn main() {
             trie[i].push(x);
         }
         build.push(build_run(&routes));
+        for (i, x) in rtm_run(&mp, &mp_updated).into_iter().enumerate() {
+            rtm_mp[i].push(x);
+        }
+        for (i, x) in trie_run(&mp, &mp_updated).into_iter().enumerate() {
+            trie_mp[i].push(x);
+        }
     }
     println!("route writer, {n} routes, batches of {BATCH}, median of {reps} (ns per change)");
     println!(
@@ -146,4 +194,20 @@ fn main() {
     let b = median(build);
     println!("whole table built and published at once: {b:.1} ms");
     println!("writer_ms_build {b:.1}");
+    println!("multipath: 16 paths over 64 groups (ns per change; last column: rtm multipath / rtm single-path)");
+    println!(
+        "{:<8} {:>10} {:>14} {:>8} {:>8}",
+        "change", "rtm shm", "prefix-trie", "ratio", "vs 1"
+    );
+    for (i, name) in ["insert", "update", "delete"].iter().enumerate() {
+        let (a, b) = (median(rtm_mp[i].clone()), median(trie_mp[i].clone()));
+        let single = median(rtm[i].clone());
+        println!(
+            "{name:<8} {a:>10.0} {b:>14.0} {:>7.2}x {:>7.2}x",
+            a / b,
+            a / single
+        );
+        println!("writer_mp16_ns_per_{name} {a:.0}");
+        println!("trie_mp16_ns_per_{name} {b:.0}");
+    }
 }
