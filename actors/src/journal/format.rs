@@ -1,6 +1,6 @@
 //! The on-disk codec of snapshot and journal files: the file header, frames and their
 //! CRC-32C checksums, and the encoding of a whole snapshot. The layout is documented in the
-//! [module docs](super#on-disk-format-version-2): it is the contract of the state directory.
+//! [module docs](super#on-disk-format-version-3): it is the contract of the state directory.
 
 use std::fs::File;
 use std::io::Write;
@@ -11,17 +11,19 @@ use std::path::Path;
 // instruction where there is one.
 use crc32c::crc32c;
 use rtm_proto::shm::{Record, TableKind, Versioned};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::entry::JournalEntry;
 use super::error::{io_err, JournalError};
 use super::record::{JournalRecord, RecordRef, RecordV1, RecordV2};
 
 /// The on-disk format version this code writes. It reads this one and every one back to
 /// [`OLDEST_FORMAT_VERSION`].
 ///
-/// 1: the first. 2: a `Put` record also holds the entry's origin.
-pub const FORMAT_VERSION: u32 = 2;
+/// 1: the first. 2: a `Put` record also holds the entry's origin. 3: a `Put` holds the entry's
+/// current serde form (a route's with its `nexthops`), 1 and 2 its legacy one
+/// ([`JournalEntry::Legacy`]).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest on-disk format version this code reads (and rewrites in [`FORMAT_VERSION`] at
 /// start).
@@ -189,32 +191,35 @@ pub(super) fn next_valid_frame(data: &[u8], off: usize) -> Option<usize> {
 }
 
 /// Decodes the records of one frame's payload, of a file of format `version` (one
-/// [`parse_file_header`] accepted).
-pub(super) fn decode_records<R>(
+/// [`parse_file_header`] accepted). Formats 1 and 2 hold entries in their legacy serde form.
+pub(super) fn decode_records<R: JournalEntry>(
     payload: &[u8],
     version: u32,
-) -> Result<Vec<JournalRecord<R>>, String>
-where
-    R: Record + DeserializeOwned,
-    R::Key: DeserializeOwned,
-{
+) -> Result<Vec<JournalRecord<R>>, String> {
     let mut out = Vec::new();
     let mut rest = payload;
     while !rest.is_empty() {
         let at = payload.len() - rest.len();
         let undecodable =
             |e| format!("undecodable record at payload byte {at} ({e}); written by a newer rtmd?");
-        let (rec, tail) = if version == 1 {
-            let (rec, tail) =
-                postcard::take_from_bytes::<RecordV1<R>>(rest).map_err(undecodable)?;
-            (rec.upgrade(), tail)
-        } else {
-            let (rec, tail) =
-                postcard::take_from_bytes::<RecordV2<R>>(rest).map_err(undecodable)?;
-            let rec = rec
-                .into_record()
-                .map_err(|why| format!("record at payload byte {at}: {why}"))?;
-            (rec, tail)
+        let unknown = |why| format!("record at payload byte {at}: {why}");
+        let (rec, tail) = match version {
+            1 => {
+                let (rec, tail) = postcard::take_from_bytes::<RecordV1<R::Legacy, R::Key>>(rest)
+                    .map_err(undecodable)?;
+                (rec.upgrade(R::from_legacy), tail)
+            }
+            2 => {
+                let (rec, tail) = postcard::take_from_bytes::<RecordV2<R::Legacy, R::Key>>(rest)
+                    .map_err(undecodable)?;
+                (rec.into_record(R::from_legacy).map_err(unknown)?, tail)
+            }
+            // FORMAT_VERSION: parse_file_header lets no other through.
+            _ => {
+                let (rec, tail) =
+                    postcard::take_from_bytes::<RecordV2<R, R::Key>>(rest).map_err(undecodable)?;
+                (rec.into_record(|entry| entry).map_err(unknown)?, tail)
+            }
         };
         out.push(rec);
         rest = tail;

@@ -22,14 +22,14 @@
 //! state directory is never followed; all names are resolved relative to one open handle of
 //! `DIR`.
 //!
-//! # On-disk format (version 2)
+//! # On-disk format (version 3)
 //!
 //! All integers are little-endian. Both files start with a 40-byte header:
 //!
 //! ```text
 //! offset size  field
 //!  0      8    magic        "rtm-snap" (snapshot) or "rtm-jrnl" (journal)
-//!  8      4    version      2 (FORMAT_VERSION); 1 is still read, see "Versions" below
+//!  8      4    version      3 (FORMAT_VERSION); 1 and 2 are still read, see "Versions" below
 //! 12      4    kind         table kind: 1 = route, 2 = arp (a route file is never read as ARP)
 //! 16      8    seq          snapshot: the table's sequence number it was taken at;
 //!                           journal: the seq of the snapshot it continues ("base")
@@ -56,23 +56,31 @@
 //! order); `origin` is one byte, the entry's [`Origin`](rtm_proto::Origin) (`0` rtm, `1`
 //! kernel: [`Record::origin`], restored with [`Record::set_origin`]); the entry and key use the
 //! table type's serde encoding (the same compact postcard encoding as the wire protocol, which
-//! leaves the origin out). An unknown origin number is an error naming the file and offset.
+//! leaves the origin out): for a route `dst`, `via`, `dev`, `metric`, then `nexthops` (a
+//! length, then each hop's `via`, `dev`, `weight`; length 0 for a route with one next hop). An
+//! unknown origin number is an error naming the file and offset.
 //!
 //! ## Versions
 //!
-//! - **1**: as above without `origin`: a route's origin was lost across a restart.
-//! - **2** (this code writes it): `Put` records carry the entry's origin, so routes mirrored
-//!   from the kernel are still kernel routes after a restart.
+//! - **1**: as 2 without `origin`: a route's origin was lost across a restart.
+//! - **2**: `Put` records carry the entry's origin, so routes mirrored from the kernel are
+//!   still kernel routes after a restart. A route is its four fields before multipath routes
+//!   (`dst`, `via`, `dev`, `metric`: [`route_v1`](rtm_proto::types::route_v1)).
+//! - **3** (this code writes it): the records of 2; a route's serde form has `nexthops` after
+//!   `metric`, so a multipath route is stored whole. ARP entries did not change.
 //!
-//! Each file is decoded by its own header's version, so a snapshot and a journal of different
-//! versions replay together. A version-1 file is read with origin rtm for every entry, and the
-//! start rewrites the table in version 2 (the compaction below runs whenever a file of an
-//! older version was read) and logs one info line naming the directory and both versions. The
-//! rewrite is an ordinary compaction, so a crash in its middle leaves a version-2 snapshot next
-//! to the version-1 journal it supersedes: a readable pair. A file of a version newer than
+//! What an entry type stored in 1 and 2 is its [`JournalEntry::Legacy`] form, turned into the
+//! entry by [`JournalEntry::from_legacy`] (a route with one next hop, `nexthops` empty). Each
+//! file is decoded by its own header's version, so a snapshot and a journal of different
+//! versions replay together. A version-1 file is read with origin rtm for every entry. After
+//! reading a file of version 1 or 2 the start rewrites the table in version 3 (the compaction
+//! below runs whenever a file of an older version was read) and logs one info line naming the
+//! directory and both versions (the older one being the oldest of the two files). The rewrite
+//! is an ordinary compaction, so a crash in its middle leaves a version-3 snapshot next to the
+//! older journal it supersedes: a readable pair. A file of a version newer than
 //! [`FORMAT_VERSION`] (or 0) is refused with [`JournalError::BadHeader`] naming the file, its
-//! version and the versions this code reads; nothing is changed. An rtmd of version-1 code
-//! refuses a version-2 state directory the same way, so a downgrade needs the state directory
+//! version and the versions this code reads; nothing is changed. An rtmd of older code refuses
+//! a state directory of a newer version the same way, so a downgrade needs the state directory
 //! the old release left (a copy taken before the upgrade) or an empty one.
 //!
 //! # Start-up
@@ -148,10 +156,11 @@
 //! # Where things are
 //!
 //! This file holds [`Journal`]. Beside it: `options.rs` (fsync policy, compaction threshold),
-//! `record.rs` (what a journal records), `format.rs` (the codec of headers, frames and
+//! `entry.rs` (what an entry type needs: [`JournalEntry`]), `record.rs` (what a journal records), `format.rs` (the codec of headers, frames and
 //! snapshots), `files.rs` (opening files without following symlinks), `replay.rs` (start-up:
 //! snapshot and replay), `error.rs`.
 
+mod entry;
 mod error;
 mod files;
 mod format;
@@ -169,10 +178,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rtm_proto::shm::{Record, TableKind, Versioned};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tracing::info;
 
+pub use entry::JournalEntry;
 pub use error::JournalError;
 pub use format::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use options::{FsyncPolicy, JournalOptions, DEFAULT_COMPACT_MIN};
@@ -222,11 +230,7 @@ impl<R: Record> fmt::Debug for Journal<R> {
     }
 }
 
-impl<R> Journal<R>
-where
-    R: Record + Serialize + DeserializeOwned,
-    R::Key: Serialize + DeserializeOwned,
-{
+impl<R: JournalEntry> Journal<R> {
     /// Opens (creating if needed) table `name` in `dir`, locks it, recovers its state and
     /// compacts it. The table kind comes from `R`; `name` is the file stem (`route`, `arp`).
     pub fn open(

@@ -3,7 +3,6 @@
 
 use rtm_proto::shm::Record;
 use rtm_proto::Origin;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// One change of a table, as the journal stores it. A `Put`'s entry carries its origin
@@ -28,9 +27,9 @@ impl<R: Record> JournalRecord<R> {
     }
 }
 
-/// A record as format 2 writes it, by reference, for staging without cloning: a `Put` holds
-/// the entry's origin ([`Origin::as_u8`], one byte) before the entry's serde form. Decodes as
-/// [`RecordV2`].
+/// A record as the current format (3) writes it, by reference, for staging without cloning: a
+/// `Put` holds the entry's origin ([`Origin::as_u8`], one byte) before the entry's serde form.
+/// Decodes as [`RecordV2<R, R::Key>`](RecordV2).
 #[derive(Serialize)]
 #[serde(bound(serialize = "R: Serialize, R::Key: Serialize"))]
 pub(super) enum RecordRef<'a, R: Record> {
@@ -49,34 +48,38 @@ impl<'a, R: Record> RecordRef<'a, R> {
     }
 }
 
-/// A record of format 2 (what [`RecordRef`] writes).
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "R: DeserializeOwned, R::Key: DeserializeOwned"))]
-pub(super) enum RecordV2<R: Record> {
-    Put { seq: u64, origin: u8, entry: R },
-    Del { seq: u64, key: R::Key },
-    Flush { seq: u64 },
-}
-
-/// A record of format 1 (read only): a `Put` is the entry's serde form alone, so the entry's
-/// origin was not recorded. (Tests write it, to stand for files of older releases.)
+/// A record of format 2 or 3, with the entry in form `E` and the key in form `K`. Both formats
+/// lay a record out alike; they differ in the entry's form: format 2 holds the entry's legacy
+/// form ([`JournalEntry::Legacy`](super::JournalEntry::Legacy)), format 3 the entry type's own
+/// (what [`RecordRef`] writes). (Tests write format 2, to stand for files of older releases.)
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
-#[serde(bound(
-    serialize = "R: Serialize, R::Key: Serialize",
-    deserialize = "R: DeserializeOwned, R::Key: DeserializeOwned"
-))]
-pub(super) enum RecordV1<R: Record> {
-    Put { seq: u64, entry: R },
-    Del { seq: u64, key: R::Key },
+pub(super) enum RecordV2<E, K> {
+    Put { seq: u64, origin: u8, entry: E },
+    Del { seq: u64, key: K },
     Flush { seq: u64 },
 }
 
-impl<R: Record> RecordV1<R> {
-    /// Format 1 did not record origins: every entry it holds was written through rtm.
-    pub(super) fn upgrade(self) -> JournalRecord<R> {
+/// A record of format 1 (read only): a `Put` is the entry's legacy serde form alone, so the
+/// entry's origin was not recorded. (Tests write it, to stand for files of older releases.)
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) enum RecordV1<E, K> {
+    Put { seq: u64, entry: E },
+    Del { seq: u64, key: K },
+    Flush { seq: u64 },
+}
+
+impl<E, K> RecordV1<E, K> {
+    /// The record, its entry made by `entry`. Format 1 did not record origins: every entry it
+    /// holds was written through rtm.
+    pub(super) fn upgrade<R>(self, entry: impl FnOnce(E) -> R) -> JournalRecord<R>
+    where
+        R: Record<Key = K>,
+    {
         match self {
-            RecordV1::Put { seq, mut entry } => {
+            RecordV1::Put { seq, entry: e } => {
+                let mut entry = entry(e);
                 entry.set_origin(Origin::Rtm);
                 JournalRecord::Put { seq, entry }
             }
@@ -86,14 +89,20 @@ impl<R: Record> RecordV1<R> {
     }
 }
 
-impl<R: Record> RecordV2<R> {
-    /// The record, or why not (an origin this code does not know).
-    pub(super) fn into_record(self) -> Result<JournalRecord<R>, String> {
+impl<E, K> RecordV2<E, K> {
+    /// The record, its entry made by `entry`, or why not (an origin this code does not know).
+    pub(super) fn into_record<R>(
+        self,
+        entry: impl FnOnce(E) -> R,
+    ) -> Result<JournalRecord<R>, String>
+    where
+        R: Record<Key = K>,
+    {
         Ok(match self {
             RecordV2::Put {
                 seq,
                 origin,
-                mut entry,
+                entry: e,
             } => {
                 let origin = Origin::from_u8(origin).ok_or_else(|| {
                     format!(
@@ -101,6 +110,7 @@ impl<R: Record> RecordV2<R> {
                          written by a newer rtmd?"
                     )
                 })?;
+                let mut entry = entry(e);
                 entry.set_origin(origin);
                 JournalRecord::Put { seq, entry }
             }

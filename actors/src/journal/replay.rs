@@ -9,9 +9,9 @@ use std::path::Path;
 
 use rtm_proto::shm::{Record, TableKind, Versioned};
 use rustix::fs::OFlags;
-use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use super::entry::JournalEntry;
 use super::error::{io_err, JournalError};
 use super::files::open_existing;
 use super::format::{
@@ -58,8 +58,7 @@ pub(super) fn recover<R>(
     (journal_name, journal_path): (&str, &Path),
 ) -> Result<Found<R>, JournalError>
 where
-    R: Record + DeserializeOwned,
-    R::Key: DeserializeOwned,
+    R: JournalEntry,
 {
     let mut entries = BTreeMap::new();
     // The oldest format version of the files read.
@@ -128,8 +127,7 @@ fn read_snapshot<R>(
     entries: &mut BTreeMap<R::Key, Versioned<R>>,
 ) -> Result<FileHeader, JournalError>
 where
-    R: Record + DeserializeOwned,
-    R::Key: DeserializeOwned,
+    R: JournalEntry,
 {
     let header = parse_file_header(path, data, SNAP_MAGIC, "snapshot", R::KIND)?;
     let FileHeader {
@@ -195,8 +193,7 @@ fn replay<R>(
     entries: &mut BTreeMap<R::Key, Versioned<R>>,
 ) -> Result<Replay, JournalError>
 where
-    R: Record + DeserializeOwned,
-    R::Key: DeserializeOwned,
+    R: JournalEntry,
 {
     let FileHeader {
         version, seq: base, ..

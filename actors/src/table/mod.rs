@@ -27,14 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rtm_proto::shm::{Record, ShmError, ShmWriter, TableWriter};
+use rtm_proto::shm::{ShmError, ShmWriter, TableWriter};
 use rtm_proto::wire::{Event, Failure, Key, PanicPoint, Table};
 use rtm_proto::Origin;
 use tracing::{error, info, warn};
 
 use crate::counters::{Counters, Health};
 use crate::faults::Faults;
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalEntry, JournalError};
 use crate::restart::{guarded, ActorKind, RestartLog, Restartable};
 
 pub use apply::{Apply, ApplyOutcome};
@@ -48,9 +48,7 @@ use stage::{with_effects, Effect};
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// What a table needs beyond its shared-memory record format.
-pub trait TableRecord:
-    Record + Send + Unpin + serde::Serialize + serde::de::DeserializeOwned + 'static
-{
+pub trait TableRecord: JournalEntry + Send + Unpin + 'static {
     const TABLE: Table;
     const ACTOR: ActorKind;
     fn wire_key(key: Self::Key) -> Key;

@@ -2,9 +2,10 @@
 //! compaction, symlinks, locking and a failed write.
 
 use super::format::{decode_records, FILE_HEADER, FRAME_HEADER, SNAP_MAGIC};
-use super::record::{RecordRef, RecordV1};
+use super::record::{RecordRef, RecordV1, RecordV2};
 use super::*;
 use crc32c::crc32c;
+use rtm_proto::types::route_v1::RouteV1;
 use rtm_proto::{ArpEntry, MacAddr, Origin, Prefix, Route};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -110,14 +111,22 @@ fn staged_by_reference_decodes_to_the_record() {
             std::slice::from_ref(r)
         );
     }
-    // The origin costs one byte per entry, nothing per delete or flush.
-    let v1 = postcard::to_allocvec(&RecordV1::Put {
+    // The origin costs one byte per entry (format 2), nothing per delete or flush; a route's
+    // (empty) nexthops one more (format 3).
+    let v1 = postcard::to_allocvec(&RecordV1::<_, Prefix>::Put {
         seq: 2,
-        entry: kernel.clone(),
+        entry: RouteV1(kernel.clone()),
     })
     .unwrap();
-    let v2 = postcard::to_allocvec(&RecordRef::put(2, &kernel)).unwrap();
+    let v2 = postcard::to_allocvec(&RecordV2::<_, Prefix>::Put {
+        seq: 2,
+        origin: kernel.origin.as_u8(),
+        entry: RouteV1(kernel.clone()),
+    })
+    .unwrap();
+    let v3 = postcard::to_allocvec(&RecordRef::put(2, &kernel)).unwrap();
     assert_eq!(v2.len(), v1.len() + 1);
+    assert_eq!(v3.len(), v2.len() + 1);
 }
 
 #[test]
