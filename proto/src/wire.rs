@@ -29,6 +29,9 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::types::{route_v1, ArpEntry, MacAddr, Origin, Prefix, Route};
 
+/// How routes travel in replies.
+mod forms;
+
 /// The protocol version this build speaks. Version 2 added [`Failure::NoSpace`]; a version 1
 /// client is told of it as [`Failure::Internal`] ([`Failure::for_version`]). Version 3 added
 /// [`Request::DashboardUrl`] and its reply, and [`DebugTarget::Registry`]; a client sends them
@@ -463,7 +466,7 @@ pub enum Reply {
         seq: u64,
     },
     Routes {
-        #[serde(with = "routes_v1")]
+        #[serde(with = "forms::routes_v1")]
         routes: Vec<Route>,
         more: bool,
     },
@@ -495,21 +498,21 @@ pub enum Reply {
     /// [`Reply::Routes`] with each route's origin, to a client at version 6 or later
     /// ([`Reply::for_version`]). Since version 6.
     RouteList {
-        #[serde(with = "routes_with_origin_v1")]
+        #[serde(with = "forms::routes_with_origin_v1")]
         routes: Vec<Route>,
         more: bool,
     },
     /// [`Reply::Route`] with the route's origin. Since version 6.
-    RouteWithOrigin(#[serde(with = "route_with_origin_v1")] Route),
+    RouteWithOrigin(#[serde(with = "forms::route_with_origin_v1")] Route),
     /// [`Reply::Routes`] with each route's origin and next hops, multipath routes included, to a
     /// client at version 7 or later. Since version 7.
     RoutesV7 {
-        #[serde(with = "routes_with_origin")]
+        #[serde(with = "forms::routes_with_origin")]
         routes: Vec<Route>,
         more: bool,
     },
     /// [`Reply::Route`] with the route's origin and next hops. Since version 7.
-    RouteV7(#[serde(with = "route_with_origin")] Route),
+    RouteV7(#[serde(with = "forms::route_with_origin")] Route),
 }
 
 impl Reply {
@@ -554,83 +557,6 @@ impl Reply {
         }
     }
 }
-
-/// Routes in their form before version 7 ([`route_v1`]).
-mod routes_v1 {
-    use super::{
-        route_v1::{AsV1, RouteV1},
-        Route,
-    };
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(routes: &[Route], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(routes.iter().map(AsV1))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
-        Ok(Vec::<RouteV1>::deserialize(d)?
-            .into_iter()
-            .map(|r| r.0)
-            .collect())
-    }
-}
-
-/// A route (in `$form`) and its origin, as one (a route's own serde form has no origin).
-macro_rules! with_origin {
-    ($one:ident, $many:ident, $form:ty, $wrap:expr, $unwrap:expr) => {
-        mod $one {
-            use super::{Origin, Route};
-            use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-            pub fn serialize<S: Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
-                ($wrap(r), r.origin).serialize(s)
-            }
-
-            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Route, D::Error> {
-                let (r, origin) = <($form, Origin)>::deserialize(d)?;
-                let mut r: Route = $unwrap(r);
-                r.origin = origin;
-                Ok(r)
-            }
-        }
-
-        mod $many {
-            use super::{Origin, Route};
-            use serde::{Deserialize, Deserializer, Serializer};
-
-            pub fn serialize<S: Serializer>(routes: &[Route], s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(routes.iter().map(|r| ($wrap(r), r.origin)))
-            }
-
-            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Route>, D::Error> {
-                let pairs = Vec::<($form, Origin)>::deserialize(d)?;
-                Ok(pairs
-                    .into_iter()
-                    .map(|(r, origin)| {
-                        let mut r: Route = $unwrap(r);
-                        r.origin = origin;
-                        r
-                    })
-                    .collect())
-            }
-        }
-    };
-}
-
-with_origin!(
-    route_with_origin_v1,
-    routes_with_origin_v1,
-    crate::types::route_v1::RouteV1,
-    crate::types::route_v1::AsV1,
-    |r: crate::types::route_v1::RouteV1| r.0
-);
-with_origin!(
-    route_with_origin,
-    routes_with_origin,
-    Route,
-    std::convert::identity,
-    |r: Route| r
-);
 
 /// A dashboard token minted for the uid on the other end of the socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -845,146 +771,4 @@ pub struct Restarts {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_and_trailing_garbage() {
-        let msg = ClientMsg::Request {
-            id: 7,
-            req: Request::Apply(Op::RouteDel("10.0.0.0/8".parse().unwrap())),
-        };
-        let bytes = encode(&msg).unwrap();
-        assert_eq!(decode::<ClientMsg>(&bytes).unwrap(), msg);
-        let mut longer = bytes.to_vec();
-        longer.push(0);
-        assert!(decode::<ClientMsg>(&longer).is_err());
-        assert!(decode::<ClientMsg>(&[0xff, 0xff, 0xff]).is_err());
-    }
-
-    #[test]
-    fn hello_is_variant_zero() {
-        // Any daemon version must be able to read a Hello: it must stay the first variant.
-        let hello = ClientMsg::Hello(Hello {
-            version: 1,
-            name: "x".into(),
-            caps: Caps::default(),
-        });
-        assert_eq!(encode(&hello).unwrap()[0], 0);
-    }
-
-    /// From version 6 on a route travels with its origin; before, in the form that version
-    /// decodes, and the refusal of an owned entry in words an old client knows.
-    #[test]
-    fn routes_carry_their_origin_from_version_6() {
-        let mut r = Route {
-            dst: "10.0.0.0/8".parse().unwrap(),
-            via: Some(Ipv4Addr::new(192, 0, 2, 1)),
-            dev: None,
-            metric: 3,
-            nexthops: Vec::new(),
-            origin: Origin::Kernel,
-        };
-        let list = Reply::Routes {
-            routes: vec![r.clone()],
-            more: false,
-        };
-        let at = |v: u16, reply: Reply| -> Reply {
-            let msg = ServerMsg::Reply {
-                id: 1,
-                result: reply.for_version(v),
-            };
-            match decode::<ServerMsg>(&encode(&msg).unwrap()).unwrap() {
-                ServerMsg::Reply { result, .. } => result.unwrap().normalized(),
-                other => panic!("{other:?}"),
-            }
-        };
-        assert_eq!(at(6, list.clone()), list);
-        assert_eq!(at(6, Reply::Route(r.clone())), Reply::Route(r.clone()));
-        // A version 5 client decodes the old variants, without the origin.
-        assert!(matches!(
-            list.clone().for_version(5),
-            Ok(Reply::Routes { .. })
-        ));
-        r.origin = Origin::Rtm;
-        assert_eq!(at(5, Reply::Route(r.clone())), Reply::Route(r));
-
-        let owned = Failure::Owned {
-            table: Table::Route,
-            key: Some("10.0.0.0/8".into()),
-            count: 1,
-            origin: Origin::Kernel,
-        };
-        let text = owned.to_string();
-        assert!(
-            text.contains("10.0.0.0/8") && text.contains("--override-kernel"),
-            "{text}"
-        );
-        assert_eq!(owned.clone().for_version(5), Failure::Invalid(text));
-        assert_eq!(owned.clone().for_version(6), owned);
-    }
-
-    /// A multipath route travels whole from version 7 on, in its own operation variants; a
-    /// route with one next hop keeps the encoding every version reads; an older client asking
-    /// for a multipath route is told why it cannot have it.
-    #[test]
-    fn multipath_routes_travel_from_version_7() {
-        let hop = |a: u8, w: u16| crate::types::Hop {
-            via: Some(Ipv4Addr::new(192, 0, 2, a)),
-            dev: None,
-            weight: w,
-        };
-        let dst: Prefix = "10.1.0.0/16".parse().unwrap();
-        let multi = Route::multipath(dst, 5, vec![hop(1, 1), hop(2, 3)]);
-        let single = Route::new(dst, Some(Ipv4Addr::new(192, 0, 2, 1)), None, 5);
-        let req = |op: Op| ClientMsg::Request {
-            id: 1,
-            req: Request::Apply(op),
-        };
-        for op in [
-            Op::RouteAdd(multi.clone()),
-            Op::RouteChange(multi.clone()),
-            Op::RouteReplace(multi.clone()),
-        ] {
-            assert_eq!(Request::Apply(op.clone()).since(), 7);
-            let msg = req(op);
-            assert_eq!(decode::<ClientMsg>(&encode(&msg).unwrap()).unwrap(), msg);
-        }
-        // One next hop: the bytes an older daemon decodes (variant 0, then the four fields).
-        assert_eq!(Request::Apply(Op::RouteAdd(single.clone())).since(), 1);
-        let op = encode(&Op::RouteAdd(single.clone())).unwrap();
-        let legacy = encode(&(0u8, crate::types::route_v1::AsV1(&single))).unwrap();
-        assert_eq!(op, legacy);
-
-        let list = Reply::Routes {
-            routes: vec![single.clone(), multi.clone()],
-            more: false,
-        };
-        let back = |reply: Reply| match decode::<ServerMsg>(
-            &encode(&ServerMsg::Reply {
-                id: 1,
-                result: Ok(reply),
-            })
-            .unwrap(),
-        )
-        .unwrap()
-        {
-            ServerMsg::Reply { result, .. } => result.unwrap().normalized(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(back(list.clone().for_version(7).unwrap()), list);
-        let why = list.clone().for_version(6).unwrap_err().to_string();
-        assert!(
-            why.contains("10.1.0.0/16") && why.contains("2 nexthops") && why.contains("upgrade"),
-            "{why}"
-        );
-        let only_single = Reply::Routes {
-            routes: vec![single],
-            more: false,
-        };
-        assert_eq!(
-            back(only_single.clone().for_version(6).unwrap()),
-            only_single
-        );
-    }
-}
+mod tests;
