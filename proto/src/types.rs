@@ -496,19 +496,24 @@ impl Hop {
         }
         Ok(())
     }
+
+    /// The hop's path without its weight: `nexthop via 192.0.2.1 dev eth0`.
+    pub fn path(&self) -> String {
+        let mut s = String::from("nexthop");
+        if let Some(v) = self.via {
+            s += &format!(" via {v}");
+        }
+        if let Some(d) = &self.dev {
+            s += &format!(" dev {d}");
+        }
+        s
+    }
 }
 
 /// `nexthop via 192.0.2.1 dev eth0 weight 1`, as iproute2 writes it (weight always shown).
 impl fmt::Display for Hop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("nexthop")?;
-        if let Some(v) = self.via {
-            write!(f, " via {v}")?;
-        }
-        if let Some(d) = &self.dev {
-            write!(f, " dev {d}")?;
-        }
-        write!(f, " weight {}", self.weight)
+        write!(f, "{} weight {}", self.path(), self.weight)
     }
 }
 
@@ -573,6 +578,13 @@ impl Route {
         !self.nexthops.is_empty()
     }
 
+    /// The first next hop whose path (gateway and device, whatever its weight) an earlier one
+    /// already has.
+    fn duplicate_hop(&self) -> Option<&Hop> {
+        let mut seen = std::collections::HashSet::with_capacity(self.nexthops.len());
+        self.nexthops.iter().find(|h| !seen.insert((h.via, h.dev)))
+    }
+
     /// Checks what the wire cannot express: a route needs `via` or `dev`, and a `via` that
     /// can be a next hop; a multipath route, 2..=[`MAX_NEXTHOPS`] valid hops and no `via` or
     /// `dev` of its own.
@@ -588,7 +600,16 @@ impl Route {
                     self.nexthops.len()
                 )
             } else {
-                return self.nexthops.iter().try_for_each(|h| h.validate(self.dst));
+                self.nexthops
+                    .iter()
+                    .try_for_each(|h| h.validate(self.dst))?;
+                match self.duplicate_hop() {
+                    None => return Ok(()),
+                    Some(h) => format!(
+                        "{} given twice; each path of a multipath route is given once",
+                        h.path()
+                    ),
+                }
             };
             return Err(ParseError::Multipath { dst: self.dst, why });
         }
@@ -744,138 +765,4 @@ impl fmt::Debug for ArpEntry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `from_stored` (the shared-memory decoder's check of shape) gives back every name parsing
-    /// accepts, and refuses every buffer of the wrong shape.
-    #[test]
-    fn if_name_from_stored_checks_the_shape() {
-        use rand::{rngs::StdRng, Rng, SeedableRng};
-        let mut rng = StdRng::seed_from_u64(7);
-        // Bytes that matter: controls, space, '/', '.', printable ASCII, DEL, UTF-8 pieces.
-        let pool: Vec<u8> = [
-            0u8, 1, 9, 0x0b, 0x1f, b' ', b'/', b'.', b'a', b'Z', b'0', b'-', 0x7e,
-        ]
-        .into_iter()
-        .chain([0x7f, 0x80, 0x85, 0xa0, 0xc2, 0xc3, 0xe2, 0x80, 0xa9, 0xff])
-        .collect();
-        let mut cases: Vec<(u8, [u8; IFNAME_MAX])> = vec![
-            (1, *b".\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
-            (2, *b"..\0\0\0\0\0\0\0\0\0\0\0\0\0"),
-            (3, *b"...\0\0\0\0\0\0\0\0\0\0\0\0"),
-            (15, *b"a23456789012345"),
-            (0, [0; IFNAME_MAX]),
-            (16, *b"a23456789012345"),
-            (4, *b"eth0\0\0\0\0\0\0\0\0\0\0x"),
-        ];
-        // U+0085 (NEL, whitespace and control) and U+00A0 (no-break space, whitespace) in UTF-8.
-        cases.push((3, *b"a\xc2\x85\0\0\0\0\0\0\0\0\0\0\0\0"));
-        cases.push((3, *b"a\xc2\xa0\0\0\0\0\0\0\0\0\0\0\0\0"));
-        cases.push((3, *b"\xc3\xa9a\0\0\0\0\0\0\0\0\0\0\0\0"));
-        for _ in 0..200_000 {
-            let len = rng.random_range(0..=16u8);
-            let mut buf = [0u8; IFNAME_MAX];
-            for b in buf.iter_mut().take(usize::from(len)) {
-                *b = if rng.random_range(0..4) == 0 {
-                    pool[rng.random_range(0..pool.len())]
-                } else {
-                    rng.random_range(0x21..0x7f)
-                };
-            }
-            if rng.random_range(0..50) == 0 {
-                buf[rng.random_range(0..IFNAME_MAX)] = rng.random();
-            }
-            cases.push((len, buf));
-        }
-        let mut accepted = 0;
-        for (len, buf) in cases {
-            let n = usize::from(len);
-            let shaped = (1..=IFNAME_MAX).contains(&n) && buf[n..].iter().all(|&b| b == 0);
-            let parsed = shaped
-                .then(|| std::str::from_utf8(&buf[..n]).ok()?.parse::<IfName>().ok())
-                .flatten();
-            let got = IfName::from_stored(len, buf);
-            assert_eq!(got.is_some(), shaped, "len {len} bytes {buf:?}");
-            if let Some(p) = parsed {
-                assert_eq!(got, Some(p), "len {len} bytes {buf:?}");
-                accepted += 1;
-            }
-        }
-        assert!(accepted > 1000);
-    }
-
-    #[test]
-    fn prefix_parsing() {
-        assert_eq!(
-            "10.1.0.0/16".parse::<Prefix>().unwrap().to_string(),
-            "10.1.0.0/16"
-        );
-        assert_eq!(
-            "10.0.0.1".parse::<Prefix>().unwrap().to_string(),
-            "10.0.0.1/32"
-        );
-        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap().len(), 0);
-        let e = "10.0.0.1/8".parse::<Prefix>().unwrap_err().to_string();
-        assert!(e.contains("10.0.0.1/8") && e.contains("10.0.0.0/8"), "{e}");
-        for bad in [
-            "10.0.0.0/33",
-            "10.0.0/8",
-            "x/8",
-            "10.0.0.0/",
-            "10.0.0.0/+8",
-            "10.0.0.0/08",
-            "0.0.0.0/00",
-            "",
-        ] {
-            let e = bad.parse::<Prefix>().unwrap_err().to_string();
-            assert!(e.contains(&format!("\"{bad}\"")), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn mac_spellings_are_one_key() {
-        let a: MacAddr = "aa:bb:cc:dd:ee:0f".parse().unwrap();
-        let b: MacAddr = "AA-BB-CC-DD-EE-0F".parse().unwrap();
-        let c: MacAddr = "aabb.ccdd.ee0f".parse().unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a, c);
-        assert_eq!(c.to_string(), "aa:bb:cc:dd:ee:0f");
-        assert_eq!(MacAddr::from_u64(a.to_u64()), a);
-        for bad in [
-            "aa:bb:cc:dd:ee",
-            "aa:bb-cc:dd:ee:ff",
-            "gg:bb:cc:dd:ee:ff",
-            "aabbccddeeff",
-        ] {
-            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn ifname_rules() {
-        assert!("eth0".parse::<IfName>().is_ok());
-        assert!("a23456789012345".parse::<IfName>().is_ok());
-        for bad in ["", "a234567890123456", "a/b", "a b", "."] {
-            assert!(bad.parse::<IfName>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn route_display() {
-        let r = Route {
-            dst: "10.1.0.0/16".parse().unwrap(),
-            via: Some("192.168.1.1".parse().unwrap()),
-            dev: Some("eth0".parse().unwrap()),
-            metric: 10,
-            nexthops: Vec::new(),
-            origin: Default::default(),
-        };
-        assert_eq!(
-            r.to_string(),
-            "10.1.0.0/16 via 192.168.1.1 dev eth0 metric 10"
-        );
-        let bytes = postcard::to_allocvec(&r).unwrap();
-        assert_eq!(postcard::from_bytes::<Route>(&bytes).unwrap(), r);
-    }
-}
+mod tests;
