@@ -26,20 +26,24 @@ pub struct Object {
 const SELECTORS: &str =
     "[PREFIX | exact PREFIX | root PREFIX | match PREFIX] [dev IFNAME] [via GW]";
 
+/// A route: one next hop, or several as `ip route` gives them (weight 1..=256, default 1).
+const ROUTE_SPEC: &str = "PREFIX [via GW] [dev IFNAME] [metric N] | \
+     PREFIX [metric N] nexthop [via GW] [dev IFNAME] [weight W] nexthop ...";
+
 const ROUTE_VERBS: &[Verb] = &[
     Verb {
         names: &["add"],
-        args: "PREFIX [via GW] [dev IFNAME] [metric N]",
+        args: ROUTE_SPEC,
         about: "Add a route; fails if PREFIX exists",
     },
     Verb {
         names: &["change"],
-        args: "PREFIX [via GW] [dev IFNAME] [metric N]",
+        args: ROUTE_SPEC,
         about: "Set the whole route of an existing PREFIX (omitted fields take their defaults)",
     },
     Verb {
         names: &["replace"],
-        args: "PREFIX [via GW] [dev IFNAME] [metric N]",
+        args: ROUTE_SPEC,
         about: "Create the route or set the whole of it",
     },
     Verb {
@@ -241,7 +245,9 @@ fn keywords(args: &'static str) -> Vec<&'static str> {
             !w.is_empty() && *w != "-" && w.chars().all(|c| c.is_ascii_lowercase() || c == '-')
         })
         .collect();
-    out.dedup();
+    // Each once, in the order of first mention (a multipath route names via and dev again).
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|w| seen.insert(*w));
     out
 }
 

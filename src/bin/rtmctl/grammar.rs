@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! route add|change|replace PREFIX [via GW] [dev IFNAME] [metric N]
+//! route add|change|replace PREFIX [metric N] nexthop [via GW] [dev IFNAME] [weight W] nexthop …
 //! route del PREFIX | route get ADDRESS
 //! route show|flush [PREFIX | exact P | root P | match P] [dev IFNAME] [via GW]
 //! arp add|change|replace MAC IP [dev IFNAME]
@@ -18,7 +19,7 @@
 
 use std::net::Ipv4Addr;
 
-use rtm::types::{parse_addr, shown, unicast_next_hop, ParseError};
+use rtm::types::{parse_addr, parse_weight, shown, unicast_next_hop, Hop, ParseError};
 use rtm::wire::{Op, Tables};
 use rtm::{ArpEntry, IfName, MacAddr, Prefix, Route};
 
@@ -373,7 +374,10 @@ pub fn parse_prefix(word: &str) -> Result<Prefix, UsageError> {
     Ok(word.parse()?)
 }
 
-/// `PREFIX [via GW] [dev IFNAME] [metric N]`, each keyword at most once.
+/// `PREFIX [via GW] [dev IFNAME] [metric N]`, each keyword at most once; or a multipath
+/// route, `PREFIX [metric N] nexthop NH nexthop NH …`, as `ip route` has it: everything after
+/// the first `nexthop` belongs to the next hops ([`parse_nexthops`]). A single `nexthop` makes
+/// an ordinary route, as the kernel does.
 fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
     let Some((&dst, mut rest)) = args.split_first() else {
         return Err(usage(format!("route {cmd} needs a PREFIX")));
@@ -381,9 +385,12 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
     let dst = parse_prefix(dst)?;
     let (mut via, mut dev, mut metric) = (None, None, None);
     while let Some((&kw, tail)) = rest.split_first() {
+        if kw == "nexthop" {
+            break;
+        }
         if !matches!(kw, "via" | "dev" | "metric") {
             return Err(usage(format!(
-                "unknown argument \"{}\" for route {cmd}; expected via, dev or metric",
+                "unknown argument \"{}\" for route {cmd}; expected via, dev, metric or nexthop",
                 shown(kw)
             )));
         }
@@ -411,16 +418,73 @@ fn parse_route_spec(cmd: &str, args: &[&str]) -> Result<Route, UsageError> {
         }
         rest = tail;
     }
-    let route = Route {
-        dst,
-        via,
-        dev,
-        metric: metric.unwrap_or(0),
-        nexthops: Vec::new(),
-        origin: Default::default(),
+    let metric = metric.unwrap_or(0);
+    let route = if rest.is_empty() {
+        Route::new(dst, via, dev, metric)
+    } else {
+        if let Some(w) = via
+            .map(|v| format!("via {v}"))
+            .or_else(|| dev.map(|d| format!("dev {d}")))
+        {
+            return Err(usage(format!(
+                "route {cmd} {dst}: \"{}\" before nexthop; a route with nexthops gives its \
+                 gateways and devices in them only",
+                shown(&w)
+            )));
+        }
+        Route::multipath(dst, metric, parse_nexthops(cmd, dst, rest)?)
     };
     route.validate()?;
     Ok(route)
+}
+
+/// `nexthop NH nexthop NH …`, `NH = [via GW] [dev IFNAME] [weight W]` (weight 1..=256,
+/// default 1), each keyword at most once per next hop; every next hop checked on its own.
+fn parse_nexthops(cmd: &str, dst: Prefix, mut words: &[&str]) -> Result<Vec<Hop>, UsageError> {
+    let mut hops = Vec::new();
+    while let Some((_nexthop, mut rest)) = words.split_first() {
+        let n = hops.len() + 1;
+        let (mut via, mut dev, mut weight) = (None, None, None);
+        while let Some((&kw, tail)) = rest.split_first() {
+            if kw == "nexthop" {
+                break;
+            }
+            if !matches!(kw, "via" | "dev" | "weight") {
+                let hint = if kw == "metric" {
+                    "; metric goes before the first nexthop"
+                } else {
+                    ""
+                };
+                return Err(usage(format!(
+                    "unknown argument \"{}\" in nexthop {n} of route {cmd} {dst}; expected \
+                     via, dev, weight or nexthop{hint}",
+                    shown(kw)
+                )));
+            }
+            let Some((&value, tail)) = tail.split_first() else {
+                return Err(usage(format!("\"{kw}\" needs a value")));
+            };
+            let twice = || usage(format!("\"{kw}\" given twice in nexthop {n}"));
+            match kw {
+                "via" => {
+                    let ip = parse_addr(value)?;
+                    set_once(&mut via, kw, ip).map_err(|_| twice())?
+                }
+                "dev" => set_once(&mut dev, kw, value.parse::<IfName>()?).map_err(|_| twice())?,
+                _ => set_once(&mut weight, kw, parse_weight(value)?).map_err(|_| twice())?,
+            }
+            rest = tail;
+        }
+        let hop = Hop {
+            via,
+            dev,
+            weight: weight.unwrap_or(1),
+        };
+        hop.validate(dst)?;
+        hops.push(hop);
+        words = rest;
+    }
+    Ok(hops)
 }
 
 /// `MAC IP [dev IFNAME]`.
@@ -556,6 +620,116 @@ mod tests {
             let e = p(line).unwrap_err().to_string();
             assert!(e.contains(needle), "{line}: {e}");
         }
+    }
+
+    /// `ip route`'s multipath form: next hops after the metric, weight 1 unless given; one
+    /// nexthop is an ordinary route; every refusal names the word or value.
+    #[test]
+    fn multipath_routes() {
+        let route = |line: &str| match p(line).unwrap() {
+            Command::Change(Op::RouteAdd(r) | Op::RouteChange(r) | Op::RouteReplace(r)) => r,
+            other => panic!("{line}: {other:?}"),
+        };
+        let r = route(
+            "route add 10.2.0.0/16 metric 10 nexthop via 192.0.2.1 dev eth0 weight 3 \
+             nexthop dev eth1 nexthop via 192.0.2.2",
+        );
+        assert_eq!(
+            r.to_string(),
+            "10.2.0.0/16 metric 10 nexthop via 192.0.2.1 dev eth0 weight 3 \
+             nexthop dev eth1 weight 1 nexthop via 192.0.2.2 weight 1"
+        );
+        assert!(matches!(
+            p("route replace default nexthop via 192.0.2.1 nexthop via 192.0.2.2").unwrap(),
+            Command::Change(Op::RouteReplace(r)) if r.dst == Prefix::DEFAULT && r.nexthops.len() == 2
+        ));
+        let one = route("route change 10.2.0.0/16 nexthop via 192.0.2.1 dev eth0 weight 7");
+        assert_eq!(one.to_string(), "10.2.0.0/16 via 192.0.2.1 dev eth0");
+        assert!(!one.is_multipath());
+        let most: String = (0..256)
+            .map(|i| format!(" nexthop via 10.{}.{}.1", i / 256 + 1, i % 256))
+            .collect();
+        assert_eq!(
+            route(&format!("route add 10.2.0.0/16{most}"))
+                .nexthops
+                .len(),
+            256
+        );
+        for (line, needles) in [
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 weight 0 nexthop via 192.0.2.2",
+                &["\"0\"", "1..=256"][..],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 nexthop via 192.0.2.2 weight 300",
+                &["\"300\"", "1..=256"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 weight 0",
+                &["\"0\""],
+            ),
+            (
+                "route add 10.2.0.0/16 via 192.0.2.9 nexthop via 192.0.2.1 nexthop via 192.0.2.2",
+                &["via 192.0.2.9", "before nexthop"],
+            ),
+            (
+                "route add 10.2.0.0/16 dev eth0 nexthop via 192.0.2.1",
+                &["dev eth0", "before nexthop"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 dev eth0 weight 2 \
+                 nexthop via 192.0.2.2 nexthop via 192.0.2.1 dev eth0",
+                &["10.2.0.0/16", "nexthop via 192.0.2.1 dev eth0 given twice"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 metric 5 nexthop via 192.0.2.2",
+                &["\"metric\"", "nexthop 1", "before the first nexthop"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 nexthop weight 2",
+                &["10.2.0.0/16", "via", "dev"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop",
+                &["10.2.0.0/16", "via", "dev"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 via 192.0.2.2",
+                &["\"via\" given twice in nexthop 1"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 224.0.0.1 nexthop via 192.0.2.2",
+                &["224.0.0.1"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 weight",
+                &["\"weight\" needs"],
+            ),
+            (
+                "route add 10.2.0.0/16 nexthop via 192.0.2.1 onlink",
+                &["\"onlink\"", "nexthop 1"],
+            ),
+            (
+                "route add 10.2.0.0/16 weight 2 nexthop via 192.0.2.1",
+                &["\"weight\""],
+            ),
+        ] {
+            let e = p(line).unwrap_err().to_string();
+            for n in needles {
+                assert!(e.contains(n), "{line}: {n}: {e}");
+            }
+        }
+        let too_many = format!("route add 10.2.0.0/16{most} nexthop via 192.0.2.1");
+        let e = p(&too_many).unwrap_err().to_string();
+        assert!(
+            e.contains("257 nexthops") && e.contains("at most 256"),
+            "{e}"
+        );
+        // In a batch too.
+        assert!(matches!(
+            parse_batch_line("route add 10.2.0.0/16 nexthop via 192.0.2.1 nexthop dev eth1 # two"),
+            Ok(Some(Op::RouteAdd(r))) if r.nexthops.len() == 2
+        ));
     }
 
     #[test]

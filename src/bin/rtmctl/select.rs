@@ -73,8 +73,21 @@ impl RouteSelector {
         self.exact.is_none_or(|p| p == r.dst)
             && self.root.is_none_or(|p| covers(p, r.dst))
             && self.matching.is_none_or(|p| covers(r.dst, p))
-            && self.dev.as_ref().is_none_or(|d| r.dev.as_ref() == Some(d))
-            && self.via.is_none_or(|v| r.via == Some(v))
+            && self.picks_path(r)
+    }
+
+    /// `dev` and `via` hold for the route's next hop or, as `ip route show` has it for a
+    /// multipath route, for one of its next hops.
+    fn picks_path(&self, r: &Route) -> bool {
+        let fits = |via: Option<Ipv4Addr>, dev: Option<&IfName>| {
+            self.dev.as_ref().is_none_or(|d| dev == Some(d))
+                && self.via.is_none_or(|v| via == Some(v))
+        };
+        if r.is_multipath() {
+            r.nexthops.iter().any(|h| fits(h.via, h.dev.as_ref()))
+        } else {
+            fits(r.via, r.dev.as_ref())
+        }
     }
 }
 
@@ -160,6 +173,25 @@ mod tests {
         assert!(!sel("dev eth1").picks(&r));
         assert!(sel("10.1.0.0/16").picks(&r) && sel("exact 10.1.0.0/16").picks(&r));
         assert!(!sel("10.1.0.0/17").picks(&r));
+        let m = Route::multipath(
+            "10.2.0.0/16".parse().unwrap(),
+            0,
+            vec![
+                rtm::types::Hop {
+                    via: Some("192.0.2.1".parse().unwrap()),
+                    dev: Some("eth0".parse().unwrap()),
+                    weight: 1,
+                },
+                rtm::types::Hop {
+                    via: Some("192.0.2.2".parse().unwrap()),
+                    dev: Some("eth1".parse().unwrap()),
+                    weight: 2,
+                },
+            ],
+        );
+        assert!(sel("dev eth1").picks(&m) && sel("via 192.0.2.1").picks(&m));
+        assert!(sel("dev eth1 via 192.0.2.2").picks(&m));
+        assert!(!sel("dev eth1 via 192.0.2.1").picks(&m) && !sel("dev eth2").picks(&m));
         assert_eq!(sel("default").only_exact(), Some(Prefix::DEFAULT));
         assert!(sel("default dev eth0").only_exact().is_none());
         for bad in [
