@@ -7,7 +7,9 @@ use rtm::{ArpEntry, IfName, MacAddr, Origin, Prefix, Route};
 use serde::Serialize;
 
 /// `{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}`, and
-/// `"origin":"kernel"` for a route rtm did not write (absent for rtm's own).
+/// `"origin":"kernel"` for a route rtm did not write (absent for rtm's own). A multipath route
+/// has no `via`/`dev` of its own but `"nexthops":[{"via":…,"dev":…,"weight":1},…]`; a route
+/// with one next hop has no `nexthops` key at all, so its shape is the one it always had.
 #[derive(Serialize)]
 pub struct RouteJson<'a> {
     pub dst: Prefix,
@@ -16,8 +18,21 @@ pub struct RouteJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<&'a IfName>,
     pub metric: u32,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub nexthops: Vec<HopJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<&'static str>,
+}
+
+/// One next hop of a multipath route: `{"via":"192.0.2.1","dev":"eth0","weight":1}`
+/// (`via`/`dev` omitted when absent, `weight` always present).
+#[derive(Serialize)]
+pub struct HopJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<&'a IfName>,
+    pub weight: u16,
 }
 
 impl<'a> From<&'a Route> for RouteJson<'a> {
@@ -27,6 +42,15 @@ impl<'a> From<&'a Route> for RouteJson<'a> {
             via: r.via,
             dev: r.dev.as_ref(),
             metric: r.metric,
+            nexthops: r
+                .nexthops
+                .iter()
+                .map(|h| HopJson {
+                    via: h.via,
+                    dev: h.dev.as_ref(),
+                    weight: h.weight,
+                })
+                .collect(),
             origin: (r.origin != Origin::Rtm).then(|| r.origin.name()),
         }
     }

@@ -304,3 +304,58 @@ pub fn status(st: &Status, as_json: bool) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtm::types::Hop;
+    use rtm::wire::ChangeOp;
+
+    /// A multipath route prints in `ip route`'s one-line form and with `"nexthops"` in JSON,
+    /// in `show`, `get` and event lines alike; a route with one next hop keeps its shape.
+    #[test]
+    fn multipath_routes_in_text_and_json() {
+        let hop = |via: &str, dev: Option<&str>, weight: u16| Hop {
+            via: Some(via.parse().unwrap()),
+            dev: dev.map(|d| d.parse().unwrap()),
+            weight,
+        };
+        let m = Route::multipath(
+            rtm::Prefix::DEFAULT,
+            5,
+            vec![hop("192.0.2.1", Some("eth0"), 1), hop("192.0.2.2", None, 3)],
+        );
+        let single = Route::new(
+            "10.0.0.0/8".parse().unwrap(),
+            Some("192.0.2.1".parse().unwrap()),
+            None,
+            0,
+        );
+        let text = "default metric 5 nexthop via 192.0.2.1 dev eth0 weight 1 \
+                    nexthop via 192.0.2.2 weight 3";
+        let json = r#"{"dst":"0.0.0.0/0","metric":5,"nexthops":[{"via":"192.0.2.1","dev":"eth0","weight":1},{"via":"192.0.2.2","weight":3}]}"#;
+        assert_eq!(
+            routes(&[single.clone(), m.clone()], false),
+            format!("10.0.0.0/8 via 192.0.2.1\n{text}\n")
+        );
+        assert_eq!(
+            routes(&[single, m.clone()], true),
+            format!(r#"[{{"dst":"10.0.0.0/8","via":"192.0.2.1","metric":0}},{json}]"#) + "\n"
+        );
+        assert_eq!(entry(&Entry::Route(m.clone()), true), format!("{json}\n"));
+        let line = Line::Change {
+            seq: 4,
+            op: ChangeOp::Update,
+            table: Table::Route,
+            key: Key::Route(m.dst),
+            entry: Some(Entry::Route(m)),
+        };
+        assert_eq!(line.text(), format!("update route {text} seq 4"));
+        assert_eq!(
+            line.json(),
+            format!(
+                r#"{{"seq":4,"op":"update","table":"route","key":"0.0.0.0/0","entry":{json}}}"#
+            )
+        );
+    }
+}
