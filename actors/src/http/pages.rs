@@ -273,15 +273,34 @@ fn route_row(r: &Route, may_change: bool) -> String {
     };
     // `data-key` names the row as the event stream names the route; `data-order` sorts rows as
     // the table does (address, then length), so the page script can place a new one.
+    // A multipath route's paths span the via and dev columns, one line each, in `ip route`'s
+    // words: `via 192.0.2.1 dev eth0 weight 1`.
+    let path = if r.is_multipath() {
+        let hops: String = r
+            .nexthops
+            .iter()
+            .map(|h| {
+                format!(
+                    "<div class=\"hop\">{}</div>",
+                    esc(h.to_string().trim_start_matches("nexthop "))
+                )
+            })
+            .collect();
+        format!("<td colspan=\"2\" class=\"hops\">{hops}</td>")
+    } else {
+        format!(
+            "<td>{}</td><td>{}</td>",
+            r.via.map(|v| v.to_string()).unwrap_or_default(),
+            esc(&r.dev.map(|d| d.to_string()).unwrap_or_default()),
+        )
+    };
     format!(
-        "<tr data-key=\"{}\" data-order=\"{:08x}{:02x}\"><td>{}</td><td>{}</td><td>{}</td>\
+        "<tr data-key=\"{}\" data-order=\"{:08x}{:02x}\"><td>{}</td>{path}\
          <td>{}</td><td>{}</td><td>{del}</td></tr>",
         r.dst,
         r.dst.addr_u32(),
         r.dst.len(),
         r.dst,
-        r.via.map(|v| v.to_string()).unwrap_or_default(),
-        esc(&r.dev.map(|d| d.to_string()).unwrap_or_default()),
         r.metric,
         r.origin
     )
@@ -383,7 +402,10 @@ pub async fn routes(
              <input name=\"metric\" placeholder=\"metric 0\" aria-label=\"metric\">\
              <select name=\"op\" aria-label=\"operation\"><option>add</option>\
              <option>change</option><option>replace</option></select>\
-             <button>Apply</button></form><p class=\"result\" role=\"status\"></p>",
+             <button>Apply</button> <button type=\"button\" id=\"add-hop\" title=\"a route \
+             with several paths (ip route's nexthop): give each path its via, dev and weight, \
+             and leave via and dev above empty\">add nexthop</button>\
+             <div id=\"hops\"></div></form><p class=\"result\" role=\"status\"></p>",
         );
     }
     layout("Routes", &token, &grant, &b)
@@ -628,4 +650,46 @@ pub async fn events(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
              <table id=\"events\"><thead><tr><th>seq</th><th>table</th><th>op</th><th>key</th>\
              </tr></thead><tbody></tbody></table>";
     layout("Events", &token, &grant, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtm_proto::types::Hop;
+
+    /// A multipath route's row lists its paths under via and dev, one line each; a route with
+    /// one next hop keeps its two cells.
+    #[test]
+    fn a_multipath_row_lists_each_path() {
+        let hop = |via: &str, dev: Option<&str>, weight: u16| Hop {
+            via: Some(via.parse().unwrap()),
+            dev: dev.map(|d| d.parse().unwrap()),
+            weight,
+        };
+        let m = Route::multipath(
+            "10.2.0.0/16".parse().unwrap(),
+            10,
+            vec![hop("192.0.2.1", Some("eth0"), 1), hop("192.0.2.2", None, 3)],
+        );
+        let row = route_row(&m, true);
+        assert!(
+            row.contains(
+                "<td>10.2.0.0/16</td><td colspan=\"2\" class=\"hops\">\
+                 <div class=\"hop\">via 192.0.2.1 dev eth0 weight 1</div>\
+                 <div class=\"hop\">via 192.0.2.2 weight 3</div></td><td>10</td>"
+            ),
+            "{row}"
+        );
+        let one = Route::new(
+            "10.3.0.0/16".parse().unwrap(),
+            Some("192.0.2.1".parse().unwrap()),
+            None,
+            0,
+        );
+        let row = route_row(&one, false);
+        assert!(
+            row.contains("<td>10.3.0.0/16</td><td>192.0.2.1</td><td></td><td>0</td>"),
+            "{row}"
+        );
+    }
 }

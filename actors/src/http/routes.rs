@@ -9,7 +9,7 @@
 //! | `GET /api/status` | what `rtmctl -j status` gets, for the overview's live chart |
 //! | `GET /api/rows?table=&q=&keys=` | the rows of changed keys, for a table view's live update |
 //! | `GET /api/clients` | the clients page's rows, polled every 2 s |
-//! | `POST /api/change` | one add/change/replace/delete (JSON), token in `X-Rtm-Token` |
+//! | `POST /api/change` | one add/change/replace/delete (JSON, [`ChangeForm`]), token in `X-Rtm-Token` |
 //! | `POST /api/flush` | empty one table or both, token in `X-Rtm-Token` |
 //! | `POST /api/logout` | revokes the token of this session |
 //! | `GET /assets/…` | the script and style sheet compiled into rtmd |
@@ -18,6 +18,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpRequest, HttpResponse};
+use rtm_proto::types::Hop;
 use rtm_proto::wire::{Failure, Op, Reply, Request, Tables};
 use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
 use serde::Deserialize;
@@ -138,6 +139,56 @@ pub struct ChangeForm {
     pub mac: String,
     #[serde(default)]
     pub ip: String,
+    /// The next hops of a multipath route (then `via` and `dev` stay empty), as `ip route`'s
+    /// `nexthop via A dev X weight W`; one next hop makes an ordinary route.
+    #[serde(default)]
+    pub nexthops: Vec<HopForm>,
+}
+
+/// One next hop of [`ChangeForm::nexthops`]; the weight as a string (empty: 1) or a number.
+#[derive(Debug, Default, Deserialize)]
+pub struct HopForm {
+    #[serde(default)]
+    pub via: String,
+    #[serde(default)]
+    pub dev: String,
+    #[serde(default)]
+    pub weight: Weight,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Weight {
+    Number(u64),
+    Text(String),
+}
+
+impl Default for Weight {
+    fn default() -> Weight {
+        Weight::Text(String::new())
+    }
+}
+
+/// The next hops of a form, each checked as `rtmctl` checks them.
+fn form_hops(dst: Prefix, hops: &[HopForm]) -> Result<Vec<Hop>, String> {
+    hops.iter()
+        .map(|h| {
+            let weight = match &h.weight {
+                Weight::Number(n) => n.to_string(),
+                Weight::Text(t) => t.trim().to_string(),
+            };
+            let hop = Hop {
+                via: parse_addr(&h.via)?,
+                dev: opt::<IfName>(&h.dev).map_err(|e| e.to_string())?,
+                weight: match weight.as_str() {
+                    "" => 1,
+                    w => rtm_proto::types::parse_weight(w).map_err(|e| e.to_string())?,
+                },
+            };
+            hop.validate(dst).map_err(|e| e.to_string())?;
+            Ok(hop)
+        })
+        .collect()
 }
 
 fn opt<T: std::str::FromStr>(s: &str) -> Result<Option<T>, T::Err> {
@@ -184,13 +235,21 @@ pub fn form_op(f: &ChangeForm) -> Result<Op, String> {
                     .filter(|_| m == "0" || !m.starts_with('0'))
                     .ok_or_else(|| rtm_proto::ParseError::Metric(m.to_string()).to_string())?,
             };
-            let route = Route {
-                dst,
-                via: parse_addr(&f.via)?,
-                dev,
-                metric,
-                nexthops: Vec::new(),
-                origin: Default::default(),
+            let via = parse_addr(&f.via)?;
+            let route = if f.nexthops.is_empty() {
+                Route::new(dst, via, dev, metric)
+            } else {
+                if let Some(w) = via
+                    .map(|v| format!("via {v}"))
+                    .or_else(|| dev.map(|d| format!("dev {d}")))
+                {
+                    return Err(format!(
+                        "route {dst}: \"{}\" beside nexthops; a route with nexthops gives its \
+                         gateways and devices in them only",
+                        rtm_proto::types::shown(&w)
+                    ));
+                }
+                Route::multipath(dst, metric, form_hops(dst, &f.nexthops)?)
             };
             route.validate().map_err(|e| e.to_string())?;
             match f.op.as_str() {

@@ -32,11 +32,42 @@ function say(near, answer) {
   out.className = answer.ok ? "result ok" : "result error";
 }
 
+// The route form's next hops (ip route's `nexthop via A dev X weight W`), one row of inputs
+// each, sent as `nexthops`; the other fields as they are.
 function formBody(form, table) {
   const body = { table };
-  for (const [k, v] of new FormData(form).entries()) body[k] = String(v);
+  for (const [k, v] of new FormData(form).entries()) {
+    if (!k.startsWith("hop-")) body[k] = String(v);
+  }
+  const hops = [...form.querySelectorAll(".hop-row")].map((row) => ({
+    via: row.querySelector('[name="hop-via"]').value,
+    dev: row.querySelector('[name="hop-dev"]').value,
+    weight: row.querySelector('[name="hop-weight"]').value,
+  }));
+  if (hops.length) body.nexthops = hops;
   return body;
 }
+
+function addHop(list) {
+  const row = document.createElement("div");
+  row.className = "hop-row";
+  for (const [name, hint] of [["via", "nexthop via 192.0.2.1"], ["dev", "dev eth0"], ["weight", "weight 1"]]) {
+    const input = document.createElement("input");
+    input.name = `hop-${name}`;
+    input.placeholder = hint;
+    input.setAttribute("aria-label", `nexthop ${name}`);
+    row.append(input, " ");
+  }
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "remove";
+  remove.addEventListener("click", () => row.remove());
+  row.append(remove);
+  list.append(row);
+}
+
+const hopList = document.getElementById("hops");
+document.getElementById("add-hop")?.addEventListener("click", () => hopList && addHop(hopList));
 
 for (const [id, table] of [["route-form", "route"], ["arp-form", "arp"]]) {
   const form = document.getElementById(id);
