@@ -319,24 +319,24 @@ fn catalogue() -> Vec<Case> {
         // ----- unknown keywords and extra tokens -----
         line(
             "route add 10.0.0.0/8 dev eth0 bogus 1",
-            "unknown argument \"bogus\" for route add; expected via, dev or metric",
+            "unknown argument \"bogus\" for route add; expected via, dev, metric or nexthop",
         ),
         line(
             "route replace 10.0.0.0/8 dev eth0 table 5",
-            "unknown argument \"table\" for route replace; expected via, dev or metric",
+            "unknown argument \"table\" for route replace; expected via, dev, metric or nexthop",
         ),
         line(
             "route add 10.0.0.0/8 DEV eth0",
-            "unknown argument \"DEV\" for route add; expected via, dev or metric",
+            "unknown argument \"DEV\" for route add; expected via, dev, metric or nexthop",
         ),
         // A trailing unknown word is an unknown keyword, a known one needs its value.
         line(
             "route add 10.0.0.0/8 dev eth0 proto",
-            "unknown argument \"proto\" for route add; expected via, dev or metric",
+            "unknown argument \"proto\" for route add; expected via, dev, metric or nexthop",
         ),
         line(
             "route add 10.0.0.0/8 dev eth0 --json",
-            "unknown argument \"--json\" for route add; expected via, dev or metric",
+            "unknown argument \"--json\" for route add; expected via, dev, metric or nexthop",
         ),
         line(
             "route add 10.0.0.0/8 dev eth0 metric",
@@ -348,7 +348,48 @@ fn catalogue() -> Vec<Case> {
         ),
         line(
             "route add 10.0.0.0/8 dev eth0 \x1b[31m",
-            "unknown argument \"\\u{1b}[31m\" for route add; expected via, dev or metric",
+            "unknown argument \"\\u{1b}[31m\" for route add; expected via, dev, metric or nexthop",
+        ),
+        // ----- multipath routes (nexthop …) -----
+        line(
+            "route add 10.2.0.0/16 nexthop via 192.0.2.1 weight 0 nexthop via 192.0.2.2",
+            "invalid weight \"0\": expected an integer 1..=256",
+        ),
+        line(
+            "route add 10.2.0.0/16 nexthop via 192.0.2.1 nexthop via 192.0.2.2 weight 300",
+            "invalid weight \"300\": expected an integer 1..=256",
+        ),
+        line(
+            "route add 10.2.0.0/16 via 192.0.2.9 nexthop via 192.0.2.1 nexthop via 192.0.2.2",
+            "route add 10.2.0.0/16: \"via 192.0.2.9\" before nexthop; a route with nexthops \
+             gives its gateways and devices in them only",
+        ),
+        line(
+            "route add 10.2.0.0/16 nexthop via 192.0.2.1 dev eth0 nexthop via 192.0.2.1 dev eth0",
+            "route 10.2.0.0/16: nexthop via 192.0.2.1 dev eth0 given twice; each path of a \
+             multipath route is given once",
+        ),
+        line(
+            &format!(
+                "route add 10.2.0.0/16{}",
+                (0..257)
+                    .map(|i| format!(" nexthop via 10.1.{}.{}", i / 200, i % 200 + 1))
+                    .collect::<String>()
+            ),
+            "route 10.2.0.0/16: 257 nexthops, at most 256 allowed",
+        ),
+        line(
+            "route add 10.2.0.0/16 nexthop via 192.0.2.1 metric 5",
+            "unknown argument \"metric\" in nexthop 1 of route add 10.2.0.0/16; expected via, \
+             dev, weight or nexthop; metric goes before the first nexthop",
+        ),
+        line(
+            "route add 10.2.0.0/16 nexthop via 192.0.2.1 nexthop",
+            "route 10.2.0.0/16: every nexthop needs a gateway (via) or a device (dev)",
+        ),
+        line(
+            "route add 10.2.0.0/16 nexthop dev eth0 dev eth1",
+            "\"dev\" given twice in nexthop 1",
         ),
         // ----- route del / show / get -----
         line("route del", "route del needs a PREFIX"),
