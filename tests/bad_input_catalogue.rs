@@ -365,11 +365,6 @@ fn catalogue() -> Vec<Case> {
              gives its gateways and devices in them only",
         ),
         line(
-            "route add 10.2.0.0/16 nexthop via 192.0.2.1 dev eth0 nexthop via 192.0.2.1 dev eth0",
-            "route 10.2.0.0/16: nexthop via 192.0.2.1 dev eth0 given twice; each path of a \
-             multipath route is given once",
-        ),
-        line(
             &format!(
                 "route add 10.2.0.0/16{}",
                 (0..257)

@@ -578,13 +578,6 @@ impl Route {
         !self.nexthops.is_empty()
     }
 
-    /// The first next hop whose path (gateway and device, whatever its weight) an earlier one
-    /// already has.
-    fn duplicate_hop(&self) -> Option<&Hop> {
-        let mut seen = std::collections::HashSet::with_capacity(self.nexthops.len());
-        self.nexthops.iter().find(|h| !seen.insert((h.via, h.dev)))
-    }
-
     /// Checks what the wire cannot express: a route needs `via` or `dev`, and a `via` that
     /// can be a next hop; a multipath route, 2..=[`MAX_NEXTHOPS`] valid hops and no `via` or
     /// `dev` of its own.
@@ -600,16 +593,9 @@ impl Route {
                     self.nexthops.len()
                 )
             } else {
-                self.nexthops
-                    .iter()
-                    .try_for_each(|h| h.validate(self.dst))?;
-                match self.duplicate_hop() {
-                    None => return Ok(()),
-                    Some(h) => format!(
-                        "{} given twice; each path of a multipath route is given once",
-                        h.path()
-                    ),
-                }
+                // The same path may come twice: the kernel takes that too (and forwards
+                // over it by the sum of its weights), and a mirror must carry it as it is.
+                return self.nexthops.iter().try_for_each(|h| h.validate(self.dst));
             };
             return Err(ParseError::Multipath { dst: self.dst, why });
         }

@@ -166,19 +166,18 @@ fn multipath_route_rules() {
             assert!(e.contains(n), "{n}: {e}");
         }
     };
-    // The same path twice, whatever the weights.
-    refused(
-        Route::multipath(
-            dst,
-            0,
-            vec![
-                hop("192.0.2.1", Some("eth0"), 1),
-                hop("192.0.2.2", None, 1),
-                hop("192.0.2.1", Some("eth0"), 2),
-            ],
-        ),
-        &["10.2.0.0/16", "nexthop via 192.0.2.1 dev eth0 given twice"],
-    );
+    // The same path twice is taken, as the kernel takes it.
+    Route::multipath(
+        dst,
+        0,
+        vec![
+            hop("192.0.2.1", Some("eth0"), 1),
+            hop("192.0.2.2", None, 1),
+            hop("192.0.2.1", Some("eth0"), 2),
+        ],
+    )
+    .validate()
+    .unwrap();
     // The same gateway on two devices is two paths.
     Route::multipath(
         dst,

@@ -677,11 +677,6 @@ mod tests {
                 &["dev eth0", "before nexthop"],
             ),
             (
-                "route add 10.2.0.0/16 nexthop via 192.0.2.1 dev eth0 weight 2 \
-                 nexthop via 192.0.2.2 nexthop via 192.0.2.1 dev eth0",
-                &["10.2.0.0/16", "nexthop via 192.0.2.1 dev eth0 given twice"],
-            ),
-            (
                 "route add 10.2.0.0/16 nexthop via 192.0.2.1 metric 5 nexthop via 192.0.2.2",
                 &["\"metric\"", "nexthop 1", "before the first nexthop"],
             ),
