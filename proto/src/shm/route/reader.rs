@@ -238,8 +238,10 @@ impl RouteReader {
     }
 
     /// Next-hop record `i` as one next hop: a next hop's record, or for a group (a multipath
-    /// route's), the member a flow hash of 0 takes — see [`RouteReader::path`] to spread flows
-    /// over the members.
+    /// route's) only the path a flow hash of 0 takes. A data plane that keeps its own copy of
+    /// the records must tell groups apart ([`RouteReader::group`]) and spread flows over their
+    /// paths ([`RouteReader::nexthop_for`]); sending every flow down this one leaves the others
+    /// idle.
     pub fn nexthop(&self, i: u32) -> Result<NextHop, ShmError> {
         self.nexthop_for(i, 0)
     }

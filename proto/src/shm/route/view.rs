@@ -251,9 +251,11 @@ pub struct Group {
 }
 
 impl Group {
-    /// The member a flow of hash `hash` takes (see [`crate::shm::RouteReader::path`]).
-    pub fn pick(&self, hash: u32) -> &Hop {
-        &self.hops[pick(self.hops.iter().map(|h| h.weight), hash)]
+    /// The member a flow of hash `hash` takes (see [`crate::shm::RouteReader::nexthop_for`]);
+    /// `None` for a group without members (never read from a file).
+    pub fn pick(&self, hash: u32) -> Option<&Hop> {
+        self.hops
+            .get(pick(self.hops.iter().map(|h| h.weight), hash))
     }
 }
 
@@ -406,6 +408,12 @@ impl View<'_> {
                     return Err(Garbage);
                 }
                 *m = (index, (word >> 24) as u16 + 1);
+            }
+            // The member words after the last are zero.
+            let used = chunk.len();
+            let odd = if used % 2 == 1 { w[used / 2] >> 32 } else { 0 };
+            if odd | w[used.div_ceil(2)..].iter().fold(0, |a, &x| a | x) != 0 {
+                return Err(Garbage);
             }
         }
         Ok(())

@@ -234,3 +234,80 @@ fn the_incompat_bit_goes_with_the_last_group_at_a_republish() {
     w.republish(entries).unwrap();
     assert_eq!(incompat(&path), 0);
 }
+
+/// Records freed by groups serve single next hops again (and the other way round): a table
+/// whose free records are scattered among runs of another length is packed into a new
+/// generation rather than refused.
+#[test]
+fn records_freed_by_groups_serve_single_next_hops() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = routes_at(&path, 1000);
+    let two = vec![hop([192, 0, 2, 1], "a", 1), hop([192, 0, 2, 2], "b", 1)];
+    let prefix = |i: u32| Prefix::truncating(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24);
+    let mut seq = 0;
+    // Groups of distinct metrics, then all gone: their runs are free, the tail is used up.
+    for i in 0..120 {
+        seq += 1;
+        w.upsert(&Route::multipath(prefix(i), i, two.clone()), seq)
+            .unwrap();
+    }
+    for i in 0..120 {
+        seq += 1;
+        assert!(w.remove(&prefix(i), seq).unwrap());
+    }
+    assert_eq!(w.nexthops_in_use(), 0);
+    for i in 0..200 {
+        seq += 1;
+        let r = Route::new(prefix(i), Some(Ipv4Addr::new(198, 51, 100, 1)), None, i);
+        w.upsert(&r, seq).unwrap();
+    }
+    assert_eq!(w.nexthops_in_use(), 200);
+    // And groups again, where single next hops were.
+    for i in 0..200 {
+        seq += 1;
+        assert!(w.remove(&prefix(i), seq).unwrap());
+    }
+    for i in 0..150 {
+        seq += 1;
+        w.upsert(&Route::multipath(prefix(i), i, two.clone()), seq)
+            .unwrap();
+    }
+    assert_eq!(w.nexthops_in_use(), 2 + 150 * group_records(2));
+    let r = RouteReader::open(&path).unwrap();
+    assert_eq!(
+        lookup(&r, Ipv4Addr::new(10, 0, 149, 1)),
+        Some(Route::multipath(prefix(149), 149, two))
+    );
+}
+
+/// A multipath route the file cannot hold (one path, a weight out of 1..=256) is refused by
+/// the writer itself, and nothing changes.
+#[test]
+fn the_writer_refuses_groups_it_cannot_hold() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = routes_at(&path, 10);
+    let dst = p("10.0.0.0/8");
+    let mut one = Route::new(dst, None, None, 0);
+    one.nexthops = vec![hop([192, 0, 2, 1], "a", 1)];
+    let heavy = Route::multipath(
+        dst,
+        0,
+        vec![hop([192, 0, 2, 1], "a", 257), hop([192, 0, 2, 2], "b", 1)],
+    );
+    let light = Route::multipath(
+        dst,
+        0,
+        vec![hop([192, 0, 2, 1], "a", 0), hop([192, 0, 2, 2], "b", 1)],
+    );
+    for r in [one, heavy, light] {
+        let e = w.upsert(&r, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("route 10.0.0.0/8") && e.contains("weights 1..=256"),
+            "{e}"
+        );
+    }
+    assert_eq!((w.len(), w.nexthops_in_use()), (0, 0));
+    assert_eq!(incompat(&path), 0);
+}

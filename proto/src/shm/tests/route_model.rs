@@ -139,7 +139,7 @@ pub(super) fn check_lookups(r: &RouteReader, model: &Model, rng: &mut StdRng, n:
             let path = r.nexthop_for(n.nexthop, hash).unwrap();
             let got = match r.group(n.nexthop).unwrap() {
                 Some(g) => {
-                    let h = g.pick(hash);
+                    let h = g.pick(hash).expect("a member");
                     assert_eq!(
                         (path.via, path.dev, path.metric),
                         (h.via, h.dev, g.metric),

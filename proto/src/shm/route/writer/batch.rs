@@ -26,7 +26,7 @@ use super::room::{Which, SLACK};
 use super::{Needs, RouteWriter};
 use crate::shm::record::{Planned, ShmError, SEQ_MASK};
 use crate::shm::sync::Ordering::Relaxed;
-use crate::types::{Prefix, Route};
+use crate::types::{Prefix, Route, MAX_NEXTHOPS, MAX_WEIGHT};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
@@ -82,13 +82,39 @@ impl Batch {
     }
 }
 
+/// A multipath route the file cannot hold as it is (the table actor refuses such routes
+/// before they reach the writer; the writer does not rely on it).
+fn unfit_group(r: &Route) -> Option<ShmError> {
+    let n = r.nexthops.len();
+    let weights_ok = r
+        .nexthops
+        .iter()
+        .all(|h| (1..=MAX_WEIGHT).contains(&h.weight));
+    (r.is_multipath() && (!(2..=MAX_NEXTHOPS).contains(&n) || !weights_ok)).then(|| {
+        ShmError::Layout {
+            what: format!(
+                "route {}: {n} paths with weights 1..={MAX_WEIGHT} (2 paths at least)",
+                r.dst
+            ),
+            limit: MAX_NEXTHOPS as u64,
+        }
+    })
+}
+
 /// The changes `ops` as steps (not planned yet), and where the last flush is.
-fn steps_of<'a>(ops: impl Iterator<Item = Planned<'a, Route>>) -> (Vec<Step>, Option<usize>) {
+fn steps_of<'a>(
+    ops: impl Iterator<Item = Planned<'a, Route>>,
+) -> Result<(Vec<Step>, Option<usize>), ShmError> {
     let mut steps = Vec::new();
     let mut last_flush = None;
     for op in ops {
         let (key, kind, flags) = match op {
-            Planned::Put(r) => (r.dst, Kind::Put(RecKey::of(r), 0), r.origin.as_u8()),
+            Planned::Put(r) => {
+                if let Some(e) = unfit_group(r) {
+                    return Err(e);
+                }
+                (r.dst, Kind::Put(RecKey::of(r), 0), r.origin.as_u8())
+            }
             Planned::Del(k) => (*k, Kind::Del, 0),
             Planned::Flush => {
                 last_flush = Some(steps.len());
@@ -109,7 +135,7 @@ fn steps_of<'a>(ops: impl Iterator<Item = Planned<'a, Route>>) -> (Vec<Step>, Op
             s.kind = Kind::Skip;
         }
     }
-    (steps, last_flush)
+    Ok((steps, last_flush))
 }
 
 impl RouteWriter {
@@ -121,7 +147,7 @@ impl RouteWriter {
     ) -> Result<(), ShmError> {
         self.settle(false);
         self.drop_batch();
-        let (steps, last_flush) = steps_of(ops);
+        let (steps, last_flush) = steps_of(ops)?;
         let from = last_flush.map_or(0, |f| f + 1);
         let (puts, dels): (Vec<&Step>, Vec<&Step>) = steps[from..]
             .iter()

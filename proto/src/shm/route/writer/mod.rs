@@ -306,19 +306,24 @@ impl RouteWriter {
         let nh_cap = if hops_fit {
             self.reg.nh_cap
         } else {
-            Room::Roomy.nexthops(self.nhs.len() + need.singles + need.runs)
+            let want = self.nhs.len() + need.singles + need.runs;
+            if want > MAX_NEXTHOPS - 1 {
+                return Err(ShmError::Layout {
+                    what: "next-hop records (distinct next hops, and multipath groups' records)"
+                        .into(),
+                    limit: MAX_NEXTHOPS as u64 - 1,
+                });
+            }
+            // Free records may be there, but scattered: freed singles serve no group, and a
+            // freed group's run serves only a group as long. A new generation packs the
+            // records in use, at no smaller a capacity.
+            Room::Roomy.nexthops(want).max(self.reg.nh_cap)
         };
         let values_cap = if values_fit {
             self.reg.values_cap
         } else {
             Room::Roomy.values(self.values.len() + new_values)
         };
-        if nh_cap <= self.reg.nh_cap && !hops_fit {
-            return Err(ShmError::Layout {
-                what: "distinct next hops".into(),
-                limit: MAX_NEXTHOPS as u64 - 1,
-            });
-        }
         if values_cap <= self.reg.values_cap && !values_fit {
             return Err(too_many_values());
         }
