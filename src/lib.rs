@@ -33,5 +33,5 @@ pub mod mirror;
 pub use client::{Client, ClientError};
 pub use mirror::{Entry, Mirror, Update};
 pub use rtm_proto::{
-    paths, shm, types, wire, ArpEntry, IfName, MacAddr, Origin, ParseError, Prefix, Route,
+    paths, shm, types, wire, ArpEntry, Hop, IfName, MacAddr, Origin, ParseError, Prefix, Route,
 };

@@ -4,14 +4,26 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use rtm::{IfName, Prefix, Route};
+use rtm::{Hop, IfName, Prefix, Route};
 
 /// Keys per writer: writer `w` owns `10.w.0.0/24` .. `10.w.(KEYS-1).0/24`.
 pub const KEYS: usize = 256;
 
 /// The route a change with `metric` writes at key `k` of writer `w`: next hop and device follow
 /// from the metric, so a torn read (fields of two changes mixed) does not pass [`Model::seen`].
+/// One change in four writes a multipath route of 2 to 4 paths, each path and weight following
+/// from the metric too.
 pub fn route(w: usize, k: usize, metric: u32) -> Route {
+    if metric % 4 == 1 {
+        let hops = (0..2 + metric % 3)
+            .map(|j| Hop {
+                via: Some(via_of(metric + j)),
+                dev: Some(dev_of(j)),
+                weight: 1 + ((metric + j) % 3) as u16,
+            })
+            .collect();
+        return Route::multipath(prefix(w, k), metric, hops);
+    }
     Route {
         dst: prefix(w, k),
         via: Some(via_of(metric)),
@@ -39,15 +51,8 @@ fn dev_of(metric: u32) -> IfName {
 /// The text of a change for `rtmctl batch`.
 pub fn line(w: usize, k: usize, change: Option<u32>) -> String {
     match change {
-        Some(m) => {
-            let r = route(w, k, m);
-            format!(
-                "route replace {} via {} dev {} metric {m}",
-                r.dst,
-                via_of(m),
-                dev_of(m)
-            )
-        }
+        // A route of origin rtm prints in rtmctl's grammar, multipath or not.
+        Some(m) => format!("route replace {}", route(w, k, m)),
         None => format!("route del {}", prefix(w, k)),
     }
 }

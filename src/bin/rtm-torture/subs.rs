@@ -157,6 +157,7 @@ pub fn normal(entry: &serde_json::Value) -> serde_json::Value {
         "via": entry["via"],
         "dev": entry["dev"],
         "metric": entry["metric"],
+        "nexthops": entry["nexthops"],
     })
 }
 
@@ -167,5 +168,20 @@ pub fn route_value(r: &rtm::Route) -> serde_json::Value {
         "via": r.via.map(|v| v.to_string()),
         "dev": r.dev.as_ref().map(|d| d.to_string()),
         "metric": r.metric,
+        "nexthops": if r.is_multipath() {
+            r.nexthops
+                .iter()
+                .map(|h| {
+                    serde_json::json!({
+                        "via": h.via.map(|v| v.to_string()),
+                        "dev": h.dev.as_ref().map(|d| d.to_string()),
+                        "weight": h.weight,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into()
+        } else {
+            serde_json::Value::Null
+        },
     })
 }
