@@ -12,6 +12,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::http;
 use common::*;
 use serde_json::json;
@@ -385,4 +387,79 @@ fn multipath_routes_in_show_get_watch_and_the_dashboard() {
             a.body
         );
     }
+}
+
+/// `rtm-client lookup --flow-hash`: the one path a flow takes, from shared memory, in proportion
+/// to the weights (a quarter of the hash space for weight 1 beside weight 3), the same for the
+/// same hash, and the route itself for a single-path route.
+#[test]
+fn a_flow_hash_picks_one_path_by_weight() {
+    let inst = Instance::start();
+    inst.ctl_line(
+        "route add 10.2.0.0/16 metric 5 nexthop via 192.0.2.1 dev eth0 nexthop via 192.0.2.2 dev eth1 weight 3",
+    );
+    inst.ctl_line("route add 10.3.0.0/16 via 192.0.2.7");
+    let lookup = |args: &[&str]| {
+        let mut c = Command::new(RTM_CLIENT);
+        c.arg("--socket").arg(&inst.socket).arg("lookup").args(args);
+        run(c, None, DEADLINE)
+    };
+    for (hash, want) in [
+        ("0", "10.2.0.0/16 via 192.0.2.1 dev eth0 metric 5\n"),
+        (
+            "0x3fffffff",
+            "10.2.0.0/16 via 192.0.2.1 dev eth0 metric 5\n",
+        ),
+        (
+            "0x40000000",
+            "10.2.0.0/16 via 192.0.2.2 dev eth1 metric 5\n",
+        ),
+        (
+            "4294967295",
+            "10.2.0.0/16 via 192.0.2.2 dev eth1 metric 5\n",
+        ),
+    ] {
+        let o = lookup(&["10.2.9.9", "--flow-hash", hash]);
+        assert_eq!(
+            (code(&o), stdout(&o).as_str()),
+            (0, want),
+            "hash {hash}: {}",
+            stderr(&o)
+        );
+    }
+    // Many addresses, one hash; a single-path route is itself whatever the hash.
+    let o = run(
+        {
+            let mut c = Command::new(RTM_CLIENT);
+            c.arg("--socket").arg(&inst.socket).args([
+                "--json",
+                "lookup",
+                "-",
+                "--flow-hash",
+                "0xffffffff",
+            ]);
+            c
+        },
+        Some(b"10.2.0.1\n10.3.0.1\n"),
+        DEADLINE,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"dst":"10.2.0.0/16","via":"192.0.2.2","dev":"eth1","metric":5}),
+            json!({"dst":"10.3.0.0/16","via":"192.0.2.7","metric":0}),
+        ]
+    );
+    let o = lookup(&["10.2.9.9", "--flow-hash", "0x1ffffffff"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("invalid flow hash \"0x1ffffffff\""),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -53,13 +53,30 @@ pub struct Args {
     pub cmd: Option<Cmd>,
 }
 
+/// A 32-bit flow hash, decimal or `0x` hex.
+fn parse_hash(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| {
+        format!("invalid flow hash {s:?}: expected a 32-bit number, decimal or 0x hex")
+    })
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Print the tables straight from shared memory
     Dump,
     /// Longest-prefix match for ADDRESS from shared memory; `-` reads one address per line
     /// from standard input and answers each on its own line
-    Lookup { address: String },
+    Lookup {
+        address: String,
+        /// Answer with the one path a flow of this hash takes (decimal or 0x hex, 32 bits), as
+        /// a data plane spreading flows over a multipath route's paths by their weights would
+        #[arg(long, value_name = "HASH", value_parser = parse_hash)]
+        flow_hash: Option<u32>,
+    },
     /// The ARP entry for MAC from shared memory; `-` reads one MAC per line from standard input
     Arp { mac: String },
 }

@@ -2,10 +2,11 @@
 //! They ask a running daemon where its files are, and otherwise take `--shm-dir`/`--instance`,
 //! so they keep working while the daemon is down.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rtm::shm::{ArpReader, Owners, Record, RouteReader, ShmReader, TableReader};
+use rtm::shm::{ArpReader, Owners, Record, RouteReader, ShmError, ShmReader, TableReader};
 use rtm::types::parse_addr;
 use rtm::wire::{Caps, Table, Tables};
 use rtm::{paths, ArpEntry, Client, Entry, MacAddr, Route};
@@ -51,12 +52,17 @@ fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
 
 /// Runs a one-shot command; returns the exit code.
 pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
-    let stdin_keys = matches!(cmd, Cmd::Lookup { address: k } | Cmd::Arp { mac: k } if k == "-");
+    let stdin_keys =
+        matches!(cmd, Cmd::Lookup { address: k, .. } | Cmd::Arp { mac: k } if k == "-");
+    let hash = match cmd {
+        Cmd::Lookup { flow_hash, .. } => *flow_hash,
+        _ => None,
+    };
     // Validate input before touching anything.
     let target = match cmd {
         Cmd::Dump => None,
         _ if stdin_keys => None,
-        Cmd::Lookup { address } => match parse_addr(address) {
+        Cmd::Lookup { address, .. } => match parse_addr(address) {
             Ok(a) => Some(Ok(a)),
             Err(e) => {
                 cli::warn(format_args!("rtm-client: {e}"));
@@ -77,7 +83,7 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
             Cmd::Lookup { .. } => match RouteReader::open_owned(&route_path, owners) {
                 Ok(r) => many(args.json, |line| {
                     let addr = parse_addr(line).map_err(|e| e.to_string())?;
-                    match r.lookup(addr) {
+                    match route_to(&r, addr, hash) {
                         Ok(found) => {
                             Ok(found.map(Entry::Route).ok_or(format!("no route to {addr}")))
                         }
@@ -102,7 +108,7 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
     }
     match target {
         Some(Ok(addr)) => {
-            match RouteReader::open_owned(&route_path, owners).map(|r| r.lookup(addr)) {
+            match RouteReader::open_owned(&route_path, owners).map(|r| route_to(&r, addr, hash)) {
                 Ok(Ok(Some(v))) => print(&render::entry(&Entry::Route(v), args.json)),
                 Ok(Ok(None)) => {
                     cli::warn(format_args!("rtm-client: no route to {addr}"));
@@ -122,6 +128,19 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
         None => return dump(args, &route_path, &arp_path, owners),
     }
     0
+}
+
+/// The route to `addr`; with a flow hash, narrowed to the one path that flow takes (its
+/// gateway and device, the route's metric and origin).
+fn route_to(r: &RouteReader, addr: Ipv4Addr, hash: Option<u32>) -> Result<Option<Route>, ShmError> {
+    let Some(hash) = hash else {
+        return r.lookup(addr);
+    };
+    Ok(r.lookup_path(addr, hash)?.map(|(at, hop)| {
+        let mut route = Route::new(at.dst, hop.via, hop.dev, hop.metric);
+        route.origin = at.origin;
+        route
+    }))
 }
 
 /// `lookup -` / `arp -`: one key per line of standard input, one answer per line on standard
