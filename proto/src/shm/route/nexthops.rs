@@ -53,6 +53,15 @@ impl RecKey {
         }
     }
 
+    /// Whether `r` names this record: its next hop, or its metric and paths.
+    #[inline]
+    pub fn is(&self, r: &Route) -> bool {
+        match self {
+            RecKey::Hop(h) => !r.is_multipath() && *h == NextHop::of(r),
+            RecKey::Group(g) => r.is_multipath() && g.metric == r.metric && g.hops == r.nexthops,
+        }
+    }
+
     /// Consecutive records it takes.
     pub fn records(&self) -> u32 {
         match self {

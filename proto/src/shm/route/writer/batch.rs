@@ -516,13 +516,13 @@ impl RouteWriter {
         self.unreserve();
     }
 
-    /// Hands over the next change: `Some(whether the prefix was there)` if it is the next one
+    /// Hands over the next change (a put of `put`, or a delete): `Some(whether the prefix was there)` if it is the next one
     /// the batch reserved (written with the rest when the last one arrives); `None` if no batch
     /// expects it.
     pub(super) fn hand_over(
         &mut self,
         key: Prefix,
-        hop: Option<(RecKey, u8)>,
+        put: Option<&Route>,
         seq: u64,
     ) -> Result<Option<bool>, ShmError> {
         let Some(b) = self.batch.as_mut() else {
@@ -531,9 +531,9 @@ impl RouteWriter {
         let Some(s) = b.steps.get_mut(b.next) else {
             return Ok(None);
         };
-        let expected = match (&s.kind, hop) {
-            (Kind::Put(planned, _), Some((rec, flags))) => {
-                *planned == rec && s.flags == flags && s.key == key
+        let expected = match (&s.kind, put) {
+            (Kind::Put(planned, _), Some(r)) => {
+                planned.is(r) && s.flags == r.origin.as_u8() && s.key == key
             }
             (Kind::Del, None) => s.key == key,
             (Kind::Skip, _) => s.key == key,

@@ -32,7 +32,7 @@ use super::layout::{
     flags_origin, slot_of, value_depth, value_nh, value_origin, MAX_NEXTHOPS, PAGE_SLOTS, SLOTS,
     TIER1_WORDS, VALUE_SLOTS,
 };
-use super::nexthops::{NextHops, RecKey};
+use super::nexthops::NextHops;
 use super::values::Values;
 use super::view::View;
 use crate::shm::file as shm_file;
@@ -429,8 +429,7 @@ impl TableWriter<Route> for RouteWriter {
     }
 
     fn upsert(&mut self, rec: &Route, seq: u64) -> Result<(), ShmError> {
-        let hop = Some((RecKey::of(rec), rec.origin.as_u8()));
-        if self.hand_over(rec.dst, hop.clone(), seq)?.is_some() {
+        if self.hand_over(rec.dst, Some(rec), seq)?.is_some() {
             return Ok(());
         }
         // A change made without a reservation: a batch of its own.
@@ -442,7 +441,7 @@ impl TableWriter<Route> for RouteWriter {
             });
         }
         self.reserve_batch(std::iter::once(Planned::Put(rec)))?;
-        self.hand_over(rec.dst, hop, seq)?
+        self.hand_over(rec.dst, Some(rec), seq)?
             .map(|_| ())
             .ok_or_else(|| self.no_space())
     }
