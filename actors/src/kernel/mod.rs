@@ -152,12 +152,15 @@ async fn follow(
     loop {
         let netlink::Dump {
             links,
-            mut routes,
-            mut uncarried,
+            routes,
+            uncarried,
         } = netlink::dump(config.table).await?;
-        routes.retain(|r| Some(r.protocol) != own);
-        uncarried.retain(|u| Some(u.protocol) != own);
-        let mut warned = log_uncarried(&uncarried);
+        let mut routes = netlink::Dump::in_order(routes, uncarried);
+        routes.retain(|r| r.protocol() != own);
+        let mut warned = log_uncarried(routes.iter().filter_map(|r| match r {
+            netlink::Parsed::Uncarried(u) => Some(u),
+            _ => None,
+        }));
         // Read after the dump: a kernel route rtm holds that the dump lacks is swept.
         let in_rtm = route
             .send(Show::<Route> {
@@ -212,7 +215,7 @@ async fn follow(
                 }
             }
             for c in &changes {
-                if let Change::Uncarried { route: u, .. } = c {
+                if let Change::UncarriedAdded(u, _) | Change::UncarriedRemoved(u) = c {
                     log_uncarried_event(u, &mut warned);
                 }
             }
@@ -232,7 +235,7 @@ async fn follow(
 /// with the count and a first example (a table with many such routes, say an FRR using
 /// next-hop objects, gets a few lines per dump, not one per route). Returns those reasons, so
 /// that the events after the dump warn only of others.
-fn log_uncarried(uncarried: &[netlink::Uncarried]) -> HashSet<Skip> {
+fn log_uncarried<'a>(uncarried: impl Iterator<Item = &'a netlink::Uncarried>) -> HashSet<Skip> {
     let mut by_why: BTreeMap<&'static str, (usize, &netlink::Uncarried)> = BTreeMap::new();
     for u in uncarried {
         if u.why.worth_a_warning() {

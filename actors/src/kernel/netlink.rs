@@ -95,7 +95,10 @@ impl Skip {
     }
 }
 
-/// A route of the mirrored table that rtm does not carry, and why.
+/// A route of the mirrored table that rtm does not carry, and why. The mirror keeps it in its
+/// place among the kernel's routes (the kernel may forward with it, and then rtm holds nothing
+/// for its prefix), with the links it goes over, so that a link going down takes it as the
+/// kernel does (an `nhid` route shows its next hops too, `net.ipv4.nexthop_compat_mode`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uncarried {
     pub dst: Prefix,
@@ -103,6 +106,39 @@ pub struct Uncarried {
     pub priority: u32,
     pub protocol: u8,
     pub why: Skip,
+    /// The route type (`rtm_type`): a `blackhole` and an `unreachable` route are two.
+    pub kind: u8,
+    /// `RTA_NH_ID`.
+    pub nhid: Option<u32>,
+    pub via: Option<Ipv4Addr>,
+    pub oif: Option<u32>,
+    pub nexthops: Vec<KernelHop>,
+}
+
+/// Where the kernel put an added route among those it has at the same (table, prefix, tos,
+/// priority), from the flags of its `RTM_NEWROUTE` notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Before them (`ip route add`, `prepend`: `NLM_F_CREATE`, with `NLM_F_EXCL` if there
+    /// were none): the kernel forwards with it.
+    First,
+    /// After them (`ip route append`: `NLM_F_CREATE | NLM_F_APPEND`): the kernel goes on
+    /// forwarding with the first.
+    Last,
+    /// In place of the first (`ip route replace`: `NLM_F_REPLACE`).
+    Replacing,
+}
+
+impl Placed {
+    pub fn from_flags(flags: u16) -> Placed {
+        if flags & NLM_F_REPLACE != 0 {
+            Placed::Replacing
+        } else if flags & NLM_F_APPEND != 0 {
+            Placed::Last
+        } else {
+            Placed::First
+        }
+    }
 }
 
 /// A link as the mirror needs it: its name (rtm's `dev`) and whether it is up.
@@ -116,14 +152,12 @@ pub struct Link {
 /// What one kernel message means to the mirror.
 #[derive(Debug)]
 pub enum Change {
-    RouteAdded(KernelRoute),
+    RouteAdded(KernelRoute, Placed),
+    /// One route (`RTM_DELROUTE` says which: its attributes are the deleted route's).
     RouteRemoved(KernelRoute),
-    /// A route of the mirrored table rtm does not carry was added (`replaces`: in place of
-    /// whatever the kernel had at its key, so a carried route there is gone) or removed.
-    Uncarried {
-        route: Uncarried,
-        replaces: bool,
-    },
+    /// A route of the mirrored table rtm does not carry was added, where the kernel put it.
+    UncarriedAdded(Uncarried, Placed),
+    UncarriedRemoved(Uncarried),
     Link(Link),
     LinkRemoved(u32),
     /// Not for the mirror (another table or family, a skipped route type, …).
@@ -167,13 +201,30 @@ fn hop_attributes_skip(attrs: &[RouteAttribute]) -> Option<Skip> {
 }
 
 /// What a route message of the kernel is to a mirror of one table.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     Route(KernelRoute),
     /// Of the mirrored table, but not carried.
     Uncarried(Uncarried),
     /// Not of the mirrored table (or not IPv4, or without a destination rtm can hold).
     Other,
+}
+
+impl Parsed {
+    /// Who put the route there; `None` for `Other`.
+    pub fn protocol(&self) -> Option<u8> {
+        match self {
+            Parsed::Route(r) => Some(r.protocol),
+            Parsed::Uncarried(u) => Some(u.protocol),
+            Parsed::Other => None,
+        }
+    }
+}
+
+impl From<KernelRoute> for Parsed {
+    fn from(r: KernelRoute) -> Parsed {
+        Parsed::Route(r)
+    }
 }
 
 /// What `msg` is to a mirror of `table`.
@@ -211,6 +262,14 @@ pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
             priority,
             protocol,
             why,
+            kind: msg.header.kind.into(),
+            nhid: msg.attributes.iter().find_map(|a| match a {
+                RouteAttribute::NhId(i) => Some(*i),
+                _ => None,
+            }),
+            via,
+            oif,
+            nexthops,
         });
     }
     Parsed::Route(KernelRoute {
@@ -317,24 +376,18 @@ pub fn link(msg: &LinkMessage) -> Option<Link> {
     })
 }
 
-/// What an event message means for a mirror of `table`; `flags` are its netlink header's
-/// (`NLM_F_APPEND`: a route added beside the one at its key, which the kernel goes on using).
+/// What an event message means for a mirror of `table`; `flags` are its netlink header's,
+/// which say where the kernel put an added route ([`Placed`]).
 pub fn change(msg: RouteNetlinkMessage, table: u32, flags: u16) -> Change {
     match msg {
         RouteNetlinkMessage::NewRoute(m) => match parse_route(&m, table) {
-            Parsed::Route(r) => Change::RouteAdded(r),
-            Parsed::Uncarried(route) => Change::Uncarried {
-                route,
-                replaces: flags & NLM_F_APPEND == 0,
-            },
+            Parsed::Route(r) => Change::RouteAdded(r, Placed::from_flags(flags)),
+            Parsed::Uncarried(u) => Change::UncarriedAdded(u, Placed::from_flags(flags)),
             Parsed::Other => Change::Ignored,
         },
         RouteNetlinkMessage::DelRoute(m) => match parse_route(&m, table) {
             Parsed::Route(r) => Change::RouteRemoved(r),
-            Parsed::Uncarried(route) => Change::Uncarried {
-                route,
-                replaces: false,
-            },
+            Parsed::Uncarried(u) => Change::UncarriedRemoved(u),
             Parsed::Other => Change::Ignored,
         },
         RouteNetlinkMessage::NewLink(m) => link(&m).map_or(Change::Ignored, Change::Link),
@@ -389,10 +442,28 @@ pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
 #[derive(Debug, Default)]
 pub struct Dump {
     pub links: Vec<Link>,
-    /// The routes of the table the mirror carries.
+    /// The routes of the table the mirror carries, in the kernel's order (at the same prefix,
+    /// tos and priority, the one it forwards with first).
     pub routes: Vec<KernelRoute>,
-    /// The table's routes it does not carry.
-    pub uncarried: Vec<Uncarried>,
+    /// The table's routes it does not carry, each with its place in the dump: how many of
+    /// `routes` came before it.
+    pub uncarried: Vec<(usize, Uncarried)>,
+}
+
+impl Dump {
+    /// Every route of the table, carried or not, in the kernel's order.
+    pub fn in_order(routes: Vec<KernelRoute>, uncarried: Vec<(usize, Uncarried)>) -> Vec<Parsed> {
+        let mut out = Vec::with_capacity(routes.len() + uncarried.len());
+        let mut rest = uncarried.into_iter().peekable();
+        for (n, r) in routes.into_iter().enumerate() {
+            while let Some((_, u)) = rest.next_if(|(before, _)| *before <= n) {
+                out.push(Parsed::Uncarried(u));
+            }
+            out.push(Parsed::Route(r));
+        }
+        out.extend(rest.map(|(_, u)| Parsed::Uncarried(u)));
+        out
+    }
 }
 
 /// Every link, then every route of `table`.
@@ -408,7 +479,7 @@ pub async fn dump(table: u32) -> io::Result<Dump> {
         if let RouteNetlinkMessage::NewRoute(r) = m {
             match parse_route(&r, table) {
                 Parsed::Route(r) => out.routes.push(r),
-                Parsed::Uncarried(u) => out.uncarried.push(u),
+                Parsed::Uncarried(u) => out.uncarried.push((out.routes.len(), u)),
                 Parsed::Other => {}
             }
         }
@@ -495,8 +566,8 @@ impl Change {
     /// routes, which the import leaves alone).
     pub fn unless_proto(self, own: Option<u8>) -> Change {
         let proto = match &self {
-            Change::RouteAdded(r) | Change::RouteRemoved(r) => r.protocol,
-            Change::Uncarried { route, .. } => route.protocol,
+            Change::RouteAdded(r, _) | Change::RouteRemoved(r) => r.protocol,
+            Change::UncarriedAdded(u, _) | Change::UncarriedRemoved(u) => u.protocol,
             _ => return self,
         };
         if Some(proto) == own {
@@ -748,7 +819,7 @@ mod tests {
             ])],
             0,
         );
-        let Change::RouteAdded(k) = c else {
+        let Change::RouteAdded(k, _) = c else {
             panic!("{c:?}")
         };
         assert_eq!((k.via, k.oif, k.priority), (None, None, 5));
@@ -777,7 +848,7 @@ mod tests {
             ])],
             0,
         );
-        let Change::RouteAdded(mut k) = c else {
+        let Change::RouteAdded(mut k, _) = c else {
             panic!("{c:?}")
         };
         assert!(k.nexthops[0].dead && !k.nexthops[1].dead, "{k:?}");
@@ -806,7 +877,7 @@ mod tests {
             ])],
             0,
         );
-        let Change::RouteAdded(k) = c else {
+        let Change::RouteAdded(k, _) = c else {
             panic!("{c:?}")
         };
         let e = k.to_route(names, true, Origin::Kernel).unwrap_err();
@@ -814,7 +885,7 @@ mod tests {
     }
 
     /// nhid, too many paths, an IPv6 gateway and an encapsulation are skipped with their
-    /// reason; an appended one does not replace what the kernel had at its key.
+    /// reason, and with where the kernel put them.
     #[test]
     fn uncarried_routes_say_why() {
         let many: Vec<RouteNextHop> = (0..=MAX_NEXTHOPS as u32)
@@ -822,18 +893,18 @@ mod tests {
             .collect();
         let c = announced("10.50.0.0/24", 0, vec![RouteAttribute::MultiPath(many)], 0);
         assert!(
-            matches!(&c, Change::Uncarried { route, replaces: true } if route.why == Skip::TooManyPaths),
+            matches!(&c, Change::UncarriedAdded(u, Placed::First) if u.why == Skip::TooManyPaths),
             "{c:?}"
         );
         let c = announced(
             "10.50.0.0/24",
             3,
-            vec![RouteAttribute::NhId(5)],
-            NLM_F_APPEND,
+            vec![RouteAttribute::NhId(5), RouteAttribute::Oif(2)],
+            NLM_F_CREATE | NLM_F_APPEND,
         );
         assert!(
-            matches!(&c, Change::Uncarried { route, replaces: false }
-                if route.why == Skip::NhId && route.priority == 3),
+            matches!(&c, Change::UncarriedAdded(u, Placed::Last)
+                if u.why == Skip::NhId && u.priority == 3 && u.nhid == Some(5) && u.oif == Some(2)),
             "{c:?}"
         );
         let mut six = nh(None, 2, 0, RouteNextHopFlags::empty());
@@ -847,7 +918,7 @@ mod tests {
             0,
         );
         assert!(
-            matches!(&c, Change::Uncarried { route, .. } if route.why == Skip::ForeignGateway),
+            matches!(&c, Change::UncarriedAdded(u, _) if u.why == Skip::ForeignGateway),
             "{c:?}"
         );
         // Exactly 256 paths are carried.
@@ -856,8 +927,65 @@ mod tests {
             .collect();
         let c = announced("10.50.0.0/24", 0, vec![RouteAttribute::MultiPath(most)], 0);
         assert!(
-            matches!(&c, Change::RouteAdded(k) if k.nexthops.len() == MAX_NEXTHOPS),
+            matches!(&c, Change::RouteAdded(k, _) if k.nexthops.len() == MAX_NEXTHOPS),
             "{c:?}"
+        );
+    }
+
+    /// The notification flags the kernel sends (seen in a network namespace): `add` on a
+    /// new key EXCL|CREATE, `prepend` CREATE, `append` CREATE|APPEND, `replace` REPLACE.
+    #[test]
+    fn flags_say_where_the_kernel_put_it() {
+        for (flags, placed) in [
+            (NLM_F_EXCL | NLM_F_CREATE, Placed::First),
+            (NLM_F_CREATE, Placed::First),
+            (NLM_F_CREATE | NLM_F_APPEND, Placed::Last),
+            (NLM_F_REPLACE, Placed::Replacing),
+        ] {
+            let c = announced("10.50.0.0/24", 0, vec![RouteAttribute::Oif(2)], flags);
+            assert!(
+                matches!(&c, Change::RouteAdded(_, p) if *p == placed),
+                "{flags:#x}: {c:?}"
+            );
+        }
+    }
+
+    /// A dump's uncarried routes go back to their places among the carried ones.
+    #[test]
+    fn dump_in_order() {
+        let r = |m: u32| KernelRoute {
+            dst: "10.9.0.0/24".parse().unwrap(),
+            tos: 0,
+            priority: m,
+            via: None,
+            oif: Some(2),
+            nexthops: Vec::new(),
+            protocol: 3,
+        };
+        let u = |m: u32| Uncarried {
+            dst: "10.9.0.0/24".parse().unwrap(),
+            tos: 0,
+            priority: m,
+            protocol: 3,
+            why: Skip::NhId,
+            kind: 1,
+            nhid: Some(1),
+            via: None,
+            oif: None,
+            nexthops: Vec::new(),
+        };
+        let all = Dump::in_order(vec![r(1), r(3)], vec![(0, u(0)), (1, u(2)), (2, u(4))]);
+        let metrics: Vec<(bool, u32)> = all
+            .iter()
+            .map(|p| match p {
+                Parsed::Route(r) => (true, r.priority),
+                Parsed::Uncarried(u) => (false, u.priority),
+                Parsed::Other => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            metrics,
+            [(false, 0), (true, 1), (false, 2), (true, 3), (false, 4)]
         );
     }
 

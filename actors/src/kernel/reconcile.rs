@@ -1,44 +1,133 @@
 //! What the mirror knows of the kernel, and what it has put into rtm's route table.
 //!
-//! The kernel keys a route by (table, prefix, tos, priority); rtm by prefix. The mirror keeps
-//! every carried kernel route of its table per prefix, ordered by (priority, tos), and puts
-//! into rtm the first one it can name (every output link known): the one the kernel forwards
-//! with. When that one goes, the next one is promoted. Every change is computed as a difference
-//! between what rtm should hold (from the kernel's routes) and what the mirror has put there
-//! (`installed`), so an event, a link going down and a whole re-dump (mark and sweep after
-//! ENOBUFS) all end the same way: rtm's kernel routes equal the kernel's.
+//! The kernel keys a route by (table, prefix, tos, priority), and may hold several routes at
+//! one key, in an order of its own: `ip route append` puts one after those there (the kernel
+//! goes on forwarding with the first), `ip route add`/`prepend` before them (the kernel
+//! forwards with the new one), `ip route replace` in place of the first, and `ip route del`
+//! takes one (its notification names which). rtm keys a route by prefix. The mirror keeps, per
+//! prefix and per (priority, tos), the kernel's routes in the kernel's order: the carried ones,
+//! and a placeholder for each route rtm does not carry (`nhid`, `encap`, `blackhole`, …), and
+//! applies every add, append, prepend, replace and delete as the kernel does. It puts into rtm
+//! the route the kernel forwards with: the first one at the lowest key. If that one is not
+//! carried (or rtm cannot name one of its links), rtm holds nothing for the prefix: the kernel
+//! does not look past it, and rtm never holds a route the kernel does not forward with. Every
+//! change is computed as a difference between what rtm should hold (from the kernel's routes)
+//! and what the mirror has put there (`installed`), so an event, a link going down and a whole
+//! re-dump (mark and sweep after ENOBUFS) all end the same way: rtm's kernel routes equal the
+//! kernel's.
 //!
 //! A multipath route is put into rtm with the paths the kernel forwards over: those it marks
 //! dead (`RTNH_F_DEAD`, their link is down) are left out. The kernel sends no route event when
 //! a link goes down, comes up or goes away, so the mirror does what the kernel does then
 //! (`fib_sync_down_dev`, `fib_sync_up`): a link set down kills its paths, and a route whose
-//! every path is dead is gone (the kernel flushes it); a link set up again revives the dead
-//! paths over it of the routes still there; a link deleted takes every route with a path over
-//! it, whole. The carrier (`linkdown` without `dead`) changes nothing: the kernel still
-//! forwards over such a path unless `ignore_routes_with_linkdown` is set.
+//! every path is dead is gone (the kernel flushes it, and then goes on to the next route at
+//! the prefix); a link set up again revives the dead paths over it of the routes still there;
+//! a link deleted takes every route with a path over it, whole. Placeholders go the same way,
+//! by the links their notification named. The carrier (`linkdown` without `dead`) changes
+//! nothing: the kernel still forwards over such a path unless `ignore_routes_with_linkdown` is
+//! set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rtm_proto::types::Prefix;
 use rtm_proto::{Origin, Route};
-use tracing::warn;
+use tracing::{debug, warn};
 
-use super::netlink::{Change, KernelRoute, Link};
+use super::netlink::{Change, KernelRoute, Link, Parsed, Placed, Skip, Uncarried};
 use crate::table::TableOp;
+
+/// The kernel's key for a route of one prefix, in the mirror's order: (priority, tos).
+type Key = (u32, u8);
+
+/// What rtm makes of one kernel route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    Carried,
+    /// Not carried, why, and what tells it from another route at its key.
+    Uncarried {
+        why: Skip,
+        kind: u8,
+        nhid: Option<u32>,
+    },
+}
+
+/// One kernel route at its place in the kernel's list: its paths (for a placeholder, those
+/// its notification named) and whether rtm carries it.
+#[derive(Debug, Clone)]
+struct Entry {
+    route: KernelRoute,
+    held: Held,
+}
+
+impl Entry {
+    fn carried(route: KernelRoute) -> Entry {
+        Entry {
+            route,
+            held: Held::Carried,
+        }
+    }
+
+    fn uncarried(u: Uncarried) -> Entry {
+        Entry {
+            route: KernelRoute {
+                dst: u.dst,
+                tos: u.tos,
+                priority: u.priority,
+                via: u.via,
+                oif: u.oif,
+                nexthops: u.nexthops,
+                protocol: u.protocol,
+            },
+            held: Held::Uncarried {
+                why: u.why,
+                kind: u.kind,
+                nhid: u.nhid,
+            },
+        }
+    }
+
+    fn key(&self) -> Key {
+        (self.route.priority, self.route.tos)
+    }
+
+    /// Whether `other` is the same kernel route: the same paths (dead or not: the mirror
+    /// marks them itself), protocol and kind.
+    fn same(&self, other: &Entry) -> bool {
+        let (a, b) = (&self.route, &other.route);
+        self.held == other.held
+            && (a.via, a.oif, a.protocol) == (b.via, b.oif, b.protocol)
+            && a.nexthops.len() == b.nexthops.len()
+            && a.nexthops
+                .iter()
+                .zip(&b.nexthops)
+                .all(|(x, y)| (x.via, x.oif, x.weight) == (y.via, y.oif, y.weight))
+    }
+}
+
+/// Why the route the kernel forwards with for a prefix is not in rtm: at which key, and why.
+type Unmapped = (Key, String);
 
 #[derive(Debug, Default)]
 pub struct Mirror {
-    /// The kernel's carried routes, per prefix, by (priority, tos).
-    routes: HashMap<Prefix, BTreeMap<(u32, u8), KernelRoute>>,
+    /// The kernel's routes of the table, per prefix, by (priority, tos), each list in the
+    /// kernel's order (the first is the one it forwards with).
+    routes: HashMap<Prefix, BTreeMap<Key, Vec<Entry>>>,
     links: HashMap<u32, Link>,
     /// What the mirror has put into rtm's table, per prefix.
     installed: HashMap<Prefix, Route>,
+    /// Prefixes whose route rtm cannot hold (a link it cannot name), as last warned of: the
+    /// warning is not repeated for every event of the prefix, only when it changes.
+    unmapped: HashMap<Prefix, Unmapped>,
 }
 
 impl Mirror {
     /// Routes the kernel has in the mirrored table that rtm carries (all priorities).
     pub fn kernel_routes(&self) -> usize {
-        self.routes.values().map(BTreeMap::len).sum()
+        self.entries().filter(|e| e.held == Held::Carried).count()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.routes.values().flat_map(BTreeMap::values).flatten()
     }
 
     /// Prefixes the mirror has put into rtm.
@@ -54,24 +143,27 @@ impl Mirror {
         self.installed = in_rtm.into_iter().map(|r| (r.dst, r)).collect();
     }
 
-    /// The route rtm should hold for `dst`: the lowest (priority, tos) one rtm can hold, with
-    /// the paths the kernel forwards over.
-    fn wanted(&self, dst: Prefix) -> Option<Route> {
+    /// The route rtm should hold for `dst`: the one the kernel forwards with (the first at
+    /// the lowest key), with the paths it forwards over, if rtm can hold it. `Err` says why
+    /// rtm holds nothing although the kernel forwards with a route it carries.
+    fn wanted(&self, dst: Prefix) -> Result<Option<Route>, Unmapped> {
         let name = |i: u32| self.links.get(&i).map(|l| l.name.clone());
-        self.routes
-            .get(&dst)?
-            .values()
-            .find_map(|k| match k.to_route(name, true, Origin::Kernel) {
-                Ok(r) => r,
-                Err(why) => {
-                    warn!(
-                        prefix = %dst,
-                        metric = k.priority,
-                        "kernel route not mirrored: {why}"
-                    );
-                    None
-                }
-            })
+        let Some(keys) = self.routes.get(&dst) else {
+            return Ok(None);
+        };
+        for e in keys.values().flatten() {
+            if e.held != Held::Carried {
+                // The kernel forwards with (or rejects by) a route rtm does not carry.
+                return Ok(None);
+            }
+            match e.route.to_route(name, true, Origin::Kernel) {
+                Ok(Some(r)) => return Ok(Some(r)),
+                // Every path dead: the kernel goes on to the next route.
+                Ok(None) => continue,
+                Err(why) => return Err((e.key(), why)),
+            }
+        }
+        Ok(None)
     }
 
     /// The operations that bring rtm's table to what the mirror wants for `touched`; records
@@ -79,7 +171,27 @@ impl Mirror {
     fn ops(&mut self, touched: impl IntoIterator<Item = Prefix>) -> Vec<TableOp<Route>> {
         let mut ops = Vec::new();
         for dst in touched.into_iter().collect::<BTreeSet<_>>() {
-            let want = self.wanted(dst);
+            let want = match self.wanted(dst) {
+                Ok(w) => {
+                    self.unmapped.remove(&dst);
+                    w
+                }
+                Err(u) => {
+                    let ((metric, tos), why) = &u;
+                    if self.unmapped.get(&dst) == Some(&u) {
+                        debug!(prefix = %dst, metric, tos, "kernel route not mirrored: {why}");
+                    } else {
+                        warn!(
+                            prefix = %dst,
+                            metric,
+                            tos,
+                            "kernel route not mirrored, nor any other of its prefix: {why}"
+                        );
+                        self.unmapped.insert(dst, u);
+                    }
+                    None
+                }
+            };
             if want.as_ref() == self.installed.get(&dst) {
                 continue;
             }
@@ -108,35 +220,48 @@ impl Mirror {
         }
     }
 
-    /// The kernel's whole state (a dump): mark every prefix the mirror has installed or the
-    /// kernel has, and sweep what is no longer wanted.
-    pub fn resync(&mut self, links: Vec<Link>, routes: Vec<KernelRoute>) -> Vec<TableOp<Route>> {
+    /// The kernel's whole state (a dump, in the kernel's order): mark every prefix the mirror
+    /// has installed or the kernel has, and sweep what is no longer wanted.
+    pub fn resync<P: Into<Parsed>>(
+        &mut self,
+        links: Vec<Link>,
+        routes: impl IntoIterator<Item = P>,
+    ) -> Vec<TableOp<Route>> {
         self.links = links.into_iter().map(|l| (l.index, l)).collect();
         self.routes.clear();
-        for mut r in routes {
+        for p in routes {
+            let mut e = match p.into() {
+                Parsed::Route(r) => Entry::carried(r),
+                Parsed::Uncarried(u) if u.why != Skip::Cloned => Entry::uncarried(u),
+                Parsed::Uncarried(_) | Parsed::Other => continue,
+            };
             // A path over a link that is down is dead, whatever the dump said a moment before.
             let down = |i: u32| self.links.get(&i).is_some_and(|l| !l.up);
-            if r.oif.is_some_and(down) {
+            if e.route.oif.is_some_and(down) {
                 continue;
             }
-            for h in &mut r.nexthops {
+            for h in &mut e.route.nexthops {
                 h.dead |= down(h.oif);
             }
-            if !r.alive() {
+            if !e.route.alive() {
                 continue;
             }
-            self.routes
-                .entry(r.dst)
-                .or_default()
-                .insert((r.priority, r.tos), r);
+            let list = self.list(e.route.dst, e.key());
+            list.push(e);
         }
         let marked: Vec<Prefix> = self
             .installed
             .keys()
             .chain(self.routes.keys())
+            .chain(self.unmapped.keys())
             .copied()
             .collect();
         self.ops(marked)
+    }
+
+    /// The kernel's list of routes at (`dst`, `key`), made if need be.
+    fn list(&mut self, dst: Prefix, key: Key) -> &mut Vec<Entry> {
+        self.routes.entry(dst).or_default().entry(key).or_default()
     }
 
     /// Events, in the order the kernel sent them.
@@ -144,23 +269,24 @@ impl Mirror {
         let mut touched = Vec::new();
         for c in changes {
             match c {
-                Change::RouteAdded(r) => {
+                Change::RouteAdded(r, placed) => {
                     touched.push(r.dst);
-                    self.routes
-                        .entry(r.dst)
-                        .or_default()
-                        .insert((r.priority, r.tos), r);
+                    self.add(Entry::carried(r), placed);
                 }
                 Change::RouteRemoved(r) => {
                     touched.push(r.dst);
-                    self.forget(r.dst, (r.priority, r.tos));
+                    self.remove(&Entry::carried(r));
                 }
-                Change::Uncarried { route, replaces } => {
-                    // The kernel's route at this key is now one rtm does not carry: the one
-                    // it replaced (if carried) is no longer what the kernel forwards with.
-                    if replaces {
-                        touched.push(route.dst);
-                        self.forget(route.dst, (route.priority, route.tos));
+                Change::UncarriedAdded(u, placed) => {
+                    if u.why != Skip::Cloned {
+                        touched.push(u.dst);
+                        self.add(Entry::uncarried(u), placed);
+                    }
+                }
+                Change::UncarriedRemoved(u) => {
+                    if u.why != Skip::Cloned {
+                        touched.push(u.dst);
+                        self.remove(&Entry::uncarried(u));
                     }
                 }
                 Change::Link(l) => {
@@ -187,13 +313,50 @@ impl Mirror {
         self.ops(touched)
     }
 
-    /// Forgets the kernel's route at `key` of `dst`.
-    fn forget(&mut self, dst: Prefix, key: (u32, u8)) {
-        if let Some(m) = self.routes.get_mut(&dst) {
-            m.remove(&key);
-            if m.is_empty() {
-                self.routes.remove(&dst);
+    /// A route the kernel added, where it put it. The kernel never holds the same route twice
+    /// at a key (it refuses it, `EEXIST`): one the mirror has already is an event it heard
+    /// twice (the dump that followed its subscription showed it already), and stays where
+    /// it is.
+    fn add(&mut self, e: Entry, placed: Placed) {
+        let list = self.list(e.route.dst, e.key());
+        let had = list.iter().position(|x| x.same(&e));
+        match placed {
+            Placed::First | Placed::Last => match had {
+                Some(i) => list[i] = e,
+                None if placed == Placed::First => list.insert(0, e),
+                None => list.push(e),
+            },
+            Placed::Replacing => {
+                // In place of the first: if the mirror has this route further down (heard
+                // twice, from the dump and now), that copy is stale.
+                if let Some(i) = had.filter(|&i| i > 0) {
+                    list.remove(i);
+                }
+                match list.first_mut() {
+                    Some(first) => *first = e,
+                    None => list.push(e),
+                }
             }
+        }
+    }
+
+    /// A route the kernel deleted: the first of the mirror's that is the same (none if the
+    /// mirror does not have it: heard twice).
+    fn remove(&mut self, e: &Entry) {
+        let (dst, key) = (e.route.dst, e.key());
+        let Some(keys) = self.routes.get_mut(&dst) else {
+            return;
+        };
+        if let Some(list) = keys.get_mut(&key) {
+            if let Some(i) = list.iter().position(|x| x.same(e)) {
+                list.remove(i);
+            }
+            if list.is_empty() {
+                keys.remove(&key);
+            }
+        }
+        if keys.is_empty() {
+            self.routes.remove(&dst);
         }
     }
 
@@ -201,7 +364,7 @@ impl Mirror {
     fn link_routes(&self, index: u32) -> Vec<Prefix> {
         self.routes
             .iter()
-            .filter(|(_, m)| m.values().any(|r| r.uses_link(index)))
+            .filter(|(_, m)| m.values().flatten().any(|e| e.route.uses_link(index)))
             .map(|(p, _)| *p)
             .collect()
     }
@@ -225,7 +388,11 @@ impl Mirror {
         let mut touched = Vec::new();
         for (p, m) in &mut self.routes {
             let mut revived = false;
-            for h in m.values_mut().flat_map(|r| r.nexthops.iter_mut()) {
+            for h in m
+                .values_mut()
+                .flatten()
+                .flat_map(|e| e.route.nexthops.iter_mut())
+            {
                 if h.oif == index && h.dead {
                     h.dead = false;
                     revived = true;
@@ -254,7 +421,10 @@ impl Mirror {
         let touched = self.link_routes(index);
         for p in &touched {
             if let Some(m) = self.routes.get_mut(p) {
-                m.retain(|_, r| !r.uses_link(index) || keep(r));
+                for list in m.values_mut() {
+                    list.retain_mut(|e| !e.route.uses_link(index) || keep(&mut e.route));
+                }
+                m.retain(|_, list| !list.is_empty());
                 if m.is_empty() {
                     self.routes.remove(p);
                 }
@@ -266,7 +436,7 @@ impl Mirror {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netlink::{KernelHop, Skip, Uncarried};
+    use super::super::netlink::KernelHop;
     use super::*;
 
     fn kr(dst: &str, priority: u32, oif: u32) -> KernelRoute {
@@ -406,16 +576,23 @@ mod tests {
         let mut m = Mirror::default();
         let ops = m.resync(two_links(), vec![mp("10.50.0.0/24", 0, &AB)]);
         assert_eq!(puts(&ops), [BOTH]);
-        let ops = m.apply(vec![Change::RouteAdded(mp(
-            "10.50.0.0/24",
-            0,
-            &[("192.0.2.2", 2, 2), ("198.51.100.2", 3, 5)],
-        ))]);
+        let ops = m.apply(vec![Change::RouteAdded(
+            mp(
+                "10.50.0.0/24",
+                0,
+                &[("192.0.2.2", 2, 2), ("198.51.100.2", 3, 5)],
+            ),
+            Placed::Replacing,
+        )]);
         assert_eq!(
             puts(&ops),
             ["put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 2 nexthop via 198.51.100.2 dev vb weight 5 origin kernel"]
         );
-        let ops = m.apply(vec![Change::RouteRemoved(mp("10.50.0.0/24", 0, &AB))]);
+        let ops = m.apply(vec![Change::RouteRemoved(mp(
+            "10.50.0.0/24",
+            0,
+            &[("192.0.2.2", 2, 2), ("198.51.100.2", 3, 5)],
+        ))]);
         assert_eq!(puts(&ops), ["del 10.50.0.0/24"]);
     }
 
@@ -485,10 +662,11 @@ mod tests {
         assert_eq!(puts(&ops), [BOTH]);
     }
 
-    /// A path over a link the mirror does not know: that route is not mirrored, the next
-    /// metric is.
+    /// A path over a link the mirror does not know: the kernel forwards with that route, so
+    /// rtm holds nothing for the prefix (not the next metric); the warning is given once, not
+    /// at every event of the prefix; the link becoming known maps it.
     #[test]
-    fn unnamed_path_skips_to_the_next_route() {
+    fn unnamed_path_holds_nothing() {
         let mut m = Mirror::default();
         let ops = m.resync(
             two_links(),
@@ -501,40 +679,206 @@ mod tests {
                 kr("10.50.0.0/24", 10, 3),
             ],
         );
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        assert_eq!(m.unmapped.len(), 1);
+        let ops = m.apply(vec![Change::RouteAdded(
+            kr("10.50.0.0/24", 20, 3),
+            Placed::First,
+        )]);
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        let ops = m.apply(vec![Change::Link(link(9, "vc", true))]);
+        assert!(ops.is_empty(), "not a rename: nothing touched");
+        let ops = m.resync(
+            vec![
+                link(2, "va", true),
+                link(3, "vb", true),
+                link(9, "vc", true),
+            ],
+            vec![
+                mp(
+                    "10.50.0.0/24",
+                    0,
+                    &[("192.0.2.2", 2, 1), ("192.0.2.3", 9, 1)],
+                ),
+                kr("10.50.0.0/24", 10, 3),
+            ],
+        );
         assert_eq!(
             puts(&ops),
-            ["put 10.50.0.0/24 dev vb metric 10 origin kernel"]
+            ["put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 1 nexthop via 192.0.2.3 dev vc weight 1 origin kernel"]
         );
+        assert!(m.unmapped.is_empty());
     }
 
-    /// An uncarried route (nhid) replacing the mirrored one takes it out of rtm and the next
-    /// metric is promoted; one appended beside it changes nothing.
-    #[test]
-    fn uncarried_replacement_forgets_the_key() {
-        let mut m = Mirror::default();
-        m.resync(
-            two_links(),
-            vec![mp("10.50.0.0/24", 0, &AB), kr("10.50.0.0/24", 10, 3)],
-        );
-        let u = Uncarried {
-            dst: "10.50.0.0/24".parse().unwrap(),
+    fn nhid(dst: &str, priority: u32, oif: u32) -> Uncarried {
+        Uncarried {
+            dst: dst.parse().unwrap(),
             tos: 0,
-            priority: 0,
+            priority,
             protocol: 3,
             why: Skip::NhId,
-        };
-        let ops = m.apply(vec![Change::Uncarried {
-            route: u.clone(),
-            replaces: false,
-        }]);
-        assert!(ops.is_empty());
-        let ops = m.apply(vec![Change::Uncarried {
-            route: u,
-            replaces: true,
-        }]);
+            kind: 1,
+            nhid: Some(5),
+            via: None,
+            oif: Some(oif),
+            nexthops: Vec::new(),
+        }
+    }
+
+    fn via(dst: &str, priority: u32, gw: &str, oif: u32) -> KernelRoute {
+        KernelRoute {
+            via: Some(gw.parse().unwrap()),
+            ..kr(dst, priority, oif)
+        }
+    }
+
+    const P: &str = "10.9.0.0/24";
+
+    /// A: `P via 192.0.2.2 dev va metric 5`, the route the tests below start from.
+    fn with_a() -> Mirror {
+        let mut m = Mirror::default();
+        let ops = m.resync(two_links(), vec![via(P, 5, "192.0.2.2", 2)]);
+        assert_eq!(puts(&ops), [put_a()]);
+        m
+    }
+
+    fn put_a() -> String {
+        "put 10.9.0.0/24 via 192.0.2.2 dev va metric 5 origin kernel".into()
+    }
+
+    fn put_b() -> String {
+        "put 10.9.0.0/24 via 198.51.100.2 dev vb metric 5 origin kernel".into()
+    }
+
+    fn b() -> KernelRoute {
+        via(P, 5, "198.51.100.2", 3)
+    }
+
+    /// An appended route goes after the first: the kernel goes on forwarding with the first,
+    /// and so does rtm; it is promoted when the first is deleted.
+    #[test]
+    fn append_keeps_the_first() {
+        let mut m = with_a();
+        let ops = m.apply(vec![Change::RouteAdded(b(), Placed::Last)]);
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        assert_eq!(m.kernel_routes(), 2);
+        let ops = m.apply(vec![Change::RouteRemoved(via(P, 5, "192.0.2.2", 2))]);
+        assert_eq!(puts(&ops), [put_b()]);
+        let ops = m.apply(vec![Change::RouteRemoved(b())]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+        assert_eq!(m.kernel_routes(), 0);
+    }
+
+    /// A carried route prepended (or added) goes before the first: rtm takes it; deleting
+    /// the second (the old first) changes nothing, deleting it brings nothing back.
+    #[test]
+    fn prepend_carried_takes_over() {
+        let mut m = with_a();
+        let ops = m.apply(vec![Change::RouteAdded(b(), Placed::First)]);
+        assert_eq!(puts(&ops), [put_b()]);
+        let ops = m.apply(vec![Change::RouteRemoved(via(P, 5, "192.0.2.2", 2))]);
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        let ops = m.apply(vec![Change::RouteRemoved(b())]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+    }
+
+    /// An uncarried route (nhid) prepended: the kernel forwards with it, rtm holds nothing
+    /// for the prefix (not the next metric either); the carried one is kept behind it and
+    /// comes back when the nhid route is deleted.
+    #[test]
+    fn prepend_uncarried_holds_nothing_then_gives_back() {
+        let mut m = with_a();
+        m.apply(vec![Change::RouteAdded(
+            via(P, 9, "198.51.100.9", 3),
+            Placed::First,
+        )]);
+        let ops = m.apply(vec![Change::UncarriedAdded(nhid(P, 5, 3), Placed::First)]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+        assert_eq!(m.kernel_routes(), 2);
+        let ops = m.apply(vec![Change::UncarriedRemoved(nhid(P, 5, 3))]);
+        assert_eq!(puts(&ops), [put_a()]);
+        // Appended, it changes nothing.
+        let ops = m.apply(vec![Change::UncarriedAdded(nhid(P, 5, 3), Placed::Last)]);
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        // The first deleted: the kernel forwards with the nhid route behind it.
+        let ops = m.apply(vec![Change::RouteRemoved(via(P, 5, "192.0.2.2", 2))]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+        // Its link going down takes it (the kernel flushes it without an event): metric 9
+        // is next, but it is over that link too; the link back up brings nothing.
+        let ops = m.apply(vec![Change::Link(link(3, "vb", false))]);
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        assert_eq!(m.kernel_routes(), 0);
+    }
+
+    /// An uncarried route at the lowest key found by a dump: rtm holds nothing for its
+    /// prefix; its link going down (the kernel flushes it) promotes what is left.
+    #[test]
+    fn dumped_uncarried_first_holds_nothing() {
+        let mut m = Mirror::default();
+        let ops = m.resync(
+            two_links(),
+            vec![
+                Parsed::Uncarried(nhid(P, 5, 3)),
+                via(P, 5, "192.0.2.2", 2).into(),
+                via(P, 9, "192.0.2.9", 2).into(),
+            ],
+        );
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        let ops = m.apply(vec![Change::Link(link(3, "vb", false))]);
+        assert_eq!(puts(&ops), [put_a()]);
+    }
+
+    /// A replace takes the place of the first route at its key, the others stay behind it.
+    #[test]
+    fn replace_takes_the_first_place() {
+        let mut m = with_a();
+        m.apply(vec![Change::RouteAdded(b(), Placed::Last)]);
+        let c = via(P, 5, "192.0.2.4", 2);
+        let ops = m.apply(vec![Change::RouteAdded(c.clone(), Placed::Replacing)]);
         assert_eq!(
             puts(&ops),
-            ["put 10.50.0.0/24 dev vb metric 10 origin kernel"]
+            ["put 10.9.0.0/24 via 192.0.2.4 dev va metric 5 origin kernel"]
         );
+        assert_eq!(m.kernel_routes(), 2);
+        // A is gone: deleting it (had the mirror kept it) changes nothing.
+        assert!(m
+            .apply(vec![Change::RouteRemoved(via(P, 5, "192.0.2.2", 2))])
+            .is_empty());
+        let ops = m.apply(vec![Change::RouteRemoved(c)]);
+        assert_eq!(puts(&ops), [put_b()]);
+        // Replaced by an uncarried route: rtm holds nothing, and its deletion leaves none.
+        let ops = m.apply(vec![Change::UncarriedAdded(
+            nhid(P, 5, 2),
+            Placed::Replacing,
+        )]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+        assert!(m
+            .apply(vec![Change::UncarriedRemoved(nhid(P, 5, 2))])
+            .is_empty());
+        assert_eq!(m.kernel_routes(), 0);
+    }
+
+    /// Deleting the second route at a key leaves the first in rtm; deleting the first
+    /// promotes the second. An event heard twice (already in the dump) changes nothing.
+    #[test]
+    fn delete_first_or_second_and_events_heard_twice() {
+        let mut m = Mirror::default();
+        m.resync(two_links(), vec![via(P, 5, "192.0.2.2", 2), b()]);
+        let ops = m.apply(vec![Change::RouteRemoved(b())]);
+        assert!(ops.is_empty(), "{:?}", puts(&ops));
+        assert!(m.apply(vec![Change::RouteRemoved(b())]).is_empty());
+        assert_eq!(m.kernel_routes(), 1);
+
+        let mut m = Mirror::default();
+        m.resync(two_links(), vec![via(P, 5, "192.0.2.2", 2), b()]);
+        // The append the dump already showed: not a second copy.
+        assert!(m
+            .apply(vec![Change::RouteAdded(b(), Placed::Last)])
+            .is_empty());
+        assert_eq!(m.kernel_routes(), 2);
+        let ops = m.apply(vec![Change::RouteRemoved(via(P, 5, "192.0.2.2", 2))]);
+        assert_eq!(puts(&ops), [put_b()]);
+        let ops = m.apply(vec![Change::RouteRemoved(b())]);
+        assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
     }
 }
