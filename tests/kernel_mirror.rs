@@ -729,3 +729,78 @@ fn multipath_routes_are_exported() {
         inst.log_text()
     );
 }
+
+/// Several kernel routes at one (prefix, metric): `ip route append` puts one after the first
+/// (the kernel goes on forwarding with the first, and rtm holds it), `prepend` one before it
+/// (rtm takes it), and deleting either leaves rtm with the one the kernel forwards with. An
+/// nhid route prepended takes the prefix out of rtm (not the next metric: the kernel forwards
+/// with the nhid route), and its deletion gives back the route behind it.
+#[test]
+fn append_and_prepend_at_one_metric() {
+    needs_netns!();
+    let ns = Netns::new();
+    let inst = started(&ns, &[]);
+    let mut c = inst.client("k", &["--table", "route"]);
+    const P: &str = "10.70.0.0/24";
+    let rtm_p = |inst: &Instance| inst.routes().get(P).cloned();
+    // A change at another prefix, heard after those before it: everything before is done.
+    let mut sentinel = 0;
+    let mut barrier = |c: &mut ClientProc| {
+        sentinel += 1;
+        let s = format!("10.71.{sentinel}.0/24");
+        ns.route(&format!("add {s} via 192.0.2.2"));
+        c.expect(|v| v["key"] == s.as_str());
+    };
+    ns.route(&format!("add {P} via 192.0.2.2 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["entry"]["via"], "192.0.2.2", "{ev}");
+    ns.route(&format!("add {P} via 198.51.100.9 metric 9"));
+    ns.route(&format!("append {P} via 198.51.100.2 metric 5"));
+    barrier(&mut c);
+    let r = rtm_p(&inst).expect("mirrored");
+    assert_eq!(
+        (&r["via"], &r["metric"]),
+        (&"192.0.2.2".into(), &5.into()),
+        "{r}"
+    );
+
+    ns.route(&format!("prepend {P} via 192.0.2.3 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(
+        (&ev["op"], &ev["entry"]["via"]),
+        (&"update".into(), &"192.0.2.3".into()),
+        "{ev}"
+    );
+    ns.route(&format!("del {P} via 192.0.2.3 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["entry"]["via"], "192.0.2.2", "{ev}");
+    // The second deleted: nothing changes. Then the first: the appended one is promoted.
+    ns.route(&format!("append {P} via 192.0.2.4 metric 5"));
+    ns.route(&format!("del {P} via 192.0.2.4 metric 5"));
+    barrier(&mut c);
+    assert_eq!(rtm_p(&inst).expect("mirrored")["via"], "192.0.2.2");
+    ns.route(&format!("del {P} via 192.0.2.2 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
+    assert_eq!(ev["entry"]["metric"], 5, "{ev}");
+    converges(&ns, &inst);
+
+    if code(&run(ns.ip_cmd(&["nexthop", "show"], true), None, DEADLINE)) != 0 {
+        eprintln!("nhid part skipped: this kernel has no next-hop objects");
+        return;
+    }
+    ns.ip_ok(
+        &["nexthop", "add", "id", "7", "via", "192.0.2.7", "dev", "va"],
+        true,
+    );
+    ns.route(&format!("prepend {P} nhid 7 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["op"], "delete", "{ev}");
+    barrier(&mut c);
+    assert_eq!(rtm_p(&inst), None, "not the metric 9 route either");
+    ns.route(&format!("del {P} nhid 7 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
+    assert_eq!(ev["entry"]["metric"], 5, "{ev}");
+    converges(&ns, &inst);
+}
