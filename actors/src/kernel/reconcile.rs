@@ -291,14 +291,17 @@ impl Mirror {
                 }
                 Change::Link(l) => {
                     let old = self.links.insert(l.index, l.clone());
-                    let renamed = old.is_some_and(|o| o.name != l.name);
+                    // Renamed, or new to the mirror (a route over it may have come first, in
+                    // a dump that listed the links before it was made): its routes are named
+                    // anew.
+                    let named = old.is_none_or(|o| o.name != l.name);
                     if !l.up {
                         // The kernel kills a downed link's paths without RTM_DELROUTE.
                         touched.extend(self.link_down(l.index));
                     } else {
                         // And revives them when it comes up (the routes still there).
                         touched.extend(self.link_up(l.index));
-                        if renamed {
+                        if named {
                             touched.extend(self.link_routes(l.index));
                         }
                     }
@@ -664,7 +667,7 @@ mod tests {
 
     /// A path over a link the mirror does not know: the kernel forwards with that route, so
     /// rtm holds nothing for the prefix (not the next metric); the warning is given once, not
-    /// at every event of the prefix; the link becoming known maps it.
+    /// at every event of the prefix; the link becoming known (its event, or a dump) maps it.
     #[test]
     fn unnamed_path_holds_nothing() {
         let mut m = Mirror::default();
@@ -686,8 +689,22 @@ mod tests {
             Placed::First,
         )]);
         assert!(ops.is_empty(), "{:?}", puts(&ops));
+        let all = "put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 1 nexthop via 192.0.2.3 dev vc weight 1 origin kernel";
         let ops = m.apply(vec![Change::Link(link(9, "vc", true))]);
-        assert!(ops.is_empty(), "not a rename: nothing touched");
+        assert_eq!(puts(&ops), [all]);
+        assert!(m.unmapped.is_empty());
+        let mut m = Mirror::default();
+        m.resync(
+            two_links(),
+            vec![
+                mp(
+                    "10.50.0.0/24",
+                    0,
+                    &[("192.0.2.2", 2, 1), ("192.0.2.3", 9, 1)],
+                ),
+                kr("10.50.0.0/24", 10, 3),
+            ],
+        );
         let ops = m.resync(
             vec![
                 link(2, "va", true),
@@ -703,10 +720,7 @@ mod tests {
                 kr("10.50.0.0/24", 10, 3),
             ],
         );
-        assert_eq!(
-            puts(&ops),
-            ["put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 1 nexthop via 192.0.2.3 dev vc weight 1 origin kernel"]
-        );
+        assert_eq!(puts(&ops), [all]);
         assert!(m.unmapped.is_empty());
     }
 
