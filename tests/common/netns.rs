@@ -120,8 +120,15 @@ impl Drop for Netns {
     }
 }
 
-/// Why these tests cannot run here, if they cannot.
+/// Why these tests cannot run here, if they cannot. Probed once per test process: tests run in
+/// parallel, and two probes of one name would collide (the second finding the first's
+/// namespace) and skip a test that can run.
 pub fn unsupported() -> Option<String> {
+    static PROBED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PROBED.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("needs root to make a network namespace".into());
     }
