@@ -63,7 +63,7 @@ fn pipelined_shows_stream_with_bounded_memory() {
     while done < SHOWS {
         match read_msg(&mut s) {
             ServerMsg::Reply {
-                result: Ok(Reply::RouteList { routes: r, more }),
+                result: Ok(Reply::RoutesV7 { routes: r, more }),
                 ..
             } => {
                 routes += r.len();
