@@ -5,75 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::netns::{needs_netns, Netns};
+use common::netns::{comparable, converges, needs_netns, rtm_table, Netns};
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-
-/// rtm's route table as `rtmctl -j route show` prints it, without the origin field.
-fn rtm_table(inst: &Instance) -> BTreeMap<String, Value> {
-    comparable(inst.routes())
-}
-
-/// Routes as rtm shows them, in the shape [`Netns::kernel_table`] gives.
-fn comparable(routes: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-    routes
-        .into_iter()
-        .map(|(k, mut v)| {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("origin");
-                o.entry("metric").or_insert(0.into());
-            }
-            (k, v)
-        })
-        .collect()
-}
-
-fn started(ns: &Netns, extra: &[&str]) -> Instance {
-    let mut inst = Instance::unstarted();
-    let mut args = vec!["--kernel", "import"];
-    args.extend_from_slice(extra);
-    ns.start_rtmd(&mut inst, &args);
-    // The start dump: at least the connected routes of the two addresses.
-    inst.eventually("the connected routes are mirrored", || {
-        let t = rtm_table(&inst);
-        t.contains_key("192.0.2.0/24") && t.contains_key("198.51.100.0/24")
-    });
-    inst
-}
-
-/// Waits (bounded) until rtm's table equals the kernel's; on failure says how they differ.
-fn converges(ns: &Netns, inst: &Instance) {
-    let end = std::time::Instant::now() + DEADLINE;
-    loop {
-        let (rtm, kernel) = (rtm_table(inst), ns.kernel_table());
-        if rtm == kernel {
-            return;
-        }
-        if std::time::Instant::now() > end {
-            let only_rtm: Vec<_> = rtm
-                .iter()
-                .filter(|(k, v)| kernel.get(*k) != Some(v))
-                .take(5)
-                .collect();
-            let only_kernel: Vec<_> = kernel
-                .iter()
-                .filter(|(k, v)| rtm.get(*k) != Some(v))
-                .take(5)
-                .collect();
-            panic!(
-                "rtm has {} routes, the kernel {}; rtm differs at {only_rtm:?}, the kernel at {only_kernel:?}\nlog: {}",
-                rtm.len(),
-                kernel.len(),
-                inst.log_text()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
 
 /// Routes present at start, added and deleted later appear and vanish in rtm, as events to a
 /// client and in shared memory.
@@ -82,7 +19,7 @@ fn routes_follow_ip_route() {
     needs_netns!();
     let ns = Netns::new();
     ns.route("add 10.1.0.0/16 via 192.0.2.2");
-    let inst = started(&ns, &[]);
+    let inst = ns.start_import(&[]);
     let before = rtm_table(&inst);
     assert_eq!(before["10.1.0.0/16"]["via"], "192.0.2.2", "{before:?}");
     assert_eq!(before["10.1.0.0/16"]["dev"], "va", "{before:?}");
@@ -135,7 +72,7 @@ fn routes_follow_ip_route() {
 fn next_metric_is_promoted() {
     needs_netns!();
     let ns = Netns::new();
-    let inst = started(&ns, &[]);
+    let inst = ns.start_import(&[]);
     let mut c = inst.client("k", &["--table", "route"]);
     ns.route("add 10.3.0.0/24 via 192.0.2.2 metric 20");
     ns.route("add 10.3.0.0/24 via 198.51.100.2 metric 10");
@@ -162,7 +99,7 @@ fn link_down_and_delete_remove_its_routes() {
     let ns = Netns::new();
     ns.route("add 10.4.0.0/24 via 192.0.2.2");
     ns.route("add 10.5.0.0/24 dev vb");
-    let inst = started(&ns, &[]);
+    let inst = ns.start_import(&[]);
     inst.eventually("both routes mirrored", || rtm_table(&inst).len() == 4);
     ns.ip_ok(&["link", "set", "va", "down"], true);
     inst.eventually("va's routes gone", || {
@@ -188,7 +125,7 @@ fn link_down_and_delete_remove_its_routes() {
 fn burst_with_enobufs_ends_equal() {
     needs_netns!();
     let ns = Netns::new();
-    let inst = started(&ns, &["--kernel-rcvbuf", "1024"]);
+    let inst = ns.start_import(&["--kernel-rcvbuf", "1024"]);
     let mut c = inst.client("k", &["--table", "route"]);
     let n = 3000;
     let mut batch = String::new();
@@ -266,10 +203,7 @@ fn burst_with_enobufs_ends_equal() {
 fn a_long_burst_past_an_overflow_loses_nothing() {
     needs_netns!();
     let ns = Netns::new();
-    let inst = started(
-        &ns,
-        &["--kernel-rcvbuf", "262144", "--route-capacity", "65536"],
-    );
+    let inst = ns.start_import(&["--kernel-rcvbuf", "262144", "--route-capacity", "65536"]);
     let burst = |from: usize, n: usize| {
         let mut batch = String::new();
         for i in from..from + n {
@@ -310,7 +244,7 @@ fn kernel_routes_are_marked_and_rtmctl_overrides_them_only_when_told() {
     ns.route("add 10.1.0.0/16 via 192.0.2.2");
     let dash_dir = tempfile::tempdir().unwrap();
     let dash = dash_dir.path().join("dash.sock");
-    let inst = started(&ns, &["--http-socket", dash.to_str().unwrap()]);
+    let inst = ns.start_import(&["--http-socket", dash.to_str().unwrap()]);
     inst.eventually("10.1.0.0/16 mirrored", || {
         inst.routes().contains_key("10.1.0.0/16")
     });
@@ -464,343 +398,4 @@ fn routes_the_kernel_lost_while_rtmd_was_down_are_swept() {
         kernel.keys().collect::<Vec<_>>(),
         "rtm holds the kernel's routes and its own"
     );
-}
-
-/// A route's paths as `(via, dev, weight)`: rtm's `nexthops` (`rtmctl -j`, `rtm-client
-/// --json`) or the kernel's (`ip -j route`, where the gateway is `gateway`).
-fn paths(r: &Value) -> Vec<(String, String, u64)> {
-    let s = |h: &Value, k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    r.get("nexthops")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|h| {
-                    let via = if h.get("gateway").is_some() {
-                        s(h, "gateway")
-                    } else {
-                        s(h, "via")
-                    };
-                    (via, s(h, "dev"), h["weight"].as_u64().unwrap_or(0))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn path(via: &str, dev: &str, weight: u64) -> (String, String, u64) {
-    (via.to_string(), dev.to_string(), weight)
-}
-
-/// The kernel's main-table route for `dst` (of protocol `proto` if given), as `ip -j` gives
-/// it.
-fn kernel_route(ns: &Netns, dst: &str, proto: Option<&str>) -> Option<Value> {
-    let mut args = vec!["-j", "route", "show", "table", "main"];
-    if let Some(p) = proto {
-        args.extend(["proto", p]);
-    }
-    let v: Value = serde_json::from_str(&ns.ip_ok(&args, true)).expect("ip -j");
-    v.as_array()
-        .expect("array")
-        .iter()
-        .find(|r| r["dst"] == dst)
-        .cloned()
-}
-
-/// `ip route add … nexthop … nexthop …`: rtm mirrors the route with both paths and their
-/// weights, in the kernel's order (from the start dump and from events); a replace with other
-/// weights updates it; a link going down takes its path out (one path left: an ordinary
-/// route) and coming up puts it back, as the kernel does; `ip route del` deletes it, and a
-/// deleted link takes a multipath route over it whole.
-#[test]
-fn multipath_routes_follow_ip_route() {
-    needs_netns!();
-    let ns = Netns::new();
-    // At start: one path by gateway alone (the kernel finds the link), one by link alone.
-    ns.route("add 10.51.0.0/24 nexthop via 192.0.2.3 weight 2 nexthop dev vb");
-    let inst = started(&ns, &[]);
-    inst.eventually("the start dump's multipath route", || {
-        inst.routes().contains_key("10.51.0.0/24")
-    });
-    let r = &inst.routes()["10.51.0.0/24"];
-    assert_eq!(
-        paths(r),
-        [path("192.0.2.3", "va", 2), path("", "vb", 1)],
-        "{r}"
-    );
-    assert_eq!(r["origin"], "kernel", "{r}");
-    assert!(r.get("via").is_none() && r.get("dev").is_none(), "{r}");
-
-    let mut c = inst.client("k", &["--table", "route"]);
-    ns.route(
-        "add 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 1 nexthop via 198.51.100.2 dev vb weight 3",
-    );
-    let both = [path("192.0.2.2", "va", 1), path("198.51.100.2", "vb", 3)];
-    let ev = c.expect(|v| v["key"] == "10.50.0.0/24");
-    assert_eq!(ev["op"], "create", "{ev}");
-    assert_eq!(paths(&ev["entry"]), both, "{ev}");
-    assert_eq!(ev["entry"]["origin"], "kernel", "{ev}");
-    let r = &inst.routes()["10.50.0.0/24"];
-    assert_eq!(paths(r), both, "{r}");
-    assert_eq!(
-        paths(&kernel_route(&ns, "10.50.0.0/24", None).unwrap()),
-        both,
-        "the kernel's own view"
-    );
-    // And straight from shared memory, as a data plane reads it.
-    let o = run(
-        {
-            let mut l = Command::new(RTM_CLIENT);
-            l.arg("--socket")
-                .arg(&inst.socket)
-                .args(["--json", "lookup", "10.50.0.9"]);
-            l
-        },
-        None,
-        DEADLINE,
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let looked: Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
-    assert_eq!(looked["dst"], "10.50.0.0/24", "{looked}");
-    assert_eq!(paths(&looked), both, "{looked}");
-
-    // The same path twice, as the kernel takes it.
-    ns.route("add 10.54.0.0/24 nexthop via 192.0.2.2 dev va nexthop via 192.0.2.2 dev va weight 2");
-    let ev = c.expect(|v| v["key"] == "10.54.0.0/24");
-    assert_eq!(
-        paths(&ev["entry"]),
-        [path("192.0.2.2", "va", 1), path("192.0.2.2", "va", 2)],
-        "{ev}"
-    );
-    ns.route("del 10.54.0.0/24");
-    let ev = c.expect(|v| v["key"] == "10.54.0.0/24");
-    assert_eq!(ev["op"], "delete", "{ev}");
-
-    ns.route(
-        "replace 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 2 nexthop via 198.51.100.2 dev vb weight 5",
-    );
-    let ev = c.expect(|v| v["key"] == "10.50.0.0/24");
-    assert_eq!(ev["op"], "update", "{ev}");
-    let reweighted = [path("192.0.2.2", "va", 2), path("198.51.100.2", "vb", 5)];
-    assert_eq!(paths(&ev["entry"]), reweighted, "{ev}");
-
-    // va down: the kernel marks its path dead (no route event) and forwards over vb alone.
-    ns.ip_ok(&["link", "set", "va", "down"], true);
-    let ev = c.expect(|v| v["key"] == "10.50.0.0/24");
-    assert_eq!(ev["op"], "update", "{ev}");
-    assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
-    assert_eq!(ev["entry"]["dev"], "vb", "{ev}");
-    assert!(paths(&ev["entry"]).is_empty(), "{ev}");
-    // 10.51.0.0/24 keeps its vb path too.
-    inst.eventually("10.51.0.0/24 over vb alone", || {
-        inst.routes()
-            .get("10.51.0.0/24")
-            .is_some_and(|r| r["dev"] == "vb" && r.get("nexthops").is_none())
-    });
-    // va up: the kernel revives the path.
-    ns.ip_ok(&["link", "set", "va", "up"], true);
-    let ev = c.expect(|v| v["key"] == "10.50.0.0/24");
-    assert_eq!(paths(&ev["entry"]), reweighted, "{ev}");
-    assert_eq!(
-        paths(&kernel_route(&ns, "10.50.0.0/24", None).unwrap()),
-        reweighted,
-        "the kernel revived the path too"
-    );
-
-    ns.route("del 10.50.0.0/24");
-    let ev = c.expect(|v| v["key"] == "10.50.0.0/24");
-    assert_eq!(ev["op"], "delete", "{ev}");
-    assert!(!inst.routes().contains_key("10.50.0.0/24"));
-    let st = inst.status();
-    assert_eq!(st["counters"]["kernel_refused"], 0, "{st}");
-
-    // Deleting the pair deletes every route with a path over it.
-    ns.ip_ok(&["link", "del", "vb"], true);
-    inst.eventually("the multipath route gone with its link", || {
-        inst.routes().is_empty()
-    });
-    assert!(kernel_route(&ns, "10.51.0.0/24", None).is_none());
-}
-
-/// Routes rtm does not carry are left out with their reason in the log: one using a
-/// next-hop object (nhid) and, replacing a mirrored route, it takes that one out of rtm.
-#[test]
-fn nhid_routes_are_skipped_with_a_reason() {
-    needs_netns!();
-    let ns = Netns::new();
-    if code(&run(ns.ip_cmd(&["nexthop", "show"], true), None, DEADLINE)) != 0 {
-        eprintln!("skipped: this kernel has no next-hop objects");
-        return;
-    }
-    ns.ip_ok(
-        &["nexthop", "add", "id", "5", "via", "192.0.2.2", "dev", "va"],
-        true,
-    );
-    ns.route("add 10.52.0.0/24 nhid 5");
-    ns.route("add 10.53.0.0/24 via 198.51.100.2");
-    let inst = started(&ns, &[]);
-    inst.eventually("10.53.0.0/24 mirrored", || {
-        inst.routes().contains_key("10.53.0.0/24")
-    });
-    assert!(!inst.routes().contains_key("10.52.0.0/24"));
-    inst.eventually("the dump's skip logged", || {
-        inst.log_text().contains("kernel routes not mirrored") && inst.log_text().contains("nhid")
-    });
-    let mut c = inst.client("k", &["--table", "route"]);
-    ns.route("replace 10.53.0.0/24 nhid 5");
-    let ev = c.expect(|v| v["key"] == "10.53.0.0/24");
-    assert_eq!(ev["op"], "delete", "{ev}");
-}
-
-/// `rtmd --kernel export`: rtm's multipath route goes into the kernel with both paths and
-/// their weights; a replace with other weights follows. With `--kernel-keep` and a state
-/// directory, a restart's reconcile compares the paths: the kernel's copy left as rtm wrote
-/// it is adopted as it is, one changed meanwhile is written back; a clean stop removes it.
-#[test]
-fn multipath_routes_are_exported() {
-    needs_netns!();
-    let ns = Netns::new();
-    let mut inst = Instance::unstarted();
-    let state = inst.dir.path().join("state");
-    let args = [
-        "--kernel",
-        "export",
-        "--kernel-keep",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
-    ns.start_rtmd(&mut inst, &args);
-    inst.eventually("rtmd answers", || code(&inst.ctl(&["status"])) == 0);
-    inst.ctl_line(
-        "route add 10.60.0.0/24 metric 7 nexthop via 192.0.2.2 dev va weight 1 nexthop via 198.51.100.2 dev vb weight 3",
-    );
-    let both = [path("192.0.2.2", "va", 1), path("198.51.100.2", "vb", 3)];
-    inst.eventually("the multipath route in the kernel", || {
-        kernel_route(&ns, "10.60.0.0/24", Some("200")).is_some_and(|r| paths(&r) == both)
-    });
-    assert_eq!(
-        kernel_route(&ns, "10.60.0.0/24", Some("200")).unwrap()["metric"],
-        7
-    );
-
-    inst.ctl_line(
-        "route replace 10.60.0.0/24 metric 7 nexthop via 192.0.2.2 dev va weight 4 nexthop via 198.51.100.3 dev vb weight 1",
-    );
-    let replaced = [path("192.0.2.2", "va", 4), path("198.51.100.3", "vb", 1)];
-    inst.eventually("the replaced paths in the kernel", || {
-        kernel_route(&ns, "10.60.0.0/24", Some("200")).is_some_and(|r| paths(&r) == replaced)
-    });
-
-    // Kept at a clean stop; the next rtmd finds it as it wrote it and leaves it alone.
-    inst.signal_daemon(Signal::SIGTERM);
-    assert!(inst.wait_daemon().success(), "{}", inst.log_text());
-    assert!(kernel_route(&ns, "10.60.0.0/24", Some("200")).is_some());
-    ns.start_rtmd(&mut inst, &args);
-    inst.eventually("reconciled", || {
-        inst.status()["counters"]["kernel_export_reconciles"].as_u64() >= Some(1)
-    });
-    let c = &inst.status()["counters"];
-    assert_eq!(c["kernel_export_writes"], 0, "adopted as it is: {c}");
-    assert_eq!(
-        paths(&kernel_route(&ns, "10.60.0.0/24", Some("200")).unwrap()),
-        replaced
-    );
-
-    // Changed in the kernel while rtmd is down: the restart writes rtm's paths back.
-    inst.signal_daemon(Signal::SIGTERM);
-    assert!(inst.wait_daemon().success(), "{}", inst.log_text());
-    ns.route(
-        "replace 10.60.0.0/24 metric 7 proto 200 nexthop via 192.0.2.2 dev va weight 1 nexthop via 198.51.100.3 dev vb weight 1",
-    );
-    // Without --kernel-keep this time: the clean stop below removes it.
-    let unkept: Vec<&str> = args
-        .iter()
-        .copied()
-        .filter(|a| *a != "--kernel-keep")
-        .collect();
-    ns.start_rtmd(&mut inst, &unkept);
-    inst.eventually("rtm's paths written back", || {
-        kernel_route(&ns, "10.60.0.0/24", Some("200")).is_some_and(|r| paths(&r) == replaced)
-    });
-    inst.signal_daemon(Signal::SIGTERM);
-    assert!(inst.wait_daemon().success(), "{}", inst.log_text());
-    assert!(
-        kernel_route(&ns, "10.60.0.0/24", Some("200")).is_none(),
-        "removed at the clean stop: {}",
-        inst.log_text()
-    );
-}
-
-/// Several kernel routes at one (prefix, metric): `ip route append` puts one after the first
-/// (the kernel goes on forwarding with the first, and rtm holds it), `prepend` one before it
-/// (rtm takes it), and deleting either leaves rtm with the one the kernel forwards with. An
-/// nhid route prepended takes the prefix out of rtm (not the next metric: the kernel forwards
-/// with the nhid route), and its deletion gives back the route behind it.
-#[test]
-fn append_and_prepend_at_one_metric() {
-    needs_netns!();
-    let ns = Netns::new();
-    let inst = started(&ns, &[]);
-    let mut c = inst.client("k", &["--table", "route"]);
-    const P: &str = "10.70.0.0/24";
-    let rtm_p = |inst: &Instance| inst.routes().get(P).cloned();
-    // A change at another prefix, heard after those before it: everything before is done.
-    let mut sentinel = 0;
-    let mut barrier = |c: &mut ClientProc| {
-        sentinel += 1;
-        let s = format!("10.71.{sentinel}.0/24");
-        ns.route(&format!("add {s} via 192.0.2.2"));
-        c.expect(|v| v["key"] == s.as_str());
-    };
-    ns.route(&format!("add {P} via 192.0.2.2 metric 5"));
-    let ev = c.expect(|v| v["key"] == P);
-    assert_eq!(ev["entry"]["via"], "192.0.2.2", "{ev}");
-    ns.route(&format!("add {P} via 198.51.100.9 metric 9"));
-    ns.route(&format!("append {P} via 198.51.100.2 metric 5"));
-    barrier(&mut c);
-    let r = rtm_p(&inst).expect("mirrored");
-    assert_eq!(
-        (&r["via"], &r["metric"]),
-        (&"192.0.2.2".into(), &5.into()),
-        "{r}"
-    );
-
-    ns.route(&format!("prepend {P} via 192.0.2.3 metric 5"));
-    let ev = c.expect(|v| v["key"] == P);
-    assert_eq!(
-        (&ev["op"], &ev["entry"]["via"]),
-        (&"update".into(), &"192.0.2.3".into()),
-        "{ev}"
-    );
-    ns.route(&format!("del {P} via 192.0.2.3 metric 5"));
-    let ev = c.expect(|v| v["key"] == P);
-    assert_eq!(ev["entry"]["via"], "192.0.2.2", "{ev}");
-    // The second deleted: nothing changes. Then the first: the appended one is promoted.
-    ns.route(&format!("append {P} via 192.0.2.4 metric 5"));
-    ns.route(&format!("del {P} via 192.0.2.4 metric 5"));
-    barrier(&mut c);
-    assert_eq!(rtm_p(&inst).expect("mirrored")["via"], "192.0.2.2");
-    ns.route(&format!("del {P} via 192.0.2.2 metric 5"));
-    let ev = c.expect(|v| v["key"] == P);
-    assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
-    assert_eq!(ev["entry"]["metric"], 5, "{ev}");
-    converges(&ns, &inst);
-
-    if code(&run(ns.ip_cmd(&["nexthop", "show"], true), None, DEADLINE)) != 0 {
-        eprintln!("nhid part skipped: this kernel has no next-hop objects");
-        return;
-    }
-    ns.ip_ok(
-        &["nexthop", "add", "id", "7", "via", "192.0.2.7", "dev", "va"],
-        true,
-    );
-    ns.route(&format!("prepend {P} nhid 7 metric 5"));
-    let ev = c.expect(|v| v["key"] == P);
-    assert_eq!(ev["op"], "delete", "{ev}");
-    barrier(&mut c);
-    assert_eq!(rtm_p(&inst), None, "not the metric 9 route either");
-    ns.route(&format!("del {P} nhid 7 metric 5"));
-    let ev = c.expect(|v| v["key"] == P);
-    assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
-    assert_eq!(ev["entry"]["metric"], 5, "{ev}");
-    converges(&ns, &inst);
 }

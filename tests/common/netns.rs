@@ -110,6 +110,71 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// rtmd with `--kernel import` (and `extra`) in this namespace, once its start dump is
+    /// mirrored: at least the connected routes of the two addresses.
+    pub fn start_import(&self, extra: &[&str]) -> Instance {
+        let mut inst = Instance::unstarted();
+        let mut args = vec!["--kernel", "import"];
+        args.extend_from_slice(extra);
+        self.start_rtmd(&mut inst, &args);
+        inst.eventually("the connected routes are mirrored", || {
+            let t = rtm_table(&inst);
+            t.contains_key("192.0.2.0/24") && t.contains_key("198.51.100.0/24")
+        });
+        inst
+    }
+}
+
+/// rtm's route table as `rtmctl -j route show` prints it, without the origin field.
+pub fn rtm_table(inst: &Instance) -> BTreeMap<String, Value> {
+    comparable(inst.routes())
+}
+
+/// Routes as rtm shows them, in the shape [`Netns::kernel_table`] gives.
+pub fn comparable(routes: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    routes
+        .into_iter()
+        .map(|(k, mut v)| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("origin");
+                o.entry("metric").or_insert(0.into());
+            }
+            (k, v)
+        })
+        .collect()
+}
+
+/// Waits (bounded) until rtm's table equals the kernel's; on failure says how they differ.
+pub fn converges(ns: &Netns, inst: &Instance) {
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (rtm, kernel) = (rtm_table(inst), ns.kernel_table());
+        if rtm == kernel {
+            return;
+        }
+        if std::time::Instant::now() > end {
+            let only_rtm: Vec<_> = rtm
+                .iter()
+                .filter(|(k, v)| kernel.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            let only_kernel: Vec<_> = kernel
+                .iter()
+                .filter(|(k, v)| rtm.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            panic!(
+                "rtm has {} routes, the kernel {}; rtm differs at {only_rtm:?}, the kernel at {only_kernel:?}\nlog: {}",
+                rtm.len(),
+                kernel.len(),
+                inst.log_text()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = run(

@@ -1,0 +1,276 @@
+use super::*;
+
+fn gw(a: &str) -> RouteAttribute {
+    RouteAttribute::Gateway(RouteAddress::Inet(a.parse().unwrap()))
+}
+
+fn nh(via: Option<&str>, oif: u32, hops: u8, flags: RouteNextHopFlags) -> RouteNextHop {
+    let mut h = RouteNextHop::default();
+    h.interface_index = oif;
+    h.hops = hops;
+    h.flags = flags;
+    h.attributes.extend(via.map(gw));
+    h
+}
+
+/// `ip route add DST metric M nexthop … nexthop …` as the kernel announces it, through
+/// the bytes of a netlink message.
+fn announced(dst: &str, metric: u32, extra: Vec<RouteAttribute>, flags: u16) -> Change {
+    let p: Prefix = dst.parse().unwrap();
+    let mut m = message_for(p, 254, 4, RouteScope::Universe);
+    m.header.kind = RouteType::Unicast;
+    m.attributes.push(RouteAttribute::Priority(metric));
+    m.attributes.extend(extra);
+    let buf = encode(RouteNetlinkMessage::NewRoute(m), flags, 7);
+    let (mut msgs, bad) = messages(&buf);
+    assert_eq!((msgs.len(), bad), (1, 0));
+    let (h, payload) = msgs.pop().unwrap();
+    let NetlinkPayload::InnerMessage(m) = payload else {
+        panic!("{payload:?}")
+    };
+    change(m, 254, h.flags)
+}
+
+fn names(i: u32) -> Option<String> {
+    match i {
+        2 => Some("va".into()),
+        3 => Some("vb".into()),
+        _ => None,
+    }
+}
+
+/// Each rtnexthop becomes a hop: its gateway, its link by name, weight = rtnh_hops + 1,
+/// in the kernel's order.
+#[test]
+fn multipath_maps_each_path() {
+    let c = announced(
+        "10.50.0.0/24",
+        5,
+        vec![RouteAttribute::MultiPath(vec![
+            nh(Some("192.0.2.2"), 2, 0, RouteNextHopFlags::empty()),
+            nh(Some("198.51.100.2"), 3, 2, RouteNextHopFlags::empty()),
+            nh(None, 3, 255, RouteNextHopFlags::empty()),
+        ])],
+        0,
+    );
+    let Change::RouteAdded(k, _) = c else {
+        panic!("{c:?}")
+    };
+    assert_eq!((k.via, k.oif, k.priority), (None, None, 5));
+    let weights: Vec<u16> = k.nexthops.iter().map(|h| h.weight).collect();
+    assert_eq!(weights, [1, 3, 256]);
+    let r = k.to_route(names, true, Origin::Kernel).unwrap().unwrap();
+    assert_eq!(
+        r.to_string(),
+        "10.50.0.0/24 metric 5 nexthop via 192.0.2.2 dev va weight 1 \
+         nexthop via 198.51.100.2 dev vb weight 3 nexthop dev vb weight 256 origin kernel"
+    );
+    assert!(r.validate().is_ok());
+}
+
+/// Dead paths are left out of what the kernel forwards with; one path left is an
+/// ordinary route; none left is no route. As written (the export), they stay.
+#[test]
+fn dead_paths_are_left_out() {
+    let dead = RouteNextHopFlags::Dead | RouteNextHopFlags::Linkdown;
+    let c = announced(
+        "10.50.0.0/24",
+        0,
+        vec![RouteAttribute::MultiPath(vec![
+            nh(Some("192.0.2.2"), 2, 0, dead),
+            nh(Some("198.51.100.2"), 3, 2, RouteNextHopFlags::Linkdown),
+        ])],
+        0,
+    );
+    let Change::RouteAdded(mut k, _) = c else {
+        panic!("{c:?}")
+    };
+    assert!(k.nexthops[0].dead && !k.nexthops[1].dead, "{k:?}");
+    let live = k.to_route(names, true, Origin::Kernel).unwrap().unwrap();
+    assert_eq!(
+        live.to_string(),
+        "10.50.0.0/24 via 198.51.100.2 dev vb origin kernel"
+    );
+    let written = k.to_route(names, false, Origin::Rtm).unwrap().unwrap();
+    assert_eq!(written.nexthops.len(), 2);
+    k.nexthops[1].dead = true;
+    assert!(!k.alive());
+    assert_eq!(k.to_route(names, true, Origin::Kernel), Ok(None));
+}
+
+/// A path over a link rtm cannot name makes the route one rtm does not hold, with the
+/// reason.
+#[test]
+fn unnamed_link_is_a_reason() {
+    let c = announced(
+        "10.50.0.0/24",
+        0,
+        vec![RouteAttribute::MultiPath(vec![
+            nh(Some("192.0.2.2"), 2, 0, RouteNextHopFlags::empty()),
+            nh(Some("198.51.100.2"), 9, 0, RouteNextHopFlags::empty()),
+        ])],
+        0,
+    );
+    let Change::RouteAdded(k, _) = c else {
+        panic!("{c:?}")
+    };
+    let e = k.to_route(names, true, Origin::Kernel).unwrap_err();
+    assert!(e.contains("path 2") && e.contains("index 9"), "{e}");
+}
+
+/// nhid, too many paths, an IPv6 gateway and an encapsulation are skipped with their
+/// reason, and with where the kernel put them.
+#[test]
+fn uncarried_routes_say_why() {
+    let many: Vec<RouteNextHop> = (0..=MAX_NEXTHOPS as u32)
+        .map(|i| nh(None, 2 + i % 2, 0, RouteNextHopFlags::empty()))
+        .collect();
+    let c = announced("10.50.0.0/24", 0, vec![RouteAttribute::MultiPath(many)], 0);
+    assert!(
+        matches!(&c, Change::UncarriedAdded(u, Placed::First) if u.why == Skip::TooManyPaths),
+        "{c:?}"
+    );
+    let c = announced(
+        "10.50.0.0/24",
+        3,
+        vec![RouteAttribute::NhId(5), RouteAttribute::Oif(2)],
+        NLM_F_CREATE | NLM_F_APPEND,
+    );
+    assert!(
+        matches!(&c, Change::UncarriedAdded(u, Placed::Last)
+            if u.why == Skip::NhId && u.priority == 3 && u.nhid == Some(5) && u.oif == Some(2)),
+        "{c:?}"
+    );
+    let mut six = nh(None, 2, 0, RouteNextHopFlags::empty());
+    six.attributes.push(RouteAttribute::Via(
+        netlink_packet_route::route::RouteVia::Inet6("fe80::1".parse().unwrap()),
+    ));
+    let c = announced(
+        "10.50.0.0/24",
+        0,
+        vec![RouteAttribute::MultiPath(vec![six.clone(), six])],
+        0,
+    );
+    assert!(
+        matches!(&c, Change::UncarriedAdded(u, _) if u.why == Skip::ForeignGateway),
+        "{c:?}"
+    );
+    // Exactly 256 paths are carried.
+    let most: Vec<RouteNextHop> = (0..MAX_NEXTHOPS as u32)
+        .map(|i| nh(None, 2 + i % 2, 0, RouteNextHopFlags::empty()))
+        .collect();
+    let c = announced("10.50.0.0/24", 0, vec![RouteAttribute::MultiPath(most)], 0);
+    assert!(
+        matches!(&c, Change::RouteAdded(k, _) if k.nexthops.len() == MAX_NEXTHOPS),
+        "{c:?}"
+    );
+}
+
+/// The notification flags the kernel sends (seen in a network namespace): `add` on a
+/// new key EXCL|CREATE, `prepend` CREATE, `append` CREATE|APPEND, `replace` REPLACE.
+#[test]
+fn flags_say_where_the_kernel_put_it() {
+    for (flags, placed) in [
+        (NLM_F_EXCL | NLM_F_CREATE, Placed::First),
+        (NLM_F_CREATE, Placed::First),
+        (NLM_F_CREATE | NLM_F_APPEND, Placed::Last),
+        (NLM_F_REPLACE, Placed::Replacing),
+    ] {
+        let c = announced("10.50.0.0/24", 0, vec![RouteAttribute::Oif(2)], flags);
+        assert!(
+            matches!(&c, Change::RouteAdded(_, p) if *p == placed),
+            "{flags:#x}: {c:?}"
+        );
+    }
+}
+
+/// A dump's uncarried routes go back to their places among the carried ones.
+#[test]
+fn dump_in_order() {
+    let r = |m: u32| KernelRoute {
+        dst: "10.9.0.0/24".parse().unwrap(),
+        tos: 0,
+        priority: m,
+        via: None,
+        oif: Some(2),
+        nexthops: Vec::new(),
+        protocol: 3,
+    };
+    let u = |m: u32| Uncarried {
+        dst: "10.9.0.0/24".parse().unwrap(),
+        tos: 0,
+        priority: m,
+        protocol: 3,
+        why: Skip::NhId,
+        kind: 1,
+        nhid: Some(1),
+        via: None,
+        oif: None,
+        nexthops: Vec::new(),
+    };
+    let all = Dump::in_order(vec![r(1), r(3)], vec![(0, u(0)), (1, u(2)), (2, u(4))]);
+    let metrics: Vec<(bool, u32)> = all
+        .iter()
+        .map(|p| match p {
+            Parsed::Route(r) => (true, r.priority),
+            Parsed::Uncarried(u) => (false, u.priority),
+            Parsed::Other => panic!(),
+        })
+        .collect();
+    assert_eq!(
+        metrics,
+        [(false, 0), (true, 1), (false, 2), (true, 3), (false, 4)]
+    );
+}
+
+/// What the export writes for a multipath route reads back as the same route (so a
+/// reconcile adopts it unchanged), with rtnh_hops = weight - 1.
+#[test]
+fn written_multipath_reads_back() {
+    let w = KernelWrite {
+        dst: "10.60.0.0/24".parse().unwrap(),
+        via: None,
+        oif: None,
+        priority: 9,
+        nexthops: vec![
+            WriteHop {
+                via: Some("192.0.2.2".parse().unwrap()),
+                oif: Some(2),
+                weight: 1,
+            },
+            WriteHop {
+                via: Some("198.51.100.2".parse().unwrap()),
+                oif: None,
+                weight: 256,
+            },
+        ],
+    };
+    let (msg, _) = Request::Replace(w).message(254, 200);
+    let RouteNetlinkMessage::NewRoute(m) = &msg else {
+        panic!("{msg:?}")
+    };
+    assert_eq!(m.header.scope, RouteScope::Universe);
+    let hops: Vec<u8> = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::MultiPath(h) => Some(h.iter().map(|h| h.hops).collect()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(hops, [0, 255]);
+    let buf = encode(msg, 0, 1);
+    let (mut msgs, _) = messages(&buf);
+    let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) = msgs.pop().unwrap().1
+    else {
+        panic!()
+    };
+    let k = route(&m, 254).expect("carried");
+    assert_eq!(k.protocol, 200);
+    let r = k.to_route(names, false, Origin::Rtm).unwrap().unwrap();
+    assert_eq!(
+        r.to_string(),
+        "10.60.0.0/24 metric 9 nexthop via 192.0.2.2 dev va weight 1 \
+         nexthop via 198.51.100.2 weight 256"
+    );
+}
