@@ -9,7 +9,7 @@
 //! # What runs
 //!
 //! The readers are the real reader code: `view::consistent` around `View::value` (through
-//! `chunk::search` for a chunk), `View::find` and `View::nexthop` (through
+//! `chunk::search` for a chunk), `View::find` and `View::nexthop_for` (through
 //! `seqlock::try_read_words`), on a tiny route file made of loom atomics: a one-word top, tier 1
 //! and next-hop region, a value table of a few entries, and five heap lines — line 0 unused (a
 //! top word 0 means "no page"), lines 1 and 2 for chunks and blocks, then the first line of the
@@ -34,12 +34,12 @@
 //!   up one address (`View::value`); once with one reader, once with two.
 //! - `next_hop_record_reused`: a route moves to a new next-hop record; epoch; its old record is
 //!   rewritten in place for another route, which is published. The reader looks up an address
-//!   of the first route as `RouteReader::lookup` does (`View::value`, then `View::nexthop` of the
-//!   value's record).
+//!   of the first route as `RouteReader::lookup` does (`View::value`, then the value's record,
+//!   read by `View::nexthop_for` under its seqlock as `View::route` reads it).
 //! - `block_lines_and_record_reused`: the same change seen by exact match: the route's entry
 //!   block is replaced by one in other lines; epoch; the old record is rewritten for a second
 //!   route and a block holding both routes is written into the old block's line. The reader
-//!   reads the first route as `RouteReader::get` does (`View::find`, then `View::nexthop`).
+//!   reads the first route as `RouteReader::get` does (`View::find`, then `View::nexthop_for`).
 //!
 //! # What is checked
 //!
@@ -307,7 +307,7 @@ impl Reader<'_> {
             if val == 0 {
                 return Ok(None);
             }
-            Ok(Some((value_depth(val), v.nexthop(value_nh(val))?)))
+            Ok(Some((value_depth(val), v.nexthop_for(value_nh(val), 0)?)))
         })
     }
 
@@ -318,7 +318,7 @@ impl Reader<'_> {
             let Some((nh, _, b)) = v.find(addr, len)? else {
                 return Ok(None);
             };
-            Ok(Some((v.nexthop(nh)?, b)))
+            Ok(Some((v.nexthop_for(nh, 0)?, b)))
         })
     }
 }
