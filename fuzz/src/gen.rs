@@ -12,7 +12,7 @@ use rtm_proto::wire::{
     Caps, ClientMsg, DebugAction, DebugTarget, Hello, Op, PanicPoint, Request, Tables,
     PROTOCOL_VERSION,
 };
-use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
+use rtm_proto::{ArpEntry, Hop, IfName, MacAddr, Prefix, Route};
 
 #[derive(Debug, Arbitrary)]
 pub enum FPrefix {
@@ -88,11 +88,21 @@ impl FIfName {
 }
 
 #[derive(Debug, Arbitrary)]
+pub struct FHop {
+    via: Option<FAddr>,
+    dev: Option<FIfName>,
+    weight: u16,
+}
+
+#[derive(Debug, Arbitrary)]
 pub struct FRoute {
     dst: FPrefix,
     via: Option<FAddr>,
     dev: Option<FIfName>,
     metric: u32,
+    /// Next hops of a multipath route: any number up to a few past the limit, any weight
+    /// (0 and above 256 included), beside a via/dev or not.
+    nexthops: Vec<FHop>,
 }
 
 impl FRoute {
@@ -103,7 +113,16 @@ impl FRoute {
             via: self.via.as_ref().map(FAddr::get),
             dev: self.dev.as_ref().map(FIfName::get),
             metric: self.metric,
-            nexthops: Vec::new(),
+            nexthops: self
+                .nexthops
+                .iter()
+                .take(rtm_proto::types::MAX_NEXTHOPS + 2)
+                .map(|h| Hop {
+                    via: h.via.as_ref().map(FAddr::get),
+                    dev: h.dev.as_ref().map(FIfName::get),
+                    weight: h.weight,
+                })
+                .collect(),
             origin: Default::default(),
         }
     }
