@@ -101,6 +101,9 @@ document.addEventListener("click", async (e) => {
 // A table view's rows updated in place: the keys the stream names are asked for (/api/rows,
 // under the page's search) and each row is replaced, removed, or placed in key order when it
 // falls on this page. A flush, a resync or more keys than one request takes reload instead.
+// `catchUp` reads the page once more after the stream has opened: a change made between the
+// page being read and the stream starting reached neither, and would stay missing until a
+// reload.
 function rowUpdater(table) {
   const name = table.id === "routes" ? "route" : "arp";
   const q = new URLSearchParams(location.search).get("q") ?? "";
@@ -163,7 +166,23 @@ function rowUpdater(table) {
       reload();
     }
   };
-  return (list) => {
+  const fetchPage = async () => {
+    try {
+      const r = await fetch(location.href, { credentials: "same-origin" });
+      if (!r.ok) return reload();
+      const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+      const fresh = doc.getElementById(table.id)?.tBodies[0];
+      if (!fresh) return reload();
+      table.tBodies[0].replaceWith(document.adoptNode(fresh));
+      const text = doc.querySelector(".pager")?.firstChild;
+      if (pager?.nodeType === Node.TEXT_NODE && text?.nodeType === Node.TEXT_NODE) {
+        pager.data = text.data;
+      }
+    } catch (_) {
+      reload();
+    }
+  };
+  const onEvents = (list) => {
     for (const ev of list) {
       if (ev.table !== name || ev.kind === "start") continue;
       if (ev.kind !== "change" || !ev.key) return reload();
@@ -174,6 +193,9 @@ function rowUpdater(table) {
       soon = setTimeout(() => (previous = previous.then(fetchRows)), 100);
     }
   };
+  // In the same queue as the rows' requests, so that answers apply in the order asked.
+  const catchUp = () => (previous = previous.then(fetchPage));
+  return { onEvents, catchUp };
 }
 
 // The live stream: on the Events page a list; on the table pages rows updated in place (an
@@ -192,7 +214,10 @@ if (live && window.EventSource) {
     pause.textContent = paused ? "Resume" : "Pause";
   });
   const es = new EventSource("/events/stream");
-  es.addEventListener("open", () => state && (state.textContent = "live"));
+  es.addEventListener("open", () => {
+    state && (state.textContent = "live");
+    updateRows?.catchUp();
+  });
   es.addEventListener("error", () => state && (state.textContent = "reconnecting"));
   es.addEventListener("resync", () => {
     if (events) {
@@ -204,7 +229,7 @@ if (live && window.EventSource) {
   });
   es.addEventListener("changes", (m) => {
     const list = JSON.parse(m.data);
-    if (updateRows) return updateRows(list);
+    if (updateRows) return updateRows.onEvents(list);
     if (!events) {
       const table = live.id === "routes" ? "route" : "arp";
       if (list.some((ev) => ev.table === table && ev.kind !== "start") && !reloadSoon) {
