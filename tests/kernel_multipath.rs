@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::netns::{converges, needs_netns, Netns};
 use common::*;
 use nix::sys::signal::Signal;
@@ -94,17 +92,7 @@ fn multipath_routes_follow_ip_route() {
         "the kernel's own view"
     );
     // And straight from shared memory, as a data plane reads it.
-    let o = run(
-        {
-            let mut l = Command::new(RTM_CLIENT);
-            l.arg("--socket")
-                .arg(&inst.socket)
-                .args(["--json", "lookup", "10.50.0.9"]);
-            l
-        },
-        None,
-        DEADLINE,
-    );
+    let o = inst.client_oneshot(&["--json", "lookup", "10.50.0.9"], None);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let looked: Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
     assert_eq!(looked["dst"], "10.50.0.0/24", "{looked}");
@@ -174,7 +162,7 @@ fn multipath_routes_follow_ip_route() {
 fn nhid_routes_are_skipped_with_a_reason() {
     needs_netns!();
     let ns = Netns::new();
-    if code(&run(ns.ip_cmd(&["nexthop", "show"], true), None, DEADLINE)) != 0 {
+    if !ns.has_nexthop_objects() {
         eprintln!("skipped: this kernel has no next-hop objects");
         return;
     }
@@ -332,7 +320,7 @@ fn append_and_prepend_at_one_metric() {
     assert_eq!(ev["entry"]["metric"], 5, "{ev}");
     converges(&ns, &inst);
 
-    if code(&run(ns.ip_cmd(&["nexthop", "show"], true), None, DEADLINE)) != 0 {
+    if !ns.has_nexthop_objects() {
         eprintln!("nhid part skipped: this kernel has no next-hop objects");
         return;
     }

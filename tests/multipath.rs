@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::http;
 use common::*;
 use serde_json::json;
@@ -399,11 +397,7 @@ fn a_flow_hash_picks_one_path_by_weight() {
         "route add 10.2.0.0/16 metric 5 nexthop via 192.0.2.1 dev eth0 nexthop via 192.0.2.2 dev eth1 weight 3",
     );
     inst.ctl_line("route add 10.3.0.0/16 via 192.0.2.7");
-    let lookup = |args: &[&str]| {
-        let mut c = Command::new(RTM_CLIENT);
-        c.arg("--socket").arg(&inst.socket).arg("lookup").args(args);
-        run(c, None, DEADLINE)
-    };
+    let lookup = |args: &[&str]| inst.client_oneshot(&[&["lookup"], args].concat(), None);
     for (hash, want) in [
         ("0", "10.2.0.0/16 via 192.0.2.1 dev eth0 metric 5\n"),
         (
@@ -428,20 +422,9 @@ fn a_flow_hash_picks_one_path_by_weight() {
         );
     }
     // Many addresses, one hash; a single-path route is itself whatever the hash.
-    let o = run(
-        {
-            let mut c = Command::new(RTM_CLIENT);
-            c.arg("--socket").arg(&inst.socket).args([
-                "--json",
-                "lookup",
-                "-",
-                "--flow-hash",
-                "0xffffffff",
-            ]);
-            c
-        },
+    let o = inst.client_oneshot(
+        &["--json", "lookup", "-", "--flow-hash", "0xffffffff"],
         Some(b"10.2.0.1\n10.3.0.1\n"),
-        DEADLINE,
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let lines: Vec<serde_json::Value> = stdout(&o)

@@ -166,6 +166,13 @@ impl Instance {
         run(self.ctl_cmd(args), None, DEADLINE)
     }
 
+    /// A one-shot `rtm-client` (`dump`, `lookup`, `arp`) against this instance, with `stdin`.
+    pub fn client_oneshot(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(RTM_CLIENT);
+        cmd.arg("--socket").arg(&self.socket).args(args);
+        run(cmd, stdin, DEADLINE)
+    }
+
     /// `rtmctl` that must succeed; returns stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let o = self.ctl(args);

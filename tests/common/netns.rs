@@ -111,6 +111,16 @@ impl Netns {
 }
 
 impl Netns {
+    /// Whether this kernel has next-hop objects (`ip nexthop`); tests of `nhid` routes say so
+    /// and skip that part where it has not.
+    pub fn has_nexthop_objects(&self) -> bool {
+        code(&run(
+            self.ip_cmd(&["nexthop", "show"], true),
+            None,
+            DEADLINE,
+        )) == 0
+    }
+
     /// rtmd with `--kernel import` (and `extra`) in this namespace, once its start dump is
     /// mirrored: at least the connected routes of the two addresses.
     pub fn start_import(&self, extra: &[&str]) -> Instance {
