@@ -177,11 +177,22 @@ impl NextHops {
         self.groups.get(&i)
     }
 
-    /// Whether `singles` new records and new groups of `runs` records in all fit now.
-    pub fn fits(&self, singles: usize, runs: usize) -> bool {
+    /// Whether `singles` new records and new groups taking `runs` records each fit now, as
+    /// [`NextHops::acquire`] would place them: singles in freed records, each group in a freed
+    /// run of its length, the rest at the tail.
+    pub fn fits(&self, singles: usize, runs: &[u32]) -> bool {
         let tail = (self.cap - self.next) as usize;
-        let from_tail = singles.saturating_sub(self.free.len());
-        from_tail + runs <= tail
+        let mut from_tail = singles.saturating_sub(self.free.len());
+        let mut reused: FastMap<u32, usize> = FastMap::default();
+        for &len in runs {
+            let n = reused.entry(len).or_default();
+            if *n < self.free_runs.get(&len).map_or(0, Vec::len) {
+                *n += 1;
+            } else {
+                from_tail += len as usize;
+            }
+        }
+        from_tail <= tail
     }
 
     /// Records in use (by keys in use; a group counts all its records).

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use super::{dir, lookup, p, routes_at};
 use crate::shm::route::view::group_records;
-use crate::shm::{RouteReader, TableReader, TableWriter};
+use crate::shm::{Planned, RouteReader, TableReader, TableWriter};
 use crate::types::{Hop, Prefix, Route};
 
 fn hop(via: [u8; 4], dev: &str, weight: u16) -> Hop {
@@ -310,4 +310,46 @@ fn the_writer_refuses_groups_it_cannot_hold() {
     }
     assert_eq!((w.len(), w.nexthops_in_use()), (0, 0));
     assert_eq!(incompat(&path), 0);
+}
+
+/// Groups freed by their last route leave runs that new groups of the same length take in
+/// place: the file is not republished for room it has.
+#[test]
+fn freed_group_runs_are_reused_in_place() {
+    let d = dir();
+    let path = d.path().join("routes");
+    let mut w = routes_at(&path, 1000);
+    let two = vec![hop([192, 0, 2, 1], "a", 1), hop([192, 0, 2, 2], "b", 1)];
+    let prefix = |i: u32| Prefix::truncating(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24);
+    let mut seq = 0;
+    for i in 0..400 {
+        seq += 1;
+        w.upsert(&Route::multipath(prefix(i), i, two.clone()), seq)
+            .unwrap();
+    }
+    let generation = w.generation();
+    // Other metrics: other groups of the same length, round after round, each taking the
+    // runs the previous round freed.
+    for round in 1..5 {
+        for i in 0..400 {
+            seq += 1;
+            assert!(w.remove(&prefix(i), seq).unwrap());
+        }
+        // One batch, as a request of many changes is: room for all of it is made up front.
+        let routes: Vec<Route> = (0..400)
+            .map(|i| Route::multipath(prefix(i), 1000 * round + i, two.clone()))
+            .collect();
+        w.reserve(routes.iter().map(Planned::Put)).unwrap();
+        for r in &routes {
+            seq += 1;
+            w.upsert(r, seq).unwrap();
+        }
+    }
+    assert_eq!(w.nexthops_in_use(), 2 + 400 * group_records(2));
+    assert_eq!(w.generation(), generation, "republished for room it had");
+    let r = RouteReader::open(&path).unwrap();
+    assert_eq!(
+        lookup(&r, Ipv4Addr::new(10, 0, 7, 1)),
+        Some(Route::multipath(prefix(7), 4007, two))
+    );
 }

@@ -703,7 +703,7 @@ fn new_records<'a>(
             RecKey::Hop(_) => need.singles += 1,
             RecKey::Group(g) => {
                 need.groups = true;
-                need.runs += key.records() as usize;
+                need.runs.push(key.records());
                 for h in &g.hops {
                     let m = RecKey::Hop(GroupKey::member(h));
                     if !known(&m) && !seen.contains(&m) {

@@ -89,12 +89,12 @@ fn unique(mut entries: Vec<Versioned<Route>>) -> Vec<Versioned<Route>> {
 }
 
 /// What a batch needs that the file may not have room for.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Needs {
     /// New next-hop records of one next hop.
     singles: usize,
-    /// Records of new groups, all told.
-    runs: usize,
+    /// The records each new group takes.
+    runs: Vec<u32>,
     /// New value-table entries.
     values: usize,
     /// Whether the batch has a group.
@@ -288,7 +288,7 @@ impl RouteWriter {
         let new_values = need.values;
         let fit = |w: &RouteWriter| {
             (
-                w.nhs.fits(need.singles, need.runs),
+                w.nhs.fits(need.singles, &need.runs),
                 new_values <= w.values.room(),
             )
         };
@@ -306,7 +306,8 @@ impl RouteWriter {
         let nh_cap = if hops_fit {
             self.reg.nh_cap
         } else {
-            let want = self.nhs.len() + need.singles + need.runs;
+            let runs: usize = need.runs.iter().map(|&n| n as usize).sum();
+            let want = self.nhs.len() + need.singles + runs;
             if want > MAX_NEXTHOPS - 1 {
                 return Err(ShmError::Layout {
                     what: "next-hop records (distinct next hops, and multipath groups' records)"
