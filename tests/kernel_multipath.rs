@@ -1,6 +1,6 @@
 //! `rtmd --kernel import|export` with multipath routes and with several kernel routes at one
 //! key: the paths and weights of `ip route … nexthop …` both ways, links taking paths with them,
-//! routes rtm does not carry (nhid) and `ip route append|prepend`. Each test makes a network
+//! next-hop objects (`ip nexthop`, `nhid`) and `ip route append|prepend`. Each test makes a network
 //! namespace of its own with a veth pair in it, as `kernel_mirror.rs` does; needs root and
 //! iproute2, and says why and checks nothing where it cannot run.
 
@@ -156,34 +156,79 @@ fn multipath_routes_follow_ip_route() {
     assert!(kernel_route(&ns, "10.51.0.0/24", None).is_none());
 }
 
-/// Routes rtm does not carry are left out with their reason in the log: one using a
-/// next-hop object (nhid) and, replacing a mirrored route, it takes that one out of rtm.
+/// `ip nexthop` objects and `nhid` routes: a route through a group is mirrored with the
+/// members' next hops and weights (from the start dump and from events), one through a
+/// single object as an ordinary route; `ip nexthop replace` changes the routes through the
+/// object with no route command; a blackhole object leaves rtm without the route; a link
+/// going down takes the objects over it (the kernel says nothing) and their routes.
 #[test]
-fn nhid_routes_are_skipped_with_a_reason() {
+fn nhid_routes_follow_ip_nexthop() {
     needs_netns!();
     let ns = Netns::new();
     if !ns.has_nexthop_objects() {
         eprintln!("skipped: this kernel has no next-hop objects");
         return;
     }
-    ns.ip_ok(
-        &["nexthop", "add", "id", "5", "via", "192.0.2.2", "dev", "va"],
-        true,
-    );
-    ns.route("add 10.52.0.0/24 nhid 5");
-    ns.route("add 10.53.0.0/24 via 198.51.100.2");
+    let nexthop = |args: &str| {
+        let mut a = vec!["nexthop"];
+        a.extend(args.split_whitespace());
+        ns.ip_ok(&a, true);
+    };
+    nexthop("add id 1 via 192.0.2.2 dev va");
+    nexthop("add id 2 via 198.51.100.2 dev vb");
+    nexthop("add id 10 group 1/2,3");
+    ns.route("add 10.52.0.0/24 nhid 10");
     let inst = ns.start_import(&[]);
-    inst.eventually("10.53.0.0/24 mirrored", || {
-        inst.routes().contains_key("10.53.0.0/24")
+    inst.eventually("the start dump's nhid route", || {
+        inst.routes().contains_key("10.52.0.0/24")
     });
-    assert!(!inst.routes().contains_key("10.52.0.0/24"));
-    inst.eventually("the dump's skip logged", || {
-        inst.log_text().contains("kernel routes not mirrored") && inst.log_text().contains("nhid")
-    });
+    let both = [path("192.0.2.2", "va", 1), path("198.51.100.2", "vb", 3)];
+    let r = &inst.routes()["10.52.0.0/24"];
+    assert_eq!(paths(r), both, "{r}");
+    assert_eq!(r["origin"], "kernel", "{r}");
+
     let mut c = inst.client("k", &["--table", "route"]);
-    ns.route("replace 10.53.0.0/24 nhid 5");
+    ns.route("add 10.53.0.0/24 nhid 1");
+    let ev = c.expect(|v| v["key"] == "10.53.0.0/24");
+    assert_eq!(ev["op"], "create", "{ev}");
+    assert_eq!(
+        (&ev["entry"]["via"], &ev["entry"]["dev"]),
+        (&"192.0.2.2".into(), &"va".into()),
+        "{ev}"
+    );
+
+    // One object replaced: the group's route follows, without any route command.
+    nexthop("replace id 2 via 198.51.100.3 dev vb");
+    let ev = c.expect(|v| v["key"] == "10.52.0.0/24");
+    assert_eq!(ev["op"], "update", "{ev}");
+    let moved = [path("192.0.2.2", "va", 1), path("198.51.100.3", "vb", 3)];
+    assert_eq!(paths(&ev["entry"]), moved, "{ev}");
+    assert_eq!(
+        paths(&kernel_route(&ns, "10.52.0.0/24", None).unwrap()),
+        moved,
+        "the kernel's own view"
+    );
+    let o = inst.client_oneshot(&["--json", "lookup", "10.52.0.9"], None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let looked: Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(paths(&looked), moved, "{looked}");
+
+    // A blackhole object (it lives on the loopback link): the kernel drops, rtm holds
+    // nothing for the prefix.
+    ns.ip_ok(&["link", "set", "lo", "up"], true);
+    nexthop("add id 7 blackhole");
+    ns.route("replace 10.53.0.0/24 nhid 7");
     let ev = c.expect(|v| v["key"] == "10.53.0.0/24");
     assert_eq!(ev["op"], "delete", "{ev}");
+
+    // va down: the kernel flushes object 1, and object 2 with vb's carrier (its veth
+    // peer is down), so group 10 and its route go; no route event says so.
+    ns.ip_ok(&["link", "set", "va", "down"], true);
+    c.expect(|v| v["key"] == "10.52.0.0/24" && v["op"] == "delete");
+    assert!(kernel_route(&ns, "10.52.0.0/24", None).is_none());
+    converges(&ns, &inst);
+    let st = inst.status();
+    assert_eq!(st["counters"]["kernel_refused"], 0, "{st}");
 }
 
 /// `rtmd --kernel export`: rtm's multipath route goes into the kernel with both paths and
@@ -267,9 +312,10 @@ fn multipath_routes_are_exported() {
 
 /// Several kernel routes at one (prefix, metric): `ip route append` puts one after the first
 /// (the kernel goes on forwarding with the first, and rtm holds it), `prepend` one before it
-/// (rtm takes it), and deleting either leaves rtm with the one the kernel forwards with. An
-/// nhid route prepended takes the prefix out of rtm (not the next metric: the kernel forwards
-/// with the nhid route), and its deletion gives back the route behind it.
+/// (rtm takes it), and deleting either leaves rtm with the one the kernel forwards with. A
+/// route through a blackhole object prepended takes the prefix out of rtm (not the next
+/// metric: the kernel drops by it); an nhid route prepended before it is mirrored, and
+/// their deletion gives back the route behind them.
 #[test]
 fn append_and_prepend_at_one_metric() {
     needs_netns!();
@@ -318,6 +364,10 @@ fn append_and_prepend_at_one_metric() {
     let ev = c.expect(|v| v["key"] == P);
     assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
     assert_eq!(ev["entry"]["metric"], 5, "{ev}");
+    // A route for one tos only, even at a lower metric: packets without it never take it.
+    ns.route(&format!("add {P} tos 0x10 via 192.0.2.9 metric 1"));
+    barrier(&mut c);
+    assert_eq!(rtm_p(&inst).expect("mirrored")["metric"], 5);
     converges(&ns, &inst);
 
     if !ns.has_nexthop_objects() {
@@ -328,12 +378,21 @@ fn append_and_prepend_at_one_metric() {
         &["nexthop", "add", "id", "7", "via", "192.0.2.7", "dev", "va"],
         true,
     );
-    ns.route(&format!("prepend {P} nhid 7 metric 5"));
+    // A blackhole object lives on the loopback link.
+    ns.ip_ok(&["link", "set", "lo", "up"], true);
+    ns.ip_ok(&["nexthop", "add", "id", "8", "blackhole"], true);
+    ns.route(&format!("prepend {P} nhid 8 metric 5"));
     let ev = c.expect(|v| v["key"] == P);
     assert_eq!(ev["op"], "delete", "{ev}");
     barrier(&mut c);
     assert_eq!(rtm_p(&inst), None, "not the metric 9 route either");
+    ns.route(&format!("prepend {P} nhid 7 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["entry"]["via"], "192.0.2.7", "{ev}");
     ns.route(&format!("del {P} nhid 7 metric 5"));
+    let ev = c.expect(|v| v["key"] == P);
+    assert_eq!(ev["op"], "delete", "{ev}");
+    ns.route(&format!("del {P} nhid 8 metric 5"));
     let ev = c.expect(|v| v["key"] == P);
     assert_eq!(ev["entry"]["via"], "198.51.100.2", "{ev}");
     assert_eq!(ev["entry"]["metric"], 5, "{ev}");

@@ -61,14 +61,15 @@ impl Netns {
         self.ip_ok(&a, true);
     }
 
-    /// The main table's unicast routes as rtm mirrors them: per prefix the lowest metric.
+    /// The main table's unicast routes as rtm mirrors them: per prefix the lowest metric,
+    /// routes with a tos left out.
     pub fn kernel_table(&self) -> BTreeMap<String, Value> {
         let v: Value =
             serde_json::from_str(&self.ip_ok(&["-j", "route", "show", "table", "main"], true))
                 .expect("ip -j");
         let mut out: BTreeMap<String, Value> = BTreeMap::new();
         for r in v.as_array().expect("array") {
-            if r.get("type").is_some_and(|t| t != "unicast") {
+            if r.get("type").is_some_and(|t| t != "unicast") || r.get("tos").is_some() {
                 continue;
             }
             let dst = match r["dst"].as_str().unwrap() {

@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::FutureExt;
-use netlink_packet_core::NetlinkPayload;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use rtm_proto::wire::PanicPoint;
 use rtm_proto::{Origin, Route};
@@ -152,6 +151,7 @@ async fn follow(
     loop {
         let netlink::Dump {
             links,
+            nexthops,
             routes,
             uncarried,
         } = netlink::dump(config.table).await?;
@@ -171,6 +171,7 @@ async fn follow(
             .map_err(|e| io::Error::other(format!("route table unreachable: {e}")))?
             .map_err(|f| io::Error::other(format!("route table: {f}")))?;
         mirror.adopt(in_rtm);
+        mirror.objects(nexthops);
         let ops = mirror.resync(links, routes);
         let changed = ops.len();
         submit(&route, &mut mirror, ops, counters).await?;
@@ -178,6 +179,7 @@ async fn follow(
         info!(
             table = config.table,
             kernel_routes = mirror.kernel_routes(),
+            nexthop_objects = mirror.object_count(),
             mirrored = mirror.installed(),
             changed,
             "kernel routes dumped and reconciled"
@@ -198,17 +200,12 @@ async fn follow(
             for d in datagrams {
                 match d {
                     Ok((buf, _)) => {
-                        let (msgs, bad) = netlink::messages(&buf);
+                        let (events, bad) = netlink::events(&buf, config.table, own);
                         if bad > 0 {
                             warn!(bad, "undecodable kernel event; re-dumping");
                             overflow = true;
                         }
-                        changes.extend(msgs.into_iter().filter_map(|(h, p)| match p {
-                            NetlinkPayload::InnerMessage(m) => {
-                                Some(netlink::change(m, config.table, h.flags).unless_proto(own))
-                            }
-                            _ => None,
-                        }));
+                        changes.extend(events);
                     }
                     Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => overflow = true,
                     Err(e) => return Err(e),

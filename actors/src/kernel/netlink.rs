@@ -1,12 +1,15 @@
-//! The rtnetlink side of the kernel mirror: the event socket (route and link groups), the
-//! dumps, and the translation of kernel messages into what the mirror keeps.
+//! The rtnetlink side of the kernel mirror: the event socket (route, link and next-hop
+//! groups), the dumps, and the translation of kernel messages into what the mirror keeps.
+
+pub mod nexthop;
 
 use std::io;
 use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLMSG_DONE, NLMSG_ERROR,
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
@@ -18,6 +21,8 @@ use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketA
 use rtm_proto::types::{Hop, IfName, Prefix, MAX_NEXTHOPS};
 use rtm_proto::{Origin, Route};
 
+use nexthop::{NextHopMessage, NextHopObject};
+
 /// The multicast groups the mirror follows (`RTNLGRP_LINK`, `RTNLGRP_IPV4_ROUTE`).
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
@@ -26,8 +31,8 @@ const RTNLGRP_IPV4_ROUTE: u32 = 7;
 /// while it was read) is tried again before the mirror gives up and restarts.
 const DUMP_TRIES: usize = 10;
 
-/// One kernel route the mirror can carry: unicast, with one next hop (`via`/`oif`) or several
-/// (`nexthops`, from `RTA_MULTIPATH`).
+/// One kernel route the mirror can carry: unicast, with one next hop (`via`/`oif`), several
+/// (`nexthops`, from `RTA_MULTIPATH`), or those of a next-hop object (`nhid`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRoute {
     pub dst: Prefix,
@@ -42,6 +47,11 @@ pub struct KernelRoute {
     pub nexthops: Vec<KernelHop>,
     /// Who put it there (`ip route … proto N`): 2 kernel, 3 boot, 4 static, …
     pub protocol: u8,
+    /// `RTA_NH_ID`: the route forwards over next-hop object N, whose content the mirror
+    /// follows itself; `via`, `oif` and `nexthops` are then empty (the copies of the object's
+    /// next hops the kernel adds to the message, `nexthop_compat_mode`, are not kept: they
+    /// go stale when the object changes).
+    pub nhid: Option<u32>,
 }
 
 /// One path of a multipath route (an `rtnexthop` of `RTA_MULTIPATH`).
@@ -64,8 +74,8 @@ pub enum Skip {
     NotUnicast,
     /// A cached clone, not a route of the table.
     Cloned,
-    /// `nhid N`: its next hops are in a next-hop object.
-    NhId,
+    /// A route for packets of one TOS only (`ip route … tos N`).
+    Tos,
     /// More paths than rtm's route holds.
     TooManyPaths,
     /// `RTA_VIA`: a gateway of another address family (`via inet6 …`).
@@ -81,7 +91,9 @@ impl Skip {
                 "not unicast (local, broadcast, multicast, blackhole, unreachable, prohibit, …)"
             }
             Skip::Cloned => "a cached clone",
-            Skip::NhId => "it uses a next-hop object (nhid), which rtm does not mirror yet",
+            Skip::Tos => {
+                "a tos route, which the kernel uses only for packets with that tos (rtm mirrors what the others take)"
+            }
             Skip::TooManyPaths => "more than 256 paths (rtm's limit)",
             Skip::ForeignGateway => "a gateway of another address family (via inet6)",
             Skip::Encap => "an encapsulation (encap), which rtm's route cannot carry",
@@ -93,12 +105,19 @@ impl Skip {
     pub fn worth_a_warning(self) -> bool {
         !matches!(self, Skip::NotUnicast | Skip::Cloned)
     }
+
+    /// Whether the route is left out of the mirror's lists altogether: it never decides what
+    /// a packet without a tos takes (a clone is no route of the table; a tos route the kernel
+    /// skips for every other tos), so it is no placeholder either.
+    pub fn invisible(self) -> bool {
+        matches!(self, Skip::Cloned | Skip::Tos)
+    }
 }
 
 /// A route of the mirrored table that rtm does not carry, and why. The mirror keeps it in its
 /// place among the kernel's routes (the kernel may forward with it, and then rtm holds nothing
 /// for its prefix), with the links it goes over, so that a link going down takes it as the
-/// kernel does (an `nhid` route shows its next hops too, `net.ipv4.nexthop_compat_mode`).
+/// kernel does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uncarried {
     pub dst: Prefix,
@@ -108,8 +127,6 @@ pub struct Uncarried {
     pub why: Skip,
     /// The route type (`rtm_type`): a `blackhole` and an `unreachable` route are two.
     pub kind: u8,
-    /// `RTA_NH_ID`.
-    pub nhid: Option<u32>,
     pub via: Option<Ipv4Addr>,
     pub oif: Option<u32>,
     pub nexthops: Vec<KernelHop>,
@@ -141,12 +158,16 @@ impl Placed {
     }
 }
 
-/// A link as the mirror needs it: its name (rtm's `dev`) and whether it is up.
+/// A link as the mirror needs it: its name (rtm's `dev`), whether it is up, and whether it
+/// has a carrier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
     pub name: String,
     pub up: bool,
+    /// `IFF_RUNNING` or `IFF_LOWER_UP`: the kernel flushes the next-hop objects over a link
+    /// that loses both.
+    pub carrier: bool,
 }
 
 /// What one kernel message means to the mirror.
@@ -160,32 +181,46 @@ pub enum Change {
     UncarriedRemoved(Uncarried),
     Link(Link),
     LinkRemoved(u32),
+    /// A next-hop object made or replaced (`ip nexthop add|replace`).
+    NextHop(NextHopObject),
+    /// A next-hop object deleted (`ip nexthop del`).
+    NextHopRemoved(u32),
     /// Not for the mirror (another table or family, a skipped route type, …).
     Ignored,
 }
 
 /// Why a route of the mirrored table is not mirrored, or `None` if it is.
 pub fn skipped(msg: &RouteMessage) -> Option<Skip> {
+    // Whatever its type: the kernel skips it for packets of any other tos.
+    if msg.header.tos != 0 {
+        return Some(Skip::Tos);
+    }
     if msg.header.kind != RouteType::Unicast {
         return Some(Skip::NotUnicast);
     }
     if msg.header.flags.contains(RouteFlags::Cloned) {
         return Some(Skip::Cloned);
     }
+
+    // What the paths of an `nhid` route are is the object's business (the mirror follows it);
+    // the copies the kernel adds to the message say nothing more.
+    if msg
+        .attributes
+        .iter()
+        .any(|a| matches!(a, RouteAttribute::NhId(_)))
+    {
+        return None;
+    }
     for a in &msg.attributes {
-        match a {
-            RouteAttribute::NhId(_) => return Some(Skip::NhId),
-            RouteAttribute::MultiPath(hops) => {
-                if hops.len() > MAX_NEXTHOPS {
-                    return Some(Skip::TooManyPaths);
-                }
-                for h in hops {
-                    if let Some(s) = hop_attributes_skip(&h.attributes) {
-                        return Some(s);
-                    }
+        if let RouteAttribute::MultiPath(hops) = a {
+            if hops.len() > MAX_NEXTHOPS {
+                return Some(Skip::TooManyPaths);
+            }
+            for h in hops {
+                if let Some(s) = hop_attributes_skip(&h.attributes) {
+                    return Some(s);
                 }
             }
-            _ => {}
         }
     }
     hop_attributes_skip(&msg.attributes)
@@ -234,9 +269,10 @@ pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
     }
     let mut in_table = u32::from(msg.header.table);
     let (mut dst, mut via, mut oif, mut priority) = (Ipv4Addr::UNSPECIFIED, None, None, 0);
-    let mut nexthops = Vec::new();
+    let (mut nexthops, mut nhid) = (Vec::new(), None);
     for a in &msg.attributes {
         match a {
+            RouteAttribute::NhId(i) => nhid = Some(*i),
             RouteAttribute::Table(t) => in_table = *t,
             RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
             RouteAttribute::Gateway(RouteAddress::Inet(a)) => via = Some(*a),
@@ -263,14 +299,14 @@ pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
             protocol,
             why,
             kind: msg.header.kind.into(),
-            nhid: msg.attributes.iter().find_map(|a| match a {
-                RouteAttribute::NhId(i) => Some(*i),
-                _ => None,
-            }),
             via,
             oif,
             nexthops,
         });
+    }
+    if nhid.is_some() {
+        (via, oif) = (None, None);
+        nexthops.clear();
     }
     Parsed::Route(KernelRoute {
         dst,
@@ -280,6 +316,7 @@ pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
         oif,
         nexthops,
         protocol,
+        nhid,
     })
 }
 
@@ -373,6 +410,10 @@ pub fn link(msg: &LinkMessage) -> Option<Link> {
         index: msg.header.index,
         name,
         up: msg.header.flags.contains(LinkFlags::Up),
+        carrier: msg
+            .header
+            .flags
+            .intersects(LinkFlags::Running | LinkFlags::LowerUp),
     })
 }
 
@@ -396,45 +437,94 @@ pub fn change(msg: RouteNetlinkMessage, table: u32, flags: u16) -> Change {
     }
 }
 
-/// The messages in one datagram; undecodable ones are counted, not fatal.
-pub fn messages(
-    buf: &[u8],
-) -> (
-    Vec<(NetlinkHeader, NetlinkPayload<RouteNetlinkMessage>)>,
-    usize,
-) {
-    let (mut out, mut bad, mut off) = (Vec::new(), 0, 0);
+/// The netlink messages (header and payload) in one datagram, and how many could not be told
+/// apart (a datagram cut short).
+fn frames(buf: &[u8]) -> (Vec<&[u8]>, usize) {
+    let (mut out, mut off) = (Vec::new(), 0);
     while off < buf.len() {
         // The header's first word is the message length.
         let Some(len) = buf
             .get(off..off + 4)
             .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize)
         else {
-            bad += 1;
-            break;
+            return (out, 1);
         };
         if len < 16 || off + len > buf.len() {
-            bad += 1;
-            break;
+            return (out, 1);
         }
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
+        out.push(&buf[off..off + len]);
+        // Messages are aligned to 4 bytes.
+        off += (len + 3) & !3;
+    }
+    (out, 0)
+}
+
+/// The netlink message type of a frame (from [`frames`]: at least a header long).
+fn frame_type(frame: &[u8]) -> u16 {
+    u16::from_ne_bytes([frame[4], frame[5]])
+}
+
+/// The route-netlink messages in one datagram (next-hop messages, which that crate cannot
+/// read, are left out); undecodable ones are counted, not fatal.
+pub fn messages(
+    buf: &[u8],
+) -> (
+    Vec<(NetlinkHeader, NetlinkPayload<RouteNetlinkMessage>)>,
+    usize,
+) {
+    let (frames, mut bad) = frames(buf);
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        if nexthop::is_nexthop_type(frame_type(f)) {
+            continue;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
             Ok(m) => out.push((m.header, m.payload)),
             Err(_) => bad += 1,
         }
-        // Messages are aligned to 4 bytes.
-        off += (len + 3) & !3;
     }
     (out, bad)
 }
 
-/// The socket that hears route and link changes, with its receive buffer set to `rcvbuf`
-/// bytes (the kernel doubles it and caps it at `net.core.rmem_max`).
+/// What one event datagram means to a mirror of `table` that leaves the routes of protocol
+/// `own` alone, in the kernel's order; and how many of its messages could not be read.
+pub fn events(buf: &[u8], table: u32, own: Option<u8>) -> (Vec<Change>, usize) {
+    let (frames, mut bad) = frames(buf);
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        if nexthop::is_nexthop_type(frame_type(f)) {
+            match nexthop::from_frame(f) {
+                Some(NextHopMessage::New(o)) => out.push(Change::NextHop(o)),
+                Some(NextHopMessage::Deleted(id)) => out.push(Change::NextHopRemoved(id)),
+                None => bad += 1,
+            }
+            continue;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
+            Ok(NetlinkMessage {
+                header,
+                payload: NetlinkPayload::InnerMessage(m),
+                ..
+            }) => out.push(change(m, table, header.flags).unless_proto(own)),
+            Ok(_) => {}
+            Err(_) => bad += 1,
+        }
+    }
+    (out, bad)
+}
+
+/// The socket that hears route, link and next-hop object changes, with its receive buffer set
+/// to `rcvbuf` bytes (the kernel doubles it and caps it at `net.core.rmem_max`).
 pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
     let mut s = TokioSocket::new(NETLINK_ROUTE)?;
     s.socket_mut().bind_auto()?;
     s.socket_ref().set_rx_buf_sz(rcvbuf)?;
     s.socket_ref().add_membership(RTNLGRP_LINK)?;
     s.socket_ref().add_membership(RTNLGRP_IPV4_ROUTE)?;
+    // A kernel older than next-hop objects (5.3) has no such group, and no `nhid` routes.
+    if let Err(e) = s.socket_ref().add_membership(nexthop::RTNLGRP_NEXTHOP) {
+        tracing::debug!("no next-hop object events from this kernel: {e}");
+    }
     Ok(s)
 }
 
@@ -442,6 +532,8 @@ pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
 #[derive(Debug, Default)]
 pub struct Dump {
     pub links: Vec<Link>,
+    /// Every next-hop object (`ip nexthop`).
+    pub nexthops: Vec<NextHopObject>,
     /// The routes of the table the mirror carries, in the kernel's order (at the same prefix,
     /// tos and priority, the one it forwards with first).
     pub routes: Vec<KernelRoute>,
@@ -466,13 +558,16 @@ impl Dump {
     }
 }
 
-/// Every link, then every route of `table`.
+/// Every link, then every next-hop object, then every route of `table`: a route's object is
+/// known before the route.
 pub async fn dump(table: u32) -> io::Result<Dump> {
     let links = dump_links().await?;
+    let nexthops = dump_nexthops().await?;
     let mut req = RouteMessage::default();
     req.header.address_family = AddressFamily::Inet;
     let mut out = Dump {
         links,
+        nexthops,
         ..Dump::default()
     };
     for m in dump_of(RouteNetlinkMessage::GetRoute(req)).await? {
@@ -501,10 +596,52 @@ pub async fn dump_links() -> io::Result<Vec<Link>> {
     )
 }
 
+/// Every next-hop object; none from a kernel that has no next-hop objects.
+pub async fn dump_nexthops() -> io::Result<Vec<NextHopObject>> {
+    let frames = match dump_frames(nexthop::dump_request).await {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(nix::libc::EOPNOTSUPP | nix::libc::EINVAL | nix::libc::EAFNOSUPPORT)
+            ) =>
+        {
+            tracing::debug!("no next-hop objects in this kernel: {e}");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(frames
+        .iter()
+        .filter_map(|f| match nexthop::from_frame(f) {
+            Some(NextHopMessage::New(o)) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Runs one dump request to its end, again if the kernel says it was interrupted.
 async fn dump_of(req: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+    let frames = dump_frames(|seq| encode(req.clone(), NLM_F_REQUEST | NLM_F_DUMP, seq)).await?;
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&f) {
+            Ok(NetlinkMessage {
+                payload: NetlinkPayload::InnerMessage(m),
+                ..
+            }) => out.push(m),
+            Ok(_) => {}
+            Err(_) => return Err(io::Error::other("undecodable message in a kernel dump")),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the dump request `req(seq)` to its end, again if the kernel says it was interrupted;
+/// returns the messages of the dump, each a whole netlink frame.
+async fn dump_frames(req: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Vec<u8>>> {
     for _ in 0..DUMP_TRIES {
-        if let Some(v) = dump_once(req.clone()).await? {
+        if let Some(v) = dump_once(&req(1)).await? {
             return Ok(v);
         }
     }
@@ -534,28 +671,33 @@ fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
 }
 
 /// One dump; `None` if the kernel marked it interrupted.
-async fn dump_once(req: RouteNetlinkMessage) -> io::Result<Option<Vec<RouteNetlinkMessage>>> {
+async fn dump_once(req: &[u8]) -> io::Result<Option<Vec<Vec<u8>>>> {
     let s = request_socket()?;
-    s.send(&encode(req, NLM_F_REQUEST | NLM_F_DUMP, 1)).await?;
+    s.send(req).await?;
     let (mut out, mut interrupted) = (Vec::new(), false);
     loop {
         let (data, _) = s.recv_from_full().await?;
-        let (msgs, bad) = messages(&data);
+        let (frames, bad) = frames(&data);
         if bad > 0 {
             return Err(io::Error::other("undecodable message in a kernel dump"));
         }
-        for (header, payload) in msgs {
-            interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
-            match payload {
-                NetlinkPayload::Done(_) => return Ok((!interrupted).then_some(out)),
-                NetlinkPayload::Error(e) => {
-                    return Err(e.code.map_or_else(
-                        || io::Error::other("dump refused"),
-                        |c| io::Error::from_raw_os_error(-c.get()),
-                    ))
+        for f in frames {
+            let b = NetlinkBuffer::new(f);
+            interrupted |= b.flags() & NLM_F_DUMP_INTR != 0;
+            match b.message_type() {
+                NLMSG_DONE => return Ok((!interrupted).then_some(out)),
+                NLMSG_ERROR => {
+                    // `struct nlmsgerr`: the error code (negative), then the request.
+                    let code = b
+                        .payload()
+                        .get(..4)
+                        .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+                    return Err(match code {
+                        0 => io::Error::other("dump refused"),
+                        c => io::Error::from_raw_os_error(-c),
+                    });
                 }
-                NetlinkPayload::InnerMessage(m) => out.push(m),
-                _ => {}
+                _ => out.push(f.to_vec()),
             }
         }
     }

@@ -5,8 +5,10 @@
 //! goes on forwarding with the first), `ip route add`/`prepend` before them (the kernel
 //! forwards with the new one), `ip route replace` in place of the first, and `ip route del`
 //! takes one (its notification names which). rtm keys a route by prefix. The mirror keeps, per
-//! prefix and per (priority, tos), the kernel's routes in the kernel's order: the carried ones,
-//! and a placeholder for each route rtm does not carry (`nhid`, `encap`, `blackhole`, …), and
+//! prefix and per (priority, tos), the kernel's routes without a tos (the kernel looks past a
+//! tos route for every other packet) in the kernel's order: the carried ones (a route through a
+//! next-hop object by the object's id, whose content the mirror follows), and a placeholder for
+//! each route rtm does not carry (`encap`, `blackhole`, …), and
 //! applies every add, append, prepend, replace and delete as the kernel does. It puts into rtm
 //! the route the kernel forwards with: the first one at the lowest key. If that one is not
 //! carried (or rtm cannot name one of its links), rtm holds nothing for the prefix: the kernel
@@ -27,13 +29,15 @@
 //! nothing: the kernel still forwards over such a path unless `ignore_routes_with_linkdown` is
 //! set.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rtm_proto::types::Prefix;
 use rtm_proto::{Origin, Route};
 use tracing::{debug, warn};
 
-use super::netlink::{Change, KernelRoute, Link, Parsed, Placed, Skip, Uncarried};
+use super::netlink::nexthop::{NextHopObject, ObjectKind};
+use super::netlink::{Change, KernelHop, KernelRoute, Link, Parsed, Placed, Skip, Uncarried};
 use crate::table::TableOp;
 
 /// The kernel's key for a route of one prefix, in the mirror's order: (priority, tos).
@@ -47,7 +51,6 @@ enum Held {
     Uncarried {
         why: Skip,
         kind: u8,
-        nhid: Option<u32>,
     },
 }
 
@@ -77,11 +80,11 @@ impl Entry {
                 oif: u.oif,
                 nexthops: u.nexthops,
                 protocol: u.protocol,
+                nhid: None,
             },
             held: Held::Uncarried {
                 why: u.why,
                 kind: u.kind,
-                nhid: u.nhid,
             },
         }
     }
@@ -91,11 +94,11 @@ impl Entry {
     }
 
     /// Whether `other` is the same kernel route: the same paths (dead or not: the mirror
-    /// marks them itself), protocol and kind.
+    /// marks them itself) or next-hop object, protocol and kind.
     fn same(&self, other: &Entry) -> bool {
         let (a, b) = (&self.route, &other.route);
         self.held == other.held
-            && (a.via, a.oif, a.protocol) == (b.via, b.oif, b.protocol)
+            && (a.via, a.oif, a.protocol, a.nhid) == (b.via, b.oif, b.protocol, b.nhid)
             && a.nexthops.len() == b.nexthops.len()
             && a.nexthops
                 .iter()
@@ -113,6 +116,8 @@ pub struct Mirror {
     /// kernel's order (the first is the one it forwards with).
     routes: HashMap<Prefix, BTreeMap<Key, Vec<Entry>>>,
     links: HashMap<u32, Link>,
+    /// The kernel's next-hop objects, by id: what an `nhid` route forwards over.
+    objects: HashMap<u32, NextHopObject>,
     /// What the mirror has put into rtm's table, per prefix.
     installed: HashMap<Prefix, Route>,
     /// Prefixes whose route rtm cannot hold (a link it cannot name), as last warned of: the
@@ -133,6 +138,73 @@ impl Mirror {
     /// Prefixes the mirror has put into rtm.
     pub fn installed(&self) -> usize {
         self.installed.len()
+    }
+
+    /// Next-hop objects the kernel has.
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// The kernel's whole set of next-hop objects (a dump), before the routes of the same
+    /// dump are [resynced](Self::resync).
+    pub fn objects(&mut self, objects: Vec<NextHopObject>) {
+        self.objects = objects.into_iter().map(|o| (o.id, o)).collect();
+    }
+
+    /// The route `e` forwards with as paths the mirror can name: itself, or for an `nhid`
+    /// route its object's next hops (a group's members with their weights). `Ok(None)`: the
+    /// object drops what it matches (a blackhole), so rtm holds nothing; `Err`: why rtm cannot
+    /// carry what it forwards over.
+    fn paths_of<'a>(&self, e: &'a Entry) -> Result<Option<Cow<'a, KernelRoute>>, String> {
+        let Some(id) = e.route.nhid else {
+            return Ok(Some(Cow::Borrowed(&e.route)));
+        };
+        let single = |id: u32| -> Result<Option<KernelHop>, String> {
+            match self.objects.get(&id).map(|o| &o.kind) {
+                None => Err(format!("its next-hop object {id} is not known")),
+                Some(ObjectKind::Single { via, oif, dead }) => Ok(Some(KernelHop {
+                    via: *via,
+                    oif: *oif,
+                    weight: 1,
+                    dead: *dead,
+                })),
+                Some(ObjectKind::Blackhole) => Ok(None),
+                Some(ObjectKind::Uncarried(why)) => {
+                    Err(format!("its next-hop object {id} is {why}"))
+                }
+                Some(ObjectKind::Group(_)) => {
+                    Err(format!("next-hop object {id} is a group in a group"))
+                }
+            }
+        };
+        let mut r = KernelRoute {
+            nhid: None,
+            ..e.route.clone()
+        };
+        match self.objects.get(&id).map(|o| &o.kind) {
+            Some(ObjectKind::Group(members)) => {
+                if members.len() > rtm_proto::types::MAX_NEXTHOPS {
+                    return Err(format!(
+                        "its next-hop group {id} has {} members, more than rtm's 256",
+                        members.len()
+                    ));
+                }
+                for &(m, weight) in members {
+                    let Some(h) = single(m)? else {
+                        return Ok(None);
+                    };
+                    r.nexthops.push(KernelHop { weight, ..h });
+                }
+            }
+            _ => {
+                let Some(h) = single(id)? else {
+                    return Ok(None);
+                };
+                // One next hop: a multipath route of one path, unless it is dead.
+                r.nexthops.push(h);
+            }
+        }
+        Ok(Some(Cow::Owned(r)))
     }
 
     /// What rtm's table holds of the kernel's, before a dump is reconciled against it: the
@@ -156,7 +228,13 @@ impl Mirror {
                 // The kernel forwards with (or rejects by) a route rtm does not carry.
                 return Ok(None);
             }
-            match e.route.to_route(name, true, Origin::Kernel) {
+            let route = match self.paths_of(e) {
+                Ok(Some(r)) => r,
+                // A blackhole object: the kernel drops, rtm holds nothing.
+                Ok(None) => return Ok(None),
+                Err(why) => return Err((e.key(), why)),
+            };
+            match route.to_route(name, true, Origin::Kernel) {
                 Ok(Some(r)) => return Ok(Some(r)),
                 // Every path dead: the kernel goes on to the next route.
                 Ok(None) => continue,
@@ -232,7 +310,7 @@ impl Mirror {
         for p in routes {
             let mut e = match p.into() {
                 Parsed::Route(r) => Entry::carried(r),
-                Parsed::Uncarried(u) if u.why != Skip::Cloned => Entry::uncarried(u),
+                Parsed::Uncarried(u) if !u.why.invisible() => Entry::uncarried(u),
                 Parsed::Uncarried(_) | Parsed::Other => continue,
             };
             // A path over a link that is down is dead, whatever the dump said a moment before.
@@ -267,6 +345,8 @@ impl Mirror {
     /// Events, in the order the kernel sent them.
     pub fn apply(&mut self, changes: Vec<Change>) -> Vec<TableOp<Route>> {
         let mut touched = Vec::new();
+        // Objects made or replaced: their routes are looked for once, after the batch.
+        let mut renewed = HashSet::new();
         for c in changes {
             match c {
                 Change::RouteAdded(r, placed) => {
@@ -278,19 +358,30 @@ impl Mirror {
                     self.remove(&Entry::carried(r));
                 }
                 Change::UncarriedAdded(u, placed) => {
-                    if u.why != Skip::Cloned {
+                    if !u.why.invisible() {
                         touched.push(u.dst);
                         self.add(Entry::uncarried(u), placed);
                     }
                 }
                 Change::UncarriedRemoved(u) => {
-                    if u.why != Skip::Cloned {
+                    if !u.why.invisible() {
                         touched.push(u.dst);
                         self.remove(&Entry::uncarried(u));
                     }
                 }
+                Change::NextHop(o) => {
+                    renewed.insert(o.id);
+                    self.objects.insert(o.id, o);
+                }
+                Change::NextHopRemoved(id) => touched.extend(self.remove_objects(vec![id])),
                 Change::Link(l) => {
                     let old = self.links.insert(l.index, l.clone());
+                    // The kernel flushes the next-hop objects over a link set down or losing
+                    // its carrier, and tells nobody (`nexthop_flush_dev`).
+                    let lost_carrier = old.as_ref().is_some_and(|o| o.carrier) && !l.carrier;
+                    if !l.up || lost_carrier {
+                        touched.extend(self.flush_link_objects(l.index));
+                    }
                     // Renamed, or new to the mirror (a route over it may have come first, in
                     // a dump that listed the links before it was made): its routes are named
                     // anew.
@@ -308,12 +399,84 @@ impl Mirror {
                 }
                 Change::LinkRemoved(i) => {
                     self.links.remove(&i);
+                    touched.extend(self.flush_link_objects(i));
                     touched.extend(self.link_removed(i));
                 }
                 Change::Ignored => {}
             }
         }
+        if !renewed.is_empty() {
+            touched.extend(self.object_users(&renewed));
+        }
         self.ops(touched)
+    }
+
+    /// The prefixes with a route through one of the objects `ids`, or through a group with one
+    /// of them as a member.
+    fn object_users(&self, ids: &HashSet<u32>) -> Vec<Prefix> {
+        let groups: HashSet<u32> = self
+            .objects
+            .values()
+            .filter(|o| matches!(&o.kind, ObjectKind::Group(m) if m.iter().any(|(x, _)| ids.contains(x))))
+            .map(|o| o.id)
+            .collect();
+        let uses = |n: u32| ids.contains(&n) || groups.contains(&n);
+        self.routes
+            .iter()
+            .filter(|(_, m)| m.values().flatten().any(|e| e.route.nhid.is_some_and(uses)))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// The next-hop objects over link `index` are gone (flushed by the kernel).
+    fn flush_link_objects(&mut self, index: u32) -> Vec<Prefix> {
+        let over: Vec<u32> = self
+            .objects
+            .values()
+            .filter(|o| o.uses_link(index))
+            .map(|o| o.id)
+            .collect();
+        self.remove_objects(over)
+    }
+
+    /// Objects `ids` are gone, as the kernel takes them: each leaves the groups it was in, a
+    /// group left empty goes too, and the routes through a gone object go with it (the kernel
+    /// flushes them without a word). Returns the prefixes touched.
+    fn remove_objects(&mut self, mut ids: Vec<u32>) -> Vec<Prefix> {
+        let (mut gone, mut shrunk) = (HashSet::new(), HashSet::new());
+        while let Some(id) = ids.pop() {
+            if self.objects.remove(&id).is_none() {
+                continue;
+            }
+            gone.insert(id);
+            for o in self.objects.values_mut() {
+                if let ObjectKind::Group(members) = &mut o.kind {
+                    let before = members.len();
+                    members.retain(|(m, _)| *m != id);
+                    if members.is_empty() {
+                        ids.push(o.id);
+                    } else if members.len() != before {
+                        shrunk.insert(o.id);
+                    }
+                }
+            }
+        }
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        let touched = self.object_users(&gone.union(&shrunk).copied().collect());
+        for p in &touched {
+            if let Some(m) = self.routes.get_mut(p) {
+                for list in m.values_mut() {
+                    list.retain(|e| !e.route.nhid.is_some_and(|n| gone.contains(&n)));
+                }
+                m.retain(|_, list| !list.is_empty());
+                if m.is_empty() {
+                    self.routes.remove(p);
+                }
+            }
+        }
+        touched
     }
 
     /// A route the kernel added, where it put it. The kernel never holds the same route twice
@@ -329,6 +492,10 @@ impl Mirror {
                 None if placed == Placed::First => list.insert(0, e),
                 None => list.push(e),
             },
+            // A route through a next-hop object, already there: the kernel telling of the
+            // object's new content (`ip nexthop replace`, with `nexthop_compat_mode`), not
+            // a replace of the first route.
+            Placed::Replacing if e.route.nhid.is_some() && had.is_some() => {}
             Placed::Replacing => {
                 // In place of the first: if the mirror has this route further down (heard
                 // twice, from the dump and now), that copy is stale.

@@ -118,8 +118,10 @@ fn unnamed_link_is_a_reason() {
     assert!(e.contains("path 2") && e.contains("index 9"), "{e}");
 }
 
-/// nhid, too many paths, an IPv6 gateway and an encapsulation are skipped with their
-/// reason, and with where the kernel put them.
+/// Too many paths and an IPv6 gateway are skipped with their reason, and with where the
+/// kernel put them. An `nhid` route is carried by its object's id alone: the copies of the
+/// object's next hops in the message (`nexthop_compat_mode`) are dropped, even those rtm
+/// could not carry (the object decides).
 #[test]
 fn uncarried_routes_say_why() {
     let many: Vec<RouteNextHop> = (0..=MAX_NEXTHOPS as u32)
@@ -137,8 +139,8 @@ fn uncarried_routes_say_why() {
         NLM_F_CREATE | NLM_F_APPEND,
     );
     assert!(
-        matches!(&c, Change::UncarriedAdded(u, Placed::Last)
-            if u.why == Skip::NhId && u.priority == 3 && u.nhid == Some(5) && u.oif == Some(2)),
+        matches!(&c, Change::RouteAdded(k, Placed::Last)
+            if k.priority == 3 && k.nhid == Some(5) && k.oif.is_none() && k.via.is_none()),
         "{c:?}"
     );
     let mut six = nh(None, 2, 0, RouteNextHopFlags::empty());
@@ -148,11 +150,24 @@ fn uncarried_routes_say_why() {
     let c = announced(
         "10.50.0.0/24",
         0,
-        vec![RouteAttribute::MultiPath(vec![six.clone(), six])],
+        vec![RouteAttribute::MultiPath(vec![six.clone(), six.clone()])],
         0,
     );
     assert!(
         matches!(&c, Change::UncarriedAdded(u, _) if u.why == Skip::ForeignGateway),
+        "{c:?}"
+    );
+    let c = announced(
+        "10.50.0.0/24",
+        0,
+        vec![
+            RouteAttribute::NhId(6),
+            RouteAttribute::MultiPath(vec![six.clone(), six]),
+        ],
+        0,
+    );
+    assert!(
+        matches!(&c, Change::RouteAdded(k, _) if k.nhid == Some(6) && k.nexthops.is_empty()),
         "{c:?}"
     );
     // Exactly 256 paths are carried.
@@ -195,15 +210,15 @@ fn dump_in_order() {
         oif: Some(2),
         nexthops: Vec::new(),
         protocol: 3,
+        nhid: None,
     };
     let u = |m: u32| Uncarried {
         dst: "10.9.0.0/24".parse().unwrap(),
         tos: 0,
         priority: m,
         protocol: 3,
-        why: Skip::NhId,
+        why: Skip::Encap,
         kind: 1,
-        nhid: Some(1),
         via: None,
         oif: None,
         nexthops: Vec::new(),
@@ -273,4 +288,42 @@ fn written_multipath_reads_back() {
         "10.60.0.0/24 metric 9 nexthop via 192.0.2.2 dev va weight 1 \
          nexthop via 198.51.100.2 weight 256"
     );
+}
+
+/// One event datagram with a route and a next-hop object is read in order, each for what it
+/// is; a route with a tos is left out (the kernel uses it only for that tos) and never a
+/// placeholder.
+#[test]
+fn one_datagram_of_routes_and_objects() {
+    let p: Prefix = "10.50.0.0/24".parse().unwrap();
+    let mut m = message_for(p, 254, 4, RouteScope::Universe);
+    m.header.kind = RouteType::Unicast;
+    m.header.tos = 0x10;
+    m.attributes.push(RouteAttribute::Oif(2));
+    let mut buf = encode(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE, 7);
+    // RTM_NEWNEXTHOP: `id 3 dev <2>` (nhmsg, then NHA_ID and NHA_OIF).
+    let mut nh = vec![2u8, 0, 4, 0, 0, 0, 0, 0];
+    for (kind, v) in [(1u16, 3u32), (5, 2)] {
+        nh.extend(8u16.to_ne_bytes());
+        nh.extend(kind.to_ne_bytes());
+        nh.extend(v.to_ne_bytes());
+    }
+    let mut frame = ((16 + nh.len()) as u32).to_ne_bytes().to_vec();
+    frame.extend(104u16.to_ne_bytes());
+    frame.extend([0u8; 10]);
+    frame.extend(nh);
+    buf.extend(&frame);
+    let (changes, bad) = events(&buf, 254, None);
+    assert_eq!(bad, 0);
+    assert!(
+        matches!(&changes[..], [Change::UncarriedAdded(u, _), Change::NextHop(o)]
+            if u.why == Skip::Tos && u.why.invisible() && o.id == 3 && o.uses_link(2)),
+        "{changes:?}"
+    );
+    // The route-netlink reader leaves the object out, without calling it undecodable.
+    let (msgs, bad) = messages(&buf);
+    assert_eq!((msgs.len(), bad), (1, 0));
+    // A datagram cut inside a message says so.
+    let (_, bad) = events(&buf[..buf.len() - 4], 254, None);
+    assert_eq!(bad, 1);
 }

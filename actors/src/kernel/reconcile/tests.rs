@@ -1,3 +1,4 @@
+use super::super::netlink::nexthop::{NextHopObject, ObjectKind};
 use super::super::netlink::KernelHop;
 use super::*;
 
@@ -10,6 +11,7 @@ fn kr(dst: &str, priority: u32, oif: u32) -> KernelRoute {
         oif: Some(oif),
         nexthops: Vec::new(),
         protocol: 3,
+        nhid: None,
     }
 }
 
@@ -18,6 +20,7 @@ fn link(index: u32, name: &str, up: bool) -> Link {
         index,
         name: name.into(),
         up,
+        carrier: up,
     }
 }
 
@@ -121,6 +124,7 @@ fn mp(dst: &str, priority: u32, paths: &[(&str, u32, u16)]) -> KernelRoute {
             })
             .collect(),
         protocol: 3,
+        nhid: None,
     }
 }
 
@@ -283,15 +287,15 @@ fn unnamed_path_holds_nothing() {
     assert!(m.unmapped.is_empty());
 }
 
-fn nhid(dst: &str, priority: u32, oif: u32) -> Uncarried {
+/// A route rtm does not carry (`encap …`), over link `oif`.
+fn encap(dst: &str, priority: u32, oif: u32) -> Uncarried {
     Uncarried {
         dst: dst.parse().unwrap(),
         tos: 0,
         priority,
         protocol: 3,
-        why: Skip::NhId,
+        why: Skip::Encap,
         kind: 1,
-        nhid: Some(5),
         via: None,
         oif: Some(oif),
         nexthops: Vec::new(),
@@ -355,9 +359,9 @@ fn prepend_carried_takes_over() {
     assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
 }
 
-/// An uncarried route (nhid) prepended: the kernel forwards with it, rtm holds nothing
+/// An uncarried route (an encap) prepended: the kernel forwards with it, rtm holds nothing
 /// for the prefix (not the next metric either); the carried one is kept behind it and
-/// comes back when the nhid route is deleted.
+/// comes back when the encap route is deleted.
 #[test]
 fn prepend_uncarried_holds_nothing_then_gives_back() {
     let mut m = with_a();
@@ -365,15 +369,15 @@ fn prepend_uncarried_holds_nothing_then_gives_back() {
         via(P, 9, "198.51.100.9", 3),
         Placed::First,
     )]);
-    let ops = m.apply(vec![Change::UncarriedAdded(nhid(P, 5, 3), Placed::First)]);
+    let ops = m.apply(vec![Change::UncarriedAdded(encap(P, 5, 3), Placed::First)]);
     assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
     assert_eq!(m.kernel_routes(), 2);
-    let ops = m.apply(vec![Change::UncarriedRemoved(nhid(P, 5, 3))]);
+    let ops = m.apply(vec![Change::UncarriedRemoved(encap(P, 5, 3))]);
     assert_eq!(puts(&ops), [put_a()]);
     // Appended, it changes nothing.
-    let ops = m.apply(vec![Change::UncarriedAdded(nhid(P, 5, 3), Placed::Last)]);
+    let ops = m.apply(vec![Change::UncarriedAdded(encap(P, 5, 3), Placed::Last)]);
     assert!(ops.is_empty(), "{:?}", puts(&ops));
-    // The first deleted: the kernel forwards with the nhid route behind it.
+    // The first deleted: the kernel forwards with the encap route behind it.
     let ops = m.apply(vec![Change::RouteRemoved(via(P, 5, "192.0.2.2", 2))]);
     assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
     // Its link going down takes it (the kernel flushes it without an event): metric 9
@@ -391,7 +395,7 @@ fn dumped_uncarried_first_holds_nothing() {
     let ops = m.resync(
         two_links(),
         vec![
-            Parsed::Uncarried(nhid(P, 5, 3)),
+            Parsed::Uncarried(encap(P, 5, 3)),
             via(P, 5, "192.0.2.2", 2).into(),
             via(P, 9, "192.0.2.9", 2).into(),
         ],
@@ -421,12 +425,12 @@ fn replace_takes_the_first_place() {
     assert_eq!(puts(&ops), [put_b()]);
     // Replaced by an uncarried route: rtm holds nothing, and its deletion leaves none.
     let ops = m.apply(vec![Change::UncarriedAdded(
-        nhid(P, 5, 2),
+        encap(P, 5, 2),
         Placed::Replacing,
     )]);
     assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
     assert!(m
-        .apply(vec![Change::UncarriedRemoved(nhid(P, 5, 2))])
+        .apply(vec![Change::UncarriedRemoved(encap(P, 5, 2))])
         .is_empty());
     assert_eq!(m.kernel_routes(), 0);
 }
@@ -453,4 +457,166 @@ fn delete_first_or_second_and_events_heard_twice() {
     assert_eq!(puts(&ops), [put_b()]);
     let ops = m.apply(vec![Change::RouteRemoved(b())]);
     assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+}
+
+/// A route through next-hop object `id` (`ip route add DST nhid ID metric PRIORITY`).
+fn through(dst: &str, priority: u32, id: u32) -> KernelRoute {
+    KernelRoute {
+        oif: None,
+        nhid: Some(id),
+        ..kr(dst, priority, 0)
+    }
+}
+
+fn single(id: u32, via: &str, oif: u32) -> NextHopObject {
+    NextHopObject {
+        id,
+        kind: ObjectKind::Single {
+            via: Some(via.parse().unwrap()),
+            oif,
+            dead: false,
+        },
+    }
+}
+
+fn group(id: u32, members: &[(u32, u16)]) -> NextHopObject {
+    NextHopObject {
+        id,
+        kind: ObjectKind::Group(members.to_vec()),
+    }
+}
+
+/// Objects 1 (192.0.2.2 over va), 2 (198.51.100.2 over vb) and 10 (group 1/2,3); routes
+/// 10.50.0.0/24 through 10 and 10.9.0.0/24 through 1, both mirrored with the objects' next
+/// hops.
+fn with_objects() -> Mirror {
+    let mut m = Mirror::default();
+    m.objects(vec![
+        single(1, "192.0.2.2", 2),
+        single(2, "198.51.100.2", 3),
+        group(10, &[(1, 1), (2, 3)]),
+    ]);
+    let ops = m.resync(
+        two_links(),
+        vec![through("10.50.0.0/24", 0, 10), through(P, 5, 1)],
+    );
+    assert_eq!(puts(&ops), [put_a(), BOTH.to_string()]);
+    m
+}
+
+/// A replaced object changes every route through it, and through the groups it is in, and
+/// nothing else; the kernel's notification of those routes (`nexthop_compat_mode`) changes
+/// nothing more.
+#[test]
+fn nhid_routes_follow_their_objects() {
+    let mut m = with_objects();
+    let ops = m.apply(vec![Change::NextHop(single(2, "198.51.100.3", 3))]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.50.0.0/24 nexthop via 192.0.2.2 dev va weight 1 nexthop via 198.51.100.3 dev vb weight 3 origin kernel"]
+    );
+    let ops = m.apply(vec![Change::RouteAdded(
+        through("10.50.0.0/24", 0, 10),
+        Placed::Replacing,
+    )]);
+    assert!(ops.is_empty(), "{:?}", puts(&ops));
+    assert_eq!(m.kernel_routes(), 2);
+    // The group made of one member: an ordinary route.
+    let ops = m.apply(vec![Change::NextHop(group(10, &[(2, 1)]))]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.50.0.0/24 via 198.51.100.3 dev vb origin kernel"]
+    );
+    // A route moved to another object, and deleted by its object's id.
+    let ops = m.apply(vec![Change::RouteAdded(
+        through(P, 5, 2),
+        Placed::Replacing,
+    )]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.9.0.0/24 via 198.51.100.3 dev vb metric 5 origin kernel"]
+    );
+    let ops = m.apply(vec![Change::RouteRemoved(through(P, 5, 2))]);
+    assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+}
+
+/// A link set down takes the objects over it, the kernel says nothing: their routes go, a
+/// group loses the member; a link losing its carrier does the same, and the group left
+/// empty goes with its routes. What is behind them at their prefix is promoted.
+#[test]
+fn objects_go_with_their_link() {
+    let mut m = with_objects();
+    m.apply(vec![Change::RouteAdded(
+        via(P, 9, "198.51.100.9", 3),
+        Placed::First,
+    )]);
+    let ops = m.apply(vec![Change::Link(link(2, "va", false))]);
+    assert_eq!(
+        puts(&ops),
+        [
+            "put 10.9.0.0/24 via 198.51.100.9 dev vb metric 9 origin kernel",
+            "put 10.50.0.0/24 via 198.51.100.2 dev vb origin kernel",
+        ]
+    );
+    assert_eq!(m.object_count(), 2);
+    // Up again: the objects stay gone, as in the kernel.
+    assert!(m.apply(vec![Change::Link(link(2, "va", true))]).is_empty());
+    let mut no_carrier = link(3, "vb", true);
+    no_carrier.carrier = false;
+    let ops = m.apply(vec![Change::Link(no_carrier)]);
+    assert_eq!(puts(&ops), ["del 10.50.0.0/24"]);
+    assert_eq!(m.object_count(), 0);
+    assert_eq!(m.kernel_routes(), 1, "the route over vb itself stays");
+}
+
+/// An object deleted takes its routes; a blackhole object, or one the mirror does not know,
+/// leaves rtm without a route for the prefix (not the next one either); an object rtm
+/// cannot carry is warned of once.
+#[test]
+fn deleted_blackhole_and_unknown_objects() {
+    let mut m = with_objects();
+    let ops = m.apply(vec![Change::NextHopRemoved(1)]);
+    assert_eq!(
+        puts(&ops),
+        [
+            "del 10.9.0.0/24",
+            "put 10.50.0.0/24 via 198.51.100.2 dev vb origin kernel",
+        ]
+    );
+    assert_eq!(m.kernel_routes(), 1);
+    let blackhole = NextHopObject {
+        id: 7,
+        kind: ObjectKind::Blackhole,
+    };
+    m.apply(vec![Change::RouteAdded(
+        via(P, 9, "198.51.100.9", 3),
+        Placed::First,
+    )]);
+    let ops = m.apply(vec![
+        Change::NextHop(blackhole),
+        Change::RouteAdded(through(P, 5, 7), Placed::First),
+    ]);
+    assert_eq!(puts(&ops), ["del 10.9.0.0/24"]);
+    assert!(m.unmapped.is_empty());
+    let ops = m.apply(vec![Change::RouteAdded(
+        through(P, 5, 8),
+        Placed::Replacing,
+    )]);
+    assert!(ops.is_empty(), "{:?}", puts(&ops));
+    assert!(m.unmapped[&P.parse().unwrap()]
+        .1
+        .contains("object 8 is not known"));
+    let v6 = NextHopObject {
+        id: 8,
+        kind: ObjectKind::Uncarried("a gateway of another address family (via inet6)"),
+    };
+    let ops = m.apply(vec![Change::NextHop(v6)]);
+    assert!(ops.is_empty(), "{:?}", puts(&ops));
+    assert!(m.unmapped[&P.parse().unwrap()].1.contains("inet6"));
+    // Gone with its object: the route behind it is mirrored again.
+    let ops = m.apply(vec![Change::NextHopRemoved(8)]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.9.0.0/24 via 198.51.100.9 dev vb metric 9 origin kernel"]
+    );
 }
