@@ -14,6 +14,10 @@
 //!    (`198.19.0.0/16`), so the followers record when they read it from shared memory and the
 //!    monitor's line names it too. Both latencies start at the same instant, just before the line is written
 //!    to `ip`.
+//! 4. **Next-hop objects.** A third rtmd; the routes added through one next-hop group
+//!    (`ip nexthop add id 10 group 1/2`, then `route add P nhid 10`), then one `ip nexthop
+//!    replace` of a member, which sends the mirror no event per route: how long after `ip`
+//!    finished every follower had the update of every route.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -180,7 +184,90 @@ pub fn measure(run: &Run, rep: &mut Report) -> Result<()> {
         f.flush()?;
     }
     burst(run, &batch, rep)?;
-    enobufs(run, &batch, rep)
+    enobufs(run, &batch, rep)?;
+    objects(run, rep)
+}
+
+/// Phase 4: routes through one next-hop group, and one member of the group replaced.
+fn objects(run: &Run, rep: &mut Report) -> Result<()> {
+    let n = run.routes.len() as u64;
+    let k = run.clients;
+    let ns = NetNs::new()?;
+    let gw = |i: u32| Ipv4Addr::from(u32::from(LOCAL_ADDR) + i);
+    let nexthop = |args: String| -> Result<()> {
+        let mut c = ns.ip(&["nexthop"]);
+        c.args(args.split_whitespace());
+        run_ok(c, run.dl.cap(Duration::from_secs(60))?).map(drop)
+    };
+    if nexthop(format!("add id 1 via {} dev {DEV}", gw(1))).is_err() {
+        rep.skip(
+            "kernel_mirror_nhid_replace_clients_after_ip_ms",
+            "this kernel has no next-hop objects",
+        );
+        return Ok(());
+    }
+    nexthop(format!("add id 2 via {} dev {DEV}", gw(2)))?;
+    nexthop("add id 10 group 1/2".into())?;
+    let batch = run.dir.join("kernel-mirror-nhid.batch");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&batch)?);
+        for r in run.routes {
+            writeln!(f, "route add {} nhid 10", r.dst)?;
+        }
+        f.flush()?;
+    }
+    let dir = run.dir.join("mirror-nhid");
+    let daemon = start_rtmd(run.rtmd, &dir, run.routes.len() + 1024, &ns, &[], run.dl)?;
+    let clog = dir.join("clients.log");
+    let mut followers = Vec::with_capacity(k);
+    for i in 0..k {
+        let mut f = ClientProc::spawn("follow", &daemon.socket, &format!("knhid-{i}"), &clog)?;
+        f.expect("ready", run.dl.cap(Duration::from_secs(30))?)?;
+        followers.push(f);
+    }
+    phase(&format!(
+        "kernel mirror: {n} routes through one next-hop group, one member replaced, {k} followers"
+    ));
+    let mut cmd = ns.ip(&["-batch"]);
+    cmd.arg(&batch);
+    run_ok(cmd, run.dl.cap(Duration::from_secs(900))?)?;
+    if until(run.dl, || followers.iter().all(|f| f.progress() >= n))?.is_none() {
+        bail!("the followers did not get the {n} nhid routes within {SETTLE:?}");
+    }
+    let t0 = Instant::now();
+    nexthop(format!("replace id 2 via {} dev {DEV}", gw(3)))?;
+    let ip_done = Instant::now();
+    let told = until(run.dl, || followers.iter().all(|f| f.progress() >= 2 * n))?;
+    rep.add(
+        "kernel_mirror_nhid_replace_ip_ms",
+        (ip_done - t0).as_secs_f64() * 1e3,
+        "ms",
+    );
+    let name = format!("kernel_mirror_nhid_replace_clients_{k}_after_ip_ms");
+    match told {
+        Some(t) => rep.add(
+            &name,
+            t.saturating_duration_since(ip_done).as_secs_f64() * 1e3,
+            "ms",
+        ),
+        None => rep.skip(
+            &name,
+            "not every follower had every update 30 s after ip finished",
+        ),
+    }
+    // Every route in shared memory goes over the new member.
+    let ours: std::collections::HashSet<_> = run.routes.iter().map(|r| r.dst).collect();
+    let r = RouteReader::open(&daemon.shm("route"))?;
+    let moved = r
+        .entries()
+        .into_iter()
+        .filter(|v| ours.contains(&v.entry.dst))
+        .filter(|v| v.entry.nexthops.iter().any(|h| h.via == Some(gw(3))))
+        .count();
+    let stale = run.routes.len().saturating_sub(moved);
+    rep.add("kernel_mirror_nhid_stale_routes", stale as f64, "routes");
+    daemon.stop()?;
+    Ok(())
 }
 
 /// Phases 1 and 3 on one namespace and one rtmd.
