@@ -266,6 +266,18 @@ fn objects(run: &Run, rep: &mut Report) -> Result<()> {
         .count();
     let stale = run.routes.len().saturating_sub(moved);
     rep.add("kernel_mirror_nhid_stale_routes", stale as f64, "routes");
+    // A follower whose queue (`--client-queue`) one change of the whole group overflowed is
+    // told to re-read the table instead (a resync): counted, as its updates never come.
+    let mut resyncs = 0;
+    for f in followers {
+        let r = f.finish(run.dl.cap(Duration::from_secs(30))?)?;
+        resyncs += r["resyncs"].as_u64().unwrap_or(0);
+    }
+    rep.add(
+        "kernel_mirror_nhid_follower_resyncs",
+        resyncs as f64,
+        "resyncs",
+    );
     daemon.stop()?;
     Ok(())
 }
