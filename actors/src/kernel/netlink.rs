@@ -351,34 +351,15 @@ impl KernelRoute {
         live_only: bool,
         origin: Origin,
     ) -> Result<Option<Route>, String> {
-        let dev = |i: u32| -> Result<IfName, String> {
-            let n = name(i).ok_or_else(|| format!("no link with index {i} is known"))?;
-            n.parse()
-                .map_err(|e| format!("link {n:?} (index {i}) cannot be rtm's dev: {e}"))
-        };
         let mut r = if self.nexthops.is_empty() {
             Route::new(
                 self.dst,
                 self.via,
-                self.oif.map(dev).transpose()?,
+                self.oif.map(|i| dev(&name, i)).transpose()?,
                 self.priority,
             )
         } else {
-            let mut hops = Vec::with_capacity(self.nexthops.len());
-            for (n, h) in self.nexthops.iter().enumerate() {
-                if live_only && h.dead {
-                    continue;
-                }
-                let d = match h.oif {
-                    0 => None,
-                    i => Some(dev(i).map_err(|e| format!("path {}: {e}", n + 1))?),
-                };
-                hops.push(Hop {
-                    via: h.via,
-                    dev: d,
-                    weight: h.weight,
-                });
-            }
+            let hops = self.hops(&name, live_only)?;
             if hops.is_empty() {
                 return Ok(None);
             }
@@ -387,6 +368,31 @@ impl KernelRoute {
         r.origin = origin;
         r.validate().map_err(|e| e.to_string())?;
         Ok(Some(r))
+    }
+
+    /// The paths of a multipath route as rtm spells them (those the kernel marks dead left out
+    /// with `live_only`); `Err` says why rtm cannot name one.
+    pub fn hops(
+        &self,
+        name: impl Fn(u32) -> Option<String>,
+        live_only: bool,
+    ) -> Result<Vec<Hop>, String> {
+        let mut hops = Vec::with_capacity(self.nexthops.len());
+        for (n, h) in self.nexthops.iter().enumerate() {
+            if live_only && h.dead {
+                continue;
+            }
+            let d = match h.oif {
+                0 => None,
+                i => Some(dev(&name, i).map_err(|e| format!("path {}: {e}", n + 1))?),
+            };
+            hops.push(Hop {
+                via: h.via,
+                dev: d,
+                weight: h.weight,
+            });
+        }
+        Ok(hops)
     }
 
     /// Whether the kernel forwards with it at all: not a multipath route all of whose paths
@@ -399,6 +405,13 @@ impl KernelRoute {
     pub fn uses_link(&self, index: u32) -> bool {
         self.oif == Some(index) || self.nexthops.iter().any(|h| h.oif == index)
     }
+}
+
+/// Link `i` as rtm's `dev`, by `name`; `Err` says why it cannot be.
+fn dev(name: impl Fn(u32) -> Option<String>, i: u32) -> Result<IfName, String> {
+    let n = name(i).ok_or_else(|| format!("no link with index {i} is known"))?;
+    n.parse()
+        .map_err(|e| format!("link {n:?} (index {i}) cannot be rtm's dev: {e}"))
 }
 
 pub fn link(msg: &LinkMessage) -> Option<Link> {

@@ -29,7 +29,6 @@
 //! nothing: the kernel still forwards over such a path unless `ignore_routes_with_linkdown` is
 //! set.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rtm_proto::types::Prefix;
@@ -110,6 +109,10 @@ impl Entry {
 /// Why the route the kernel forwards with for a prefix is not in rtm: at which key, and why.
 type Unmapped = (Key, String);
 
+/// What next-hop objects resolved to, by id: the paths rtm names (empty: every one dead),
+/// `None` for a blackhole, or why rtm cannot carry it.
+type Resolved = HashMap<u32, Result<Option<Vec<rtm_proto::types::Hop>>, String>>;
+
 #[derive(Debug, Default)]
 pub struct Mirror {
     /// The kernel's routes of the table, per prefix, by (priority, tos), each list in the
@@ -151,14 +154,11 @@ impl Mirror {
         self.objects = objects.into_iter().map(|o| (o.id, o)).collect();
     }
 
-    /// The route `e` forwards with as paths the mirror can name: itself, or for an `nhid`
-    /// route its object's next hops (a group's members with their weights). `Ok(None)`: the
-    /// object drops what it matches (a blackhole), so rtm holds nothing; `Err`: why rtm cannot
-    /// carry what it forwards over.
-    fn paths_of<'a>(&self, e: &'a Entry) -> Result<Option<Cow<'a, KernelRoute>>, String> {
-        let Some(id) = e.route.nhid else {
-            return Ok(Some(Cow::Borrowed(&e.route)));
-        };
+    /// What a route through next-hop object `id` forwards over: the object's next hop, or a
+    /// group's members with their weights, in the kernel's order. `Ok(None)`: the object
+    /// drops what it matches (a blackhole), so rtm holds nothing; `Err`: why rtm cannot carry
+    /// it.
+    fn object_paths(&self, id: u32) -> Result<Option<KernelRoute>, String> {
         let single = |id: u32| -> Result<Option<KernelHop>, String> {
             match self.objects.get(&id).map(|o| &o.kind) {
                 None => Err(format!("its next-hop object {id} is not known")),
@@ -177,9 +177,16 @@ impl Mirror {
                 }
             }
         };
+        // Only the paths count: the route's own fields are set by the caller.
         let mut r = KernelRoute {
+            dst: Prefix::new(std::net::Ipv4Addr::UNSPECIFIED, 0).expect("/0"),
+            tos: 0,
+            priority: 0,
+            via: None,
+            oif: None,
+            nexthops: Vec::new(),
+            protocol: 0,
             nhid: None,
-            ..e.route.clone()
         };
         match self.objects.get(&id).map(|o| &o.kind) {
             Some(ObjectKind::Group(members)) => {
@@ -204,7 +211,7 @@ impl Mirror {
                 r.nexthops.push(h);
             }
         }
-        Ok(Some(Cow::Owned(r)))
+        Ok(Some(r))
     }
 
     /// What rtm's table holds of the kernel's, before a dump is reconciled against it: the
@@ -218,7 +225,8 @@ impl Mirror {
     /// The route rtm should hold for `dst`: the one the kernel forwards with (the first at
     /// the lowest key), with the paths it forwards over, if rtm can hold it. `Err` says why
     /// rtm holds nothing although the kernel forwards with a route it carries.
-    fn wanted(&self, dst: Prefix) -> Result<Option<Route>, Unmapped> {
+    /// `objects` keeps what each next-hop object resolved to, for the next route through it.
+    fn wanted(&self, dst: Prefix, objects: &mut Resolved) -> Result<Option<Route>, Unmapped> {
         let name = |i: u32| self.links.get(&i).map(|l| l.name.clone());
         let Some(keys) = self.routes.get(&dst) else {
             return Ok(None);
@@ -228,13 +236,30 @@ impl Mirror {
                 // The kernel forwards with (or rejects by) a route rtm does not carry.
                 return Ok(None);
             }
-            let route = match self.paths_of(e) {
-                Ok(Some(r)) => r,
-                // A blackhole object: the kernel drops, rtm holds nothing.
-                Ok(None) => return Ok(None),
-                Err(why) => return Err((e.key(), why)),
-            };
-            match route.to_route(name, true, Origin::Kernel) {
+            if let Some(id) = e.route.nhid {
+                // What the object resolves to depends on the object alone: once per object
+                // however many routes go through it (an FRR table has few objects under
+                // many routes).
+                let hops = objects.entry(id).or_insert_with(|| {
+                    Ok(match self.object_paths(id)? {
+                        Some(r) => Some(r.hops(name, true)?),
+                        None => None,
+                    })
+                });
+                match hops {
+                    Ok(Some(h)) if h.is_empty() => continue,
+                    Ok(Some(h)) => {
+                        let mut r = Route::multipath(dst, e.route.priority, h.clone());
+                        r.origin = Origin::Kernel;
+                        r.validate().map_err(|why| (e.key(), why.to_string()))?;
+                        return Ok(Some(r));
+                    }
+                    // A blackhole object: the kernel drops, rtm holds nothing.
+                    Ok(None) => return Ok(None),
+                    Err(why) => return Err((e.key(), why.clone())),
+                }
+            }
+            match e.route.to_route(name, true, Origin::Kernel) {
                 Ok(Some(r)) => return Ok(Some(r)),
                 // Every path dead: the kernel goes on to the next route.
                 Ok(None) => continue,
@@ -248,8 +273,9 @@ impl Mirror {
     /// them as installed.
     fn ops(&mut self, touched: impl IntoIterator<Item = Prefix>) -> Vec<TableOp<Route>> {
         let mut ops = Vec::new();
+        let mut objects = Resolved::new();
         for dst in touched.into_iter().collect::<BTreeSet<_>>() {
-            let want = match self.wanted(dst) {
+            let want = match self.wanted(dst, &mut objects) {
                 Ok(w) => {
                     self.unmapped.remove(&dst);
                     w
