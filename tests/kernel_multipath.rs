@@ -213,6 +213,19 @@ fn nhid_routes_follow_ip_nexthop() {
     let looked: Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
     assert_eq!(paths(&looked), moved, "{looked}");
 
+    // `ip route replace` with a route through an object (the same one already appended
+    // behind): a replace, not one of the kernel's copies for a replaced object.
+    ns.route("add 10.56.0.0/24 via 192.0.2.9");
+    c.expect(|v| v["key"] == "10.56.0.0/24");
+    ns.route("append 10.56.0.0/24 nhid 1 src 192.0.2.1");
+    ns.route("replace 10.56.0.0/24 nhid 1");
+    let ev = c.expect(|v| v["key"] == "10.56.0.0/24");
+    assert_eq!(
+        (&ev["op"], &ev["entry"]["via"]),
+        (&"update".into(), &"192.0.2.2".into()),
+        "{ev}"
+    );
+
     // A blackhole object (it lives on the loopback link): the kernel drops, rtm holds
     // nothing for the prefix.
     ns.ip_ok(&["link", "set", "lo", "up"], true);

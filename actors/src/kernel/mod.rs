@@ -148,6 +148,7 @@ async fn follow(
     let events = netlink::event_socket(config.rcvbuf)?;
     // With export on too, rtm's own routes come back as kernel events: left alone.
     let own = config.own_proto();
+    let mut replaced: netlink::LastObjectReplace = None;
     loop {
         let netlink::Dump {
             links,
@@ -200,7 +201,7 @@ async fn follow(
             for d in datagrams {
                 match d {
                     Ok((buf, _)) => {
-                        let (events, bad) = netlink::events(&buf, config.table, own);
+                        let (events, bad) = netlink::events(&buf, config.table, own, &mut replaced);
                         if bad > 0 {
                             warn!(bad, "undecodable kernel event; re-dumping");
                             overflow = true;

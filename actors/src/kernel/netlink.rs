@@ -144,6 +144,9 @@ pub enum Placed {
     Last,
     /// In place of the first (`ip route replace`: `NLM_F_REPLACE`).
     Replacing,
+    /// Not moved: the kernel telling again of a route through a next-hop object just
+    /// replaced (`nexthop_compat_mode`), with the replace request's port and sequence number.
+    Refreshed,
 }
 
 impl Placed {
@@ -477,8 +480,21 @@ fn frame_type(frame: &[u8]) -> u16 {
     u16::from_ne_bytes([frame[4], frame[5]])
 }
 
-/// The route-netlink messages in one datagram (next-hop messages, which that crate cannot
-/// read, are left out); undecodable ones are counted, not fatal.
+/// The message types the mirror reads with netlink-packet-route: netlink's own (error, done,
+/// …), links and routes.
+fn is_route_netlink_type(t: u16) -> bool {
+    matches!(
+        t,
+        1..=4 | RTM_NEWLINK | RTM_DELLINK | RTM_NEWROUTE | RTM_DELROUTE
+    )
+}
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+
+/// The route-netlink messages in one datagram (others, such as next-hop messages, which that
+/// crate cannot read, are left out); undecodable ones are counted, not fatal.
 pub fn messages(
     buf: &[u8],
 ) -> (
@@ -488,7 +504,7 @@ pub fn messages(
     let (frames, mut bad) = frames(buf);
     let mut out = Vec::with_capacity(frames.len());
     for f in frames {
-        if nexthop::is_nexthop_type(frame_type(f)) {
+        if !is_route_netlink_type(frame_type(f)) {
             continue;
         }
         match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
@@ -499,28 +515,59 @@ pub fn messages(
     (out, bad)
 }
 
+/// The (port, sequence number) of the last `ip nexthop replace` heard: the route events the
+/// kernel sends for it (`nexthop_compat_mode`) carry the same, and move nothing.
+pub type LastObjectReplace = Option<(u32, u32)>;
+
 /// What one event datagram means to a mirror of `table` that leaves the routes of protocol
 /// `own` alone, in the kernel's order; and how many of its messages could not be read.
-pub fn events(buf: &[u8], table: u32, own: Option<u8>) -> (Vec<Change>, usize) {
+/// `replaced` carries the last object replace from one datagram to the next.
+pub fn events(
+    buf: &[u8],
+    table: u32,
+    own: Option<u8>,
+    replaced: &mut LastObjectReplace,
+) -> (Vec<Change>, usize) {
     let (frames, mut bad) = frames(buf);
     let mut out = Vec::with_capacity(frames.len());
     for f in frames {
-        if nexthop::is_nexthop_type(frame_type(f)) {
-            match nexthop::from_frame(f) {
-                Some(NextHopMessage::New(o)) => out.push(Change::NextHop(o)),
+        let b = NetlinkBuffer::new(f);
+        let request = (b.port_number(), b.sequence_number());
+        match frame_type(f) {
+            t if nexthop::is_nexthop_type(t) => match nexthop::from_frame(f) {
+                Some(NextHopMessage::New(o)) => {
+                    if b.flags() & NLM_F_REPLACE != 0 {
+                        *replaced = Some(request);
+                    }
+                    out.push(Change::NextHop(o));
+                }
                 Some(NextHopMessage::Deleted(id)) => out.push(Change::NextHopRemoved(id)),
                 None => bad += 1,
+            },
+            RTM_NEWLINK | RTM_DELLINK | RTM_NEWROUTE | RTM_DELROUTE => {
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
+                    Ok(NetlinkMessage {
+                        header,
+                        payload: NetlinkPayload::InnerMessage(m),
+                        ..
+                    }) => {
+                        let c = match change(m, table, header.flags).unless_proto(own) {
+                            Change::RouteAdded(r, Placed::Replacing)
+                                if r.nhid.is_some() && *replaced == Some(request) =>
+                            {
+                                Change::RouteAdded(r, Placed::Refreshed)
+                            }
+                            c => c,
+                        };
+                        out.push(c);
+                    }
+                    Ok(_) => {}
+                    Err(_) => bad += 1,
+                }
             }
-            continue;
-        }
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
-            Ok(NetlinkMessage {
-                header,
-                payload: NetlinkPayload::InnerMessage(m),
-                ..
-            }) => out.push(change(m, table, header.flags).unless_proto(own)),
-            Ok(_) => {}
-            Err(_) => bad += 1,
+            // Others of the groups the socket is in, none for the mirror (the buckets of a
+            // resilient group moving, `RTM_NEWNEXTHOPBUCKET`, …).
+            _ => {}
         }
     }
     (out, bad)
@@ -698,7 +745,15 @@ async fn dump_once(req: &[u8]) -> io::Result<Option<Vec<Vec<u8>>>> {
             let b = NetlinkBuffer::new(f);
             interrupted |= b.flags() & NLM_F_DUMP_INTR != 0;
             match b.message_type() {
-                NLMSG_DONE => return Ok((!interrupted).then_some(out)),
+                // A dump that failed part way says so here (`netlink_dump_done`): a negative
+                // errno where a whole one has 0.
+                NLMSG_DONE => match b.payload().get(..4) {
+                    Some(c) if i32::from_ne_bytes([c[0], c[1], c[2], c[3]]) < 0 => {
+                        let code = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+                        return Err(io::Error::from_raw_os_error(-code));
+                    }
+                    _ => return Ok((!interrupted).then_some(out)),
+                },
                 NLMSG_ERROR => {
                     // `struct nlmsgerr`: the error code (negative), then the request.
                     let code = b

@@ -109,6 +109,33 @@ impl Entry {
 /// Why the route the kernel forwards with for a prefix is not in rtm: at which key, and why.
 type Unmapped = (Key, String);
 
+/// Per next-hop object id, the prefixes with routes through it, and how many at each.
+type Through = HashMap<u32, HashMap<Prefix, u32>>;
+
+/// Counts `e` into (`add`) or out of the index of routes through objects.
+fn count(through: &mut Through, e: &Entry, add: bool) {
+    let Some(id) = e.route.nhid else {
+        return;
+    };
+    if add {
+        *through
+            .entry(id)
+            .or_default()
+            .entry(e.route.dst)
+            .or_default() += 1;
+    } else if let Some(m) = through.get_mut(&id) {
+        if let Some(c) = m.get_mut(&e.route.dst) {
+            *c -= 1;
+            if *c == 0 {
+                m.remove(&e.route.dst);
+            }
+        }
+        if m.is_empty() {
+            through.remove(&id);
+        }
+    }
+}
+
 /// What next-hop objects resolved to, by id: the paths rtm names (empty: every one dead),
 /// `None` for a blackhole, or why rtm cannot carry it.
 type Resolved = HashMap<u32, Result<Option<Vec<rtm_proto::types::Hop>>, String>>;
@@ -121,6 +148,9 @@ pub struct Mirror {
     links: HashMap<u32, Link>,
     /// The kernel's next-hop objects, by id: what an `nhid` route forwards over.
     objects: HashMap<u32, NextHopObject>,
+    /// The routes through each object: per prefix, how many (an index of `routes`, so that an
+    /// object's change or deletion finds its routes without a pass over the table).
+    through: Through,
     /// What the mirror has put into rtm's table, per prefix.
     installed: HashMap<Prefix, Route>,
     /// Prefixes whose route rtm cannot hold (a link it cannot name), as last warned of: the
@@ -169,7 +199,7 @@ impl Mirror {
                     dead: *dead,
                 })),
                 Some(ObjectKind::Blackhole) => Ok(None),
-                Some(ObjectKind::Uncarried(why)) => {
+                Some(ObjectKind::Uncarried { why, .. }) => {
                     Err(format!("its next-hop object {id} is {why}"))
                 }
                 Some(ObjectKind::Group(_)) => {
@@ -333,6 +363,7 @@ impl Mirror {
     ) -> Vec<TableOp<Route>> {
         self.links = links.into_iter().map(|l| (l.index, l)).collect();
         self.routes.clear();
+        self.through.clear();
         for p in routes {
             let mut e = match p.into() {
                 Parsed::Route(r) => Entry::carried(r),
@@ -350,8 +381,8 @@ impl Mirror {
             if !e.route.alive() {
                 continue;
             }
-            let list = self.list(e.route.dst, e.key());
-            list.push(e);
+            count(&mut self.through, &e, true);
+            self.list(e.route.dst, e.key()).push(e);
         }
         let marked: Vec<Prefix> = self
             .installed
@@ -403,15 +434,19 @@ impl Mirror {
                 Change::Link(l) => {
                     let old = self.links.insert(l.index, l.clone());
                     // The kernel flushes the next-hop objects over a link set down or losing
-                    // its carrier, and tells nobody (`nexthop_flush_dev`).
-                    let lost_carrier = old.as_ref().is_some_and(|o| o.carrier) && !l.carrier;
-                    if !l.up || lost_carrier {
+                    // its carrier, and tells nobody (`nexthop_flush_dev`); none can be made
+                    // over a link without one.
+                    if !l.up || !l.carrier {
                         touched.extend(self.flush_link_objects(l.index));
                     }
                     // Renamed, or new to the mirror (a route over it may have come first, in
-                    // a dump that listed the links before it was made): its routes are named
-                    // anew.
+                    // a dump that listed the links before it was made): its routes, and those
+                    // through its objects, are named anew.
                     let named = old.is_none_or(|o| o.name != l.name);
+                    if named {
+                        let over = self.objects_over(l.index);
+                        touched.extend(self.object_users(&over));
+                    }
                     if !l.up {
                         // The kernel kills a downed link's paths without RTM_DELROUTE.
                         touched.extend(self.link_down(l.index));
@@ -446,23 +481,26 @@ impl Mirror {
             .filter(|o| matches!(&o.kind, ObjectKind::Group(m) if m.iter().any(|(x, _)| ids.contains(x))))
             .map(|o| o.id)
             .collect();
-        let uses = |n: u32| ids.contains(&n) || groups.contains(&n);
-        self.routes
-            .iter()
-            .filter(|(_, m)| m.values().flatten().any(|e| e.route.nhid.is_some_and(uses)))
-            .map(|(p, _)| *p)
+        ids.iter()
+            .chain(&groups)
+            .filter_map(|id| self.through.get(id))
+            .flat_map(|m| m.keys().copied())
+            .collect()
+    }
+
+    /// The next-hop objects over link `index`.
+    fn objects_over(&self, index: u32) -> HashSet<u32> {
+        self.objects
+            .values()
+            .filter(|o| o.uses_link(index))
+            .map(|o| o.id)
             .collect()
     }
 
     /// The next-hop objects over link `index` are gone (flushed by the kernel).
     fn flush_link_objects(&mut self, index: u32) -> Vec<Prefix> {
-        let over: Vec<u32> = self
-            .objects
-            .values()
-            .filter(|o| o.uses_link(index))
-            .map(|o| o.id)
-            .collect();
-        self.remove_objects(over)
+        let over = self.objects_over(index);
+        self.remove_objects(over.into_iter().collect())
     }
 
     /// Objects `ids` are gone, as the kernel takes them: each leaves the groups it was in, a
@@ -496,6 +534,9 @@ impl Mirror {
                 for list in m.values_mut() {
                     list.retain(|e| !e.route.nhid.is_some_and(|n| gone.contains(&n)));
                 }
+                for id in &gone {
+                    self.through.remove(id);
+                }
                 m.retain(|_, list| !list.is_empty());
                 if m.is_empty() {
                     self.routes.remove(p);
@@ -510,26 +551,47 @@ impl Mirror {
     /// twice (the dump that followed its subscription showed it already), and stays where
     /// it is.
     fn add(&mut self, e: Entry, placed: Placed) {
-        let list = self.list(e.route.dst, e.key());
+        let through = &mut self.through;
+        let list = self
+            .routes
+            .entry(e.route.dst)
+            .or_default()
+            .entry(e.key())
+            .or_default();
         let had = list.iter().position(|x| x.same(&e));
+        // (The same route is through the same object: swapping one for it counts nothing.)
         match placed {
             Placed::First | Placed::Last => match had {
                 Some(i) => list[i] = e,
-                None if placed == Placed::First => list.insert(0, e),
-                None => list.push(e),
+                None => {
+                    count(through, &e, true);
+                    if placed == Placed::First {
+                        list.insert(0, e);
+                    } else {
+                        list.push(e);
+                    }
+                }
             },
-            // A route through a next-hop object, already there: the kernel telling of the
-            // object's new content (`ip nexthop replace`, with `nexthop_compat_mode`), not
-            // a replace of the first route.
-            Placed::Replacing if e.route.nhid.is_some() && had.is_some() => {}
+            // The kernel telling again of a route through an object it replaced: it stays
+            // where it is; one the mirror does not have (deleted since, the copy being older
+            // than a re-dump) is not brought back.
+            Placed::Refreshed => {
+                if let Some(i) = had {
+                    list[i] = e;
+                }
+            }
             Placed::Replacing => {
                 // In place of the first: if the mirror has this route further down (heard
                 // twice, from the dump and now), that copy is stale.
                 if let Some(i) = had.filter(|&i| i > 0) {
-                    list.remove(i);
+                    count(through, &list.remove(i), false);
                 }
+                count(through, &e, true);
                 match list.first_mut() {
-                    Some(first) => *first = e,
+                    Some(first) => {
+                        count(through, first, false);
+                        *first = e;
+                    }
                     None => list.push(e),
                 }
             }
@@ -545,7 +607,7 @@ impl Mirror {
         };
         if let Some(list) = keys.get_mut(&key) {
             if let Some(i) = list.iter().position(|x| x.same(e)) {
-                list.remove(i);
+                count(&mut self.through, &list.remove(i), false);
             }
             if list.is_empty() {
                 keys.remove(&key);
@@ -618,7 +680,13 @@ impl Mirror {
         for p in &touched {
             if let Some(m) = self.routes.get_mut(p) {
                 for list in m.values_mut() {
-                    list.retain_mut(|e| !e.route.uses_link(index) || keep(&mut e.route));
+                    list.retain_mut(|e| {
+                        let kept = !e.route.uses_link(index) || keep(&mut e.route);
+                        if !kept {
+                            count(&mut self.through, e, false);
+                        }
+                        kept
+                    });
                 }
                 m.retain(|_, list| !list.is_empty());
                 if m.is_empty() {

@@ -26,8 +26,11 @@ const NHA_FDB: u16 = 11;
 const RTNH_F_DEAD: u32 = 1;
 /// `struct nhmsg`: family, scope, protocol, reserved, then 32 bits of flags.
 const NHMSG_LEN: usize = 8;
-/// One `struct nexthop_grp`: id (32 bits), weight − 1 (8 bits), 24 bits reserved.
+/// One `struct nexthop_grp`: id (32 bits), weight − 1 (low 8 bits, then, since Linux 6.12,
+/// high 8 bits in what was reserved, 0 before), 16 bits reserved.
 const GRP_ENTRY_LEN: usize = 8;
+/// The largest weight rtm's route carries.
+const MAX_WEIGHT: u32 = rtm_proto::types::MAX_WEIGHT as u32;
 
 /// A next-hop object as the mirror needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +54,20 @@ pub enum ObjectKind {
     /// `blackhole`: the kernel drops what a route through it matches.
     Blackhole,
     /// Something rtm's route cannot carry, and why (an IPv6 gateway, an encapsulation, a
-    /// bridge FDB next hop).
-    Uncarried(&'static str),
+    /// bridge FDB next hop, a group weight above rtm's); over link `oif` (0: none), which
+    /// takes it when it goes down like any other.
+    Uncarried { why: &'static str, oif: u32 },
 }
 
 impl NextHopObject {
     /// Whether the object goes over link `index` (a group does through its members only).
     pub fn uses_link(&self, index: u32) -> bool {
-        matches!(self.kind, ObjectKind::Single { oif, .. } if oif == index)
+        match self.kind {
+            ObjectKind::Single { oif, .. } | ObjectKind::Uncarried { oif, .. } => {
+                oif != 0 && oif == index
+            }
+            ObjectKind::Group(_) | ObjectKind::Blackhole => false,
+        }
     }
 }
 
@@ -92,7 +101,7 @@ pub fn parse(kind: u16, payload: &[u8]) -> Option<NextHopMessage> {
                     v.chunks_exact(GRP_ENTRY_LEN)
                         .map(|e| {
                             let id = u32::from_ne_bytes([e[0], e[1], e[2], e[3]]);
-                            (id, u16::from(e[4]) + 1)
+                            (id, (u32::from(e[5]) << 8 | u32::from(e[4])) + 1)
                         })
                         .collect::<Vec<_>>(),
                 )
@@ -112,13 +121,24 @@ pub fn parse(kind: u16, payload: &[u8]) -> Option<NextHopMessage> {
     // AF_INET6 objects carry IPv6 gateways (an IPv4 route may use one: `via inet6`).
     const AF_INET6: u8 = 10;
     let kind = if let Some(members) = group {
-        ObjectKind::Group(members)
+        if members.iter().any(|&(_, w)| w > MAX_WEIGHT) {
+            ObjectKind::Uncarried {
+                why: "a group with a weight above 256 (rtm's limit)",
+                oif: 0,
+            }
+        } else {
+            // At most MAX_WEIGHT: fits.
+            ObjectKind::Group(members.into_iter().map(|(m, w)| (m, w as u16)).collect())
+        }
     } else if blackhole {
         ObjectKind::Blackhole
     } else if let Some(why) = uncarried {
-        ObjectKind::Uncarried(why)
+        ObjectKind::Uncarried { why, oif }
     } else if family == AF_INET6 {
-        ObjectKind::Uncarried("a gateway of another address family (via inet6)")
+        ObjectKind::Uncarried {
+            why: "a gateway of another address family (via inet6)",
+            oif,
+        }
     } else {
         ObjectKind::Single {
             via,
@@ -222,19 +242,31 @@ mod tests {
     /// `ip nexthop add id 10 group 1/2,3`: members with weight − 1 in the kernel's bytes.
     #[test]
     fn a_group() {
-        let mut g = Vec::new();
-        for (m, w) in [(1u32, 0u8), (2, 2)] {
-            g.extend(m.to_ne_bytes());
-            g.extend([w, 0, 0, 0]);
-        }
-        let p = payload(0, 0, &[id(10), nla(NHA_GROUP, &g)]);
+        let group = |members: &[(u32, u8, u8)]| {
+            let mut g = Vec::new();
+            for &(m, low, high) in members {
+                g.extend(m.to_ne_bytes());
+                g.extend([low, high, 0, 0]);
+            }
+            let p = payload(0, 0, &[id(10), nla(NHA_GROUP, &g)]);
+            match parse(RTM_NEWNEXTHOP, &p) {
+                Some(NextHopMessage::New(o)) => o.kind,
+                other => panic!("{other:?}"),
+            }
+        };
         assert_eq!(
-            parse(RTM_NEWNEXTHOP, &p),
-            Some(NextHopMessage::New(NextHopObject {
-                id: 10,
-                kind: ObjectKind::Group(vec![(1, 1), (2, 3)])
-            }))
+            group(&[(1, 0, 0), (2, 2, 0)]),
+            ObjectKind::Group(vec![(1, 1), (2, 3)])
         );
+        // Linux 6.12 on: weights to 65,536, the high byte where the reserved one was.
+        assert_eq!(
+            group(&[(1, 255, 0), (2, 7, 0)]),
+            ObjectKind::Group(vec![(1, 256), (2, 8)])
+        );
+        assert!(matches!(
+            group(&[(1, 43, 1), (2, 0, 0)]),
+            ObjectKind::Uncarried { why, oif: 0 } if why.contains("weight")
+        ));
     }
 
     /// Blackholes, IPv6 gateways, encapsulations and FDB next hops are told apart; a message
@@ -249,12 +281,22 @@ mod tests {
             kind(&payload(0, 0, &[id(3), nla(NHA_BLACKHOLE, &[])])),
             Some(ObjectKind::Blackhole)
         );
-        let v6 = payload(10, 0, &[id(4), nla(NHA_GATEWAY, &[0xfe; 16])]);
-        assert!(matches!(kind(&v6), Some(ObjectKind::Uncarried(w)) if w.contains("inet6")));
+        let oif = nla(NHA_OIF, &4u32.to_ne_bytes());
+        let v6 = payload(10, 0, &[id(4), nla(NHA_GATEWAY, &[0xfe; 16]), oif.clone()]);
+        let o = NextHopObject {
+            id: 4,
+            kind: kind(&v6).unwrap(),
+        };
+        assert!(matches!(o.kind, ObjectKind::Uncarried { why, oif: 4 } if why.contains("inet6")));
+        assert!(o.uses_link(4), "its link takes it");
         let encap = payload(2, 0, &[id(5), nla(NHA_ENCAP_TYPE, &1u16.to_ne_bytes())]);
-        assert!(matches!(kind(&encap), Some(ObjectKind::Uncarried(w)) if w.contains("encap")));
+        assert!(
+            matches!(kind(&encap), Some(ObjectKind::Uncarried { why, .. }) if why.contains("encap"))
+        );
         let fdb = payload(2, 0, &[id(6), nla(NHA_FDB, &[])]);
-        assert!(matches!(kind(&fdb), Some(ObjectKind::Uncarried(w)) if w.contains("fdb")));
+        assert!(
+            matches!(kind(&fdb), Some(ObjectKind::Uncarried { why, .. }) if why.contains("fdb"))
+        );
         assert_eq!(kind(&payload(2, 0, &[nla(NHA_OIF, &[1, 0, 0, 0])])), None);
         assert_eq!(kind(&[2, 0, 4]), None);
         let mut cut = payload(2, 0, &[id(7)]);

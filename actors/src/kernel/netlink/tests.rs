@@ -290,9 +290,44 @@ fn written_multipath_reads_back() {
     );
 }
 
+/// A netlink frame of type `kind` with this payload, flags, sequence number and port.
+fn frame(kind: u16, payload: &[u8], flags: u16, seq: u32, port: u32) -> Vec<u8> {
+    let mut f = ((16 + payload.len()) as u32).to_ne_bytes().to_vec();
+    f.extend(kind.to_ne_bytes());
+    f.extend(flags.to_ne_bytes());
+    f.extend(seq.to_ne_bytes());
+    f.extend(port.to_ne_bytes());
+    f.extend(payload);
+    f
+}
+
+/// `RTM_NEWNEXTHOP` of `id 3 dev <2>` (nhmsg, then NHA_ID and NHA_OIF).
+fn object_3(flags: u16, seq: u32, port: u32) -> Vec<u8> {
+    let mut nh = vec![2u8, 0, 4, 0, 0, 0, 0, 0];
+    for (kind, v) in [(1u16, 3u32), (5, 2)] {
+        nh.extend(8u16.to_ne_bytes());
+        nh.extend(kind.to_ne_bytes());
+        nh.extend(v.to_ne_bytes());
+    }
+    frame(104, &nh, flags, seq, port)
+}
+
+/// `RTM_NEWROUTE` of `10.50.0.0/24 nhid 3` (with the compat copy of its next hop).
+fn route_through_3(flags: u16, seq: u32, port: u32) -> Vec<u8> {
+    let p: Prefix = "10.50.0.0/24".parse().unwrap();
+    let mut m = message_for(p, 254, 4, RouteScope::Universe);
+    m.header.kind = RouteType::Unicast;
+    m.attributes.push(RouteAttribute::NhId(3));
+    m.attributes.push(RouteAttribute::Oif(2));
+    let mut f = encode(RouteNetlinkMessage::NewRoute(m), flags, seq);
+    f[12..16].copy_from_slice(&port.to_ne_bytes());
+    f
+}
+
 /// One event datagram with a route and a next-hop object is read in order, each for what it
 /// is; a route with a tos is left out (the kernel uses it only for that tos) and never a
-/// placeholder.
+/// placeholder; messages of the groups the mirror has no use for (a resilient group's
+/// buckets) are passed over, not counted as undecodable.
 #[test]
 fn one_datagram_of_routes_and_objects() {
     let p: Prefix = "10.50.0.0/24".parse().unwrap();
@@ -301,29 +336,49 @@ fn one_datagram_of_routes_and_objects() {
     m.header.tos = 0x10;
     m.attributes.push(RouteAttribute::Oif(2));
     let mut buf = encode(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE, 7);
-    // RTM_NEWNEXTHOP: `id 3 dev <2>` (nhmsg, then NHA_ID and NHA_OIF).
-    let mut nh = vec![2u8, 0, 4, 0, 0, 0, 0, 0];
-    for (kind, v) in [(1u16, 3u32), (5, 2)] {
-        nh.extend(8u16.to_ne_bytes());
-        nh.extend(kind.to_ne_bytes());
-        nh.extend(v.to_ne_bytes());
-    }
-    let mut frame = ((16 + nh.len()) as u32).to_ne_bytes().to_vec();
-    frame.extend(104u16.to_ne_bytes());
-    frame.extend([0u8; 10]);
-    frame.extend(nh);
-    buf.extend(&frame);
-    let (changes, bad) = events(&buf, 254, None);
+    buf.extend(object_3(NLM_F_CREATE, 8, 0));
+    // RTM_NEWNEXTHOPBUCKET.
+    buf.extend(frame(116, &[0u8; 12], 0, 9, 0));
+    let mut replaced = None;
+    let (changes, bad) = events(&buf, 254, None, &mut replaced);
     assert_eq!(bad, 0);
     assert!(
         matches!(&changes[..], [Change::UncarriedAdded(u, _), Change::NextHop(o)]
             if u.why == Skip::Tos && u.why.invisible() && o.id == 3 && o.uses_link(2)),
         "{changes:?}"
     );
+    assert_eq!(replaced, None, "a new object, not a replace");
     // The route-netlink reader leaves the object out, without calling it undecodable.
     let (msgs, bad) = messages(&buf);
     assert_eq!((msgs.len(), bad), (1, 0));
     // A datagram cut inside a message says so.
-    let (_, bad) = events(&buf[..buf.len() - 4], 254, None);
+    let (_, bad) = events(&buf[..buf.len() - 4], 254, None, &mut replaced);
     assert_eq!(bad, 1);
+}
+
+/// The route events the kernel adds to `ip nexthop replace` (`nexthop_compat_mode`) carry
+/// that request's port and sequence number, also in a later datagram: they move nothing. A
+/// real `ip route replace` of a route through the object is a replace.
+#[test]
+fn compat_copies_of_a_replaced_object_move_nothing() {
+    let mut replaced = None;
+    let (changes, _) = events(
+        &object_3(NLM_F_CREATE | NLM_F_REPLACE, 40, 77),
+        254,
+        None,
+        &mut replaced,
+    );
+    assert!(matches!(&changes[..], [Change::NextHop(_)]), "{changes:?}");
+    assert_eq!(replaced, Some((77, 40)));
+    let mut buf = route_through_3(NLM_F_REPLACE, 40, 77);
+    buf.extend(route_through_3(NLM_F_REPLACE, 3, 91));
+    let (changes, bad) = events(&buf, 254, None, &mut replaced);
+    assert_eq!(bad, 0);
+    assert!(
+        matches!(&changes[..], [
+            Change::RouteAdded(a, Placed::Refreshed),
+            Change::RouteAdded(b, Placed::Replacing),
+        ] if a.nhid == Some(3) && b.nhid == Some(3)),
+        "{changes:?}"
+    );
 }

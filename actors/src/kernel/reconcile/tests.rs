@@ -517,9 +517,10 @@ fn nhid_routes_follow_their_objects() {
     );
     let ops = m.apply(vec![Change::RouteAdded(
         through("10.50.0.0/24", 0, 10),
-        Placed::Replacing,
+        Placed::Refreshed,
     )]);
     assert!(ops.is_empty(), "{:?}", puts(&ops));
+    check_through(&m);
     assert_eq!(m.kernel_routes(), 2);
     // The group made of one member: an ordinary route.
     let ops = m.apply(vec![Change::NextHop(group(10, &[(2, 1)]))]);
@@ -608,15 +609,79 @@ fn deleted_blackhole_and_unknown_objects() {
         .contains("object 8 is not known"));
     let v6 = NextHopObject {
         id: 8,
-        kind: ObjectKind::Uncarried("a gateway of another address family (via inet6)"),
+        kind: ObjectKind::Uncarried {
+            why: "a gateway of another address family (via inet6)",
+            oif: 2,
+        },
     };
     let ops = m.apply(vec![Change::NextHop(v6)]);
     assert!(ops.is_empty(), "{:?}", puts(&ops));
     assert!(m.unmapped[&P.parse().unwrap()].1.contains("inet6"));
-    // Gone with its object: the route behind it is mirrored again.
-    let ops = m.apply(vec![Change::NextHopRemoved(8)]);
+    // Its link down takes it, as any object over the link: the route behind it is
+    // mirrored again.
+    let ops = m.apply(vec![Change::Link(link(2, "va", false))]);
     assert_eq!(
         puts(&ops),
         ["put 10.9.0.0/24 via 198.51.100.9 dev vb metric 9 origin kernel"]
     );
+    assert_eq!(m.object_count(), 3, "2, the blackhole 7 and group 10 stay");
+    check_through(&m);
+}
+
+/// The index of routes through objects is what a pass over the routes finds.
+fn check_through(m: &Mirror) {
+    let mut want: Through = HashMap::new();
+    for e in m.entries() {
+        count(&mut want, e, true);
+    }
+    assert_eq!(m.through, want);
+}
+
+/// A real `ip route replace` with a route through an object takes the first place, even
+/// when the same route is further down; a copy of the kernel's for a replaced object
+/// (`Refreshed`) moves nothing, and one of a route the mirror no longer has brings nothing
+/// back.
+#[test]
+fn replace_with_an_nhid_route_and_refreshed_copies() {
+    let mut m = with_objects();
+    m.apply(vec![Change::RouteAdded(
+        via(P, 5, "198.51.100.9", 3),
+        Placed::First,
+    )]);
+    m.apply(vec![Change::RouteAdded(through(P, 5, 2), Placed::Last)]);
+    // [via 198.51.100.9, nhid 1 (from with_objects), nhid 2]
+    let ops = m.apply(vec![Change::RouteAdded(
+        through(P, 5, 2),
+        Placed::Refreshed,
+    )]);
+    assert!(ops.is_empty(), "{:?}", puts(&ops));
+    let ops = m.apply(vec![Change::RouteAdded(
+        through(P, 5, 2),
+        Placed::Replacing,
+    )]);
+    assert_eq!(puts(&ops), [put_b()]);
+    check_through(&m);
+    let ops = m.apply(vec![Change::RouteRemoved(through(P, 5, 2))]);
+    assert_eq!(puts(&ops), [put_a()], "nhid 1 is next");
+    let ops = m.apply(vec![Change::RouteAdded(
+        through(P, 5, 2),
+        Placed::Refreshed,
+    )]);
+    assert!(
+        ops.is_empty(),
+        "the stale copy brings nothing: {:?}",
+        puts(&ops)
+    );
+    assert_eq!(m.kernel_routes(), 2);
+    check_through(&m);
+    // Object 1 deleted: its route goes, found by the index.
+    let ops = m.apply(vec![Change::NextHopRemoved(1)]);
+    assert_eq!(
+        puts(&ops),
+        [
+            "del 10.9.0.0/24",
+            "put 10.50.0.0/24 via 198.51.100.2 dev vb origin kernel"
+        ]
+    );
+    check_through(&m);
 }
