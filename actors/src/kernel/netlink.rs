@@ -578,7 +578,25 @@ pub fn events(
 pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
     let mut s = TokioSocket::new(NETLINK_ROUTE)?;
     s.socket_mut().bind_auto()?;
-    s.socket_ref().set_rx_buf_sz(rcvbuf)?;
+    // With CAP_NET_ADMIN the size asked holds whatever `net.core.rmem_max` says (often
+    // 208 KiB, where a burst of route events overflows at once); without, the kernel caps it.
+    use nix::sys::socket::{setsockopt, sockopt::RcvBufForce};
+    if setsockopt(s.socket_ref(), RcvBufForce, &rcvbuf).is_err() {
+        s.socket_ref().set_rx_buf_sz(rcvbuf)?;
+    }
+    // The kernel doubles what it grants (for its own bookkeeping).
+    let got = s.socket_ref().get_rx_buf_sz()? / 2;
+    if got < rcvbuf {
+        tracing::warn!(
+            asked = rcvbuf,
+            got,
+            "the kernel event socket's receive buffer is capped by net.core.rmem_max; \
+             bursts of route events will overflow it sooner (each overflow costs a re-dump): \
+             raise net.core.rmem_max, or give rtmd CAP_NET_ADMIN"
+        );
+    } else {
+        tracing::debug!(bytes = got, "kernel event socket receive buffer");
+    }
     s.socket_ref().add_membership(RTNLGRP_LINK)?;
     s.socket_ref().add_membership(RTNLGRP_IPV4_ROUTE)?;
     // A kernel older than next-hop objects (5.3) has no such group, and no `nhid` routes.
