@@ -234,8 +234,32 @@ fn nhid_routes_follow_ip_nexthop() {
     let ev = c.expect(|v| v["key"] == "10.53.0.0/24");
     assert_eq!(ev["op"], "delete", "{ev}");
 
-    // va down: the kernel flushes object 1, and object 2 with vb's carrier (its veth
-    // peer is down), so group 10 and its route go; no route event says so.
+    // A blackhole route through object 2 in front of another: rtm holds nothing for its
+    // prefix until object 2 is deleted, which flushes the blackhole without a route event
+    // (and takes object 2 out of group 10).
+    ns.route("add 10.57.0.0/24 via 192.0.2.8 metric 10");
+    let ev = c.expect(|v| v["key"] == "10.57.0.0/24");
+    assert_eq!(ev["op"], "create", "{ev}");
+    ns.route("add blackhole 10.57.0.0/24 nhid 2 metric 3");
+    let ev = c.expect(|v| v["key"] == "10.57.0.0/24");
+    assert_eq!(ev["op"], "delete", "{ev}");
+    nexthop("del id 2");
+    let ev = c.expect(|v| v["key"] == "10.57.0.0/24");
+    assert_eq!(
+        (&ev["op"], &ev["entry"]["via"]),
+        (&"create".into(), &"192.0.2.8".into()),
+        "{ev}"
+    );
+    let r = &inst.routes()["10.52.0.0/24"];
+    assert_eq!(
+        (&r["via"], &r["dev"]),
+        (&"192.0.2.2".into(), &"va".into()),
+        "{r}"
+    );
+
+    // va down: the kernel flushes object 1 (object 2 is gone already, and would go with
+    // vb's carrier, its veth peer being down), so group 10 and its route go; no route
+    // event says so.
     ns.ip_ok(&["link", "set", "va", "down"], true);
     c.expect(|v| v["key"] == "10.52.0.0/24" && v["op"] == "delete");
     assert!(kernel_route(&ns, "10.52.0.0/24", None).is_none());

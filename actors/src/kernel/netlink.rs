@@ -127,6 +127,9 @@ pub struct Uncarried {
     pub why: Skip,
     /// The route type (`rtm_type`): a `blackhole` and an `unreachable` route are two.
     pub kind: u8,
+    /// `RTA_NH_ID` (`ip route add blackhole P nhid N` is taken): the route goes with its
+    /// object, and its paths are the object's (not kept, as for a carried route).
+    pub nhid: Option<u32>,
     pub via: Option<Ipv4Addr>,
     pub oif: Option<u32>,
     pub nexthops: Vec<KernelHop>,
@@ -145,7 +148,8 @@ pub enum Placed {
     /// In place of the first (`ip route replace`: `NLM_F_REPLACE`).
     Replacing,
     /// Not moved: the kernel telling again of a route through a next-hop object just
-    /// replaced (`nexthop_compat_mode`), with the replace request's port and sequence number.
+    /// replaced (`nexthop_compat_mode`): right after that object's `RTM_NEWNEXTHOP`, with
+    /// the replace request's port and sequence number.
     Refreshed,
 }
 
@@ -294,6 +298,12 @@ pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
         return Parsed::Other;
     };
     let (tos, protocol) = (msg.header.tos, msg.header.protocol.into());
+    // The copies of an object's next hops in the message (`nexthop_compat_mode`) go stale
+    // when the object changes: a route through an object is known by the object alone.
+    if nhid.is_some() {
+        (via, oif) = (None, None);
+        nexthops.clear();
+    }
     if let Some(why) = skipped(msg) {
         return Parsed::Uncarried(Uncarried {
             dst,
@@ -302,14 +312,11 @@ pub fn parse_route(msg: &RouteMessage, table: u32) -> Parsed {
             protocol,
             why,
             kind: msg.header.kind.into(),
+            nhid,
             via,
             oif,
             nexthops,
         });
-    }
-    if nhid.is_some() {
-        (via, oif) = (None, None);
-        nexthops.clear();
     }
     Parsed::Route(KernelRoute {
         dst,
@@ -515,8 +522,9 @@ pub fn messages(
     (out, bad)
 }
 
-/// The (port, sequence number) of the last `ip nexthop replace` heard: the route events the
-/// kernel sends for it (`nexthop_compat_mode`) carry the same, and move nothing.
+/// The (port, sequence number) of an `ip nexthop replace` just heard: the route events the
+/// kernel sends for it (`nexthop_compat_mode`) follow it at once with the same, and move
+/// nothing. Forgotten at the first message of another request.
 pub type LastObjectReplace = Option<(u32, u32)>;
 
 /// What one event datagram means to a mirror of `table` that leaves the routes of protocol
@@ -533,6 +541,9 @@ pub fn events(
     for f in frames {
         let b = NetlinkBuffer::new(f);
         let request = (b.port_number(), b.sequence_number());
+        if replaced.is_some_and(|r| r != request) {
+            *replaced = None;
+        }
         match frame_type(f) {
             t if nexthop::is_nexthop_type(t) => match nexthop::from_frame(f) {
                 Some(NextHopMessage::New(o)) => {
@@ -551,11 +562,17 @@ pub fn events(
                         payload: NetlinkPayload::InnerMessage(m),
                         ..
                     }) => {
+                        let copy = *replaced == Some(request);
                         let c = match change(m, table, header.flags).unless_proto(own) {
                             Change::RouteAdded(r, Placed::Replacing)
-                                if r.nhid.is_some() && *replaced == Some(request) =>
+                                if copy && r.nhid.is_some() =>
                             {
                                 Change::RouteAdded(r, Placed::Refreshed)
+                            }
+                            Change::UncarriedAdded(u, Placed::Replacing)
+                                if copy && u.nhid.is_some() =>
+                            {
+                                Change::UncarriedAdded(u, Placed::Refreshed)
                             }
                             c => c,
                         };

@@ -79,7 +79,7 @@ impl Entry {
                 oif: u.oif,
                 nexthops: u.nexthops,
                 protocol: u.protocol,
-                nhid: None,
+                nhid: u.nhid,
             },
             held: Held::Uncarried {
                 why: u.why,
@@ -151,6 +151,9 @@ pub struct Mirror {
     /// The routes through each object: per prefix, how many (an index of `routes`, so that an
     /// object's change or deletion finds its routes without a pass over the table).
     through: Through,
+    /// The objects made or replaced by the latest run of next-hop events: the kernel's
+    /// copies of the routes through them (`Placed::Refreshed`) come right after.
+    recent: HashSet<u32>,
     /// What the mirror has put into rtm's table, per prefix.
     installed: HashMap<Prefix, Route>,
     /// Prefixes whose route rtm cannot hold (a link it cannot name), as last warned of: the
@@ -405,6 +408,13 @@ impl Mirror {
         // Objects made or replaced: their routes are looked for once, after the batch.
         let mut renewed = HashSet::new();
         for c in changes {
+            // A run of next-hop events ends at the first other event but their copies.
+            match &c {
+                Change::NextHop(_)
+                | Change::RouteAdded(_, Placed::Refreshed)
+                | Change::UncarriedAdded(_, Placed::Refreshed) => {}
+                _ => self.recent.clear(),
+            }
             match c {
                 Change::RouteAdded(r, placed) => {
                     touched.push(r.dst);
@@ -428,6 +438,7 @@ impl Mirror {
                 }
                 Change::NextHop(o) => {
                     renewed.insert(o.id);
+                    self.recent.insert(o.id);
                     self.objects.insert(o.id, o);
                 }
                 Change::NextHopRemoved(id) => touched.extend(self.remove_objects(vec![id])),
@@ -550,7 +561,31 @@ impl Mirror {
     /// at a key (it refuses it, `EEXIST`): one the mirror has already is an event it heard
     /// twice (the dump that followed its subscription showed it already), and stays where
     /// it is.
-    fn add(&mut self, e: Entry, placed: Placed) {
+    fn add(&mut self, e: Entry, mut placed: Placed) {
+        // A copy must be of a route through an object just replaced (or a group with one as
+        // a member); any other is a replace, whatever its request looked like.
+        if placed == Placed::Refreshed {
+            let recent = |n: u32| {
+                self.recent.contains(&n)
+                    || matches!(self.objects.get(&n).map(|o| &o.kind),
+                        Some(ObjectKind::Group(m)) if m.iter().any(|(x, _)| self.recent.contains(x)))
+            };
+            if !e.route.nhid.is_some_and(recent) {
+                placed = Placed::Replacing;
+            }
+        }
+        if placed == Placed::Refreshed {
+            // It stays where it is; one the mirror does not have (deleted since, the copy
+            // being older than a re-dump) is not brought back.
+            let list = self
+                .routes
+                .get_mut(&e.route.dst)
+                .and_then(|m| m.get_mut(&e.key()));
+            if let Some(x) = list.and_then(|l| l.iter_mut().find(|x| x.same(&e))) {
+                *x = e;
+            }
+            return;
+        }
         let through = &mut self.through;
         let list = self
             .routes
@@ -572,14 +607,7 @@ impl Mirror {
                     }
                 }
             },
-            // The kernel telling again of a route through an object it replaced: it stays
-            // where it is; one the mirror does not have (deleted since, the copy being older
-            // than a re-dump) is not brought back.
-            Placed::Refreshed => {
-                if let Some(i) = had {
-                    list[i] = e;
-                }
-            }
+            Placed::Refreshed => {}
             Placed::Replacing => {
                 // In place of the first: if the mirror has this route further down (heard
                 // twice, from the dump and now), that copy is stale.

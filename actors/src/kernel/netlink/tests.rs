@@ -219,6 +219,7 @@ fn dump_in_order() {
         protocol: 3,
         why: Skip::Encap,
         kind: 1,
+        nhid: None,
         via: None,
         oif: None,
         nexthops: Vec::new(),

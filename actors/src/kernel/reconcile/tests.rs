@@ -296,6 +296,7 @@ fn encap(dst: &str, priority: u32, oif: u32) -> Uncarried {
         protocol: 3,
         why: Skip::Encap,
         kind: 1,
+        nhid: None,
         via: None,
         oif: Some(oif),
         nexthops: Vec::new(),
@@ -650,10 +651,10 @@ fn replace_with_an_nhid_route_and_refreshed_copies() {
     )]);
     m.apply(vec![Change::RouteAdded(through(P, 5, 2), Placed::Last)]);
     // [via 198.51.100.9, nhid 1 (from with_objects), nhid 2]
-    let ops = m.apply(vec![Change::RouteAdded(
-        through(P, 5, 2),
-        Placed::Refreshed,
-    )]);
+    let ops = m.apply(vec![
+        Change::NextHop(single(2, "198.51.100.2", 3)),
+        Change::RouteAdded(through(P, 5, 2), Placed::Refreshed),
+    ]);
     assert!(ops.is_empty(), "{:?}", puts(&ops));
     let ops = m.apply(vec![Change::RouteAdded(
         through(P, 5, 2),
@@ -663,10 +664,10 @@ fn replace_with_an_nhid_route_and_refreshed_copies() {
     check_through(&m);
     let ops = m.apply(vec![Change::RouteRemoved(through(P, 5, 2))]);
     assert_eq!(puts(&ops), [put_a()], "nhid 1 is next");
-    let ops = m.apply(vec![Change::RouteAdded(
-        through(P, 5, 2),
-        Placed::Refreshed,
-    )]);
+    let ops = m.apply(vec![
+        Change::NextHop(single(2, "198.51.100.2", 3)),
+        Change::RouteAdded(through(P, 5, 2), Placed::Refreshed),
+    ]);
     assert!(
         ops.is_empty(),
         "the stale copy brings nothing: {:?}",
@@ -684,4 +685,193 @@ fn replace_with_an_nhid_route_and_refreshed_copies() {
         ]
     );
     check_through(&m);
+}
+
+/// `ip route add blackhole P nhid N` (the kernel takes it): a placeholder that goes with its
+/// object, without a word from the kernel.
+fn blackhole_through(priority: u32, id: u32) -> Uncarried {
+    Uncarried {
+        why: Skip::NotUnicast,
+        kind: 6,
+        nhid: Some(id),
+        oif: None,
+        ..encap(P, priority, 0)
+    }
+}
+
+/// A blackhole route through object 2 in front of `P via … metric 10`: rtm holds nothing;
+/// object 2 deleted, the kernel flushes the blackhole and forwards with metric 10.
+#[test]
+fn a_placeholder_through_an_object_goes_with_it() {
+    let mut m = Mirror::default();
+    m.objects(vec![single(2, "192.0.2.3", 2)]);
+    let ops = m.resync(
+        two_links(),
+        vec![
+            Parsed::Uncarried(blackhole_through(3, 2)),
+            Parsed::Route(via(P, 10, "192.0.2.8", 2)),
+        ],
+    );
+    assert!(ops.is_empty(), "{:?}", puts(&ops));
+    check_through(&m);
+    let ops = m.apply(vec![Change::NextHopRemoved(2)]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.9.0.0/24 via 192.0.2.8 dev va metric 10 origin kernel"]
+    );
+    check_through(&m);
+}
+
+/// The kernel's copy of a blackhole route through an object just replaced, behind the route
+/// it forwards with, moves nothing; a `Refreshed` route through an object not just replaced
+/// is a replace; one the mirror does not have leaves no empty list behind.
+#[test]
+fn copies_only_for_objects_just_replaced() {
+    let mut m = Mirror::default();
+    m.objects(vec![single(3, "192.0.2.7", 2), single(4, "192.0.2.6", 2)]);
+    let ops = m.resync(
+        two_links(),
+        vec![
+            Parsed::Route(via(P, 5, "192.0.2.2", 2)),
+            Parsed::Uncarried(blackhole_through(5, 3)),
+        ],
+    );
+    assert_eq!(puts(&ops), [put_a()]);
+    let ops = m.apply(vec![
+        Change::NextHop(single(3, "192.0.2.4", 2)),
+        Change::UncarriedAdded(blackhole_through(5, 3), Placed::Refreshed),
+    ]);
+    assert!(ops.is_empty(), "{:?}", puts(&ops));
+    // Right after object 3's replace, a replace through object 4 that looks like a copy.
+    let ops = m.apply(vec![
+        Change::NextHop(single(3, "192.0.2.5", 2)),
+        Change::RouteAdded(through(P, 5, 4), Placed::Refreshed),
+    ]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.9.0.0/24 via 192.0.2.6 dev va metric 5 origin kernel"]
+    );
+    let ops = m.apply(vec![
+        Change::NextHop(single(4, "192.0.2.9", 2)),
+        Change::RouteAdded(through("10.77.0.0/24", 1, 4), Placed::Refreshed),
+    ]);
+    assert_eq!(
+        puts(&ops),
+        ["put 10.9.0.0/24 via 192.0.2.9 dev va metric 5 origin kernel"]
+    );
+    assert!(!m.routes.contains_key(&"10.77.0.0/24".parse().unwrap()));
+    check_through(&m);
+}
+
+/// Random sequences of every kind of change: after each, the index of routes through
+/// objects is what a pass over the routes finds, rtm holds what the mirror wants for every
+/// prefix it knows, and no empty list is left behind.
+#[test]
+fn random_changes_keep_the_mirror_consistent() {
+    let mut state: u64 = 0x5eed_2026_1206;
+    let mut rnd = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let prefixes = ["10.1.0.0/24", "10.2.0.0/24", P];
+    for run in 0..300 {
+        let mut m = Mirror::default();
+        let mut log = Vec::new();
+        for step in 0..60 {
+            let mut object = |rnd: &mut dyn FnMut(u64) -> u64| {
+                let id = 1 + rnd(5) as u32;
+                match rnd(4) {
+                    0 | 1 => single(id, "192.0.2.2", 2 + rnd(2) as u32),
+                    2 => {
+                        let members: Vec<(u32, u16)> = (0..1 + rnd(3))
+                            .map(|_| (1 + rnd(5) as u32, 1 + rnd(3) as u16))
+                            .collect();
+                        group(id, &members)
+                    }
+                    _ => NextHopObject {
+                        id,
+                        kind: ObjectKind::Blackhole,
+                    },
+                }
+            };
+            let mut route = |rnd: &mut dyn FnMut(u64) -> u64| {
+                let (dst, prio) = (prefixes[rnd(3) as usize], rnd(2) as u32);
+                match rnd(4) {
+                    0 => via(dst, prio, "192.0.2.9", 2 + rnd(2) as u32),
+                    1 => mp(dst, prio, &AB),
+                    _ => through(dst, prio, 1 + rnd(5) as u32),
+                }
+            };
+            let placed = |k: u64| {
+                [
+                    Placed::First,
+                    Placed::Last,
+                    Placed::Replacing,
+                    Placed::Refreshed,
+                ][k as usize]
+            };
+            let placeholder = |rnd: &mut dyn FnMut(u64) -> u64| {
+                let (dst, prio) = (prefixes[rnd(3) as usize], rnd(2) as u32);
+                if rnd(2) == 0 {
+                    encap(dst, prio, 2)
+                } else {
+                    Uncarried {
+                        dst: dst.parse().unwrap(),
+                        ..blackhole_through(prio, 1 + rnd(5) as u32)
+                    }
+                }
+            };
+            let c = match rnd(12) {
+                0..=2 => Change::RouteAdded(route(&mut rnd), placed(rnd(4))),
+                3 | 4 => Change::RouteRemoved(route(&mut rnd)),
+                5 => Change::UncarriedAdded(placeholder(&mut rnd), placed(rnd(4))),
+                6 => Change::UncarriedRemoved(placeholder(&mut rnd)),
+                7 => Change::NextHop(object(&mut rnd)),
+                8 => Change::NextHopRemoved(1 + rnd(5) as u32),
+                9 => {
+                    let mut l = link(
+                        2 + rnd(2) as u32,
+                        ["va", "vb"][rnd(2) as usize],
+                        rnd(3) != 0,
+                    );
+                    l.carrier = rnd(3) != 0;
+                    Change::Link(l)
+                }
+                10 => Change::LinkRemoved(2 + rnd(2) as u32),
+                _ => {
+                    let objects: Vec<_> = (0..rnd(4)).map(|_| object(&mut rnd)).collect();
+                    let routes: Vec<_> = (0..rnd(5)).map(|_| route(&mut rnd)).collect();
+                    log.push(format!("resync {objects:?} {routes:?}"));
+                    m.objects(objects);
+                    m.resync(two_links(), routes);
+                    consistent(&m, &log, run, step);
+                    continue;
+                }
+            };
+            log.push(format!("{c:?}"));
+            m.apply(vec![c]);
+            consistent(&m, &log, run, step);
+        }
+    }
+
+    fn consistent(m: &Mirror, log: &[String], run: usize, step: usize) {
+        let mut want: Through = HashMap::new();
+        for e in m.entries() {
+            count(&mut want, e, true);
+        }
+        let at = || format!("run {run} step {step}:\n{}", log.join("\n"));
+        assert_eq!(m.through, want, "the index, {}", at());
+        let mut objects = Resolved::new();
+        for (p, keys) in &m.routes {
+            let w = m.wanted(*p, &mut objects).ok().flatten();
+            assert_eq!(w.as_ref(), m.installed.get(p), "{p}, {}", at());
+            assert!(
+                keys.values().all(|l| !l.is_empty()),
+                "an empty list at {p}, {}",
+                at()
+            );
+        }
+    }
 }
