@@ -780,7 +780,7 @@ fn random_changes_keep_the_mirror_consistent() {
         let mut m = Mirror::default();
         let mut log = Vec::new();
         for step in 0..60 {
-            let mut object = |rnd: &mut dyn FnMut(u64) -> u64| {
+            let object = |rnd: &mut dyn FnMut(u64) -> u64| {
                 let id = 1 + rnd(5) as u32;
                 match rnd(4) {
                     0 | 1 => single(id, "192.0.2.2", 2 + rnd(2) as u32),
@@ -796,7 +796,7 @@ fn random_changes_keep_the_mirror_consistent() {
                     },
                 }
             };
-            let mut route = |rnd: &mut dyn FnMut(u64) -> u64| {
+            let route = |rnd: &mut dyn FnMut(u64) -> u64| {
                 let (dst, prio) = (prefixes[rnd(3) as usize], rnd(2) as u32);
                 match rnd(4) {
                     0 => via(dst, prio, "192.0.2.9", 2 + rnd(2) as u32),
