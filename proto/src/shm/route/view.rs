@@ -394,6 +394,23 @@ impl View<'_> {
         read_record(self.nh.get(i as usize).ok_or(Garbage)?)
     }
 
+    /// Next-hop record `i` into `hop` if it holds one next hop (`Ok(true)`); `Ok(false)`, and
+    /// `hop` untouched, if it heads a group. The batched lookups' read: the next hop is
+    /// decoded straight into its place, not through a [`Record`] (see `GroupHops` in the
+    /// reader).
+    #[inline(always)]
+    pub fn hop_into(&self, i: u32, hop: &mut Option<NextHop>) -> Result<bool, Garbage> {
+        let w = read_words(self.nh.get(i as usize).ok_or(Garbage)?)?;
+        if w[0] & GROUP_MARK == 0 {
+            *hop = Some(NextHop::decode(&w).ok_or(Garbage)?);
+            return Ok(true);
+        }
+        match Record::decode(&w) {
+            Some(_) => Ok(false),
+            None => Err(Garbage),
+        }
+    }
+
     /// The member words of the group whose head is record `i`, with `paths` members: each is
     /// (record index, weight).
     fn members(&self, i: u32, paths: u16, out: &mut [(u32, u16)]) -> Result<(), Garbage> {
