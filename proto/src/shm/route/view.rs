@@ -439,27 +439,31 @@ impl View<'_> {
     /// The route to `dst` of `origin` through next-hop record `i`: its next hop, or for a
     /// group, every member with its weight.
     pub fn route(&self, i: u32, dst: Prefix, origin: Origin) -> Result<Route, Garbage> {
-        match self.record(i)? {
-            Record::Hop(h) => Ok(h.route(dst, origin)),
-            Record::Group { paths, metric } => {
-                let mut m = [(0u32, 0u16); MAX_NEXTHOPS];
-                self.members(i, paths, &mut m)?;
-                let mut hops = Vec::with_capacity(usize::from(paths));
-                for &(index, weight) in &m[..usize::from(paths)] {
-                    let Record::Hop(h) = self.record(index)? else {
-                        return Err(Garbage);
-                    };
-                    hops.push(Hop {
-                        via: h.via,
-                        dev: h.dev,
-                        weight,
-                    });
-                }
-                let mut r = Route::multipath(dst, metric, hops);
-                r.origin = origin;
-                Ok(r)
-            }
+        let w = read_words(self.nh.get(i as usize).ok_or(Garbage)?)?;
+        // A next hop is decoded straight into the route, not through a `Record` (see
+        // `GroupHops` in the reader).
+        if w[0] & GROUP_MARK == 0 {
+            return Ok(NextHop::decode(&w).ok_or(Garbage)?.route(dst, origin));
         }
+        let Some(Record::Group { paths, metric }) = Record::decode(&w) else {
+            return Err(Garbage);
+        };
+        let mut m = [(0u32, 0u16); MAX_NEXTHOPS];
+        self.members(i, paths, &mut m)?;
+        let mut hops = Vec::with_capacity(usize::from(paths));
+        for &(index, weight) in &m[..usize::from(paths)] {
+            let Record::Hop(h) = self.record(index)? else {
+                return Err(Garbage);
+            };
+            hops.push(Hop {
+                via: h.via,
+                dev: h.dev,
+                weight,
+            });
+        }
+        let mut r = Route::multipath(dst, metric, hops);
+        r.origin = origin;
+        Ok(r)
     }
 
     /// The next hop through record `i` that a flow of hash `hash` takes: the record's own, or
