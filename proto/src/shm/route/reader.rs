@@ -25,6 +25,23 @@ use crate::types::{Origin, Prefix, Route};
 
 pub use super::view::BATCH_GROUP;
 
+/// The next-hop records named by the values of a group of addresses ([`BATCH_GROUP`]):
+/// `hops[i]` is the next hop of address `i`'s route if it has one next hop; bit `i` of
+/// `multipath` is set if its route is multipath (its record heads a group, read whole after).
+/// Not an array of [`Record`]: a next hop decoded into a `Record` was built in a stack
+/// temporary with narrow stores and copied out with wider loads overlapping them, which the
+/// CPU cannot forward from the stores; each record read waited for them (batched lookups
+/// about a third slower).
+struct GroupHops {
+    hops: [Option<NextHop>; BATCH_GROUP],
+    multipath: u32,
+}
+
+const _: () = assert!(
+    BATCH_GROUP <= 32,
+    "GroupHops::multipath has a bit per address"
+);
+
 /// What a next-hop-index lookup answers: the matching prefix, the index of its next-hop
 /// record ([`RouteReader::nexthop`]) and who put the route into the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +128,7 @@ impl RouteReader {
         &self,
         addrs: &[Ipv4Addr],
         out: &mut [u32; BATCH_GROUP],
-        mut hops: Option<&mut [Option<Record>; BATCH_GROUP]>,
+        mut hops: Option<&mut GroupHops>,
     ) -> Result<(), ShmError> {
         let mut a = [0u32; BATCH_GROUP];
         for (x, y) in a.iter_mut().zip(addrs) {
@@ -120,15 +137,15 @@ impl RouteReader {
         let a = &a[..addrs.len().min(BATCH_GROUP)];
         let read = |v: &View<'_>,
                     out: &mut [u32; BATCH_GROUP],
-                    hops: &mut Option<&mut [Option<Record>; BATCH_GROUP]>| {
+                    hops: &mut Option<&mut GroupHops>| {
             v.lpm().values(a, out)?;
-            if let Some(hops) = hops {
-                for (val, h) in out.iter().zip(hops.iter_mut()).take(a.len()) {
-                    *h = if *val == 0 {
-                        None
-                    } else {
-                        Some(v.record(value_nh(*val))?)
-                    };
+            if let Some(g) = hops {
+                g.multipath = 0;
+                for (k, (val, h)) in out.iter().zip(g.hops.iter_mut()).take(a.len()).enumerate() {
+                    *h = None;
+                    if *val != 0 && !v.hop_into(value_nh(*val), h)? {
+                        g.multipath |= 1 << k;
+                    }
                 }
             }
             Ok(())
@@ -284,20 +301,26 @@ impl RouteReader {
             "lookup_batch: one answer per address"
         );
         let mut vals = [0u32; BATCH_GROUP];
-        let mut hops = [None; BATCH_GROUP];
+        let mut hops = GroupHops {
+            hops: [None; BATCH_GROUP],
+            multipath: 0,
+        };
         for (a, o) in addrs.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
             // The values and the next hops they name, read in one epoch window: a record
             // freed and reused between the two reads would pair a prefix with another's hop.
             self.read_group(a, &mut vals, Some(&mut hops))?;
-            for (((addr, val), hop), slot) in a.iter().zip(&vals).zip(&hops).zip(o.iter_mut()) {
-                *slot = match hop {
-                    None => None,
-                    Some(Record::Hop(h)) => Some(h.route(
-                        Prefix::truncating(*addr, value_depth(*val)),
-                        value_origin(*val),
-                    )),
+            let zipped = a.iter().zip(&vals).zip(&hops.hops).zip(o.iter_mut());
+            for (k, (((addr, val), hop), slot)) in zipped.enumerate() {
+                *slot = if hops.multipath & (1 << k) != 0 {
                     // A multipath route: read whole on its own.
-                    Some(Record::Group { .. }) => self.route_read(*addr)?,
+                    self.route_read(*addr)?
+                } else {
+                    hop.map(|h| {
+                        h.route(
+                            Prefix::truncating(*addr, value_depth(*val)),
+                            value_origin(*val),
+                        )
+                    })
                 };
             }
         }

@@ -394,6 +394,23 @@ impl View<'_> {
         read_record(self.nh.get(i as usize).ok_or(Garbage)?)
     }
 
+    /// Next-hop record `i` into `hop` if it holds one next hop (`Ok(true)`); `Ok(false)`, and
+    /// `hop` untouched, if it heads a group. The batched lookups' read: the next hop is
+    /// decoded straight into its place, not through a [`Record`] (see `GroupHops` in the
+    /// reader).
+    #[inline(always)]
+    pub fn hop_into(&self, i: u32, hop: &mut Option<NextHop>) -> Result<bool, Garbage> {
+        let w = read_words(self.nh.get(i as usize).ok_or(Garbage)?)?;
+        if w[0] & GROUP_MARK == 0 {
+            *hop = Some(NextHop::decode(&w).ok_or(Garbage)?);
+            return Ok(true);
+        }
+        match Record::decode(&w) {
+            Some(_) => Ok(false),
+            None => Err(Garbage),
+        }
+    }
+
     /// The member words of the group whose head is record `i`, with `paths` members: each is
     /// (record index, weight).
     fn members(&self, i: u32, paths: u16, out: &mut [(u32, u16)]) -> Result<(), Garbage> {
@@ -422,27 +439,31 @@ impl View<'_> {
     /// The route to `dst` of `origin` through next-hop record `i`: its next hop, or for a
     /// group, every member with its weight.
     pub fn route(&self, i: u32, dst: Prefix, origin: Origin) -> Result<Route, Garbage> {
-        match self.record(i)? {
-            Record::Hop(h) => Ok(h.route(dst, origin)),
-            Record::Group { paths, metric } => {
-                let mut m = [(0u32, 0u16); MAX_NEXTHOPS];
-                self.members(i, paths, &mut m)?;
-                let mut hops = Vec::with_capacity(usize::from(paths));
-                for &(index, weight) in &m[..usize::from(paths)] {
-                    let Record::Hop(h) = self.record(index)? else {
-                        return Err(Garbage);
-                    };
-                    hops.push(Hop {
-                        via: h.via,
-                        dev: h.dev,
-                        weight,
-                    });
-                }
-                let mut r = Route::multipath(dst, metric, hops);
-                r.origin = origin;
-                Ok(r)
-            }
+        let w = read_words(self.nh.get(i as usize).ok_or(Garbage)?)?;
+        // A next hop is decoded straight into the route, not through a `Record` (see
+        // `GroupHops` in the reader).
+        if w[0] & GROUP_MARK == 0 {
+            return Ok(NextHop::decode(&w).ok_or(Garbage)?.route(dst, origin));
         }
+        let Some(Record::Group { paths, metric }) = Record::decode(&w) else {
+            return Err(Garbage);
+        };
+        let mut m = [(0u32, 0u16); MAX_NEXTHOPS];
+        self.members(i, paths, &mut m)?;
+        let mut hops = Vec::with_capacity(usize::from(paths));
+        for &(index, weight) in &m[..usize::from(paths)] {
+            let Record::Hop(h) = self.record(index)? else {
+                return Err(Garbage);
+            };
+            hops.push(Hop {
+                via: h.via,
+                dev: h.dev,
+                weight,
+            });
+        }
+        let mut r = Route::multipath(dst, metric, hops);
+        r.origin = origin;
+        Ok(r)
     }
 
     /// The next hop through record `i` that a flow of hash `hash` takes: the record's own, or
