@@ -1,23 +1,26 @@
 //! The rtnetlink side of the kernel mirror: the event socket (route, link and next-hop
 //! groups), the dumps, and the translation of kernel messages into what the mirror keeps.
 
+mod dump;
 pub mod nexthop;
+mod write;
+
+pub use dump::{dump, dump_links, dump_nexthops, Dump};
+pub use write::{KernelWrite, Request, Requester, WriteHop};
 
 use std::io;
 use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLMSG_DONE, NLMSG_ERROR,
-    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_APPEND, NLM_F_REPLACE,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHop, RouteNextHopFlags,
-    RouteScope, RouteType,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
+use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr, TokioSocket};
 use rtm_proto::types::{Hop, IfName, Prefix, MAX_NEXTHOPS};
 use rtm_proto::{Origin, Route};
 
@@ -623,128 +626,6 @@ pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
     Ok(s)
 }
 
-/// What a dump of the links and one table's routes found.
-#[derive(Debug, Default)]
-pub struct Dump {
-    pub links: Vec<Link>,
-    /// Every next-hop object (`ip nexthop`).
-    pub nexthops: Vec<NextHopObject>,
-    /// The routes of the table the mirror carries, in the kernel's order (at the same prefix,
-    /// tos and priority, the one it forwards with first).
-    pub routes: Vec<KernelRoute>,
-    /// The table's routes it does not carry, each with its place in the dump: how many of
-    /// `routes` came before it.
-    pub uncarried: Vec<(usize, Uncarried)>,
-}
-
-impl Dump {
-    /// Every route of the table, carried or not, in the kernel's order.
-    pub fn in_order(routes: Vec<KernelRoute>, uncarried: Vec<(usize, Uncarried)>) -> Vec<Parsed> {
-        let mut out = Vec::with_capacity(routes.len() + uncarried.len());
-        let mut rest = uncarried.into_iter().peekable();
-        for (n, r) in routes.into_iter().enumerate() {
-            while let Some((_, u)) = rest.next_if(|(before, _)| *before <= n) {
-                out.push(Parsed::Uncarried(u));
-            }
-            out.push(Parsed::Route(r));
-        }
-        out.extend(rest.map(|(_, u)| Parsed::Uncarried(u)));
-        out
-    }
-}
-
-/// Every link, then every next-hop object, then every route of `table`: a route's object is
-/// known before the route.
-pub async fn dump(table: u32) -> io::Result<Dump> {
-    let links = dump_links().await?;
-    let nexthops = dump_nexthops().await?;
-    let mut req = RouteMessage::default();
-    req.header.address_family = AddressFamily::Inet;
-    let mut out = Dump {
-        links,
-        nexthops,
-        ..Dump::default()
-    };
-    for m in dump_of(RouteNetlinkMessage::GetRoute(req)).await? {
-        if let RouteNetlinkMessage::NewRoute(r) = m {
-            match parse_route(&r, table) {
-                Parsed::Route(r) => out.routes.push(r),
-                Parsed::Uncarried(u) => out.uncarried.push((out.routes.len(), u)),
-                Parsed::Other => {}
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Every link.
-pub async fn dump_links() -> io::Result<Vec<Link>> {
-    Ok(
-        dump_of(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-            .await?
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => link(&l),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-/// Every next-hop object; none from a kernel that has no next-hop objects.
-pub async fn dump_nexthops() -> io::Result<Vec<NextHopObject>> {
-    let frames = match dump_frames(nexthop::dump_request).await {
-        Ok(f) => f,
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(nix::libc::EOPNOTSUPP | nix::libc::EINVAL | nix::libc::EAFNOSUPPORT)
-            ) =>
-        {
-            tracing::debug!("no next-hop objects in this kernel: {e}");
-            return Ok(Vec::new());
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(frames
-        .iter()
-        .filter_map(|f| match nexthop::from_frame(f) {
-            Some(NextHopMessage::New(o)) => Some(o),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Runs one dump request to its end, again if the kernel says it was interrupted.
-async fn dump_of(req: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let frames = dump_frames(|seq| encode(req.clone(), NLM_F_REQUEST | NLM_F_DUMP, seq)).await?;
-    let mut out = Vec::with_capacity(frames.len());
-    for f in frames {
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&f) {
-            Ok(NetlinkMessage {
-                payload: NetlinkPayload::InnerMessage(m),
-                ..
-            }) => out.push(m),
-            Ok(_) => {}
-            Err(_) => return Err(io::Error::other("undecodable message in a kernel dump")),
-        }
-    }
-    Ok(out)
-}
-
-/// Runs the dump request `req(seq)` to its end, again if the kernel says it was interrupted;
-/// returns the messages of the dump, each a whole netlink frame.
-async fn dump_frames(req: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Vec<u8>>> {
-    for _ in 0..DUMP_TRIES {
-        if let Some(v) = dump_once(&req(1)).await? {
-            return Ok(v);
-        }
-    }
-    Err(io::Error::other(format!(
-        "the kernel interrupted the dump {DUMP_TRIES} times in a row"
-    )))
-}
-
 /// A socket for requests to the kernel (a dump, route changes), bound to an address of its own.
 fn request_socket() -> io::Result<TokioSocket> {
     let mut s = TokioSocket::new(NETLINK_ROUTE)?;
@@ -765,47 +646,6 @@ fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
     buf
 }
 
-/// One dump; `None` if the kernel marked it interrupted.
-async fn dump_once(req: &[u8]) -> io::Result<Option<Vec<Vec<u8>>>> {
-    let s = request_socket()?;
-    s.send(req).await?;
-    let (mut out, mut interrupted) = (Vec::new(), false);
-    loop {
-        let (data, _) = s.recv_from_full().await?;
-        let (frames, bad) = frames(&data);
-        if bad > 0 {
-            return Err(io::Error::other("undecodable message in a kernel dump"));
-        }
-        for f in frames {
-            let b = NetlinkBuffer::new(f);
-            interrupted |= b.flags() & NLM_F_DUMP_INTR != 0;
-            match b.message_type() {
-                // A dump that failed part way says so here (`netlink_dump_done`): a negative
-                // errno where a whole one has 0.
-                NLMSG_DONE => match b.payload().get(..4) {
-                    Some(c) if i32::from_ne_bytes([c[0], c[1], c[2], c[3]]) < 0 => {
-                        let code = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                    _ => return Ok((!interrupted).then_some(out)),
-                },
-                NLMSG_ERROR => {
-                    // `struct nlmsgerr`: the error code (negative), then the request.
-                    let code = b
-                        .payload()
-                        .get(..4)
-                        .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
-                    return Err(match code {
-                        0 => io::Error::other("dump refused"),
-                        c => io::Error::from_raw_os_error(-c),
-                    });
-                }
-                _ => out.push(f.to_vec()),
-            }
-        }
-    }
-}
-
 impl Change {
     /// This change, or `Ignored` if it is about a route of protocol `own` (rtm's own exported
     /// routes, which the import leaves alone).
@@ -820,190 +660,6 @@ impl Change {
         } else {
             self
         }
-    }
-}
-
-/// A route as rtm writes it into the kernel (`ip route replace DST via VIA dev OIF metric
-/// PRIORITY table T proto P`, or `… nexthop via A dev X weight W nexthop …`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelWrite {
-    pub dst: Prefix,
-    pub via: Option<Ipv4Addr>,
-    pub oif: Option<u32>,
-    pub priority: u32,
-    /// A multipath route's paths (then `via` and `oif` are `None`), in rtm's order.
-    pub nexthops: Vec<WriteHop>,
-}
-
-/// One path of a multipath route rtm writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteHop {
-    pub via: Option<Ipv4Addr>,
-    /// The link's index; `None` lets the kernel find it from the gateway.
-    pub oif: Option<u32>,
-    /// 1..=256; the kernel's `rtnh_hops` is one less.
-    pub weight: u16,
-}
-
-/// What a route request asks of the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// Add the route; refused if the kernel has one with the same (prefix, priority).
-    Add(KernelWrite),
-    /// Add the route or replace the one with the same (prefix, priority).
-    Replace(KernelWrite),
-    /// Delete the route of rtm's protocol with this prefix and priority.
-    Del(Prefix, u32),
-}
-
-/// A route message of rtm's protocol for `dst` in `table`, with `scope`.
-fn message_for(dst: Prefix, table: u32, proto: u8, scope: RouteScope) -> RouteMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = dst.len();
-    m.header.protocol = proto.into();
-    m.header.scope = scope;
-    set_table(&mut m, table);
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(dst.addr())));
-    m
-}
-
-fn route_message(w: &KernelWrite, table: u32, proto: u8) -> RouteMessage {
-    // As `ip route`: a route with a gateway, or several paths, has scope universe; one
-    // straight onto a link, scope link.
-    let scope = if w.via.is_some() || !w.nexthops.is_empty() {
-        RouteScope::Universe
-    } else {
-        RouteScope::Link
-    };
-    let mut m = message_for(w.dst, table, proto, scope);
-    m.header.kind = RouteType::Unicast;
-    if let Some(via) = w.via {
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
-    }
-    if let Some(oif) = w.oif {
-        m.attributes.push(RouteAttribute::Oif(oif));
-    }
-    if !w.nexthops.is_empty() {
-        let hops = w
-            .nexthops
-            .iter()
-            .map(|h| {
-                let mut nh = RouteNextHop::default();
-                // Weights are 1..=256 (validated by rtm); the kernel stores weight - 1.
-                nh.hops = u8::try_from(h.weight.saturating_sub(1)).unwrap_or(u8::MAX);
-                nh.interface_index = h.oif.unwrap_or(0);
-                if let Some(via) = h.via {
-                    nh.attributes
-                        .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
-                }
-                nh
-            })
-            .collect();
-        m.attributes.push(RouteAttribute::MultiPath(hops));
-    }
-    m.attributes.push(RouteAttribute::Priority(w.priority));
-    m
-}
-
-/// Tables above 255 go in an attribute; the header's byte then says `RT_TABLE_UNSPEC`.
-fn set_table(m: &mut RouteMessage, table: u32) {
-    match u8::try_from(table) {
-        Ok(t) => m.header.table = t,
-        Err(_) => {
-            m.header.table = 0;
-            m.attributes.push(RouteAttribute::Table(table));
-        }
-    }
-}
-
-impl Request {
-    fn message(&self, table: u32, proto: u8) -> (RouteNetlinkMessage, u16) {
-        match self {
-            Request::Add(w) => (
-                RouteNetlinkMessage::NewRoute(route_message(w, table, proto)),
-                NLM_F_CREATE | NLM_F_EXCL,
-            ),
-            Request::Replace(w) => (
-                RouteNetlinkMessage::NewRoute(route_message(w, table, proto)),
-                NLM_F_CREATE | NLM_F_REPLACE,
-            ),
-            Request::Del(dst, priority) => {
-                let mut m = message_for(*dst, table, proto, RouteScope::NoWhere);
-                m.attributes.push(RouteAttribute::Priority(*priority));
-                (RouteNetlinkMessage::DelRoute(m), 0)
-            }
-        }
-    }
-}
-
-/// Requests in flight at once on a [`Requester`]: their acknowledgements (and the errors,
-/// which quote the request) stay far below the socket's receive buffer.
-const IN_FLIGHT: usize = 128;
-
-/// A netlink socket for route requests, each acknowledged by the kernel.
-pub struct Requester {
-    sock: TokioSocket,
-    seq: u32,
-    table: u32,
-    proto: u8,
-}
-
-impl Requester {
-    pub fn open(table: u32, proto: u8) -> io::Result<Requester> {
-        Ok(Requester {
-            sock: request_socket()?,
-            seq: 0,
-            table,
-            proto,
-        })
-    }
-
-    /// Sends every request (at most [`IN_FLIGHT`] unanswered at a time) and returns, for
-    /// each, `Ok` or the kernel's refusal. An `Err` of the whole call is a socket failure.
-    pub async fn run(&mut self, reqs: &[Request]) -> io::Result<Vec<io::Result<()>>> {
-        let mut out: Vec<Option<io::Result<()>>> = (0..reqs.len()).map(|_| None).collect();
-        for (w, window) in reqs.chunks(IN_FLIGHT).enumerate() {
-            let base = self.seq;
-            for (i, r) in window.iter().enumerate() {
-                let (msg, flags) = r.message(self.table, self.proto);
-                let seq = base.wrapping_add(i as u32);
-                let buf = encode(msg, NLM_F_REQUEST | NLM_F_ACK | flags, seq);
-                self.sock.send(&buf).await?;
-            }
-            self.seq = base.wrapping_add(window.len() as u32);
-            let mut left = window.len();
-            while left > 0 {
-                let (data, _) = self.sock.recv_from_full().await?;
-                let (msgs, bad) = messages(&data);
-                if bad > 0 {
-                    return Err(io::Error::other("undecodable kernel acknowledgement"));
-                }
-                for (header, payload) in msgs {
-                    let NetlinkPayload::Error(e) = payload else {
-                        continue;
-                    };
-                    let i = header.sequence_number.wrapping_sub(base) as usize;
-                    let Some(slot) = out.get_mut(w * IN_FLIGHT + i).filter(|_| i < window.len())
-                    else {
-                        continue;
-                    };
-                    if slot.is_none() {
-                        left -= 1;
-                    }
-                    *slot = Some(match e.code {
-                        None => Ok(()),
-                        Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
-                    });
-                }
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("no answer"))))
-            .collect())
     }
 }
 

@@ -1,4 +1,7 @@
+use super::write::message_for;
 use super::*;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::route::RouteScope;
 
 fn gw(a: &str) -> RouteAttribute {
     RouteAttribute::Gateway(RouteAddress::Inet(a.parse().unwrap()))
