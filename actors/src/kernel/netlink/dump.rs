@@ -17,7 +17,7 @@ use super::{
     DUMP_TRIES,
 };
 
-/// What a dump of the links and one table's routes found.
+/// What a dump of the links, the next-hop objects and one table's routes found.
 #[derive(Debug, Default)]
 pub struct Dump {
     pub links: Vec<Link>,
