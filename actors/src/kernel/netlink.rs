@@ -372,7 +372,7 @@ impl KernelRoute {
                 self.priority,
             )
         } else {
-            let hops = self.hops(&name, live_only)?;
+            let hops = hops(&self.nexthops, &name, live_only)?;
             if hops.is_empty() {
                 return Ok(None);
             }
@@ -381,31 +381,6 @@ impl KernelRoute {
         r.origin = origin;
         r.validate().map_err(|e| e.to_string())?;
         Ok(Some(r))
-    }
-
-    /// The paths of a multipath route as rtm spells them (those the kernel marks dead left out
-    /// with `live_only`); `Err` says why rtm cannot name one.
-    pub fn hops(
-        &self,
-        name: impl Fn(u32) -> Option<String>,
-        live_only: bool,
-    ) -> Result<Vec<Hop>, String> {
-        let mut hops = Vec::with_capacity(self.nexthops.len());
-        for (n, h) in self.nexthops.iter().enumerate() {
-            if live_only && h.dead {
-                continue;
-            }
-            let d = match h.oif {
-                0 => None,
-                i => Some(dev(&name, i).map_err(|e| format!("path {}: {e}", n + 1))?),
-            };
-            hops.push(Hop {
-                via: h.via,
-                dev: d,
-                weight: h.weight,
-            });
-        }
-        Ok(hops)
     }
 
     /// Whether the kernel forwards with it at all: not a multipath route all of whose paths
@@ -418,6 +393,31 @@ impl KernelRoute {
     pub fn uses_link(&self, index: u32) -> bool {
         self.oif == Some(index) || self.nexthops.iter().any(|h| h.oif == index)
     }
+}
+
+/// Kernel paths as rtm spells them (those the kernel marks dead left out with `live_only`);
+/// `Err` says why rtm cannot name one.
+pub fn hops(
+    paths: &[KernelHop],
+    name: impl Fn(u32) -> Option<String>,
+    live_only: bool,
+) -> Result<Vec<Hop>, String> {
+    let mut hops = Vec::with_capacity(paths.len());
+    for (n, h) in paths.iter().enumerate() {
+        if live_only && h.dead {
+            continue;
+        }
+        let d = match h.oif {
+            0 => None,
+            i => Some(dev(&name, i).map_err(|e| format!("path {}: {e}", n + 1))?),
+        };
+        hops.push(Hop {
+            via: h.via,
+            dev: d,
+            weight: h.weight,
+        });
+    }
+    Ok(hops)
 }
 
 /// Link `i` as rtm's `dev`, by `name`; `Err` says why it cannot be.
@@ -485,11 +485,6 @@ fn frames(buf: &[u8]) -> (Vec<&[u8]>, usize) {
     (out, 0)
 }
 
-/// The netlink message type of a frame (from [`frames`]: at least a header long).
-fn frame_type(frame: &[u8]) -> u16 {
-    u16::from_ne_bytes([frame[4], frame[5]])
-}
-
 /// The message types the mirror reads with netlink-packet-route: netlink's own (error, done,
 /// …), links and routes.
 fn is_route_netlink_type(t: u16) -> bool {
@@ -514,7 +509,7 @@ pub fn messages(
     let (frames, mut bad) = frames(buf);
     let mut out = Vec::with_capacity(frames.len());
     for f in frames {
-        if !is_route_netlink_type(frame_type(f)) {
+        if !is_route_netlink_type(NetlinkBuffer::new(f).message_type()) {
             continue;
         }
         match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
@@ -547,8 +542,8 @@ pub fn events(
         if replaced.is_some_and(|r| r != request) {
             *replaced = None;
         }
-        match frame_type(f) {
-            t if nexthop::is_nexthop_type(t) => match nexthop::from_frame(f) {
+        match b.message_type() {
+            t if nexthop::is_nexthop_type(t) => match nexthop::parse(t, b.payload()) {
                 Some(NextHopMessage::New(o)) => {
                     if b.flags() & NLM_F_REPLACE != 0 {
                         *replaced = Some(request);

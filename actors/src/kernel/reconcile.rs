@@ -36,7 +36,7 @@ use rtm_proto::{Origin, Route};
 use tracing::{debug, warn};
 
 use super::netlink::nexthop::{NextHopObject, ObjectKind};
-use super::netlink::{Change, KernelHop, KernelRoute, Link, Parsed, Placed, Skip, Uncarried};
+use super::netlink::{hops, Change, KernelHop, KernelRoute, Link, Parsed, Placed, Skip, Uncarried};
 use crate::table::TableOp;
 
 /// The kernel's key for a route of one prefix, in the mirror's order: (priority, tos).
@@ -191,7 +191,7 @@ impl Mirror {
     /// group's members with their weights, in the kernel's order. `Ok(None)`: the object
     /// drops what it matches (a blackhole), so rtm holds nothing; `Err`: why rtm cannot carry
     /// it.
-    fn object_paths(&self, id: u32) -> Result<Option<KernelRoute>, String> {
+    fn object_paths(&self, id: u32) -> Result<Option<Vec<KernelHop>>, String> {
         let single = |id: u32| -> Result<Option<KernelHop>, String> {
             match self.objects.get(&id).map(|o| &o.kind) {
                 None => Err(format!("its next-hop object {id} is not known")),
@@ -210,17 +210,7 @@ impl Mirror {
                 }
             }
         };
-        // Only the paths count: the route's own fields are set by the caller.
-        let mut r = KernelRoute {
-            dst: Prefix::new(std::net::Ipv4Addr::UNSPECIFIED, 0).expect("/0"),
-            tos: 0,
-            priority: 0,
-            via: None,
-            oif: None,
-            nexthops: Vec::new(),
-            protocol: 0,
-            nhid: None,
-        };
+        let mut paths = Vec::new();
         match self.objects.get(&id).map(|o| &o.kind) {
             Some(ObjectKind::Group(members)) => {
                 if members.len() > rtm_proto::types::MAX_NEXTHOPS {
@@ -233,7 +223,7 @@ impl Mirror {
                     let Some(h) = single(m)? else {
                         return Ok(None);
                     };
-                    r.nexthops.push(KernelHop { weight, ..h });
+                    paths.push(KernelHop { weight, ..h });
                 }
             }
             _ => {
@@ -241,10 +231,10 @@ impl Mirror {
                     return Ok(None);
                 };
                 // One next hop: a multipath route of one path, unless it is dead.
-                r.nexthops.push(h);
+                paths.push(h);
             }
         }
-        Ok(Some(r))
+        Ok(Some(paths))
     }
 
     /// What rtm's table holds of the kernel's, before a dump is reconciled against it: the
@@ -275,7 +265,7 @@ impl Mirror {
                 // many routes).
                 let hops = objects.entry(id).or_insert_with(|| {
                     Ok(match self.object_paths(id)? {
-                        Some(r) => Some(r.hops(name, true)?),
+                        Some(paths) => Some(hops(&paths, name, true)?),
                         None => None,
                     })
                 });

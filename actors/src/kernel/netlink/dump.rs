@@ -102,9 +102,13 @@ pub async fn dump_nexthops() -> io::Result<Vec<NextHopObject>> {
     };
     Ok(frames
         .iter()
-        .filter_map(|f| match nexthop::from_frame(f) {
-            Some(NextHopMessage::New(o)) => Some(o),
-            _ => None,
+        .filter_map(|f| {
+            let b = NetlinkBuffer::new(&f[..]);
+            nexthop::parse(b.message_type(), b.payload())
+        })
+        .filter_map(|m| match m {
+            NextHopMessage::New(o) => Some(o),
+            NextHopMessage::Deleted(_) => None,
         })
         .collect())
 }

@@ -149,12 +149,6 @@ pub fn parse(kind: u16, payload: &[u8]) -> Option<NextHopMessage> {
     Some(NextHopMessage::New(NextHopObject { id, kind }))
 }
 
-/// A netlink frame (header and payload) read as a next-hop message, if it is one.
-pub fn from_frame(frame: &[u8]) -> Option<NextHopMessage> {
-    let b = NetlinkBuffer::new_checked(frame).ok()?;
-    parse(b.message_type(), b.payload())
-}
-
 /// Whether a frame of this netlink message type is a next-hop message.
 pub fn is_nexthop_type(kind: u16) -> bool {
     matches!(kind, RTM_NEWNEXTHOP | RTM_DELNEXTHOP)
