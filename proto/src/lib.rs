@@ -18,4 +18,6 @@ pub mod shm;
 pub mod types;
 pub mod wire;
 
-pub use types::{ArpEntry, Hop, IfName, MacAddr, Origin, ParseError, Prefix, Route};
+pub use types::{
+    ArpEntry, Hop, IfName, MacAddr, NeighKey, Neighbour, Origin, ParseError, Prefix, Route,
+};

@@ -1,5 +1,5 @@
 //! The table types every rtm process agrees on: [`Prefix`], [`MacAddr`], [`IfName`],
-//! [`Route`], [`ArpEntry`] and [`Origin`].
+//! [`Route`], [`ArpEntry`], [`Neighbour`] and [`Origin`].
 //!
 //! Parsing is strict and canonical (docs/cli.md, "Entries and values"): a prefix with host bits
 //! set is rejected with an error naming the canonical form, MAC addresses are accepted in the
@@ -749,6 +749,9 @@ impl fmt::Debug for ArpEntry {
         write!(f, "ArpEntry({self})")
     }
 }
+
+pub mod neigh;
+pub use neigh::{NeighKey, Neighbour};
 
 #[cfg(test)]
 mod tests;

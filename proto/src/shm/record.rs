@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub enum TableKind {
     Route = 1,
     Arp = 2,
+    /// The kernel's neighbours, keyed by (IP, device): [`crate::types::Neighbour`].
+    Neigh = 3,
 }
 
 impl TableKind {
@@ -16,6 +18,7 @@ impl TableKind {
         match self {
             TableKind::Route => "route",
             TableKind::Arp => "arp",
+            TableKind::Neigh => "neigh",
         }
     }
 
@@ -27,6 +30,7 @@ impl TableKind {
         match v {
             1 => Some(TableKind::Route),
             2 => Some(TableKind::Arp),
+            3 => Some(TableKind::Neigh),
             _ => None,
         }
     }
