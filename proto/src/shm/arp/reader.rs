@@ -1,37 +1,19 @@
 //! Read-only access to an ARP file (clients, data planes): exact match by MAC, and the table.
 
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::layout::{home, key_of, key_word, EMPTY, LIVE};
-use super::writer::{dev_words, regions_of, Regions};
-use crate::shm::file;
-use crate::shm::header::{HeaderInfo, STATE_RETIRED};
-use crate::shm::mapping::{prefetch, Mapping, Region};
+use crate::shm::hashed::mac_word;
+use crate::shm::hashed::table::{view_methods, TableView};
+use crate::shm::mapping::prefetch;
 use crate::shm::owner::Owners;
 use crate::shm::record::{ShmError, TableKind, TableReader, Versioned, SEQ_MASK};
-use crate::shm::seqlock::{read_patient, try_read_words, Patient};
-use crate::shm::sync::{fence, AtomicU64, Line, Ordering::Acquire, Ordering::Relaxed, Quad};
-use crate::types::{ArpEntry, IfName, MacAddr, IFNAME_MAX};
+use crate::shm::sync::{Ordering::Relaxed, Quad};
+use crate::types::{ArpEntry, MacAddr};
 
 pub struct ArpReader {
-    path: PathBuf,
-    /// Whose files this reader maps (kept for reopening the path).
-    owners: Owners,
-    file: File,
-    map: Mapping,
-    info: HeaderInfo,
-    reg: Regions,
-    /// The slots and the device names, checked once when the file was opened: a lookup
-    /// makes its views from these without checking offsets again.
-    slots: Region<Quad>,
-    devs: Region<Line>,
-    /// The device names the file held when it was opened, decoded once: name `i` is
-    /// `names[i - 1]`. A name never changes while its file lives, so a slot naming one of
-    /// these needs no read of the device-name region; names added later are read from it.
-    names: Vec<IfName>,
-    dev_ino: (u64, u64),
+    t: TableView,
 }
 
 /// What a slot read came to.
@@ -41,45 +23,10 @@ enum Slot {
     Live(Versioned<ArpEntry>),
 }
 
-/// A MAC address as the low 48 bits of a word (as [`MacAddr::to_u64`], in one load).
-#[inline(always)]
-fn mac_word(mac: &MacAddr) -> u64 {
-    let [a, b, c, d, e, f] = mac.0;
-    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
-}
-
-/// The device names written in full so far, from name 1 up to the first that is not.
-///
-/// The writer stores a name's first word, then its second (`Release`), before any slot names
-/// it; each word goes from zero to its final value once. So the second word is loaded first
-/// (`Acquire`): if it holds its final value, the first word does too. A name of at most seven
-/// bytes lies wholly in its first word (its second is zero); a longer one ends with a non-zero
-/// byte in the second word (names hold no NUL), so a second word still zero shows a name whose
-/// writing is under way, and the scan stops there: later names are read from the file when a
-/// slot names them, after its seqlock read has made them visible.
-fn written_names(devs: &[Line]) -> Vec<IfName> {
-    let mut names = Vec::new();
-    for i in 1..devs.len() * 4 {
-        let (l, j) = (&devs[i / 4], (i % 4) * 2);
-        let w1 = l[j + 1].load(Acquire);
-        let w0 = l[j].load(Relaxed);
-        let len = usize::from(w0 as u8);
-        let last = (u128::from(w1) << 64 | u128::from(w0)) >> (8 * len.min(IFNAME_MAX));
-        if len == 0 || (len > 7 && last as u8 == 0) {
-            break;
-        }
-        match crate::shm::dev::decode([w0, w1]) {
-            Some(Some(name)) => names.push(name),
-            _ => break,
-        }
-    }
-    names
-}
-
 impl ArpReader {
     #[inline(always)]
     fn slots(&self) -> &[Quad] {
-        self.slots.view(&self.map, self.reg.slot_count)
+        self.t.slots()
     }
 
     /// The entry slot words `w` (read torn-free) hold for `mac`, or `None` if they hold
@@ -91,60 +38,19 @@ impl ArpReader {
         if w[0] != key_word(mac, LIVE) || data >> 48 != 0 {
             return None;
         }
-        let dev = match (data >> 32) as u16 {
-            0 => None,
-            i => match self.names.get(usize::from(i) - 1) {
-                Some(&name) => Some(name),
-                None => self.dev_name(i)?,
-            },
-        };
         Some(Versioned {
             entry: ArpEntry {
                 mac: MacAddr::from_u64(mac),
                 ip: Ipv4Addr::from(data as u32),
-                dev,
+                dev: self.t.dev((data >> 32) as u16)?,
             },
             seq: w[2] & SEQ_MASK,
         })
     }
 
-    /// Device name `i` read from the file (one added since the file was opened); `None` if
-    /// the words cannot be a name.
-    #[cold]
-    #[inline(never)]
-    fn dev_name(&self, i: u16) -> Option<Option<IfName>> {
-        let devs = self.devs.view(&self.map, self.reg.dev_cap / 4);
-        crate::shm::dev::decode(dev_words(devs, i)?)
-    }
-
-    /// Slot `q`'s three words, read torn-free: at once if no write is under way (the fast
-    /// path), else waiting for the writer ([`read_patient`]); `None` if its writer died in the
-    /// middle of it.
     #[inline(always)]
     fn slot_words(&self, q: &Quad) -> Result<Option<[u64; 3]>, ShmError> {
-        let [seq, rest @ ..] = q;
-        match try_read_words(seq, rest) {
-            Ok(w) => Ok(Some(w)),
-            Err(_) => self.slot_words_patient(seq, rest),
-        }
-    }
-
-    /// [`Self::slot_words`] when the first attempt met a write: kept out of the lookup's code.
-    #[cold]
-    #[inline(never)]
-    fn slot_words_patient(
-        &self,
-        seq: &AtomicU64,
-        rest: &[AtomicU64; 3],
-    ) -> Result<Option<[u64; 3]>, ShmError> {
-        match read_patient(seq, rest, || file::writer_alive(&self.file)) {
-            Patient::Read(w) => Ok(Some(w)),
-            // Its writer died in the middle of it: skipped (the next writer repairs it).
-            Patient::Abandoned => Ok(None),
-            Patient::Busy => Err(ShmError::Busy {
-                path: self.path.clone(),
-            }),
-        }
+        self.t.slot_words(q)
     }
 
     /// Reads slot `q`, whatever key it holds (the listing of the table).
@@ -189,30 +95,8 @@ impl ArpReader {
 
 impl TableReader<ArpEntry> for ArpReader {
     fn open_owned(path: &Path, owners: Owners) -> Result<Self, ShmError> {
-        let o = file::open_read_only(path, TableKind::Arp, owners)?;
-        let reg = Regions::of(&o.info.region)
-            .ok_or_else(|| ShmError::bad(path, "inconsistent regions"))?;
-        if reg.file_len() as u64 > o.info.map_len || regions_of(&o.map, &reg).is_none() {
-            return Err(ShmError::bad(path, "shorter than its regions"));
-        }
-        // Inside the backed part of the mapping (checked just above), so views never come
-        // out empty.
-        let short = || ShmError::bad(path, "shorter than its regions");
-        let slots = Region::new(&o.map, reg.slots, reg.slot_count).ok_or_else(short)?;
-        let devs = Region::new(&o.map, reg.dev, reg.dev_cap / 4).ok_or_else(short)?;
-        let names = written_names(devs.view(&o.map, reg.dev_cap / 4));
-        Ok(ArpReader {
-            path: path.to_path_buf(),
-            owners,
-            file: o.file,
-            map: o.map,
-            info: o.info,
-            reg,
-            slots,
-            devs,
-            names,
-            dev_ino: o.dev_ino,
-        })
+        let t = TableView::open(path, TableKind::Arp, owners, 1)?;
+        Ok(ArpReader { t })
     }
 
     #[inline(always)]
@@ -234,54 +118,7 @@ impl TableReader<ArpEntry> for ArpReader {
         out
     }
 
-    fn len(&self) -> usize {
-        self.map.header().live.load(Relaxed) as usize
-    }
-
-    fn capacity(&self) -> usize {
-        self.info.limit as usize
-    }
-
-    fn table_seq(&self) -> u64 {
-        let s = self.map.header().table_seq.load(Relaxed);
-        fence(Acquire);
-        s
-    }
-
-    fn generation(&self) -> u64 {
-        self.info.generation
-    }
-
-    fn is_retired(&self) -> bool {
-        let retired = self.map.header().state.load(Relaxed) == STATE_RETIRED;
-        fence(Acquire);
-        retired
-    }
-
-    fn refresh(&mut self) -> Result<bool, ShmError> {
-        let retired = self.is_retired();
-        let replaced =
-            file::replaced(&self.path, self.dev_ino).map_err(|e| ShmError::io(&self.path, e))?;
-        if !retired && !replaced {
-            return Ok(false);
-        }
-        match ArpReader::open_owned(&self.path, self.owners) {
-            Ok(r) => {
-                *self = r;
-                Ok(true)
-            }
-            Err(ShmError::Io { source, .. })
-                if !retired && source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    view_methods!();
 
     fn prefetch(&self, key: &MacAddr) {
         let slots = self.slots();
@@ -294,8 +131,8 @@ impl TableReader<ArpEntry> for ArpReader {
 impl std::fmt::Debug for ArpReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArpReader")
-            .field("path", &self.path)
-            .field("generation", &self.info.generation)
+            .field("path", &self.t.path)
+            .field("generation", &self.t.info.generation)
             .finish()
     }
 }
@@ -323,7 +160,7 @@ mod tests {
         let mut w = arps_at(&path, 100);
         w.upsert(&entry(0, Some("eth0")), 1).unwrap();
         let early = ArpReader::open(&path).unwrap();
-        assert_eq!(early.names, vec!["eth0".parse().unwrap()]);
+        assert_eq!(early.t.names, vec!["eth0".parse().unwrap()]);
         let devs = [
             None,
             Some("eth0"),
@@ -337,36 +174,11 @@ mod tests {
         }
         let late = ArpReader::open(&path).unwrap();
         assert_eq!(early.generation(), late.generation(), "no new file");
-        assert_eq!(late.names.len(), 4);
+        assert_eq!(late.t.names.len(), 4);
         for e in &es {
             assert_eq!(early.get(&e.mac).map(|v| v.entry), Some(e.clone()), "{e:?}");
             assert_eq!(late.get(&e.mac).map(|v| v.entry), Some(e.clone()), "{e:?}");
         }
         assert_eq!(early.entries(), late.entries());
-    }
-
-    /// The scan at open stops at a long name whose second word is not there yet, and at words
-    /// that cannot be a name.
-    #[test]
-    fn the_name_scan_stops_at_a_name_being_written() {
-        let lines: Vec<Line> = (0..2).map(|_| Default::default()).collect();
-        let put = |i: usize, w: [u64; 2]| {
-            lines[i / 4][(i % 4) * 2].store(w[0], Relaxed);
-            lines[i / 4][(i % 4) * 2 + 1].store(w[1], Relaxed);
-        };
-        let name = |s: &str| crate::shm::dev::encode(Some(&s.parse().unwrap()));
-        put(1, name("eth0"));
-        let long = name("enp0s31f6");
-        put(2, [long[0], 0]);
-        put(3, name("br0"));
-        assert_eq!(written_names(&lines), vec!["eth0".parse().unwrap()]);
-        put(2, long);
-        let all: Vec<IfName> = ["eth0", "enp0s31f6", "br0"]
-            .map(|s| s.parse().unwrap())
-            .into();
-        assert_eq!(written_names(&lines), all);
-        put(5, [16, 0]);
-        put(6, name("eth1"));
-        assert_eq!(written_names(&lines), all, "a length of 16 ends the scan");
     }
 }

@@ -1,8 +1,9 @@
 //! Unit tests of the writers and readers against real files: the route table against a
 //! `prefix-trie` model (`route_model`), the route file's own rules (`route_files`), the ARP table
-//! (`arp`), and readers racing a writer that reuses memory (`race`).
+//! (`arp`), the neighbour table (`neigh`), and readers racing a writer that reuses memory (`race`).
 
 mod arp;
+mod neigh;
 mod race;
 mod route_files;
 mod route_groups;
@@ -74,6 +75,10 @@ pub(super) fn routes_at(path: &Path, limit: usize) -> RouteWriter {
 
 pub(super) fn arps_at(path: &Path, limit: usize) -> ArpWriter {
     ArpWriter::create(path, limit, 0o644, Vec::new(), 0).unwrap()
+}
+
+pub(super) fn neighs_at(path: &Path, limit: usize) -> NeighWriter {
+    NeighWriter::create(path, limit, 0o644, Vec::new(), 0).unwrap()
 }
 
 pub(super) fn no_tmp_files(d: &Path) {
