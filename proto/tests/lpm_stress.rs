@@ -177,7 +177,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
     let mut round = 0u64;
     let mut addrs = Vec::with_capacity(1000);
     let mut out = Vec::with_capacity(1000);
-    common::read_rounds(path, |r| {
+    common::read_rounds::<Route>(path, |r| {
         addrs.clear();
         for _ in 0..1000 {
             let x = rand();
@@ -250,7 +250,7 @@ fn lpm_stress() {
         x ^= x << 17;
         x
     };
-    let republished = STRESS.write_while_read(&path, &mut w, n, |w, n| {
+    let republished = STRESS.write_while_read::<Route>(&path, &mut w, n, |w, n| {
         let r = rand();
         if r % 16 == 0 {
             // Rewrite an always-present prefix in place.

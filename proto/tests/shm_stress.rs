@@ -116,7 +116,7 @@ fn reader_main(path: &Path) -> Result<u64, String> {
     };
     let keys = keys();
     let mut round = 0u64;
-    common::read_rounds(path, |r| {
+    common::read_rounds::<Route>(path, |r| {
         round += 1;
         for _ in 0..200 {
             let i = rand() % KEYS;
@@ -184,7 +184,7 @@ fn torn_read_stress() {
     }
 
     let mut present = vec![true; KEYS as usize];
-    let republished = STRESS.write_while_read(&path, &mut w, n, |w, n| {
+    let republished = STRESS.write_while_read::<Route>(&path, &mut w, n, |w, n| {
         let i = (n % u64::from(KEYS)) as usize;
         // Every 5th change of a present key removes it; an absent key is re-added.
         if present[i] && n % 5 == 0 {

@@ -1,5 +1,5 @@
 //! What the multi-process shared-memory stress tests share: the test binary re-executed as
-//! reader processes on one route table, a writer loop that changes the table and republishes
+//! reader processes on one table file (of any kind), a writer loop that changes the table and republishes
 //! generations until every reader is reading, and collecting what the readers counted.
 //!
 //! The writer waits for the readers rather than writing for a fixed time: a reader process that
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rtm_proto::shm::{RouteReader, RouteWriter, TableReader, TableWriter};
+use rtm_proto::shm::{Record, TableReader, TableWriter};
 
 /// `table_seq` value telling readers the writer is done.
 const STOP: u64 = u64::MAX;
@@ -67,12 +67,12 @@ impl Stress {
     /// round in which it has written for [`WRITE_FOR`] and republished at least once since every
     /// reader was reading. Then it tells the readers to stop, checks that each succeeded and
     /// counted something, and returns how often it republished.
-    pub fn write_while_read(
+    pub fn write_while_read<R: Record>(
         &self,
         path: &Path,
-        w: &mut RouteWriter,
+        w: &mut R::Writer,
         first: u64,
-        mut change: impl FnMut(&mut RouteWriter, u64),
+        mut change: impl FnMut(&mut R::Writer, u64),
     ) -> u32 {
         let mut readers = Readers::spawn(self, path);
         let start = Instant::now();
@@ -92,7 +92,7 @@ impl Stress {
             let all_reading = readers.all_reading();
             next_republish = elapsed + REPUBLISH_EVERY;
             // Read back what we wrote (through a reader) and publish it as a new generation.
-            let entries = RouteReader::open(path).unwrap().entries();
+            let entries = <R::Reader as TableReader<R>>::open(path).unwrap().entries();
             assert_eq!(entries.len(), w.len());
             w.republish(entries).unwrap();
             republished += 1;
@@ -126,12 +126,12 @@ impl Stress {
 /// A reader's loop: opens the table at `path` and runs `round` on it, re-mapping retired
 /// generations, until the writer marks the table stopped. After its first round the reader
 /// leaves a mark that it is reading (see [`Readers::all_reading`]).
-pub fn read_rounds(
+pub fn read_rounds<R: Record>(
     path: &Path,
-    mut round: impl FnMut(&RouteReader) -> Result<(), String>,
+    mut round: impl FnMut(&R::Reader) -> Result<(), String>,
 ) -> Result<(), String> {
     let writer = std::os::unix::process::parent_id();
-    let mut r = RouteReader::open(path).map_err(|e| e.to_string())?;
+    let mut r = <R::Reader as TableReader<R>>::open(path).map_err(|e| e.to_string())?;
     let mut marked = false;
     loop {
         if r.is_retired() {
