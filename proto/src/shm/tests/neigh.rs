@@ -249,6 +249,8 @@ fn clear_empties_both_indices() {
     let e = n("10.0.0.1", "eth0", 0x0200_0000_0001, Origin::Kernel);
     w.upsert(&e, 1).unwrap();
     let r = NeighReader::open(&path).unwrap();
+    // Header, 64 device names, 64 entry slots and 64 MAC slots, in whole pages.
+    assert_eq!(w.allocated_bytes(), 12 * 1024);
     w.clear(2);
     assert!(r.entries().is_empty());
     assert!(r.by_mac(&e.mac).unwrap().is_empty());
