@@ -23,6 +23,8 @@
 //!   of its neighbours except the `PERMANENT` ones, which stay (`neigh_carrier_down`).
 //! - `ip link del X` sends `RTM_NEWLINK` (down), an `RTM_DELNEIGH` per neighbour, then
 //!   `RTM_DELLINK`.
+//! - `ip neigh add|del proxy …` sends no event at all (proxy entries are parsed and skipped
+//!   anyway, should a kernel send them).
 //! - A rename needs the link down first, so its neighbours are gone (and told gone) before the
 //!   new name is heard of; no neighbour event follows the rename.
 //!
