@@ -25,13 +25,13 @@
 //!   `RTM_DELLINK`.
 //! - `ip neigh add|del proxy …` sends no event at all (proxy entries are parsed and skipped
 //!   anyway, should a kernel send them).
-//! - A rename needs the link down first, so its neighbours are gone (and told gone) before the
-//!   new name is heard of; no neighbour event follows the rename.
+//! - `ip link set X name Y` works with X up (a veth), keeps its neighbours and sends only the
+//!   link's `RTM_NEWLINK` with the new name: no neighbour event says they are now on Y.
 //!
-//! The mirror ([`crate::kernel::reconcile::neigh`]) nevertheless drops a link's neighbours
-//! itself when the link goes down or away, as the kernel does, and follows renames, so that
-//! it is right even if those `RTM_DELNEIGH` were lost (they are, on `ENOBUFS`, until the
-//! re-dump).
+//! The mirror ([`crate::kernel::reconcile::neigh`]) therefore follows renames from the link
+//! events, and also drops a link's neighbours itself when the link goes down or away, as the
+//! kernel does, so that it is right even if those `RTM_DELNEIGH` were lost (they are, on
+//! `ENOBUFS`, until the re-dump).
 //!
 //! Sizes, for the event socket's receive buffer: an IPv4 `RTM_NEWNEIGH` is 76 bytes of
 //! netlink (header 16, `ndmsg` 12, `NDA_DST` 8, `NDA_LLADDR` 12, `NDA_CACHEINFO` 20,

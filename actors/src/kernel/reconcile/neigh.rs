@@ -21,8 +21,9 @@
 //!   they go even if those notifications were lost. A link that only loses its carrier keeps
 //!   its PERMANENT neighbours in the kernel (the others are deleted with `RTM_DELNEIGH`), so
 //!   the carrier alone changes nothing here.
-//! - A link renamed (the kernel wants it down for that, so it normally has no neighbours
-//!   left) moves what it still has: a delete under the old name, a put under the new.
+//! - A link renamed moves its neighbours: a delete under the old name, a put under the new.
+//!   Linux 6.18 renames a link that is up (a veth) with its neighbours kept and tells only
+//!   the link's `RTM_NEWLINK`, so the link's event is the only news of it.
 //! - A neighbour on a link the mirror cannot name (not known yet, or a name rtm's `dev`
 //!   cannot hold) is kept as the kernel's but not put into rtm, until its link is named.
 //!

@@ -464,8 +464,8 @@ fn the_dump_matches_ip_neigh_in_a_namespace() {
 
 /// The kernel's events, read from a socket joined with [`join`] and decoded with [`event`],
 /// keep the mirror's neighbours equal to the kernel's through adds, a MAC change, a state
-/// flip, a proxy entry, an entry turning FAILED, a link set down (and its peer losing its
-/// carrier) and a link deleted.
+/// flip, a proxy entry, an entry turning FAILED, a link renamed while up, a link set down
+/// (and its peer losing its carrier) and a link deleted.
 #[test]
 fn events_keep_the_mirror_equal_to_the_kernel_in_a_namespace() {
     if std::env::var_os(CHILD).is_some() {
@@ -667,6 +667,40 @@ fn events_child() {
         udp.send_to(b"x", "192.0.2.11:9").unwrap();
         let e = step(&[], Duration::from_secs(3)).await;
         assert_eq!(e.changes, ["del 192.0.2.11 dev va"]);
+
+        // Renamed while up (Linux 6.18 allows it for a veth): the neighbours stay, and the
+        // kernel sends only the link's RTM_NEWLINK. rtm moves them to the new name, and back.
+        let renamed = Command::new("timeout")
+            .args(["10", "ip", "link", "set", "vb", "name", "vc"])
+            .status()
+            .unwrap();
+        if renamed.success() {
+            let mut r = step(&[], short).await;
+            assert_eq!(r.neigh_events, 0);
+            r.changes.sort();
+            assert_eq!(
+                r.changes,
+                [
+                    "del 192.0.2.12 dev vb",
+                    "del 198.51.100.20 dev vb",
+                    "put 192.0.2.12 dev vc lladdr 02:00:00:00:00:0b",
+                    "put 198.51.100.20 dev vc lladdr 02:00:00:00:00:2a",
+                ]
+            );
+            let mut back = step(&["link set vc name vb"], short).await;
+            back.changes.sort();
+            assert_eq!(
+                back.changes,
+                [
+                    "del 192.0.2.12 dev vc",
+                    "del 198.51.100.20 dev vc",
+                    "put 192.0.2.12 dev vb lladdr 02:00:00:00:00:0b",
+                    "put 198.51.100.20 dev vb lladdr 02:00:00:00:00:2a",
+                ]
+            );
+        } else {
+            println!("this kernel does not rename a link that is up: rename step skipped");
+        }
 
         // Down: the link's neighbours go, PERMANENT too; its peer loses its carrier and with it
         // its neighbours but the PERMANENT ones.
