@@ -2,10 +2,11 @@
 //! groups), the dumps, and the translation of kernel messages into what the mirror keeps.
 
 mod dump;
+pub mod neigh;
 pub mod nexthop;
 mod write;
 
-pub use dump::{dump, dump_links, dump_nexthops, Dump};
+pub use dump::{dump, dump_links, dump_neighbours, dump_nexthops, Dump};
 pub use write::{KernelWrite, Request, Requester, WriteHop};
 
 use std::io;

@@ -29,6 +29,8 @@
 //! nothing: the kernel still forwards over such a path unless `ignore_routes_with_linkdown` is
 //! set.
 
+pub mod neigh;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rtm_proto::types::Prefix;

@@ -1,4 +1,5 @@
-//! Dumps: the links, the next-hop objects and one table's routes, as the kernel lists them.
+//! Dumps: the links, the next-hop objects, one table's routes and the IPv4 neighbours, as the
+//! kernel lists them.
 
 use std::io;
 
@@ -11,6 +12,7 @@ use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::AsyncSocketExt;
 
+use super::neigh::{self, NeighDump};
 use super::nexthop::{self, NextHopMessage, NextHopObject};
 use super::{
     encode, frames, link, parse_route, request_socket, KernelRoute, Link, Parsed, Uncarried,
@@ -111,6 +113,11 @@ pub async fn dump_nexthops() -> io::Result<Vec<NextHopObject>> {
             NextHopMessage::Deleted(_) => None,
         })
         .collect())
+}
+
+/// Every IPv4 neighbour entry, sorted into those the mirror carries and those it skips.
+pub async fn dump_neighbours() -> io::Result<NeighDump> {
+    Ok(NeighDump::of(dump_of(neigh::dump_request()).await?))
 }
 
 /// Runs one dump request to its end, again if the kernel says it was interrupted.
