@@ -24,7 +24,7 @@ use rtm_proto::wire::{
     self, BatchFailure, Caps, ClientMsg, Event, Failure, Hello, Op, Reply, Request, ServerMsg,
     Tables, Welcome,
 };
-use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
+use rtm_proto::{ArpEntry, MacAddr, Neighbour, Prefix, Route};
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -252,6 +252,19 @@ impl Client {
     }
 
     /// Every neighbour (or the one with `key`), sorted by MAC.
+    /// The kernel's neighbours, all or those with one IP (a daemon at protocol version 8 or
+    /// later).
+    pub async fn show_neighbours(
+        &mut self,
+        ip: Option<std::net::Ipv4Addr>,
+    ) -> Result<Vec<Neighbour>, ClientError> {
+        self.show(Request::NeighShow(ip), |r| match r {
+            Reply::Neighs { entries, more } => Some((entries, more)),
+            _ => None,
+        })
+        .await
+    }
+
     pub async fn show_arps(&mut self, key: Option<MacAddr>) -> Result<Vec<ArpEntry>, ClientError> {
         self.show(Request::ArpShow(key), |r| match r {
             Reply::Arps { entries, more } => Some((entries, more)),

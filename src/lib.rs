@@ -33,5 +33,6 @@ pub mod mirror;
 pub use client::{Client, ClientError};
 pub use mirror::{Entry, Mirror, Update};
 pub use rtm_proto::{
-    paths, shm, types, wire, ArpEntry, Hop, IfName, MacAddr, Origin, ParseError, Prefix, Route,
+    paths, shm, types, wire, ArpEntry, Hop, IfName, MacAddr, NeighKey, Neighbour, Origin,
+    ParseError, Prefix, Route,
 };

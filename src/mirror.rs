@@ -12,13 +12,14 @@ use std::collections::BTreeMap;
 
 use rtm_proto::shm::{Owners, Record, ShmError, ShmReader, TableReader};
 use rtm_proto::wire::{ChangeOp, Event, Key, Table, Tables, Welcome};
-use rtm_proto::{ArpEntry, Route};
+use rtm_proto::{ArpEntry, Neighbour, Route};
 
 /// A table entry of either kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Route(Route),
     Arp(ArpEntry),
+    Neigh(Neighbour),
 }
 
 /// What one event means for the mirror's user, in the order it happened.
@@ -67,7 +68,7 @@ impl Mirrored for Route {
     fn key_of(key: Key) -> Option<Self::Key> {
         match key {
             Key::Route(p) => Some(p),
-            Key::Arp(_) => None,
+            _ => None,
         }
     }
     fn wire_key(key: Self::Key) -> Key {
@@ -83,11 +84,52 @@ impl Mirrored for ArpEntry {
     fn key_of(key: Key) -> Option<Self::Key> {
         match key {
             Key::Arp(m) => Some(m),
-            Key::Route(_) => None,
+            _ => None,
         }
     }
     fn wire_key(key: Self::Key) -> Key {
         Key::Arp(key)
+    }
+}
+
+impl Mirrored for Neighbour {
+    const TABLE: Table = Table::Neigh;
+    fn entry(&self) -> Entry {
+        Entry::Neigh(self.clone())
+    }
+    fn key_of(key: Key) -> Option<Self::Key> {
+        match key {
+            Key::Neigh(k) => Some(k),
+            _ => None,
+        }
+    }
+    fn wire_key(key: Self::Key) -> Key {
+        Key::Neigh(key)
+    }
+}
+
+/// What [`Mirror`] asks of each table's mirror, whatever its kind.
+trait Follow {
+    fn sync(&mut self, seq: u64, out: &mut Vec<Update>);
+    fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Update>);
+    fn flushed(&mut self, seq: u64, keep: bool) -> bool;
+    fn warm(&self, key: Key);
+}
+
+impl<R: Mirrored> Follow for TableMirror<R> {
+    fn sync(&mut self, seq: u64, out: &mut Vec<Update>) {
+        TableMirror::sync(self, seq, out)
+    }
+    fn on_change(&mut self, op: ChangeOp, key: Key, seq: u64, keep: bool, out: &mut Vec<Update>) {
+        TableMirror::on_change(self, op, key, seq, keep, out)
+    }
+    fn flushed(&mut self, seq: u64, keep: bool) -> bool {
+        TableMirror::flushed(self, seq, keep)
+    }
+    fn warm(&self, key: Key) {
+        if let Some(k) = R::key_of(key) {
+            self.reader.prefetch(&k);
+        }
     }
 }
 
@@ -295,6 +337,9 @@ impl<R: Mirrored> TableMirror<R> {
 pub struct Mirror {
     pub route: Option<TableMirror<Route>>,
     pub arp: Option<TableMirror<ArpEntry>>,
+    /// The kernel's neighbours (`Tables::Neigh`, `Tables::Every`), from the file beside the
+    /// route file ([`rtm_proto::paths::neigh_shm_of`]).
+    pub neigh: Option<TableMirror<Neighbour>>,
     /// `false` for `rtmctl watch`: no sync, no mirror, live events only.
     keep: bool,
 }
@@ -319,6 +364,13 @@ impl Mirror {
                 .contains(Table::Arp)
                 .then(|| TableMirror::open(welcome.arp_shm.as_ref(), owners))
                 .transpose()?,
+            neigh: tables
+                .contains(Table::Neigh)
+                .then(|| {
+                    let path = rtm_proto::paths::neigh_shm_of(welcome.route_shm.as_ref());
+                    TableMirror::open(&path, owners)
+                })
+                .transpose()?,
             keep,
         })
     }
@@ -334,9 +386,8 @@ impl Mirror {
         else {
             return;
         };
-        match key {
-            Key::Route(p) => self.route.iter().for_each(|m| m.reader.prefetch(p)),
-            Key::Arp(mac) => self.arp.iter().for_each(|m| m.reader.prefetch(mac)),
+        if let Some(m) = self.follower(key.table()) {
+            m.warm(*key);
         }
     }
 
@@ -345,14 +396,14 @@ impl Mirror {
         let keep = self.keep;
         match ev {
             Event::Start { table, seq } => {
-                if keep {
-                    self.with(table, out, |m, o| m.sync(seq, o), |m, o| m.sync(seq, o));
+                if let Some(m) = self.follower_mut(table).filter(|_| keep) {
+                    m.sync(seq, out);
                 }
             }
             Event::Resync { table, seq } => {
                 out.push(Update::Resync { table });
-                if keep {
-                    self.with(table, out, |m, o| m.sync(seq, o), |m, o| m.sync(seq, o));
+                if let Some(m) = self.follower_mut(table).filter(|_| keep) {
+                    m.sync(seq, out);
                 }
             }
             Event::Change {
@@ -362,20 +413,12 @@ impl Mirror {
                 table,
                 ..
             } => {
-                self.with(
-                    table,
-                    out,
-                    |m, o| m.on_change(op, key, seq, keep, o),
-                    |m, o| m.on_change(op, key, seq, keep, o),
-                );
+                if let Some(m) = self.follower_mut(table) {
+                    m.on_change(op, key, seq, keep, out);
+                }
             }
             Event::Flush { table, seq } => {
-                let shown = self.with(
-                    table,
-                    out,
-                    |m, _| m.flushed(seq, keep),
-                    |m, _| m.flushed(seq, keep),
-                );
+                let shown = self.follower_mut(table).map(|m| m.flushed(seq, keep));
                 // Not when the sync already showed the table after this flush.
                 if shown != Some(false) {
                     out.push(Update::Flush { table, seq });
@@ -385,17 +428,20 @@ impl Mirror {
         }
     }
 
-    /// Runs the closure for `table`'s mirror, if this client follows that table.
-    fn with<T>(
-        &mut self,
-        table: Table,
-        out: &mut Vec<Update>,
-        route: impl FnOnce(&mut TableMirror<Route>, &mut Vec<Update>) -> T,
-        arp: impl FnOnce(&mut TableMirror<ArpEntry>, &mut Vec<Update>) -> T,
-    ) -> Option<T> {
+    /// `table`'s mirror, if this client follows that table.
+    fn follower(&self, table: Table) -> Option<&dyn Follow> {
         match table {
-            Table::Route => self.route.as_mut().map(|m| route(m, out)),
-            Table::Arp => self.arp.as_mut().map(|m| arp(m, out)),
+            Table::Route => self.route.as_ref().map(|m| m as &dyn Follow),
+            Table::Arp => self.arp.as_ref().map(|m| m as &dyn Follow),
+            Table::Neigh => self.neigh.as_ref().map(|m| m as &dyn Follow),
+        }
+    }
+
+    fn follower_mut(&mut self, table: Table) -> Option<&mut dyn Follow> {
+        match table {
+            Table::Route => self.route.as_mut().map(|m| m as &mut dyn Follow),
+            Table::Arp => self.arp.as_mut().map(|m| m as &mut dyn Follow),
+            Table::Neigh => self.neigh.as_mut().map(|m| m as &mut dyn Follow),
         }
     }
 
@@ -407,19 +453,24 @@ impl Mirror {
         if let Some(m) = &mut self.arp {
             m.reread();
         }
+        if let Some(m) = &mut self.neigh {
+            m.reread();
+        }
     }
 
-    /// Every entry of the mirrored tables: the routes in prefix order, then the neighbours in
-    /// MAC order.
+    /// Every entry of the mirrored tables: the routes in prefix order, then the ARP entries
+    /// in MAC order, then the kernel's neighbours in (IP, device) order.
     pub fn entries(&self) -> impl Iterator<Item = (Table, Key, Entry)> + '_ {
         let routes = self.route.iter().flat_map(|m| m.entries());
         let arps = self.arp.iter().flat_map(|m| m.entries());
+        let neighs = self.neigh.iter().flat_map(|m| m.entries());
         routes
             .map(|(k, e)| (Table::Route, k, e))
             .chain(arps.map(|(k, e)| (Table::Arp, k, e)))
+            .chain(neighs.map(|(k, e)| (Table::Neigh, k, e)))
     }
 
-    /// How many routes and neighbours the mirror holds.
+    /// How many routes and ARP entries the mirror holds.
     pub fn counts(&self) -> (u64, u64) {
         (
             self.route.as_ref().map_or(0, |m| m.len() as u64),
@@ -427,11 +478,19 @@ impl Mirror {
         )
     }
 
+    /// How many kernel neighbours the mirror holds (`None` if it does not follow them).
+    pub fn neigh_count(&self) -> Option<u64> {
+        self.neigh.as_ref().map(|m| m.len() as u64)
+    }
+
     pub fn clear(&mut self) {
         if let Some(m) = &mut self.route {
             m.clear();
         }
         if let Some(m) = &mut self.arp {
+            m.clear();
+        }
+        if let Some(m) = &mut self.neigh {
             m.clear();
         }
     }

@@ -74,9 +74,9 @@ pub struct Health {
     pub closing_writers: AtomicU64,
     /// Open connections and the open-file limit they are sized to.
     pub connections: crate::connections::Connections,
-    /// Each table's size as its actor last published it (route, ARP), so that `status`
-    /// answers without waiting for a table busy with file work.
-    pub table_sizes: [TableSizes; 2],
+    /// Each table's size as its actor last published it (route, ARP, neighbours), so that
+    /// `status` answers without waiting for a table busy with file work.
+    pub table_sizes: [TableSizes; 3],
     /// The tables keep a journal (`--state-dir`): `status` then reports its counters.
     pub journal: JournalCounters,
     /// The kernel import's and export's counters (`status` reports those of the sides on, and
@@ -172,6 +172,12 @@ pub struct KernelCounters {
     pub changes: AtomicU64,
     /// Kernel routes rtm's table refused (full, …): logged, and left out of rtm.
     pub refused: AtomicU64,
+    /// The same four for the kernel's neighbours, which the import follows on a socket of
+    /// their own.
+    pub neigh_dumps: AtomicU64,
+    pub neigh_overflows: AtomicU64,
+    pub neigh_changes: AtomicU64,
+    pub neigh_refused: AtomicU64,
     /// Whole-table reconciles of the export (start, restart, flush, resync, backlog).
     pub export_reconciles: AtomicU64,
     /// Route writes the kernel took from the export (each add, replace or removal).
@@ -196,6 +202,10 @@ impl KernelCounters {
                 ("kernel_overflows", self.overflows.load(Relaxed)),
                 ("kernel_changes", self.changes.load(Relaxed)),
                 ("kernel_refused", self.refused.load(Relaxed)),
+                ("kernel_neigh_dumps", self.neigh_dumps.load(Relaxed)),
+                ("kernel_neigh_overflows", self.neigh_overflows.load(Relaxed)),
+                ("kernel_neigh_changes", self.neigh_changes.load(Relaxed)),
+                ("kernel_neigh_refused", self.neigh_refused.load(Relaxed)),
             ]);
         }
         if self.export.load(Relaxed) {

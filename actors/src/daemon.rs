@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use rtm_proto::shm::{Access, ShmError, ShmWriter, TableWriter};
+use rtm_proto::Neighbour;
 use rustix::fs::{flock, FlockOperation};
 use tracing::{info, warn};
 
@@ -19,6 +20,7 @@ use crate::counters::Health;
 use crate::journal::{Journal, JournalError};
 use crate::signal_broker::OsSignals;
 use crate::supervisor::{Boot, Supervisor};
+use crate::table::neigh::NeighTable;
 use crate::table::{TableActor, TableRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,25 @@ fn open_table<R: TableRecord>(
     let entries = recovered.entries.into_values().collect();
     let shm = ShmWriter::<R>::create(path, limit, access, entries, seq)?;
     Ok(TableActor::durable(shm, health.clone(), journal, seq))
+}
+
+/// The kernel's neighbours, with `--kernel import` only: empty at every start, with no
+/// journal (the kernel mirror dumps them again), as large as the ARP table may be
+/// (`--arp-capacity`).
+fn open_neigh_table(
+    config: &Config,
+    health: &Arc<Health>,
+) -> Result<Option<NeighTable>, StartError> {
+    if !config.kernel.as_ref().is_some_and(|k| k.import) {
+        return Ok(None);
+    }
+    let access = Access {
+        mode: config.shm_mode,
+        group: config.shm_gid,
+    };
+    let path = config.neigh_shm_path();
+    let shm = ShmWriter::<Neighbour>::create(&path, config.arp_capacity, access, Vec::new(), 0)?;
+    Ok(Some(TableActor::new(shm, health.clone())))
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
@@ -213,11 +234,22 @@ pub fn run(config: Config) -> Result<i32, StartError> {
             return Err(e);
         }
     };
+    let neigh = match open_neigh_table(&config, &health) {
+        Ok(neigh) => neigh,
+        Err(e) => {
+            route.discard();
+            arp.discard();
+            return Err(e);
+        }
+    };
     let socket = match bind_socket(&config) {
         Ok(socket) => socket,
         Err(e) => {
             route.discard();
             arp.discard();
+            if let Some(n) = neigh {
+                n.discard();
+            }
             return Err(e);
         }
     };
@@ -231,6 +263,7 @@ pub fn run(config: Config) -> Result<i32, StartError> {
         socket,
         route,
         arp,
+        neigh,
         cleanup,
         signals,
         http,

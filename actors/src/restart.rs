@@ -33,6 +33,8 @@ pub enum ActorKind {
     Listener,
     Registry,
     Kernel,
+    /// The kernel's neighbours (appended: the kinds index [`RestartLog`]'s counts).
+    Neigh,
 }
 
 impl ActorKind {
@@ -44,6 +46,7 @@ impl ActorKind {
             ActorKind::Listener => "listener",
             ActorKind::Registry => "registry",
             ActorKind::Kernel => "kernel",
+            ActorKind::Neigh => "neigh",
         }
     }
 }
@@ -76,7 +79,7 @@ pub const EXIT_RESTART_BUDGET: i32 = 70;
 /// window.
 #[derive(Debug)]
 pub struct RestartLog {
-    counts: [AtomicU64; 6],
+    counts: [AtomicU64; 7],
     last_failure: Mutex<Option<String>>,
     budget: RestartBudget,
     /// When the restarts inside the budget's window happened.

@@ -22,6 +22,7 @@ use crate::service_manager;
 use crate::session::Services;
 use crate::signal_broker::{OsSignals, Reload, Shutdown, SignalBroker};
 use crate::table::arp::ArpTable;
+use crate::table::neigh::NeighTable;
 use crate::table::route::RouteTable;
 use crate::table::Retire;
 use crate::watchdog;
@@ -37,6 +38,8 @@ pub struct Boot {
     pub socket: StdUnixListener,
     pub route: RouteTable,
     pub arp: ArpTable,
+    /// The kernel's neighbours, with `--kernel import` only.
+    pub neigh: Option<NeighTable>,
     /// Files removed at a clean stop besides the shm files (socket, lock files).
     pub cleanup: Vec<PathBuf>,
     /// Installed before the socket was bound.
@@ -84,12 +87,15 @@ impl Actor for Supervisor {
             return;
         };
         let health = self.health.clone();
-        let (rt, at) = (boot.route, boot.arp);
+        let (rt, at, nt) = (boot.route, boot.arp, boot.neigh);
         // Each table runs on a thread of its own: a journal sync, a compaction or a republish
         // of one table stalls neither the sessions nor the other table.
         let (route_thread, arp_thread) = (Arbiter::new(), Arbiter::new());
         let route = actix::Supervisor::start_in_arbiter(&route_thread.handle(), move |_| rt);
         let arp = actix::Supervisor::start_in_arbiter(&arp_thread.handle(), move |_| at);
+        // The neighbours keep no journal and change less than routes: they share the ARP
+        // table's thread.
+        let neigh = nt.map(|nt| actix::Supervisor::start_in_arbiter(&arp_thread.handle(), |_| nt));
         self.table_threads = vec![route_thread, arp_thread];
         let (limits, h) = (self.limits.clone(), health.clone());
         let registry = actix::Supervisor::start(move |_| Registry::new(limits, h));
@@ -104,6 +110,7 @@ impl Actor for Supervisor {
         let svc = Services {
             route,
             arp,
+            neigh,
             registry,
             broker,
             health,
@@ -125,33 +132,34 @@ impl Actor for Supervisor {
         let listener = actix::Supervisor::start(move |_| Listener::new(socket, s));
         #[cfg(feature = "fault-injection")]
         let _ = svc.listener.set(listener.clone().recipient());
-        watchdog::start(
-            ctx,
-            vec![
-                ("route", svc.route.clone().recipient()),
-                ("arp", svc.arp.clone().recipient()),
-                ("broker", svc.broker.clone().recipient()),
-                ("listener", listener.recipient()),
-                ("registry", svc.registry.clone().recipient()),
-            ],
-        );
+        let mut watched = vec![
+            ("route", svc.route.clone().recipient()),
+            ("arp", svc.arp.clone().recipient()),
+            ("broker", svc.broker.clone().recipient()),
+            ("listener", listener.recipient()),
+            ("registry", svc.registry.clone().recipient()),
+        ];
+        if let Some(n) = &svc.neigh {
+            watched.push(("neigh", n.clone().recipient()));
+        }
+        watchdog::start(ctx, watched);
         if let Some(k) = boot.config.kernel.clone() {
             svc.health.kernel.import.store(k.import, Relaxed);
             svc.health.kernel.export.store(k.export.is_some(), Relaxed);
-            if k.import {
+            if let (true, Some(neigh)) = (k.import, svc.neigh.clone()) {
                 let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
                 // On the route table's thread: each batch of kernel events goes to the table
                 // without a wake-up of another thread, and the mirror waits for the table's
                 // answer before it reads on anyway.
                 let a = actix::Supervisor::start_in_arbiter(
                     &self.table_threads[0].handle(),
-                    move |_| crate::kernel::KernelMirror::new(k, route, h),
+                    move |_| crate::kernel::KernelMirror::new(k, route, neigh, h),
                 );
                 #[cfg(feature = "fault-injection")]
                 let _ = svc.kernel_import.set(a.recipient());
                 #[cfg(not(feature = "fault-injection"))]
                 drop(a);
-                info!("kernel mirror on: importing the kernel's IPv4 routes");
+                info!("kernel mirror on: importing the kernel's IPv4 routes and neighbours");
             }
             let (route, h) = (svc.route.clone(), svc.health.clone());
             let shm = boot.config.route_shm_path();
@@ -208,6 +216,9 @@ impl Handler<Shutdown> for Supervisor {
             }
             let _ = svc.route.send(Retire { keep_shm }).await;
             let _ = svc.arp.send(Retire { keep_shm }).await;
+            if let Some(n) = &svc.neigh {
+                let _ = n.send(Retire { keep_shm }).await;
+            }
             for p in &cleanup {
                 if let Err(e) = std::fs::remove_file(p) {
                     if e.kind() != std::io::ErrorKind::NotFound {

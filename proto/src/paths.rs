@@ -10,6 +10,13 @@ pub const DEFAULT_SHM_DIR: &str = "/dev/shm";
 /// Default instance name: the files are `DIR/NAME.route` and `DIR/NAME.arp`.
 pub const DEFAULT_INSTANCE: &str = "rtm";
 
+/// The kernel neighbour table's file (`DIR/NAME.neigh`) of the instance whose route file is
+/// `route_shm` (`DIR/NAME.route`, as the daemon's welcome names it): the welcome predates the
+/// neighbour table, so clients find its file beside the route file.
+pub fn neigh_shm_of(route_shm: &Path) -> PathBuf {
+    route_shm.with_extension("neigh")
+}
+
 /// The system instance's socket (the one `deploy/rtmd.service` passes).
 pub const SYSTEM_SOCKET: &str = "/run/rtm/rtm.sock";
 

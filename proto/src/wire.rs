@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::types::{route_v1, ArpEntry, MacAddr, Origin, Prefix, Route};
+use crate::types::{route_v1, ArpEntry, MacAddr, NeighKey, Neighbour, Origin, Prefix, Route};
 
 /// How routes travel in replies.
 mod forms;
@@ -42,8 +42,11 @@ mod forms;
 /// [`Request::BatchOverriding`] and [`Failure::Owned`]. Version 7 carries multipath routes
 /// ([`crate::types::Route::nexthops`]): in operations (their own variants on the wire, so that
 /// a route with one next hop still travels as every version reads it) and in replies
-/// ([`Reply::RoutesV7`], [`Reply::RouteV7`]).
-pub const PROTOCOL_VERSION: u16 = 7;
+/// ([`Reply::RoutesV7`], [`Reply::RouteV7`]). Version 8 adds the kernel's neighbours
+/// ([`Table::Neigh`], keyed by (IP, device)): [`Tables::Neigh`], [`Tables::Every`],
+/// [`Request::NeighShow`], [`Reply::Neighs`] and [`Key::Neigh`]; a session at an older version
+/// is never told of that table.
+pub const PROTOCOL_VERSION: u16 = 8;
 /// The oldest protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Default bound on a frame the daemon accepts from a client.
@@ -117,6 +120,8 @@ pub struct Caps {
 pub enum Table {
     Route,
     Arp,
+    /// The kernel's neighbours (`rtmd --kernel import`). Since version 8.
+    Neigh,
 }
 
 impl Table {
@@ -124,8 +129,12 @@ impl Table {
         match self {
             Table::Route => "route",
             Table::Arp => "arp",
+            Table::Neigh => "neigh",
         }
     }
+
+    /// Every table, in the order their sequence numbers are reported.
+    pub const ALL: [Table; 3] = [Table::Route, Table::Arp, Table::Neigh];
 }
 
 impl fmt::Display for Table {
@@ -135,26 +144,44 @@ impl fmt::Display for Table {
 }
 
 /// A set of tables.
+///
+/// `All` is the route and ARP tables, as it was before the neighbour table came: a flush of
+/// `All` (`rtmctl flush`) leaves the kernel's neighbours alone, and a client that asks for `All`
+/// is not told of a table it may not know. `Every` adds the neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tables {
     Route,
     Arp,
     All,
+    /// The kernel's neighbours alone. Since version 8.
+    Neigh,
+    /// Routes, ARP entries and the kernel's neighbours. Since version 8.
+    Every,
 }
 
 impl Tables {
     pub fn contains(self, t: Table) -> bool {
         matches!(
             (self, t),
-            (Tables::All, _) | (Tables::Route, Table::Route) | (Tables::Arp, Table::Arp)
+            (Tables::Every, _)
+                | (Tables::All, Table::Route | Table::Arp)
+                | (Tables::Route, Table::Route)
+                | (Tables::Arp, Table::Arp)
+                | (Tables::Neigh, Table::Neigh)
         )
     }
 
     /// The tables in the set, routes first.
     pub fn iter(self) -> impl Iterator<Item = Table> {
-        [Table::Route, Table::Arp]
-            .into_iter()
-            .filter(move |t| self.contains(*t))
+        Table::ALL.into_iter().filter(move |t| self.contains(*t))
+    }
+
+    /// The first protocol version that has this set.
+    pub fn since(self) -> u16 {
+        match self {
+            Tables::Neigh | Tables::Every => 8,
+            _ => 1,
+        }
     }
 }
 
@@ -234,6 +261,7 @@ impl Op {
     pub fn since(&self) -> u16 {
         match self {
             Op::RouteAdd(r) | Op::RouteChange(r) | Op::RouteReplace(r) if r.is_multipath() => 7,
+            Op::Flush(t) => t.since(),
             _ => 1,
         }
     }
@@ -288,6 +316,9 @@ pub enum Request {
         ops: Vec<Op>,
         force: bool,
     },
+    /// The kernel's neighbours: all, or those with one IP (on every device). Answered like
+    /// `RouteShow`, in chunks of [`Reply::Neighs`]. Since version 8.
+    NeighShow(Option<Ipv4Addr>),
 }
 
 /// Fault injection: make a daemon actor fail on purpose (`rtmctl debug ...`). Daemons built
@@ -326,6 +357,8 @@ pub enum DebugTarget {
     Kernel,
     /// The kernel export (`rtmd --kernel export`). Since version 5.
     KernelExport,
+    /// The kernel neighbour table. Since version 8.
+    Neigh,
 }
 
 impl DebugTarget {
@@ -339,6 +372,7 @@ impl DebugTarget {
             DebugTarget::Registry => "registry",
             DebugTarget::Kernel => "kernel",
             DebugTarget::KernelExport => "kernel-export",
+            DebugTarget::Neigh => "neigh",
         }
     }
 
@@ -347,6 +381,7 @@ impl DebugTarget {
         match self {
             DebugTarget::Registry => 3,
             DebugTarget::Kernel | DebugTarget::KernelExport => 5,
+            DebugTarget::Neigh => 8,
             _ => 1,
         }
     }
@@ -402,6 +437,7 @@ impl Request {
             Request::DashboardUrl => "dashboard-url",
             Request::ApplyOverriding(_) => "apply-overriding",
             Request::BatchOverriding { .. } => "batch-overriding",
+            Request::NeighShow(_) => "neigh-show",
         }
     }
 
@@ -417,6 +453,8 @@ impl Request {
             Request::BatchOverriding { ops, .. } => {
                 ops.iter().map(Op::since).max().unwrap_or(1).max(6)
             }
+            Request::Subscribe { tables } => tables.since(),
+            Request::NeighShow(_) => 8,
             _ => 1,
         }
     }
@@ -513,6 +551,12 @@ pub enum Reply {
     },
     /// [`Reply::Route`] with the route's origin and next hops. Since version 7.
     RouteV7(#[serde(with = "forms::route_with_origin")] Route),
+    /// Kernel neighbours, in key order, `more: true` on all but the last chunk. Since
+    /// version 8.
+    Neighs {
+        entries: Vec<Neighbour>,
+        more: bool,
+    },
 }
 
 impl Reply {
@@ -669,6 +713,8 @@ impl ChangeOp {
 pub enum Key {
     Route(Prefix),
     Arp(MacAddr),
+    /// Since version 8.
+    Neigh(NeighKey),
 }
 
 impl Key {
@@ -676,6 +722,7 @@ impl Key {
         match self {
             Key::Route(_) => Table::Route,
             Key::Arp(_) => Table::Arp,
+            Key::Neigh(_) => Table::Neigh,
         }
     }
 }
@@ -685,6 +732,7 @@ impl fmt::Display for Key {
         match self {
             Key::Route(p) => p.fmt(f),
             Key::Arp(m) => m.fmt(f),
+            Key::Neigh(k) => k.fmt(f),
         }
     }
 }
@@ -760,6 +808,16 @@ pub const REGISTRY_RESTARTS: &str = "registry_restarts";
 /// Like [`REGISTRY_RESTARTS`], for the kernel mirror (`rtmd --kernel import`); present only
 /// when the mirror runs. Clients show it as `restarts.kernel`.
 pub const KERNEL_RESTARTS: &str = "kernel_restarts";
+
+/// Like [`REGISTRY_RESTARTS`], for the kernel neighbour table; clients show it as
+/// `restarts.neigh`. Since version 8.
+pub const NEIGH_RESTARTS: &str = "neigh_restarts";
+
+/// The kernel neighbour table's size and capacity travel in `Status::counters` under these
+/// keys (`Status` predates the table); clients show them as `neighs` and `neigh_capacity`.
+/// Since version 8.
+pub const NEIGHS: &str = "neighs";
+pub const NEIGH_CAPACITY: &str = "neigh_capacity";
 
 /// How often the supervisor restarted each actor since the daemon started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use rtm::wire::{ClientInfo, Status};
-use rtm::{ArpEntry, IfName, MacAddr, Origin, Prefix, Route};
+use rtm::{ArpEntry, IfName, MacAddr, Neighbour, Origin, Prefix, Route};
 use serde::Serialize;
 
 /// `{"dst":"10.1.0.0/16","via":"192.168.1.1","dev":"eth0","metric":10}`, and
@@ -75,12 +75,34 @@ impl<'a> From<&'a ArpEntry> for ArpJson<'a> {
     }
 }
 
-/// A table entry of either kind, serialized as its own shape.
+/// `{"ip":"192.168.1.10","dev":"eth0","mac":"00:11:22:33:44:55","origin":"kernel"}`: a kernel
+/// neighbour (its origin always shown: the table is the kernel's).
+#[derive(Serialize)]
+pub struct NeighJson<'a> {
+    pub ip: Ipv4Addr,
+    pub dev: &'a IfName,
+    pub mac: MacAddr,
+    pub origin: &'static str,
+}
+
+impl<'a> From<&'a Neighbour> for NeighJson<'a> {
+    fn from(n: &'a Neighbour) -> Self {
+        NeighJson {
+            ip: n.ip,
+            dev: &n.dev,
+            mac: n.mac,
+            origin: n.origin.name(),
+        }
+    }
+}
+
+/// A table entry of any kind, serialized as its own shape.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum EntryJson<'a> {
     Route(RouteJson<'a>),
     Arp(ArpJson<'a>),
+    Neigh(NeighJson<'a>),
 }
 
 /// `{"id":3,"pid":1234,"uid":0,"name":"fib-agent","connected_at":"RFC 3339","queued":0,"sent":120,"resyncs":0}`
@@ -135,6 +157,21 @@ pub fn status(s: &Status) -> serde_json::Value {
     if let Some(k) = kernel {
         v["restarts"]["kernel"] = k;
     }
+    // The neighbour table's, and its size beside the other tables' (a daemon before it has
+    // none of these keys).
+    let mut take = |key: &str| v["counters"].as_object_mut().and_then(|c| c.remove(key));
+    let (restarts, neighs, capacity) = (
+        take(rtm::wire::NEIGH_RESTARTS),
+        take(rtm::wire::NEIGHS),
+        take(rtm::wire::NEIGH_CAPACITY),
+    );
+    if let Some(n) = restarts {
+        v["restarts"]["neigh"] = n;
+    }
+    if let (Some(n), Some(c)) = (neighs, capacity) {
+        v["neighs"] = n;
+        v["neigh_capacity"] = c;
+    }
     v
 }
 
@@ -158,4 +195,6 @@ pub struct EventJson<'a> {
     pub routes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arps: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neighs: Option<u64>,
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use rtm::wire::{ChangeOp, ClientInfo, Key, Status, Table};
-use rtm::{ArpEntry, Entry, Route, Update};
+use rtm::{ArpEntry, Entry, Neighbour, Route, Update};
 
 use super::json::{self, ArpJson, EntryJson, EventJson, RouteJson};
 
@@ -12,6 +12,7 @@ pub fn entry_json(e: &Entry) -> EntryJson<'_> {
     match e {
         Entry::Route(r) => EntryJson::Route(r.into()),
         Entry::Arp(a) => EntryJson::Arp(a.into()),
+        Entry::Neigh(n) => EntryJson::Neigh(n.into()),
     }
 }
 
@@ -29,6 +30,7 @@ pub fn entry_text(e: &Entry) -> String {
     match e {
         Entry::Route(r) => route_text(r),
         Entry::Arp(a) => a.to_string(),
+        Entry::Neigh(n) => n.to_string(),
     }
 }
 
@@ -68,6 +70,8 @@ pub enum Line {
     MirrorDone {
         routes: u64,
         arps: u64,
+        /// Only when the kernel's neighbours are followed.
+        neighs: Option<u64>,
     },
     Bye,
 }
@@ -143,10 +147,15 @@ impl Line {
                 j.op = "resync";
                 j.table = Some(table.name());
             }
-            Line::MirrorDone { routes, arps } => {
+            Line::MirrorDone {
+                routes,
+                arps,
+                neighs,
+            } => {
                 j.op = "mirror-done";
                 j.routes = Some(*routes);
                 j.arps = Some(*arps);
+                j.neighs = *neighs;
             }
             Line::Bye => j.op = "bye",
         }
@@ -178,9 +187,14 @@ impl Line {
             Line::Flush { table, seq } => format!("flush {table} seq {seq}"),
             Line::Signal(s) => format!("signal {s}"),
             Line::Resync { table } => format!("resync {table}"),
-            Line::MirrorDone { routes, arps } => {
-                format!("mirror-done routes {routes} arps {arps}")
-            }
+            Line::MirrorDone {
+                routes,
+                arps,
+                neighs,
+            } => match neighs {
+                Some(n) => format!("mirror-done routes {routes} arps {arps} neighs {n}"),
+                None => format!("mirror-done routes {routes} arps {arps}"),
+            },
             Line::Bye => "bye".to_string(),
         }
     }
@@ -201,6 +215,14 @@ pub fn routes(routes: &[Route], as_json: bool) -> String {
         return serde_json::to_string(&v).expect("routes serialize") + "\n";
     }
     lines(routes.iter().map(route_text))
+}
+
+pub fn neighbours(entries: &[Neighbour], as_json: bool) -> String {
+    if as_json {
+        let v: Vec<json::NeighJson> = entries.iter().map(Into::into).collect();
+        return serde_json::to_string(&v).expect("neighbours serialize") + "\n";
+    }
+    lines(entries.iter())
 }
 
 pub fn arps(entries: &[ArpEntry], as_json: bool) -> String {
@@ -277,6 +299,13 @@ pub fn status(st: &Status, as_json: bool) -> String {
     let _ = writeln!(s, "uptime {}s", st.uptime_s);
     let _ = writeln!(s, "routes {} of {}", st.routes, st.route_capacity);
     let _ = writeln!(s, "arps {} of {}", st.arps, st.arp_capacity);
+    let counter = |k: &str| st.counters.get(k).copied();
+    if let (Some(n), Some(c)) = (
+        counter(rtm::wire::NEIGHS),
+        counter(rtm::wire::NEIGH_CAPACITY),
+    ) {
+        let _ = writeln!(s, "kernel neighbours {n} of {c}");
+    }
     let _ = writeln!(s, "clients {}", st.clients);
     let r = &st.restarts;
     let registry = st
@@ -289,16 +318,26 @@ pub fn status(st: &Status, as_json: bool) -> String {
         .get(rtm::wire::KERNEL_RESTARTS)
         .map(|n| format!(" kernel {n}"))
         .unwrap_or_default();
+    let neigh = counter(rtm::wire::NEIGH_RESTARTS)
+        .map(|n| format!(" neigh {n}"))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
-        "restarts route {} arp {} broker {} listener {} registry {registry}{kernel}",
+        "restarts route {} arp {} broker {} listener {} registry {registry}{kernel}{neigh}",
         r.route, r.arp, r.broker, r.listener
     );
     if let Some(f) = &st.last_failure {
         let _ = writeln!(s, "last failure {f}");
     }
     for (k, v) in &st.counters {
-        if k != rtm::wire::REGISTRY_RESTARTS && k != rtm::wire::KERNEL_RESTARTS {
+        let shown = [
+            rtm::wire::REGISTRY_RESTARTS,
+            rtm::wire::KERNEL_RESTARTS,
+            rtm::wire::NEIGH_RESTARTS,
+            rtm::wire::NEIGHS,
+            rtm::wire::NEIGH_CAPACITY,
+        ];
+        if !shown.contains(&k.as_str()) {
             let _ = writeln!(s, "{k} {v}");
         }
     }

@@ -214,7 +214,9 @@ impl Instance {
     /// Starts a registered `rtm-client --json` and waits until its tables are synced.
     pub fn client(&self, name: &str, extra: &[&str]) -> ClientProc {
         let mut c = self.client_unsynced(name, extra);
-        let tables = if extra.contains(&"route") || extra.contains(&"arp") {
+        let tables = if extra.contains(&"every") {
+            3
+        } else if ["route", "arp", "neigh"].iter().any(|t| extra.contains(t)) {
             1
         } else {
             2

@@ -38,6 +38,11 @@ impl Netns {
         ns
     }
 
+    /// The namespace's name (`ip netns exec NAME …`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn ip_cmd(&self, args: &[&str], inside: bool) -> Command {
         let mut c = Command::new("ip");
         if inside {

@@ -177,6 +177,12 @@ impl Config {
         self.shm_dir.join(format!("{}.arp", self.instance))
     }
 
+    /// The kernel's neighbours (`NAME.neigh`): the route file's path with its own extension,
+    /// which is how clients find it too ([`rtm_proto::paths::neigh_shm_of`]).
+    pub fn neigh_shm_path(&self) -> PathBuf {
+        self.shm_dir.join(format!("{}.neigh", self.instance))
+    }
+
     /// The lock that keeps two daemons off the same shared-memory instance.
     pub fn shm_lock_path(&self) -> PathBuf {
         self.shm_dir.join(format!("{}.lock", self.instance))

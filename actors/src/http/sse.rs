@@ -118,9 +118,8 @@ impl Actor for EventFeed {
                 session: self.id,
                 to: ctx.address().recipient(),
             };
-            match t {
-                Table::Route => self.svc.route.do_send(sub),
-                Table::Arp => self.svc.arp.do_send(sub),
+            if let Ok(to) = self.svc.table::<Subscribe>(t) {
+                to.do_send(sub);
             }
         }
         ctx.run_interval(KEEPALIVE, |act, ctx| {

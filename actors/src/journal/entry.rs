@@ -29,6 +29,16 @@ impl JournalEntry for Route {
     }
 }
 
+/// The neighbour table keeps no journal (the kernel mirror dumps it again at every start);
+/// the table actor's bound asks for the form all the same, which has only ever been this one.
+impl JournalEntry for rtm_proto::Neighbour {
+    type Legacy = rtm_proto::Neighbour;
+
+    fn from_legacy(old: rtm_proto::Neighbour) -> rtm_proto::Neighbour {
+        old
+    }
+}
+
 /// An ARP entry's serde form is the same in every format.
 impl JournalEntry for ArpEntry {
     type Legacy = ArpEntry;

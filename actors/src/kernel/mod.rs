@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod export;
+pub mod neighbours;
 pub mod netlink;
 pub mod reconcile;
 
@@ -35,6 +36,7 @@ use tracing::{debug, info, warn};
 use crate::counters::{Counters, Health, KernelCounters};
 use crate::faults::Faults;
 use crate::restart::{failed, guarded, guarded_future, ActorKind, RestartLog, Restartable};
+use crate::table::neigh::NeighTable;
 use crate::table::route::RouteTable;
 use crate::table::{Apply, Show, TableOp};
 use netlink::{Change, Skip};
@@ -44,7 +46,7 @@ use reconcile::Mirror;
 /// link that keeps failing does not spend the daemon's restart budget at once.
 pub const RESTART_PAUSE: Duration = Duration::from_secs(3);
 /// Most event datagrams read before their changes go to the route table in one `Apply`.
-const EVENTS_PER_APPLY: usize = 1024;
+pub(crate) const EVENTS_PER_APPLY: usize = 1024;
 /// Most queued events thrown away before a re-dump (far more than any receive buffer holds).
 const DRAIN_MAX: usize = 1 << 22;
 
@@ -52,16 +54,24 @@ const DRAIN_MAX: usize = 1 << 22;
 pub struct KernelMirror {
     config: KernelConfig,
     route: Addr<RouteTable>,
+    /// The neighbour table, followed by a task of its own ([`neighbours`]).
+    neigh: Addr<NeighTable>,
     health: Arc<Health>,
     restarted: bool,
     faults: Faults,
 }
 
 impl KernelMirror {
-    pub fn new(config: KernelConfig, route: Addr<RouteTable>, health: Arc<Health>) -> Self {
+    pub fn new(
+        config: KernelConfig,
+        route: Addr<RouteTable>,
+        neigh: Addr<NeighTable>,
+        health: Arc<Health>,
+    ) -> Self {
         KernelMirror {
             config,
             route,
+            neigh,
             health,
             restarted: false,
             faults: Faults::default(),
@@ -79,7 +89,15 @@ impl Actor for KernelMirror {
             ctx,
             self.restarted,
             "kernel link",
-            follow(config, route, health),
+            follow(config.clone(), route, health.clone()),
+        );
+        // Beside it, on a socket of its own: a failure of either restarts both.
+        let neigh = self.neigh.clone();
+        run_task(
+            ctx,
+            self.restarted,
+            "kernel neighbour link",
+            neighbours::follow(config, neigh, health),
         );
     }
 }
@@ -270,7 +288,7 @@ fn log_uncarried_event(u: &netlink::Uncarried, warned: &mut HashSet<Skip>) {
 /// Throws away every event already queued: the dump that follows covers them. The kernel
 /// reports an overflow only once until the queue has been emptied, so a re-dump on a socket
 /// still holding stale events could miss later drops unheard.
-fn drain(events: &TokioSocket) -> io::Result<()> {
+pub(crate) fn drain(events: &TokioSocket) -> io::Result<()> {
     for _ in 0..DRAIN_MAX {
         // Straight on the non-blocking socket, not through the runtime's readiness (which
         // may not know of what arrived since it was last polled): only a read that finds

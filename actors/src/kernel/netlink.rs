@@ -592,6 +592,28 @@ pub fn events(
 /// The socket that hears route, link and next-hop object changes, with its receive buffer set
 /// to `rcvbuf` bytes (the kernel doubles it and caps it at `net.core.rmem_max`).
 pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
+    let s = socket_sized(rcvbuf, "route")?;
+    s.socket_ref().add_membership(RTNLGRP_LINK)?;
+    s.socket_ref().add_membership(RTNLGRP_IPV4_ROUTE)?;
+    // A kernel older than next-hop objects (5.3) has no such group, and no `nhid` routes.
+    if let Err(e) = s.socket_ref().add_membership(nexthop::RTNLGRP_NEXTHOP) {
+        tracing::debug!("no next-hop object events from this kernel: {e}");
+    }
+    Ok(s)
+}
+
+/// The socket of the neighbour side: link and neighbour changes, a buffer of its own, so that
+/// a burst of one kind never makes the other dump again.
+pub fn neighbour_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
+    let s = socket_sized(rcvbuf, "neighbour")?;
+    s.socket_ref().add_membership(RTNLGRP_LINK)?;
+    neigh::join(&s)?;
+    Ok(s)
+}
+
+/// An event socket with a receive buffer of `rcvbuf` bytes, forced past `net.core.rmem_max`
+/// where rtmd may; a warning names the `kind` of events if the kernel grants less.
+fn socket_sized(rcvbuf: usize, kind: &str) -> io::Result<TokioSocket> {
     let mut s = TokioSocket::new(NETLINK_ROUTE)?;
     s.socket_mut().bind_auto()?;
     // With CAP_NET_ADMIN the size asked holds whatever `net.core.rmem_max` says (often
@@ -607,17 +629,11 @@ pub fn event_socket(rcvbuf: usize) -> io::Result<TokioSocket> {
             asked = rcvbuf,
             got,
             "the kernel event socket's receive buffer is capped by net.core.rmem_max; \
-             bursts of route events will overflow it sooner (each overflow costs a re-dump): \
+             bursts of {kind} events will overflow it sooner (each overflow costs a re-dump): \
              raise net.core.rmem_max, or give rtmd CAP_NET_ADMIN"
         );
     } else {
-        tracing::debug!(bytes = got, "kernel event socket receive buffer");
-    }
-    s.socket_ref().add_membership(RTNLGRP_LINK)?;
-    s.socket_ref().add_membership(RTNLGRP_IPV4_ROUTE)?;
-    // A kernel older than next-hop objects (5.3) has no such group, and no `nhid` routes.
-    if let Err(e) = s.socket_ref().add_membership(nexthop::RTNLGRP_NEXTHOP) {
-        tracing::debug!("no next-hop object events from this kernel: {e}");
+        tracing::debug!(bytes = got, "kernel {kind} event socket receive buffer");
     }
     Ok(s)
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use rtm_proto::wire::{
-    self, ClientMsg, Failure, Hello, Reply, Request, ServerMsg, Tables, Welcome,
+    self, ClientMsg, Failure, Hello, Reply, Request, ServerMsg, Table, Tables, Welcome,
 };
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
@@ -36,6 +36,7 @@ use crate::registry::{Registry, ShutdownSession};
 use crate::restart::catch_panic;
 use crate::signal_broker::SignalBroker;
 use crate::table::arp::ArpTable;
+use crate::table::neigh::NeighTable;
 use crate::table::route::RouteTable;
 use crate::table::Notify;
 use cmd::{Answer, LocalBoxFuture};
@@ -47,6 +48,8 @@ use reading::{paced, Frame, Inflight};
 pub struct Services {
     pub route: Addr<RouteTable>,
     pub arp: Addr<ArpTable>,
+    /// The kernel's neighbours (written by the kernel mirror only), with `--kernel import`.
+    pub neigh: Option<Addr<NeighTable>>,
     pub registry: Addr<Registry>,
     pub broker: Addr<SignalBroker>,
     pub health: Arc<Health>,
@@ -68,6 +71,36 @@ pub struct Services {
     pub kernel_import: Arc<std::sync::OnceLock<Recipient<crate::faults::Inject>>>,
     #[cfg(feature = "fault-injection")]
     pub kernel_export: Arc<std::sync::OnceLock<Recipient<crate::faults::Inject>>>,
+}
+
+impl Services {
+    /// The actor of table `t`, for a message every table handles (subscriptions); refused for
+    /// the neighbour table of a daemon that does not mirror the kernel.
+    pub fn table<M>(&self, t: Table) -> Result<Recipient<M>, Failure>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        RouteTable: Handler<M>,
+        ArpTable: Handler<M>,
+        NeighTable: Handler<M>,
+    {
+        Ok(match t {
+            Table::Route => self.route.clone().recipient(),
+            Table::Arp => self.arp.clone().recipient(),
+            Table::Neigh => self.neighbours()?.clone().recipient(),
+        })
+    }
+
+    /// The neighbour table's actor, or why there is none.
+    pub fn neighbours(&self) -> Result<&Addr<NeighTable>, Failure> {
+        self.neigh.as_ref().ok_or_else(|| {
+            Failure::Unsupported(
+                "this rtmd has no neighbour table: it mirrors the kernel's neighbours only \
+                 with --kernel import"
+                    .into(),
+            )
+        })
+    }
 }
 
 /// Who is on the other end, from the kernel (`SO_PEERCRED`, `SO_PEERPIDFD`).

@@ -94,7 +94,7 @@ pub struct Outbox {
     reply_bytes: usize,
     /// `client_queue` is read at every push, so a reload applies to running sessions too.
     limits: Arc<Limits>,
-    resync_seq: [Option<u64>; 2],
+    resync_seq: [Option<u64>; 3],
     closing: bool,
     /// The socket failed: nothing more can be written, so nothing more is kept.
     dead: bool,
@@ -109,6 +109,7 @@ fn slot(t: Table) -> usize {
     match t {
         Table::Route => 0,
         Table::Arp => 1,
+        Table::Neigh => 2,
     }
 }
 
@@ -324,7 +325,7 @@ impl OutboxHandle {
                 events: 0,
                 reply_bytes: 0,
                 limits,
-                resync_seq: [None, None],
+                resync_seq: [None; 3],
                 closing: false,
                 dead: false,
                 stats,

@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod arp;
+pub mod neigh;
 pub mod read;
 pub mod route;
 pub mod stage;

@@ -29,7 +29,7 @@ pub enum TableOp<R: Record> {
 
 impl<R: Record> TableOp<R> {
     /// The key the operation writes (none for a flush).
-    fn key(&self) -> Option<R::Key> {
+    pub fn key(&self) -> Option<R::Key> {
         match self {
             TableOp::Add(r) | TableOp::Change(r) | TableOp::Replace(r) => Some(r.key()),
             TableOp::Del(key) => Some(*key),

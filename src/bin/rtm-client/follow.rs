@@ -179,7 +179,11 @@ fn dump(mirror: &Mirror, lines: &mut Vec<Line>) {
             .map(|(table, key, entry)| Line::Mirror { table, key, entry }),
     );
     let (routes, arps) = mirror.counts();
-    lines.push(Line::MirrorDone { routes, arps });
+    lines.push(Line::MirrorDone {
+        routes,
+        arps,
+        neighs: mirror.neigh_count(),
+    });
 }
 
 #[cfg(test)]

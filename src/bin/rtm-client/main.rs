@@ -79,13 +79,27 @@ pub enum Cmd {
     },
     /// The ARP entry for MAC from shared memory; `-` reads one MAC per line from standard input
     Arp { mac: String },
+    /// The kernel's neighbours with IP (on every device, or on --dev), or with MAC, from shared
+    /// memory
+    Neigh {
+        /// An IPv4 address or a MAC address
+        key: String,
+        /// Only the neighbour on this device
+        #[arg(long, value_name = "IFNAME")]
+        dev: Option<String>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Which {
     Route,
     Arp,
+    /// Routes and ARP entries
     All,
+    /// The kernel's neighbours (rtmd --kernel import)
+    Neigh,
+    /// Routes, ARP entries and the kernel's neighbours
+    Every,
 }
 
 impl From<Which> for Tables {
@@ -94,6 +108,8 @@ impl From<Which> for Tables {
             Which::Route => Tables::Route,
             Which::Arp => Tables::Arp,
             Which::All => Tables::All,
+            Which::Neigh => Tables::Neigh,
+            Which::Every => Tables::Every,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The one-shot readers `rtm-client dump|lookup|arp`: straight from shared memory, print, exit.
+//! The one-shot readers `rtm-client dump|lookup|arp|neigh`: straight from shared memory, print, exit.
 //! They ask a running daemon where its files are, and otherwise take `--shm-dir`/`--instance`,
 //! so they keep working while the daemon is down.
 
@@ -6,10 +6,12 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rtm::shm::{ArpReader, Owners, Record, RouteReader, ShmError, ShmReader, TableReader};
+use rtm::shm::{
+    ArpReader, NeighReader, Owners, Record, RouteReader, ShmError, ShmReader, TableReader,
+};
 use rtm::types::parse_addr;
 use rtm::wire::{Caps, Table, Tables};
-use rtm::{paths, ArpEntry, Client, Entry, MacAddr, Route};
+use rtm::{paths, ArpEntry, Client, Entry, IfName, MacAddr, Neighbour, Route};
 
 use crate::cli::{self, json, render};
 use crate::{print, Args, Cmd};
@@ -52,6 +54,9 @@ fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
 
 /// Runs a one-shot command; returns the exit code.
 pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
+    if let Cmd::Neigh { key, dev } = cmd {
+        return neighbours(args, key, dev.as_deref()).await;
+    }
     let stdin_keys =
         matches!(cmd, Cmd::Lookup { address: k, .. } | Cmd::Arp { mac: k } if k == "-");
     let hash = match cmd {
@@ -76,6 +81,7 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
                 return 1;
             }
         },
+        Cmd::Neigh { .. } => unreachable!("answered above"),
     };
     let (route_path, arp_path, owners) = shm_paths(args).await;
     if stdin_keys {
@@ -127,6 +133,82 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
         },
         None => return dump(args, &route_path, &arp_path, owners),
     }
+    0
+}
+
+/// What `rtm-client neigh` asks for: the neighbours with an IP (on one device, or all), or
+/// those with a MAC.
+enum NeighQuery {
+    Ip(Ipv4Addr, Option<IfName>),
+    Mac(MacAddr),
+}
+
+impl NeighQuery {
+    fn parse(key: &str, dev: Option<&str>) -> Result<NeighQuery, String> {
+        let dev = dev
+            .map(|d| d.parse::<IfName>().map_err(|e| e.to_string()))
+            .transpose()?;
+        if let Ok(ip) = parse_addr(key) {
+            return Ok(NeighQuery::Ip(ip, dev));
+        }
+        match key.parse::<MacAddr>() {
+            Ok(mac) if dev.is_none() => Ok(NeighQuery::Mac(mac)),
+            Ok(mac) => Err(format!(
+                "--dev goes with an IP address, not with the MAC {mac}: a MAC's neighbours are \
+                 shown on every device"
+            )),
+            Err(_) => Err(format!(
+                "invalid neighbour \"{}\": expected an IPv4 address or a MAC address",
+                rtm::types::shown(key)
+            )),
+        }
+    }
+
+    fn ask(&self, r: &NeighReader) -> Result<Vec<Neighbour>, ShmError> {
+        let found = match self {
+            NeighQuery::Ip(ip, Some(dev)) => r.lookup(*ip, dev)?.into_iter().collect(),
+            NeighQuery::Ip(ip, None) => r.by_ip(*ip)?,
+            NeighQuery::Mac(mac) => r.by_mac(mac)?,
+        };
+        Ok(found.into_iter().map(|v| v.entry).collect())
+    }
+}
+
+impl std::fmt::Display for NeighQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NeighQuery::Ip(ip, Some(dev)) => write!(f, "{ip} dev {dev}"),
+            NeighQuery::Ip(ip, None) => write!(f, "{ip}"),
+            NeighQuery::Mac(mac) => write!(f, "{mac}"),
+        }
+    }
+}
+
+/// `rtm-client neigh IP [--dev IFNAME] | MAC`: the kernel's neighbours with that key, one per
+/// line, from shared memory. Exit 2 if none has it.
+async fn neighbours(args: &Args, key: &str, dev: Option<&str>) -> u8 {
+    let query = match NeighQuery::parse(key, dev) {
+        Ok(q) => q,
+        Err(e) => {
+            cli::warn(format_args!("rtm-client: {e}"));
+            return 1;
+        }
+    };
+    let (route_path, _, owners) = shm_paths(args).await;
+    let path = paths::neigh_shm_of(&route_path);
+    let found = match NeighReader::open_owned(&path, owners).and_then(|r| query.ask(&r)) {
+        Ok(found) => found,
+        Err(e) => return open_fail(&path, e),
+    };
+    if found.is_empty() {
+        cli::warn(format_args!("rtm-client: no neighbour {query}"));
+        return 2;
+    }
+    let text: String = found
+        .into_iter()
+        .map(|n| render::entry(&Entry::Neigh(n), args.json))
+        .collect();
+    print(&text);
     0
 }
 
@@ -202,6 +284,7 @@ fn sorted_entries<R: Record>(path: &Path, owners: Owners) -> Result<Vec<R>, u8> 
 
 fn dump(args: &Args, route_path: &Path, arp_path: &Path, owners: Owners) -> u8 {
     let tables: Tables = args.table.into();
+    let neigh_path = paths::neigh_shm_of(route_path);
     let read = || -> Result<_, u8> {
         let routes = tables
             .contains(Table::Route)
@@ -211,9 +294,13 @@ fn dump(args: &Args, route_path: &Path, arp_path: &Path, owners: Owners) -> u8 {
             .contains(Table::Arp)
             .then(|| sorted_entries::<ArpEntry>(arp_path, owners))
             .transpose()?;
-        Ok((routes, arps))
+        let neighs = tables
+            .contains(Table::Neigh)
+            .then(|| sorted_entries::<Neighbour>(&neigh_path, owners))
+            .transpose()?;
+        Ok((routes, arps, neighs))
     };
-    let (routes, arps) = match read() {
+    let (routes, arps, neighs) = match read() {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -230,6 +317,13 @@ fn dump(args: &Args, route_path: &Path, arp_path: &Path, owners: Owners) -> u8 {
             let v: Vec<json::ArpJson> = a.iter().map(Into::into).collect();
             obj.insert("arps".into(), serde_json::to_value(v).expect("serializes"));
         }
+        if let Some(n) = &neighs {
+            let v: Vec<json::NeighJson> = n.iter().map(Into::into).collect();
+            obj.insert(
+                "neighs".into(),
+                serde_json::to_value(v).expect("serializes"),
+            );
+        }
         print(&(serde_json::Value::Object(obj).to_string() + "\n"));
     } else {
         if let Some(r) = &routes {
@@ -237,6 +331,9 @@ fn dump(args: &Args, route_path: &Path, arp_path: &Path, owners: Owners) -> u8 {
         }
         if let Some(a) = &arps {
             print(&render::arps(a, false));
+        }
+        if let Some(n) = &neighs {
+            print(&render::neighbours(n, false));
         }
     }
     0

@@ -44,7 +44,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 
-use netlink_packet_core::{DecodeError, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{DecodeError, NetlinkBuffer, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage,
 };
@@ -237,6 +237,51 @@ pub fn event(frame: &[u8]) -> Result<Option<NeighEvent>, DecodeError> {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(n)) => event_of(false, &n),
         _ => None,
     })
+}
+
+/// What one datagram of the neighbour socket ([`super::neighbour_socket`]) says.
+#[derive(Debug)]
+pub enum NeighSide {
+    /// A link appeared, changed (up, down, renamed) or was heard of in a dump.
+    Link(super::Link),
+    LinkRemoved(u32),
+    Neigh(NeighEvent),
+}
+
+/// The link and neighbour events of one datagram, in the kernel's order, and how many of its
+/// messages could not be read.
+pub fn side_events(buf: &[u8]) -> (Vec<NeighSide>, usize) {
+    let (frames, mut bad) = super::frames(buf);
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        match NetlinkBuffer::new(f).message_type() {
+            t if is_neigh_type(t) => match event(f) {
+                Ok(Some(e)) => out.push(NeighSide::Neigh(e)),
+                Ok(None) => {}
+                Err(_) => bad += 1,
+            },
+            super::RTM_NEWLINK | super::RTM_DELLINK => {
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
+                    Ok(NetlinkMessage {
+                        payload: NetlinkPayload::InnerMessage(m),
+                        ..
+                    }) => match m {
+                        RouteNetlinkMessage::NewLink(l) => {
+                            out.extend(super::link(&l).map(NeighSide::Link));
+                        }
+                        RouteNetlinkMessage::DelLink(l) => {
+                            out.push(NeighSide::LinkRemoved(l.header.index));
+                        }
+                        _ => {}
+                    },
+                    Ok(_) => {}
+                    Err(_) => bad += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+    (out, bad)
 }
 
 /// The dump request for every IPv4 neighbour (the kernel lists the neighbour entries; proxy

@@ -171,6 +171,12 @@ impl Neighbours {
         })
     }
 
+    /// rtm's table refused to put `key` (full, …): it is not held, so the next dump tries it
+    /// again.
+    pub fn refused(&mut self, key: &NeighKey) {
+        self.held.retain(|_, n| n.key() != *key);
+    }
+
     /// A link deleted (`RTM_DELLINK`): its neighbours go.
     pub fn link_removed(&mut self, index: u32) -> Vec<NeighChange> {
         self.kernel.retain(|k, _| k.1 != index);

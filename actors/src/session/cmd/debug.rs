@@ -29,6 +29,7 @@ pub async fn deliver(svc: &Services, action: DebugAction) -> Result<Reply, Failu
     let r = match target {
         T::Route => svc.route.send(Inject(action)).await.map_err(lost)?,
         T::Arp => svc.arp.send(Inject(action)).await.map_err(lost)?,
+        T::Neigh => svc.neighbours()?.send(Inject(action)).await.map_err(lost)?,
         T::Broker => svc.broker.send(Inject(action)).await.map_err(lost)?,
         T::Registry => svc.registry.send(Inject(action)).await.map_err(lost)?,
         T::Listener => match svc.listener.get() {

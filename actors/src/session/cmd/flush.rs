@@ -1,7 +1,7 @@
 //! A flush: empty the tables, then ring every client that handles SIGUSR1.
 
 use rtm_proto::wire::{Failure, Table, Tables};
-use rtm_proto::{ArpEntry, Route};
+use rtm_proto::{ArpEntry, Neighbour, Route};
 
 use super::{registry_unavailable, unavailable};
 use crate::counters::Counters;
@@ -33,6 +33,17 @@ pub async fn flush(svc: &Services, tables: Tables, overriding: bool) -> Result<u
                 ))
                 .await
                 .map_err(|e| unavailable(t, e)),
+            Table::Neigh => match svc.neighbours() {
+                Ok(n) => n
+                    .send(Apply::<Neighbour>::new(
+                        vec![TableOp::Flush],
+                        false,
+                        overriding,
+                    ))
+                    .await
+                    .map_err(|e| unavailable(t, e)),
+                Err(f) => Err(f),
+            },
         };
         match outcome.map(|o| (o.last_seq, o.failures.into_iter().next())) {
             Ok((seq, None)) => {

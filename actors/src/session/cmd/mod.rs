@@ -46,6 +46,7 @@ pub fn answer(svc: Services, req: Request) -> LocalBoxFuture<Answer> {
         Request::BatchOverriding { ops, force } => Box::pin(change::batch(svc, ops, force, true)),
         Request::RouteShow(key) => Box::pin(show::routes(svc, key)),
         Request::ArpShow(key) => Box::pin(show::arps(svc, key)),
+        Request::NeighShow(ip) => Box::pin(show::neighbours(svc, ip)),
         Request::RouteGet(addr) => Box::pin(async move { vec![get::route(&svc, addr).await] }),
         Request::ArpGet(mac) => Box::pin(async move { vec![get::arp(&svc, mac).await] }),
         // In one reply; a session pages it for a client at version 4 ([`clients::list`]).

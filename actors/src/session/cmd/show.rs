@@ -1,8 +1,10 @@
-//! `RouteShow`, `ArpShow`: a whole table in key order (or one entry), in frames of at most
+//! `RouteShow`, `ArpShow`, `NeighShow`: a whole table in key order (or one entry), in frames of at most
 //! [`wire::SHOW_CHUNK`] entries.
 
 use rtm_proto::wire::{self, Reply, Table};
-use rtm_proto::{ArpEntry, MacAddr, Prefix, Route};
+use std::net::Ipv4Addr;
+
+use rtm_proto::{ArpEntry, MacAddr, Neighbour, Prefix, Route};
 
 use super::{unavailable, Answer};
 use crate::session::Services;
@@ -21,6 +23,22 @@ pub async fn arps(svc: Services, key: Option<MacAddr>) -> Answer {
         Ok(Ok(all)) => chunks(all, |entries, more| Reply::Arps { entries, more }),
         Ok(Err(f)) => vec![Err(f)],
         Err(e) => vec![Err(unavailable(Table::Arp, e))],
+    }
+}
+
+/// The kernel's neighbours, all of them or those with one IP (on every device).
+pub async fn neighbours(svc: Services, ip: Option<Ipv4Addr>) -> Answer {
+    let neigh = match svc.neighbours() {
+        Ok(n) => n,
+        Err(f) => return vec![Err(f)],
+    };
+    match neigh.send(Show::<Neighbour>::of(None)).await {
+        Ok(Ok(mut all)) => {
+            all.retain(|n| ip.is_none_or(|ip| n.ip == ip));
+            chunks(all, |entries, more| Reply::Neighs { entries, more })
+        }
+        Ok(Err(f)) => vec![Err(f)],
+        Err(e) => vec![Err(unavailable(Table::Neigh, e))],
     }
 }
 

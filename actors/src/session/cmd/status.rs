@@ -37,6 +37,13 @@ pub async fn status(svc: &Services) -> Result<Reply, Failure> {
             let mut c = svc.health.counters.snapshot();
             let n = svc.health.restarts.count(ActorKind::Registry);
             c.insert(wire::REGISTRY_RESTARTS.to_string(), n);
+            if svc.neigh.is_some() {
+                let n = svc.health.restarts.count(ActorKind::Neigh);
+                c.insert(wire::NEIGH_RESTARTS.to_string(), n);
+                let (neighs, neigh_capacity) = size(Table::Neigh);
+                c.insert(wire::NEIGHS.to_string(), neighs);
+                c.insert(wire::NEIGH_CAPACITY.to_string(), neigh_capacity);
+            }
             if svc.health.kernel.on() {
                 let n = svc.health.restarts.count(ActorKind::Kernel);
                 c.insert(wire::KERNEL_RESTARTS.to_string(), n);

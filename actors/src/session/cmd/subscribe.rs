@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use rtm_proto::wire::{self, Failure, Hello, Reply, Table, Tables};
+use rtm_proto::wire::{self, Failure, Hello, Reply, Tables};
 use tracing::warn;
 
 use super::{registry_unavailable, unavailable};
@@ -75,11 +75,10 @@ impl Session {
                     session,
                     to: me.clone(),
                 };
-                let r = match t {
-                    Table::Route => svc.route.send(sub).await,
-                    Table::Arp => svc.arp.send(sub).await,
-                };
-                r.map_err(|e| unavailable(t, e))??;
+                svc.table::<Subscribe>(t)?
+                    .send(sub)
+                    .await
+                    .map_err(|e| unavailable(t, e))??;
             }
             Ok(())
         };
@@ -113,10 +112,8 @@ impl Session {
     pub(in crate::session) fn leave(&mut self) {
         if let Some(tables) = self.subscribed.take() {
             for t in tables.iter() {
-                let msg = Unsubscribe { session: self.id };
-                match t {
-                    Table::Route => self.svc.route.do_send(msg),
-                    Table::Arp => self.svc.arp.do_send(msg),
+                if let Ok(to) = self.svc.table::<Unsubscribe>(t) {
+                    to.do_send(Unsubscribe { session: self.id });
                 }
             }
         }

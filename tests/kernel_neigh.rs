@@ -1,0 +1,234 @@
+//! `rtmd --kernel import` mirrors the kernel's IPv4 neighbours, keyed as the kernel keys them
+//! (IP, device), into a table of their own that clients read by IP and by MAC from shared
+//! memory. Each test makes a network namespace of its own (`common::netns`); they need root
+//! and iproute2, and say why and pass without checking anything where they cannot run.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::netns::{needs_netns, Netns};
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+/// The kernel's neighbours as the mirror keeps them: `"IP dev DEV"` → MAC, for the entries with
+/// a MAC (not proxies, not INCOMPLETE/FAILED, not the all-zero MAC).
+fn kernel_neighbours(ns: &Netns) -> BTreeMap<String, String> {
+    let v: Value =
+        serde_json::from_str(&ns.ip_ok(&["-j", "-4", "neigh", "show"], true)).expect("ip -j neigh");
+    let mut out = BTreeMap::new();
+    for n in v.as_array().expect("array") {
+        let (Some(ip), Some(dev), Some(mac)) = (
+            n["dst"].as_str(),
+            n["dev"].as_str(),
+            n.get("lladdr").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let states: Vec<&str> = n["state"]
+            .as_array()
+            .map(|s| s.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if states.iter().any(|s| ["INCOMPLETE", "FAILED"].contains(s)) || mac == "00:00:00:00:00:00"
+        {
+            continue;
+        }
+        out.insert(format!("{ip} dev {dev}"), mac.to_string());
+    }
+    out
+}
+
+/// rtm's neighbour table, read from shared memory (`rtm-client dump --table neigh --json`).
+fn rtm_neighbours(inst: &Instance) -> BTreeMap<String, String> {
+    let o = inst.client_oneshot(&["dump", "--table", "neigh", "--json"], None);
+    assert_eq!(code(&o), 0, "dump: {}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("dump --json");
+    v["neighs"]
+        .as_array()
+        .expect("neighs")
+        .iter()
+        .map(|n| {
+            assert_eq!(n["origin"], "kernel", "{n}");
+            (
+                format!(
+                    "{} dev {}",
+                    n["ip"].as_str().unwrap(),
+                    n["dev"].as_str().unwrap()
+                ),
+                n["mac"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits (bounded) until rtm's neighbours equal the kernel's; on failure says how they differ.
+fn neighbours_converge(ns: &Netns, inst: &Instance) {
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (rtm, kernel) = (rtm_neighbours(inst), kernel_neighbours(ns));
+        if rtm == kernel {
+            return;
+        }
+        if std::time::Instant::now() > end {
+            let only_rtm: Vec<_> = rtm
+                .iter()
+                .filter(|(k, v)| kernel.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            let only_kernel: Vec<_> = kernel
+                .iter()
+                .filter(|(k, v)| rtm.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            panic!(
+                "rtm has {} neighbours, the kernel {}; rtm differs at {only_rtm:?}, the kernel at {only_kernel:?}\nlog: {}",
+                rtm.len(),
+                kernel.len(),
+                inst.log_text()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn neigh(ns: &Netns, args: &str) {
+    let mut a = vec!["neigh"];
+    a.extend(args.split_whitespace());
+    ns.ip_ok(&a, true);
+}
+
+/// Neighbours present at start and changed later reach a client as events and shared memory;
+/// one MAC answering for several IPs keeps them all, found by IP and by MAC; what has no MAC
+/// to send to (a proxy entry) is left out.
+#[test]
+fn neighbours_follow_ip_neigh() {
+    needs_netns!();
+    let ns = Netns::new();
+    let mac = "02:00:00:00:00:07";
+    neigh(
+        &ns,
+        &format!("add 192.0.2.7 lladdr {mac} dev va nud permanent"),
+    );
+    neigh(
+        &ns,
+        &format!("add 192.0.2.8 lladdr {mac} dev va nud reachable"),
+    );
+    neigh(
+        &ns,
+        &format!("add 198.51.100.7 lladdr {mac} dev vb nud permanent"),
+    );
+    neigh(&ns, "add proxy 192.0.2.50 dev va");
+    let inst = ns.start_import(&[]);
+    inst.eventually("the three neighbours mirrored", || {
+        rtm_neighbours(&inst).len() == 3
+    });
+    neighbours_converge(&ns, &inst);
+
+    // By MAC: every IP it answers for; by IP: the one entry; absent: exit 2.
+    let o = inst.client_oneshot(&["neigh", mac], None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("192.0.2.7 dev va lladdr {mac}"),
+            format!("192.0.2.8 dev va lladdr {mac}"),
+            format!("198.51.100.7 dev vb lladdr {mac}"),
+        ],
+        "by MAC"
+    );
+    let o = inst.client_oneshot(&["neigh", "198.51.100.7", "--json"], None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({"ip":"198.51.100.7","dev":"vb","mac":mac,"origin":"kernel"})
+    );
+    let o = inst.client_oneshot(&["neigh", "192.0.2.50"], None);
+    assert_eq!(code(&o), 2, "a proxy entry is no neighbour: {}", stdout(&o));
+    assert!(
+        stderr(&o).contains("no neighbour 192.0.2.50"),
+        "{}",
+        stderr(&o)
+    );
+    let o = inst.client_oneshot(&["neigh", "192.0.2.300"], None);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(stderr(&o).contains("192.0.2.300"), "{}", stderr(&o));
+
+    // Live: a create, an update (new MAC), a state change alone (nothing), a delete.
+    let mut c = inst.client("n", &["--table", "neigh"]);
+    neigh(
+        &ns,
+        "add 192.0.2.10 lladdr 02:00:00:00:00:0a dev va nud reachable",
+    );
+    let ev = c.expect(|v| v["key"] == "192.0.2.10 dev va");
+    assert_eq!(ev["op"], "create", "{ev}");
+    assert_eq!(ev["table"], "neigh", "{ev}");
+    assert_eq!(ev["entry"]["mac"], "02:00:00:00:00:0a", "{ev}");
+    neigh(
+        &ns,
+        "change 192.0.2.10 lladdr 02:00:00:00:00:0a dev va nud stale",
+    );
+    neigh(
+        &ns,
+        "replace 192.0.2.10 lladdr 02:00:00:00:00:0b dev va nud reachable",
+    );
+    let ev = c.expect(|v| v["key"] == "192.0.2.10 dev va");
+    assert_eq!(ev["op"], "update", "{ev}");
+    assert_eq!(
+        ev["entry"]["mac"], "02:00:00:00:00:0b",
+        "the MAC change, not the state's: {ev}"
+    );
+    neigh(&ns, "del 192.0.2.10 dev va");
+    let ev = c.expect(|v| v["key"] == "192.0.2.10 dev va");
+    assert_eq!(ev["op"], "delete", "{ev}");
+
+    let st = inst.status();
+    assert_eq!(st["neighs"], 3, "{st}");
+    assert_eq!(st["restarts"]["neigh"], 0, "{st}");
+
+    // A link set down loses its neighbours (the permanent ones too); the other link's stay.
+    ns.ip_ok(&["link", "set", "va", "down"], true);
+    inst.eventually("va's neighbours gone", || {
+        rtm_neighbours(&inst).keys().all(|k| !k.ends_with("dev va"))
+    });
+    neighbours_converge(&ns, &inst);
+    assert!(rtm_neighbours(&inst).contains_key("198.51.100.7 dev vb"));
+    ns.ip_ok(&["link", "del", "vb"], true);
+    inst.eventually("every neighbour gone", || rtm_neighbours(&inst).is_empty());
+}
+
+/// A burst of neighbours larger than a tiny receive buffer holds, while rtmd is stopped, makes
+/// the kernel drop events (ENOBUFS): the mirror dumps again and ends equal to the kernel.
+#[test]
+fn neighbour_burst_with_enobufs_ends_equal() {
+    needs_netns!();
+    let ns = Netns::new();
+    // Permanent entries do not count against the neighbour table's garbage-collection
+    // thresholds (gc_thresh3 is 1024 by default), so the burst fits.
+    let inst = ns.start_import(&["--kernel-rcvbuf", "65536", "--arp-capacity", "4096"]);
+    inst.signal_daemon(Signal::SIGSTOP);
+    let mut batch = String::new();
+    for i in 0..3000u32 {
+        batch += &format!(
+            "neigh add 10.9.{}.{} lladdr 02:00:00:00:{:02x}:{:02x} dev va nud permanent\n",
+            i / 250,
+            i % 250 + 1,
+            i / 256,
+            i % 256
+        );
+    }
+    let mut cmd = ns.ip_cmd(&["-batch", "-"], true);
+    cmd.stdin(std::process::Stdio::piped());
+    let o = run(cmd, Some(batch.as_bytes()), DEADLINE);
+    assert_eq!(code(&o), 0, "ip -batch: {}", stderr(&o));
+    inst.signal_daemon(Signal::SIGCONT);
+    assert_eq!(kernel_neighbours(&ns).len(), 3000, "the kernel's own count");
+    neighbours_converge(&ns, &inst);
+    assert!(
+        inst.log_text().contains("neighbour events (ENOBUFS)"),
+        "the buffer did not overflow, so the re-dump was not tested: {}",
+        inst.log_text()
+    );
+}
