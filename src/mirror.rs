@@ -368,7 +368,19 @@ impl Mirror {
                 .contains(Table::Neigh)
                 .then(|| {
                     let path = rtm_proto::paths::neigh_shm_of(welcome.route_shm.as_ref());
-                    TableMirror::open(&path, owners)
+                    TableMirror::open(&path, owners).map_err(|e| match e {
+                        ShmError::Io { source, .. }
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            ShmError::BadFile {
+                                path,
+                                why: "no such file: rtmd keeps the kernel's neighbours only \
+                                      with --kernel import"
+                                    .into(),
+                            }
+                        }
+                        e => e,
+                    })
                 })
                 .transpose()?,
             keep,

@@ -232,3 +232,68 @@ fn neighbour_burst_with_enobufs_ends_equal() {
         inst.log_text()
     );
 }
+
+/// `rtmctl kernel-neigh show` lists them as `ip neigh` does, all or by IP; the table's actor
+/// is supervised on its own: a panic in it restarts it alone, and the mirror goes on.
+#[test]
+fn rtmctl_shows_them_and_the_table_restarts_alone() {
+    needs_netns!();
+    let ns = Netns::new();
+    neigh(
+        &ns,
+        "add 192.0.2.7 lladdr 02:00:00:00:00:07 dev va nud permanent",
+    );
+    neigh(
+        &ns,
+        "add 198.51.100.7 lladdr 02:00:00:00:00:08 dev vb nud permanent",
+    );
+    let inst = ns.start_import(&[]);
+    inst.eventually("both mirrored", || rtm_neighbours(&inst).len() == 2);
+    assert_eq!(
+        inst.ctl_line("kernel-neigh show"),
+        "192.0.2.7 dev va lladdr 02:00:00:00:00:07\n198.51.100.7 dev vb lladdr 02:00:00:00:00:08\n"
+    );
+    let v = inst.ctl_json(&["kernel-neigh", "show", "198.51.100.7"]);
+    assert_eq!(
+        v,
+        serde_json::json!([{"ip":"198.51.100.7","dev":"vb","mac":"02:00:00:00:00:08","origin":"kernel"}])
+    );
+    let o = inst.ctl(&["kernel-neigh", "show", "198.51.100.300"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("198.51.100.300"), "{}", stderr(&o));
+
+    let mut c = inst.client("n", &["--table", "every"]);
+    let o = inst.debug("panic neigh");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    inst.eventually("the neighbour table restarted", || {
+        inst.status()["restarts"]["neigh"] == 1
+    });
+    let st = inst.status();
+    assert_eq!(st["restarts"]["route"], 0, "{st}");
+    assert_eq!(st["restarts"]["kernel"], 0, "{st}");
+    neigh(
+        &ns,
+        "add 192.0.2.9 lladdr 02:00:00:00:00:09 dev va nud permanent",
+    );
+    let ev = c.expect(|v| v["key"] == "192.0.2.9 dev va");
+    assert_eq!(ev["op"], "create", "{ev}");
+    neighbours_converge(&ns, &inst);
+}
+
+/// Without `--kernel import` there is no neighbour table: no file, no status keys, and a
+/// client that asks for it is told why.
+#[test]
+fn without_the_import_there_is_no_neighbour_table() {
+    let inst = Instance::start();
+    let st = inst.status();
+    assert!(st.get("neighs").is_none(), "{st}");
+    assert!(st["restarts"].get("neigh").is_none(), "{st}");
+    assert!(!path_exists(&inst.route_shm().with_extension("neigh")));
+    let o = inst.ctl(&["kernel-neigh", "show"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("--kernel import"), "{}", stderr(&o));
+    let mut c = inst.client_unsynced("n", &["--table", "neigh"]);
+    let (status, err) = c.wait();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("--kernel import"), "{err}");
+}

@@ -145,6 +145,12 @@ const NEIGH_VERBS: &[Verb] = &[
     },
 ];
 
+const KERNEL_NEIGH_VERBS: &[Verb] = &[Verb {
+    names: &["show", "list", "ls"],
+    args: "[IP]",
+    about: "List the kernel's neighbours, all or those with IP (on every device)",
+}];
+
 /// Every object, in the order help lists them.
 pub const OBJECTS: &[Object] = &[
     Object {
@@ -164,6 +170,12 @@ pub const OBJECTS: &[Object] = &[
         about: "The ARP table in ip neigh's grammar",
         args: "",
         verbs: NEIGH_VERBS,
+    },
+    Object {
+        names: &["kernel-neigh"],
+        about: "The kernel's neighbours, keyed by IP and device (rtmd --kernel import; read-only)",
+        args: "",
+        verbs: KERNEL_NEIGH_VERBS,
     },
     Object {
         names: &["flush"],

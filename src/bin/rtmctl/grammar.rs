@@ -51,6 +51,8 @@ pub enum Command {
     /// `arp flush dev IFNAME`: the deletes of its entries.
     ArpFlushSome(ArpSelector),
     ArpGet(MacAddr),
+    /// `kernel-neigh show [IP]`.
+    KernelNeighShow(Option<Ipv4Addr>),
     /// `neigh del IP [dev IFNAME]`: the delete of the one entry with that IP (on that device).
     NeighDel(Ipv4Addr, Option<IfName>),
     Completions(clap_complete::Shell),
@@ -90,6 +92,17 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         "route" => parse_route(object, rest),
         "arp" => parse_arp(object, rest, false),
         "neigh" => parse_arp(object, rest, true),
+        "kernel-neigh" => {
+            let (_, args) = verb_of(object, rest)?;
+            match args[..] {
+                [] => Ok(Command::KernelNeighShow(None)),
+                [ip] => Ok(Command::KernelNeighShow(Some(parse_addr(ip)?))),
+                [_, extra, ..] => Err(usage(format!(
+                    "unexpected argument \"{}\" after kernel-neigh show IP",
+                    shown(extra)
+                ))),
+            }
+        }
         "flush" => no_more("flush", rest).map(|_| Command::Change(Op::Flush(Tables::All))),
         "clients" => no_more("clients", rest).map(|_| Command::Clients),
         "watch" => no_more("watch", rest).map(|_| Command::Watch),
@@ -197,10 +210,11 @@ fn parse_debug(rest: &[&str]) -> Result<Command, UsageError> {
     use rtm::wire::{DebugAction, DebugTarget, PanicPoint};
     const USE: &str = "debug panic TARGET [in handler|async|interval|stream|restart|publish] | \
                        debug stall TARGET MS, \
-                       TARGET = route|arp|broker|listener|session|registry|kernel|kernel-export";
+                       TARGET = route|arp|neigh|broker|listener|session|registry|kernel|kernel-export";
     let target = |w: Option<&&str>| match w.copied() {
         Some("route") => Ok(DebugTarget::Route),
         Some("arp") => Ok(DebugTarget::Arp),
+        Some("neigh") => Ok(DebugTarget::Neigh),
         Some("broker") => Ok(DebugTarget::Broker),
         Some("listener") => Ok(DebugTarget::Listener),
         Some("session") => Ok(DebugTarget::Session),

@@ -382,6 +382,10 @@ async fn run(cmd: Command, socket: PathBuf, json: bool, overriding: bool) -> Res
             Reply::Route(r) => print(&render::entry(&Entry::Route(r), json)),
             other => return Err(unexpected(other)),
         },
+        Command::KernelNeighShow(ip) => print(&render::neighbours(
+            &client.show_neighbours(ip).await?,
+            json,
+        )),
         Command::Clients => print(&render::clients(&client.clients().await?, json)),
         Command::Status => match client.request(Request::Status).await? {
             Reply::Status(st) => print(&render::status(&st, json)),
