@@ -141,3 +141,65 @@ fn multipath_routes_travel_from_version_7() {
         only_single
     );
 }
+
+/// The neighbour table is told only to clients that ask for it, at version 8: `All` stays the
+/// route and ARP tables (a flush of `All` leaves the kernel's neighbours alone), and each new
+/// request says the version it needs.
+#[test]
+fn neighbours_only_from_version_8() {
+    assert_eq!(
+        Tables::All.iter().collect::<Vec<_>>(),
+        [Table::Route, Table::Arp]
+    );
+    assert_eq!(
+        Tables::Every.iter().collect::<Vec<_>>(),
+        [Table::Route, Table::Arp, Table::Neigh]
+    );
+    assert_eq!(Tables::Neigh.iter().collect::<Vec<_>>(), [Table::Neigh]);
+    for (req, since) in [
+        (
+            Request::Subscribe {
+                tables: Tables::All,
+            },
+            1,
+        ),
+        (
+            Request::Subscribe {
+                tables: Tables::Neigh,
+            },
+            8,
+        ),
+        (
+            Request::Subscribe {
+                tables: Tables::Every,
+            },
+            8,
+        ),
+        (Request::NeighShow(None), 8),
+        (Request::Apply(Op::Flush(Tables::All)), 1),
+        (Request::Apply(Op::Flush(Tables::Every)), 8),
+        (
+            Request::Debug(DebugAction::Stall {
+                target: DebugTarget::Neigh,
+                ms: 1,
+            }),
+            8,
+        ),
+    ] {
+        assert_eq!(req.since(), since, "{req:?}");
+    }
+    let key = Key::Neigh(crate::types::NeighKey {
+        ip: "192.0.2.7".parse().unwrap(),
+        dev: "eth0".parse().unwrap(),
+    });
+    assert_eq!(key.table(), Table::Neigh);
+    assert_eq!(key.to_string(), "192.0.2.7 dev eth0");
+    let ev = ServerMsg::Events(vec![Event::Change {
+        table: Table::Neigh,
+        op: ChangeOp::Create,
+        key,
+        seq: 3,
+    }]);
+    let bytes = encode(&ev).unwrap();
+    assert_eq!(decode::<ServerMsg>(&bytes).unwrap(), ev);
+}
