@@ -18,6 +18,9 @@
 //!    (`ip nexthop add id 10 group 1/2`, then `route add P nhid 10`), then one `ip nexthop
 //!    replace` of a member, which sends the mirror no event per route: how long after `ip`
 //!    finished every follower had the update of every route.
+//! 5. **Neighbours.** A fourth rtmd; one `ip -batch` adds [`NEIGHBOURS`] permanent neighbours
+//!    (one MAC per 8 addresses, as behind routers), watched by `ip monitor neigh`: how long after
+//!    `ip` finished rtm's neighbour file held them all, and the monitor had printed them all.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -58,11 +61,16 @@ struct Monitor {
 
 impl Monitor {
     fn start(ns: &NetNs) -> Result<Monitor> {
-        let mut c = ns.ip(&["monitor", "route"]);
+        Monitor::of(ns, "route")
+    }
+
+    /// `ip monitor OBJECT` (`route`, `neigh`).
+    fn of(ns: &NetNs, object: &str) -> Result<Monitor> {
+        let mut c = ns.ip(&["monitor", object]);
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let mut child = KillOnDrop(c.spawn().context("spawn ip monitor route")?);
+        let mut child = KillOnDrop(c.spawn().context("spawn ip monitor")?);
         let out = child.0.stdout.take().expect("piped");
         let lines = Arc::new(AtomicU64::new(0));
         let probes = Arc::new(Mutex::new(Vec::new()));
@@ -185,7 +193,93 @@ pub fn measure(run: &Run, rep: &mut Report) -> Result<()> {
     }
     burst(run, &batch, rep)?;
     enobufs(run, &batch, rep)?;
-    objects(run, rep)
+    objects(run, rep)?;
+    neighbours(run, rep)
+}
+
+/// Neighbours phase 5 adds (at most as many as routes).
+const NEIGHBOURS: usize = 20_000;
+
+/// Phase 5: a burst of neighbours, the mirror's shared memory against `ip monitor neigh`.
+fn neighbours(run: &Run, rep: &mut Report) -> Result<()> {
+    let n = NEIGHBOURS.min(run.routes.len());
+    let ns = NetNs::new()?;
+    let dir = run.dir.join("mirror-neigh");
+    let daemon = start_rtmd(
+        run.rtmd,
+        &dir,
+        1024,
+        &ns,
+        &["--arp-capacity", &(n + 1024).to_string()],
+        run.dl,
+    )?;
+    let batch = dir.join("neigh.batch");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&batch)?);
+        for i in 0..n as u32 {
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 1)) + i);
+            let m = (i / 8).to_be_bytes();
+            writeln!(
+                f,
+                "neigh add {ip} lladdr 02:00:{:02x}:{:02x}:{:02x}:{:02x} dev {DEV} nud permanent",
+                m[0], m[1], m[2], m[3]
+            )?;
+        }
+        f.flush()?;
+    }
+    let mon = Monitor::of(&ns, "neigh")?;
+    thread::sleep(Duration::from_millis(300));
+    phase(&format!(
+        "kernel mirror: ip -batch of {n} neighbours, 1 ip monitor neigh"
+    ));
+    let reader = rtm::shm::NeighReader::open(&daemon.shm("neigh"))?;
+    let t0 = Instant::now();
+    let mut cmd = ns.ip(&["-batch"]);
+    cmd.arg(&batch);
+    run_ok(cmd, run.dl.cap(Duration::from_secs(600))?)?;
+    let ip_done = Instant::now();
+    let (mut rtm_done, mut mon_done) = (None, None);
+    let end = Instant::now() + run.dl.cap(SETTLE)?;
+    let mut reader = reader;
+    while (rtm_done.is_none() || mon_done.is_none()) && Instant::now() < end {
+        // A larger table is a new generation of the file: follow it.
+        let _ = reader.refresh();
+        if rtm_done.is_none() && reader.len() >= n {
+            rtm_done = Some(Instant::now());
+        }
+        if mon_done.is_none() && mon.lines.load(Relaxed) >= n as u64 {
+            mon_done = Some(Instant::now());
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    rep.add(
+        "kernel_mirror_neigh_ip_ms",
+        ip_done.duration_since(t0).as_secs_f64() * 1e3,
+        "ms",
+    );
+    let after = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(ip_done));
+    for (name, t) in [
+        ("kernel_mirror_neigh_shm_after_ip_ms", after(rtm_done)),
+        ("kernel_mirror_neigh_monitor_after_ip_ms", after(mon_done)),
+    ] {
+        match t {
+            Some(d) => rep.add(name, d.as_secs_f64() * 1e3, "ms"),
+            None => rep.skip(name, "not everything arrived within 30 s of ip finishing"),
+        }
+    }
+    rep.add(
+        "kernel_mirror_neigh_missing",
+        n.saturating_sub(reader.len()) as f64,
+        "neighbours",
+    );
+    let log = std::fs::read_to_string(dir.join("rtmd.log")).unwrap_or_default();
+    rep.add(
+        "kernel_mirror_neigh_redumps",
+        log.matches("dropped neighbour events").count() as f64,
+        "dumps",
+    );
+    daemon.stop()?;
+    Ok(())
 }
 
 /// Phase 4: routes through one next-hop group, and one member of the group replaced.
