@@ -233,7 +233,8 @@ fn neighbour_burst_with_enobufs_ends_equal() {
     );
 }
 
-/// `rtmctl kernel-neigh show` lists them as `ip neigh` does, all or by IP; the table's actor
+/// `rtmctl kernel-neigh show` lists them as `ip neigh` does, all or by IP, and the dashboard
+/// too; the table's actor
 /// is supervised on its own: a panic in it restarts it alone, and the mirror goes on.
 #[test]
 fn rtmctl_shows_them_and_the_table_restarts_alone() {
@@ -247,8 +248,20 @@ fn rtmctl_shows_them_and_the_table_restarts_alone() {
         &ns,
         "add 198.51.100.7 lladdr 02:00:00:00:00:08 dev vb nud permanent",
     );
-    let inst = ns.start_import(&[]);
+    let dash_dir = tempfile::tempdir().unwrap();
+    let dash = dash_dir.path().join("dash.sock");
+    let inst = ns.start_import(&["--http-socket", dash.to_str().unwrap()]);
     inst.eventually("both mirrored", || rtm_neighbours(&inst).len() == 2);
+    // The dashboard lists them, searched by MAC, with their origin.
+    let page = common::http::request_uds(&dash, "GET", "/neigh?q=02:00:00:00:00:08", &[], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "<tr><td>198.51.100.7</td><td>vb</td><td>02:00:00:00:00:08</td><td>kernel</td></tr>"
+        ) && !page.body.contains("192.0.2.7"),
+        "{}",
+        page.body
+    );
     assert_eq!(
         inst.ctl_line("kernel-neigh show"),
         "192.0.2.7 dev va lladdr 02:00:00:00:00:07\n198.51.100.7 dev vb lladdr 02:00:00:00:00:08\n"

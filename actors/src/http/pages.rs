@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rtm_proto::wire::{self, Reply, Table};
-use rtm_proto::{ArpEntry, MacAddr, Origin, Prefix, Route};
+use rtm_proto::{ArpEntry, MacAddr, Neighbour, Origin, Prefix, Route};
 use serde::Deserialize;
 
 use super::tokens::Grant;
@@ -43,6 +43,7 @@ fn layout(title: &str, token: &str, grant: &Grant, body: &str) -> HttpResponse {
         ("/", "Overview"),
         ("/routes", "Routes"),
         ("/arp", "ARP"),
+        ("/neigh", "Neighbours"),
         ("/clients", "Clients"),
         ("/events", "Events"),
     ]
@@ -580,6 +581,75 @@ pub async fn arp(
         );
     }
     layout("ARP", &token, &grant, &b)
+}
+
+/// `GET /neigh`: a page of the kernel's neighbours (`rtmd --kernel import`), searched by IP,
+/// by MAC or by text; read-only, as the table is the kernel's. The page shows the table as it
+/// was when loaded (no live rows).
+pub async fn neighbours(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<TableQuery>,
+) -> HttpResponse {
+    let (grant, token) = match reader(&req, &st) {
+        Ok(g) => g,
+        Err(r) => return r.into(),
+    };
+    let table = match st.svc.neighbours() {
+        Ok(t) => t,
+        Err(f) => {
+            return layout(
+                "Neighbours",
+                &token,
+                &grant,
+                &format!("<p>{}</p>", esc(&f.to_string())),
+            )
+        }
+    };
+    let query = q.q.trim();
+    let mut b = search_form("/neigh", query, "IP, MAC or dev");
+    let (ip, mac) = (
+        query.parse::<Ipv4Addr>().ok(),
+        query.parse::<MacAddr>().ok(),
+    );
+    let all = match table.send(Show::<Neighbour>::of(None)).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(f)) => return failed("neigh", f),
+        Err(e) => return failed("neigh", unavailable(Table::Neigh, e)),
+    };
+    let keep = |n: &&Neighbour| match (ip, mac) {
+        (Some(ip), _) => n.ip == ip,
+        (None, Some(mac)) => n.mac == mac,
+        (None, None) => query.is_empty() || n.to_string().contains(query),
+    };
+    let total = all.iter().filter(keep).count();
+    let page: Vec<&Neighbour> = all
+        .iter()
+        .filter(keep)
+        .skip(q.page * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .collect();
+    let rows: String = page
+        .iter()
+        .map(|n| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                n.ip,
+                esc(n.dev.as_str()),
+                n.mac,
+                n.origin
+            )
+        })
+        .collect();
+    let _ = write!(
+        b,
+        "<table id=\"neighs\"><thead><tr><th>IP</th><th>dev</th><th>MAC</th><th>origin</th>\
+         </tr></thead><tbody>{rows}</tbody></table>{}<p class=\"legend\">The kernel's \
+         neighbours, as of this page's load; the kernel owns them (change them with \
+         <code>ip neigh</code>).</p>",
+        pager("/neigh", query, q.page, page.len(), total)
+    );
+    layout("Neighbours", &token, &grant, &b)
 }
 
 /// `GET /clients`: every registered client and its queue.

@@ -3,7 +3,7 @@
 //! | path | what |
 //! |---|---|
 //! | `GET /?token=T` | opens a session: sets the cookie, redirects to the page without the token |
-//! | `GET /`, `/routes`, `/arp`, `/clients`, `/events` | pages ([`super::pages`]) |
+//! | `GET /`, `/routes`, `/arp`, `/neigh`, `/clients`, `/events` | pages ([`super::pages`]) |
 //! | `GET /events/stream` | the live change stream ([`super::sse`]) |
 //! | `GET /metrics` | Prometheus text ([`super::metrics`]) |
 //! | `GET /api/status` | what `rtmctl -j status` gets, for the overview's live chart |
@@ -52,6 +52,7 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
             .route("/", web::get().to(pages::overview))
             .route("/routes", web::get().to(pages::routes))
             .route("/arp", web::get().to(pages::arp))
+            .route("/neigh", web::get().to(pages::neighbours))
             .route("/clients", web::get().to(pages::clients))
             .route("/events", web::get().to(pages::events))
             .route("/events/stream", web::get().to(sse::stream))
