@@ -305,6 +305,9 @@ fn without_the_import_there_is_no_neighbour_table() {
     let o = inst.ctl(&["kernel-neigh", "show"]);
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("--kernel import"), "{}", stderr(&o));
+    let o = inst.client_oneshot(&["neigh", "192.0.2.7"], None);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("--kernel import"), "{}", stderr(&o));
     let mut c = inst.client_unsynced("n", &["--table", "neigh"]);
     let (status, err) = c.wait();
     assert!(!status.success(), "{err}");

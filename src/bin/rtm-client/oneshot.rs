@@ -198,6 +198,12 @@ async fn neighbours(args: &Args, key: &str, dev: Option<&str>) -> u8 {
     let path = paths::neigh_shm_of(&route_path);
     let found = match NeighReader::open_owned(&path, owners).and_then(|r| query.ask(&r)) {
         Ok(found) => found,
+        Err(ShmError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return open_fail(
+                &path,
+                "no such file (rtmd keeps the kernel's neighbours only with --kernel import)",
+            )
+        }
         Err(e) => return open_fail(&path, e),
     };
     if found.is_empty() {
