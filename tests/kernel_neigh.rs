@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::netns::{needs_netns, Netns};
+use common::netns::{converge_on, needs_netns, Netns};
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -62,34 +62,14 @@ fn rtm_neighbours(inst: &Instance) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Waits (bounded) until rtm's neighbours equal the kernel's; on failure says how they differ.
+/// Waits (bounded) until rtm's neighbours equal the kernel's.
 fn neighbours_converge(ns: &Netns, inst: &Instance) {
-    let end = std::time::Instant::now() + DEADLINE;
-    loop {
-        let (rtm, kernel) = (rtm_neighbours(inst), kernel_neighbours(ns));
-        if rtm == kernel {
-            return;
-        }
-        if std::time::Instant::now() > end {
-            let only_rtm: Vec<_> = rtm
-                .iter()
-                .filter(|(k, v)| kernel.get(*k) != Some(v))
-                .take(5)
-                .collect();
-            let only_kernel: Vec<_> = kernel
-                .iter()
-                .filter(|(k, v)| rtm.get(*k) != Some(v))
-                .take(5)
-                .collect();
-            panic!(
-                "rtm has {} neighbours, the kernel {}; rtm differs at {only_rtm:?}, the kernel at {only_kernel:?}\nlog: {}",
-                rtm.len(),
-                kernel.len(),
-                inst.log_text()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    converge_on(
+        "neighbours",
+        inst,
+        || rtm_neighbours(inst),
+        || kernel_neighbours(ns),
+    );
 }
 
 fn neigh(ns: &Netns, args: &str) {

@@ -163,27 +163,37 @@ pub fn comparable(routes: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
 
 /// Waits (bounded) until rtm's table equals the kernel's; on failure says how they differ.
 pub fn converges(ns: &Netns, inst: &Instance) {
+    converge_on("routes", inst, || rtm_table(inst), || ns.kernel_table());
+}
+
+/// Waits (bounded) until `rtm()` equals `kernel()`, two views of one table keyed alike; on
+/// failure says how many `what` each has and where they differ.
+pub fn converge_on<V: PartialEq + std::fmt::Debug>(
+    what: &str,
+    inst: &Instance,
+    rtm: impl Fn() -> BTreeMap<String, V>,
+    kernel: impl Fn() -> BTreeMap<String, V>,
+) {
     let end = std::time::Instant::now() + DEADLINE;
     loop {
-        let (rtm, kernel) = (rtm_table(inst), ns.kernel_table());
+        let (rtm, kernel) = (rtm(), kernel());
         if rtm == kernel {
             return;
         }
         if std::time::Instant::now() > end {
-            let only_rtm: Vec<_> = rtm
-                .iter()
-                .filter(|(k, v)| kernel.get(*k) != Some(v))
-                .take(5)
-                .collect();
-            let only_kernel: Vec<_> = kernel
-                .iter()
-                .filter(|(k, v)| rtm.get(*k) != Some(v))
-                .take(5)
-                .collect();
+            let differ = |a: &BTreeMap<String, V>, b: &BTreeMap<String, V>| {
+                a.iter()
+                    .filter(|(k, v)| b.get(*k) != Some(*v))
+                    .take(5)
+                    .map(|(k, v)| format!("{k}: {v:?}"))
+                    .collect::<Vec<_>>()
+            };
             panic!(
-                "rtm has {} routes, the kernel {}; rtm differs at {only_rtm:?}, the kernel at {only_kernel:?}\nlog: {}",
+                "rtm has {} {what}, the kernel {}; rtm differs at {:?}, the kernel at {:?}\nlog: {}",
                 rtm.len(),
                 kernel.len(),
+                differ(&rtm, &kernel),
+                differ(&kernel, &rtm),
                 inst.log_text()
             );
         }

@@ -550,13 +550,7 @@ pub async fn arp(
         (None, Some(ip)) => a.ip == ip,
         (None, None) => query.is_empty() || a.to_string().contains(query),
     };
-    let total = all.iter().filter(keep).count();
-    let shown_entries: Vec<&ArpEntry> = all
-        .iter()
-        .filter(keep)
-        .skip(q.page * PAGE_ROWS)
-        .take(PAGE_ROWS)
-        .collect();
+    let (shown_entries, total) = page_of(&all, keep, q.page);
     let shown = shown_entries.len();
     let rows: String = shown_entries
         .into_iter()
@@ -622,13 +616,7 @@ pub async fn neighbours(
         (None, Some(mac)) => n.mac == mac,
         (None, None) => query.is_empty() || n.to_string().contains(query),
     };
-    let total = all.iter().filter(keep).count();
-    let page: Vec<&Neighbour> = all
-        .iter()
-        .filter(keep)
-        .skip(q.page * PAGE_ROWS)
-        .take(PAGE_ROWS)
-        .collect();
+    let (page, total) = page_of(&all, keep, q.page);
     let rows: String = page
         .iter()
         .map(|n| {
@@ -650,6 +638,18 @@ pub async fn neighbours(
         pager("/neigh", query, q.page, page.len(), total)
     );
     layout("Neighbours", &token, &grant, &b)
+}
+
+/// Page `page` of the entries `keep` picks, and how many it picks in all.
+fn page_of<T>(all: &[T], keep: impl Fn(&&T) -> bool, page: usize) -> (Vec<&T>, usize) {
+    let total = all.iter().filter(&keep).count();
+    let rows = all
+        .iter()
+        .filter(&keep)
+        .skip(page * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .collect();
+    (rows, total)
 }
 
 /// `GET /clients`: every registered client and its queue.

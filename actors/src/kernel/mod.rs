@@ -46,7 +46,7 @@ use reconcile::Mirror;
 /// link that keeps failing does not spend the daemon's restart budget at once.
 pub const RESTART_PAUSE: Duration = Duration::from_secs(3);
 /// Most event datagrams read before their changes go to the route table in one `Apply`.
-pub(crate) const EVENTS_PER_APPLY: usize = 1024;
+const EVENTS_PER_APPLY: usize = 1024;
 /// Most queued events thrown away before a re-dump (far more than any receive buffer holds).
 const DRAIN_MAX: usize = 1 << 22;
 
@@ -204,32 +204,13 @@ async fn follow(
             "kernel routes dumped and reconciled"
         );
         loop {
-            let first = events.recv_from_full().await;
-            let mut datagrams = vec![first];
-            // Whatever else is already queued goes into the same Apply.
-            while datagrams.len() < EVENTS_PER_APPLY && datagrams.last().is_some_and(Result::is_ok)
-            {
-                match events.recv_from_full().now_or_never() {
-                    Some(r) => datagrams.push(r),
-                    None => break,
-                }
-            }
             let mut changes = Vec::new();
-            let mut overflow = false;
-            for d in datagrams {
-                match d {
-                    Ok((buf, _)) => {
-                        let (events, bad) = netlink::events(&buf, config.table, own, &mut replaced);
-                        if bad > 0 {
-                            warn!(bad, "undecodable kernel event; re-dumping");
-                            overflow = true;
-                        }
-                        changes.extend(events);
-                    }
-                    Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => overflow = true,
-                    Err(e) => return Err(e),
-                }
-            }
+            let overflow = read_batch(&events, "route", |buf| {
+                let (heard, bad) = netlink::events(buf, config.table, own, &mut replaced);
+                changes.extend(heard);
+                bad
+            })
+            .await?;
             for c in &changes {
                 if let Change::UncarriedAdded(u, _) | Change::UncarriedRemoved(u) = c {
                     log_uncarried_event(u, &mut warned);
@@ -245,6 +226,40 @@ async fn follow(
             }
         }
     }
+}
+
+/// Reads the datagrams queued on `events` (waiting for the first, then up to
+/// [`EVENTS_PER_APPLY`] already there, so that they go to the table in one `Apply`), handing
+/// each to `each`, which returns how many of its messages it could not read. Returns whether
+/// the mirror must dump again: the kernel dropped events (`ENOBUFS`) or one did not decode.
+pub(crate) async fn read_batch(
+    events: &TokioSocket,
+    what: &str,
+    mut each: impl FnMut(&[u8]) -> usize,
+) -> io::Result<bool> {
+    let first = events.recv_from_full().await;
+    let mut datagrams = vec![first];
+    while datagrams.len() < EVENTS_PER_APPLY && datagrams.last().is_some_and(Result::is_ok) {
+        match events.recv_from_full().now_or_never() {
+            Some(r) => datagrams.push(r),
+            None => break,
+        }
+    }
+    let mut overflow = false;
+    for d in datagrams {
+        match d {
+            Ok((buf, _)) => {
+                let bad = each(&buf);
+                if bad > 0 {
+                    warn!(bad, "undecodable kernel {what} event; re-dumping");
+                    overflow = true;
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => overflow = true,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(overflow)
 }
 
 /// Logs what a dump found that the mirror does not carry: per reason worth a warning, one line

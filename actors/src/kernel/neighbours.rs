@@ -14,8 +14,6 @@ use std::io;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::FutureExt;
-use netlink_sys::AsyncSocketExt;
 use rtm_proto::{Neighbour, Origin};
 use tracing::{info, warn};
 
@@ -23,7 +21,7 @@ use super::config::KernelConfig;
 use super::netlink::neigh::{side_events, NeighSide};
 use super::netlink::{self, Link};
 use super::reconcile::neigh::{skipped_summary, NeighChange, Neighbours};
-use super::{drain, EVENTS_PER_APPLY};
+use super::{drain, read_batch};
 use crate::counters::{Counters, Health, KernelCounters};
 use crate::table::neigh::NeighTable;
 use crate::table::{Apply, Show, TableOp};
@@ -76,44 +74,26 @@ pub async fn follow(
             "kernel neighbours dumped and reconciled"
         );
         loop {
-            let first = events.recv_from_full().await;
-            let mut datagrams = vec![first];
-            while datagrams.len() < EVENTS_PER_APPLY && datagrams.last().is_some_and(Result::is_ok)
-            {
-                match events.recv_from_full().now_or_never() {
-                    Some(r) => datagrams.push(r),
-                    None => break,
-                }
-            }
             let mut changes = Vec::new();
-            let mut overflow = false;
-            for d in datagrams {
-                match d {
-                    Ok((buf, _)) => {
-                        let (heard, bad) = side_events(&buf);
-                        if bad > 0 {
-                            warn!(bad, "undecodable kernel neighbour event; re-dumping");
-                            overflow = true;
+            let overflow = read_batch(&events, "neighbour", |buf| {
+                let (heard, bad) = side_events(buf);
+                for h in heard {
+                    changes.extend(match h {
+                        NeighSide::Neigh(ev) => state.event(ev, &links),
+                        NeighSide::Link(l) => {
+                            let c = state.link(&l);
+                            links.insert(l.index, l);
+                            c
                         }
-                        for h in heard {
-                            changes.extend(match h {
-                                NeighSide::Neigh(ev) => state.event(ev, &links),
-                                NeighSide::Link(l) => {
-                                    let c = state.link(&l);
-                                    links.insert(l.index, l);
-                                    c
-                                }
-                                NeighSide::LinkRemoved(i) => {
-                                    links.remove(&i);
-                                    state.link_removed(i)
-                                }
-                            });
+                        NeighSide::LinkRemoved(i) => {
+                            links.remove(&i);
+                            state.link_removed(i)
                         }
-                    }
-                    Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => overflow = true,
-                    Err(e) => return Err(e),
+                    });
                 }
-            }
+                bad
+            })
+            .await?;
             submit(&table, &mut state, changes, counters).await?;
             if overflow {
                 Counters::bump(&counters.neigh_overflows);
