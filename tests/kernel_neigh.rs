@@ -271,6 +271,17 @@ fn rtmctl_shows_them_and_the_table_restarts_alone() {
     let ev = c.expect(|v| v["key"] == "192.0.2.9 dev va");
     assert_eq!(ev["op"], "create", "{ev}");
     neighbours_converge(&ns, &inst);
+
+    // The kernel mirror restarted (it waits 3 s, dumps again and reconciles): the neighbours
+    // it already had are no change, and the one added meanwhile arrives.
+    let o = inst.debug("panic kernel");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    neigh(&ns, "add 192.0.2.11 lladdr 02:00:00:00:00:0b dev va nud permanent");
+    let seen = c.collect_until(|v| v["key"] == "192.0.2.11 dev va");
+    assert_eq!(seen.last().unwrap()["op"], "create", "{seen:?}");
+    assert_eq!(seen.len(), 1, "nothing else changed: {seen:?}");
+    assert_eq!(inst.status()["restarts"]["kernel"], 1);
+    neighbours_converge(&ns, &inst);
 }
 
 /// Without `--kernel import` there is no neighbour table: no file, no status keys, and a
