@@ -276,7 +276,10 @@ fn rtmctl_shows_them_and_the_table_restarts_alone() {
     // it already had are no change, and the one added meanwhile arrives.
     let o = inst.debug("panic kernel");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    neigh(&ns, "add 192.0.2.11 lladdr 02:00:00:00:00:0b dev va nud permanent");
+    neigh(
+        &ns,
+        "add 192.0.2.11 lladdr 02:00:00:00:00:0b dev va nud permanent",
+    );
     let seen = c.collect_until(|v| v["key"] == "192.0.2.11 dev va");
     assert_eq!(seen.last().unwrap()["op"], "create", "{seen:?}");
     assert_eq!(seen.len(), 1, "nothing else changed: {seen:?}");

@@ -15,7 +15,7 @@ use rtm_proto::wire::{
     Failure, Hello, Key, Op, PanicPoint, Reply, Request, Restarts, ServerMsg, Status, Table,
     Tables, Welcome,
 };
-use rtm_proto::{ArpEntry, IfName, MacAddr, Prefix, Route};
+use rtm_proto::{ArpEntry, IfName, MacAddr, NeighKey, Neighbour, Origin, Prefix, Route};
 use tokio_util::codec::Decoder;
 
 // ===== strategies =====
@@ -58,12 +58,27 @@ fn arp() -> impl Strategy<Value = ArpEntry> {
     (mac(), addr(), option::of(ifname())).prop_map(|(mac, ip, dev)| ArpEntry { mac, ip, dev })
 }
 
+fn neighbour() -> impl Strategy<Value = Neighbour> {
+    (addr(), ifname(), mac(), any::<bool>()).prop_map(|(ip, dev, mac, kernel)| Neighbour {
+        ip,
+        dev,
+        mac,
+        origin: if kernel { Origin::Kernel } else { Origin::Rtm },
+    })
+}
+
 fn table() -> impl Strategy<Value = Table> {
-    prop_oneof![Just(Table::Route), Just(Table::Arp)]
+    prop_oneof![Just(Table::Route), Just(Table::Arp), Just(Table::Neigh)]
 }
 
 fn tables() -> impl Strategy<Value = Tables> {
-    prop_oneof![Just(Tables::Route), Just(Tables::Arp), Just(Tables::All)]
+    prop_oneof![
+        Just(Tables::Route),
+        Just(Tables::Arp),
+        Just(Tables::All),
+        Just(Tables::Neigh),
+        Just(Tables::Every)
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -87,6 +102,7 @@ fn debug_target() -> impl Strategy<Value = DebugTarget> {
         Just(DebugTarget::Broker),
         Just(DebugTarget::Listener),
         Just(DebugTarget::Session),
+        Just(DebugTarget::Neigh),
     ]
 }
 
@@ -122,6 +138,7 @@ fn request() -> impl Strategy<Value = Request> {
         tables().prop_map(|tables| Request::Subscribe { tables }),
         Just(Request::Deregister),
         debug_action().prop_map(Request::Debug),
+        option::of(addr()).prop_map(Request::NeighShow),
     ]
 }
 
@@ -239,6 +256,8 @@ fn reply() -> impl Strategy<Value = Reply> {
         status().prop_map(Reply::Status),
         Just(Reply::Subscribed),
         Just(Reply::Deregistered),
+        (vec(neighbour(), 0..6), any::<bool>())
+            .prop_map(|(entries, more)| Reply::Neighs { entries, more }),
     ]
 }
 
@@ -251,7 +270,11 @@ fn change_op() -> impl Strategy<Value = ChangeOp> {
 }
 
 fn key() -> impl Strategy<Value = Key> {
-    prop_oneof![prefix().prop_map(Key::Route), mac().prop_map(Key::Arp)]
+    prop_oneof![
+        prefix().prop_map(Key::Route),
+        mac().prop_map(Key::Arp),
+        (addr(), ifname()).prop_map(|(ip, dev)| Key::Neigh(NeighKey { ip, dev })),
+    ]
 }
 
 fn event() -> impl Strategy<Value = Event> {
