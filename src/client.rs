@@ -251,7 +251,6 @@ impl Client {
         .await
     }
 
-    /// Every neighbour (or the one with `key`), sorted by MAC.
     /// The kernel's neighbours, all or those with one IP (a daemon at protocol version 8 or
     /// later).
     pub async fn show_neighbours(
@@ -265,6 +264,7 @@ impl Client {
         .await
     }
 
+    /// Every ARP entry (or the one with `key`), sorted by MAC.
     pub async fn show_arps(&mut self, key: Option<MacAddr>) -> Result<Vec<ArpEntry>, ClientError> {
         self.show(Request::ArpShow(key), |r| match r {
             Reply::Arps { entries, more } => Some((entries, more)),

@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use common::netns::{converge_on, needs_netns, Netns};
 use common::*;
@@ -306,4 +307,52 @@ fn without_the_import_there_is_no_neighbour_table() {
     let (status, err) = c.wait();
     assert!(!status.success(), "{err}");
     assert!(err.contains("--kernel import"), "{err}");
+}
+
+/// Asked by hand (the client library refuses these itself): without `--kernel import` a
+/// subscription or flush that names the neighbours is refused whole, before anything is
+/// subscribed or emptied; and a session at version 7 cannot ask for them at all.
+#[test]
+fn requests_for_a_missing_neighbour_table_are_refused_whole() {
+    use common::raw::{frame, read_msg, welcomed};
+    use rtm::wire::{ClientMsg, Failure, Op, Request, ServerMsg, Tables};
+    let inst = Instance::start();
+    inst.ctl_line("route add 10.1.0.0/16 via 192.0.2.1");
+    let ask = |version: u16, req: Request| {
+        let mut s = welcomed(&inst, "raw", version);
+        s.write_all(&frame(&ClientMsg::Request { id: 1, req }))
+            .unwrap();
+        (read_msg(&mut s), s)
+    };
+    let refused = |m: &ServerMsg, words: &str| match m {
+        ServerMsg::Reply {
+            result: Err(Failure::Unsupported(why)),
+            ..
+        } => assert!(why.contains(words), "{why}"),
+        other => panic!("not refused: {other:?}"),
+    };
+    let (m, mut s) = ask(
+        8,
+        Request::Subscribe {
+            tables: Tables::Every,
+        },
+    );
+    refused(&m, "--kernel import");
+    // Nothing was subscribed: a change is not told to this session.
+    inst.ctl_line("route add 10.2.0.0/16 via 192.0.2.1");
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        std::io::Read::read(&mut s, &mut byte).is_err(),
+        "the refused session was sent something"
+    );
+    assert!(inst.client_names().is_empty(), "{:?}", inst.client_names());
+
+    let (m, _) = ask(8, Request::ApplyOverriding(Op::Flush(Tables::Every)));
+    refused(&m, "--kernel import");
+    assert_eq!(inst.routes().len(), 2, "the route table was flushed anyway");
+
+    let (m, _) = ask(7, Request::NeighShow(None));
+    refused(&m, "needs protocol version 8");
 }

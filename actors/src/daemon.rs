@@ -101,14 +101,24 @@ fn open_neigh_table(
     config: &Config,
     health: &Arc<Health>,
 ) -> Result<Option<NeighTable>, StartError> {
+    let path = config.neigh_shm_path();
     if !config.kernel.as_ref().is_some_and(|k| k.import) {
+        // One left by an rtmd that imported (killed, or stopped with --keep-shm) would be read
+        // as this instance's: this one keeps none. The instance lock is held.
+        match fs::remove_file(&path) {
+            Ok(()) => info!(
+                path = %path.display(),
+                "removed the neighbour table file of an earlier rtmd with --kernel import"
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot remove a stale neighbour table file", &path)(e)),
+        }
         return Ok(None);
     }
     let access = Access {
         mode: config.shm_mode,
         group: config.shm_gid,
     };
-    let path = config.neigh_shm_path();
     let shm = ShmWriter::<Neighbour>::create(&path, config.arp_capacity, access, Vec::new(), 0)?;
     Ok(Some(TableActor::new(shm, health.clone())))
 }

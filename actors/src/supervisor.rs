@@ -146,6 +146,7 @@ impl Actor for Supervisor {
         if let Some(k) = boot.config.kernel.clone() {
             svc.health.kernel.import.store(k.import, Relaxed);
             svc.health.kernel.export.store(k.export.is_some(), Relaxed);
+            // The neighbour table exists exactly when the import is on (`daemon::run`).
             if let (true, Some(neigh)) = (k.import, svc.neigh.clone()) {
                 let (k, route, h) = (k.clone(), svc.route.clone(), svc.health.clone());
                 // On the route table's thread: each batch of kernel events goes to the table

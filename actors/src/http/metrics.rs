@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use rtm_proto::wire::{ClientInfo, Failure, Reply, Status};
+use rtm_proto::wire::{self, ClientInfo, Failure, Reply, Status};
 
 use crate::counters::{DelayHistogram, DELAY_BUCKETS};
 use crate::registry::ListClients;
@@ -87,6 +87,14 @@ pub fn render(st: &Status, clients: &[ClientInfo]) -> String {
     o.family("rtm_table_entries", "gauge", "Entries in each table.");
     let _ = writeln!(o.0, "rtm_table_entries{{table=\"route\"}} {}", st.routes);
     let _ = writeln!(o.0, "rtm_table_entries{{table=\"arp\"}} {}", st.arps);
+    // The kernel's neighbours travel in the counters (with --kernel import only).
+    let neigh = st
+        .counters
+        .get(wire::NEIGHS)
+        .zip(st.counters.get(wire::NEIGH_CAPACITY));
+    if let Some((n, _)) = neigh {
+        let _ = writeln!(o.0, "rtm_table_entries{{table=\"neigh\"}} {n}");
+    }
     o.family(
         "rtm_table_capacity",
         "gauge",
@@ -102,6 +110,9 @@ pub fn render(st: &Status, clients: &[ClientInfo]) -> String {
         "rtm_table_capacity{{table=\"arp\"}} {}",
         st.arp_capacity
     );
+    if let Some((_, c)) = neigh {
+        let _ = writeln!(o.0, "rtm_table_capacity{{table=\"neigh\"}} {c}");
+    }
     o.one(
         "rtm_clients",
         "gauge",
@@ -129,6 +140,9 @@ pub fn render(st: &Status, clients: &[ClientInfo]) -> String {
         let _ = writeln!(o.0, "rtm_restarts_total{{actor=\"{actor}\"}} {n}");
     }
     for (name, v) in &st.counters {
+        if [wire::NEIGHS, wire::NEIGH_CAPACITY].contains(&name.as_str()) {
+            continue;
+        }
         o.one(
             &format!("rtm_{name}_total"),
             "counter",

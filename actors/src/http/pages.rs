@@ -646,7 +646,7 @@ fn page_of<T>(all: &[T], keep: impl Fn(&&T) -> bool, page: usize) -> (Vec<&T>, u
     let rows = all
         .iter()
         .filter(&keep)
-        .skip(page * PAGE_ROWS)
+        .skip(page.saturating_mul(PAGE_ROWS))
         .take(PAGE_ROWS)
         .collect();
     (rows, total)

@@ -44,6 +44,17 @@ async fn shm_paths(args: &Args) -> (PathBuf, PathBuf, Owners) {
     )
 }
 
+/// As [`open_fail`], saying why the neighbour file may be missing.
+fn neigh_open_fail(path: &Path, e: ShmError) -> u8 {
+    match e {
+        ShmError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => open_fail(
+            path,
+            "no such file (rtmd keeps the kernel's neighbours only with --kernel import)",
+        ),
+        e => open_fail(path, e),
+    }
+}
+
 fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
     cli::warn(format_args!(
         "rtm-client: cannot read shared memory {}: {e}",
@@ -81,7 +92,8 @@ pub async fn run(args: &Args, cmd: &Cmd) -> u8 {
                 return 1;
             }
         },
-        Cmd::Neigh { .. } => unreachable!("answered above"),
+        // Answered above.
+        Cmd::Neigh { .. } => None,
     };
     let (route_path, arp_path, owners) = shm_paths(args).await;
     if stdin_keys {
@@ -198,13 +210,7 @@ async fn neighbours(args: &Args, key: &str, dev: Option<&str>) -> u8 {
     let path = paths::neigh_shm_of(&route_path);
     let found = match NeighReader::open_owned(&path, owners).and_then(|r| query.ask(&r)) {
         Ok(found) => found,
-        Err(ShmError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return open_fail(
-                &path,
-                "no such file (rtmd keeps the kernel's neighbours only with --kernel import)",
-            )
-        }
-        Err(e) => return open_fail(&path, e),
+        Err(e) => return neigh_open_fail(&path, e),
     };
     if found.is_empty() {
         cli::warn(format_args!("rtm-client: no neighbour {query}"));
@@ -302,7 +308,16 @@ fn dump(args: &Args, route_path: &Path, arp_path: &Path, owners: Owners) -> u8 {
             .transpose()?;
         let neighs = tables
             .contains(Table::Neigh)
-            .then(|| sorted_entries::<Neighbour>(&neigh_path, owners))
+            .then(
+                || match ShmReader::<Neighbour>::open_owned(&neigh_path, owners) {
+                    Ok(r) => Ok(r
+                        .entries()
+                        .into_iter()
+                        .map(|v| v.entry)
+                        .collect::<Vec<Neighbour>>()),
+                    Err(e) => Err(neigh_open_fail(&neigh_path, e)),
+                },
+            )
             .transpose()?;
         Ok((routes, arps, neighs))
     };

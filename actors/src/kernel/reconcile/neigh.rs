@@ -65,6 +65,9 @@ pub struct Neighbours {
     kernel: HashMap<Key, MacAddr>,
     /// What the mirror has put into rtm, by the kernel's key.
     held: HashMap<Key, Neighbour>,
+    /// Neighbours rtm holds on links the mirror does not know (gone while it was not
+    /// looking): deleted by the next [`Neighbours::reconcile`].
+    orphans: Vec<NeighKey>,
 }
 
 /// Link `index` as rtm's `dev`, if the mirror knows it by a name rtm can hold.
@@ -88,20 +91,25 @@ impl Neighbours {
         self.held.values()
     }
 
-    /// Takes the kernel's neighbours rtm already holds (from a journal, or from before a
-    /// restart of the mirror) as put there by the mirror, so that the next [`reconcile`]
-    /// deletes those the kernel no longer has. Each is matched to its link by name in `links`;
-    /// one whose link the mirror does not know is held under no link, and goes at the
-    /// reconcile.
+    /// Takes the kernel's neighbours rtm holds now (from before a restart of the mirror, or
+    /// before a re-dump) as what the mirror has put there, in place of what it remembered, so
+    /// that the next [`reconcile`] puts back what rtm lost (a flush, a table restart) and
+    /// deletes what the kernel no longer has. Each is matched to its link by name in `links`;
+    /// one whose link the mirror does not know goes at the reconcile.
     ///
     /// [`reconcile`]: Neighbours::reconcile
     pub fn adopt(&mut self, in_rtm: Vec<Neighbour>, links: &HashMap<u32, Link>) {
         let by_name: HashMap<&str, u32> =
             links.values().map(|l| (l.name.as_str(), l.index)).collect();
+        self.held.clear();
+        self.orphans.clear();
         for n in in_rtm {
-            // No link has index 0: a neighbour adopted so is in no dump.
-            let index = by_name.get(n.dev.as_str()).copied().unwrap_or(0);
-            self.held.insert((n.ip, index), n);
+            match by_name.get(n.dev.as_str()) {
+                Some(&index) => {
+                    self.held.insert((n.ip, index), n);
+                }
+                None => self.orphans.push(n.key()),
+            }
         }
     }
 
@@ -128,7 +136,12 @@ impl Neighbours {
         // Deletions first, in a stable order, so that a key freed (a link renamed to the
         // name of one gone) is free before it is put again.
         marked.sort();
-        self.sync(marked, |i| dev_of(links, i))
+        let mut out: Vec<NeighChange> = std::mem::take(&mut self.orphans)
+            .into_iter()
+            .map(NeighChange::Del)
+            .collect();
+        out.extend(self.sync(marked, |i| dev_of(links, i)));
+        out
     }
 
     /// What one neighbour event changes in rtm: mostly nothing (a state flip) or one change.

@@ -15,6 +15,10 @@ use crate::table::{Apply, TableOp};
 /// cannot be flushed, the clients are still signalled for the ones that were. Without
 /// `overriding`, a table holding entries of another origin (the kernel's) is not flushed.
 pub async fn flush(svc: &Services, tables: Tables, overriding: bool) -> Result<u64, Failure> {
+    // A table that does not exist refuses the whole flush, before any table is emptied.
+    if tables.contains(Table::Neigh) {
+        svc.neighbours()?;
+    }
     let mut first_seq = None;
     let mut failure = None;
     for t in tables.iter() {

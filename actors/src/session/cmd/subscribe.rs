@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use rtm_proto::wire::{self, Failure, Hello, Reply, Tables};
+use rtm_proto::wire::{self, Failure, Hello, Reply, Table, Tables};
 use tracing::warn;
 
 use super::{registry_unavailable, unavailable};
@@ -26,6 +26,14 @@ impl Session {
                 id,
                 vec![Err(Failure::Invalid("already subscribed".to_string()))],
             );
+            return;
+        }
+        // Every table asked for must exist before any subscription is made.
+        if let Some(Err(f)) = tables
+            .contains(Table::Neigh)
+            .then(|| self.svc.neighbours().map(drop))
+        {
+            self.answer_now(id, vec![Err(f)]);
             return;
         }
         let hello = self.hello.clone().unwrap_or_else(|| Hello {
@@ -90,6 +98,8 @@ impl Session {
                     act.reply(id, vec![Ok(Reply::Subscribed)]);
                 }
                 Err(f) => {
+                    // Undo the subscriptions made before the one that failed.
+                    act.subscribed = Some(tables);
                     act.leave();
                     act.reply(id, vec![Err(f)]);
                 }

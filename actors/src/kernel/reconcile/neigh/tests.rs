@@ -129,6 +129,57 @@ fn adopted_neighbours_are_swept_by_the_dump() {
     assert_eq!(n.held(), 1);
 }
 
+/// One IP on several links that are all gone: each is deleted, none hides another.
+#[test]
+fn orphans_with_one_address_are_each_deleted() {
+    let l = links(&[(2, "eth0")]);
+    let mut n = Neighbours::default();
+    let orphan = |dev: &str| Neighbour {
+        ip: "169.254.1.1".parse().unwrap(),
+        dev: dev.parse().unwrap(),
+        mac: M1.parse().unwrap(),
+        origin: Origin::Kernel,
+    };
+    n.adopt(vec![orphan("cali1"), orphan("cali2"), orphan("cali3")], &l);
+    let c = n.reconcile(Vec::new(), &l);
+    assert_eq!(
+        sorted(c),
+        [
+            del("169.254.1.1", "cali1"),
+            del("169.254.1.1", "cali2"),
+            del("169.254.1.1", "cali3")
+        ]
+    );
+}
+
+/// What rtm lost (a flush, a table restart) is put back by the next re-dump: adopting what
+/// rtm holds replaces what the mirror remembered.
+#[test]
+fn a_redump_puts_back_what_rtm_lost() {
+    let l = links(&[(2, "eth0")]);
+    let mut n = Neighbours::default();
+    let dump = || vec![kn("10.0.0.1", 2, M1), kn("10.0.0.2", 2, M2)];
+    assert_eq!(n.reconcile(dump(), &l).len(), 2);
+    n.adopt(Vec::new(), &l);
+    assert_eq!(
+        sorted(n.reconcile(dump(), &l)),
+        [put("10.0.0.1", "eth0", M1), put("10.0.0.2", "eth0", M2)]
+    );
+    n.adopt(
+        vec![Neighbour {
+            ip: "10.0.0.1".parse().unwrap(),
+            dev: "eth0".parse().unwrap(),
+            mac: M1.parse().unwrap(),
+            origin: Origin::Kernel,
+        }],
+        &l,
+    );
+    assert_eq!(
+        sorted(n.reconcile(dump(), &l)),
+        [put("10.0.0.2", "eth0", M2)]
+    );
+}
+
 #[test]
 fn state_flips_change_nothing() {
     let l = links(&[(2, "eth0")]);
