@@ -288,11 +288,16 @@ fn rtmctl_shows_them_and_the_table_restarts_alone() {
     neighbours_converge(&ns, &inst);
 }
 
-/// Without `--kernel import` there is no neighbour table: no file, no status keys, and a
-/// client that asks for it is told why.
+/// Without `--kernel import` there is no neighbour table: no file (one left by an importing
+/// rtmd is removed, not served), no status keys, and a client that asks for it is told why.
 #[test]
 fn without_the_import_there_is_no_neighbour_table() {
-    let inst = Instance::start();
+    let mut inst = Instance::unstarted();
+    let stale = inst.route_shm().with_extension("neigh");
+    std::fs::write(&stale, b"left by an earlier rtmd").unwrap();
+    inst.spawn_daemon(&[]);
+    assert!(!path_exists(&stale), "the stale neighbour file is still there");
+    assert!(inst.log_text().contains("removed the neighbour table file"));
     let st = inst.status();
     assert!(st.get("neighs").is_none(), "{st}");
     assert!(st["restarts"].get("neigh").is_none(), "{st}");

@@ -111,7 +111,12 @@ fn open_neigh_table(
                 "removed the neighbour table file of an earlier rtmd with --kernel import"
             ),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot remove a stale neighbour table file", &path)(e)),
+            // Not ours to remove (another user's, planted in a shared directory): clients do
+            // not trust a file of another owner, so it is no reason not to start.
+            Err(e) => warn!(
+                path = %path.display(),
+                "cannot remove a neighbour table file this rtmd does not keep: {e}"
+            ),
         }
         return Ok(None);
     }
