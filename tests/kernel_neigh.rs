@@ -296,7 +296,10 @@ fn without_the_import_there_is_no_neighbour_table() {
     let stale = inst.route_shm().with_extension("neigh");
     std::fs::write(&stale, b"left by an earlier rtmd").unwrap();
     inst.spawn_daemon(&[]);
-    assert!(!path_exists(&stale), "the stale neighbour file is still there");
+    assert!(
+        !path_exists(&stale),
+        "the stale neighbour file is still there"
+    );
     assert!(inst.log_text().contains("removed the neighbour table file"));
     let st = inst.status();
     assert!(st.get("neighs").is_none(), "{st}");
