@@ -507,7 +507,6 @@ fn events_child() {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use netlink_packet_core::NetlinkBuffer;
     use netlink_sys::protocols::NETLINK_ROUTE;
     use netlink_sys::AsyncSocketExt;
 
@@ -559,36 +558,22 @@ fn events_child() {
             let end = tokio::time::Instant::now() + wait;
             while let Ok(r) = tokio::time::timeout_at(end, s.recv_from_full()).await {
                 let (data, _) = r.unwrap();
-                let (frames, bad) = super::super::frames(&data);
+                // What the mirror's task does with a datagram (`neighbours::follow`).
+                let (heard, bad) = side_events(&data);
                 assert_eq!(bad, 0);
-                for f in frames {
-                    let t = NetlinkBuffer::new(f).message_type();
-                    let changes = if is_neigh_type(t) {
-                        out.neigh_events += 1;
-                        match event(f).unwrap() {
-                            Some(e) => mirror.event(e, &links),
-                            None => Vec::new(),
+                for h in heard {
+                    let changes = match h {
+                        NeighSide::Neigh(e) => {
+                            out.neigh_events += 1;
+                            mirror.event(e, &links)
                         }
-                    } else {
-                        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(f) {
-                            Ok(NetlinkMessage {
-                                payload: NetlinkPayload::InnerMessage(m),
-                                ..
-                            }) => match m {
-                                RouteNetlinkMessage::NewLink(m) => match super::super::link(&m) {
-                                    Some(l) => {
-                                        links.insert(l.index, l.clone());
-                                        mirror.link(&l)
-                                    }
-                                    None => Vec::new(),
-                                },
-                                RouteNetlinkMessage::DelLink(m) => {
-                                    links.remove(&m.header.index);
-                                    mirror.link_removed(m.header.index)
-                                }
-                                _ => Vec::new(),
-                            },
-                            _ => Vec::new(),
+                        NeighSide::Link(l) => {
+                            links.insert(l.index, l.clone());
+                            mirror.link(&l)
+                        }
+                        NeighSide::LinkRemoved(i) => {
+                            links.remove(&i);
+                            mirror.link_removed(i)
                         }
                     };
                     out.changes.extend(changes.iter().map(shown));
