@@ -165,6 +165,20 @@ fn neighbours_follow_ip_neigh() {
     let ev = c.expect(|v| v["key"] == "192.0.2.10 dev va");
     assert_eq!(ev["op"], "delete", "{ev}");
 
+    // `rtmctl watch` tells them too, where rtmd mirrors them.
+    let mut w = inst.watch();
+    inst.eventually("the watch registered", || {
+        inst.client_names().iter().any(|n| n == "rtmctl-watch")
+    });
+    neigh(
+        &ns,
+        "add 192.0.2.12 lladdr 02:00:00:00:00:0c dev va nud permanent",
+    );
+    let ev = w.expect(|v| v["key"] == "192.0.2.12 dev va");
+    assert_eq!(ev["op"], "create", "{ev}");
+    neigh(&ns, "del 192.0.2.12 dev va");
+    c.expect(|v| v["key"] == "192.0.2.12 dev va" && v["op"] == "delete");
+
     let st = inst.status();
     assert_eq!(st["neighs"], 3, "{st}");
     assert_eq!(st["restarts"]["neigh"], 0, "{st}");

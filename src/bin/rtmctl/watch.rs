@@ -14,9 +14,17 @@ use crate::Fail;
 pub async fn run(mut client: Client, json: bool) -> Result<(), Fail> {
     let mut term = signal(SignalKind::terminate()).map_err(ClientError::Io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ClientError::Io)?;
-    let mut mirror = Mirror::open(client.welcome(), client.shm_owners(), Tables::All, false)
+    // Every table the daemon keeps: the kernel's neighbours too where it mirrors them.
+    let w = client.welcome();
+    let neighbours = w.version >= 8 && rtm::paths::neigh_shm_of(w.route_shm.as_ref()).exists();
+    let tables = if neighbours {
+        Tables::Every
+    } else {
+        Tables::All
+    };
+    let mut mirror = Mirror::open(client.welcome(), client.shm_owners(), tables, false)
         .map_err(|e| ClientError::Protocol(format!("cannot map shared memory: {e}")))?;
-    client.subscribe(Tables::All).await?;
+    client.subscribe(tables).await?;
     let mut updates = Vec::new();
     loop {
         tokio::select! {
