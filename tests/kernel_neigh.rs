@@ -261,6 +261,34 @@ fn rtmctl_shows_them_and_the_table_restarts_alone() {
         inst.ctl_line("kernel-neigh show"),
         "192.0.2.7 dev va lladdr 02:00:00:00:00:07\n198.51.100.7 dev vb lladdr 02:00:00:00:00:08\n"
     );
+    // The dashboard's event stream tells of their changes (the page reloads on them).
+    let mut stream = std::os::unix::net::UnixStream::connect(&dash).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /events/stream HTTP/1.1\r\nHost: rtm\r\n\r\n")
+        .unwrap();
+    let mut r = std::io::BufReader::new(stream);
+    let mut seen = String::new();
+    let mut added = false;
+    let mut line = String::new();
+    while !seen.contains(r#""key":"192.0.2.8 dev va","kind":"change","op":"create""#) {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut r, &mut line).unwrap_or(0);
+        assert!(n > 0, "the stream ended or went quiet: {seen}");
+        seen.push_str(&line);
+        if !added && seen.contains(r#""table":"neigh""#) {
+            neigh(
+                &ns,
+                "add 192.0.2.8 lladdr 02:00:00:00:00:08 dev va nud permanent",
+            );
+            added = true;
+        }
+    }
+    neigh(&ns, "del 192.0.2.8 dev va");
+    inst.eventually("192.0.2.8 gone", || rtm_neighbours(&inst).len() == 2);
+
     let v = inst.ctl_json(&["kernel-neigh", "show", "198.51.100.7"]);
     assert_eq!(
         v,

@@ -578,8 +578,8 @@ pub async fn arp(
 }
 
 /// `GET /neigh`: a page of the kernel's neighbours (`rtmd --kernel import`), searched by IP,
-/// by MAC or by text; read-only, as the table is the kernel's. The page shows the table as it
-/// was when loaded (no live rows).
+/// by MAC or by text; read-only, as the table is the kernel's. The page reloads (at most
+/// twice a second) when the event stream tells of a change to the table.
 pub async fn neighbours(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -633,8 +633,8 @@ pub async fn neighbours(
         b,
         "<table id=\"neighs\"><thead><tr><th>IP</th><th>dev</th><th>MAC</th><th>origin</th>\
          </tr></thead><tbody>{rows}</tbody></table>{}<p class=\"legend\">The kernel's \
-         neighbours, as of this page's load; the kernel owns them (change them with \
-         <code>ip neigh</code>).</p>",
+         neighbours; the page reloads when they change. The kernel owns them (change them \
+         with <code>ip neigh</code>).</p>",
         pager("/neigh", query, q.page, page.len(), total)
     );
     layout("Neighbours", &token, &grant, &b)

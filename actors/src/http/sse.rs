@@ -113,7 +113,11 @@ impl Actor for EventFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        for t in [Table::Route, Table::Arp] {
+        // Every table rtmd keeps: the kernel's neighbours too, where it mirrors them.
+        let tables = Table::ALL
+            .into_iter()
+            .filter(|t| *t != Table::Neigh || self.svc.neigh.is_some());
+        for t in tables {
             let sub = Subscribe {
                 session: self.id,
                 to: ctx.address().recipient(),
@@ -128,8 +132,11 @@ impl Actor for EventFeed {
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        self.svc.route.do_send(Unsubscribe { session: self.id });
-        self.svc.arp.do_send(Unsubscribe { session: self.id });
+        for t in Table::ALL {
+            if let Ok(to) = self.svc.table::<Unsubscribe>(t) {
+                to.do_send(Unsubscribe { session: self.id });
+            }
+        }
         Running::Stop
     }
 }

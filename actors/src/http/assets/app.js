@@ -201,7 +201,8 @@ function rowUpdater(table) {
 // The live stream: on the Events page a list; on the table pages rows updated in place (an
 // address search's single answer reloads).
 const events = document.querySelector("#events tbody");
-const live = events || document.getElementById("routes") || document.getElementById("arps");
+const live = events || document.getElementById("routes") || document.getElementById("arps")
+  || document.getElementById("neighs");
 if (live && window.EventSource) {
   const state = document.getElementById("stream-state");
   const filter = document.getElementById("filter");
@@ -231,7 +232,7 @@ if (live && window.EventSource) {
     const list = JSON.parse(m.data);
     if (updateRows) return updateRows.onEvents(list);
     if (!events) {
-      const table = live.id === "routes" ? "route" : "arp";
+      const table = { routes: "route", arps: "arp", neighs: "neigh" }[live.id];
       if (list.some((ev) => ev.table === table && ev.kind !== "start") && !reloadSoon) {
         reloadSoon = setTimeout(() => location.reload(), 500);
       }
