@@ -548,26 +548,46 @@ fn race_entry(k: u32, c: u64) -> Neighbour {
     }
 }
 
+/// Steady entry `j` of the race below: never changed during it, on an address of its own, with
+/// one of the MACs the racing entries move between.
+fn steady_entry(j: u64) -> Neighbour {
+    Neighbour {
+        ip: Ipv4Addr::from(0x0a08_0000 + j as u32),
+        dev: dev("s0"),
+        mac: MacAddr::from_u64(0x0200_0000_0000 + j),
+        origin: Origin::Kernel,
+    }
+}
+
 /// Readers on other threads while the writer moves entries between a few MACs, removes and
 /// re-adds them and republishes generations: every answer by IP or by MAC is an entry the
-/// writer wrote, whole, with the IP or MAC asked for.
+/// writer wrote, whole, with the IP or MAC asked for; and every answer holds the steady
+/// entries it asks for, which share those MACs but never change.
 #[test]
 fn readers_racing_the_writer_never_see_a_wrong_neighbour() {
     const KEYS: u32 = 48;
+    const STEADY: u64 = 5;
     let d = dir();
     let path = d.path().join("neigh");
     let mut w = neighs_at(&path, 64);
+    for j in 0..STEADY {
+        w.upsert(&steady_entry(j), 0).unwrap();
+    }
     let stop = AtomicBool::new(false);
-    let reads = AtomicU64::new(0);
-    // An entry read is right if it is what change `seq` wrote for its key.
+    let (reads, steady_reads) = (AtomicU64::new(0), AtomicU64::new(0));
+    // An entry read is right if it is a steady entry or what change `seq` wrote for its key.
     let right = |v: &Versioned<Neighbour>| {
+        if v.entry.dev == dev("s0") {
+            return v.seq == 0 && (0..STEADY).any(|j| steady_entry(j) == v.entry);
+        }
         let k = (u32::from(v.entry.ip) - 0x0a07_0000) * 3
             + v.entry.dev.to_string()[1..].parse::<u32>().unwrap();
         k < KEYS && race_entry(k, v.seq) == v.entry
     };
     std::thread::scope(|s| {
         for t in 0..3u64 {
-            let (stop, reads, path, right) = (&stop, &reads, &path, &right);
+            let (stop, reads, steady_reads, path, right) =
+                (&stop, &reads, &steady_reads, &path, &right);
             s.spawn(move || {
                 let mut r = NeighReader::open(path).unwrap();
                 let mut i = t;
@@ -579,11 +599,21 @@ fn readers_racing_the_writer_never_see_a_wrong_neighbour() {
                         assert!(v.entry.ip == ip && right(&v), "by_ip({ip}): {v:?}");
                         reads.fetch_add(1, Ordering::Relaxed);
                     }
-                    let mac = MacAddr::from_u64(0x0200_0000_0000 + i % 5);
-                    for v in r.by_mac(&mac).unwrap() {
-                        assert!(v.entry.mac == mac && right(&v), "by_mac({mac}): {v:?}");
+                    let mac = steady_entry(i % STEADY).mac;
+                    let by_mac = r.by_mac(&mac).unwrap();
+                    for v in &by_mac {
+                        assert!(v.entry.mac == mac && right(v), "by_mac({mac}): {v:?}");
                         reads.fetch_add(1, Ordering::Relaxed);
                     }
+                    // Every MAC asked for is a steady entry's.
+                    let s = steady_entry(i % STEADY);
+                    assert!(
+                        by_mac.iter().any(|v| v.entry == s),
+                        "by_mac({mac}) missed {s:?}: {by_mac:?}"
+                    );
+                    let ip = s.ip;
+                    assert_eq!(entries_of(r.by_ip(ip).unwrap()), [s], "by_ip({ip})");
+                    steady_reads.fetch_add(2, Ordering::Relaxed);
                 }
             });
         }
@@ -604,4 +634,5 @@ fn readers_racing_the_writer_never_see_a_wrong_neighbour() {
         stop.store(true, Ordering::Relaxed);
     });
     assert!(reads.load(Ordering::Relaxed) > 0);
+    assert!(steady_reads.load(Ordering::Relaxed) > 0);
 }
