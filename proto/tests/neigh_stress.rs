@@ -5,7 +5,10 @@
 //! moving them between a few shared MACs, removing and re-adding them, republishing
 //! generations (see `common`). Every field of an entry derives from the counter `n` of the
 //! change that wrote it (its sequence number), so a torn read, or an answer by IP or by MAC
-//! that holds an entry with another IP or MAC, shows. Readers exit non-zero on the first.
+//! that holds an entry with another IP or MAC, shows. A few steady entries, written before the
+//! readers start and never changed, share the churning MACs: every read by their IP, their
+//! key or their MAC must find them, so an answer that misses an entry also shows. Readers exit
+//! non-zero on the first.
 #![forbid(unsafe_code)]
 #![cfg(not(loom))]
 
@@ -28,6 +31,8 @@ const STRESS: Stress = Stress {
 const KEYS: u32 = 600;
 /// Distinct MACs the entries share.
 const MACS: u64 = 37;
+/// Steady entries: never changed after the start, each with one of the first shared MACs.
+const STEADY: u8 = 5;
 
 fn key_ip(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(0x0a00_0000 | (i / 3).wrapping_mul(0x9e37_79b9) >> 8)
@@ -39,6 +44,22 @@ fn key_dev(i: u32) -> IfName {
 
 fn mac(j: u64) -> MacAddr {
     MacAddr::from_u64(0x0200_0000_0000 + j)
+}
+
+/// Steady entry `j`: on an address no churning key has (TEST-NET-1), with MAC `j`.
+fn steady(j: u8) -> Neighbour {
+    Neighbour {
+        ip: Ipv4Addr::new(192, 0, 2, j),
+        dev: "steady0".parse().unwrap(),
+        mac: mac(u64::from(j)),
+        origin: Origin::Kernel,
+    }
+}
+
+/// The steady entry `v` claims to be, if it is on a steady entry's address.
+fn steady_of(v: &Neighbour) -> Option<Neighbour> {
+    let [a, b, c, j] = v.ip.octets();
+    ((a, b, c) == (192, 0, 2)).then(|| steady(j))
 }
 
 /// The entry written for change `n` of key `n % KEYS`: every field derives from `n`.
@@ -58,7 +79,7 @@ fn neigh_for(n: u64) -> Neighbour {
 
 /// Checks an entry read by a reader against the formula.
 fn check(v: &Versioned<Neighbour>) -> Result<(), String> {
-    let want = neigh_for(v.seq);
+    let want = steady_of(&v.entry).unwrap_or_else(|| neigh_for(v.seq));
     if v.entry != want {
         return Err(format!(
             "torn entry: got {:?} seq {}, want {want:?}",
@@ -101,14 +122,31 @@ fn reader_main(path: &Path) -> Result<u64, String> {
                 }
                 reads += 1;
             }
-            let m = mac(u64::from(rand()) % MACS);
+            let mj = u64::from(rand()) % MACS;
+            let m = mac(mj);
+            let mut found_steady = false;
             for v in r.by_mac(&m).map_err(|e| e.to_string())? {
                 check(&v)?;
                 if v.entry.mac != m {
                     return Err(format!("by_mac({m}) returned {:?}", v.entry));
                 }
+                found_steady |= steady_of(&v.entry).is_some();
                 reads += 1;
             }
+            if mj < u64::from(STEADY) && !found_steady {
+                return Err(format!("by_mac({m}) missed {:?}", steady(mj as u8)));
+            }
+            // A steady entry is always there, by address, by key and by MAC.
+            let s = steady((rand() % u32::from(STEADY)) as u8);
+            let by_ip = r.by_ip(s.ip).map_err(|e| e.to_string())?;
+            if by_ip.iter().map(|v| &v.entry).ne([&s]) {
+                return Err(format!("by_ip({}) returned {by_ip:?}, want {s:?}", s.ip));
+            }
+            let got = r.lookup(s.ip, &s.dev).map_err(|e| e.to_string())?;
+            if got.as_ref().map(|v| &v.entry) != Some(&s) {
+                return Err(format!("lookup({}, {}) returned {got:?}", s.ip, s.dev));
+            }
+            reads += 2;
         }
         if round % 16 == 0 {
             for v in r.entries() {
@@ -129,10 +167,15 @@ fn neigh_torn_read_stress() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("neigh");
-    let mut w = NeighWriter::create(&path, KEYS as usize, 0o644, Vec::new(), 0).unwrap();
+    let limit = KEYS as usize + usize::from(STEADY);
+    let mut w = NeighWriter::create(&path, limit, 0o644, Vec::new(), 0).unwrap();
     let mut n = 0u64;
     for _ in 0..KEYS {
         w.upsert(&neigh_for(n), n).unwrap();
+        n += 1;
+    }
+    for j in 0..STEADY {
+        w.upsert(&steady(j), n).unwrap();
         n += 1;
     }
 

@@ -46,6 +46,11 @@
 //! slot and empties the MAC slot before the entry, but a reader may still meet a MAC slot
 //! whose entry has since changed: it reads the entry under the entry's seqlock and takes it
 //! only if it is LIVE with the MAC it asked for.
+//!
+//! All MAC slots of one MAC share a home, so k entries with one MAC make a run of k MAC slots,
+//! which `by_mac` of any MAC homed in it reads through. The writer does not: it keeps its own
+//! indices, outside the file, of each entry's MAC slot and of where each MAC's run may be
+//! extended ([`NeighWriter`]).
 
 pub mod layout;
 #[cfg(not(loom))]

@@ -1,10 +1,11 @@
 //! The single writer of a neighbour file: it keeps the entries and their MAC index consistent.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::layout::{
     entry_home, entry_key, entry_key_of, home, key_of, key_word, mac_of, mac_word, slots_for,
-    ENTRIES, LIVE, MACS, MIN_SLOTS,
+    EMPTY, ENTRIES, LIVE, MACS, MIN_SLOTS,
 };
 use crate::shm::file;
 use crate::shm::hashed::table::{
@@ -25,7 +26,21 @@ pub struct NeighWriter {
     tombstones: [usize; 2],
     /// Entries by origin number.
     origins: [usize; 2],
+    /// The MAC slot naming each entry slot (`NO_SLOT` for none), so that a removal or a MAC
+    /// change finds it without walking the run of that MAC's slots. The writer's own; never
+    /// in the file, and made anew with every generation.
+    mac_slot_of: Vec<u32>,
+    /// For a MAC, the slot where the search for a free MAC slot for it starts (see
+    /// [`NeighWriter::free_mac`]), so that an add does not walk the run of that MAC's slots.
+    /// The writer's own, as above.
+    run_hint: HashMap<u64, u32>,
+    /// MAC slots the writer's own walks have read, over every generation it wrote.
+    #[cfg(test)]
+    mac_probes: std::cell::Cell<u64>,
 }
+
+/// No MAC slot names this entry slot.
+const NO_SLOT: u32 = u32::MAX;
 
 impl NeighWriter {
     fn header(&self) -> &Header {
@@ -50,14 +65,29 @@ impl NeighWriter {
         })
     }
 
-    /// The MAC slot of `mac` pointing at entry slot `i`.
+    /// The MAC slot of `mac` pointing at entry slot `i`: the one `mac_slot_of` names, or, if
+    /// that is not it (never, unless the writer's own bookkeeping is wrong), the one a walk
+    /// from the MAC's home finds.
     fn find_mac(&self, mac: u64, i: usize) -> Option<usize> {
         let want = key_word(mac, LIVE);
         let macs = self.macs();
-        find(macs, home(mac, macs.len()), |q| {
-            q[1].load(Relaxed) == want && q[2].load(Relaxed) == i as u64
-        })
+        let hit = |q: &Quad| q[1].load(Relaxed) == want && q[2].load(Relaxed) == i as u64;
+        self.count_probes(1);
+        let j = self.mac_slot_of[i] as usize;
+        if macs.get(j).is_some_and(hit) {
+            return Some(j);
+        }
+        debug_assert!(false, "entry slot {i} has no MAC slot at {j}");
+        find(macs, home(mac, macs.len()), hit)
     }
+
+    #[cfg(test)]
+    fn count_probes(&self, n: usize) {
+        self.mac_probes.set(self.mac_probes.get() + n as u64);
+    }
+
+    #[cfg(not(test))]
+    fn count_probes(&self, _: usize) {}
 
     /// The MAC and origin number entry slot `i` holds.
     fn mac_at(&self, i: usize) -> (u64, u8) {
@@ -83,18 +113,70 @@ impl NeighWriter {
         })
     }
 
-    /// Adds a MAC slot for `mac` pointing at entry slot `i` (room checked by the caller).
-    fn add_mac(&mut self, mac: u64, i: usize, seq: u64) {
+    /// The MAC slot a new slot of `mac` may take, and whether it is a TOMBSTONE: the first
+    /// TOMBSTONE or EMPTY slot from the MAC's hint, or from its home if it has none.
+    ///
+    /// The hint `p` of a MAC is a slot that is not EMPTY and whose key bits hold that MAC (a
+    /// TOMBSTONE keeps them), with no EMPTY slot from the MAC's home to `p`. A slot found
+    /// past `p` is then on the MAC's probe path: every reader walking from the home reaches
+    /// it. That stays so while `p` is not EMPTY, for a slot becomes EMPTY only when the slot
+    /// after it is EMPTY (`vacate`), so the first of home..=p to become EMPTY would be `p`;
+    /// `add_mac` and `remove_mac` drop or move a hint before its slot holds another MAC or
+    /// becomes EMPTY. TOMBSTONEs before the hint are not reused; they count toward growth as
+    /// every TOMBSTONE does.
+    fn free_mac(&self, mac: u64) -> Option<(usize, bool)> {
         let macs = self.macs();
-        let (j, tombstone) = free_slot(macs, home(mac, macs.len())).expect("room was checked");
-        write_slot(&macs[j], &[key_word(mac, LIVE), i as u64, seq & SEQ_MASK]);
+        let n = macs.len();
+        let start = self
+            .run_hint
+            .get(&mac)
+            .map_or_else(|| home(mac, n), |&p| p as usize);
+        let free = free_slot(macs, start);
+        if let Some((j, _)) = free {
+            self.count_probes((j.wrapping_sub(start) & (n - 1)) + 1);
+        }
+        free
+    }
+
+    /// Adds a MAC slot for `mac` pointing at entry slot `i`, in `free`, what `free_mac` found
+    /// for `mac` with no MAC slot changed since.
+    fn add_mac(&mut self, mac: u64, i: usize, seq: u64, free: (usize, bool)) {
+        let (j, tombstone) = free;
+        // A TOMBSTONE may be the hint of the MAC it held; it holds another now.
+        let held = key_of(self.macs()[j][1].load(Relaxed)).0;
+        if self.run_hint.get(&held) == Some(&(j as u32)) {
+            self.run_hint.remove(&held);
+        }
+        write_slot(
+            &self.macs()[j],
+            &[key_word(mac, LIVE), i as u64, seq & SEQ_MASK],
+        );
         self.tombstones[MACS] -= usize::from(tombstone);
+        self.mac_slot_of[i] = j as u32;
+        self.run_hint.insert(mac, j as u32);
     }
 
     /// Empties the MAC slot of `mac` pointing at entry slot `i`.
     fn remove_mac(&mut self, mac: u64, i: usize, seq: u64) {
-        if let Some(j) = self.find_mac(mac, i) {
-            self.tombstones[MACS] += usize::from(vacate(self.macs(), j, mac, seq));
+        let Some(j) = self.find_mac(mac, i) else {
+            return;
+        };
+        self.mac_slot_of[i] = NO_SLOT;
+        let tombstone = vacate(self.macs(), j, mac, seq);
+        self.tombstones[MACS] += usize::from(tombstone);
+        if !tombstone && self.run_hint.get(&mac) == Some(&(j as u32)) {
+            // The hint is EMPTY now. The slot before it, unless the hint was the home, is on
+            // the MAC's path with no EMPTY slot before it: the hint if it still holds the MAC.
+            let n = self.macs().len();
+            let before = j.wrapping_sub(1) & (n - 1);
+            match key_of(self.macs()[before][1].load(Relaxed)) {
+                (k, state) if j != home(mac, n) && k == mac && state != EMPTY => {
+                    self.run_hint.insert(mac, before as u32);
+                }
+                _ => {
+                    self.run_hint.remove(&mac);
+                }
+            }
         }
     }
 
@@ -106,6 +188,8 @@ impl NeighWriter {
         hold: usize,
         dev_cap: usize,
     ) -> Result<(), ShmError> {
+        #[cfg(test)]
+        let probes = self.mac_probes.get();
         let table_seq = self.header().table_seq.load(Relaxed);
         let spec = (
             self.t.limit,
@@ -121,6 +205,8 @@ impl NeighWriter {
             entries,
             Some(self.header()),
         )?;
+        #[cfg(test)]
+        self.mac_probes.set(self.mac_probes.get() + probes);
         Ok(())
     }
 
@@ -148,13 +234,14 @@ impl NeighWriter {
             // Readers check the entry under its seqlock: a MAC slot that still names it
             // after its MAC changed is skipped, one not yet added is a change not yet seen.
             if old_mac != mac {
-                let macs = self.macs();
-                if free_slot(macs, home(mac, macs.len())).is_none() {
+                if self.free_mac(mac).is_none() {
                     return Err(full);
                 }
                 write_slot(&self.slots()[i], &words);
                 self.remove_mac(old_mac, i, seq);
-                self.add_mac(mac, i, seq);
+                // Emptying the old slot may have ended the path to the slot found above.
+                let free = self.free_mac(mac).expect("room was checked");
+                self.add_mac(mac, i, seq, free);
             } else {
                 write_slot(&self.slots()[i], &words);
             }
@@ -162,16 +249,16 @@ impl NeighWriter {
             self.origins[usize::from(origin)] += 1;
             return Ok(());
         }
-        let (slots, macs) = (self.slots(), self.macs());
-        let (Some((i, tombstone)), Some(_)) = (
+        let slots = self.slots();
+        let (Some((i, tombstone)), Some(free)) = (
             free_slot(slots, entry_home(ip, slots.len())),
-            free_slot(macs, home(mac, macs.len())),
+            self.free_mac(mac),
         ) else {
             return Err(full);
         };
         write_slot(&slots[i], &words);
         self.tombstones[ENTRIES] -= usize::from(tombstone);
-        self.add_mac(mac, i, seq);
+        self.add_mac(mac, i, seq, free);
         self.live += 1;
         self.origins[usize::from(origin)] += 1;
         self.sync_counts();
@@ -199,11 +286,16 @@ fn build(
     let sized = |slots| {
         let spec = (limit, generation, slots, dev_cap, table_seq);
         let (t, new) = TableFile::create(path, access, TableKind::Neigh, spec, 2)?;
+        let count = t.reg.slot_count;
         let mut w = NeighWriter {
             t,
             live: 0,
             tombstones: [0; 2],
             origins: [0; 2],
+            mac_slot_of: vec![NO_SLOT; count],
+            run_hint: HashMap::new(),
+            #[cfg(test)]
+            mac_probes: Default::default(),
         };
         // The whole table is in the file before the file is at the path: a reader never sees
         // a generation half filled.
@@ -313,6 +405,8 @@ impl TableWriter<Neighbour> for NeighWriter {
         self.live = 0;
         self.tombstones = [0; 2];
         self.origins = [0; 2];
+        self.mac_slot_of.fill(NO_SLOT);
+        self.run_hint.clear();
         self.sync_counts();
     }
 
@@ -366,6 +460,12 @@ impl std::fmt::Debug for NeighWriter {
 
 #[cfg(test)]
 impl NeighWriter {
+    /// MAC slots the writer's own walks have read, over every generation it wrote (a rebuild's
+    /// included).
+    pub(crate) fn mac_probes(&self) -> u64 {
+        self.mac_probes.get()
+    }
+
     /// The sequence word of `key`'s entry slot (tests make a writer die in the middle of it).
     pub(crate) fn slot_seq_of(&self, key: &NeighKey) -> Option<&crate::shm::sync::AtomicU64> {
         self.find(key).map(|i| &self.slots()[i][0])

@@ -240,6 +240,169 @@ fn churn_grows_and_compacts() {
     no_tmp_files(d.path());
 }
 
+/// Many neighbours sharing one MAC (Calico gives every pod ee:ee:ee:ee:ee:ee; proxy ARP and
+/// load balancers answer many addresses with one MAC) put all their MAC slots on one probe
+/// path. The writer's adds, MAC changes and removals still read a few MAC slots each, not the
+/// whole run of that MAC's slots, and both indices stay right.
+#[test]
+fn one_mac_for_thousands_of_neighbours_costs_the_writer_few_probes_per_change() {
+    const N: u32 = 5_000;
+    /// MAC slots the writer may read per change, on average over a phase: a few for the change
+    /// itself, and its share of the rebuilds that growth and TOMBSTONEs bring. Before the
+    /// writer kept its own index of MAC slots, an add or removal read the whole run, thousands.
+    const PER_CHANGE: u64 = 16;
+    let d = dir();
+    let path = d.path().join("neigh");
+    let mut w = neighs_at(&path, N as usize);
+    let r = || NeighReader::open(&path).unwrap();
+    let (shared, other) = (0xeeee_eeee_eeee, 0x0200_0000_0001);
+    let e = |i: u32, mac: u64| Neighbour {
+        ip: Ipv4Addr::from(0x0a00_0000 + i),
+        dev: dev("cali0"),
+        mac: MacAddr::from_u64(mac),
+        origin: Origin::Kernel,
+    };
+    let mut seq = 0u64;
+    let mut seen = 0u64;
+    let mut phase = |w: &crate::shm::NeighWriter, what: &str, changes: u32| {
+        let probes = w.mac_probes() - seen;
+        seen = w.mac_probes();
+        eprintln!("{what}: {probes} MAC slots read for {changes} changes");
+        assert!(
+            probes <= u64::from(changes) * PER_CHANGE,
+            "{what}: {probes} MAC slots read for {changes} changes"
+        );
+    };
+    for i in 0..N {
+        seq += 1;
+        w.upsert(&e(i, shared), seq).unwrap();
+    }
+    phase(&w, "adds", N);
+    assert_eq!(
+        r().by_mac(&MacAddr::from_u64(shared)).unwrap().len(),
+        N as usize
+    );
+    // Every third entry moves to another MAC and back.
+    for mac in [other, shared] {
+        for i in (0..N).step_by(3) {
+            seq += 1;
+            w.upsert(&e(i, mac), seq).unwrap();
+        }
+    }
+    phase(&w, "MAC changes", 2 * N.div_ceil(3));
+    // The first half goes (leaving TOMBSTONEs in the run) and comes back.
+    for i in 0..N / 2 {
+        seq += 1;
+        assert!(w.remove(&e(i, shared).key(), seq).unwrap());
+    }
+    for i in 0..N / 2 {
+        seq += 1;
+        w.upsert(&e(i, shared), seq).unwrap();
+    }
+    phase(&w, "removals and re-adds", N);
+    let by_mac = r().by_mac(&MacAddr::from_u64(shared)).unwrap();
+    assert_eq!(
+        entries_of(by_mac),
+        (0..N).map(|i| e(i, shared)).collect::<Vec<_>>()
+    );
+    assert!(r().by_mac(&MacAddr::from_u64(other)).unwrap().is_empty());
+    // Then all go, the last added first.
+    for i in (0..N).rev() {
+        seq += 1;
+        assert!(w.remove(&e(i, shared).key(), seq).unwrap());
+    }
+    phase(&w, "removals", N);
+    assert!(r().by_mac(&MacAddr::from_u64(shared)).unwrap().is_empty());
+    assert_eq!((w.len(), r().len()), (0, 0));
+}
+
+/// Random adds, MAC changes and removals among three MACs, so that each MAC's slots form long
+/// runs that the writer's hints must follow while slots in them empty and fill: after every
+/// few changes every MAC's answer is the model's, and so is every address's.
+#[test]
+fn runs_of_few_macs_stay_whole_through_churn() {
+    let d = dir();
+    let path = d.path().join("neigh");
+    let mut w = neighs_at(&path, 300);
+    let r = || NeighReader::open(&path).unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut model: BTreeMap<NeighKey, Versioned<Neighbour>> = BTreeMap::new();
+    let mac = |j: u64| MacAddr::from_u64(0xeeee_eeee_ee00 + j);
+    for step in 1..6_000u64 {
+        let e = Neighbour {
+            ip: Ipv4Addr::from(0x0a09_0000 + rng.random_range(0..250u32)),
+            dev: dev("cali0"),
+            mac: mac(rng.random_range(0..3)),
+            origin: Origin::Kernel,
+        };
+        let ip = e.ip;
+        if rng.random_bool(0.6) {
+            w.upsert(&e, step).unwrap();
+            model.insert(
+                e.key(),
+                Versioned {
+                    entry: e,
+                    seq: step,
+                },
+            );
+        } else {
+            assert_eq!(
+                w.remove(&e.key(), step).unwrap(),
+                model.remove(&e.key()).is_some()
+            );
+        }
+        if step % 3 == 0 {
+            let r = r();
+            for j in 0..3 {
+                assert_eq!(
+                    r.by_mac(&mac(j)).unwrap(),
+                    model_by_mac(&model, mac(j)),
+                    "step {step}"
+                );
+            }
+            assert_eq!(r.by_ip(ip).unwrap(), model_by_ip(&model, ip), "step {step}");
+        }
+    }
+    assert_eq!(r().entries(), model.values().cloned().collect::<Vec<_>>());
+}
+
+/// A MAC's slot that is the start of the writer's search for it, emptied and then taken by
+/// another MAC, is that MAC's start no longer: once it is EMPTY again with an EMPTY slot before
+/// it, a new slot of the first MAC goes to its home, where readers look, not past the gap.
+#[test]
+fn a_slot_taken_by_another_mac_stops_being_the_first_macs_start() {
+    use crate::shm::neigh::layout::home;
+    let d = dir();
+    let path = d.path().join("neigh");
+    let mut w = neighs_at(&path, 100);
+    // 64 MAC slots (header, 64 device names, 64 entry slots and 64 MAC slots).
+    let n = 64;
+    let homed = |h: usize| (0x0200_0000_0000u64..).find(|&m| home(m, n) == h).unwrap();
+    let (m, m2, m3) = (homed(10), homed(12), homed(11));
+    let e = |i: u32, mac: u64| Neighbour {
+        ip: Ipv4Addr::from(0x0a0a_0000 + i),
+        dev: dev("eth0"),
+        mac: MacAddr::from_u64(mac),
+        origin: Origin::Kernel,
+    };
+    let (x, a, b, c, y) = (e(1, m), e(2, m), e(3, m2), e(4, m3), e(5, m));
+    // Slots 10, 11, 12: x and a (MAC m), b (m2).
+    for (s, v) in [&x, &a, &b].into_iter().enumerate() {
+        w.upsert(v, s as u64 + 1).unwrap();
+    }
+    assert_eq!(w.allocated_bytes(), 12 * 1024);
+    // Slot 11 becomes a TOMBSTONE, which c (m3, homed there) takes.
+    assert!(w.remove(&a.key(), 4).unwrap());
+    w.upsert(&c, 5).unwrap();
+    // Slots 12, 11, 10 empty in turn.
+    for (s, v) in [&b, &c, &x].into_iter().enumerate() {
+        assert!(w.remove(&v.key(), s as u64 + 6).unwrap());
+    }
+    w.upsert(&y, 9).unwrap();
+    let r = NeighReader::open(&path).unwrap();
+    assert_eq!(entries_of(r.by_mac(&y.mac).unwrap()), [y]);
+}
+
 /// Clearing empties both indices; the table fills again afterwards.
 #[test]
 fn clear_empties_both_indices() {
@@ -385,26 +548,46 @@ fn race_entry(k: u32, c: u64) -> Neighbour {
     }
 }
 
+/// Steady entry `j` of the race below: never changed during it, on an address of its own, with
+/// one of the MACs the racing entries move between.
+fn steady_entry(j: u64) -> Neighbour {
+    Neighbour {
+        ip: Ipv4Addr::from(0x0a08_0000 + j as u32),
+        dev: dev("s0"),
+        mac: MacAddr::from_u64(0x0200_0000_0000 + j),
+        origin: Origin::Kernel,
+    }
+}
+
 /// Readers on other threads while the writer moves entries between a few MACs, removes and
 /// re-adds them and republishes generations: every answer by IP or by MAC is an entry the
-/// writer wrote, whole, with the IP or MAC asked for.
+/// writer wrote, whole, with the IP or MAC asked for; and every answer holds the steady
+/// entries it asks for, which share those MACs but never change.
 #[test]
 fn readers_racing_the_writer_never_see_a_wrong_neighbour() {
     const KEYS: u32 = 48;
+    const STEADY: u64 = 5;
     let d = dir();
     let path = d.path().join("neigh");
     let mut w = neighs_at(&path, 64);
+    for j in 0..STEADY {
+        w.upsert(&steady_entry(j), 0).unwrap();
+    }
     let stop = AtomicBool::new(false);
-    let reads = AtomicU64::new(0);
-    // An entry read is right if it is what change `seq` wrote for its key.
+    let (reads, steady_reads) = (AtomicU64::new(0), AtomicU64::new(0));
+    // An entry read is right if it is a steady entry or what change `seq` wrote for its key.
     let right = |v: &Versioned<Neighbour>| {
+        if v.entry.dev == dev("s0") {
+            return v.seq == 0 && (0..STEADY).any(|j| steady_entry(j) == v.entry);
+        }
         let k = (u32::from(v.entry.ip) - 0x0a07_0000) * 3
             + v.entry.dev.to_string()[1..].parse::<u32>().unwrap();
         k < KEYS && race_entry(k, v.seq) == v.entry
     };
     std::thread::scope(|s| {
         for t in 0..3u64 {
-            let (stop, reads, path, right) = (&stop, &reads, &path, &right);
+            let (stop, reads, steady_reads, path, right) =
+                (&stop, &reads, &steady_reads, &path, &right);
             s.spawn(move || {
                 let mut r = NeighReader::open(path).unwrap();
                 let mut i = t;
@@ -416,11 +599,21 @@ fn readers_racing_the_writer_never_see_a_wrong_neighbour() {
                         assert!(v.entry.ip == ip && right(&v), "by_ip({ip}): {v:?}");
                         reads.fetch_add(1, Ordering::Relaxed);
                     }
-                    let mac = MacAddr::from_u64(0x0200_0000_0000 + i % 5);
-                    for v in r.by_mac(&mac).unwrap() {
-                        assert!(v.entry.mac == mac && right(&v), "by_mac({mac}): {v:?}");
+                    let mac = steady_entry(i % STEADY).mac;
+                    let by_mac = r.by_mac(&mac).unwrap();
+                    for v in &by_mac {
+                        assert!(v.entry.mac == mac && right(v), "by_mac({mac}): {v:?}");
                         reads.fetch_add(1, Ordering::Relaxed);
                     }
+                    // Every MAC asked for is a steady entry's.
+                    let s = steady_entry(i % STEADY);
+                    assert!(
+                        by_mac.iter().any(|v| v.entry == s),
+                        "by_mac({mac}) missed {s:?}: {by_mac:?}"
+                    );
+                    let ip = s.ip;
+                    assert_eq!(entries_of(r.by_ip(ip).unwrap()), [s], "by_ip({ip})");
+                    steady_reads.fetch_add(2, Ordering::Relaxed);
                 }
             });
         }
@@ -441,4 +634,5 @@ fn readers_racing_the_writer_never_see_a_wrong_neighbour() {
         stop.store(true, Ordering::Relaxed);
     });
     assert!(reads.load(Ordering::Relaxed) > 0);
+    assert!(steady_reads.load(Ordering::Relaxed) > 0);
 }
