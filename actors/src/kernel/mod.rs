@@ -1,9 +1,11 @@
 //! The kernel mirror (`rtmd --kernel import`): an actor that keeps rtm's route table equal to
-//! the kernel's IPv4 unicast routes of one table, over rtnetlink.
+//! the kernel's IPv4 unicast routes of one table, and rtm's neighbour table equal to the
+//! kernel's IPv4 neighbours ([`neighbours`], a task of its own beside the routes'), over
+//! rtnetlink.
 //!
-//! - [`netlink`]: the event socket, the dumps, and what each kernel message means;
-//! - [`reconcile`]: the key model (kernel: table, prefix, tos, priority; rtm: prefix) and the
-//!   differences it turns into table operations.
+//! - [`netlink`]: the event sockets, the dumps, and what each kernel message means;
+//! - [`reconcile`]: the key models (kernel: table, prefix, tos, priority; rtm: prefix; and
+//!   neighbours by IP and link) and the differences they turn into table operations.
 //!
 //! At start (and after every restart) the actor opens the event socket first, then dumps the
 //! links and the table's routes and reconciles, so no change between the two is missed. It then
