@@ -14,7 +14,7 @@ use rtm_proto::shm::{Owners, Record, ShmError, ShmReader, TableReader};
 use rtm_proto::wire::{ChangeOp, Event, Key, Table, Tables, Welcome};
 use rtm_proto::{ArpEntry, Neighbour, Route};
 
-/// A table entry of either kind.
+/// A table entry of any kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Route(Route),

@@ -1,6 +1,6 @@
-//! The one-shot readers `rtm-client dump|lookup|arp|neigh`: straight from shared memory, print, exit.
-//! They ask a running daemon where its files are, and otherwise take `--shm-dir`/`--instance`,
-//! so they keep working while the daemon is down.
+//! The one-shot readers `rtm-client dump|lookup|arp|neigh`: straight from shared memory,
+//! print, exit. They ask a running daemon where its files are, and otherwise take
+//! `--shm-dir`/`--instance`, so they keep working while the daemon is down.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

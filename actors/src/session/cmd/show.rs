@@ -1,5 +1,5 @@
-//! `RouteShow`, `ArpShow`, `NeighShow`: a whole table in key order (or one entry), in frames of at most
-//! [`wire::SHOW_CHUNK`] entries.
+//! `RouteShow`, `ArpShow`, `NeighShow`: a whole table in key order (or one entry), in frames
+//! of at most [`wire::SHOW_CHUNK`] entries.
 
 use rtm_proto::wire::{self, Reply, Table};
 use std::net::Ipv4Addr;
