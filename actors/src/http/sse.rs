@@ -113,11 +113,8 @@ impl Actor for EventFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Every table rtmd keeps: the kernel's neighbours too, where it mirrors them.
-        let tables = Table::ALL
-            .into_iter()
-            .filter(|t| *t != Table::Neigh || self.svc.neigh.is_some());
-        for t in tables {
+        // Every table rtmd keeps (`table` refuses the neighbours' where there is none).
+        for t in Table::ALL {
             let sub = Subscribe {
                 session: self.id,
                 to: ctx.address().recipient(),

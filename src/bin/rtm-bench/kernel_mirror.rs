@@ -126,6 +126,12 @@ fn until(dl: &Deadline, mut done: impl FnMut() -> bool) -> Result<Option<Instant
     }
 }
 
+/// How many times `what` appears in the log of the rtmd whose directory is `dir`.
+fn log_count(dir: &Path, what: &str) -> f64 {
+    let log = std::fs::read_to_string(dir.join("rtmd.log")).unwrap_or_default();
+    log.matches(what).count() as f64
+}
+
 /// The prefixes in rtm's route file.
 fn rtm_prefixes(daemon: &Daemon) -> Result<BTreeSet<String>> {
     let r = RouteReader::open(&daemon.shm("route"))?;
@@ -232,7 +238,7 @@ fn neighbours(run: &Run, rep: &mut Report) -> Result<()> {
     phase(&format!(
         "kernel mirror: ip -batch of {n} neighbours, 1 ip monitor neigh"
     ));
-    let reader = rtm::shm::NeighReader::open(&daemon.shm("neigh"))?;
+    let mut reader = rtm::shm::NeighReader::open(&daemon.shm("neigh"))?;
     let t0 = Instant::now();
     let mut cmd = ns.ip(&["-batch"]);
     cmd.arg(&batch);
@@ -240,7 +246,6 @@ fn neighbours(run: &Run, rep: &mut Report) -> Result<()> {
     let ip_done = Instant::now();
     let (mut rtm_done, mut mon_done) = (None, None);
     let end = Instant::now() + run.dl.cap(SETTLE)?;
-    let mut reader = reader;
     while (rtm_done.is_none() || mon_done.is_none()) && Instant::now() < end {
         // A larger table is a new generation of the file: follow it.
         let _ = reader.refresh();
@@ -272,10 +277,9 @@ fn neighbours(run: &Run, rep: &mut Report) -> Result<()> {
         n.saturating_sub(reader.len()) as f64,
         "neighbours",
     );
-    let log = std::fs::read_to_string(dir.join("rtmd.log")).unwrap_or_default();
     rep.add(
         "kernel_mirror_neigh_redumps",
-        log.matches("dropped neighbour events").count() as f64,
+        log_count(&dir, "dropped neighbour events"),
         "dumps",
     );
     daemon.stop()?;
@@ -610,10 +614,9 @@ fn enobufs(run: &Run, batch: &Path, rep: &mut Report) -> Result<()> {
         differ as f64,
         "prefixes",
     );
-    let log = std::fs::read_to_string(dir.join("rtmd.log")).unwrap_or_default();
     rep.add(
         "kernel_mirror_enobufs_redumps",
-        log.matches("dumping again").count() as f64,
+        log_count(&dir, "dumping again"),
         "dumps",
     );
     daemon.stop()?;

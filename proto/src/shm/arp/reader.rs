@@ -130,10 +130,7 @@ impl TableReader<ArpEntry> for ArpReader {
 
 impl std::fmt::Debug for ArpReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArpReader")
-            .field("path", &self.t.path)
-            .field("generation", &self.t.info.generation)
-            .finish()
+        self.t.debug("ArpReader", f)
     }
 }
 

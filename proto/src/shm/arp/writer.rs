@@ -294,12 +294,7 @@ impl TableWriter<ArpEntry> for ArpWriter {
 
 impl std::fmt::Debug for ArpWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArpWriter")
-            .field("path", &self.t.path)
-            .field("generation", &self.t.generation)
-            .field("len", &self.live)
-            .field("slots", &self.t.reg.slot_count)
-            .finish()
+        self.t.debug("ArpWriter", self.live, f)
     }
 }
 

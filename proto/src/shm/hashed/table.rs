@@ -215,6 +215,21 @@ pub(crate) struct TableFile {
 }
 
 impl TableFile {
+    /// What a writer's `Debug` shows: its kind, path, generation, entries and slots.
+    pub fn debug(
+        &self,
+        kind: &str,
+        live: usize,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        f.debug_struct(kind)
+            .field("path", &self.path)
+            .field("generation", &self.generation)
+            .field("len", &live)
+            .field("slots", &self.reg.slot_count)
+            .finish()
+    }
+
     /// Makes a new, unpublished file of `kind` with `tables` tables (all slots EMPTY, its
     /// header complete); the caller fills it and then publishes it with [`file::publish`].
     pub fn create(
@@ -391,6 +406,14 @@ pub(crate) struct TableView {
 }
 
 impl TableView {
+    /// What a reader's `Debug` shows: its kind, path and generation.
+    pub fn debug(&self, kind: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(kind)
+            .field("path", &self.path)
+            .field("generation", &self.info.generation)
+            .finish()
+    }
+
     /// Opens and checks the file of `kind` with `tables` tables at `path`.
     pub fn open(
         path: &Path,

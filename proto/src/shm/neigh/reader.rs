@@ -172,9 +172,6 @@ impl TableReader<Neighbour> for NeighReader {
 
 impl std::fmt::Debug for NeighReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NeighReader")
-            .field("path", &self.t.path)
-            .field("generation", &self.t.info.generation)
-            .finish()
+        self.t.debug("NeighReader", f)
     }
 }

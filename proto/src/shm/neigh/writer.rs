@@ -449,12 +449,7 @@ impl TableWriter<Neighbour> for NeighWriter {
 
 impl std::fmt::Debug for NeighWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NeighWriter")
-            .field("path", &self.t.path)
-            .field("generation", &self.t.generation)
-            .field("len", &self.live)
-            .field("slots", &self.t.reg.slot_count)
-            .finish()
+        self.t.debug("NeighWriter", self.live, f)
     }
 }
 
