@@ -333,6 +333,21 @@ impl<R: Mirrored> TableMirror<R> {
     }
 }
 
+/// `e`, from mapping the kernel neighbour file, saying why the file may be missing: rtmd keeps
+/// it only with `--kernel import`.
+pub fn neighbours_missing(e: ShmError) -> ShmError {
+    match e {
+        ShmError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            ShmError::BadFile {
+                path,
+                why: "no such file: rtmd keeps the kernel's neighbours only with --kernel import"
+                    .into(),
+            }
+        }
+        e => e,
+    }
+}
+
 /// The mirrors of the subscribed tables.
 pub struct Mirror {
     pub route: Option<TableMirror<Route>>,
@@ -368,19 +383,7 @@ impl Mirror {
                 .contains(Table::Neigh)
                 .then(|| {
                     let path = rtm_proto::paths::neigh_shm_of(welcome.route_shm.as_ref());
-                    TableMirror::open(&path, owners).map_err(|e| match e {
-                        ShmError::Io { source, .. }
-                            if source.kind() == std::io::ErrorKind::NotFound =>
-                        {
-                            ShmError::BadFile {
-                                path,
-                                why: "no such file: rtmd keeps the kernel's neighbours only \
-                                      with --kernel import"
-                                    .into(),
-                            }
-                        }
-                        e => e,
-                    })
+                    TableMirror::open(&path, owners).map_err(neighbours_missing)
                 })
                 .transpose()?,
             keep,

@@ -46,13 +46,7 @@ async fn shm_paths(args: &Args) -> (PathBuf, PathBuf, Owners) {
 
 /// As [`open_fail`], saying why the neighbour file may be missing.
 fn neigh_open_fail(path: &Path, e: ShmError) -> u8 {
-    match e {
-        ShmError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => open_fail(
-            path,
-            "no such file (rtmd keeps the kernel's neighbours only with --kernel import)",
-        ),
-        e => open_fail(path, e),
-    }
+    open_fail(path, rtm::mirror::neighbours_missing(e))
 }
 
 fn open_fail(path: &Path, e: impl std::fmt::Display) -> u8 {
